@@ -1,0 +1,205 @@
+//! Located diagnostics: a problem in an input file, with file, line, column, a stable code and a hint.
+
+use std::fmt;
+use std::ops::Range;
+use std::sync::Arc;
+
+use serde::Serialize;
+
+/// The text of an input file and the name to show for it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub name: Arc<str>,
+    pub text: Arc<str>,
+}
+
+impl Source {
+    pub fn new(name: impl Into<Arc<str>>, text: impl Into<Arc<str>>) -> Source {
+        Source { name: name.into(), text: text.into() }
+    }
+
+    /// Line and column (both from 1, columns in characters) of a byte offset.
+    pub fn locate(&self, span: &Range<usize>) -> Location {
+        let at = floor_char_boundary(&self.text, span.start.min(self.text.len()));
+        let before = &self.text[..at];
+        let line = before.matches('\n').count() + 1;
+        let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+        let column = self.text[line_start..at].chars().count() + 1;
+        Location { file: self.name.to_string(), line, column }
+    }
+
+    /// The line a location stands on, for showing under a message.
+    pub fn line_text(&self, line: usize) -> Option<&str> {
+        self.text.lines().nth(line.checked_sub(1)?)
+    }
+}
+
+fn floor_char_boundary(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// Where a problem is.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Location {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}", self.file, self.line, self.column)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Error,
+    Warning,
+    Info,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+            Severity::Info => "info",
+        }
+    }
+}
+
+/// One problem found in an input file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub code: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub location: Option<Location>,
+    /// The source line the location points into, to show under the message.
+    #[serde(skip)]
+    pub excerpt: Option<String>,
+    pub hint: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(code: &'static str, message: impl Into<String>) -> Diagnostic {
+        Diagnostic {
+            code,
+            severity: Severity::Error,
+            message: message.into(),
+            location: None,
+            excerpt: None,
+            hint: None,
+        }
+    }
+
+    pub fn at(mut self, source: &Source, span: &Range<usize>) -> Diagnostic {
+        let loc = source.locate(span);
+        self.excerpt = source.line_text(loc.line).map(str::to_owned);
+        self.location = Some(loc);
+        self
+    }
+
+    pub fn hint(mut self, hint: impl Into<String>) -> Diagnostic {
+        self.hint = Some(hint.into());
+        self
+    }
+
+    pub fn maybe_hint(mut self, hint: Option<String>) -> Diagnostic {
+        self.hint = hint;
+        self
+    }
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(loc) = &self.location {
+            write!(f, "{loc}: ")?;
+        }
+        write!(f, "{}[{}]: {}", self.severity.as_str(), self.code, self.message)?;
+        if let (Some(loc), Some(line)) = (&self.location, &self.excerpt) {
+            let width = loc.line.to_string().len();
+            write!(f, "\n{:width$} |\n{} | {}", "", loc.line, line)?;
+            let pad: String = line
+                .chars()
+                .take(loc.column.saturating_sub(1))
+                .map(|c| if c == '\t' { '\t' } else { ' ' })
+                .collect();
+            write!(f, "\n{:width$} | {pad}^", "")?;
+        }
+        if let Some(hint) = &self.hint {
+            write!(f, "\n  = hint: {hint}")?;
+        }
+        Ok(())
+    }
+}
+
+/// One or more problems that stop an input from being used.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostics(pub Vec<Diagnostic>);
+
+impl fmt::Display for Diagnostics {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{d}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Diagnostics {}
+
+/// A TOML syntax or type error, located.
+pub fn from_toml(source: &Source, err: &toml::de::Error) -> Diagnostic {
+    let message = err.message().trim().to_string();
+    let code = if message.starts_with("unknown field") {
+        "E002"
+    } else if message.starts_with("invalid type")
+        || message.starts_with("invalid value")
+        || message.starts_with("unknown variant")
+        || message.starts_with("missing field")
+    {
+        "E003"
+    } else {
+        "E001"
+    };
+    let hint = match code {
+        "E002" => Some("remove the key, or check its spelling against the expected ones".to_string()),
+        "E001" => Some("see https://toml.io for the syntax".to_string()),
+        _ => None,
+    };
+    let d = Diagnostic::error(code, message).maybe_hint(hint);
+    match err.span() {
+        Some(span) => d.at(source, &span),
+        None => d,
+    }
+}
+
+/// The known name closest to `word`, when one is close enough to be a likely typo.
+pub fn suggest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+    known
+        .into_iter()
+        .map(|k| (strsim::jaro_winkler(word, k), k))
+        .filter(|(score, _)| *score > 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, k)| k)
+}
+
+/// "did you mean `x`?" or the list of valid names.
+pub fn did_you_mean<'a>(word: &str, known: impl IntoIterator<Item = &'a str> + Clone) -> String {
+    match suggest(word, known.clone()) {
+        Some(best) => format!("did you mean `{best}`?"),
+        None => {
+            let all: Vec<&str> = known.into_iter().collect();
+            format!("valid names: {}", all.join(", "))
+        }
+    }
+}

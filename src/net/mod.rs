@@ -1,0 +1,1 @@
+//! Live verification: the only module that touches sockets (wire format, listener, prober).
