@@ -1,9 +1,11 @@
 //! scc-ports: the ports of on-premise Sinch Contact Center, planned, checked, firewalled and proven.
 //!
 //! The core is pure (data in, data out): [`catalog`], [`range`], [`diag`], [`render`].
-//! Only the `cli` module of the binary prints.
+//! Only [`cli`] prints; only [`net`] touches sockets.
 
 pub mod catalog;
+pub mod cli;
 pub mod diag;
-pub mod range;
 pub mod net;
+pub mod range;
+pub mod render;

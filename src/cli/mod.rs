@@ -1,0 +1,146 @@
+//! The command-line front end: runs a parsed command against the core and prints. The only printer.
+
+pub mod args;
+
+use std::io::{IsTerminal, Write};
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{CommandFactory, Parser};
+
+pub use args::Cli;
+use args::{CatalogArgs, ColorWhen, Command};
+
+use crate::catalog::Catalog;
+use crate::diag::{Diagnostics, Source};
+use crate::render::{self, Format};
+
+/// Exit code for "the answer is no".
+pub const EXIT_NO: u8 = 1;
+/// Exit code for bad input or invocation.
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// Parses the process arguments, runs, and maps every outcome to an exit code. The one place
+/// errors become exit codes.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_BAD_INPUT } else { 0 });
+        }
+    };
+    match cli.color {
+        ColorWhen::Auto => {}
+        ColorWhen::Always => anstream::ColorChoice::Always.write_global(),
+        ColorWhen::Never => anstream::ColorChoice::Never.write_global(),
+    }
+    match run(cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            report(&err);
+            ExitCode::from(EXIT_BAD_INPUT)
+        }
+    }
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|e| {
+        e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+fn report(err: &anyhow::Error) {
+    let red = anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Red.into())).bold();
+    let mut stderr = anstream::stderr();
+    // Located diagnostics carry their own "error[code]" prefix; other errors get one.
+    if let Some(d) = err.downcast_ref::<Diagnostics>() {
+        for (i, one) in d.0.iter().enumerate() {
+            if i > 0 {
+                let _ = writeln!(stderr);
+            }
+            let _ = writeln!(stderr, "{one}");
+        }
+        return;
+    }
+    let _ = write!(stderr, "{red}error{red:#}: {err}");
+    for cause in err.chain().skip(1) {
+        let _ = write!(stderr, "\n  caused by: {cause}");
+    }
+    let _ = writeln!(stderr);
+}
+
+/// Runs one parsed command line.
+pub fn run(cli: Cli) -> Result<ExitCode> {
+    let catalog = load_catalog(cli.catalog.as_deref())?;
+    match cli.command {
+        Command::Catalog(args) => catalog_cmd(&catalog, args),
+        Command::Completions { shell } => {
+            let mut cmd = Cli::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "scc-ports", &mut out);
+            emit(&String::from_utf8_lossy(&out))
+        }
+    }
+}
+
+fn read_file(path: &Path) -> Result<Source> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let at = e.utf8_error().valid_up_to();
+        let source = Source::new(path.display().to_string(), String::from_utf8_lossy(&e.into_bytes()[..at]).into_owned());
+        Diagnostics(vec![
+            crate::diag::Diagnostic::error("E001", "the file is not UTF-8 text")
+                .at(&source, &(at..at))
+                .hint("save the file as UTF-8 text; is it the right file?"),
+        ])
+    })?;
+    Ok(Source::new(path.display().to_string(), text))
+}
+
+fn load_catalog(path: Option<&Path>) -> Result<Catalog> {
+    match path {
+        None => Ok(Catalog::embedded()),
+        Some(p) => Ok(Catalog::parse(&read_file(p)?)?),
+    }
+}
+
+/// Writes to stdout; a closed pipe surfaces as an error that `main` turns into a quiet exit.
+fn emit(text: &str) -> Result<ExitCode> {
+    let mut out = anstream::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn terminal_width() -> usize {
+    if std::io::stdout().is_terminal() {
+        if let Some(w) = std::env::var("COLUMNS").ok().and_then(|c| c.parse::<usize>().ok()) {
+            return w.max(60);
+        }
+    }
+    100
+}
+
+fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
+    let mut s = serde_json::to_string_pretty(value)?;
+    s.push('\n');
+    Ok(s)
+}
+
+fn catalog_cmd(catalog: &Catalog, args: CatalogArgs) -> Result<ExitCode> {
+    let only = match &args.component {
+        Some(id) => Some(catalog.require_component(id).map_err(|d| Diagnostics(vec![d]))?),
+        None => None,
+    };
+    let components = render::catalog::select(catalog, only);
+    let text = match args.format {
+        Format::Json => json(&components)?,
+        f => render::catalog::grid(&components, f).render(f, terminal_width()),
+    };
+    emit(&text)
+}

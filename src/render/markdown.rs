@@ -1,0 +1,19 @@
+//! Markdown: one GitHub-flavoured table, cells escaped so that pipes and newlines cannot break it.
+
+use super::Grid;
+
+pub fn render(grid: &Grid) -> String {
+    let mut out = String::new();
+    let header: Vec<&str> = grid.columns.iter().map(|c| c.title).collect();
+    out.push_str(&format!("| {} |\n", header.join(" | ")));
+    out.push_str(&format!("|{}\n", "---|".repeat(header.len())));
+    for row in &grid.rows {
+        let cells: Vec<String> = row.iter().map(|c| escape(c)).collect();
+        out.push_str(&format!("| {} |\n", cells.join(" | ")));
+    }
+    out
+}
+
+fn escape(cell: &str) -> String {
+    cell.replace('\\', "\\\\").replace('|', "\\|").replace('\n', "<br>")
+}
