@@ -268,10 +268,12 @@ impl Catalog {
     }
 
     /// A component by id, or an error naming the closest valid id.
-    pub fn require_component(&self, id: &str) -> Result<&Component, Diagnostic> {
+    pub fn require_component(&self, id: &str) -> Result<&Component, Diagnostics> {
         self.component(id).ok_or_else(|| {
-            Diagnostic::error("E012", format!("unknown component `{id}`"))
-                .hint(did_you_mean(id, self.component_ids()))
+            Diagnostics(vec![
+                Diagnostic::error("E012", format!("unknown component `{id}`"))
+                    .hint(did_you_mean(id, self.component_ids())),
+            ])
         })
     }
 

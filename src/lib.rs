@@ -5,7 +5,9 @@
 
 pub mod catalog;
 pub mod cli;
+pub mod deployment;
 pub mod diag;
 pub mod net;
+pub mod plan;
 pub mod range;
 pub mod render;

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::deployment::Template;
 use crate::render::Format;
 
 const EXAMPLES: &str = "\
@@ -62,6 +63,42 @@ pub enum Command {
     )]
     Catalog(CatalogArgs),
 
+    /// Print a commented starter deployment file
+    #[command(
+        long_about = "Print a commented starter deployment file (TOML) to edit: zones, HAC nodes, \
+            virtual units and their variables. The all-in-one template is also the embedded default \
+            system that every command uses when no FILE is given.",
+        after_help = "Examples:\n  scc-ports init > acme.toml\n  scc-ports init --template redundant > acme.toml"
+    )]
+    Init {
+        /// Which starter system
+        #[arg(long, value_enum, default_value_t = Template::AllInOne)]
+        template: Template,
+    },
+
+    /// Show every port binding of every node: what listens where, and why that port
+    #[command(
+        long_about = "Show every port binding of the system: for each HAC node, every address it \
+            listens on (its own, and the virtual IP of each unit it holds an instance of), each \
+            component's ports resolved from the defaults and the installation variables, and where \
+            each value came from. Client zones list the workstation ports (Communication Desktop).",
+        after_help = "Examples:\n  scc-ports plan                       the embedded all-in-one demo\n  \
+            scc-ports plan acme.toml --node APP1\n  scc-ports plan acme.toml --format csv > bindings.csv"
+    )]
+    Plan(PlanArgs),
+
+    /// Find conflicts and mistakes before installation (exit 1 when there are errors)
+    #[command(
+        long_about = "Find conflicts and mistakes before installation: ports that clash on one address \
+            or node, duplicate addresses, addresses outside their zone, units without failover, ports \
+            in the Windows dynamic range, roles no zone carries, ports left unset. Each finding has a \
+            stable code (see docs/checks.md), the places involved and a hint.\n\n\
+            Exit code 0 when there are no errors (warnings are allowed), 1 when there are.",
+        after_help = "Examples:\n  scc-ports check\n  scc-ports check acme.toml\n  \
+            scc-ports check acme.toml --format json | jq '.findings[] | select(.severity == \"error\")'"
+    )]
+    Check(CheckArgs),
+
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     #[command(after_help = "Examples:\n  scc-ports completions bash > /etc/bash_completion.d/scc-ports\n  \
             scc-ports completions zsh > \"${fpath[1]}/_scc-ports\"\n  \
@@ -70,6 +107,38 @@ pub enum Command {
         /// The shell to write completions for
         shell: clap_complete::Shell,
     },
+}
+
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The deployment file (TOML); the embedded all-in-one demo when omitted
+    pub file: Option<PathBuf>,
+
+    /// Show only this node (or client zone)
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CheckFormat {
+    /// One block per finding, errors first, then a summary line
+    Table,
+    /// {"summary": {...}, "findings": [...]}
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The deployment file (TOML); the embedded all-in-one demo when omitted
+    pub file: Option<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = CheckFormat::Table)]
+    pub format: CheckFormat,
 }
 
 #[derive(Debug, Args)]

@@ -10,9 +10,12 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 
 pub use args::Cli;
-use args::{CatalogArgs, ColorWhen, Command};
+use args::{CatalogArgs, CheckArgs, CheckFormat, ColorWhen, Command, PlanArgs};
 
 use crate::catalog::Catalog;
+use crate::deployment::{Deployment, Template};
+use crate::diag::Diagnostic;
+use crate::plan::Plan;
 use crate::diag::{Diagnostics, Source};
 use crate::render::{self, Format};
 
@@ -79,6 +82,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     let catalog = load_catalog(cli.catalog.as_deref())?;
     match cli.command {
         Command::Catalog(args) => catalog_cmd(&catalog, args),
+        Command::Init { template } => emit(template.text()),
+        Command::Plan(args) => plan_cmd(&catalog, args),
+        Command::Check(args) => check_cmd(&catalog, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = Vec::new();
@@ -134,7 +140,7 @@ fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
 
 fn catalog_cmd(catalog: &Catalog, args: CatalogArgs) -> Result<ExitCode> {
     let only = match &args.component {
-        Some(id) => Some(catalog.require_component(id).map_err(|d| Diagnostics(vec![d]))?),
+        Some(id) => Some(catalog.require_component(id)?),
         None => None,
     };
     let components = render::catalog::select(catalog, only);
@@ -143,4 +149,64 @@ fn catalog_cmd(catalog: &Catalog, args: CatalogArgs) -> Result<ExitCode> {
         f => render::catalog::grid(&components, f).render(f, terminal_width()),
     };
     emit(&text)
+}
+
+/// The deployment in `path`, or the embedded all-in-one demo.
+fn load_deployment(path: Option<&Path>, catalog: &Catalog) -> Result<Deployment> {
+    let source = match path {
+        Some(p) => read_file(p)?,
+        None => Template::AllInOne.source(),
+    };
+    Ok(crate::deployment::parse(&source, catalog)?)
+}
+
+/// The name of a node or client zone given on the command line, checked.
+fn require_host(dep: &Deployment, plan: &Plan, name: &str) -> Result<()> {
+    if dep.node(name).is_some() || plan.bindings.iter().any(|b| b.host.name() == name) {
+        return Ok(());
+    }
+    let mut known: Vec<&str> = dep.nodes.iter().map(|n| n.name.as_str()).collect();
+    known.extend(plan.bindings.iter().filter(|b| matches!(b.host, crate::plan::Host::Workstations { .. })).map(|b| b.host.name()));
+    known.dedup();
+    Err(Diagnostics(vec![
+        Diagnostic::error("E011", format!("unknown node `{name}`")).hint(crate::diag::did_you_mean(name, known.iter().copied())),
+    ])
+    .into())
+}
+
+fn plan_cmd(catalog: &Catalog, args: PlanArgs) -> Result<ExitCode> {
+    let dep = load_deployment(args.file.as_deref(), catalog)?;
+    let plan = crate::plan::resolve(&dep, catalog);
+    if let Some(n) = &args.node {
+        require_host(&dep, &plan, n)?;
+    }
+    let selected: Vec<&crate::plan::Binding> =
+        plan.bindings.iter().filter(|b| args.node.as_deref().is_none_or(|n| b.host.name() == n)).collect();
+    let text = match args.format {
+        Format::Json => json(&serde_json::json!({ "name": dep.name, "bindings": selected }))?,
+        f => render::plan::grid(selected, f).render(f, terminal_width()),
+    };
+    emit(&text)
+}
+
+fn check_cmd(catalog: &Catalog, args: CheckArgs) -> Result<ExitCode> {
+    let dep = load_deployment(args.file.as_deref(), catalog)?;
+    let plan = crate::plan::resolve(&dep, catalog);
+    let findings = crate::plan::check(&dep, catalog, &plan);
+    let text = match args.format {
+        CheckFormat::Json => {
+            let summary: serde_json::Map<String, serde_json::Value> = render::plan::summary(&findings)
+                .iter()
+                .map(|(s, n)| (s.as_str().to_string(), (*n).into()))
+                .collect();
+            json(&serde_json::json!({ "summary": summary, "findings": findings }))?
+        }
+        CheckFormat::Table => {
+            let styled = anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
+            render::plan::findings_text(&findings, styled)
+        }
+    };
+    emit(&text)?;
+    let errors = findings.iter().any(|f| f.severity == crate::diag::Severity::Error);
+    Ok(if errors { ExitCode::from(EXIT_NO) } else { ExitCode::SUCCESS })
 }

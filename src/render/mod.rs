@@ -3,6 +3,7 @@
 pub mod catalog;
 pub mod csv;
 pub mod markdown;
+pub mod plan;
 pub mod table;
 
 /// The output formats of the listing commands.

@@ -1,0 +1,121 @@
+//! The system model: zones, HAC nodes and virtual units, validated from the deployment file.
+
+pub mod raw;
+mod validate;
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+
+use crate::catalog::{Catalog, Role};
+use crate::diag::{Diagnostics, Location, Source};
+
+pub use validate::parse;
+
+/// The embedded default system and the starter files of `init`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Template {
+    /// Every package in one unit on one server: the demo setup (the embedded default)
+    AllInOne,
+    /// Two application servers, two web servers, a mock database node
+    Redundant,
+    /// Two sites, one package per unit, large MRS areas, IVR and web visitors
+    Large,
+}
+
+impl Template {
+    pub const ALL: [Template; 3] = [Template::AllInOne, Template::Redundant, Template::Large];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Template::AllInOne => "all-in-one",
+            Template::Redundant => "redundant",
+            Template::Large => "large",
+        }
+    }
+
+    /// The commented starter file, the same text as `examples/<name>.toml`.
+    pub fn text(self) -> &'static str {
+        match self {
+            Template::AllInOne => include_str!("../../examples/all-in-one.toml"),
+            Template::Redundant => include_str!("../../examples/redundant.toml"),
+            Template::Large => include_str!("../../examples/large.toml"),
+        }
+    }
+
+    pub fn source(self) -> Source {
+        Source::new(format!("<{}>", self.name()), self.text())
+    }
+
+    pub fn load(self, catalog: &Catalog) -> Result<Deployment, Diagnostics> {
+        parse(&self.source(), catalog)
+    }
+}
+
+/// An installation or deployment variable set in the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    /// `component.variable`
+    pub name: String,
+    pub value: u32,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Zone {
+    pub name: String,
+    pub cidrs: Vec<IpNet>,
+    pub roles: Vec<Role>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Node {
+    pub name: String,
+    pub address: IpAddr,
+    /// Index into [`Deployment::zones`].
+    pub zone: usize,
+    /// False for a mock node (database or DMZ server without HAC software).
+    pub hac: bool,
+    pub variables: Vec<Setting>,
+    pub location: Location,
+    pub address_location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unit {
+    pub name: String,
+    pub address: IpAddr,
+    /// Component ids of `package` placement, in file order, each once.
+    pub packages: Vec<String>,
+    /// Indexes into [`Deployment::nodes`], each once.
+    pub instances: Vec<usize>,
+    pub variables: Vec<Setting>,
+    pub location: Location,
+    pub address_location: Location,
+}
+
+/// A validated system model: every name it refers to exists, every value is in range.
+#[derive(Debug, Clone)]
+pub struct Deployment {
+    pub name: String,
+    pub source: Source,
+    pub zones: Vec<Zone>,
+    pub nodes: Vec<Node>,
+    pub units: Vec<Unit>,
+}
+
+impl Deployment {
+    pub fn node(&self, name: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.name == name)
+    }
+
+    pub fn zone(&self, name: &str) -> Option<&Zone> {
+        self.zones.iter().find(|z| z.name == name)
+    }
+
+    /// The zones that carry `role`.
+    pub fn zones_with(&self, role: Role) -> impl Iterator<Item = &Zone> {
+        self.zones.iter().filter(move |z| z.roles.contains(&role))
+    }
+}

@@ -1,0 +1,55 @@
+//! The serde mirror of the deployment file: every value kept with its span, nothing checked yet.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+pub type Key = Spanned<String>;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawDeployment {
+    pub name: Option<Spanned<String>>,
+    #[serde(default)]
+    pub zones: BTreeMap<Key, Spanned<RawZone>>,
+    #[serde(default)]
+    pub nodes: BTreeMap<Key, Spanned<RawNode>>,
+    #[serde(default)]
+    pub units: BTreeMap<Key, Spanned<RawUnit>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawZone {
+    pub cidrs: Spanned<Vec<Spanned<String>>>,
+    pub roles: Spanned<Vec<Spanned<String>>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNode {
+    pub address: Spanned<String>,
+    pub zone: Spanned<String>,
+    pub hac: Option<bool>,
+    #[serde(default)]
+    pub variables: BTreeMap<Key, Spanned<i64>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawUnit {
+    pub address: Spanned<String>,
+    pub packages: Spanned<Vec<Spanned<String>>>,
+    #[serde(default)]
+    pub instances: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub variables: BTreeMap<Key, Spanned<i64>>,
+}
+
+/// Map entries in the order the file gives them (a `BTreeMap` sorts by name; spans restore order).
+pub fn in_file_order<V>(map: BTreeMap<Key, V>) -> Vec<(Key, V)> {
+    let mut entries: Vec<(Key, V)> = map.into_iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    entries
+}

@@ -1,0 +1,415 @@
+//! Deployment validation: the raw file into a [`Deployment`] where every name resolves and every
+//! value is in range. Every problem is collected, located, with a hint; nothing is guessed.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::ops::Range;
+
+use ipnet::IpNet;
+use toml::Spanned;
+
+use super::raw::{RawDeployment, RawNode, RawUnit, in_file_order};
+use super::{Deployment, Node, Setting, Unit, Zone};
+use crate::catalog::{Catalog, Placement, PortDefault, Role, VariableKind};
+use crate::diag::{Diagnostic, Diagnostics, Source, did_you_mean, from_toml};
+use crate::range::PortRange;
+
+struct Ctx<'a> {
+    source: &'a Source,
+    catalog: &'a Catalog,
+    problems: Vec<Diagnostic>,
+}
+
+impl Ctx<'_> {
+    fn err(&mut self, code: &'static str, span: Range<usize>, msg: String, hint: impl Into<Option<String>>) {
+        let d = Diagnostic::error(code, msg).at(self.source, &span).maybe_hint(hint.into());
+        self.problems.push(d);
+    }
+}
+
+/// Parses and validates a deployment file against a catalog.
+pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnostics> {
+    let raw: RawDeployment =
+        toml::from_str(&source.text).map_err(|e| Diagnostics(vec![from_toml(source, &e)]))?;
+    let mut cx = Ctx { source, catalog, problems: vec![] };
+    let name = raw.name.as_ref().map(|n| n.get_ref().clone()).unwrap_or_default();
+
+    if raw.nodes.is_empty() {
+        let span = raw.name.as_ref().map_or(0..0, |n| n.span());
+        cx.err(
+            "E004",
+            span,
+            "the deployment has no nodes".into(),
+            "describe at least one server under [nodes.NAME]; `scc-ports init` prints a starter file".to_string(),
+        );
+    }
+
+    let zones = zones(&mut cx, raw.zones);
+    let zone_index: HashMap<&str, usize> = zones.iter().enumerate().map(|(i, z)| (z.name.as_str(), i)).collect();
+    let zone_names: Vec<&str> = zones.iter().map(|z| z.name.as_str()).collect();
+
+    let mut nodes = Vec::new();
+    for (key, raw_node) in in_file_order(raw.nodes) {
+        if let Some(n) = node(&mut cx, &key, raw_node, &zone_index, &zone_names) {
+            nodes.push(n);
+        }
+    }
+    let node_index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+    let node_names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
+
+    let mut units = Vec::new();
+    for (key, raw_unit) in in_file_order(raw.units) {
+        if let Some(u) = unit(&mut cx, &key, raw_unit, &node_index, &node_names) {
+            units.push(u);
+        }
+    }
+
+    if !cx.problems.is_empty() {
+        return Err(Diagnostics(cx.problems));
+    }
+    Ok(Deployment { name, source: source.clone(), zones, nodes, units })
+}
+
+fn check_name(cx: &mut Ctx, key: &Spanned<String>, what: &str, ok: fn(u8) -> bool, rule: &str) -> bool {
+    let name = key.get_ref();
+    if name.is_empty() || !name.bytes().all(ok) {
+        let fixed: String = name
+            .chars()
+            .map(|c| if c.is_ascii() && ok(c.to_ascii_uppercase() as u8) { c.to_ascii_uppercase() } else { '_' })
+            .collect();
+        let hint = if what == "node" && !fixed.is_empty() {
+            format!("{rule}: `{fixed}`")
+        } else {
+            rule.to_string()
+        };
+        cx.err("E005", key.span(), format!("{what} name `{name}` is not valid"), hint);
+        return false;
+    }
+    true
+}
+
+fn zones(cx: &mut Ctx, raw: std::collections::BTreeMap<Spanned<String>, Spanned<super::raw::RawZone>>) -> Vec<Zone> {
+    let mut out = Vec::new();
+    for (key, z) in in_file_order(raw) {
+        let ok_name = check_name(
+            cx,
+            &key,
+            "zone",
+            |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_',
+            "zone names use letters, digits, `-` and `_`",
+        );
+        let location = cx.source.locate(&key.span());
+        let z = z.into_inner();
+        if z.cidrs.get_ref().is_empty() {
+            cx.err("E015", z.cidrs.span(), format!("zone `{}` has no CIDRs", key.get_ref()), "list its networks, e.g. cidrs = [\"10.20.0.0/16\"]".to_string());
+        }
+        let mut cidrs = Vec::new();
+        for c in z.cidrs.get_ref() {
+            if let Some(net) = cidr(cx, c) {
+                cidrs.push(net);
+            }
+        }
+        let mut roles = Vec::new();
+        for r in z.roles.get_ref() {
+            match Role::parse(r.get_ref()) {
+                Some(role) if roles.contains(&role) => {
+                    cx.err("E021", r.span(), format!("role `{}` is listed twice", r.get_ref()), "list each role once".to_string());
+                }
+                Some(role) => roles.push(role),
+                None => cx.err(
+                    "E013",
+                    r.span(),
+                    format!("unknown role `{}`", r.get_ref()),
+                    did_you_mean(r.get_ref(), Role::ALL.iter().map(|r| r.as_str())),
+                ),
+            }
+        }
+        if ok_name {
+            out.push(Zone { name: key.into_inner(), cidrs, roles, location });
+        }
+    }
+    out
+}
+
+fn cidr(cx: &mut Ctx, c: &Spanned<String>) -> Option<IpNet> {
+    let text = c.get_ref().trim();
+    match text.parse::<IpNet>() {
+        Ok(net) if net.trunc() == net => Some(net),
+        Ok(net) => {
+            cx.err(
+                "E015",
+                c.span(),
+                format!("`{text}` has host bits set"),
+                format!("the network is `{}`; for one host write `{}/{}`", net.trunc(), net.addr(), net.max_prefix_len()),
+            );
+            None
+        }
+        Err(_) => {
+            let hint = match text.parse::<IpAddr>() {
+                Ok(IpAddr::V4(a)) => format!("for one host write `{a}/32`"),
+                Ok(IpAddr::V6(a)) => format!("for one host write `{a}/128`"),
+                Err(_) => "write a network as ADDRESS/PREFIX, e.g. `10.20.0.0/16`".to_string(),
+            };
+            cx.err("E015", c.span(), format!("`{text}` is not a CIDR"), hint);
+            None
+        }
+    }
+}
+
+fn address(cx: &mut Ctx, a: &Spanned<String>) -> Option<IpAddr> {
+    let text = a.get_ref().trim();
+    match text.parse::<IpAddr>() {
+        Ok(ip) if ip.is_unspecified() || ip.is_multicast() => {
+            cx.err("E016", a.span(), format!("`{text}` cannot be a server's address"), "give the server's own unicast address".to_string());
+            None
+        }
+        Ok(ip) => Some(ip),
+        Err(_) => {
+            let hint = if text.contains('/') {
+                "an address, not a network: drop the /PREFIX".to_string()
+            } else {
+                "write an IPv4 or IPv6 address, e.g. `10.1.0.11`".to_string()
+            };
+            cx.err("E016", a.span(), format!("`{text}` is not an IP address"), hint);
+            None
+        }
+    }
+}
+
+fn node(
+    cx: &mut Ctx,
+    key: &Spanned<String>,
+    raw: Spanned<RawNode>,
+    zones: &HashMap<&str, usize>,
+    zone_names: &[&str],
+) -> Option<Node> {
+    let ok_name = check_name(
+        cx,
+        key,
+        "node",
+        |b| b.is_ascii_uppercase() || b.is_ascii_digit() || b == b'_',
+        "HAC node names use A-Z, 0-9 and `_`",
+    );
+    let raw = raw.into_inner();
+    let address = address(cx, &raw.address);
+    let zone = match zones.get(raw.zone.get_ref().as_str()) {
+        Some(&z) => Some(z),
+        None => {
+            cx.err(
+                "E010",
+                raw.zone.span(),
+                format!("unknown zone `{}`", raw.zone.get_ref()),
+                if zone_names.is_empty() {
+                    "define it under [zones.NAME] with cidrs and roles".to_string()
+                } else {
+                    did_you_mean(raw.zone.get_ref(), zone_names.iter().copied())
+                },
+            );
+            None
+        }
+    };
+    let variables = settings(cx, &raw.variables, |cx, var_span, component| {
+        if component.placement == Placement::Node {
+            return true;
+        }
+        cx.err(
+            "E019",
+            var_span,
+            format!("`{}` is a package of a virtual unit, not a deployment variable of a node", component.id),
+            "set it under [units.NAME.variables] of the unit that holds the package".to_string(),
+        );
+        false
+    });
+    Some(Node {
+        name: key.get_ref().clone(),
+        address: address?,
+        zone: zone?,
+        hac: raw.hac.unwrap_or(true),
+        variables: variables?,
+        location: cx.source.locate(&key.span()),
+        address_location: cx.source.locate(&raw.address.span()),
+    })
+    .filter(|_| ok_name)
+}
+
+fn unit(
+    cx: &mut Ctx,
+    key: &Spanned<String>,
+    raw: Spanned<RawUnit>,
+    nodes: &HashMap<&str, usize>,
+    node_names: &[&str],
+) -> Option<Unit> {
+    let ok_name = check_name(
+        cx,
+        key,
+        "unit",
+        |b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-',
+        "unit names use letters, digits, `-` and `_`",
+    );
+    let raw = raw.into_inner();
+    let address = address(cx, &raw.address);
+    let mut packages: Vec<String> = Vec::new();
+    if raw.packages.get_ref().is_empty() {
+        cx.err("E012", raw.packages.span(), format!("unit `{}` holds no packages", key.get_ref()), "list the packages it holds, e.g. packages = [\"agent-server\"]".to_string());
+    }
+    for p in raw.packages.get_ref() {
+        let id = p.get_ref();
+        match cx.catalog.component(id) {
+            Some(c) if c.placement == Placement::Package => {
+                if packages.contains(id) {
+                    cx.err("E021", p.span(), format!("package `{id}` is listed twice"), "list each package once".to_string());
+                } else {
+                    packages.push(id.clone());
+                }
+            }
+            Some(c) => {
+                let why = match c.placement {
+                    Placement::Node => "it runs on every HAC node; set its ports under [nodes.NAME.variables]",
+                    _ => "it runs on agent workstations in zones with the role `clients`",
+                };
+                cx.err("E012", p.span(), format!("`{id}` is not a package of a virtual unit"), why.to_string());
+            }
+            None => {
+                let hint = did_you_mean(
+                    id,
+                    cx.catalog.components.iter().filter(|c| c.placement == Placement::Package).map(|c| c.id.as_str()),
+                );
+                cx.err("E012", p.span(), format!("unknown package `{id}`"), hint);
+            }
+        }
+    }
+    let mut instances = Vec::new();
+    for n in &raw.instances {
+        match nodes.get(n.get_ref().as_str()) {
+            Some(&i) if instances.contains(&i) => {
+                cx.err("E021", n.span(), format!("node `{}` is listed twice", n.get_ref()), "a node holds at most one instance of a unit".to_string());
+            }
+            Some(&i) => instances.push(i),
+            None => cx.err(
+                "E011",
+                n.span(),
+                format!("unknown node `{}`", n.get_ref()),
+                did_you_mean(n.get_ref(), node_names.iter().copied()),
+            ),
+        }
+    }
+    let unit_name = key.get_ref().clone();
+    let variables = settings(cx, &raw.variables, |cx, var_span, component| {
+        if packages.contains(&component.id) {
+            return true;
+        }
+        let hint = if component.placement == Placement::Package {
+            format!("add `{}` to the unit's packages, or set the variable in the unit that holds it", component.id)
+        } else {
+            "set deployment variables of HAC under [nodes.NAME.variables]".to_string()
+        };
+        cx.err("E019", var_span, format!("unit `{unit_name}` does not hold `{}`", component.id), hint);
+        false
+    });
+    let variables = variables?;
+    check_areas(cx, &raw, &packages, &variables);
+    Some(Unit {
+        name: unit_name,
+        address: address?,
+        packages,
+        instances,
+        variables,
+        location: cx.source.locate(&key.span()),
+        address_location: cx.source.locate(&raw.address.span()),
+    })
+    .filter(|_| ok_name)
+}
+
+/// Validates a `variables` table; `fits` says whether the variable's component belongs there.
+fn settings(
+    cx: &mut Ctx,
+    raw: &std::collections::BTreeMap<Spanned<String>, Spanned<i64>>,
+    mut fits: impl FnMut(&mut Ctx, Range<usize>, &crate::catalog::Component) -> bool,
+) -> Option<Vec<Setting>> {
+    let catalog = cx.catalog;
+    let mut out = Vec::new();
+    let mut ok = true;
+    let mut entries: Vec<_> = raw.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    for (key, value) in entries {
+        let name = key.get_ref();
+        let Some(var) = catalog.variable(name) else {
+            ok = false;
+            let fixed = name.split_once('.').and_then(|(c, p)| catalog.component(c)?.port(p));
+            match fixed {
+                Some(port) => cx.err(
+                    "E018",
+                    key.span(),
+                    format!("`{name}` is not configurable"),
+                    format!(
+                        "the source page fixes it at {} (\"Not configurable\"); remove the line",
+                        port.default.as_ref().map_or("-".into(), PortDefault::describe)
+                    ),
+                ),
+                None => {
+                    let names: Vec<String> = catalog.variables().map(|(n, _)| n).collect();
+                    cx.err(
+                        "E014",
+                        key.span(),
+                        format!("unknown variable `{name}`"),
+                        did_you_mean(name, names.iter().map(String::as_str)),
+                    );
+                }
+            }
+            continue;
+        };
+        if !fits(cx, key.span(), var.component) {
+            ok = false;
+            continue;
+        }
+        let v = *value.get_ref();
+        let (lo, hi, what) = match var.kind {
+            VariableKind::Port | VariableKind::AreaFirstPort => (1, 65535, "a port is 1-65535"),
+            VariableKind::AreaStreams => (1, 65535, "the number of simultaneous streams is 1-65535"),
+        };
+        if v < lo || v > hi {
+            ok = false;
+            cx.err("E017", value.span(), format!("{v} is out of range for `{name}`"), what.to_string());
+            continue;
+        }
+        out.push(Setting { name: name.clone(), value: v as u32, location: cx.source.locate(&key.span()) });
+    }
+    ok.then_some(out)
+}
+
+/// An area whose end (first + multiplier × streams) passes 65535 cannot be installed.
+fn check_areas(cx: &mut Ctx, raw: &RawUnit, packages: &[String], settings: &[Setting]) {
+    let catalog = cx.catalog;
+    for id in packages {
+        let Some(component) = catalog.component(id) else { continue };
+        for port in &component.ports {
+            let Some(PortDefault::Area(area)) = &port.default else { continue };
+            let first_name = format!("{}.{}", component.id, area.first_port_variable);
+            let streams_name = format!("{}.{}", component.id, area.streams_variable);
+            let get = |n: &str| settings.iter().find(|s| s.name == n).map(|s| s.value);
+            let first = get(&first_name).unwrap_or(u32::from(area.first_port));
+            let streams = get(&streams_name).unwrap_or(area.streams);
+            let first16 = u16::try_from(first).unwrap_or(u16::MAX);
+            if PortRange::area(first16, area.multiplier, streams).is_err() {
+                let end = u64::from(first) + u64::from(area.multiplier) * u64::from(streams);
+                // Point at whichever variable was set (the streams first: it is what usually grows).
+                let key = raw
+                    .variables
+                    .keys()
+                    .find(|k| *k.get_ref() == streams_name)
+                    .or_else(|| raw.variables.keys().find(|k| *k.get_ref() == first_name));
+                let span = key.map_or(0..0, |k| k.span());
+                let max_streams = (65535 - u64::from(first)) / u64::from(area.multiplier);
+                cx.err(
+                    "E020",
+                    span,
+                    format!(
+                        "{} area {first} + {} x {streams} ends at {end}, past 65535",
+                        port.id, area.multiplier
+                    ),
+                    format!("lower `{streams_name}` to at most {max_streams}, or move `{first_name}` down"),
+                );
+            }
+        }
+    }
+}

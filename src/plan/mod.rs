@@ -1,0 +1,134 @@
+//! The plan: every port binding of a deployment (resolve) and the findings about them (check).
+
+pub mod check;
+mod resolve;
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::Serialize;
+
+use crate::catalog::{Role, Transport};
+use crate::range::PortRange;
+
+pub use check::{Finding, Place, check};
+pub use resolve::resolve;
+
+/// Where a binding listens.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Host {
+    /// A server: a HAC node (or mock node) and one of its addresses.
+    Node { node: String, address: IpAddr },
+    /// The agent workstations of a client zone.
+    Workstations { zone: String, cidrs: Vec<IpNet> },
+}
+
+impl Host {
+    /// The node name, or the zone name for workstations.
+    pub fn name(&self) -> &str {
+        match self {
+            Host::Node { node, .. } => node,
+            Host::Workstations { zone, .. } => zone,
+        }
+    }
+
+    pub fn address_text(&self) -> String {
+        match self {
+            Host::Node { address, .. } => address.to_string(),
+            Host::Workstations { cidrs, .. } => {
+                cidrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
+            }
+        }
+    }
+}
+
+/// Where a binding's port value came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", content = "variables", rename_all = "kebab-case")]
+pub enum Origin {
+    /// The catalog's default.
+    Default,
+    /// Installation variables of the unit (names).
+    UnitVariable(Vec<String>),
+    /// Deployment variables of the node (names).
+    NodeVariable(Vec<String>),
+}
+
+impl Origin {
+    pub fn label(&self) -> String {
+        match self {
+            Origin::Default => "default".into(),
+            Origin::UnitVariable(v) => format!("unit variable {}", v.join(", ")),
+            Origin::NodeVariable(v) => format!("node variable {}", v.join(", ")),
+        }
+    }
+}
+
+/// One port (or range) that one host listens on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub host: Host,
+    /// The virtual unit, for packages.
+    pub unit: Option<String>,
+    pub component: String,
+    pub port_id: String,
+    pub transport: Transport,
+    pub ports: PortRange,
+    pub origin: Origin,
+    /// Who connects (the catalog's roles).
+    pub from: Vec<Role>,
+}
+
+impl Serialize for Binding {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let mut st = s.serialize_struct("Binding", 12)?;
+        match &self.host {
+            Host::Node { node, address } => {
+                st.serialize_field("node", node)?;
+                st.serialize_field("kind", "server")?;
+                st.serialize_field("address", address)?;
+            }
+            Host::Workstations { zone, cidrs } => {
+                st.serialize_field("node", zone)?;
+                st.serialize_field("kind", "workstations")?;
+                st.serialize_field("address", cidrs)?;
+            }
+        }
+        st.serialize_field("unit", &self.unit)?;
+        st.serialize_field("component", &self.component)?;
+        st.serialize_field("port_id", &self.port_id)?;
+        st.serialize_field("transport", &self.transport)?;
+        st.serialize_field("first_port", &self.ports.lo())?;
+        st.serialize_field("last_port", &self.ports.hi())?;
+        st.serialize_field("parity", &self.ports.parity())?;
+        st.serialize_field("origin", &self.origin)?;
+        st.serialize_field("from", &self.from)?;
+        st.end()
+    }
+}
+
+/// A port with no default that nobody set: it is not opened anywhere.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Unset {
+    pub unit: String,
+    pub component: String,
+    pub port_id: String,
+    pub variable: String,
+}
+
+/// Every binding of a deployment, in a stable order: nodes in file order (HAC first, then units in
+/// file order, catalog order within), then client zones.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Plan {
+    pub bindings: Vec<Binding>,
+    #[serde(skip)]
+    pub unset: Vec<Unset>,
+}
+
+impl Plan {
+    /// The bindings of one node (all its addresses) or one client zone.
+    pub fn for_host<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Binding> + 'a {
+        self.bindings.iter().filter(move |b| b.host.name() == name)
+    }
+}

@@ -1,0 +1,129 @@
+//! Resolution: from a validated deployment and the catalog to the bindings of every host.
+
+use super::{Binding, Host, Origin, Plan, Unset};
+use crate::catalog::{Catalog, Component, Placement, PortDefault};
+use crate::deployment::{Deployment, Setting};
+use crate::range::PortRange;
+
+/// The effective port of `port` given the settings in force, or `None` when it has no value.
+fn effective(
+    component: &Component,
+    port: &crate::catalog::Port,
+    settings: &[Setting],
+) -> Option<(PortRange, Vec<String>)> {
+    let get = |name: &str| settings.iter().find(|s| s.name == name).map(|s| s.value);
+    match &port.default {
+        Some(PortDefault::Area(area)) => {
+            let first_name = format!("{}.{}", component.id, area.first_port_variable);
+            let streams_name = format!("{}.{}", component.id, area.streams_variable);
+            let mut used = Vec::new();
+            let first = match get(&first_name) {
+                Some(v) => {
+                    used.push(first_name);
+                    v as u16
+                }
+                None => area.first_port,
+            };
+            let streams = match get(&streams_name) {
+                Some(v) => {
+                    used.push(streams_name);
+                    v
+                }
+                None => area.streams,
+            };
+            // Validation rejected areas past 65535, so this holds.
+            PortRange::area(first, area.multiplier, streams).ok().map(|r| (r, used))
+        }
+        default => {
+            let name = format!("{}.{}", component.id, port.id);
+            match get(&name) {
+                Some(v) if port.configurable => {
+                    PortRange::single(v as u16).ok().map(|r| (r, vec![name]))
+                }
+                _ => default.as_ref().map(|d| (d.range(), vec![])),
+            }
+        }
+    }
+}
+
+/// Every binding of the deployment.
+pub fn resolve(deployment: &Deployment, catalog: &Catalog) -> Plan {
+    let mut plan = Plan::default();
+    let mut units_of = vec![Vec::new(); deployment.nodes.len()];
+    for unit in &deployment.units {
+        for &n in &unit.instances {
+            units_of[n].push(unit);
+        }
+    }
+    for (node, units) in deployment.nodes.iter().zip(&units_of) {
+        let here = |address| Host::Node { node: node.name.clone(), address };
+        if node.hac {
+            for c in catalog.components.iter().filter(|c| c.placement == Placement::Node) {
+                for p in &c.ports {
+                    let Some((ports, used)) = effective(c, p, &node.variables) else { continue };
+                    let origin = if used.is_empty() { Origin::Default } else { Origin::NodeVariable(used) };
+                    plan.bindings.push(Binding {
+                        host: here(node.address),
+                        unit: None,
+                        component: c.id.clone(),
+                        port_id: p.id.clone(),
+                        transport: p.transport,
+                        ports,
+                        origin,
+                        from: p.from.clone(),
+                    });
+                }
+            }
+        }
+        for unit in units {
+            for c in catalog.components.iter().filter(|c| unit.packages.contains(&c.id)) {
+                for p in &c.ports {
+                    let Some((ports, used)) = effective(c, p, &unit.variables) else { continue };
+                    let origin = if used.is_empty() { Origin::Default } else { Origin::UnitVariable(used) };
+                    plan.bindings.push(Binding {
+                        host: here(unit.address),
+                        unit: Some(unit.name.clone()),
+                        component: c.id.clone(),
+                        port_id: p.id.clone(),
+                        transport: p.transport,
+                        ports,
+                        origin,
+                        from: p.from.clone(),
+                    });
+                }
+            }
+        }
+    }
+    for unit in &deployment.units {
+        for c in catalog.components.iter().filter(|c| unit.packages.contains(&c.id)) {
+            for p in c.ports.iter().filter(|p| p.default.is_none()) {
+                if effective(c, p, &unit.variables).is_none() {
+                    plan.unset.push(Unset {
+                        unit: unit.name.clone(),
+                        component: c.id.clone(),
+                        port_id: p.id.clone(),
+                        variable: format!("{}.{}", c.id, p.id),
+                    });
+                }
+            }
+        }
+    }
+    for zone in deployment.zones.iter().filter(|z| z.roles.contains(&crate::catalog::Role::Clients)) {
+        for c in catalog.components.iter().filter(|c| c.placement == Placement::Workstation) {
+            for p in &c.ports {
+                let Some(default) = &p.default else { continue };
+                plan.bindings.push(Binding {
+                    host: Host::Workstations { zone: zone.name.clone(), cidrs: zone.cidrs.clone() },
+                    unit: None,
+                    component: c.id.clone(),
+                    port_id: p.id.clone(),
+                    transport: p.transport,
+                    ports: default.range(),
+                    origin: Origin::Default,
+                    from: p.from.clone(),
+                });
+            }
+        }
+    }
+    plan
+}
