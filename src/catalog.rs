@@ -100,8 +100,14 @@ pub enum Role {
 }
 
 impl Role {
-    pub const ALL: [Role; 6] =
-        [Role::Servers, Role::Clients, Role::Admins, Role::Trunk, Role::Ivr, Role::Visitors];
+    pub const ALL: [Role; 6] = [
+        Role::Servers,
+        Role::Clients,
+        Role::Admins,
+        Role::Trunk,
+        Role::Ivr,
+        Role::Visitors,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -159,7 +165,13 @@ impl PortDefault {
             PortDefault::Port(p) => p.to_string(),
             PortDefault::Range(r) => r.to_string(),
             PortDefault::Area(a) => {
-                format!("{} + {} x {} ({})", a.first_port, a.multiplier, a.streams, a.range())
+                format!(
+                    "{} + {} x {} ({})",
+                    a.first_port,
+                    a.multiplier,
+                    a.streams,
+                    a.range()
+                )
             }
         }
     }
@@ -184,7 +196,11 @@ impl Serialize for PortDefault {
             }
             PortDefault::Area(a) => map.serialize_entry(
                 "area",
-                &AreaJson { first_port: a.first_port, multiplier: a.multiplier, streams: a.streams },
+                &AreaJson {
+                    first_port: a.first_port,
+                    multiplier: a.multiplier,
+                    streams: a.streams,
+                },
             )?,
         }
         map.end()
@@ -282,7 +298,14 @@ impl Catalog {
         self.components.iter().flat_map(|c| {
             c.ports.iter().flat_map(move |p| {
                 variable_names(c, p).into_iter().map(move |(name, kind)| {
-                    (name, Variable { component: c, port: p, kind })
+                    (
+                        name,
+                        Variable {
+                            component: c,
+                            port: p,
+                            kind,
+                        },
+                    )
                 })
             })
         })
@@ -305,8 +328,14 @@ impl Catalog {
 fn variable_names(c: &Component, p: &Port) -> Vec<(String, VariableKind)> {
     match &p.default {
         Some(PortDefault::Area(a)) => vec![
-            (format!("{}.{}", c.id, a.first_port_variable), VariableKind::AreaFirstPort),
-            (format!("{}.{}", c.id, a.streams_variable), VariableKind::AreaStreams),
+            (
+                format!("{}.{}", c.id, a.first_port_variable),
+                VariableKind::AreaFirstPort,
+            ),
+            (
+                format!("{}.{}", c.id, a.streams_variable),
+                VariableKind::AreaStreams,
+            ),
         ],
         _ if p.configurable => vec![(format!("{}.{}", c.id, p.id), VariableKind::Port)],
         _ => vec![],
@@ -371,7 +400,9 @@ struct RawArea {
 pub fn is_kebab_case(s: &str) -> bool {
     !s.is_empty()
         && s.split('-').all(|w| {
-            !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+            !w.is_empty()
+                && w.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
         })
         && s.as_bytes()[0].is_ascii_lowercase()
 }
@@ -384,7 +415,8 @@ struct Validator<'s> {
 impl Validator<'_> {
     fn err(&mut self, code: &'static str, span: Range<usize>, msg: String, hint: &str) {
         let d = Diagnostic::error(code, msg).at(self.source, &span);
-        self.problems.push(if hint.is_empty() { d } else { d.hint(hint) });
+        self.problems
+            .push(if hint.is_empty() { d } else { d.hint(hint) });
     }
 
     fn port(&mut self, v: &Spanned<i64>) -> Option<u16> {
@@ -436,7 +468,9 @@ impl Validator<'_> {
                 Ok(r) => Some(PortDefault::Range(r)),
                 Err(e) => {
                     let hint = match e {
-                        RangeError::Parity { .. } => "both ends of an even or odd range have that parity",
+                        RangeError::Parity { .. } => {
+                            "both ends of an even or odd range have that parity"
+                        }
                         RangeError::Reversed(..) => "write the lower port first",
                         _ => "ports are 1-65535",
                     };
@@ -451,19 +485,37 @@ impl Validator<'_> {
         let multiplier = match u16::try_from(*a.multiplier.get_ref()) {
             Ok(m) if m >= 1 => m,
             _ => {
-                self.err("C005", a.multiplier.span(), "an area's multiplier is 1-65535".into(), "");
+                self.err(
+                    "C005",
+                    a.multiplier.span(),
+                    "an area's multiplier is 1-65535".into(),
+                    "",
+                );
                 return None;
             }
         };
         let Ok(streams) = u32::try_from(*a.streams.get_ref()) else {
-            self.err("C005", a.streams.span(), "an area's streams cannot be negative".into(), "");
+            self.err(
+                "C005",
+                a.streams.span(),
+                "an area's streams cannot be negative".into(),
+                "",
+            );
             return None;
         };
         if let Err(e) = PortRange::area(first, multiplier, streams) {
-            self.err("C005", area.span(), e.to_string(), "lower the first port or the streams");
+            self.err(
+                "C005",
+                area.span(),
+                e.to_string(),
+                "lower the first port or the streams",
+            );
             return None;
         }
-        let names = (raw.first_port_variable.as_ref(), raw.streams_variable.as_ref());
+        let names = (
+            raw.first_port_variable.as_ref(),
+            raw.streams_variable.as_ref(),
+        );
         let (Some(fv), Some(sv)) = names else {
             self.err(
                 "C006",
@@ -475,7 +527,12 @@ impl Validator<'_> {
         };
         for v in [fv, sv] {
             if !is_kebab_case(v.get_ref()) {
-                self.err("C001", v.span(), format!("variable `{}` is not kebab-case", v.get_ref()), "");
+                self.err(
+                    "C001",
+                    v.span(),
+                    format!("variable `{}` is not kebab-case", v.get_ref()),
+                    "",
+                );
             }
         }
         Some(PortDefault::Area(Area {
@@ -489,54 +546,110 @@ impl Validator<'_> {
 }
 
 fn validate(source: &Source, raw: RawCatalog) -> Result<Catalog, Diagnostics> {
-    let mut v = Validator { source, problems: vec![] };
+    let mut v = Validator {
+        source,
+        problems: vec![],
+    };
     let mut component_ids = HashSet::new();
     let mut variables: HashSet<String> = HashSet::new();
     let mut components = Vec::new();
     for rc in raw.components {
         let id = rc.id.get_ref();
         if !is_kebab_case(id) {
-            v.err("C001", rc.id.span(), format!("component id `{id}` is not kebab-case"), "write ids like `agent-server`");
+            v.err(
+                "C001",
+                rc.id.span(),
+                format!("component id `{id}` is not kebab-case"),
+                "write ids like `agent-server`",
+            );
         }
         if !component_ids.insert(id.clone()) {
-            v.err("C002", rc.id.span(), format!("component id `{id}` appears twice"), "component ids are unique");
+            v.err(
+                "C002",
+                rc.id.span(),
+                format!("component id `{id}` appears twice"),
+                "component ids are unique",
+            );
         }
         if rc.ports.get_ref().is_empty() {
-            v.err("C007", rc.ports.span(), format!("component `{id}` has no ports"), "");
+            v.err(
+                "C007",
+                rc.ports.span(),
+                format!("component `{id}` has no ports"),
+                "",
+            );
         }
         let mut port_ids = HashSet::new();
         let mut ports = Vec::new();
         for rp in rc.ports.get_ref() {
             let pid = rp.id.get_ref();
             if !is_kebab_case(pid) {
-                v.err("C001", rp.id.span(), format!("port id `{pid}` is not kebab-case"), "write ids like `client-port`");
+                v.err(
+                    "C001",
+                    rp.id.span(),
+                    format!("port id `{pid}` is not kebab-case"),
+                    "write ids like `client-port`",
+                );
             }
             if !port_ids.insert(pid.clone()) {
-                v.err("C002", rp.id.span(), format!("port id `{pid}` appears twice in `{id}`"), "port ids are unique within a component");
+                v.err(
+                    "C002",
+                    rp.id.span(),
+                    format!("port id `{pid}` appears twice in `{id}`"),
+                    "port ids are unique within a component",
+                );
             }
             if rp.protocol.transport() != *rp.transport.get_ref() {
                 v.err(
                     "C008",
                     rp.transport.span(),
-                    format!("protocol {} runs over {}, not {}", rp.protocol.as_str(), rp.protocol.transport().as_str(), rp.transport.get_ref().as_str()),
+                    format!(
+                        "protocol {} runs over {}, not {}",
+                        rp.protocol.as_str(),
+                        rp.protocol.transport().as_str(),
+                        rp.transport.get_ref().as_str()
+                    ),
                     "",
                 );
             }
             if rp.from.get_ref().is_empty() {
-                v.err("C007", rp.from.span(), format!("port `{id}.{pid}` has no roles in `from`"), "name who connects: servers, clients, admins, trunk, ivr, visitors");
+                v.err(
+                    "C007",
+                    rp.from.span(),
+                    format!("port `{id}.{pid}` has no roles in `from`"),
+                    "name who connects: servers, clients, admins, trunk, ivr, visitors",
+                );
             }
             if rp.usage.get_ref().trim().is_empty() {
-                v.err("C007", rp.usage.span(), format!("port `{id}.{pid}` has an empty usage"), "copy the page's usage text");
+                v.err(
+                    "C007",
+                    rp.usage.span(),
+                    format!("port `{id}.{pid}` has an empty usage"),
+                    "copy the page's usage text",
+                );
             }
             let default = v.default(rp);
             let is_area = matches!(default, Some(PortDefault::Area(_)));
             if !is_area {
-                for var in [&rp.first_port_variable, &rp.streams_variable].into_iter().flatten() {
-                    v.err("C006", var.span(), "area variables go only with an area default".into(), "");
+                for var in [&rp.first_port_variable, &rp.streams_variable]
+                    .into_iter()
+                    .flatten()
+                {
+                    v.err(
+                        "C006",
+                        var.span(),
+                        "area variables go only with an area default".into(),
+                        "",
+                    );
                 }
             }
             if rp.default.is_none() && !rp.configurable {
-                v.err("C004", rp.id.span(), format!("port `{id}.{pid}` has no default and is not configurable"), "a fixed port needs a default");
+                v.err(
+                    "C004",
+                    rp.id.span(),
+                    format!("port `{id}.{pid}` has no default and is not configurable"),
+                    "a fixed port needs a default",
+                );
             }
             let port = Port {
                 id: pid.clone(),
@@ -560,10 +673,18 @@ fn validate(source: &Source, raw: RawCatalog) -> Result<Catalog, Diagnostics> {
             ports: vec![],
         };
         for (mut port, span) in ports {
-            let names: Vec<String> = variable_names(&component, &port).into_iter().map(|(n, _)| n).collect();
+            let names: Vec<String> = variable_names(&component, &port)
+                .into_iter()
+                .map(|(n, _)| n)
+                .collect();
             for name in &names {
                 if !variables.insert(name.clone()) {
-                    v.err("C002", span.clone(), format!("variable `{name}` is defined twice"), "variables are unique in a catalog");
+                    v.err(
+                        "C002",
+                        span.clone(),
+                        format!("variable `{name}` is defined twice"),
+                        "variables are unique in a catalog",
+                    );
                 }
             }
             port.variables = names;
@@ -572,7 +693,10 @@ fn validate(source: &Source, raw: RawCatalog) -> Result<Catalog, Diagnostics> {
         components.push(component);
     }
     if v.problems.is_empty() {
-        Ok(Catalog { source: raw.source, components })
+        Ok(Catalog {
+            source: raw.source,
+            components,
+        })
     } else {
         Err(Diagnostics(v.problems))
     }
@@ -586,7 +710,10 @@ mod tests {
     fn embedded_catalog_is_valid() {
         let c = Catalog::embedded();
         assert_eq!(c.components.len(), 22);
-        assert_eq!(c.components.iter().map(|c| c.ports.len()).sum::<usize>(), 37);
+        assert_eq!(
+            c.components.iter().map(|c| c.ports.len()).sum::<usize>(),
+            37
+        );
     }
 
     #[test]

@@ -15,7 +15,10 @@ pub struct Source {
 
 impl Source {
     pub fn new(name: impl Into<Arc<str>>, text: impl Into<Arc<str>>) -> Source {
-        Source { name: name.into(), text: text.into() }
+        Source {
+            name: name.into(),
+            text: text.into(),
+        }
     }
 
     /// Line and column (both from 1, columns in characters) of a byte offset.
@@ -25,7 +28,11 @@ impl Source {
         let line = before.matches('\n').count() + 1;
         let line_start = before.rfind('\n').map_or(0, |i| i + 1);
         let column = self.text[line_start..at].chars().count() + 1;
-        Location { file: self.name.to_string(), line, column }
+        Location {
+            file: self.name.to_string(),
+            line,
+            column,
+        }
     }
 
     /// The line a location stands on, for showing under a message.
@@ -121,7 +128,13 @@ impl fmt::Display for Diagnostic {
         if let Some(loc) = &self.location {
             write!(f, "{loc}: ")?;
         }
-        write!(f, "{}[{}]: {}", self.severity.as_str(), self.code, self.message)?;
+        write!(
+            f,
+            "{}[{}]: {}",
+            self.severity.as_str(),
+            self.code,
+            self.message
+        )?;
         if let (Some(loc), Some(line)) = (&self.location, &self.excerpt) {
             let width = loc.line.to_string().len();
             write!(f, "\n{:width$} |\n{} | {}", "", loc.line, line)?;
@@ -172,7 +185,9 @@ pub fn from_toml(source: &Source, err: &toml::de::Error) -> Diagnostic {
         "E001"
     };
     let hint = match code {
-        "E002" => Some("remove the key, or check its spelling against the expected ones".to_string()),
+        "E002" => {
+            Some("remove the key, or check its spelling against the expected ones".to_string())
+        }
         "E001" => Some("see https://toml.io for the syntax".to_string()),
         _ => None,
     };

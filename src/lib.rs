@@ -7,6 +7,8 @@ pub mod catalog;
 pub mod cli;
 pub mod deployment;
 pub mod diag;
+pub mod firewall;
+pub mod flows;
 pub mod net;
 pub mod plan;
 pub mod range;

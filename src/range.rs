@@ -14,7 +14,11 @@ pub enum Parity {
 
 impl Parity {
     pub fn of(port: u16) -> Parity {
-        if port % 2 == 0 { Parity::Even } else { Parity::Odd }
+        if port % 2 == 0 {
+            Parity::Even
+        } else {
+            Parity::Odd
+        }
     }
 
     pub fn as_str(self) -> &'static str {
@@ -33,9 +37,19 @@ pub enum RangeError {
     #[error("range {0}-{1} ends before it starts")]
     Reversed(u16, u16),
     #[error("range {lo}-{hi} is marked {parity} but {port} is not {parity}")]
-    Parity { lo: u16, hi: u16, parity: &'static str, port: u16 },
+    Parity {
+        lo: u16,
+        hi: u16,
+        parity: &'static str,
+        port: u16,
+    },
     #[error("area {first} + {multiplier} x {streams} = {end} ends past 65535")]
-    AreaOverflow { first: u16, multiplier: u16, streams: u32, end: u64 },
+    AreaOverflow {
+        first: u16,
+        multiplier: u16,
+        streams: u32,
+        end: u64,
+    },
     #[error("area multiplier must be at least 1")]
     ZeroMultiplier,
 }
@@ -73,7 +87,12 @@ impl PortRange {
         if let Some(p) = parity {
             for end in [lo, hi] {
                 if Parity::of(end) != p {
-                    return Err(RangeError::Parity { lo, hi, parity: p.as_str(), port: end });
+                    return Err(RangeError::Parity {
+                        lo,
+                        hi,
+                        parity: p.as_str(),
+                        port: end,
+                    });
                 }
             }
         }
@@ -128,7 +147,9 @@ impl PortRange {
     /// The ports of the set, in order.
     pub fn ports(&self) -> impl Iterator<Item = u16> + use<> {
         let step = if self.parity.is_some() { 2 } else { 1 };
-        (u32::from(self.lo)..=u32::from(self.hi)).step_by(step).map(|p| p as u16)
+        (u32::from(self.lo)..=u32::from(self.hi))
+            .step_by(step)
+            .map(|p| p as u16)
     }
 
     /// The first port both sets hold, if any.
@@ -143,7 +164,11 @@ impl PortRange {
             (Some(p), _) | (_, Some(p)) => p,
             (None, None) => return Some(lo),
         };
-        let first = if Parity::of(lo) == want { lo } else { lo.checked_add(1)? };
+        let first = if Parity::of(lo) == want {
+            lo
+        } else {
+            lo.checked_add(1)?
+        };
         (first <= hi).then_some(first)
     }
 
@@ -153,7 +178,11 @@ impl PortRange {
 
     /// `lo-hi` for ranges, the number for a single port; parity is left to the caller.
     pub fn span_text(&self) -> String {
-        if self.is_single() { self.lo.to_string() } else { format!("{}-{}", self.lo, self.hi) }
+        if self.is_single() {
+            self.lo.to_string()
+        } else {
+            format!("{}-{}", self.lo, self.hi)
+        }
     }
 }
 
@@ -208,8 +237,14 @@ mod tests {
 
     #[test]
     fn page_examples() {
-        assert_eq!(PortRange::area(8000, 2, 200).unwrap().to_string(), "8000-8400");
-        assert_eq!(PortRange::area(9000, 6, 200).unwrap().to_string(), "9000-10200");
+        assert_eq!(
+            PortRange::area(8000, 2, 200).unwrap().to_string(),
+            "8000-8400"
+        );
+        assert_eq!(
+            PortRange::area(9000, 6, 200).unwrap().to_string(),
+            "9000-10200"
+        );
         let rtp = PortRange::new(5004, 5030, Some(Parity::Even)).unwrap();
         let rtcp = PortRange::new(5005, 5031, Some(Parity::Odd)).unwrap();
         assert_eq!((rtp.count(), rtcp.count()), (14, 14));
@@ -219,7 +254,10 @@ mod tests {
 
     #[test]
     fn area_overflow_is_an_error() {
-        assert!(matches!(PortRange::area(65000, 6, 200), Err(RangeError::AreaOverflow { .. })));
+        assert!(matches!(
+            PortRange::area(65000, 6, 200),
+            Err(RangeError::AreaOverflow { .. })
+        ));
         assert_eq!(PortRange::area(65335, 1, 200).unwrap().hi(), 65535);
     }
 

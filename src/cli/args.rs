@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::deployment::Template;
+use crate::firewall::Policy;
 use crate::render::Format;
 
 const EXAMPLES: &str = "\
@@ -99,10 +100,38 @@ pub enum Command {
     )]
     Check(CheckArgs),
 
+    /// List every flow: who must reach which address, on which transport and ports
+    #[command(
+        long_about = "List every flow the system needs: the source role and its networks, the \
+            destination address, transport and port range, the component and port id, and its \
+            purpose. Adjacent ranges of one component merge (CDT's RTP and RTCP become 5004-5031); \
+            a flow is never a product of a protocol list and a port list.",
+        after_help = "Examples:\n  scc-ports flows acme.toml\n  scc-ports flows acme.toml --from agents\n  \
+            scc-ports flows acme.toml --node APP1 --format csv"
+    )]
+    Flows(FlowsArgs),
+
+    /// Write firewall rules for a server, the workstations, or a firewall between zones
+    #[command(
+        long_about = "Write the firewall rules that admit exactly the planned flows.\n\n\
+            --node NAME     the host firewall of one server: every binding on the node (its own \
+            address and the virtual IPs of its units), sources restricted to the roles that connect. \
+            nftables and iptables output is a complete host policy (default drop; established, \
+            loopback and essential ICMP accepted); --policy accept gives only the allow rules.\n\
+            --workstations  the agent PCs' rules (Communication Desktop's RTP/RTCP ports).\n\
+            --network       the zone-to-zone rules for a firewall between zones (forwarded traffic).",
+        after_help = "Examples:\n  scc-ports firewall acme.toml --target nftables --node APP1 -o app1.nft\n  \
+            scc-ports firewall acme.toml --target windows --workstations > cdt.ps1\n  \
+            scc-ports firewall acme.toml --target csv --network > request.csv"
+    )]
+    Firewall(FirewallArgs),
+
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
-    #[command(after_help = "Examples:\n  scc-ports completions bash > /etc/bash_completion.d/scc-ports\n  \
+    #[command(
+        after_help = "Examples:\n  scc-ports completions bash > /etc/bash_completion.d/scc-ports\n  \
             scc-ports completions zsh > \"${fpath[1]}/_scc-ports\"\n  \
-            scc-ports completions fish > ~/.config/fish/completions/scc-ports.fish")]
+            scc-ports completions fish > ~/.config/fish/completions/scc-ports.fish"
+    )]
     Completions {
         /// The shell to write completions for
         shell: clap_complete::Shell,
@@ -121,6 +150,63 @@ pub struct PlanArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+#[derive(Debug, Args)]
+pub struct FlowsArgs {
+    /// The deployment file (TOML); the embedded all-in-one demo when omitted
+    pub file: Option<PathBuf>,
+
+    /// Only flows whose sources include this zone
+    #[arg(long, value_name = "ZONE")]
+    pub from: Option<String>,
+
+    /// Only flows to this node (or client zone)
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["node", "workstations", "network"])))]
+pub struct FirewallArgs {
+    /// The deployment file (TOML); the embedded all-in-one demo when omitted
+    pub file: Option<PathBuf>,
+
+    /// The firewall product to write rules for
+    #[arg(long, value_name = "TARGET", value_parser = target_names())]
+    pub target: String,
+
+    /// The host firewall of this server (HAC node)
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// The agent workstations' firewall
+    #[arg(long)]
+    pub workstations: bool,
+
+    /// A firewall between zones (forwarded traffic)
+    #[arg(long)]
+    pub network: bool,
+
+    /// Host firewalls: a complete policy, or only the allow rules
+    #[arg(long, value_enum, default_value_t = Policy::Drop)]
+    pub policy: Policy,
+
+    /// Write to FILE instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+fn target_names() -> clap::builder::PossibleValuesParser {
+    clap::builder::PossibleValuesParser::new(
+        crate::firewall::TARGETS
+            .iter()
+            .map(|t| clap::builder::PossibleValue::new(t.name()).help(t.about())),
+    )
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -10,13 +10,15 @@ use anyhow::{Context, Result};
 use clap::{CommandFactory, Parser};
 
 pub use args::Cli;
-use args::{CatalogArgs, CheckArgs, CheckFormat, ColorWhen, Command, PlanArgs};
+use args::{
+    CatalogArgs, CheckArgs, CheckFormat, ColorWhen, Command, FirewallArgs, FlowsArgs, PlanArgs,
+};
 
 use crate::catalog::Catalog;
 use crate::deployment::{Deployment, Template};
 use crate::diag::Diagnostic;
-use crate::plan::Plan;
 use crate::diag::{Diagnostics, Source};
+use crate::plan::Plan;
 use crate::render::{self, Format};
 
 /// Exit code for "the answer is no".
@@ -53,12 +55,15 @@ pub fn main() -> ExitCode {
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|e| {
-        e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+        e.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
     })
 }
 
 fn report(err: &anyhow::Error) {
-    let red = anstyle::Style::new().fg_color(Some(anstyle::AnsiColor::Red.into())).bold();
+    let red = anstyle::Style::new()
+        .fg_color(Some(anstyle::AnsiColor::Red.into()))
+        .bold();
     let mut stderr = anstream::stderr();
     // Located diagnostics carry their own "error[code]" prefix; other errors get one.
     if let Some(d) = err.downcast_ref::<Diagnostics>() {
@@ -85,6 +90,8 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Init { template } => emit(template.text()),
         Command::Plan(args) => plan_cmd(&catalog, args),
         Command::Check(args) => check_cmd(&catalog, args),
+        Command::Flows(args) => flows_cmd(&catalog, args),
+        Command::Firewall(args) => firewall_cmd(&catalog, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = Vec::new();
@@ -98,7 +105,10 @@ fn read_file(path: &Path) -> Result<Source> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
-        let source = Source::new(path.display().to_string(), String::from_utf8_lossy(&e.into_bytes()[..at]).into_owned());
+        let source = Source::new(
+            path.display().to_string(),
+            String::from_utf8_lossy(&e.into_bytes()[..at]).into_owned(),
+        );
         Diagnostics(vec![
             crate::diag::Diagnostic::error("E001", "the file is not UTF-8 text")
                 .at(&source, &(at..at))
@@ -125,7 +135,10 @@ fn emit(text: &str) -> Result<ExitCode> {
 
 fn terminal_width() -> usize {
     if std::io::stdout().is_terminal() {
-        if let Some(w) = std::env::var("COLUMNS").ok().and_then(|c| c.parse::<usize>().ok()) {
+        if let Some(w) = std::env::var("COLUMNS")
+            .ok()
+            .and_then(|c| c.parse::<usize>().ok())
+        {
             return w.max(60);
         }
     }
@@ -166,10 +179,16 @@ fn require_host(dep: &Deployment, plan: &Plan, name: &str) -> Result<()> {
         return Ok(());
     }
     let mut known: Vec<&str> = dep.nodes.iter().map(|n| n.name.as_str()).collect();
-    known.extend(plan.bindings.iter().filter(|b| matches!(b.host, crate::plan::Host::Workstations { .. })).map(|b| b.host.name()));
+    known.extend(
+        plan.bindings
+            .iter()
+            .filter(|b| matches!(b.host, crate::plan::Host::Workstations { .. }))
+            .map(|b| b.host.name()),
+    );
     known.dedup();
     Err(Diagnostics(vec![
-        Diagnostic::error("E011", format!("unknown node `{name}`")).hint(crate::diag::did_you_mean(name, known.iter().copied())),
+        Diagnostic::error("E011", format!("unknown node `{name}`"))
+            .hint(crate::diag::did_you_mean(name, known.iter().copied())),
     ])
     .into())
 }
@@ -180,8 +199,11 @@ fn plan_cmd(catalog: &Catalog, args: PlanArgs) -> Result<ExitCode> {
     if let Some(n) = &args.node {
         require_host(&dep, &plan, n)?;
     }
-    let selected: Vec<&crate::plan::Binding> =
-        plan.bindings.iter().filter(|b| args.node.as_deref().is_none_or(|n| b.host.name() == n)).collect();
+    let selected: Vec<&crate::plan::Binding> = plan
+        .bindings
+        .iter()
+        .filter(|b| args.node.as_deref().is_none_or(|n| b.host.name() == n))
+        .collect();
     let text = match args.format {
         Format::Json => json(&serde_json::json!({ "name": dep.name, "bindings": selected }))?,
         f => render::plan::grid(selected, f).render(f, terminal_width()),
@@ -195,18 +217,118 @@ fn check_cmd(catalog: &Catalog, args: CheckArgs) -> Result<ExitCode> {
     let findings = crate::plan::check(&dep, catalog, &plan);
     let text = match args.format {
         CheckFormat::Json => {
-            let summary: serde_json::Map<String, serde_json::Value> = render::plan::summary(&findings)
-                .iter()
-                .map(|(s, n)| (s.as_str().to_string(), (*n).into()))
-                .collect();
+            let summary: serde_json::Map<String, serde_json::Value> =
+                render::plan::summary(&findings)
+                    .iter()
+                    .map(|(s, n)| (s.as_str().to_string(), (*n).into()))
+                    .collect();
             json(&serde_json::json!({ "summary": summary, "findings": findings }))?
         }
         CheckFormat::Table => {
-            let styled = anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
+            let styled =
+                anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;
             render::plan::findings_text(&findings, styled)
         }
     };
     emit(&text)?;
-    let errors = findings.iter().any(|f| f.severity == crate::diag::Severity::Error);
-    Ok(if errors { ExitCode::from(EXIT_NO) } else { ExitCode::SUCCESS })
+    let errors = findings
+        .iter()
+        .any(|f| f.severity == crate::diag::Severity::Error);
+    Ok(if errors {
+        ExitCode::from(EXIT_NO)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn require_zone(dep: &Deployment, name: &str) -> Result<()> {
+    if dep.zone(name).is_some() {
+        return Ok(());
+    }
+    Err(Diagnostics(vec![
+        Diagnostic::error("E010", format!("unknown zone `{name}`")).hint(
+            crate::diag::did_you_mean(name, dep.zones.iter().map(|z| z.name.as_str())),
+        ),
+    ])
+    .into())
+}
+
+fn flows_cmd(catalog: &Catalog, args: FlowsArgs) -> Result<ExitCode> {
+    let dep = load_deployment(args.file.as_deref(), catalog)?;
+    let plan = crate::plan::resolve(&dep, catalog);
+    if let Some(n) = &args.node {
+        require_host(&dep, &plan, n)?;
+    }
+    if let Some(z) = &args.from {
+        require_zone(&dep, z)?;
+    }
+    let flows: Vec<crate::flows::Flow> = crate::flows::flows(&dep, catalog, &plan)
+        .into_iter()
+        .filter(|f| args.node.as_deref().is_none_or(|n| f.node == n))
+        .filter(|f| {
+            args.from
+                .as_deref()
+                .is_none_or(|z| f.source_zones.iter().any(|s| s == z))
+        })
+        .collect();
+    let text = match args.format {
+        Format::Json => json(&serde_json::json!({ "name": dep.name, "flows": flows }))?,
+        f => render::flows::grid(&flows, f).render(f, terminal_width()),
+    };
+    emit(&text)
+}
+
+fn firewall_cmd(catalog: &Catalog, args: FirewallArgs) -> Result<ExitCode> {
+    use crate::firewall::{Mode, Request};
+    let dep = load_deployment(args.file.as_deref(), catalog)?;
+    let plan = crate::plan::resolve(&dep, catalog);
+    let mode = match &args.node {
+        Some(name) => {
+            let Some(node) = dep.node(name) else {
+                let known = dep.nodes.iter().map(|n| n.name.as_str());
+                return Err(Diagnostics(vec![
+                    Diagnostic::error("E011", format!("unknown node `{name}`")).hint(format!(
+                        "{} (valid: {})",
+                        crate::diag::did_you_mean(name, known.clone()),
+                        known.collect::<Vec<_>>().join(", ")
+                    )),
+                ])
+                .into());
+            };
+            let mut addresses: Vec<std::net::IpAddr> = plan
+                .for_host(name)
+                .filter_map(|b| match b.host {
+                    crate::plan::Host::Node { address, .. } => Some(address),
+                    _ => None,
+                })
+                .collect();
+            addresses.insert(0, node.address);
+            addresses.dedup();
+            let mut seen = std::collections::HashSet::new();
+            addresses.retain(|a| seen.insert(*a));
+            Mode::Node {
+                name: name.clone(),
+                addresses,
+            }
+        }
+        None if args.workstations => Mode::Workstations,
+        None => Mode::Network,
+    };
+    let all = crate::flows::flows(&dep, catalog, &plan);
+    let flows = crate::firewall::select(&all, &mode);
+    let generator = crate::firewall::target(&args.target).expect("clap checked the target");
+    let text = generator.generate(&Request {
+        deployment: &dep,
+        mode,
+        policy: args.policy,
+        flows,
+    });
+    match &args.output {
+        Some(path) => {
+            std::fs::write(path, text)
+                .with_context(|| format!("cannot write {}", path.display()))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        None => emit(&text),
+    }
 }

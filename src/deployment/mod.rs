@@ -88,6 +88,8 @@ pub struct Unit {
     pub address: IpAddr,
     /// Component ids of `package` placement, in file order, each once.
     pub packages: Vec<String>,
+    /// Where each package is named in the file (parallel to `packages`).
+    pub package_locations: Vec<Location>,
     /// Indexes into [`Deployment::nodes`], each once.
     pub instances: Vec<usize>,
     pub variables: Vec<Setting>,

@@ -21,8 +21,16 @@ struct Ctx<'a> {
 }
 
 impl Ctx<'_> {
-    fn err(&mut self, code: &'static str, span: Range<usize>, msg: String, hint: impl Into<Option<String>>) {
-        let d = Diagnostic::error(code, msg).at(self.source, &span).maybe_hint(hint.into());
+    fn err(
+        &mut self,
+        code: &'static str,
+        span: Range<usize>,
+        msg: String,
+        hint: impl Into<Option<String>>,
+    ) {
+        let d = Diagnostic::error(code, msg)
+            .at(self.source, &span)
+            .maybe_hint(hint.into());
         self.problems.push(d);
     }
 }
@@ -31,8 +39,16 @@ impl Ctx<'_> {
 pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnostics> {
     let raw: RawDeployment =
         toml::from_str(&source.text).map_err(|e| Diagnostics(vec![from_toml(source, &e)]))?;
-    let mut cx = Ctx { source, catalog, problems: vec![] };
-    let name = raw.name.as_ref().map(|n| n.get_ref().clone()).unwrap_or_default();
+    let mut cx = Ctx {
+        source,
+        catalog,
+        problems: vec![],
+    };
+    let name = raw
+        .name
+        .as_ref()
+        .map(|n| n.get_ref().clone())
+        .unwrap_or_default();
 
     if raw.nodes.is_empty() {
         let span = raw.name.as_ref().map_or(0..0, |n| n.span());
@@ -45,7 +61,11 @@ pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnosti
     }
 
     let zones = zones(&mut cx, raw.zones);
-    let zone_index: HashMap<&str, usize> = zones.iter().enumerate().map(|(i, z)| (z.name.as_str(), i)).collect();
+    let zone_index: HashMap<&str, usize> = zones
+        .iter()
+        .enumerate()
+        .map(|(i, z)| (z.name.as_str(), i))
+        .collect();
     let zone_names: Vec<&str> = zones.iter().map(|z| z.name.as_str()).collect();
 
     let mut nodes = Vec::new();
@@ -54,7 +74,11 @@ pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnosti
             nodes.push(n);
         }
     }
-    let node_index: HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.name.as_str(), i)).collect();
+    let node_index: HashMap<&str, usize> = nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.name.as_str(), i))
+        .collect();
     let node_names: Vec<&str> = nodes.iter().map(|n| n.name.as_str()).collect();
 
     let mut units = Vec::new();
@@ -67,28 +91,54 @@ pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnosti
     if !cx.problems.is_empty() {
         return Err(Diagnostics(cx.problems));
     }
-    Ok(Deployment { name, source: source.clone(), zones, nodes, units })
+    Ok(Deployment {
+        name,
+        source: source.clone(),
+        zones,
+        nodes,
+        units,
+    })
 }
 
-fn check_name(cx: &mut Ctx, key: &Spanned<String>, what: &str, ok: fn(u8) -> bool, rule: &str) -> bool {
+fn check_name(
+    cx: &mut Ctx,
+    key: &Spanned<String>,
+    what: &str,
+    ok: fn(u8) -> bool,
+    rule: &str,
+) -> bool {
     let name = key.get_ref();
     if name.is_empty() || !name.bytes().all(ok) {
         let fixed: String = name
             .chars()
-            .map(|c| if c.is_ascii() && ok(c.to_ascii_uppercase() as u8) { c.to_ascii_uppercase() } else { '_' })
+            .map(|c| {
+                if c.is_ascii() && ok(c.to_ascii_uppercase() as u8) {
+                    c.to_ascii_uppercase()
+                } else {
+                    '_'
+                }
+            })
             .collect();
         let hint = if what == "node" && !fixed.is_empty() {
             format!("{rule}: `{fixed}`")
         } else {
             rule.to_string()
         };
-        cx.err("E005", key.span(), format!("{what} name `{name}` is not valid"), hint);
+        cx.err(
+            "E005",
+            key.span(),
+            format!("{what} name `{name}` is not valid"),
+            hint,
+        );
         return false;
     }
     true
 }
 
-fn zones(cx: &mut Ctx, raw: std::collections::BTreeMap<Spanned<String>, Spanned<super::raw::RawZone>>) -> Vec<Zone> {
+fn zones(
+    cx: &mut Ctx,
+    raw: std::collections::BTreeMap<Spanned<String>, Spanned<super::raw::RawZone>>,
+) -> Vec<Zone> {
     let mut out = Vec::new();
     for (key, z) in in_file_order(raw) {
         let ok_name = check_name(
@@ -101,7 +151,12 @@ fn zones(cx: &mut Ctx, raw: std::collections::BTreeMap<Spanned<String>, Spanned<
         let location = cx.source.locate(&key.span());
         let z = z.into_inner();
         if z.cidrs.get_ref().is_empty() {
-            cx.err("E015", z.cidrs.span(), format!("zone `{}` has no CIDRs", key.get_ref()), "list its networks, e.g. cidrs = [\"10.20.0.0/16\"]".to_string());
+            cx.err(
+                "E015",
+                z.cidrs.span(),
+                format!("zone `{}` has no CIDRs", key.get_ref()),
+                "list its networks, e.g. cidrs = [\"10.20.0.0/16\"]".to_string(),
+            );
         }
         let mut cidrs = Vec::new();
         for c in z.cidrs.get_ref() {
@@ -113,7 +168,12 @@ fn zones(cx: &mut Ctx, raw: std::collections::BTreeMap<Spanned<String>, Spanned<
         for r in z.roles.get_ref() {
             match Role::parse(r.get_ref()) {
                 Some(role) if roles.contains(&role) => {
-                    cx.err("E021", r.span(), format!("role `{}` is listed twice", r.get_ref()), "list each role once".to_string());
+                    cx.err(
+                        "E021",
+                        r.span(),
+                        format!("role `{}` is listed twice", r.get_ref()),
+                        "list each role once".to_string(),
+                    );
                 }
                 Some(role) => roles.push(role),
                 None => cx.err(
@@ -125,7 +185,12 @@ fn zones(cx: &mut Ctx, raw: std::collections::BTreeMap<Spanned<String>, Spanned<
             }
         }
         if ok_name {
-            out.push(Zone { name: key.into_inner(), cidrs, roles, location });
+            out.push(Zone {
+                name: key.into_inner(),
+                cidrs,
+                roles,
+                location,
+            });
         }
     }
     out
@@ -140,7 +205,12 @@ fn cidr(cx: &mut Ctx, c: &Spanned<String>) -> Option<IpNet> {
                 "E015",
                 c.span(),
                 format!("`{text}` has host bits set"),
-                format!("the network is `{}`; for one host write `{}/{}`", net.trunc(), net.addr(), net.max_prefix_len()),
+                format!(
+                    "the network is `{}`; for one host write `{}/{}`",
+                    net.trunc(),
+                    net.addr(),
+                    net.max_prefix_len()
+                ),
             );
             None
         }
@@ -160,7 +230,12 @@ fn address(cx: &mut Ctx, a: &Spanned<String>) -> Option<IpAddr> {
     let text = a.get_ref().trim();
     match text.parse::<IpAddr>() {
         Ok(ip) if ip.is_unspecified() || ip.is_multicast() => {
-            cx.err("E016", a.span(), format!("`{text}` cannot be a server's address"), "give the server's own unicast address".to_string());
+            cx.err(
+                "E016",
+                a.span(),
+                format!("`{text}` cannot be a server's address"),
+                "give the server's own unicast address".to_string(),
+            );
             None
         }
         Ok(ip) => Some(ip),
@@ -170,7 +245,12 @@ fn address(cx: &mut Ctx, a: &Spanned<String>) -> Option<IpAddr> {
             } else {
                 "write an IPv4 or IPv6 address, e.g. `10.1.0.11`".to_string()
             };
-            cx.err("E016", a.span(), format!("`{text}` is not an IP address"), hint);
+            cx.err(
+                "E016",
+                a.span(),
+                format!("`{text}` is not an IP address"),
+                hint,
+            );
             None
         }
     }
@@ -215,7 +295,10 @@ fn node(
         cx.err(
             "E019",
             var_span,
-            format!("`{}` is a package of a virtual unit, not a deployment variable of a node", component.id),
+            format!(
+                "`{}` is a package of a virtual unit, not a deployment variable of a node",
+                component.id
+            ),
             "set it under [units.NAME.variables] of the unit that holds the package".to_string(),
         );
         false
@@ -249,30 +332,53 @@ fn unit(
     let raw = raw.into_inner();
     let address = address(cx, &raw.address);
     let mut packages: Vec<String> = Vec::new();
+    let mut package_locations = Vec::new();
     if raw.packages.get_ref().is_empty() {
-        cx.err("E012", raw.packages.span(), format!("unit `{}` holds no packages", key.get_ref()), "list the packages it holds, e.g. packages = [\"agent-server\"]".to_string());
+        cx.err(
+            "E012",
+            raw.packages.span(),
+            format!("unit `{}` holds no packages", key.get_ref()),
+            "list the packages it holds, e.g. packages = [\"agent-server\"]".to_string(),
+        );
     }
     for p in raw.packages.get_ref() {
         let id = p.get_ref();
         match cx.catalog.component(id) {
             Some(c) if c.placement == Placement::Package => {
                 if packages.contains(id) {
-                    cx.err("E021", p.span(), format!("package `{id}` is listed twice"), "list each package once".to_string());
+                    cx.err(
+                        "E021",
+                        p.span(),
+                        format!("package `{id}` is listed twice"),
+                        "list each package once".to_string(),
+                    );
                 } else {
                     packages.push(id.clone());
+                    package_locations.push(cx.source.locate(&p.span()));
                 }
             }
             Some(c) => {
                 let why = match c.placement {
-                    Placement::Node => "it runs on every HAC node; set its ports under [nodes.NAME.variables]",
+                    Placement::Node => {
+                        "it runs on every HAC node; set its ports under [nodes.NAME.variables]"
+                    }
                     _ => "it runs on agent workstations in zones with the role `clients`",
                 };
-                cx.err("E012", p.span(), format!("`{id}` is not a package of a virtual unit"), why.to_string());
+                cx.err(
+                    "E012",
+                    p.span(),
+                    format!("`{id}` is not a package of a virtual unit"),
+                    why.to_string(),
+                );
             }
             None => {
                 let hint = did_you_mean(
                     id,
-                    cx.catalog.components.iter().filter(|c| c.placement == Placement::Package).map(|c| c.id.as_str()),
+                    cx.catalog
+                        .components
+                        .iter()
+                        .filter(|c| c.placement == Placement::Package)
+                        .map(|c| c.id.as_str()),
                 );
                 cx.err("E012", p.span(), format!("unknown package `{id}`"), hint);
             }
@@ -282,7 +388,12 @@ fn unit(
     for n in &raw.instances {
         match nodes.get(n.get_ref().as_str()) {
             Some(&i) if instances.contains(&i) => {
-                cx.err("E021", n.span(), format!("node `{}` is listed twice", n.get_ref()), "a node holds at most one instance of a unit".to_string());
+                cx.err(
+                    "E021",
+                    n.span(),
+                    format!("node `{}` is listed twice", n.get_ref()),
+                    "a node holds at most one instance of a unit".to_string(),
+                );
             }
             Some(&i) => instances.push(i),
             None => cx.err(
@@ -299,11 +410,19 @@ fn unit(
             return true;
         }
         let hint = if component.placement == Placement::Package {
-            format!("add `{}` to the unit's packages, or set the variable in the unit that holds it", component.id)
+            format!(
+                "add `{}` to the unit's packages, or set the variable in the unit that holds it",
+                component.id
+            )
         } else {
             "set deployment variables of HAC under [nodes.NAME.variables]".to_string()
         };
-        cx.err("E019", var_span, format!("unit `{unit_name}` does not hold `{}`", component.id), hint);
+        cx.err(
+            "E019",
+            var_span,
+            format!("unit `{unit_name}` does not hold `{}`", component.id),
+            hint,
+        );
         false
     });
     let variables = variables?;
@@ -312,6 +431,7 @@ fn unit(
         name: unit_name,
         address: address?,
         packages,
+        package_locations,
         instances,
         variables,
         location: cx.source.locate(&key.span()),
@@ -335,7 +455,9 @@ fn settings(
         let name = key.get_ref();
         let Some(var) = catalog.variable(name) else {
             ok = false;
-            let fixed = name.split_once('.').and_then(|(c, p)| catalog.component(c)?.port(p));
+            let fixed = name
+                .split_once('.')
+                .and_then(|(c, p)| catalog.component(c)?.port(p));
             match fixed {
                 Some(port) => cx.err(
                     "E018",
@@ -343,7 +465,9 @@ fn settings(
                     format!("`{name}` is not configurable"),
                     format!(
                         "the source page fixes it at {} (\"Not configurable\"); remove the line",
-                        port.default.as_ref().map_or("-".into(), PortDefault::describe)
+                        port.default
+                            .as_ref()
+                            .map_or("-".into(), PortDefault::describe)
                     ),
                 ),
                 None => {
@@ -365,14 +489,25 @@ fn settings(
         let v = *value.get_ref();
         let (lo, hi, what) = match var.kind {
             VariableKind::Port | VariableKind::AreaFirstPort => (1, 65535, "a port is 1-65535"),
-            VariableKind::AreaStreams => (1, 65535, "the number of simultaneous streams is 1-65535"),
+            VariableKind::AreaStreams => {
+                (1, 65535, "the number of simultaneous streams is 1-65535")
+            }
         };
         if v < lo || v > hi {
             ok = false;
-            cx.err("E017", value.span(), format!("{v} is out of range for `{name}`"), what.to_string());
+            cx.err(
+                "E017",
+                value.span(),
+                format!("{v} is out of range for `{name}`"),
+                what.to_string(),
+            );
             continue;
         }
-        out.push(Setting { name: name.clone(), value: v as u32, location: cx.source.locate(&key.span()) });
+        out.push(Setting {
+            name: name.clone(),
+            value: v as u32,
+            location: cx.source.locate(&key.span()),
+        });
     }
     ok.then_some(out)
 }
@@ -381,9 +516,13 @@ fn settings(
 fn check_areas(cx: &mut Ctx, raw: &RawUnit, packages: &[String], settings: &[Setting]) {
     let catalog = cx.catalog;
     for id in packages {
-        let Some(component) = catalog.component(id) else { continue };
+        let Some(component) = catalog.component(id) else {
+            continue;
+        };
         for port in &component.ports {
-            let Some(PortDefault::Area(area)) = &port.default else { continue };
+            let Some(PortDefault::Area(area)) = &port.default else {
+                continue;
+            };
             let first_name = format!("{}.{}", component.id, area.first_port_variable);
             let streams_name = format!("{}.{}", component.id, area.streams_variable);
             let get = |n: &str| settings.iter().find(|s| s.name == n).map(|s| s.value);

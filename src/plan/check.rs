@@ -16,16 +16,66 @@ pub const WINDOWS_DYNAMIC: (u16, u16) = (49152, 65535);
 
 /// The checks, by code: (code, name, severity, what it finds). Documented in docs/checks.md.
 pub const CHECKS: &[(&str, &str, Severity, &str)] = &[
-    ("C101", "port-clash", Severity::Error, "two services listen on the same address, transport and port"),
-    ("C102", "node-port-clash", Severity::Warning, "one node listens on the same port on two of its addresses"),
-    ("C103", "duplicate-address", Severity::Error, "two nodes or units share an address"),
-    ("C104", "address-outside-zone", Severity::Warning, "a node's or unit's address lies outside its zone"),
-    ("C105", "role-without-zone", Severity::Warning, "a port is opened for a role that no zone carries"),
-    ("C106", "single-instance", Severity::Warning, "a unit has fewer than two instances"),
-    ("C107", "dynamic-range", Severity::Warning, "a port lies in the Windows dynamic range 49152-65535"),
-    ("C108", "unset-port", Severity::Info, "a port without a default was left unset and is not opened"),
-    ("C109", "instance-on-mock-node", Severity::Error, "a unit instance is placed on a node without HAC"),
-    ("C110", "variable-on-mock-node", Severity::Warning, "a HAC variable is set on a node without HAC"),
+    (
+        "C101",
+        "port-clash",
+        Severity::Error,
+        "two services listen on the same address, transport and port",
+    ),
+    (
+        "C102",
+        "node-port-clash",
+        Severity::Warning,
+        "one node listens on the same port on two of its addresses",
+    ),
+    (
+        "C103",
+        "duplicate-address",
+        Severity::Error,
+        "two nodes or units share an address",
+    ),
+    (
+        "C104",
+        "address-outside-zone",
+        Severity::Warning,
+        "a node's or unit's address lies outside its zone",
+    ),
+    (
+        "C105",
+        "role-without-zone",
+        Severity::Warning,
+        "a port is opened for a role that no zone carries",
+    ),
+    (
+        "C106",
+        "single-instance",
+        Severity::Warning,
+        "a unit has fewer than two instances",
+    ),
+    (
+        "C107",
+        "dynamic-range",
+        Severity::Warning,
+        "a port lies in the Windows dynamic range 49152-65535",
+    ),
+    (
+        "C108",
+        "unset-port",
+        Severity::Info,
+        "a port without a default was left unset and is not opened",
+    ),
+    (
+        "C109",
+        "instance-on-mock-node",
+        Severity::Error,
+        "a unit instance is placed on a node without HAC",
+    ),
+    (
+        "C110",
+        "variable-on-mock-node",
+        Severity::Warning,
+        "a HAC variable is set on a node without HAC",
+    ),
 ];
 
 /// Something involved in a finding.
@@ -46,8 +96,18 @@ pub struct Finding {
 }
 
 fn finding(code: &'static str, message: String, places: Vec<Place>, hint: String) -> Finding {
-    let &(_, name, severity, _) = CHECKS.iter().find(|c| c.0 == code).expect("known check code");
-    Finding { code, name, severity, message, places, hint }
+    let &(_, name, severity, _) = CHECKS
+        .iter()
+        .find(|c| c.0 == code)
+        .expect("known check code");
+    Finding {
+        code,
+        name,
+        severity,
+        message,
+        places,
+        hint,
+    }
 }
 
 struct Locator<'d> {
@@ -57,19 +117,30 @@ struct Locator<'d> {
 impl Locator<'_> {
     fn unit(&self, name: &str) -> Place {
         let u = self.dep.units.iter().find(|u| u.name == name);
-        Place { what: format!("unit {name}"), location: u.map(|u| u.location.clone()) }
+        Place {
+            what: format!("unit {name}"),
+            location: u.map(|u| u.location.clone()),
+        }
     }
 
     fn node(&self, name: &str) -> Place {
         let n = self.dep.node(name);
-        Place { what: format!("node {name}"), location: n.map(|n| n.location.clone()) }
+        Place {
+            what: format!("node {name}"),
+            location: n.map(|n| n.location.clone()),
+        }
     }
 
     /// The line that gave a binding its value: the variable, else the unit or node.
     fn binding(&self, b: &Binding) -> Place {
         let what = format!("{}.{}", b.component, b.port_id);
         let settings = match (&b.unit, &b.host) {
-            (Some(u), _) => self.dep.units.iter().find(|x| &x.name == u).map(|u| &u.variables),
+            (Some(u), _) => self
+                .dep
+                .units
+                .iter()
+                .find(|x| &x.name == u)
+                .map(|u| &u.variables),
             (None, Host::Node { node, .. }) => self.dep.node(node).map(|n| &n.variables),
             (None, Host::Workstations { .. }) => None,
         };
@@ -79,14 +150,32 @@ impl Locator<'_> {
         };
         if let (Some(var), Some(settings)) = (var, settings) {
             if let Some(s) = settings.iter().find(|s| &s.name == var) {
-                return Place { what: format!("{what} = {} ({})", b.ports, s.name), location: Some(s.location.clone()) };
+                return Place {
+                    what: format!("{what} = {} ({})", b.ports, s.name),
+                    location: Some(s.location.clone()),
+                };
             }
         }
-        let owner = match &b.unit {
-            Some(u) => self.unit(u),
-            None => self.node(b.host.name()),
-        };
-        Place { what: format!("{what} = {} (default, in {})", b.ports, owner.what), location: owner.location }
+        if let Some(u) = b
+            .unit
+            .as_ref()
+            .and_then(|u| self.dep.units.iter().find(|x| &x.name == u))
+        {
+            let at = u
+                .packages
+                .iter()
+                .position(|p| *p == b.component)
+                .map(|i| u.package_locations[i].clone());
+            return Place {
+                what: format!("{what} = {} (default; package of unit {})", b.ports, u.name),
+                location: at,
+            };
+        }
+        let owner = self.node(b.host.name());
+        Place {
+            what: format!("{what} = {} (default, on {})", b.ports, owner.what),
+            location: owner.location,
+        }
     }
 }
 
@@ -104,9 +193,15 @@ pub fn check(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Finding> {
     for u in &plan.unset {
         out.push(finding(
             "C108",
-            format!("{}.{} has no default and is not set: it is not opened", u.component, u.port_id),
+            format!(
+                "{}.{} has no default and is not set: it is not opened",
+                u.component, u.port_id
+            ),
             vec![loc.unit(&u.unit)],
-            format!("set `{}` in [units.{}.variables] if the port is used", u.variable, u.unit),
+            format!(
+                "set `{}` in [units.{}.variables] if the port is used",
+                u.variable, u.unit
+            ),
         ));
     }
     out.sort_by_key(|f| f.severity);
@@ -127,7 +222,10 @@ fn port_clashes(loc: &Locator, plan: &Plan, out: &mut Vec<Finding>) {
     let mut seen = HashSet::new();
     for (_, address, b) in server_bindings(plan) {
         if seen.insert((address, &b.unit, &b.component, &b.port_id, b.transport)) {
-            by_address.entry((address, b.transport)).or_default().push(b);
+            by_address
+                .entry((address, b.transport))
+                .or_default()
+                .push(b);
         }
     }
     for ((address, transport), group) in &by_address {
@@ -137,7 +235,10 @@ fn port_clashes(loc: &Locator, plan: &Plan, out: &mut Vec<Finding>) {
             let port = a.ports.first_common(&b.ports).expect("overlapping");
             let mut places = vec![loc.binding(a), loc.binding(b)];
             places.dedup();
-            let movable: Vec<String> = [a, b].iter().map(|x| format!("`{}.{}`", x.component, x.port_id)).collect();
+            let movable: Vec<String> = [a, b]
+                .iter()
+                .map(|x| format!("`{}.{}`", x.component, x.port_id))
+                .collect();
             out.push(finding(
                 "C101",
                 format!(
@@ -156,8 +257,18 @@ fn port_clashes(loc: &Locator, plan: &Plan, out: &mut Vec<Finding>) {
     let mut by_node: BTreeMap<(&str, Transport), Vec<(IpAddr, &Binding)>> = BTreeMap::new();
     let mut seen = HashSet::new();
     for (node, address, b) in server_bindings(plan) {
-        if seen.insert((node, address, &b.unit, &b.component, &b.port_id, b.transport)) {
-            by_node.entry((node, b.transport)).or_default().push((address, b));
+        if seen.insert((
+            node,
+            address,
+            &b.unit,
+            &b.component,
+            &b.port_id,
+            b.transport,
+        )) {
+            by_node
+                .entry((node, b.transport))
+                .or_default()
+                .push((address, b));
         }
     }
     for ((node, transport), group) in &by_node {
@@ -192,10 +303,22 @@ fn describe_common(a: PortRange, b: PortRange, first: u16) -> String {
 fn duplicate_addresses(dep: &Deployment, out: &mut Vec<Finding>) {
     let mut all: Vec<(IpAddr, Place)> = Vec::new();
     for n in &dep.nodes {
-        all.push((n.address, Place { what: format!("node {}", n.name), location: Some(n.address_location.clone()) }));
+        all.push((
+            n.address,
+            Place {
+                what: format!("node {}", n.name),
+                location: Some(n.address_location.clone()),
+            },
+        ));
     }
     for u in &dep.units {
-        all.push((u.address, Place { what: format!("unit {}", u.name), location: Some(u.address_location.clone()) }));
+        all.push((
+            u.address,
+            Place {
+                what: format!("unit {}", u.name),
+                location: Some(u.address_location.clone()),
+            },
+        ));
     }
     all.sort_by(|a, b| a.0.cmp(&b.0).then(a.1.location.cmp(&b.1.location)));
     for group in all.chunk_by(|a, b| a.0 == b.0).filter(|g| g.len() > 1) {
@@ -216,9 +339,15 @@ fn mock_nodes(dep: &Deployment, loc: &Locator, out: &mut Vec<Finding>) {
             if !node.hac {
                 out.push(finding(
                     "C109",
-                    format!("unit {} has an instance on {}, a mock node without HAC", u.name, node.name),
+                    format!(
+                        "unit {} has an instance on {}, a mock node without HAC",
+                        u.name, node.name
+                    ),
                     vec![loc.unit(&u.name), loc.node(&node.name)],
-                    format!("place the instance on a HAC node, or remove `hac = false` from node {}", node.name),
+                    format!(
+                        "place the instance on a HAC node, or remove `hac = false` from node {}",
+                        node.name
+                    ),
                 ));
             }
         }
@@ -227,8 +356,14 @@ fn mock_nodes(dep: &Deployment, loc: &Locator, out: &mut Vec<Finding>) {
         for s in &n.variables {
             out.push(finding(
                 "C110",
-                format!("node {} sets `{}` but runs no HAC (hac = false)", n.name, s.name),
-                vec![Place { what: s.name.clone(), location: Some(s.location.clone()) }],
+                format!(
+                    "node {} sets `{}` but runs no HAC (hac = false)",
+                    n.name, s.name
+                ),
+                vec![Place {
+                    what: s.name.clone(),
+                    location: Some(s.location.clone()),
+                }],
                 "remove the variable, or the `hac = false` line".to_string(),
             ));
         }
@@ -241,51 +376,111 @@ fn zones_of_addresses(dep: &Deployment, loc: &Locator, out: &mut Vec<Finding>) {
         if !zone.cidrs.iter().any(|c| c.contains(&n.address)) {
             out.push(finding(
                 "C104",
-                format!("node {} has address {}, outside its zone {}", n.name, n.address, zone.name),
-                vec![Place { what: format!("node {}", n.name), location: Some(n.address_location.clone()) }],
-                format!("correct the address, or add its network to zone {}'s cidrs", zone.name),
+                format!(
+                    "node {} has address {}, outside its zone {}",
+                    n.name, n.address, zone.name
+                ),
+                vec![Place {
+                    what: format!("node {}", n.name),
+                    location: Some(n.address_location.clone()),
+                }],
+                format!(
+                    "correct the address, or add its network to zone {}'s cidrs",
+                    zone.name
+                ),
             ));
         }
     }
     for u in &dep.units {
-        let zones: Vec<&str> = u.instances.iter().map(|&i| dep.zones[dep.nodes[i].zone].name.as_str()).collect();
-        let inside = u.instances.iter().any(|&i| dep.zones[dep.nodes[i].zone].cidrs.iter().any(|c| c.contains(&u.address)));
+        let zones: Vec<&str> = u
+            .instances
+            .iter()
+            .map(|&i| dep.zones[dep.nodes[i].zone].name.as_str())
+            .collect();
+        let inside = u.instances.iter().any(|&i| {
+            dep.zones[dep.nodes[i].zone]
+                .cidrs
+                .iter()
+                .any(|c| c.contains(&u.address))
+        });
         if !u.instances.is_empty() && !inside {
             let mut zones = zones;
             zones.dedup();
             out.push(finding(
                 "C104",
-                format!("unit {} has address {}, outside the zones of its nodes ({})", u.name, u.address, zones.join(", ")),
+                format!(
+                    "unit {} has address {}, outside the zones of its nodes ({})",
+                    u.name,
+                    u.address,
+                    zones.join(", ")
+                ),
                 vec![loc.unit(&u.name)],
-                "a virtual IP moves between its instances' servers: it belongs to their network".to_string(),
+                "a virtual IP moves between its instances' servers: it belongs to their network"
+                    .to_string(),
             ));
         }
     }
 }
 
-fn roles_without_zone(dep: &Deployment, catalog: &Catalog, plan: &Plan, loc: &Locator, out: &mut Vec<Finding>) {
-    let carried: HashSet<Role> = dep.zones.iter().flat_map(|z| z.roles.iter().copied()).collect();
+fn roles_without_zone(
+    dep: &Deployment,
+    catalog: &Catalog,
+    plan: &Plan,
+    loc: &Locator,
+    out: &mut Vec<Finding>,
+) {
+    let carried: HashSet<Role> = dep
+        .zones
+        .iter()
+        .flat_map(|z| z.roles.iter().copied())
+        .collect();
     let has = |r: Role| r == Role::Servers || carried.contains(&r);
     let mut seen = HashSet::new();
     for b in &plan.bindings {
         if !seen.insert((&b.component, &b.port_id)) {
             continue;
         }
-        let missing: Vec<&str> = b.from.iter().filter(|r| !has(**r)).map(|r| r.as_str()).collect();
+        let missing: Vec<&str> = b
+            .from
+            .iter()
+            .filter(|r| !has(**r))
+            .map(|r| r.as_str())
+            .collect();
         if missing.is_empty() {
             continue;
         }
-        let reachable: Vec<&str> = b.from.iter().filter(|r| has(**r)).map(|r| r.as_str()).collect();
-        let name = catalog.component(&b.component).map_or(b.component.as_str(), |c| c.name.as_str());
+        let reachable: Vec<&str> = b
+            .from
+            .iter()
+            .filter(|r| has(**r))
+            .map(|r| r.as_str())
+            .collect();
+        let name = catalog
+            .component(&b.component)
+            .map_or(b.component.as_str(), |c| c.name.as_str());
         let (sev_msg, hint) = if reachable.is_empty() {
             (
-                format!("{}.{} ({name}) is opened for {} but no zone carries that role: nobody can reach it", b.component, b.port_id, missing.join(", ")),
+                format!(
+                    "{}.{} ({name}) is opened for {} but no zone carries that role: nobody can reach it",
+                    b.component,
+                    b.port_id,
+                    missing.join(", ")
+                ),
                 format!("add a zone with roles = [\"{}\"]", missing[0]),
             )
         } else {
             (
-                format!("{}.{} ({name}) is opened for {} too, but no zone carries that role; only {} will reach it", b.component, b.port_id, missing.join(", "), reachable.join(", ")),
-                format!("add a zone with roles = [\"{}\"] if they need it", missing[0]),
+                format!(
+                    "{}.{} ({name}) is opened for {} too, but no zone carries that role; only {} will reach it",
+                    b.component,
+                    b.port_id,
+                    missing.join(", "),
+                    reachable.join(", ")
+                ),
+                format!(
+                    "add a zone with roles = [\"{}\"] if they need it",
+                    missing[0]
+                ),
             )
         };
         let mut f = finding("C105", sev_msg, vec![loc.binding(b)], hint);
@@ -301,13 +496,17 @@ fn single_instances(dep: &Deployment, loc: &Locator, out: &mut Vec<Finding>) {
         let message = if u.instances.is_empty() {
             format!("unit {} has no instance: its packages run nowhere", u.name)
         } else {
-            format!("unit {} has one instance only (on {}): no failover", u.name, dep.nodes[u.instances[0]].name)
+            format!(
+                "unit {} has one instance only (on {}): no failover",
+                u.name, dep.nodes[u.instances[0]].name
+            )
         };
         out.push(finding(
             "C106",
             message,
             vec![loc.unit(&u.name)],
-            "give every unit instances on at least two servers (fine for a demo system)".to_string(),
+            "give every unit instances on at least two servers (fine for a demo system)"
+                .to_string(),
         ));
     }
 }
@@ -320,9 +519,13 @@ fn dynamic_range(plan: &Plan, loc: &Locator, out: &mut Vec<Finding>) {
             if seen.insert((&b.unit, b.host.name().to_string(), &b.component, &b.port_id)) {
                 out.push(finding(
                     "C107",
-                    format!("{}.{} uses {} (from {p}), inside the Windows dynamic range 49152-65535", b.component, b.port_id, b.ports),
+                    format!(
+                        "{}.{} uses {} (from {p}), inside the Windows dynamic range 49152-65535",
+                        b.component, b.port_id, b.ports
+                    ),
                     vec![loc.binding(b)],
-                    "outgoing connections may take the port first; choose a port below 49152".to_string(),
+                    "outgoing connections may take the port first; choose a port below 49152"
+                        .to_string(),
                 ));
             }
         }

@@ -35,9 +35,11 @@ impl Host {
     pub fn address_text(&self) -> String {
         match self {
             Host::Node { address, .. } => address.to_string(),
-            Host::Workstations { cidrs, .. } => {
-                cidrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(" ")
-            }
+            Host::Workstations { cidrs, .. } => cidrs
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 }

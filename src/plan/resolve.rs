@@ -32,7 +32,9 @@ fn effective(
                 None => area.streams,
             };
             // Validation rejected areas past 65535, so this holds.
-            PortRange::area(first, area.multiplier, streams).ok().map(|r| (r, used))
+            PortRange::area(first, area.multiplier, streams)
+                .ok()
+                .map(|r| (r, used))
         }
         default => {
             let name = format!("{}.{}", component.id, port.id);
@@ -56,12 +58,25 @@ pub fn resolve(deployment: &Deployment, catalog: &Catalog) -> Plan {
         }
     }
     for (node, units) in deployment.nodes.iter().zip(&units_of) {
-        let here = |address| Host::Node { node: node.name.clone(), address };
+        let here = |address| Host::Node {
+            node: node.name.clone(),
+            address,
+        };
         if node.hac {
-            for c in catalog.components.iter().filter(|c| c.placement == Placement::Node) {
+            for c in catalog
+                .components
+                .iter()
+                .filter(|c| c.placement == Placement::Node)
+            {
                 for p in &c.ports {
-                    let Some((ports, used)) = effective(c, p, &node.variables) else { continue };
-                    let origin = if used.is_empty() { Origin::Default } else { Origin::NodeVariable(used) };
+                    let Some((ports, used)) = effective(c, p, &node.variables) else {
+                        continue;
+                    };
+                    let origin = if used.is_empty() {
+                        Origin::Default
+                    } else {
+                        Origin::NodeVariable(used)
+                    };
                     plan.bindings.push(Binding {
                         host: here(node.address),
                         unit: None,
@@ -76,10 +91,20 @@ pub fn resolve(deployment: &Deployment, catalog: &Catalog) -> Plan {
             }
         }
         for unit in units {
-            for c in catalog.components.iter().filter(|c| unit.packages.contains(&c.id)) {
+            for c in catalog
+                .components
+                .iter()
+                .filter(|c| unit.packages.contains(&c.id))
+            {
                 for p in &c.ports {
-                    let Some((ports, used)) = effective(c, p, &unit.variables) else { continue };
-                    let origin = if used.is_empty() { Origin::Default } else { Origin::UnitVariable(used) };
+                    let Some((ports, used)) = effective(c, p, &unit.variables) else {
+                        continue;
+                    };
+                    let origin = if used.is_empty() {
+                        Origin::Default
+                    } else {
+                        Origin::UnitVariable(used)
+                    };
                     plan.bindings.push(Binding {
                         host: here(unit.address),
                         unit: Some(unit.name.clone()),
@@ -95,7 +120,11 @@ pub fn resolve(deployment: &Deployment, catalog: &Catalog) -> Plan {
         }
     }
     for unit in &deployment.units {
-        for c in catalog.components.iter().filter(|c| unit.packages.contains(&c.id)) {
+        for c in catalog
+            .components
+            .iter()
+            .filter(|c| unit.packages.contains(&c.id))
+        {
             for p in c.ports.iter().filter(|p| p.default.is_none()) {
                 if effective(c, p, &unit.variables).is_none() {
                     plan.unset.push(Unset {
@@ -108,12 +137,23 @@ pub fn resolve(deployment: &Deployment, catalog: &Catalog) -> Plan {
             }
         }
     }
-    for zone in deployment.zones.iter().filter(|z| z.roles.contains(&crate::catalog::Role::Clients)) {
-        for c in catalog.components.iter().filter(|c| c.placement == Placement::Workstation) {
+    for zone in deployment
+        .zones
+        .iter()
+        .filter(|z| z.roles.contains(&crate::catalog::Role::Clients))
+    {
+        for c in catalog
+            .components
+            .iter()
+            .filter(|c| c.placement == Placement::Workstation)
+        {
             for p in &c.ports {
                 let Some(default) = &p.default else { continue };
                 plan.bindings.push(Binding {
-                    host: Host::Workstations { zone: zone.name.clone(), cidrs: zone.cidrs.clone() },
+                    host: Host::Workstations {
+                        zone: zone.name.clone(),
+                        cidrs: zone.cidrs.clone(),
+                    },
                     unit: None,
                     component: c.id.clone(),
                     port_id: p.id.clone(),

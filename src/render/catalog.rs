@@ -13,7 +13,11 @@ pub fn default_cell(port: &Port) -> String {
 }
 
 fn roles(port: &Port) -> String {
-    port.from.iter().map(|r| r.as_str()).collect::<Vec<_>>().join(" ")
+    port.from
+        .iter()
+        .map(|r| r.as_str())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 pub fn grid(components: &[&Component], format: Format) -> Grid {
@@ -78,7 +82,10 @@ pub fn grid(components: &[&Component], format: Format) -> Grid {
                 p.id.clone(),
                 p.transport.as_str().to_string(),
                 p.protocol.as_str().to_string(),
-                p.default.as_ref().map(PortDefault::describe).unwrap_or_default(),
+                p.default
+                    .as_ref()
+                    .map(PortDefault::describe)
+                    .unwrap_or_default(),
                 first,
                 last,
                 p.configurable.to_string(),
@@ -96,7 +103,11 @@ pub fn grid(components: &[&Component], format: Format) -> Grid {
 /// The components to show: all, or the one asked for.
 pub fn select<'c>(catalog: &'c Catalog, only: Option<&Component>) -> Vec<&'c Component> {
     match only {
-        Some(one) => catalog.components.iter().filter(|c| c.id == one.id).collect(),
+        Some(one) => catalog
+            .components
+            .iter()
+            .filter(|c| c.id == one.id)
+            .collect(),
         None => catalog.components.iter().collect(),
     }
 }

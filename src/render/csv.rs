@@ -6,7 +6,12 @@ pub fn render(grid: &Grid) -> String {
     let mut w = ::csv::Writer::from_writer(Vec::new());
     let header: Vec<&str> = grid.columns.iter().map(|c| c.title).collect();
     // Writing to a Vec<u8> cannot fail.
-    w.write_record(header.iter().map(|h| h.to_ascii_lowercase().replace(' ', "_"))).expect("in memory");
+    w.write_record(
+        header
+            .iter()
+            .map(|h| h.to_ascii_lowercase().replace(' ', "_")),
+    )
+    .expect("in memory");
     for row in &grid.rows {
         w.write_record(row).expect("in memory");
     }

@@ -15,5 +15,7 @@ pub fn render(grid: &Grid) -> String {
 }
 
 fn escape(cell: &str) -> String {
-    cell.replace('\\', "\\\\").replace('|', "\\|").replace('\n', "<br>")
+    cell.replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('\n', "<br>")
 }

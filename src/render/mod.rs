@@ -2,6 +2,7 @@
 
 pub mod catalog;
 pub mod csv;
+pub mod flows;
 pub mod markdown;
 pub mod plan;
 pub mod table;
@@ -48,7 +49,11 @@ pub struct Grid {
 
 impl Grid {
     pub fn new(columns: Vec<Column>) -> Grid {
-        Grid { columns, rows: Vec::new(), group_by: 0 }
+        Grid {
+            columns,
+            rows: Vec::new(),
+            group_by: 0,
+        }
     }
 
     pub fn grouped(mut self, leading: usize) -> Grid {

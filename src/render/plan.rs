@@ -12,7 +12,11 @@ pub fn ports_cell(b: &Binding) -> String {
 
 pub fn grid<'a>(bindings: impl IntoIterator<Item = &'a Binding>, format: Format) -> Grid {
     let columns = vec![
-        Column::new(if format == Format::Table { "node" } else { "Node" }),
+        Column::new(if format == Format::Table {
+            "node"
+        } else {
+            "Node"
+        }),
         Column::new("Address"),
         Column::new("Unit"),
         Column::new("Component"),
@@ -23,7 +27,13 @@ pub fn grid<'a>(bindings: impl IntoIterator<Item = &'a Binding>, format: Format)
     ];
     let table = format == Format::Table;
     let columns = if table {
-        columns.into_iter().map(|c| Column { title: upper(c.title), ..c }).collect()
+        columns
+            .into_iter()
+            .map(|c| Column {
+                title: upper(c.title),
+                ..c
+            })
+            .collect()
     } else {
         columns
     };
@@ -32,7 +42,9 @@ pub fn grid<'a>(bindings: impl IntoIterator<Item = &'a Binding>, format: Format)
         let node = if table {
             match &b.host {
                 crate::plan::Host::Node { node, .. } => format!("node {node}"),
-                crate::plan::Host::Workstations { zone, .. } => format!("zone {zone} (workstations)"),
+                crate::plan::Host::Workstations { zone, .. } => {
+                    format!("zone {zone} (workstations)")
+                }
             }
         } else {
             b.host.name().to_string()
@@ -96,8 +108,19 @@ pub fn findings_text(findings: &[Finding], styled: bool) -> String {
             Severity::Warning => anstyle::AnsiColor::Yellow.on_default().bold(),
             Severity::Info => anstyle::AnsiColor::Cyan.on_default().bold(),
         };
-        let (on, off) = if styled { (style.render().to_string(), style.render_reset().to_string()) } else { Default::default() };
-        let _ = writeln!(out, "{on}{}[{}]{off} {}: {}", f.severity.as_str(), f.code, f.name, f.message);
+        let (on, off) = if styled {
+            (style.render().to_string(), style.render_reset().to_string())
+        } else {
+            Default::default()
+        };
+        let _ = writeln!(
+            out,
+            "{on}{}[{}]{off} {}: {}",
+            f.severity.as_str(),
+            f.code,
+            f.name,
+            f.message
+        );
         for p in &f.places {
             match &p.location {
                 Some(l) => {

@@ -13,7 +13,10 @@ pub fn render(grid: &Grid, width: usize) -> String {
     for row in &grid.rows {
         for (i, cell) in row[lead..].iter().enumerate() {
             let need = if shown[i].wrap && i != last {
-                cell.split_whitespace().map(|w| w.chars().count()).max().unwrap_or(0)
+                cell.split_whitespace()
+                    .map(|w| w.chars().count())
+                    .max()
+                    .unwrap_or(0)
             } else {
                 cell.chars().count()
             };
@@ -39,11 +42,20 @@ pub fn render(grid: &Grid, width: usize) -> String {
             .iter()
             .zip(shown)
             .zip(&widths)
-            .map(|((cell, col), w)| if col.wrap { wrap(cell, *w) } else { vec![cell.clone()] })
+            .map(|((cell, col), w)| {
+                if col.wrap {
+                    wrap(cell, *w)
+                } else {
+                    vec![cell.clone()]
+                }
+            })
             .collect();
         let height = cells.iter().map(Vec::len).max().unwrap_or(1);
         for i in 0..height {
-            let cols: Vec<String> = cells.iter().map(|c| c.get(i).cloned().unwrap_or_default()).collect();
+            let cols: Vec<String> = cells
+                .iter()
+                .map(|c| c.get(i).cloned().unwrap_or_default())
+                .collect();
             line(&mut out, indent, &widths, &cols);
         }
     }
@@ -86,7 +98,11 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
             word = word.chars().skip(width).collect();
             lines.push(head);
         }
-        let need = if cur.is_empty() { 0 } else { cur.chars().count() + 1 } + word.chars().count();
+        let need = if cur.is_empty() {
+            0
+        } else {
+            cur.chars().count() + 1
+        } + word.chars().count();
         if need > width && !cur.is_empty() {
             lines.push(std::mem::take(&mut cur));
         }

@@ -1,0 +1,102 @@
+//! Firewall generators: one file per target, each a [`Generator`], registered in [`TARGETS`].
+
+mod csv;
+
+use std::net::IpAddr;
+
+use crate::deployment::Deployment;
+use crate::flows::Flow;
+
+/// Which firewall the rules are for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// The host firewall of one server: inbound rules for every binding on the node.
+    Node {
+        name: String,
+        addresses: Vec<IpAddr>,
+    },
+    /// The agent workstations' firewall (Communication Desktop's ports).
+    Workstations,
+    /// A firewall between zones: the zone-to-zone flows, forwarded.
+    Network,
+}
+
+impl Mode {
+    /// A short name for comments and group names: the node, `workstations` or `network`.
+    pub fn scope(&self) -> &str {
+        match self {
+            Mode::Node { name, .. } => name,
+            Mode::Workstations => "workstations",
+            Mode::Network => "network",
+        }
+    }
+}
+
+/// For host firewalls: a complete policy (default drop) or only the allow rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Policy {
+    /// Default drop; established, loopback and essential ICMP accepted; then the flows
+    Drop,
+    /// Only the allow rules, to merge into an existing policy
+    Accept,
+}
+
+/// What every generator takes: the flows selected for the mode, and the context to name them.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    pub deployment: &'a Deployment,
+    pub mode: Mode,
+    pub policy: Policy,
+    /// The flows this firewall admits, in a stable order; each names its component and port ids.
+    pub flows: Vec<Flow>,
+}
+
+impl Request<'_> {
+    /// A name safe in every target's identifiers: lowercase letters, digits and `-`.
+    pub fn slug(text: &str) -> String {
+        let s: String = text
+            .chars()
+            .map(|c| {
+                if c.is_ascii_alphanumeric() {
+                    c.to_ascii_lowercase()
+                } else {
+                    '-'
+                }
+            })
+            .collect();
+        s.split('-')
+            .filter(|w| !w.is_empty())
+            .collect::<Vec<_>>()
+            .join("-")
+    }
+}
+
+/// One firewall target.
+pub trait Generator: Sync {
+    /// The name on the command line (`--target NAME`).
+    fn name(&self) -> &'static str;
+    /// One line for `--help`.
+    fn about(&self) -> &'static str;
+    /// The rules, deterministic: the same request gives the same bytes.
+    fn generate(&self, request: &Request) -> String;
+}
+
+/// Every target; the CLI's `--target` choices come from here.
+pub const TARGETS: &[&dyn Generator] = &[&csv::Csv];
+
+pub fn target(name: &str) -> Option<&'static dyn Generator> {
+    TARGETS.iter().copied().find(|t| t.name() == name)
+}
+
+/// The flows a firewall in `mode` admits.
+pub fn select(flows: &[Flow], mode: &Mode) -> Vec<Flow> {
+    match mode {
+        Mode::Node { name, .. } => flows
+            .iter()
+            .filter(|f| !f.workstations && &f.node == name)
+            .cloned()
+            .collect(),
+        Mode::Workstations => flows.iter().filter(|f| f.workstations).cloned().collect(),
+        Mode::Network => crate::flows::network_flows(flows),
+    }
+}
