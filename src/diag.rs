@@ -200,12 +200,15 @@ pub fn from_toml(source: &Source, err: &toml::de::Error) -> Diagnostic {
 
 /// The known name closest to `word`, when one is close enough to be a likely typo.
 pub fn suggest<'a>(word: &str, known: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
-    known
-        .into_iter()
-        .map(|k| (strsim::jaro_winkler(word, k), k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| k)
+    let mut best: Option<(f64, &str)> = None;
+    for k in known {
+        let score = strsim::jaro_winkler(word, k);
+        // Strictly better only: on a tie the name listed first wins.
+        if score > 0.8 && best.is_none_or(|(b, _)| score > b) {
+            best = Some((score, k));
+        }
+    }
+    best.map(|(_, k)| k)
 }
 
 /// "did you mean `x`?" or the list of valid names.

@@ -115,6 +115,18 @@ fn read_file(path: &Path) -> Result<Source> {
                 .hint("save the file as UTF-8 text; is it the right file?"),
         ])
     })?;
+    if let Some(at) = text.find('\0') {
+        let source = Source::new(path.display().to_string(), text[..at].to_string());
+        return Err(Diagnostics(vec![
+            crate::diag::Diagnostic::error(
+                "E001",
+                "the file contains NUL bytes: is it a binary file?",
+            )
+            .at(&source, &(at..at))
+            .hint("give a TOML text file"),
+        ])
+        .into());
+    }
     Ok(Source::new(path.display().to_string(), text))
 }
 

@@ -57,6 +57,25 @@ pub enum Origin {
 }
 
 impl Origin {
+    /// Like [`Origin::label`], without the component prefix of the variable names.
+    pub fn short_label(&self, component: &str) -> String {
+        let strip = |v: &[String]| {
+            v.iter()
+                .map(|n| {
+                    n.strip_prefix(component)
+                        .and_then(|n| n.strip_prefix('.'))
+                        .unwrap_or(n)
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        match self {
+            Origin::Default => "default".into(),
+            Origin::UnitVariable(v) => format!("unit: {}", strip(v)),
+            Origin::NodeVariable(v) => format!("node: {}", strip(v)),
+        }
+    }
+
     pub fn label(&self) -> String {
         match self {
             Origin::Default => "default".into(),

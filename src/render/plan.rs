@@ -23,7 +23,7 @@ pub fn grid<'a>(bindings: impl IntoIterator<Item = &'a Binding>, format: Format)
         Column::new("Port id"),
         Column::new("Transport"),
         Column::new("Ports"),
-        Column::wrapping("Origin"),
+        Column::new("Origin"),
     ];
     let table = format == Format::Table;
     let columns = if table {
@@ -57,7 +57,11 @@ pub fn grid<'a>(bindings: impl IntoIterator<Item = &'a Binding>, format: Format)
             b.port_id.clone(),
             b.transport.as_str().to_string(),
             ports_cell(b),
-            b.origin.label(),
+            if table {
+                b.origin.short_label(&b.component)
+            } else {
+                b.origin.label()
+            },
         ]);
     }
     if table { g.grouped(1) } else { g }

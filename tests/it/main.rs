@@ -1,0 +1,9 @@
+//! The integration tests, one binary: CLI specs, the catalog against the source page, broken
+//! inputs, golden outputs, and property tests of the range arithmetic.
+
+mod catalog;
+mod cli;
+mod deployment;
+mod golden;
+mod ranges;
+mod support;
