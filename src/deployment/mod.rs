@@ -1,5 +1,6 @@
 //! The system model: zones, HAC nodes and virtual units, validated from the deployment file.
 
+pub mod generate;
 pub mod raw;
 mod validate;
 

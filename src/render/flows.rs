@@ -10,6 +10,20 @@ fn nets(v: &[ipnet::IpNet]) -> String {
         .join(" ")
 }
 
+/// For people: a single host without its /32 (or /128).
+fn hosts(v: &[ipnet::IpNet]) -> String {
+    v.iter()
+        .map(|n| {
+            if n.prefix_len() == n.max_prefix_len() {
+                n.addr().to_string()
+            } else {
+                n.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn grid(flows: &[Flow], format: Format) -> Grid {
     let table = format == Format::Table;
     let mut g = Grid::new(vec![
@@ -19,11 +33,11 @@ pub fn grid(flows: &[Flow], format: Format) -> Grid {
         Column::new(if table { "DESTINATION" } else { "Destination" }),
         Column::new(if table { "PROTO" } else { "Transport" }),
         Column::new(if table { "PORTS" } else { "Ports" }),
-        Column::new(if table { "COMPONENT.PORT" } else { "Component" }),
-        Column::wrapping(if table { "PURPOSE" } else { "Port ids" }),
+        Column::wrapping(if table { "COMPONENT.PORT" } else { "Component" }),
     ]);
     if !table {
         g.columns.insert(2, Column::new("Source zones"));
+        g.columns.push(Column::new("Port ids"));
         g.columns.push(Column::new("Purpose"));
     }
     for f in flows {
@@ -36,12 +50,11 @@ pub fn grid(flows: &[Flow], format: Format) -> Grid {
             g.push(vec![
                 to,
                 f.role.as_str().to_string(),
-                nets(&f.sources),
-                nets(&f.destination),
+                hosts(&f.sources),
+                hosts(&f.destination),
                 f.transport.as_str().to_string(),
                 f.ports.to_string(),
                 f.label(),
-                f.purpose.clone(),
             ]);
         } else {
             g.push(vec![

@@ -94,9 +94,14 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
             if !cur.is_empty() {
                 lines.push(std::mem::take(&mut cur));
             }
-            let head: String = word.chars().take(width).collect();
-            word = word.chars().skip(width).collect();
-            lines.push(head);
+            // Break a long name after a separator (`.`, `+`, `-`, `/`) where one fits, else cut.
+            let chars: Vec<char> = word.chars().collect();
+            let at = (1..width)
+                .rev()
+                .find(|&i| matches!(chars[i - 1], '.' | '+' | '-' | '/'))
+                .unwrap_or(width);
+            lines.push(chars[..at].iter().collect());
+            word = chars[at..].iter().collect();
         }
         let need = if cur.is_empty() {
             0
@@ -125,6 +130,10 @@ mod tests {
     fn wraps_words() {
         assert_eq!(wrap("a bb ccc dddd", 6), vec!["a bb", "ccc", "dddd"]);
         assert_eq!(wrap("abcdefgh", 3), vec!["abc", "def", "gh"]);
+        assert_eq!(
+            wrap("media-routing-server.prompt-area", 24),
+            vec!["media-routing-server.", "prompt-area"]
+        );
         assert_eq!(wrap("", 3), vec![""]);
     }
 }
