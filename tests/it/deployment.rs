@@ -609,3 +609,19 @@ fn overlapping_areas_clash() {
         .run();
     assert!(out.stdout.contains("media-routing-server.prompt-area and media-routing-server.recording-area both listen on 10.1.0.100 udp ports 8000-8200 and 8100-9300 (first shared: 8100)"), "{}", out.stdout);
 }
+
+#[test]
+fn generated_large_systems_are_valid_and_clean() {
+    use scc_ports::catalog::Catalog;
+    use scc_ports::diag::{Severity, Source};
+    let catalog = Catalog::embedded();
+    for (nodes, units) in [(1, 1), (3, 8), (50, 30)] {
+        let text = scc_ports::deployment::generate::large_system(nodes, units);
+        let dep = scc_ports::deployment::parse(&Source::new("gen.toml", text), &catalog).expect("valid");
+        assert_eq!((dep.nodes.len(), dep.units.len()), (nodes, units));
+        let plan = scc_ports::plan::resolve(&dep, &catalog);
+        let findings = scc_ports::plan::check(&dep, &catalog, &plan);
+        let errors: Vec<_> = findings.iter().filter(|f| f.severity == Severity::Error).collect();
+        assert!(errors.is_empty(), "{nodes}/{units}: {errors:#?}");
+    }
+}
