@@ -264,7 +264,7 @@ pub(super) fn header(request: &Request, target: &str) -> Vec<String> {
         Policy::Drop => "drop (complete policy: everything not admitted below is dropped)",
         Policy::Accept => "accept (only the allow rules, to merge into an existing policy)",
     };
-    vec![
+    let mut lines = vec![
         format!(
             "scc-ports {target} rules for system \"{}\"",
             line_text(&dep.name)
@@ -276,7 +276,29 @@ pub(super) fn header(request: &Request, target: &str) -> Vec<String> {
             "{} flows; each rule's comment names its component and port id",
             request.flows.len()
         ),
-    ]
+    ];
+    if request.mode == Mode::Workstations {
+        // Matching the destination zone keeps the rules exact and lets one file serve the PCs of
+        // every client zone (a PC's own address is inside its zone's networks).
+        lines.push(
+            "Each rule matches its client zone's networks as destination: one file serves every zone."
+                .into(),
+        );
+    }
+    if request.policy == Policy::Drop {
+        let warning: [&str; 2] = match request.mode {
+            Mode::Network => [
+                "WARNING: every other forwarded connection is dropped; add the site's other",
+                "forwarded traffic before loading (traffic to the firewall itself is not touched).",
+            ],
+            _ => [
+                "WARNING: only Contact Center flows are admitted inbound; remote administration",
+                "(SSH, RDP) and other services are dropped unless you add them before loading.",
+            ],
+        };
+        lines.extend(warning.map(String::from));
+    }
+    lines
 }
 
 #[cfg(test)]
