@@ -223,6 +223,56 @@ fn golden_ipv6_and_parity() {
     }
 }
 
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+
+    /// Any flows (families mixed, parity ranges of any size): no panic, and every flow is named.
+    #[test]
+    fn any_flows_generate(
+        specs in proptest::collection::vec(
+            (proptest::bool::ANY, proptest::bool::ANY, 1u16..65000, 0u16..300, 0u8..3, 0u8..33),
+            0..8,
+        )
+    ) {
+        let dep = example_deployment();
+        let flows: Vec<Flow> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, &(src6, dst6, lo, span, parity, prefix))| {
+                let parity = [None, Some(Parity::Even), Some(Parity::Odd)][usize::from(parity)];
+                let lo = match parity {
+                    Some(p) if Parity::of(lo) != p => lo + 1,
+                    _ => lo,
+                };
+                let hi = lo.saturating_add(span);
+                let hi = match parity {
+                    Some(p) if Parity::of(hi) != p => hi - 1,
+                    _ => hi,
+                };
+                let ports = PortRange::new(lo, hi.max(lo), parity)
+                    .unwrap_or_else(|_| PortRange::single(lo).unwrap());
+                let src = if src6 { format!("2001:db8::/{}", prefix + 32) } else { format!("10.0.0.0/{prefix}") };
+                let dst = if dst6 { "2001:db8::1/128" } else { "10.9.9.9/32" };
+                let transport = if i % 2 == 0 { Transport::Tcp } else { Transport::Udp };
+                flow(&[src.as_str()], &[dst], transport, ports, &format!("p{i}"))
+            })
+            .collect();
+        for t in TARGETS {
+            for (mode, policy) in [
+                (Mode::Workstations, Policy::Drop),
+                (Mode::Network, Policy::Accept),
+            ] {
+                let req = Request { deployment: &dep, mode, policy, flows: flows.clone() };
+                let text = scc_ports::firewall::target(t).unwrap().generate(&req);
+                for i in 0..flows.len() {
+                    let label = format!("test-component.p{i}");
+                    proptest::prop_assert!(text.contains(&label), "{t}: {label} missing");
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn targets_are_registered_first_nftables_then_iptables() {
     let names: Vec<&str> = scc_ports::firewall::TARGETS
@@ -253,8 +303,8 @@ fn every_rule_names_component_and_port_id() {
 // ---------------------------------------------------------------------------------------------
 // Validators: each target's own tool parses the output.
 
-/// Whether root-only tests can run; prints the reason and returns false when not, or panics when
-/// `SCC_PORTS_REQUIRE_ROOT_TESTS=1`.
+/// Whether root-only tests can run: the tools' paths, or None after printing why not (a panic
+/// instead when `SCC_PORTS_REQUIRE_ROOT_TESTS=1`).
 fn ready(what: &str, tools: &[&str]) -> Option<Vec<PathBuf>> {
     let mut reason = None;
     // SAFETY: geteuid has no preconditions and cannot fail.
@@ -270,14 +320,20 @@ fn ready(what: &str, tools: &[&str]) -> Option<Vec<PathBuf>> {
             }
         }
     }
+    skip_unless(what, reason).then_some(paths)
+}
+
+/// True when there is no reason to skip; otherwise prints it and returns false, or panics when
+/// `SCC_PORTS_REQUIRE_ROOT_TESTS=1`.
+fn skip_unless(what: &str, reason: Option<String>) -> bool {
     match reason {
-        None => Some(paths),
+        None => true,
         Some(r) => {
             if std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
                 panic!("{what}: {r}, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires this test");
             }
             eprintln!("skipping {what}: {r}");
-            None
+            false
         }
     }
 }
@@ -621,14 +677,23 @@ fn start_responder(ns: &str, tcp: &BTreeSet<u16>, udp: &BTreeSet<(Ipv4Addr, u16)
             if n <= 0 {
                 continue;
             }
+            // At most 64 per socket and wake, so that one busy socket cannot starve the rest.
             for l in &listeners {
-                while let Ok((stream, _)) = l.accept() {
-                    drop(stream);
+                for _ in 0..64 {
+                    match l.accept() {
+                        Ok((stream, _)) => drop(stream),
+                        Err(_) => break,
+                    }
                 }
             }
             for s in &sockets {
-                while let Ok((len, from)) = s.recv_from(&mut buf) {
-                    let _ = s.send_to(&buf[..len], from);
+                for _ in 0..64 {
+                    match s.recv_from(&mut buf) {
+                        Ok((len, from)) => {
+                            let _ = s.send_to(&buf[..len], from);
+                        }
+                        Err(_) => break,
+                    }
                 }
             }
         }
@@ -796,8 +861,13 @@ fn lab_flows(mode: &Mode) -> Vec<Flow> {
 /// the plan (None when skipped). `tamper` edits the rules before loading (the negative control).
 fn kernel_lab(target: &str, network: bool, tamper: Option<(&str, &str)>) -> Option<Vec<String>> {
     let what = format!(
-        "kernel test {target} {}",
-        if network { "network" } else { "node" }
+        "kernel test {target} {}{}",
+        if network { "network" } else { "node" },
+        if tamper.is_some() {
+            " (negative control)"
+        } else {
+            ""
+        }
     );
     let loader = if target == "nftables" {
         "nft"
@@ -809,6 +879,16 @@ fn kernel_lab(target: &str, network: bool, tamper: Option<(&str, &str)>) -> Opti
     let (ip, load) = (&tools[0], &tools[1]);
     raise_fd_limit();
     clean_leftovers(ip);
+    // Root without the capability to make namespaces (some containers) is a reason to skip too.
+    let trial = format!("{NS_PREFIX}{}-trial", std::process::id());
+    let refused = run(ip, &["netns", "add", &trial]).err();
+    let _ = run(ip, &["netns", "del", &trial]);
+    if !skip_unless(
+        &what,
+        refused.map(|e| format!("cannot create a namespace: {e}")),
+    ) {
+        return None;
+    }
     let dir = tempfile::tempdir().unwrap();
     let lab_file = dir.path().join("lab.toml");
     std::fs::write(&lab_file, LAB_TOML).unwrap();
