@@ -288,8 +288,9 @@ fn every_rule_names_component_and_port_id() {
         let text = generate(&args);
         for line in text.lines() {
             let rule = line.trim_start();
-            let is_rule = rule.ends_with("-j ACCEPT") && rule.contains(" -s ")
-                || rule.contains(" dport ") && rule.contains(" accept");
+            let iptables_rule = rule.ends_with("-j ACCEPT") && rule.contains(" -s ");
+            let nft_rule = rule.contains(" dport ") && rule.contains(" accept");
+            let is_rule = iptables_rule || nft_rule;
             if is_rule {
                 assert!(
                     rule.contains("comment"),
