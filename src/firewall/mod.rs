@@ -1,6 +1,8 @@
 //! Firewall generators: one file per target, each a [`Generator`], registered in [`TARGETS`].
 
 mod csv;
+mod iptables;
+mod nftables;
 
 use std::net::IpAddr;
 
@@ -82,7 +84,7 @@ pub trait Generator: Sync {
 }
 
 /// Every target; the CLI's `--target` choices come from here.
-pub const TARGETS: &[&dyn Generator] = &[&csv::Csv];
+pub const TARGETS: &[&dyn Generator] = &[&nftables::Nftables, &iptables::Iptables, &csv::Csv];
 
 pub fn target(name: &str) -> Option<&'static dyn Generator> {
     TARGETS.iter().copied().find(|t| t.name() == name)
