@@ -110,13 +110,25 @@ fn finding(code: &'static str, message: String, places: Vec<Place>, hint: String
     }
 }
 
+/// Finds the file location of units, nodes and bindings by name, in constant time: a large
+/// system can have a finding for every unit.
 struct Locator<'d> {
     dep: &'d Deployment,
+    units: std::collections::HashMap<&'d str, &'d crate::deployment::Unit>,
+    nodes: std::collections::HashMap<&'d str, &'d crate::deployment::Node>,
 }
 
-impl Locator<'_> {
+impl<'d> Locator<'d> {
+    fn new(dep: &'d Deployment) -> Locator<'d> {
+        Locator {
+            dep,
+            units: dep.units.iter().map(|u| (u.name.as_str(), u)).collect(),
+            nodes: dep.nodes.iter().map(|n| (n.name.as_str(), n)).collect(),
+        }
+    }
+
     fn unit(&self, name: &str) -> Place {
-        let u = self.dep.units.iter().find(|u| u.name == name);
+        let u = self.units.get(name);
         Place {
             what: format!("unit {name}"),
             location: u.map(|u| u.location.clone()),
@@ -124,7 +136,7 @@ impl Locator<'_> {
     }
 
     fn node(&self, name: &str) -> Place {
-        let n = self.dep.node(name);
+        let n = self.nodes.get(name);
         Place {
             what: format!("node {name}"),
             location: n.map(|n| n.location.clone()),
@@ -181,7 +193,7 @@ impl Locator<'_> {
 
 /// Every finding about a plan, errors first, each group in the order found.
 pub fn check(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Finding> {
-    let loc = Locator { dep };
+    let loc = Locator::new(dep);
     let mut out = Vec::new();
     port_clashes(&loc, plan, &mut out);
     duplicate_addresses(dep, &mut out);
