@@ -1,6 +1,10 @@
 //! Firewall generators: one file per target, each a [`Generator`], registered in [`TARGETS`].
 
+mod aws;
 mod csv;
+mod firewalld;
+mod text;
+mod windows;
 
 use std::net::IpAddr;
 
@@ -82,7 +86,12 @@ pub trait Generator: Sync {
 }
 
 /// Every target; the CLI's `--target` choices come from here.
-pub const TARGETS: &[&dyn Generator] = &[&csv::Csv];
+pub const TARGETS: &[&dyn Generator] = &[
+    &csv::Csv,
+    &firewalld::Firewalld,
+    &windows::Windows,
+    &aws::Aws,
+];
 
 pub fn target(name: &str) -> Option<&'static dyn Generator> {
     TARGETS.iter().copied().find(|t| t.name() == name)
