@@ -300,6 +300,8 @@ done
             o.push_str("# 3. The rich rules: each service from its sources to its destinations.\n");
             "--zone=\"$ZONE\"".to_string()
         };
+        // The rules are collected in the positional parameters and added by one call below.
+        o.push_str("set --\n");
         let mut total = 0;
         for s in &services {
             let rules = rich_rules(s);
@@ -323,12 +325,15 @@ done
                 continue;
             }
             total += rules.len();
-            let _ = writeln!(o, "fw {bind} \\");
             for r in &rules {
-                let _ = writeln!(o, "    --add-rich-rule='{r}' \\");
+                let _ = writeln!(o, "set -- \"$@\" --add-rich-rule='{r}'");
             }
-            o.push_str("    >/dev/null\n");
         }
+        // One call for every rule: one configuration load (offline) or one D-Bus round trip.
+        let _ = writeln!(
+            o,
+            "\nif [ \"$#\" -gt 0 ]; then\n    fw {bind} \"$@\" >/dev/null\nfi"
+        );
         let place = if network {
             format!("policy {POLICY}")
         } else {
