@@ -914,3 +914,101 @@ fn aws_terraform_fmt() {
         );
     }
 }
+
+/// The online path, for real: in private mount, network and PID namespaces (the host's
+/// /etc/firewalld, /run and firewall are not touched, and every process started there ends with
+/// the namespace), a system D-Bus and firewalld run; the `--node` script is applied twice
+/// through `firewall-cmd`, then the `--network` script, and the runtime and permanent
+/// configurations hold exactly the script's rules.
+#[test]
+fn firewalld_online_in_namespace() {
+    if !firewalld_usable() {
+        return;
+    }
+    for program in ["unshare", "dbus-daemon", "firewalld", "firewall-cmd"] {
+        if !have("sh", &["-c", &format!("command -v {program}")])
+            && skip(&format!("{program} is not installed"))
+        {
+            return;
+        }
+    }
+    if !Path::new("/etc/firewalld").is_dir()
+        && skip("/etc/firewalld is missing (package firewalld)")
+    {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let node = generate("redundant", "firewalld", &modes("redundant")[0].1);
+    let network = generate("redundant", "firewalld", &["--network".to_string()]);
+    std::fs::write(dir.path().join("node.sh"), &node).unwrap();
+    std::fs::write(dir.path().join("network.sh"), &network).unwrap();
+    let harness = r#"set -eu
+cd "$1"
+mount --make-rprivate /
+mount -t tmpfs tmpfs /run
+mkdir -p /run/dbus
+mount -t tmpfs tmpfs /etc/firewalld
+echo DefaultZone=public > /etc/firewalld/firewalld.conf
+ip link set lo up 2>/dev/null || true
+dbus-daemon --system --fork --nopidfile
+firewalld --nofork --nopid --log-target=console > firewalld.log 2>&1 &
+i=0
+until firewall-cmd --state >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ "$i" -gt 150 ]; then echo "firewalld did not start" >&2; cat firewalld.log >&2; exit 1; fi
+    sleep 0.2
+done
+count() { firewall-cmd "$@" --list-rich-rules | grep -c . || true; }
+sh node.sh
+echo "node1_runtime=$(count --zone=public)"
+echo "node1_permanent=$(count --permanent --zone=public)"
+sh node.sh
+echo "node2_runtime=$(count --zone=public)"
+echo "node2_permanent=$(count --permanent --zone=public)"
+echo "node2_nft_21018=$(nft list ruleset | grep -c 'dport 21018' || true)"
+sh network.sh
+echo "network_zone=$(count --zone=public)"
+echo "network_policy=$(count --policy=scc-ports)"
+echo "network_services=$(ls /etc/firewalld/services | grep -c '^scc-ports-' || true)"
+"#;
+    std::fs::write(dir.path().join("harness.sh"), harness).unwrap();
+    let out = Command::new("timeout")
+        .args(["300", "unshare", "--mount", "--net", "--pid", "--fork"])
+        .arg("--mount-proc")
+        .args(["sh", "harness.sh"])
+        .arg(dir.path())
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "the namespace harness failed:\n{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let value = |key: &str| -> usize {
+        stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key} in:\n{stdout}"))
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    let node_rules = node.matches("--add-rich-rule=").count();
+    for key in [
+        "node1_runtime",
+        "node1_permanent",
+        "node2_runtime",
+        "node2_permanent",
+    ] {
+        assert_eq!(value(key), node_rules, "{key}:\n{stdout}");
+    }
+    assert!(value("node2_nft_21018") > 0, "no kernel rule for 21018");
+    assert_eq!(value("network_zone"), 0, "the network run left node rules");
+    assert_eq!(
+        value("network_policy"),
+        network.matches("--add-rich-rule=").count()
+    );
+    assert_eq!(value("network_services"), heredocs(&network).len());
+}
