@@ -1012,3 +1012,62 @@ echo "network_services=$(ls /etc/firewalld/services | grep -c '^scc-ports-' || t
     );
     assert_eq!(value("network_services"), heredocs(&network).len());
 }
+
+/// python-hcl2 (PyPI, not Debian) is a real HCL2 parser: when it is installed, every output
+/// parses, holds as many resources as the text declares, and each ingress rule has its fields.
+#[test]
+fn aws_parses_with_python_hcl2() {
+    if !have("python3", &["-c", "import hcl2"]) {
+        eprintln!("skipped: python-hcl2 is not installed (pip install python-hcl2)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let mut files = Vec::new();
+    let mut all: Vec<(String, String)> = outputs("aws")
+        .into_iter()
+        .map(|(e, m, t)| (format!("{e}-{m}"), t))
+        .collect();
+    all.extend(
+        hostile_outputs("aws")
+            .into_iter()
+            .map(|(m, t)| (format!("hostile-{m}"), t)),
+    );
+    for (what, text) in &all {
+        let path = dir.path().join(format!("{what}.tf"));
+        std::fs::write(&path, text).unwrap();
+        let declared = text
+            .lines()
+            .filter(|l| l.starts_with("resource \""))
+            .count();
+        files.push(path.display().to_string());
+        files.push(declared.to_string());
+    }
+    let check = r#"
+import sys, hcl2
+args = sys.argv[1:]
+for path, declared in zip(args[0::2], args[1::2]):
+    with open(path) as f:
+        doc = hcl2.load(f)
+    resources = doc.get("resource", [])
+    assert len(resources) == int(declared), (path, len(resources), declared)
+    assert doc["variable"], path
+    for r in resources:
+        for kind, named in r.items():
+            for name, body in named.items():
+                if "ingress_rule" in kind:
+                    for key in ("security_group_id", "description", "ip_protocol", "from_port", "to_port"):
+                        assert key in body, (path, name, key)
+                    assert ("cidr_ipv4" in body) != ("cidr_ipv6" in body), (path, name)
+"#;
+    let out = Command::new("python3")
+        .arg("-c")
+        .arg(check)
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
