@@ -1071,3 +1071,29 @@ for path, declared in zip(args[0::2], args[1::2]):
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// Every node of every example, including nodes without flows (a database mock node): each
+/// target writes a well-formed file, and `--node` in aws still gives the node its (empty) group.
+#[test]
+fn every_node_of_every_example() {
+    let catalog = scc_ports::catalog::Catalog::embedded();
+    for example in EXAMPLES {
+        let path = format!("examples/{example}.toml");
+        let text = std::fs::read_to_string(root().join(&path)).unwrap();
+        let dep = scc_ports::deployment::parse(&scc_ports::diag::Source::new(path, text), &catalog)
+            .unwrap();
+        for node in &dep.nodes {
+            let mode = ["--node".to_string(), node.name.clone()];
+            let what = format!("{example} {}", node.name);
+            check_firewalld_structure(&generate(example, "firewalld", &mode), &what);
+            check_windows_structure(&generate(example, "windows", &mode), &what, false);
+            let aws = generate(example, "aws", &mode);
+            check_aws_structure(&aws, &what);
+            assert_eq!(
+                aws.matches("resource \"aws_security_group\" ").count(),
+                1,
+                "{what}"
+            );
+        }
+    }
+}

@@ -127,6 +127,14 @@ fn owners(request: &Request, f: &Flow) -> Vec<String> {
 
 fn groups(request: &Request) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
+    // `--node` always gives the node its group, even without flows: it then admits nothing.
+    if let Mode::Node { name, .. } = &request.mode {
+        groups.push(Group {
+            name: name.clone(),
+            ident: String::new(),
+            rules: Vec::new(),
+        });
+    }
     for f in &request.flows {
         for owner in owners(request, f) {
             let g = match groups.iter().position(|g| g.name == owner) {
