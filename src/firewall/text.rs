@@ -62,7 +62,6 @@ pub fn scope(request: &Request) -> String {
         ),
         Mode::Workstations => {
             let mut zones: Vec<&str> = request.flows.iter().map(|f| f.node.as_str()).collect();
-            zones.dedup();
             let mut seen = std::collections::HashSet::new();
             zones.retain(|z| seen.insert(*z));
             if zones.is_empty() {
