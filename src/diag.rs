@@ -20,9 +20,18 @@ impl Source {
     pub fn new(name: impl Into<Arc<str>>, text: impl Into<Arc<str>>) -> Source {
         let text: Arc<str> = text.into();
         let line_starts = std::iter::once(0)
-            .chain(text.bytes().enumerate().filter(|(_, b)| *b == b'\n').map(|(i, _)| i + 1))
+            .chain(
+                text.bytes()
+                    .enumerate()
+                    .filter(|(_, b)| *b == b'\n')
+                    .map(|(i, _)| i + 1),
+            )
             .collect();
-        Source { name: name.into(), text, line_starts }
+        Source {
+            name: name.into(),
+            text,
+            line_starts,
+        }
     }
 
     /// Line and column (both from 1, columns in characters) of a byte offset.
@@ -31,7 +40,11 @@ impl Source {
         let line = self.line_starts.partition_point(|&start| start <= at);
         let line_start = self.line_starts[line - 1];
         let column = self.text[line_start..at].chars().count() + 1;
-        Location { file: self.name.to_string(), line, column }
+        Location {
+            file: self.name.to_string(),
+            line,
+            column,
+        }
     }
 
     /// The line a location stands on, for showing under a message.

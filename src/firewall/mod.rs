@@ -1,8 +1,12 @@
 //! Firewall generators: one file per target, each a [`Generator`], registered in [`TARGETS`].
 
+mod aws;
 mod csv;
+mod firewalld;
 mod iptables;
 mod nftables;
+mod text;
+mod windows;
 
 use std::net::IpAddr;
 
@@ -84,7 +88,14 @@ pub trait Generator: Sync {
 }
 
 /// Every target; the CLI's `--target` choices come from here.
-pub const TARGETS: &[&dyn Generator] = &[&nftables::Nftables, &iptables::Iptables, &csv::Csv];
+pub const TARGETS: &[&dyn Generator] = &[
+    &nftables::Nftables,
+    &iptables::Iptables,
+    &firewalld::Firewalld,
+    &windows::Windows,
+    &aws::Aws,
+    &csv::Csv,
+];
 
 pub fn target(name: &str) -> Option<&'static dyn Generator> {
     TARGETS.iter().copied().find(|t| t.name() == name)

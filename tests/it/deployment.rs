@@ -617,11 +617,15 @@ fn generated_large_systems_are_valid_and_clean() {
     let catalog = Catalog::embedded();
     for (nodes, units) in [(1, 1), (3, 8), (50, 30)] {
         let text = scc_ports::deployment::generate::large_system(nodes, units);
-        let dep = scc_ports::deployment::parse(&Source::new("gen.toml", text), &catalog).expect("valid");
+        let dep =
+            scc_ports::deployment::parse(&Source::new("gen.toml", text), &catalog).expect("valid");
         assert_eq!((dep.nodes.len(), dep.units.len()), (nodes, units));
         let plan = scc_ports::plan::resolve(&dep, &catalog);
         let findings = scc_ports::plan::check(&dep, &catalog, &plan);
-        let errors: Vec<_> = findings.iter().filter(|f| f.severity == Severity::Error).collect();
+        let errors: Vec<_> = findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .collect();
         assert!(errors.is_empty(), "{nodes}/{units}: {errors:#?}");
     }
 }
