@@ -126,6 +126,36 @@ pub enum Command {
     )]
     Firewall(FirewallArgs),
 
+    /// Answer probes on every port planned on a node (run it on the server, before installation)
+    #[command(
+        long_about = "Bind every TCP and UDP port planned on a node (its own address and the virtual \
+            IPs of its units; --bind ADDR to override) and answer authenticated probes, so that \
+            `scc-ports probe` can prove from each client zone that the network lets the planned \
+            flows through. Ports that cannot be bound are listed with the reason (in use: by which \
+            process; permission), then one line starting `ready:`. Runs until --duration or Ctrl-C, \
+            then prints what it answered. Exit 1 when a port could not be bound.\n\n\
+            The secret comes from --secret-file or SCC_PORTS_SECRET; without either, one is made \
+            and printed (`secret: ...`).",
+        after_help = "Examples:\n  scc-ports listen acme.toml --node APP1 --secret-file scc.secret\n  \
+            SCC_PORTS_SECRET=s3cret scc-ports listen acme.toml --node APP1 --duration 90s\n  \
+            scc-ports listen --node SCC1 --bind 127.0.0.1 --duration 10m    try it on one machine"
+    )]
+    Listen(ListenArgs),
+
+    /// Prove from a client zone that every planned flow passes (exit 1 unless all are verified)
+    #[command(
+        long_about = "Probe every flow whose source includes ZONE: each planned port of each \
+            destination is classified as verified (our listener's token came back), open (something \
+            else answers), closed (refused), filtered (no answer in time) or error. With \
+            --unexpected, every other TCP port of each destination is swept too and those that \
+            accept are listed: the proof that nothing else is reachable. Exit 0 only when every \
+            flow is verified (and, with --unexpected, nothing unexpected answers).",
+        after_help = "Examples:\n  scc-ports probe acme.toml --from agents --secret-file scc.secret\n  \
+            scc-ports probe acme.toml --from carrier --node APP1 --format junit > probe.xml\n  \
+            SCC_PORTS_SECRET=s3cret scc-ports probe acme.toml --from datacenter --unexpected --format json"
+    )]
+    Probe(ProbeArgs),
+
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     #[command(
         after_help = "Examples:\n  scc-ports completions bash > /etc/bash_completion.d/scc-ports\n  \
@@ -207,6 +237,68 @@ fn target_names() -> clap::builder::PossibleValuesParser {
             .iter()
             .map(|t| clap::builder::PossibleValue::new(t.name()).help(t.about())),
     )
+}
+
+#[derive(Debug, Args)]
+pub struct ListenArgs {
+    /// The deployment file (TOML); the embedded all-in-one demo when omitted
+    pub file: Option<PathBuf>,
+
+    /// The node whose planned ports to bind
+    #[arg(long, value_name = "NAME")]
+    pub node: String,
+
+    /// Read the shared secret from FILE (else SCC_PORTS_SECRET, else a new one is printed)
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// How long to answer (e.g. 90s, 10m, 1h)
+    #[arg(long, default_value = "1h", value_name = "DURATION")]
+    pub duration: humantime::Duration,
+
+    /// Bind every port on this address instead of the planned ones (tests, one-machine trials)
+    #[arg(long, value_name = "ADDR")]
+    pub bind: Option<std::net::IpAddr>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ProbeFormat {
+    /// Ports grouped into ranges per status, a progress bar on a terminal
+    Table,
+    /// {"summary": {...}, "results": [...], "unexpected": [...]}
+    Json,
+    /// JUnit XML, one test case per port (for CI pipelines)
+    Junit,
+}
+
+#[derive(Debug, Args)]
+pub struct ProbeArgs {
+    /// The deployment file (TOML); the embedded all-in-one demo when omitted
+    pub file: Option<PathBuf>,
+
+    /// The zone this prober runs in: flows whose sources include it are tested
+    #[arg(long, value_name = "ZONE")]
+    pub from: String,
+
+    /// Only destinations on this node's addresses
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// Read the listener's secret from FILE (else SCC_PORTS_SECRET)
+    #[arg(long, value_name = "FILE")]
+    pub secret_file: Option<PathBuf>,
+
+    /// The longest wait for an answer before round trips are measured (adapts down after)
+    #[arg(long, default_value = "500ms", value_name = "DURATION")]
+    pub timeout: humantime::Duration,
+
+    /// Also sweep every other TCP port (1-65535) of each destination and list what accepts
+    #[arg(long)]
+    pub unexpected: bool,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ProbeFormat::Table)]
+    pub format: ProbeFormat,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
