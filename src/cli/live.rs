@@ -237,6 +237,7 @@ pub fn report_table(report: &ProbeReport) -> String {
         Column::new("RTT"),
         Column::wrapping("COMPONENT.PORT"),
     ]);
+    let mut notes = Vec::new();
     let rows = report.results.chunk_by(|a, b| {
         a.address == b.address
             && a.transport == b.transport
@@ -257,22 +258,31 @@ pub fn report_table(report: &ProbeReport) -> String {
         } else {
             format!("{:.1} ms", rtts.iter().sum::<f64>() / rtts.len() as f64)
         };
-        let mut status = first.status.as_str().to_string();
-        if let Some(d) = &first.detail {
-            if first.status != Status::Verified {
-                status = format!("{status}: {d}");
-            }
+        if let Some(d) = first
+            .detail
+            .as_ref()
+            .filter(|_| first.status != Status::Verified)
+        {
+            notes.push(format!(
+                "{} {} {ports} {}: {d}\n",
+                first.address,
+                first.transport.as_str(),
+                first.status.as_str()
+            ));
         }
         g.push(vec![
             first.address.to_string(),
             first.transport.as_str().to_string(),
             ports,
-            status,
+            first.status.as_str().to_string(),
             rtt,
             format!("{}.{}", first.component, first.port_id),
         ]);
     }
     let mut text = g.render(Format::Table, 100);
+    for n in notes {
+        text.push_str(&n);
+    }
     for (a, p) in &report.unexpected {
         text.push_str(&format!(
             "unexpected: {a} tcp {p} accepts connections but is not in the plan\n"

@@ -5,5 +5,6 @@ mod catalog;
 mod cli;
 mod deployment;
 mod golden;
+mod live;
 mod ranges;
 mod support;

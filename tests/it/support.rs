@@ -59,16 +59,27 @@ impl Test {
         self
     }
 
-    pub fn run(self) -> Output {
+    /// The test's working directory, with its files written (for a process started beside it).
+    pub fn path(&self) -> PathBuf {
+        self.write_files();
+        self.dir.path().to_path_buf()
+    }
+
+    fn write_files(&self) {
         for (name, content) in &self.files {
             let mut f = std::fs::File::create(self.dir.path().join(name)).expect("create");
             f.write_all(content).expect("write");
         }
+    }
+
+    pub fn run(self) -> Output {
+        self.write_files();
         let out = Command::new(env!("CARGO_BIN_EXE_scc-ports"))
             .args(&self.args)
             .current_dir(self.dir.path())
             .env_remove("NO_COLOR")
             .env_remove("CLICOLOR_FORCE")
+            .env_remove("SCC_PORTS_SECRET")
             .stdin(Stdio::null())
             .output()
             .expect("run scc-ports");
