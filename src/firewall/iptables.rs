@@ -3,7 +3,8 @@
 
 use std::fmt::Write as _;
 
-use super::nftables::{comment_text, header, split_families};
+use super::nftables::header;
+use super::text::{comment_text, split_families};
 use super::{Generator, Mode, Policy, Request};
 use crate::flows::Flow;
 use crate::range::PortRange;

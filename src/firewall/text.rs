@@ -1,7 +1,7 @@
-//! Text shared by the script-writing targets (firewalld, windows, aws): the header naming system,
-//! scope and generating command, one-line cleaning of user text, addresses and port segments.
+//! Text shared by every firewall target: the header naming system, scope and generating command,
+//! one-line cleaning of user text, rule comments, address families and port segments.
 
-use ipnet::IpNet;
+use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{Mode, Request};
 use crate::range::PortRange;
@@ -46,6 +46,9 @@ pub fn command(request: &Request, target: &str) -> String {
         Mode::Workstations => "--workstations".to_string(),
         Mode::Network => "--network".to_string(),
     });
+    if request.policy == super::Policy::Accept {
+        words.push("--policy accept".to_string());
+    }
     words.join(" ")
 }
 
@@ -89,6 +92,35 @@ pub fn header(request: &Request, target: &str, title: &str) -> Vec<String> {
             request.flows.len()
         ),
     ]
+}
+
+/// The IPv4 and the IPv6 networks of a list, each aggregated (no overlaps: nft rejects
+/// overlapping intervals in a set) and sorted.
+pub fn split_families(nets: &[IpNet]) -> (Vec<Ipv4Net>, Vec<Ipv6Net>) {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for net in nets {
+        match net {
+            IpNet::V4(n) => v4.push(n.trunc()),
+            IpNet::V6(n) => v6.push(n.trunc()),
+        }
+    }
+    (Ipv4Net::aggregate(&v4), Ipv6Net::aggregate(&v6))
+}
+
+/// Text safe inside a double-quoted rule comment of nft and iptables: letters, digits and
+/// `._+-:/` kept, anything else `_`, cut to `max` bytes.
+pub fn comment_text(text: &str, max: usize) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._+-:/".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(max)
+        .collect()
 }
 
 /// An address for rules: a host network without its prefix length, any other as `addr/len`.

@@ -48,6 +48,38 @@ fn effective(
     }
 }
 
+/// The bindings of `components` on `host`, their values from `settings` (named by `origin`).
+fn bind<'c>(
+    plan: &mut Plan,
+    host: &Host,
+    unit: Option<&String>,
+    components: impl Iterator<Item = &'c Component>,
+    settings: &[Setting],
+    origin: fn(Vec<String>) -> Origin,
+) {
+    for c in components {
+        for p in &c.ports {
+            let Some((ports, used)) = effective(c, p, settings) else {
+                continue;
+            };
+            plan.bindings.push(Binding {
+                host: host.clone(),
+                unit: unit.cloned(),
+                component: c.id.clone(),
+                port_id: p.id.clone(),
+                transport: p.transport,
+                ports,
+                origin: if used.is_empty() {
+                    Origin::Default
+                } else {
+                    origin(used)
+                },
+                from: p.from.clone(),
+            });
+        }
+    }
+}
+
 /// Every binding of the deployment.
 pub fn resolve(deployment: &Deployment, catalog: &Catalog) -> Plan {
     let mut plan = Plan::default();
@@ -63,60 +95,34 @@ pub fn resolve(deployment: &Deployment, catalog: &Catalog) -> Plan {
             address,
         };
         if node.hac {
-            for c in catalog
+            let hac = catalog
                 .components
                 .iter()
-                .filter(|c| c.placement == Placement::Node)
-            {
-                for p in &c.ports {
-                    let Some((ports, used)) = effective(c, p, &node.variables) else {
-                        continue;
-                    };
-                    let origin = if used.is_empty() {
-                        Origin::Default
-                    } else {
-                        Origin::NodeVariable(used)
-                    };
-                    plan.bindings.push(Binding {
-                        host: here(node.address),
-                        unit: None,
-                        component: c.id.clone(),
-                        port_id: p.id.clone(),
-                        transport: p.transport,
-                        ports,
-                        origin,
-                        from: p.from.clone(),
-                    });
-                }
-            }
+                .filter(|c| c.placement == Placement::Node);
+            let host = here(node.address);
+            bind(
+                &mut plan,
+                &host,
+                None,
+                hac,
+                &node.variables,
+                Origin::NodeVariable,
+            );
         }
         for unit in units {
-            for c in catalog
+            let packages = catalog
                 .components
                 .iter()
-                .filter(|c| unit.packages.contains(&c.id))
-            {
-                for p in &c.ports {
-                    let Some((ports, used)) = effective(c, p, &unit.variables) else {
-                        continue;
-                    };
-                    let origin = if used.is_empty() {
-                        Origin::Default
-                    } else {
-                        Origin::UnitVariable(used)
-                    };
-                    plan.bindings.push(Binding {
-                        host: here(unit.address),
-                        unit: Some(unit.name.clone()),
-                        component: c.id.clone(),
-                        port_id: p.id.clone(),
-                        transport: p.transport,
-                        ports,
-                        origin,
-                        from: p.from.clone(),
-                    });
-                }
-            }
+                .filter(|c| unit.packages.contains(&c.id));
+            let host = here(unit.address);
+            bind(
+                &mut plan,
+                &host,
+                Some(&unit.name),
+                packages,
+                &unit.variables,
+                Origin::UnitVariable,
+            );
         }
     }
     for unit in &deployment.units {
