@@ -14,6 +14,9 @@ Examples:
   scc-ports init --template redundant > acme.toml
   scc-ports plan acme.toml                   every binding of every node
   scc-ports check acme.toml                  conflicts and mistakes, before installation
+  scc-ports firewall acme.toml --target nftables --node APP1 -o app1.nft
+  scc-ports listen acme.toml --node APP1     on APP1: answer probes on every planned port
+  scc-ports probe acme.toml --from agents    in the agents' zone: prove every flow passes
 
 Without a FILE, commands use the embedded all-in-one demo system.
 Exit codes: 0 fine, 1 the answer is \"no\" (errors found, flows failed), 2 bad input or invocation.";
@@ -26,7 +29,9 @@ Exit codes: 0 fine, 1 the answer is \"no\" (errors found, flows failed), 2 bad i
     long_about = "Plan, check, firewall and prove the ports of an on-premise Sinch Contact Center.\n\n\
         scc-ports knows every documented port of every component (the catalog), reads your system \
         model (HAC nodes, virtual units, zones) from a TOML file, resolves the effective ports, \
-        finds conflicts before installation, and writes the firewall rules.",
+        finds conflicts before installation, writes the firewall rules for every server, \
+        workstation and network firewall, and proves on the real network that every required flow \
+        passes.",
     after_help = EXAMPLES,
     propagate_version = true
 )]
