@@ -135,6 +135,18 @@ impl<'d> Locator<'d> {
         }
     }
 
+    /// Where a unit names one of its packages.
+    fn package(&self, unit: &str, component: &str) -> Place {
+        let at = self.units.get(unit).and_then(|u| {
+            let i = u.packages.iter().position(|p| p == component)?;
+            Some(u.package_locations[i].clone())
+        });
+        Place {
+            what: format!("{component}, a package of unit {unit}"),
+            location: at,
+        }
+    }
+
     fn node(&self, name: &str) -> Place {
         let n = self.nodes.get(name);
         Place {
@@ -209,7 +221,7 @@ pub fn check(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Finding> {
                 "{}.{} has no default and is not set: it is not opened",
                 u.component, u.port_id
             ),
-            vec![loc.unit(&u.unit)],
+            vec![loc.package(&u.unit, &u.component)],
             format!(
                 "set `{}` in [units.{}.variables] if the port is used",
                 u.variable, u.unit
