@@ -629,3 +629,69 @@ fn generated_large_systems_are_valid_and_clean() {
         assert!(errors.is_empty(), "{nodes}/{units}: {errors:#?}");
     }
 }
+
+mod no_panics {
+    use proptest::prelude::*;
+    use scc_ports::catalog::Catalog;
+    use scc_ports::diag::Source;
+
+    const EXAMPLES: [&str; 3] = [
+        include_str!("../../examples/all-in-one.toml"),
+        include_str!("../../examples/redundant.toml"),
+        include_str!("../../examples/large.toml"),
+    ];
+
+    /// An example file with a few characters deleted, replaced or inserted: near-valid input is
+    /// where a validator's assumptions break.
+    fn mutated() -> impl Strategy<Value = String> {
+        let edit = (
+            any::<prop::sample::Index>(),
+            0u8..3,
+            prop::sample::select(vec![
+                '"', '[', ']', '=', '.', ',', '0', '9', '\n', 'A', '-', 'é', '\0', ' ',
+            ]),
+        );
+        (0usize..3, prop::collection::vec(edit, 1..6)).prop_map(|(which, edits)| {
+            let mut chars: Vec<char> = EXAMPLES[which].chars().collect();
+            for (at, kind, c) in edits {
+                let i = at
+                    .index(chars.len().max(1))
+                    .min(chars.len().saturating_sub(1));
+                match kind {
+                    0 if !chars.is_empty() => {
+                        chars.remove(i);
+                    }
+                    1 if !chars.is_empty() => chars[i] = c,
+                    _ => chars.insert(i, c),
+                }
+            }
+            chars.into_iter().collect()
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+        #[test]
+        fn parse_resolve_check_never_panic(text in mutated()) {
+            let catalog = Catalog::embedded();
+            match scc_ports::deployment::parse(&Source::new("m.toml", text), &catalog) {
+                Ok(dep) => {
+                    let plan = scc_ports::plan::resolve(&dep, &catalog);
+                    let _ = scc_ports::plan::check(&dep, &catalog, &plan);
+                    let _ = scc_ports::flows::flows(&dep, &catalog, &plan);
+                }
+                Err(d) => {
+                    let text = d.to_string();
+                    prop_assert!(text.contains("m.toml:"), "located: {text}");
+                }
+            }
+        }
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,200}") {
+            let catalog = Catalog::embedded();
+            let _ = scc_ports::deployment::parse(&Source::new("a.toml", text.clone()), &catalog);
+            let _ = Catalog::parse(&Source::new("c.toml", text));
+        }
+    }
+}
