@@ -80,6 +80,19 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
+/// Completes on Ctrl-C. The handler is installed by this call (within a runtime), not at the
+/// first poll: `tokio::signal::ctrl_c()` registers only when first polled, which the listener
+/// does after printing `ready:`, and a script's Ctrl-C in between killed it without a summary.
+fn interrupt() -> std::io::Result<impl Future<Output = ()>> {
+    #[cfg(unix)]
+    let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    #[cfg(windows)]
+    let mut signal = tokio::signal::windows::ctrl_c()?;
+    Ok(async move {
+        signal.recv().await;
+    })
+}
+
 pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
     let dep = load_deployment(args.file.as_deref(), catalog)?;
     let plan = crate::plan::resolve(&dep, catalog);
@@ -105,7 +118,12 @@ pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
             v.iter().map(ToString::to_string).collect()
         }
     };
-    let report = runtime()?.block_on(listen::run(
+    let rt = runtime()?;
+    let interrupted = {
+        let _in_runtime = rt.enter();
+        interrupt().context("cannot install the Ctrl-C handler")?
+    };
+    let report = rt.block_on(listen::run(
         &endpoints,
         args.bind,
         &secret,
@@ -138,7 +156,7 @@ pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
         async move {
             tokio::select! {
                 _ = tokio::time::sleep(duration) => {}
-                _ = tokio::signal::ctrl_c() => {}
+                _ = interrupted => {}
             }
         },
     ));

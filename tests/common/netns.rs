@@ -181,6 +181,16 @@ impl Drop for Netns {
 /// Links two namespaces with a veth pair and gives each end an address (CIDR, e.g.
 /// "10.231.0.1/24"), both up.
 pub fn link(a: &Netns, a_cidr: &str, b: &Netns, b_cidr: &str) -> io::Result<()> {
+    link_named(a, a_cidr, b, b_cidr).map(|_| ())
+}
+
+/// As [`link`], and returns the interface names (in `a`, in `b`), to add addresses or routes.
+pub fn link_named(
+    a: &Netns,
+    a_cidr: &str,
+    b: &Netns,
+    b_cidr: &str,
+) -> io::Result<(String, String)> {
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     // Interface names are at most 15 bytes; unique per process and pair.
     let (va, vb) = (
@@ -194,5 +204,5 @@ pub fn link(a: &Netns, a_cidr: &str, b: &Netns, b_cidr: &str) -> io::Result<()> 
     b.ip(&["addr", "add", b_cidr, "dev", &vb])?;
     a.ip(&["link", "set", &va, "up"])?;
     b.ip(&["link", "set", &vb, "up"])?;
-    Ok(())
+    Ok((va, vb))
 }
