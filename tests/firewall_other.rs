@@ -240,6 +240,20 @@ fn hostile_outputs(target: &str) -> Vec<(String, String)> {
     all
 }
 
+/// Every output of a target, named: each example in each mode, then the hostile deployment's.
+fn every_output(target: &str) -> Vec<(String, String)> {
+    let mut all: Vec<(String, String)> = outputs(target)
+        .into_iter()
+        .map(|(e, m, text)| (format!("{e}-{m}"), text))
+        .collect();
+    all.extend(
+        hostile_outputs(target)
+            .into_iter()
+            .map(|(m, text)| (format!("hostile-{m}"), text)),
+    );
+    all
+}
+
 /// The parity range is opened port by port: 5004, 5006 … 5030, never 5005.
 #[test]
 fn parity_ranges_are_expanded_exactly() {
@@ -341,15 +355,7 @@ fn firewalld_xml_parses() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
-    let mut all: Vec<(String, String)> = outputs("firewalld")
-        .into_iter()
-        .map(|(e, m, s)| (format!("{e}-{m}"), s))
-        .collect();
-    all.extend(
-        hostile_outputs("firewalld")
-            .into_iter()
-            .map(|(m, s)| (format!("hostile-{m}"), s)),
-    );
+    let all = every_output("firewalld");
     for (what, script) in &all {
         for (name, xml) in heredocs(script) {
             let path = dir.path().join(format!("{what}--{name}.xml"));
@@ -890,15 +896,7 @@ fn aws_terraform_fmt() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let mut all: Vec<(String, String)> = outputs("aws")
-        .into_iter()
-        .map(|(e, m, t)| (format!("{e}-{m}"), t))
-        .collect();
-    all.extend(
-        hostile_outputs("aws")
-            .into_iter()
-            .map(|(m, t)| (format!("hostile-{m}"), t)),
-    );
+    let all = every_output("aws");
     for (what, text) in all {
         let path = dir.path().join(format!("{what}.tf"));
         std::fs::write(&path, &text).unwrap();
@@ -1024,15 +1022,7 @@ fn aws_parses_with_python_hcl2() {
     }
     let dir = tempfile::tempdir().unwrap();
     let mut files = Vec::new();
-    let mut all: Vec<(String, String)> = outputs("aws")
-        .into_iter()
-        .map(|(e, m, t)| (format!("{e}-{m}"), t))
-        .collect();
-    all.extend(
-        hostile_outputs("aws")
-            .into_iter()
-            .map(|(m, t)| (format!("hostile-{m}"), t)),
-    );
+    let all = every_output("aws");
     for (what, text) in &all {
         let path = dir.path().join(format!("{what}.tf"));
         std::fs::write(&path, text).unwrap();
