@@ -1,5 +1,5 @@
 //! `nftables`: an `nft -f` file with its own `inet scc_ports` table, replaced atomically; also the
-//! helpers the text targets share (header, address families, comment text).
+//! host-policy header that iptables shares (policy and the warning about what it drops).
 
 use std::fmt::Write as _;
 
