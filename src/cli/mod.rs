@@ -188,24 +188,32 @@ fn load_deployment(path: Option<&Path>, catalog: &Catalog) -> Result<Deployment>
     Ok(crate::deployment::parse(&source, catalog)?)
 }
 
+/// A name given on the command line that the system does not have: the nearest, and all of them.
+fn unknown(code: &'static str, what: &str, name: &str, known: &[&str]) -> anyhow::Error {
+    let hint = match crate::diag::suggest(name, known.iter().copied()) {
+        Some(best) => format!("did you mean `{best}`? (valid: {})", known.join(", ")),
+        None => format!("valid: {}", known.join(", ")),
+    };
+    Diagnostics(vec![
+        Diagnostic::error(code, format!("unknown {what} `{name}`")).hint(hint),
+    ])
+    .into()
+}
+
 /// The name of a node or client zone given on the command line, checked.
 fn require_host(dep: &Deployment, plan: &Plan, name: &str) -> Result<()> {
     if dep.node(name).is_some() || plan.bindings.iter().any(|b| b.host.name() == name) {
         return Ok(());
     }
     let mut known: Vec<&str> = dep.nodes.iter().map(|n| n.name.as_str()).collect();
-    known.extend(
-        plan.bindings
-            .iter()
-            .filter(|b| matches!(b.host, crate::plan::Host::Workstations { .. }))
-            .map(|b| b.host.name()),
-    );
-    known.dedup();
-    Err(Diagnostics(vec![
-        Diagnostic::error("E011", format!("unknown node `{name}`"))
-            .hint(crate::diag::did_you_mean(name, known.iter().copied())),
-    ])
-    .into())
+    for b in &plan.bindings {
+        if matches!(b.host, crate::plan::Host::Workstations { .. })
+            && !known.contains(&b.host.name())
+        {
+            known.push(b.host.name());
+        }
+    }
+    Err(unknown("E011", "node", name, &known))
 }
 
 fn plan_cmd(catalog: &Catalog, args: PlanArgs) -> Result<ExitCode> {
@@ -260,12 +268,8 @@ fn require_zone(dep: &Deployment, name: &str) -> Result<()> {
     if dep.zone(name).is_some() {
         return Ok(());
     }
-    Err(Diagnostics(vec![
-        Diagnostic::error("E010", format!("unknown zone `{name}`")).hint(
-            crate::diag::did_you_mean(name, dep.zones.iter().map(|z| z.name.as_str())),
-        ),
-    ])
-    .into())
+    let known: Vec<&str> = dep.zones.iter().map(|z| z.name.as_str()).collect();
+    Err(unknown("E010", "zone", name, &known))
 }
 
 fn flows_cmd(catalog: &Catalog, args: FlowsArgs) -> Result<ExitCode> {
@@ -300,27 +304,18 @@ fn firewall_cmd(catalog: &Catalog, args: FirewallArgs) -> Result<ExitCode> {
     let mode = match &args.node {
         Some(name) => {
             let Some(node) = dep.node(name) else {
-                let known = dep.nodes.iter().map(|n| n.name.as_str());
-                return Err(Diagnostics(vec![
-                    Diagnostic::error("E011", format!("unknown node `{name}`")).hint(format!(
-                        "{} (valid: {})",
-                        crate::diag::did_you_mean(name, known.clone()),
-                        known.collect::<Vec<_>>().join(", ")
-                    )),
-                ])
-                .into());
+                let known: Vec<&str> = dep.nodes.iter().map(|n| n.name.as_str()).collect();
+                return Err(unknown("E011", "node", name, &known));
             };
-            let mut addresses: Vec<std::net::IpAddr> = plan
-                .for_host(name)
-                .filter_map(|b| match b.host {
-                    crate::plan::Host::Node { address, .. } => Some(address),
-                    _ => None,
-                })
-                .collect();
-            addresses.insert(0, node.address);
-            addresses.dedup();
-            let mut seen = std::collections::HashSet::new();
-            addresses.retain(|a| seen.insert(*a));
+            // The node's own address first, then its units' virtual IPs, each once.
+            let mut addresses = vec![node.address];
+            for b in plan.for_host(name) {
+                if let crate::plan::Host::Node { address, .. } = b.host {
+                    if !addresses.contains(&address) {
+                        addresses.push(address);
+                    }
+                }
+            }
             Mode::Node {
                 name: name.clone(),
                 addresses,
