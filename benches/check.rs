@@ -34,6 +34,15 @@ fn check_large(c: &mut Criterion) {
                 b.iter(|| std::hint::black_box(scc_ports::plan::check(&dep, &catalog, &plan).len()))
             },
         );
+        group.bench_with_input(
+            BenchmarkId::new("flows", format!("{nodes}n/{units}u")),
+            &(),
+            |b, _| {
+                b.iter(|| {
+                    std::hint::black_box(scc_ports::flows::flows(&dep, &catalog, &plan).len())
+                })
+            },
+        );
     }
     group.finish();
 }

@@ -1,6 +1,6 @@
 //! Flows: who must reach which address on which ports, derived from the plan and the zones.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::IpAddr;
 
 use ipnet::IpNet;
@@ -89,6 +89,10 @@ pub fn sources(dep: &Deployment, role: Role) -> (Vec<String>, Vec<IpNet>) {
 pub fn flows(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Flow> {
     let mut role_sources: BTreeMap<Role, (Vec<String>, Vec<IpNet>)> = BTreeMap::new();
     let mut out: Vec<Flow> = Vec::new();
+    // Earlier flows that a new one could merge with, by everything but the ports: a lookup, not a
+    // scan of every flow so far (a 10,000-node system has tens of thousands of flows).
+    type Key = (Role, String, Vec<IpNet>, Option<String>, Transport, String);
+    let mut by_key: HashMap<Key, Vec<usize>> = HashMap::new();
     for b in &plan.bindings {
         let purpose = catalog
             .component(&b.component)
@@ -120,30 +124,33 @@ pub fn flows(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Flow> {
                 port_ids: vec![b.port_id.clone()],
                 purpose: purpose.clone(),
             };
-            if let Some(prev) = out.iter_mut().rev().find(|f| mergeable(f, &flow)) {
-                if let Some(merged) = union(prev.ports, flow.ports) {
-                    prev.ports = merged;
-                    prev.port_ids.push(b.port_id.clone());
-                    if prev.purpose != flow.purpose {
-                        prev.purpose = format!("{}; {}", prev.purpose, flow.purpose);
-                    }
-                    continue;
+            let key: Key = (
+                role,
+                flow.node.clone(),
+                flow.destination.clone(),
+                flow.unit.clone(),
+                flow.transport,
+                flow.component.clone(),
+            );
+            let candidates = by_key.entry(key).or_default();
+            let merged = candidates
+                .iter()
+                .rev()
+                .find_map(|&i| union(out[i].ports, flow.ports).map(|u| (i, u)));
+            if let Some((i, ports)) = merged {
+                let prev = &mut out[i];
+                prev.ports = ports;
+                prev.port_ids.push(b.port_id.clone());
+                if prev.purpose != flow.purpose {
+                    prev.purpose = format!("{}; {}", prev.purpose, flow.purpose);
                 }
+                continue;
             }
+            candidates.push(out.len());
             out.push(flow);
         }
     }
     out
-}
-
-fn mergeable(a: &Flow, b: &Flow) -> bool {
-    a.role == b.role
-        && a.node == b.node
-        && a.destination == b.destination
-        && a.unit == b.unit
-        && a.transport == b.transport
-        && a.component == b.component
-        && union(a.ports, b.ports).is_some()
 }
 
 /// The union of two ranges when it is itself one range: adjacent or overlapping plain ranges, or
