@@ -44,6 +44,16 @@ fn ser_range<S: serde::Serializer>(r: &PortRange, s: S) -> Result<S::Ok, S::Erro
     st.end()
 }
 
+/// An address for people and rules: a host network without its prefix length, any other as
+/// `addr/len`.
+pub fn net_text(n: &IpNet) -> String {
+    if n.prefix_len() == n.max_prefix_len() {
+        n.addr().to_string()
+    } else {
+        n.to_string()
+    }
+}
+
 impl Flow {
     pub fn port_id_text(&self) -> String {
         self.port_ids.join("+")

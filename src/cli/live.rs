@@ -17,6 +17,17 @@ use crate::net::probe::{self, ProbeOptions, ProbeReport, Status};
 use crate::net::{Endpoint, Secret, SecretOrigin};
 use crate::plan::{Host, Plan};
 
+/// What the listener binds and the prober tests for one binding, at `address`.
+fn endpoint(address: IpAddr, b: &crate::plan::Binding) -> Endpoint {
+    Endpoint {
+        address,
+        transport: b.transport,
+        ports: b.ports,
+        component: b.component.clone(),
+        port_id: b.port_id.clone(),
+    }
+}
+
 /// The endpoints a node listens on: every binding of the node, one per address, transport, range.
 pub fn node_endpoints(plan: &Plan, node: &str) -> Vec<Endpoint> {
     let mut out: Vec<Endpoint> = Vec::new();
@@ -24,13 +35,7 @@ pub fn node_endpoints(plan: &Plan, node: &str) -> Vec<Endpoint> {
         let Host::Node { address, .. } = b.host else {
             continue;
         };
-        out.push(Endpoint {
-            address,
-            transport: b.transport,
-            ports: b.ports,
-            component: b.component.clone(),
-            port_id: b.port_id.clone(),
-        });
+        out.push(endpoint(address, b));
     }
     out
 }
@@ -54,13 +59,7 @@ pub fn zone_targets(
             continue;
         }
         if seen.insert((*address, b.transport, b.ports, &b.component, &b.port_id)) {
-            out.push(Endpoint {
-                address: *address,
-                transport: b.transport,
-                ports: b.ports,
-                component: b.component.clone(),
-                port_id: b.port_id.clone(),
-            });
+            out.push(endpoint(*address, b));
         }
     }
     out

@@ -8,7 +8,7 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::catalog::{Catalog, Role};
+use crate::catalog::{Area, Catalog, Component, Role};
 use crate::diag::{Diagnostics, Location, Source};
 
 pub use validate::parse;
@@ -120,5 +120,47 @@ impl Deployment {
     /// The zones that carry `role`.
     pub fn zones_with(&self, role: Role) -> impl Iterator<Item = &Zone> {
         self.zones.iter().filter(move |z| z.roles.contains(&role))
+    }
+}
+
+/// An area's first port and streams in force in a unit: its variables where set, else the
+/// catalog's defaults. Validation and resolution both read areas through this one function.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AreaValues {
+    pub first: u16,
+    pub streams: u32,
+    /// `component.first-port-variable` and `component.streams-variable`.
+    pub first_variable: String,
+    pub streams_variable: String,
+    /// The variables of the two that the unit sets, in that order.
+    pub set: Vec<String>,
+}
+
+pub fn area_values(component: &Component, area: &Area, settings: &[Setting]) -> AreaValues {
+    let first_variable = format!("{}.{}", component.id, area.first_port_variable);
+    let streams_variable = format!("{}.{}", component.id, area.streams_variable);
+    let get = |name: &str| settings.iter().find(|s| s.name == name).map(|s| s.value);
+    let mut set = Vec::new();
+    // Settings are validated into 1-65535 before they are kept, so the first port fits.
+    let first = match get(&first_variable) {
+        Some(v) => {
+            set.push(first_variable.clone());
+            u16::try_from(v).unwrap_or(u16::MAX)
+        }
+        None => area.first_port,
+    };
+    let streams = match get(&streams_variable) {
+        Some(v) => {
+            set.push(streams_variable.clone());
+            v
+        }
+        None => area.streams,
+    };
+    AreaValues {
+        first,
+        streams,
+        first_variable,
+        streams_variable,
+        set,
     }
 }

@@ -523,20 +523,17 @@ fn check_areas(cx: &mut Ctx, raw: &RawUnit, packages: &[String], settings: &[Set
             let Some(PortDefault::Area(area)) = &port.default else {
                 continue;
             };
-            let first_name = format!("{}.{}", component.id, area.first_port_variable);
-            let streams_name = format!("{}.{}", component.id, area.streams_variable);
-            let get = |n: &str| settings.iter().find(|s| s.name == n).map(|s| s.value);
-            let first = get(&first_name).unwrap_or(u32::from(area.first_port));
-            let streams = get(&streams_name).unwrap_or(area.streams);
-            let first16 = u16::try_from(first).unwrap_or(u16::MAX);
-            if PortRange::area(first16, area.multiplier, streams).is_err() {
+            let a = super::area_values(component, area, settings);
+            let (first, streams) = (a.first, a.streams);
+            let (first_name, streams_name) = (&a.first_variable, &a.streams_variable);
+            if PortRange::area(first, area.multiplier, streams).is_err() {
                 let end = u64::from(first) + u64::from(area.multiplier) * u64::from(streams);
                 // Point at whichever variable was set (the streams first: it is what usually grows).
                 let key = raw
                     .variables
                     .keys()
-                    .find(|k| *k.get_ref() == streams_name)
-                    .or_else(|| raw.variables.keys().find(|k| *k.get_ref() == first_name));
+                    .find(|k| k.get_ref() == streams_name)
+                    .or_else(|| raw.variables.keys().find(|k| k.get_ref() == first_name));
                 let span = key.map_or(0..0, |k| k.span());
                 let max_streams = (65535 - u64::from(first)) / u64::from(area.multiplier);
                 cx.err(

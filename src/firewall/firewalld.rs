@@ -11,9 +11,10 @@ use std::fmt::Write as _;
 
 use ipnet::IpNet;
 
-use super::text::{self, net, one_line, segments, span};
+use super::text::{self, one_line, segments, span};
 use super::{Generator, Mode, Request};
 use crate::catalog::{Role, Transport};
+use crate::flows::net_text as net;
 use crate::range::PortRange;
 
 pub struct Firewalld;

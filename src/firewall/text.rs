@@ -123,15 +123,6 @@ pub fn comment_text(text: &str, max: usize) -> String {
         .collect()
 }
 
-/// An address for rules: a host network without its prefix length, any other as `addr/len`.
-pub fn net(n: &IpNet) -> String {
-    if n.prefix_len() == n.max_prefix_len() {
-        n.addr().to_string()
-    } else {
-        n.to_string()
-    }
-}
-
 /// The plain port spans that hold exactly the range's ports: the range itself, or for an
 /// even/odd range each of its ports alone, so no port the plan lacks is ever opened.
 pub fn segments(r: PortRange) -> Vec<(u16, u16)> {

@@ -11,8 +11,9 @@ use std::fmt::Write as _;
 
 use ipnet::IpNet;
 
-use super::text::{self, net, one_line, segments, span};
+use super::text::{self, one_line, segments, span};
 use super::{Generator, Mode, Request};
+use crate::flows::net_text as net;
 
 pub struct Windows;
 

@@ -2,7 +2,7 @@
 
 use super::{Binding, Host, Origin, Plan, Unset};
 use crate::catalog::{Catalog, Component, Placement, PortDefault};
-use crate::deployment::{Deployment, Setting};
+use crate::deployment::{Deployment, Setting, area_values};
 use crate::range::PortRange;
 
 /// The effective port of `port` given the settings in force, or `None` when it has no value.
@@ -14,27 +14,11 @@ fn effective(
     let get = |name: &str| settings.iter().find(|s| s.name == name).map(|s| s.value);
     match &port.default {
         Some(PortDefault::Area(area)) => {
-            let first_name = format!("{}.{}", component.id, area.first_port_variable);
-            let streams_name = format!("{}.{}", component.id, area.streams_variable);
-            let mut used = Vec::new();
-            let first = match get(&first_name) {
-                Some(v) => {
-                    used.push(first_name);
-                    v as u16
-                }
-                None => area.first_port,
-            };
-            let streams = match get(&streams_name) {
-                Some(v) => {
-                    used.push(streams_name);
-                    v
-                }
-                None => area.streams,
-            };
+            let a = area_values(component, area, settings);
             // Validation rejected areas past 65535, so this holds.
-            PortRange::area(first, area.multiplier, streams)
+            PortRange::area(a.first, area.multiplier, a.streams)
                 .ok()
-                .map(|r| (r, used))
+                .map(|r| (r, a.set))
         }
         default => {
             let name = format!("{}.{}", component.id, port.id);

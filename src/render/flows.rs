@@ -13,13 +13,7 @@ fn nets(v: &[ipnet::IpNet]) -> String {
 /// For people: a single host without its /32 (or /128).
 fn hosts(v: &[ipnet::IpNet]) -> String {
     v.iter()
-        .map(|n| {
-            if n.prefix_len() == n.max_prefix_len() {
-                n.addr().to_string()
-            } else {
-                n.to_string()
-            }
-        })
+        .map(crate::flows::net_text)
         .collect::<Vec<_>>()
         .join(" ")
 }
