@@ -340,8 +340,7 @@ impl SessionTable {
         // Back under each soft cap when old enough waiting sessions allow it (a burst admitted
         // over it shrinks back), else within twice the cap.
         let mut evicted = 0;
-        while self.of_source(source) >= self.max_per_source
-            && self.evict_oldest(now, Some(source))
+        while self.of_source(source) >= self.max_per_source && self.evict_oldest(now, Some(source))
         {
             evicted += 1;
         }
