@@ -293,9 +293,15 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
 
-    /// The longest wait for an answer before round trips are measured (adapts down after)
+    /// The longest wait for an answer before round trips are measured (adapts down after);
+    /// 10ms to 60s. The whole run ends within (2 x waves + 2) x timeout + 10 s
     #[arg(long, default_value = "500ms", value_name = "DURATION")]
     pub timeout: humantime::Duration,
+
+    /// The address the zone's hosts are seen as (behind NAT): it must be inside the zone's
+    /// CIDRs. Without it, the address this host reaches the targets from must be
+    #[arg(long, value_name = "ADDR")]
+    pub source: Option<std::net::IpAddr>,
 
     /// Also sweep every other TCP port (1-65535) of each destination and list what accepts
     #[arg(long)]
