@@ -460,7 +460,8 @@ pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
             tokio::select! {
                 _ = tokio::time::sleep(duration) => {}
                 _ = interrupted => {}
-                _ = stop_rx => {}
+                // Only a sent stop counts: the sender is dropped when on_ready returns.
+                Ok(()) = stop_rx => {}
             }
         },
     ));
