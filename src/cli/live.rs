@@ -743,3 +743,164 @@ pub fn report_table(report: &ProbeReport, elsewhere: &[Option<PlannedElsewhere>]
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(
+        address: &str,
+        transport: Transport,
+        port: u16,
+        kind: BindFailureKind,
+    ) -> BindFailure {
+        BindFailure {
+            address: address.parse().unwrap(),
+            transport,
+            port,
+            component: "c".into(),
+            port_id: "p".into(),
+            kind,
+            reason: "why".into(),
+        }
+    }
+
+    #[test]
+    fn missing_addresses_are_one_line_each_and_privileged_ports_get_a_hint() {
+        use BindFailureKind::*;
+        let f = vec![
+            failure("192.0.2.1", Transport::Tcp, 443, AddressNotAvailable),
+            failure("192.0.2.1", Transport::Udp, 5000, AddressNotAvailable),
+            failure("192.0.2.1", Transport::Udp, 5001, AddressNotAvailable),
+            failure("10.0.0.1", Transport::Tcp, 80, PermissionDenied),
+            failure("10.0.0.1", Transport::Tcp, 8080, InUse),
+        ];
+        let lines = bind_failure_lines(&f, None, false);
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert_eq!(
+            lines[0],
+            "cannot bind 192.0.2.1: not an address of this host (1 tcp, 2 udp ports); add 192.0.2.1 to this server (the node's address or a unit's virtual IP), or use --bind ADDR"
+        );
+        assert_eq!(lines[1], "cannot bind 10.0.0.1 tcp 80 (c.p): why");
+        assert!(lines[3].starts_with(
+            "hint: ports below 1024 need root or the CAP_NET_BIND_SERVICE capability"
+        ));
+        // As root, or without a privileged port, no hint.
+        assert_eq!(bind_failure_lines(&f, None, true).len(), 3);
+        assert_eq!(bind_failure_lines(&f[4..], None, false).len(), 1);
+        // With --bind the advice is about --bind.
+        assert!(
+            bind_failure_lines(&f[..1], Some("192.0.2.1".parse().unwrap()), false)[0]
+                .ends_with("; give --bind an address of this host")
+        );
+        assert_eq!(
+            fail_fast(&f, 10).as_deref(),
+            Some("not listening: 1 of the node's addresses is not on this host")
+        );
+        assert_eq!(fail_fast(&f[3..], 10), None);
+        assert_eq!(
+            fail_fast(&f[3..], 0).as_deref(),
+            Some("not listening: no port could be bound")
+        );
+    }
+
+    fn zone(cidrs: &[&str]) -> Zone {
+        Zone {
+            name: "agents".into(),
+            cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
+            roles: vec![],
+            location: crate::diag::Location {
+                file: "t.toml".into(),
+                line: 1,
+                column: 1,
+            },
+        }
+    }
+
+    fn target(a: &str) -> Endpoint {
+        Endpoint {
+            address: a.parse().unwrap(),
+            transport: Transport::Tcp,
+            ports: crate::range::PortRange::single(1).unwrap(),
+            component: "c".into(),
+            port_id: "p".into(),
+        }
+    }
+
+    #[test]
+    fn the_zone_guard_wants_the_source_inside_the_zone() {
+        let z = zone(&["10.1.0.0/16"]);
+        let t = [target("192.168.0.1"), target("192.168.0.2")];
+        let from = |s: &'static str| move |_| s.parse().ok();
+        let err = zone_guard(&z, &t, None, from("172.16.0.9")).unwrap_err();
+        assert!(err.to_string().contains(
+            "this host is not in zone `agents` (10.1.0.0/16): it reaches the targets from 172.16.0.9"
+        ), "{err}");
+        assert!(
+            zone_guard(&z, &t, None, from("10.1.2.3"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(zone_guard(&z, &t, None, |_| None).is_err());
+        // Behind NAT: --source names the address the zone is seen as; no route is asked.
+        assert!(zone_guard(&z, &t, Some("10.1.9.9".parse().unwrap()), |_| panic!()).is_ok());
+        let err = zone_guard(&z, &t, Some("10.2.0.1".parse().unwrap()), |_| None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--source 10.2.0.1 is not in zone `agents`"),
+            "{err}"
+        );
+        // Some targets reached from the zone, one not: allowed, and named for a warning.
+        let split = |a: IpAddr| {
+            Some(
+                if a.to_string() == "192.168.0.1" {
+                    "10.1.0.5"
+                } else {
+                    "172.16.0.9"
+                }
+                .parse()
+                .unwrap(),
+            )
+        };
+        let outside = zone_guard(&z, &t, None, split).unwrap();
+        assert_eq!(
+            outside,
+            vec![(
+                "192.168.0.2".parse().unwrap(),
+                "172.16.0.9".parse().unwrap()
+            )]
+        );
+        // Nothing to probe: nothing to refuse.
+        assert!(zone_guard(&z, &[], None, |_| None).is_ok());
+    }
+
+    #[test]
+    fn short_secrets_are_warned_about() {
+        let w = secret_warnings(&Secret::new("abc").unwrap(), None);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].starts_with("the secret is only 3 bytes"), "{w:?}");
+        assert!(secret_warnings(&Secret::new("0123456789abcdef").unwrap(), None).is_empty());
+    }
+
+    #[test]
+    fn timeouts_outside_the_bounds_are_refused() {
+        assert!(check_timeout(Duration::from_millis(10)).is_ok());
+        assert!(check_timeout(Duration::from_secs(60)).is_ok());
+        assert!(check_timeout(Duration::from_millis(9)).is_err());
+        assert!(check_timeout(Duration::from_secs(3600)).is_err());
+    }
+
+    #[test]
+    fn auth_events_name_the_source_and_the_likely_cause() {
+        let e = ListenEvent::AuthFailed {
+            source: "10.0.0.7".parse().unwrap(),
+            transport: Transport::Udp,
+            port: 5060,
+            more: 3,
+        };
+        assert_eq!(
+            event_line(&e),
+            "auth: a probe from 10.0.0.7 to udp 5060 does not verify: wrong secret? (3 more failed since the last such line)"
+        );
+    }
+}
