@@ -4,7 +4,11 @@
 //! any of them: about 1,000 real, distinct sources without a namespace).
 //!
 //! Each test is bounded: the floods stop when the probe is done or after a fixed count, and
-//! every assertion is on verdicts and counters, not on timing.
+//! every assertion is on verdicts and counters, not on timing. One test runs in a network
+//! namespace of its own (root; see tests/common/netns.rs), where all of 127/8 is free: 4,500
+//! sources against the listener's default tables.
+
+mod common;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
@@ -41,6 +45,16 @@ fn secret() -> Secret {
 fn sources() -> Vec<IpAddr> {
     (51..=54u8)
         .flat_map(|c| (1..=254u8).map(move |d| IpAddr::V4(Ipv4Addr::new(127, 0, c, d))))
+        .collect()
+}
+
+/// `n` source addresses 127.1.0.1, 127.1.0.2, ... (only inside a namespace of the test's own).
+fn many_sources(n: usize) -> Vec<IpAddr> {
+    (0..n)
+        .map(|i| {
+            let i = u32::try_from(i).unwrap() + 1;
+            IpAddr::V4(Ipv4Addr::from(0x7f01_0000 + (i / 250) * 256 + i % 250 + 1))
+        })
         .collect()
 }
 
@@ -136,7 +150,7 @@ fn flood_udp(
                 // Paced below what the listener drains, so the kernel does not drop most of
                 // the flood before the listener sees it (the attack must reach its tables).
                 if i % 16 == 15 {
-                    std::thread::sleep(Duration::from_micros(500));
+                    std::thread::sleep(Duration::from_millis(1));
                 }
             }
             // At least a few rounds, so every source gets through a busy listener's buffer.
@@ -493,4 +507,78 @@ fn a_full_tcp_session_table_evicts_its_oldest_waiting_session() {
     let done = l.stop();
     assert_eq!(done.dropped.sessions_evicted, 1);
     assert_eq!(done.total_answered(), 1);
+}
+
+#[test]
+fn a_replay_from_4500_sources_against_the_default_tables_leaves_every_port_verified() {
+    if !common::netns::available("a_replay_from_4500_sources") {
+        return;
+    }
+    let ns = common::netns::Netns::new().expect("namespace");
+    let a = "127.0.50.1";
+    let eps = vec![
+        ep(a, Transport::Udp, 31000, 31099),
+        ep(a, Transport::Tcp, 31000, 31001),
+    ];
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let listen_eps = eps.clone();
+    let listener = ns.spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(listen::run(
+            &listen_eps,
+            None,
+            &secret(),
+            ListenOptions::default(),
+            |f| {
+                let _ = ready_tx.send(f.len());
+            },
+            async {
+                let _ = stop_rx.await;
+            },
+        ))
+    });
+    assert_eq!(ready_rx.recv_timeout(Duration::from_secs(20)).unwrap(), 0);
+    let sources = many_sources(4500);
+    assert!(sources.len() > ListenOptions::default().max_udp_sources);
+    let report = ns.run(move || {
+        let to = SocketAddr::new(ip(a), 31000);
+        let sniffed = proto::encode_request(&secret(), &proto::new_nonce().unwrap(), 31000);
+        let real = UdpSocket::bind("127.0.50.200:0").unwrap();
+        real.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        real.send_to(&sniffed, to).unwrap();
+        let mut buf = [0u8; 512];
+        assert!(
+            real.recv(&mut buf).is_ok(),
+            "the original request is answered"
+        );
+        let socks = udp_sockets(&sources);
+        flood_udp(
+            socks.clone(),
+            to,
+            sniffed.to_vec(),
+            Arc::new(AtomicBool::new(true)),
+            4,
+        )
+        .join()
+        .unwrap();
+        let stop = Arc::new(AtomicBool::new(false));
+        let flood = flood_udp(socks, to, sniffed.to_vec(), stop.clone(), 100);
+        let report = probe(&eps, &secret());
+        stop.store(true, Ordering::Relaxed);
+        flood.join().unwrap();
+        report
+    });
+    let _ = stop_tx.send(());
+    let done = listener.join().unwrap().unwrap();
+    assert_eq!(
+        statuses(&report),
+        vec![],
+        "every port verified during the replay flood"
+    );
+    assert!(done.dropped.replayed >= 4500, "{:?}", done.dropped);
+    assert_eq!(done.dropped.rate_limited, 0, "{:?}", done.dropped);
 }
