@@ -597,3 +597,75 @@ fn unexpected_ports_planned_for_other_zones_say_so() {
         out.stdout
     );
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn privileged_ports_as_non_root_get_a_hint() {
+    let start: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(1024);
+    if start <= 80 {
+        eprintln!("skipping: ip_unprivileged_port_start is {start}, anyone may bind port 80 here");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let dep = r#"name = "privileged"
+[zones.lo]
+cidrs = ["127.0.0.0/8"]
+roles = ["servers", "clients"]
+[nodes.PRIV]
+address = "127.0.53.5"
+zone = "lo"
+[units.WEB]
+address = "127.0.53.105"
+packages = ["web-server"]
+instances = ["PRIV"]
+"#;
+    std::fs::write(dir.path().join("priv.toml"), dep).unwrap();
+    let bin = env!("CARGO_BIN_EXE_scc-ports");
+    let args = ["listen", "priv.toml", "--node", "PRIV", "--duration", "1s"];
+    // SAFETY: geteuid has no preconditions.
+    let mut cmd = if unsafe { libc::geteuid() } == 0 {
+        // As root, become nobody for this one command. The binary is copied beside the file, so
+        // nobody can run it wherever the checkout lives (a home directory of mode 700).
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = dir.path().join("scc-ports");
+        std::fs::copy(bin, &copy).unwrap();
+        std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(copy);
+        c
+    } else {
+        Command::new(bin)
+    };
+    let out = match cmd
+        .args(args)
+        .current_dir(dir.path())
+        .env("SCC_PORTS_SECRET", "sixteen bytes or more")
+        .output()
+    {
+        Ok(o) => o,
+        Err(e) => {
+            assert!(
+                std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() != Ok("1"),
+                "setpriv (util-linux) is needed: {e}"
+            );
+            eprintln!("skipping: cannot run setpriv: {e}");
+            return;
+        }
+    };
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout
+            .contains("cannot bind 127.0.53.105 tcp 80 (web-server.http-port): permission denied"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("hint: ports below 1024 need root or the CAP_NET_BIND_SERVICE capability"),
+        "{stdout}"
+    );
+}
