@@ -348,6 +348,25 @@ fn thousands_of_idle_tcp_connections_do_not_make_probes_fail() {
 }
 
 #[test]
+fn idle_connections_opened_right_before_the_probe_do_not_make_it_fail() {
+    let a = "127.0.50.8";
+    let eps = vec![ep(a, Transport::Tcp, 31000, 31009)];
+    let l = Listener::start(eps.clone(), ListenOptions::default());
+    // 300 idle connections from the prober's own address, and the probe at once after them.
+    let held = idle_connections(&[ip("127.0.0.1")], SocketAddr::new(ip(a), 31000), 300);
+    let report = probe(&eps, &secret());
+    let done = l.stop();
+    assert!(held.len() >= 256, "{}", held.len());
+    drop(held);
+    assert_eq!(
+        statuses(&report),
+        vec![],
+        "every port verified: {:?}",
+        done.dropped
+    );
+}
+
+#[test]
 fn a_silent_connection_is_closed_at_the_first_byte_deadline() {
     let a = "127.0.50.4";
     let opts = ListenOptions {

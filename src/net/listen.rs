@@ -34,9 +34,10 @@ pub struct ListenOptions {
     /// TCP sessions of one source address held at once; past it, a new connection from that
     /// source evicts that source's oldest waiting session, so one host cannot fill the table.
     pub max_tcp_sessions_per_source: usize,
-    /// A waiting session younger than this is not evicted (a prober's burst of connections to
-    /// many ports is accepted before any of them is read); new connections then go over the
-    /// soft caps, up to twice them.
+    /// A waiting session younger than this is not evicted; new connections then go over the
+    /// soft caps, up to twice them. A session whose request has arrived but was not read yet
+    /// (a prober's burst to many ports is accepted before any session runs) is never evicted,
+    /// whatever its age.
     pub evict_min_age: Duration,
     /// How long a new TCP session may stay silent before it is closed.
     pub first_byte_timeout: Duration,
@@ -83,8 +84,10 @@ impl Default for ListenOptions {
         ListenOptions {
             max_tcp_sessions: 256,
             // A prober sends one connection per planned TCP port at once; a node has dozens.
-            max_tcp_sessions_per_source: 64,
-            evict_min_age: Duration::from_millis(250),
+            max_tcp_sessions_per_source: 128,
+            // Room for a prober to write its request once connected (a loaded prober's task
+            // may run late); the unread-data check covers the listener's own lateness.
+            evict_min_age: Duration::from_millis(20),
             // A prober writes its request as soon as it is connected: the first byte arrives
             // with (or right after) the handshake's last ACK.
             first_byte_timeout: Duration::from_secs(2),
@@ -272,11 +275,12 @@ impl AuthLog {
 /// Who holds the TCP sessions, oldest first, so a full table evicts the oldest one still
 /// waiting for its request instead of refusing newcomers.
 ///
-/// Caps are soft: past one, a new connection evicts the oldest waiting session (of its own
-/// source for the per-source cap, of anyone for the global one) that is at least `min_age`
-/// old; when none is, it is admitted anyway up to twice the cap, and refused past that. A host
-/// holding thousands of idle connections therefore only ever evicts its own, and a prober's
-/// fresh connection is never the oldest.
+/// Caps are soft: past one, a new connection evicts the oldest idle session (of its own source
+/// for the per-source cap, of anyone for the global one): still waiting for its request, at
+/// least `min_age` old, and with nothing unread in its socket. When none is, it is admitted
+/// anyway up to twice the cap, and refused past that. A host holding thousands of idle
+/// connections therefore only ever evicts its own, and a prober's fresh connection, whose
+/// request is already there, is never taken for idle.
 pub(crate) struct SessionTable {
     max_total: usize,
     max_per_source: usize,
@@ -290,8 +294,47 @@ struct SessionEntry {
     source: IpAddr,
     since: Instant,
     waiting: bool,
+    /// A duplicate of the session's socket, to see whether its request has arrived but not
+    /// been read yet (a session not polled yet is not idle, however old it is).
+    socket: Option<SessionSocket>,
     /// Dropping it tells the session it was evicted.
     _evict: tokio::sync::oneshot::Sender<()>,
+}
+
+#[cfg(unix)]
+type SessionSocket = std::os::fd::OwnedFd;
+#[cfg(windows)]
+type SessionSocket = std::os::windows::io::OwnedSocket;
+
+/// A second handle on `stream`'s socket, for [`has_unread_data`].
+fn session_socket(stream: &TcpStream) -> Option<SessionSocket> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        stream.as_fd().try_clone_to_owned().ok()
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::AsSocket;
+        stream.as_socket().try_clone_to_owned().ok()
+    }
+}
+
+/// Whether bytes wait in the socket (the session reads eagerly, so only a session that has not
+/// been polled since they came has any). The socket is non-blocking (tokio's), so this never
+/// waits.
+fn has_unread_data(socket: &SessionSocket) -> bool {
+    let mut one = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    matches!(socket2::SockRef::from(socket).peek(&mut one), Ok(n) if n > 0)
+}
+
+impl SessionEntry {
+    /// Still waiting for its request, old enough, and nothing unread: evictable.
+    fn idle(&self, now: Instant, min_age: Duration) -> bool {
+        self.waiting
+            && now.duration_since(self.since) >= min_age
+            && !self.socket.as_ref().is_some_and(has_unread_data)
+    }
 }
 
 /// What [`SessionTable::admit`] decided.
@@ -319,7 +362,7 @@ impl SessionTable {
             .live
             .iter()
             .take_while(|(_, e)| now.duration_since(e.since) >= self.min_age)
-            .find(|(_, e)| e.waiting && of.is_none_or(|ip| e.source == ip))
+            .find(|(_, e)| of.is_none_or(|ip| e.source == ip) && e.idle(now, self.min_age))
             .map(|(id, _)| *id);
         match victim {
             Some(id) => {
@@ -336,6 +379,7 @@ impl SessionTable {
         &mut self,
         source: IpAddr,
         now: Instant,
+        socket: Option<SessionSocket>,
     ) -> (Admission, Option<tokio::sync::oneshot::Receiver<()>>) {
         // Back under each soft cap when old enough waiting sessions allow it (a burst admitted
         // over it shrinks back), else within twice the cap.
@@ -362,6 +406,7 @@ impl SessionTable {
                 source,
                 since: now,
                 waiting: true,
+                socket,
                 _evict: tx,
             },
         );
@@ -676,7 +721,9 @@ async fn serve_tcp(listener: TcpListener, info: Arc<PortInfo>, shared: Arc<Share
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let (admission, evicted) = lock(&shared.sessions).admit(peer.ip(), Instant::now());
+                    let socket = session_socket(&stream);
+                    let (admission, evicted) =
+                        lock(&shared.sessions).admit(peer.ip(), Instant::now(), socket);
                     match (admission, evicted) {
                         (Admission::Admitted(id, n), Some(evicted)) => {
                             for _ in 0..n {
@@ -880,32 +927,35 @@ mod tests {
         let mut t = SessionTable::new(4, 2, Duration::from_millis(100));
         let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
         let now = Instant::now();
-        let (first, mut rx1) = t.admit(a, now);
+        let (first, mut rx1) = t.admit(a, now, None);
         assert_eq!(first, Admission::Admitted(0, 0));
-        assert!(matches!(t.admit(a, now).0, Admission::Admitted(1, 0)));
+        assert!(matches!(t.admit(a, now, None).0, Admission::Admitted(1, 0)));
         // Too young to evict: admitted over the soft cap, up to twice it.
-        assert!(matches!(t.admit(a, now).0, Admission::Admitted(2, 0)));
-        assert!(matches!(t.admit(a, now).0, Admission::Admitted(3, 0)));
-        assert_eq!(t.admit(a, now).0, Admission::Refused);
+        assert!(matches!(t.admit(a, now, None).0, Admission::Admitted(2, 0)));
+        assert!(matches!(t.admit(a, now, None).0, Admission::Admitted(3, 0)));
+        assert_eq!(t.admit(a, now, None).0, Admission::Refused);
         tokio::time::advance(Duration::from_millis(150)).await;
         let now = Instant::now();
         // Old enough: a's next connection evicts a's oldest waiting ones, back under its cap.
-        assert_eq!(t.admit(a, now).0, Admission::Admitted(4, 3));
+        assert_eq!(t.admit(a, now, None).0, Admission::Admitted(4, 3));
         assert!(rx1.as_mut().unwrap().try_recv().is_err(), "id 0 was told");
         assert_eq!(t.of_source(a), 2);
-        assert_eq!(t.admit(b, now).0, Admission::Admitted(5, 0));
-        assert_eq!(t.admit(b, now).0, Admission::Admitted(6, 0));
+        assert_eq!(t.admit(b, now, None).0, Admission::Admitted(5, 0));
+        assert_eq!(t.admit(b, now, None).0, Admission::Admitted(6, 0));
         tokio::time::advance(Duration::from_millis(150)).await;
         // The table is full (4): c's connection evicts the oldest waiting one, a's id 3.
         let c = ip("10.0.0.3");
-        assert_eq!(t.admit(c, Instant::now()).0, Admission::Admitted(7, 1));
+        assert_eq!(
+            t.admit(c, Instant::now(), None).0,
+            Admission::Admitted(7, 1)
+        );
         assert!(!t.live.contains_key(&3));
         assert_eq!((t.of_source(a), t.of_source(b), t.of_source(c)), (1, 2, 1));
         // A session that has its request is never evicted.
         t.answering(4);
         tokio::time::advance(Duration::from_millis(150)).await;
         let admitted = (0..10)
-            .filter(|_| matches!(t.admit(a, Instant::now()).0, Admission::Admitted(..)))
+            .filter(|_| matches!(t.admit(a, Instant::now(), None).0, Admission::Admitted(..)))
             .count();
         // b's and c's old sessions made room for three; then a is at twice its cap.
         assert_eq!(admitted, 3);
