@@ -401,7 +401,16 @@ pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
             secret.as_str()
         )?;
     }
-    let ports: u32 = endpoints.iter().map(|e| e.ports.count()).sum();
+    // Distinct sockets, as the listener binds them (with --bind, one address takes them all).
+    let ports = {
+        let mut distinct = std::collections::HashSet::new();
+        for e in &endpoints {
+            for p in e.ports.ports() {
+                distinct.insert((args.bind.unwrap_or(e.address), e.transport, p));
+            }
+        }
+        distinct.len() as u64
+    };
     let addresses: Vec<String> = match args.bind {
         Some(a) => vec![a.to_string()],
         None => {
@@ -436,7 +445,7 @@ pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
             for line in bind_failure_lines(failures, args.bind, is_root()) {
                 let _ = writeln!(out, "{line}");
             }
-            let bound = u64::from(ports).saturating_sub(failures.len() as u64);
+            let bound = ports.saturating_sub(failures.len() as u64);
             match fail_fast(failures, bound) {
                 Some(why) => {
                     let _ = writeln!(out, "{why}");
