@@ -137,8 +137,9 @@ pub enum Command {
             IPs of its units; --bind ADDR to override) and answer authenticated probes, so that \
             `scc-ports probe` can prove from each client zone that the network lets the planned \
             flows through. Ports that cannot be bound are listed with the reason (in use: by which \
-            process; permission), then one line starting `ready:`. Runs until --duration or Ctrl-C, \
-            then prints what it answered. Exit 1 when a port could not be bound.\n\n\
+            process; permission), then one line starting `ready:`. Runs until --duration, Ctrl-C or \
+            SIGTERM, then prints what it answered. Exit 1 when a port could not be bound; at once \
+            when a planned address is not on this host or no port could be bound.\n\n\
             The secret comes from --secret-file or SCC_PORTS_SECRET; without either, one is made \
             and printed (`secret: ...`).",
         after_help = "Examples:\n  scc-ports listen acme.toml --node APP1 --secret-file scc.secret\n  \
@@ -151,7 +152,8 @@ pub enum Command {
     #[command(
         long_about = "Probe every flow whose source includes ZONE: each planned port of each \
             destination is classified as verified (our listener's token came back), open (something \
-            else answers), closed (refused), filtered (no answer in time) or error. With \
+            else accepts or answers), closed (refused), filtered (no answer in time) or error. It \
+            refuses to run from a host that is not in ZONE (--source ADDR behind NAT). With \
             --unexpected, every other TCP port of each destination is swept too and those that \
             accept are listed: the proof that nothing else is reachable. Exit 0 only when every \
             flow is verified (and, with --unexpected, nothing unexpected answers).",
@@ -293,9 +295,15 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "FILE")]
     pub secret_file: Option<PathBuf>,
 
-    /// The longest wait for an answer before round trips are measured (adapts down after)
+    /// The longest wait for an answer before round trips are measured (adapts down after);
+    /// 10ms to 60s. The whole run ends within (2 x waves + 2) x timeout + 10 s
     #[arg(long, default_value = "500ms", value_name = "DURATION")]
     pub timeout: humantime::Duration,
+
+    /// The address the zone's hosts are seen as (behind NAT): it must be inside the zone's
+    /// CIDRs. Without it, the address this host reaches the targets from must be
+    #[arg(long, value_name = "ADDR")]
+    pub source: Option<std::net::IpAddr>,
 
     /// Also sweep every other TCP port (1-65535) of each destination and list what accepts
     #[arg(long)]

@@ -1,18 +1,22 @@
 //! `listen` and `probe`: the live verification commands, glue between the plan and `net`.
 
 use std::io::{IsTerminal, Write};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
 
 use super::args::{ListenArgs, ProbeArgs, ProbeFormat};
 use super::{EXIT_NO, emit, load_deployment, require_host, require_zone};
-use crate::catalog::{Catalog, Role};
-use crate::deployment::Deployment;
-use crate::net::listen::{self, ListenOptions};
+use crate::catalog::{Catalog, Role, Transport};
+use crate::deployment::{Deployment, Zone};
+use crate::diag::{Diagnostic, Diagnostics};
+use crate::net::listen::{
+    self, BindFailure, BindFailureKind, EventSink, ListenEvent, ListenOptions,
+};
 use crate::net::probe::{self, ProbeOptions, ProbeReport, Status};
 use crate::net::{Endpoint, Secret, SecretOrigin};
 use crate::plan::{Host, Plan};
@@ -66,10 +70,170 @@ pub fn zone_targets(
 }
 
 fn secret(file: Option<&Path>) -> Result<(Secret, SecretOrigin)> {
-    Ok(match file {
+    let (secret, origin) = match file {
         Some(p) => (Secret::from_file(p)?, SecretOrigin::File),
         None => Secret::from_env_or_generate()?,
-    })
+    };
+    warn_all(&secret_warnings(&secret, file));
+    Ok((secret, origin))
+}
+
+/// Secrets shorter than this draw a warning: a captured probe lets anyone test guesses of the
+/// secret offline, as fast as they can compute HMACs.
+pub const MIN_SECRET_LEN: usize = 16;
+
+/// What is weak about a secret and the file it came from (each a line for a person).
+pub fn secret_warnings(secret: &Secret, file: Option<&Path>) -> Vec<String> {
+    let mut out = Vec::new();
+    let len = secret.key().len();
+    if len < MIN_SECRET_LEN {
+        out.push(format!(
+            "the secret is only {len} bytes: a captured probe lets anyone try guesses offline; \
+             use {MIN_SECRET_LEN} or more (a listener without one makes a 64-digit secret)"
+        ));
+    }
+    #[cfg(unix)]
+    if let Some(p) = file {
+        use std::os::unix::fs::PermissionsExt;
+        if let Ok(meta) = std::fs::metadata(p) {
+            let mode = meta.permissions().mode() & 0o777;
+            if meta.is_file() && mode & 0o044 != 0 {
+                out.push(format!(
+                    "secret file {} is readable by {} (mode {mode:03o}): chmod 600 {}",
+                    p.display(),
+                    if mode & 0o040 != 0 && mode & 0o004 != 0 {
+                        "group and others"
+                    } else if mode & 0o040 != 0 {
+                        "its group"
+                    } else {
+                        "others"
+                    },
+                    p.display()
+                ));
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = file;
+    out
+}
+
+fn warn_all(warnings: &[String]) {
+    let mut err = anstream::stderr();
+    let yellow = anstyle::Style::new()
+        .fg_color(Some(anstyle::AnsiColor::Yellow.into()))
+        .bold();
+    for w in warnings {
+        let _ = writeln!(err, "{yellow}warning{yellow:#}: {w}");
+    }
+}
+
+/// The `--timeout` bounds: below 10 ms even loopback answers are late; past 60 s a run of
+/// filtered ports takes hours.
+pub const MIN_TIMEOUT: Duration = Duration::from_millis(10);
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn check_timeout(t: Duration) -> Result<Duration> {
+    if (MIN_TIMEOUT..=MAX_TIMEOUT).contains(&t) {
+        return Ok(t);
+    }
+    Err(Diagnostics(vec![
+        Diagnostic::error(
+            "E040",
+            format!(
+                "--timeout {} is outside 10ms..60s",
+                humantime::format_duration(t)
+            ),
+        )
+        .hint(
+            "it is the wait for each answer: 500ms (the default) suits a LAN, 2s a slow WAN; \
+             the whole run ends within (2 x waves of 512 probes + 2) x timeout + 10 s",
+        ),
+    ])
+    .into())
+}
+
+/// The address this host sends from toward `target`: routing decides, nothing is sent (a UDP
+/// socket's connect only picks the route).
+fn source_toward(target: IpAddr) -> Option<IpAddr> {
+    let any: SocketAddr = if target.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    let s = std::net::UdpSocket::bind(any).ok()?;
+    s.connect((target, 9)).ok()?;
+    s.local_addr().ok().map(|a| a.ip())
+}
+
+/// The zone guard: a probe proves something about `zone` only when it is sent from the zone.
+/// With `--source` (the address the zone is seen as, behind NAT), that address must be in the
+/// zone; else the address this host reaches at least one target from must be. Returns the
+/// targets reached from outside the zone (to warn about), or the refusal.
+pub fn zone_guard(
+    zone: &Zone,
+    targets: &[Endpoint],
+    source: Option<IpAddr>,
+    route: impl Fn(IpAddr) -> Option<IpAddr>,
+) -> Result<Vec<(IpAddr, IpAddr)>> {
+    let cidrs: Vec<String> = zone.cidrs.iter().map(ToString::to_string).collect();
+    let inside = |a: IpAddr| zone.cidrs.iter().any(|c| c.contains(&a));
+    if let Some(a) = source {
+        if inside(a) {
+            return Ok(Vec::new());
+        }
+        return Err(Diagnostics(vec![
+            Diagnostic::error(
+                "E041",
+                format!(
+                    "--source {a} is not in zone `{}` ({})",
+                    zone.name,
+                    cidrs.join(", ")
+                ),
+            )
+            .hint("--source is the address the zone's hosts are seen as (behind NAT); it must be inside the zone"),
+        ])
+        .into());
+    }
+    let mut addresses: Vec<IpAddr> = targets.iter().map(|t| t.address).collect();
+    addresses.sort();
+    addresses.dedup();
+    if addresses.is_empty() {
+        return Ok(Vec::new());
+    }
+    let routes: Vec<(IpAddr, Option<IpAddr>)> = addresses.iter().map(|&a| (a, route(a))).collect();
+    if routes.iter().any(|(_, s)| s.is_some_and(inside)) {
+        return Ok(routes
+            .into_iter()
+            .filter_map(|(t, s)| s.filter(|s| !inside(*s)).map(|s| (t, s)))
+            .collect());
+    }
+    let mut from: Vec<String> = routes
+        .iter()
+        .filter_map(|(_, s)| s.map(|s| s.to_string()))
+        .collect();
+    from.sort();
+    from.dedup();
+    let from = if from.is_empty() {
+        "no route to any target".to_owned()
+    } else {
+        format!("it reaches the targets from {}", from.join(", "))
+    };
+    Err(Diagnostics(vec![
+        Diagnostic::error(
+            "E041",
+            format!(
+                "this host is not in zone `{}` ({}): {from}, so a probe from here proves nothing about the zone",
+                zone.name,
+                cidrs.join(", ")
+            ),
+        )
+        .hint(format!(
+            "run the probe on a host of zone `{}`; behind NAT, give --source ADDR, the address the zone's hosts are seen as",
+            zone.name
+        )),
+    ])
+    .into())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -79,17 +243,147 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// Completes on Ctrl-C. The handler is installed by this call (within a runtime), not at the
-/// first poll: `tokio::signal::ctrl_c()` registers only when first polled, which the listener
-/// does after printing `ready:`, and a script's Ctrl-C in between killed it without a summary.
+/// Completes on Ctrl-C or SIGTERM (a service manager's stop, `kill`), so both end with the
+/// summary. The handlers are installed by this call (within a runtime), not at the first poll:
+/// `tokio::signal::ctrl_c()` registers only when first polled, which the listener does after
+/// printing `ready:`, and a script's Ctrl-C in between killed it without a summary.
 fn interrupt() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
-    let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
+    let (mut int, mut term) = {
+        use tokio::signal::unix::{SignalKind, signal};
+        (
+            signal(SignalKind::interrupt())?,
+            signal(SignalKind::terminate())?,
+        )
+    };
     #[cfg(windows)]
     let mut signal = tokio::signal::windows::ctrl_c()?;
     Ok(async move {
+        #[cfg(unix)]
+        tokio::select! {
+            _ = int.recv() => {}
+            _ = term.recv() => {}
+        }
+        #[cfg(windows)]
         signal.recv().await;
     })
+}
+
+/// The lines for ports that could not be bound: one per address that is not on this host (with
+/// what to do), one per other failure, and a hint for privileged ports.
+pub fn bind_failure_lines(
+    failures: &[BindFailure],
+    bind: Option<IpAddr>,
+    root: bool,
+) -> Vec<String> {
+    let mut lines = Vec::new();
+    let mut missing: Vec<(IpAddr, usize, usize)> = Vec::new();
+    for f in failures
+        .iter()
+        .filter(|f| f.kind == BindFailureKind::AddressNotAvailable)
+    {
+        let i = match missing.iter().position(|m| m.0 == f.address) {
+            Some(i) => i,
+            None => {
+                missing.push((f.address, 0, 0));
+                missing.len() - 1
+            }
+        };
+        match f.transport {
+            Transport::Tcp => missing[i].1 += 1,
+            Transport::Udp => missing[i].2 += 1,
+        }
+    }
+    for (address, tcp, udp) in &missing {
+        let what = if bind.is_some() {
+            "give --bind an address of this host".to_owned()
+        } else {
+            format!(
+                "add {address} to this server (the node's address or a unit's virtual IP), or use --bind ADDR"
+            )
+        };
+        lines.push(format!(
+            "cannot bind {address}: not an address of this host ({tcp} tcp, {udp} udp ports); {what}"
+        ));
+    }
+    let mut privileged = false;
+    for f in failures
+        .iter()
+        .filter(|f| f.kind != BindFailureKind::AddressNotAvailable)
+    {
+        privileged |= f.kind == BindFailureKind::PermissionDenied && f.port < 1024;
+        lines.push(format!(
+            "cannot bind {} {} {} ({}.{}): {}",
+            f.address,
+            f.transport.as_str(),
+            f.port,
+            f.component,
+            f.port_id,
+            f.reason
+        ));
+    }
+    if privileged && !root {
+        lines.push(
+            "hint: ports below 1024 need root or the CAP_NET_BIND_SERVICE capability \
+             (run as root, or: sudo setcap cap_net_bind_service=+ep \"$(command -v scc-ports)\")"
+                .to_owned(),
+        );
+    }
+    lines
+}
+
+fn is_root() -> bool {
+    #[cfg(unix)]
+    {
+        // SAFETY: geteuid has no preconditions.
+        unsafe { libc::geteuid() == 0 }
+    }
+    #[cfg(not(unix))]
+    {
+        false
+    }
+}
+
+/// Why the listener stops at once instead of answering: a planned address is not on this
+/// host, or nothing could be bound.
+pub fn fail_fast(failures: &[BindFailure], bound: u64) -> Option<String> {
+    let mut missing: Vec<IpAddr> = failures
+        .iter()
+        .filter(|f| f.kind == BindFailureKind::AddressNotAvailable)
+        .map(|f| f.address)
+        .collect();
+    missing.sort();
+    missing.dedup();
+    if !missing.is_empty() {
+        return Some(format!(
+            "not listening: {} of the node's addresses {} not on this host",
+            missing.len(),
+            if missing.len() == 1 { "is" } else { "are" }
+        ));
+    }
+    (bound == 0).then(|| "not listening: no port could be bound".to_owned())
+}
+
+/// The live line for a listener event.
+pub fn event_line(e: &ListenEvent) -> String {
+    match e {
+        ListenEvent::AuthFailed {
+            source,
+            transport,
+            port,
+            more,
+        } => {
+            let more = if *more > 0 {
+                format!(" ({more} more failed since the last such line)")
+            } else {
+                String::new()
+            };
+            format!(
+                "auth: a probe from {source} to {} {port} does not verify: wrong secret?{more}",
+                transport.as_str()
+            )
+        }
+    }
 }
 
 pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
@@ -107,7 +401,16 @@ pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
             secret.as_str()
         )?;
     }
-    let ports: u32 = endpoints.iter().map(|e| e.ports.count()).sum();
+    // Distinct sockets, as the listener binds them (with --bind, one address takes them all).
+    let ports = {
+        let mut distinct = std::collections::HashSet::new();
+        for e in &endpoints {
+            for p in e.ports.ports() {
+                distinct.insert((args.bind.unwrap_or(e.address), e.transport, p));
+            }
+        }
+        distinct.len() as u64
+    };
     let addresses: Vec<String> = match args.bind {
         Some(a) => vec![a.to_string()],
         None => {
@@ -122,46 +425,61 @@ pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
         let _in_runtime = rt.enter();
         interrupt().context("cannot install the Ctrl-C handler")?
     };
+    let opts = ListenOptions {
+        events: Some(EventSink(Arc::new(|e| {
+            let mut out = std::io::stdout();
+            let _ = writeln!(out, "{}", event_line(&e));
+            let _ = out.flush();
+        }))),
+        ..ListenOptions::default()
+    };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut stopped = None;
     let report = rt.block_on(listen::run(
         &endpoints,
         args.bind,
         &secret,
-        ListenOptions::default(),
+        opts,
         |failures| {
             let mut out = std::io::stdout();
-            for f in failures {
-                let _ = writeln!(
-                    out,
-                    "cannot bind {} {} {} ({}.{}): {}",
-                    f.address,
-                    f.transport.as_str(),
-                    f.port,
-                    f.component,
-                    f.port_id,
-                    f.reason
-                );
+            for line in bind_failure_lines(failures, args.bind, is_root()) {
+                let _ = writeln!(out, "{line}");
             }
-            let _ = writeln!(
-                out,
-                "ready: {} of {ports} ports bound on {} for node {}, {} failed; answering for {}",
-                u64::from(ports) - failures.len() as u64,
-                addresses.join(" "),
-                args.node,
-                failures.len(),
-                humantime::format_duration(duration)
-            );
+            let bound = ports.saturating_sub(failures.len() as u64);
+            match fail_fast(failures, bound) {
+                Some(why) => {
+                    let _ = writeln!(out, "{why}");
+                    stopped = Some(why);
+                    let _ = stop_tx.send(());
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "ready: {bound} of {ports} ports bound on {} for node {}, {} failed; answering for {}",
+                        addresses.join(" "),
+                        args.node,
+                        failures.len(),
+                        humantime::format_duration(duration)
+                    );
+                }
+            }
             let _ = out.flush();
         },
         async move {
             tokio::select! {
                 _ = tokio::time::sleep(duration) => {}
                 _ = interrupted => {}
+                // Only a sent stop counts: the sender is dropped when on_ready returns.
+                Ok(()) = stop_rx => {}
             }
         },
     ));
+    if stopped.is_some() {
+        return Ok(ExitCode::from(EXIT_NO));
+    }
     let d = report.dropped;
     let text = format!(
-        "answered {} probes on {} ports; dropped {} unauthenticated, {} malformed, {} replayed, {} wrong port, {} rate-limited; refused {} sessions, closed {} idle\n",
+        "answered {} probes on {} ports; dropped {} unauthenticated, {} malformed, {} replayed, {} wrong port, {} rate-limited; refused {} sessions, evicted {} waiting, closed {} idle\n",
         report.total_answered(),
         report.answered.len(),
         d.unauthenticated,
@@ -170,8 +488,17 @@ pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
         d.wrong_port,
         d.rate_limited,
         d.sessions_refused,
+        d.sessions_evicted,
         d.idle_timeouts
     );
+    let text = if d.unauthenticated > 0 && report.total_answered() == 0 {
+        format!(
+            "{text}no probe verified, {} did not: does the prober use this listener's secret?\n",
+            d.unauthenticated
+        )
+    } else {
+        text
+    };
     emit(&text)?;
     Ok(if report.failures.is_empty() {
         ExitCode::SUCCESS
@@ -187,15 +514,30 @@ pub fn probe_cmd(catalog: &Catalog, args: ProbeArgs) -> Result<ExitCode> {
     if let Some(n) = &args.node {
         require_host(&dep, &plan, n)?;
     }
+    let timeout = check_timeout(args.timeout.into())?;
     let targets = zone_targets(&dep, &plan, &args.from, args.node.as_deref());
+    let zone = dep.zone(&args.from).expect("zone checked above");
+    let outside = zone_guard(zone, &targets, args.source, source_toward)?;
     let secret = match args.secret_file.as_deref() {
         Some(p) => Secret::from_file(p)?,
         None => Secret::from_env()?.context(
             "no secret: give the listener's secret with --secret-file FILE or SCC_PORTS_SECRET",
         )?,
     };
+    warn_all(&secret_warnings(&secret, args.secret_file.as_deref()));
+    if !outside.is_empty() {
+        let list: Vec<String> = outside
+            .iter()
+            .map(|(t, s)| format!("{t} (from {s})"))
+            .collect();
+        warn_all(&[format!(
+            "some targets are reached from outside zone `{}`: {}; their results do not speak for the zone",
+            zone.name,
+            list.join(", ")
+        )]);
+    }
     let opts = ProbeOptions {
-        timeout: args.timeout.into(),
+        timeout,
         unexpected: args.unexpected,
         ..ProbeOptions::default()
     };
@@ -219,10 +561,11 @@ pub fn probe_cmd(catalog: &Catalog, args: ProbeArgs) -> Result<ExitCode> {
     if let Some(b) = bar {
         b.finish_and_clear();
     }
+    let elsewhere = planned_elsewhere(&dep, &plan, zone, &report.unexpected);
     let text = match args.format {
-        ProbeFormat::Json => super::json(&report_json(&report))?,
+        ProbeFormat::Json => super::json(&report_json(&report, &elsewhere))?,
         ProbeFormat::Junit => report.to_junit(),
-        ProbeFormat::Table => report_table(&report),
+        ProbeFormat::Table => report_table(&report, &elsewhere),
     };
     emit(&text)?;
     Ok(if report.passed() {
@@ -232,19 +575,91 @@ pub fn probe_cmd(catalog: &Catalog, args: ProbeArgs) -> Result<ExitCode> {
     })
 }
 
-/// The JSON of DESIGN §6: `summary`, `results`, and the sweep's `unexpected` ports.
-pub fn report_json(report: &ProbeReport) -> serde_json::Value {
+/// An unexpected open port that the plan has on that address for other zones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedElsewhere {
+    /// `component.port_id` of each binding covering the port.
+    pub ids: Vec<String>,
+    /// The zones whose roles connect to it.
+    pub zones: Vec<String>,
+}
+
+/// For each unexpected port (in order): the plan's bindings of that address and port, when the
+/// plan has it for zones other than `zone`.
+pub fn planned_elsewhere(
+    dep: &Deployment,
+    plan: &Plan,
+    zone: &Zone,
+    unexpected: &[(IpAddr, u16)],
+) -> Vec<Option<PlannedElsewhere>> {
+    unexpected
+        .iter()
+        .map(|&(address, port)| {
+            let mut ids = Vec::new();
+            let mut zones = Vec::new();
+            for b in &plan.bindings {
+                let Host::Node { address: a, .. } = &b.host else {
+                    continue;
+                };
+                if *a != address
+                    || b.transport != Transport::Tcp
+                    || !(b.ports.lo()..=b.ports.hi()).contains(&port)
+                {
+                    continue;
+                }
+                ids.push(format!("{}.{}", b.component, b.port_id));
+                for z in &dep.zones {
+                    if z.name != zone.name
+                        && b.from.iter().any(|r| z.roles.contains(r))
+                        && !zones.contains(&z.name)
+                    {
+                        zones.push(z.name.clone());
+                    }
+                }
+            }
+            ids.dedup();
+            (!ids.is_empty()).then_some(PlannedElsewhere { ids, zones })
+        })
+        .collect()
+}
+
+const SECRETS_DIFFER: &str = "every TCP port accepted the connection but none answered with our token: \
+     the prober's and the listener's secrets probably differ (same --secret-file or SCC_PORTS_SECRET on both?)";
+
+/// The JSON of DESIGN §6: `summary`, `results`, the sweep's `unexpected` ports (with what the
+/// plan has there for other zones), and whether the secrets probably differ.
+pub fn report_json(
+    report: &ProbeReport,
+    elsewhere: &[Option<PlannedElsewhere>],
+) -> serde_json::Value {
+    let unexpected: Vec<serde_json::Value> = report
+        .unexpected
+        .iter()
+        .enumerate()
+        .map(|(i, (a, p))| {
+            let mut v = serde_json::json!({"address": a, "transport": "tcp", "port": p});
+            if let Some(Some(e)) = elsewhere.get(i) {
+                v["note"] = "not planned for this zone".into();
+                v["planned_as"] = e.ids.clone().into();
+                v["planned_for"] = e.zones.clone().into();
+            }
+            v
+        })
+        .collect();
+    let differ = report.secrets_probably_differ();
     serde_json::json!({
         "summary": report.summary(),
         "results": report.results,
-        "unexpected": report.unexpected.iter().map(|(a, p)| serde_json::json!({"address": a, "transport": "tcp", "port": p})).collect::<Vec<_>>(),
+        "unexpected": unexpected,
         "swept": report.swept,
+        "secrets_probably_differ": differ,
+        "hint": if differ { serde_json::Value::from(SECRETS_DIFFER) } else { serde_json::Value::Null },
         "elapsed_ms": report.elapsed.as_secs_f64() * 1000.0,
     })
 }
 
 /// Results for a person: consecutive ports of one endpoint with one status collapse into a range.
-pub fn report_table(report: &ProbeReport) -> String {
+pub fn report_table(report: &ProbeReport, elsewhere: &[Option<PlannedElsewhere>]) -> String {
     use crate::render::{Column, Format, Grid};
     let mut g = Grid::new(vec![
         Column::new("ADDRESS"),
@@ -300,10 +715,21 @@ pub fn report_table(report: &ProbeReport) -> String {
     for n in notes {
         text.push_str(&n);
     }
-    for (a, p) in &report.unexpected {
-        text.push_str(&format!(
-            "unexpected: {a} tcp {p} accepts connections but is not in the plan\n"
-        ));
+    for (i, (a, p)) in report.unexpected.iter().enumerate() {
+        match elsewhere.get(i) {
+            Some(Some(e)) => text.push_str(&format!(
+                "unexpected: {a} tcp {p} accepts connections: not planned for this zone ({}{})\n",
+                e.ids.join(", "),
+                if e.zones.is_empty() {
+                    String::new()
+                } else {
+                    format!(", planned for {}", e.zones.join(", "))
+                }
+            )),
+            _ => text.push_str(&format!(
+                "unexpected: {a} tcp {p} accepts connections but is not in the plan\n"
+            )),
+        }
     }
     let s = report.summary();
     text.push_str(&format!(
@@ -320,5 +746,170 @@ pub fn report_table(report: &ProbeReport) -> String {
         },
         report.elapsed.as_secs_f64()
     ));
+    if report.secrets_probably_differ() {
+        text.push_str(SECRETS_DIFFER);
+        text.push('\n');
+    }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn failure(
+        address: &str,
+        transport: Transport,
+        port: u16,
+        kind: BindFailureKind,
+    ) -> BindFailure {
+        BindFailure {
+            address: address.parse().unwrap(),
+            transport,
+            port,
+            component: "c".into(),
+            port_id: "p".into(),
+            kind,
+            reason: "why".into(),
+        }
+    }
+
+    #[test]
+    fn missing_addresses_are_one_line_each_and_privileged_ports_get_a_hint() {
+        use BindFailureKind::*;
+        let f = vec![
+            failure("192.0.2.1", Transport::Tcp, 443, AddressNotAvailable),
+            failure("192.0.2.1", Transport::Udp, 5000, AddressNotAvailable),
+            failure("192.0.2.1", Transport::Udp, 5001, AddressNotAvailable),
+            failure("10.0.0.1", Transport::Tcp, 80, PermissionDenied),
+            failure("10.0.0.1", Transport::Tcp, 8080, InUse),
+        ];
+        let lines = bind_failure_lines(&f, None, false);
+        assert_eq!(lines.len(), 4, "{lines:#?}");
+        assert_eq!(
+            lines[0],
+            "cannot bind 192.0.2.1: not an address of this host (1 tcp, 2 udp ports); add 192.0.2.1 to this server (the node's address or a unit's virtual IP), or use --bind ADDR"
+        );
+        assert_eq!(lines[1], "cannot bind 10.0.0.1 tcp 80 (c.p): why");
+        assert!(lines[3].starts_with(
+            "hint: ports below 1024 need root or the CAP_NET_BIND_SERVICE capability"
+        ));
+        // As root, or without a privileged port, no hint.
+        assert_eq!(bind_failure_lines(&f, None, true).len(), 3);
+        assert_eq!(bind_failure_lines(&f[4..], None, false).len(), 1);
+        // With --bind the advice is about --bind.
+        assert!(
+            bind_failure_lines(&f[..1], Some("192.0.2.1".parse().unwrap()), false)[0]
+                .ends_with("; give --bind an address of this host")
+        );
+        assert_eq!(
+            fail_fast(&f, 10).as_deref(),
+            Some("not listening: 1 of the node's addresses is not on this host")
+        );
+        assert_eq!(fail_fast(&f[3..], 10), None);
+        assert_eq!(
+            fail_fast(&f[3..], 0).as_deref(),
+            Some("not listening: no port could be bound")
+        );
+    }
+
+    fn zone(cidrs: &[&str]) -> Zone {
+        Zone {
+            name: "agents".into(),
+            cidrs: cidrs.iter().map(|c| c.parse().unwrap()).collect(),
+            roles: vec![],
+            location: crate::diag::Location {
+                file: "t.toml".into(),
+                line: 1,
+                column: 1,
+            },
+        }
+    }
+
+    fn target(a: &str) -> Endpoint {
+        Endpoint {
+            address: a.parse().unwrap(),
+            transport: Transport::Tcp,
+            ports: crate::range::PortRange::single(1).unwrap(),
+            component: "c".into(),
+            port_id: "p".into(),
+        }
+    }
+
+    #[test]
+    fn the_zone_guard_wants_the_source_inside_the_zone() {
+        let z = zone(&["10.1.0.0/16"]);
+        let t = [target("192.168.0.1"), target("192.168.0.2")];
+        let from = |s: &'static str| move |_| s.parse().ok();
+        let err = zone_guard(&z, &t, None, from("172.16.0.9")).unwrap_err();
+        assert!(err.to_string().contains(
+            "this host is not in zone `agents` (10.1.0.0/16): it reaches the targets from 172.16.0.9"
+        ), "{err}");
+        assert!(
+            zone_guard(&z, &t, None, from("10.1.2.3"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(zone_guard(&z, &t, None, |_| None).is_err());
+        // Behind NAT: --source names the address the zone is seen as; no route is asked.
+        assert!(zone_guard(&z, &t, Some("10.1.9.9".parse().unwrap()), |_| panic!()).is_ok());
+        let err = zone_guard(&z, &t, Some("10.2.0.1".parse().unwrap()), |_| None).unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("--source 10.2.0.1 is not in zone `agents`"),
+            "{err}"
+        );
+        // Some targets reached from the zone, one not: allowed, and named for a warning.
+        let split = |a: IpAddr| {
+            Some(
+                if a.to_string() == "192.168.0.1" {
+                    "10.1.0.5"
+                } else {
+                    "172.16.0.9"
+                }
+                .parse()
+                .unwrap(),
+            )
+        };
+        let outside = zone_guard(&z, &t, None, split).unwrap();
+        assert_eq!(
+            outside,
+            vec![(
+                "192.168.0.2".parse().unwrap(),
+                "172.16.0.9".parse().unwrap()
+            )]
+        );
+        // Nothing to probe: nothing to refuse.
+        assert!(zone_guard(&z, &[], None, |_| None).is_ok());
+    }
+
+    #[test]
+    fn short_secrets_are_warned_about() {
+        let w = secret_warnings(&Secret::new("abc").unwrap(), None);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].starts_with("the secret is only 3 bytes"), "{w:?}");
+        assert!(secret_warnings(&Secret::new("0123456789abcdef").unwrap(), None).is_empty());
+    }
+
+    #[test]
+    fn timeouts_outside_the_bounds_are_refused() {
+        assert!(check_timeout(Duration::from_millis(10)).is_ok());
+        assert!(check_timeout(Duration::from_secs(60)).is_ok());
+        assert!(check_timeout(Duration::from_millis(9)).is_err());
+        assert!(check_timeout(Duration::from_secs(3600)).is_err());
+    }
+
+    #[test]
+    fn auth_events_name_the_source_and_the_likely_cause() {
+        let e = ListenEvent::AuthFailed {
+            source: "10.0.0.7".parse().unwrap(),
+            transport: Transport::Udp,
+            port: 5060,
+            more: 3,
+        };
+        assert_eq!(
+            event_line(&e),
+            "auth: a probe from 10.0.0.7 to udp 5060 does not verify: wrong secret? (3 more failed since the last such line)"
+        );
+    }
 }

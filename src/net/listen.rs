@@ -18,7 +18,6 @@ use std::time::Duration;
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::{Instant, timeout};
 
@@ -28,24 +27,70 @@ use crate::catalog::Transport;
 
 #[derive(Debug, Clone)]
 pub struct ListenOptions {
-    /// TCP sessions served at once; connections past it are closed unanswered.
+    /// TCP sessions held at once (all ports). Past it, a new connection evicts the oldest session
+    /// that is still waiting for its request (see [`SessionTable`]); the table never holds more
+    /// than twice this.
     pub max_tcp_sessions: usize,
+    /// TCP sessions of one source address held at once; past it, a new connection from that
+    /// source evicts that source's oldest waiting session, so one host cannot fill the table.
+    pub max_tcp_sessions_per_source: usize,
+    /// A waiting session younger than this is not evicted; new connections then go over the
+    /// soft caps, up to twice them. A session whose request has arrived but was not read yet
+    /// (a prober's burst to many ports is accepted before any session runs) is never evicted,
+    /// whatever its age.
+    pub evict_min_age: Duration,
+    /// How long a new TCP session may stay silent before it is closed.
+    pub first_byte_timeout: Duration,
     /// How long a TCP session may take to deliver its request (and take its reply).
     pub idle_timeout: Duration,
     /// UDP replies per second to one source address (a bucket of this many, refilled steadily).
     pub udp_replies_per_source_per_sec: u32,
-    /// Source addresses tracked by the UDP rate limiter; new sources past it get no reply
-    /// until old entries expire.
+    /// Source addresses tracked by the UDP rate limiter; past it, the least recently served
+    /// source is forgotten (only authenticated, fresh requests reach the limiter).
     pub max_udp_sources: usize,
     /// Nonces remembered to refuse replays.
     pub replay_cache: usize,
     pub tcp_backlog: i32,
+    /// Live events (requests failing authentication), at most one per `event_interval`.
+    pub events: Option<EventSink>,
+    pub event_interval: Duration,
+}
+
+/// Something a person watching the listener should know now, not only in the summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenEvent {
+    /// A well-formed request whose MAC does not verify: most likely a prober with another
+    /// secret. `more` failures (from any source) were not reported since the last event.
+    AuthFailed {
+        source: IpAddr,
+        transport: Transport,
+        port: u16,
+        more: u64,
+    },
+}
+
+/// Where [`ListenEvent`]s go (the CLI prints them).
+#[derive(Clone)]
+pub struct EventSink(pub Arc<dyn Fn(ListenEvent) + Send + Sync>);
+
+impl std::fmt::Debug for EventSink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("EventSink")
+    }
 }
 
 impl Default for ListenOptions {
     fn default() -> ListenOptions {
         ListenOptions {
             max_tcp_sessions: 256,
+            // A prober sends one connection per planned TCP port at once; a node has dozens.
+            max_tcp_sessions_per_source: 128,
+            // Room for a prober to write its request once connected (a loaded prober's task
+            // may run late); the unread-data check covers the listener's own lateness.
+            evict_min_age: Duration::from_millis(20),
+            // A prober writes its request as soon as it is connected: the first byte arrives
+            // with (or right after) the handshake's last ACK.
+            first_byte_timeout: Duration::from_secs(2),
             idle_timeout: Duration::from_secs(5),
             // One probe run sends a node's 1,602 MRS ports at once and retries some, and
             // scripts run probes back to back; replies are never larger than requests, so
@@ -54,6 +99,8 @@ impl Default for ListenOptions {
             max_udp_sources: 4_096,
             replay_cache: 1 << 16,
             tcp_backlog: 1_024,
+            events: None,
+            event_interval: Duration::from_secs(1),
         }
     }
 }
@@ -94,8 +141,11 @@ pub struct Dropped {
     pub wrong_port: u64,
     /// UDP replies withheld by the per-source rate limit.
     pub rate_limited: u64,
-    /// TCP connections closed because `max_tcp_sessions` were busy.
+    /// TCP connections closed at once: the session table was full of sessions too young to
+    /// evict or already answering.
     pub sessions_refused: u64,
+    /// Waiting TCP sessions closed to make room for a new connection (oldest first).
+    pub sessions_evicted: u64,
     /// TCP sessions closed for sending nothing (or too little) within `idle_timeout`.
     pub idle_timeouts: u64,
 }
@@ -126,6 +176,7 @@ struct Counters {
     wrong_port: AtomicU64,
     rate_limited: AtomicU64,
     sessions_refused: AtomicU64,
+    sessions_evicted: AtomicU64,
     idle_timeouts: AtomicU64,
 }
 
@@ -145,6 +196,11 @@ struct PortInfo {
 }
 
 /// Per-source token buckets.
+///
+/// Only authenticated, fresh requests reach it (see [`Shared::answer`]), so neither junk nor a
+/// replayed request from spoofed sources takes a bucket. It stays bounded anyway: past
+/// `max_sources`, buckets idle for a second (full again) are dropped, else the least recently
+/// served source is forgotten, so a new source always gets a bucket.
 struct RateLimiter {
     rate: f64,
     max_sources: usize,
@@ -161,7 +217,14 @@ impl RateLimiter {
             self.buckets
                 .retain(|_, (_, last)| now.duration_since(*last) < Duration::from_secs(1));
             if self.buckets.len() >= self.max_sources {
-                return false;
+                let oldest = self
+                    .buckets
+                    .iter()
+                    .min_by_key(|(_, (_, last))| *last)
+                    .map(|(k, _)| *k);
+                if let Some(k) = oldest {
+                    self.buckets.remove(&k);
+                }
             }
         }
         let (tokens, last) = self.buckets.entry(ip).or_insert((self.rate, now));
@@ -177,21 +240,238 @@ impl RateLimiter {
     }
 }
 
+/// At most one authentication-failure event per interval; the rest are counted into the next.
+/// O(1) state, so a flood from any number of sources cannot grow it.
+struct AuthLog {
+    sink: Option<EventSink>,
+    interval: Duration,
+    last: Option<Instant>,
+    more: u64,
+}
+
+impl AuthLog {
+    fn failed(&mut self, source: IpAddr, transport: Transport, port: u16, now: Instant) {
+        let Some(sink) = &self.sink else {
+            return;
+        };
+        if self
+            .last
+            .is_some_and(|l| now.duration_since(l) < self.interval)
+        {
+            self.more += 1;
+            return;
+        }
+        self.last = Some(now);
+        let more = std::mem::take(&mut self.more);
+        (sink.0)(ListenEvent::AuthFailed {
+            source,
+            transport,
+            port,
+            more,
+        });
+    }
+}
+
+/// Who holds the TCP sessions, oldest first, so a full table evicts the oldest one still
+/// waiting for its request instead of refusing newcomers.
+///
+/// Caps are soft: past one, a new connection evicts the oldest idle session (of its own source
+/// for the per-source cap, of anyone for the global one): still waiting for its request, at
+/// least `min_age` old, and with nothing unread in its socket. When none is, it is admitted
+/// anyway up to twice the cap, and refused past that. A host holding thousands of idle
+/// connections therefore only ever evicts its own, and a prober's fresh connection, whose
+/// request is already there, is never taken for idle.
+pub(crate) struct SessionTable {
+    max_total: usize,
+    max_per_source: usize,
+    min_age: Duration,
+    next: u64,
+    live: BTreeMap<u64, SessionEntry>,
+    per_source: HashMap<IpAddr, usize>,
+}
+
+struct SessionEntry {
+    source: IpAddr,
+    since: Instant,
+    waiting: bool,
+    /// A duplicate of the session's socket, to see whether its request has arrived but not
+    /// been read yet (a session not polled yet is not idle, however old it is).
+    socket: Option<SessionSocket>,
+    /// Dropping it tells the session it was evicted.
+    _evict: tokio::sync::oneshot::Sender<()>,
+}
+
+#[cfg(unix)]
+type SessionSocket = std::os::fd::OwnedFd;
+#[cfg(windows)]
+type SessionSocket = std::os::windows::io::OwnedSocket;
+
+/// A second handle on `stream`'s socket, for [`has_unread_data`].
+fn session_socket(stream: &TcpStream) -> Option<SessionSocket> {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsFd;
+        stream.as_fd().try_clone_to_owned().ok()
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::io::AsSocket;
+        stream.as_socket().try_clone_to_owned().ok()
+    }
+}
+
+/// Whether bytes wait in the socket (the session reads eagerly, so only a session that has not
+/// been polled since they came has any). The socket is non-blocking (tokio's), so this never
+/// waits.
+fn has_unread_data(socket: &SessionSocket) -> bool {
+    let mut one = [std::mem::MaybeUninit::<u8>::uninit(); 1];
+    matches!(socket2::SockRef::from(socket).peek(&mut one), Ok(n) if n > 0)
+}
+
+impl SessionEntry {
+    /// Still waiting for its request, old enough, and nothing unread: evictable.
+    fn idle(&self, now: Instant, min_age: Duration) -> bool {
+        self.waiting
+            && now.duration_since(self.since) >= min_age
+            && !self.socket.as_ref().is_some_and(has_unread_data)
+    }
+}
+
+/// What [`SessionTable::admit`] decided.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Admission {
+    /// Admitted as this id, after evicting this many waiting sessions.
+    Admitted(u64, usize),
+    Refused,
+}
+
+impl SessionTable {
+    pub(crate) fn new(max_total: usize, max_per_source: usize, min_age: Duration) -> SessionTable {
+        SessionTable {
+            max_total: max_total.max(1),
+            max_per_source: max_per_source.max(1),
+            min_age,
+            next: 0,
+            live: BTreeMap::new(),
+            per_source: HashMap::new(),
+        }
+    }
+
+    fn evict_oldest(&mut self, now: Instant, of: Option<IpAddr>) -> bool {
+        let victim = self
+            .live
+            .iter()
+            .take_while(|(_, e)| now.duration_since(e.since) >= self.min_age)
+            .find(|(_, e)| of.is_none_or(|ip| e.source == ip) && e.idle(now, self.min_age))
+            .map(|(id, _)| *id);
+        match victim {
+            Some(id) => {
+                self.remove(id);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Makes room for a connection from `source` and registers it; the receiver completes
+    /// (with an error) when the session is evicted.
+    pub(crate) fn admit(
+        &mut self,
+        source: IpAddr,
+        now: Instant,
+        socket: Option<SessionSocket>,
+    ) -> (Admission, Option<tokio::sync::oneshot::Receiver<()>>) {
+        // Back under each soft cap when old enough waiting sessions allow it (a burst admitted
+        // over it shrinks back), else within twice the cap.
+        let mut evicted = 0;
+        while self.of_source(source) >= self.max_per_source && self.evict_oldest(now, Some(source))
+        {
+            evicted += 1;
+        }
+        if self.of_source(source) >= 2 * self.max_per_source {
+            return (Admission::Refused, None);
+        }
+        while self.live.len() >= self.max_total && self.evict_oldest(now, None) {
+            evicted += 1;
+        }
+        if self.live.len() >= 2 * self.max_total {
+            return (Admission::Refused, None);
+        }
+        let id = self.next;
+        self.next += 1;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.live.insert(
+            id,
+            SessionEntry {
+                source,
+                since: now,
+                waiting: true,
+                socket,
+                _evict: tx,
+            },
+        );
+        *self.per_source.entry(source).or_insert(0) += 1;
+        (Admission::Admitted(id, evicted), Some(rx))
+    }
+
+    /// The session has its request: it is answering now and is no longer evictable.
+    pub(crate) fn answering(&mut self, id: u64) {
+        if let Some(e) = self.live.get_mut(&id) {
+            e.waiting = false;
+        }
+    }
+
+    pub(crate) fn remove(&mut self, id: u64) {
+        if let Some(e) = self.live.remove(&id) {
+            if let Some(n) = self.per_source.get_mut(&e.source) {
+                *n -= 1;
+                if *n == 0 {
+                    self.per_source.remove(&e.source);
+                }
+            }
+        }
+    }
+
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    fn of_source(&self, source: IpAddr) -> usize {
+        self.per_source.get(&source).copied().unwrap_or(0)
+    }
+}
+
 struct Shared {
     secret: Secret,
     replay: Mutex<ReplayCache>,
     rates: Mutex<RateLimiter>,
+    sessions: Mutex<SessionTable>,
+    auth_log: Mutex<AuthLog>,
     counters: Counters,
+    first_byte_timeout: Duration,
     idle_timeout: Duration,
 }
 
 impl Shared {
-    /// The reply to `bytes` received on `info`'s port, or `None` (and a counted reason).
-    fn answer(&self, bytes: &[u8], info: &PortInfo, source: Option<IpAddr>) -> Option<Vec<u8>> {
+    /// The reply to `bytes` received on `info`'s port from `source`, or `None` (and a counted
+    /// reason). The order matters: everything a sender without the secret can produce (junk,
+    /// a wrong MAC, a replay of a sniffed request from any number of spoofed sources) is
+    /// dropped before any per-source state is touched; only then the UDP rate limit applies.
+    fn answer(
+        &self,
+        bytes: &[u8],
+        info: &PortInfo,
+        source: IpAddr,
+        rate_limited: bool,
+    ) -> Option<Vec<u8>> {
         let req = match proto::decode_request(&self.secret, bytes) {
             Ok(r) => r,
-            Err(ProtoError::Mac | ProtoError::Padding) => {
+            Err(e @ (ProtoError::Mac | ProtoError::Padding)) => {
                 bump(&self.counters.unauthenticated);
+                if e == ProtoError::Mac {
+                    lock(&self.auth_log).failed(source, info.transport, info.port, Instant::now());
+                }
                 return None;
             }
             Err(_) => {
@@ -203,15 +483,12 @@ impl Shared {
             bump(&self.counters.wrong_port);
             return None;
         }
-        if let Some(ip) = source {
-            let ok = lock(&self.rates).allow(ip, Instant::now());
-            if !ok {
-                bump(&self.counters.rate_limited);
-                return None;
-            }
-        }
         if !lock(&self.replay).insert(req.nonce) {
             bump(&self.counters.replayed);
+            return None;
+        }
+        if rate_limited && !lock(&self.rates).allow(source, Instant::now()) {
+            bump(&self.counters.rate_limited);
             return None;
         }
         let reply = proto::encode_reply(&self.secret, &req, &info.id);
@@ -369,10 +646,21 @@ pub async fn run(
             max_sources: opts.max_udp_sources.max(1),
             buckets: HashMap::new(),
         }),
+        sessions: Mutex::new(SessionTable::new(
+            opts.max_tcp_sessions,
+            opts.max_tcp_sessions_per_source,
+            opts.evict_min_age,
+        )),
+        auth_log: Mutex::new(AuthLog {
+            sink: opts.events.clone(),
+            interval: opts.event_interval,
+            last: None,
+            more: 0,
+        }),
         counters: Counters::default(),
+        first_byte_timeout: opts.first_byte_timeout.min(opts.idle_timeout),
         idle_timeout: opts.idle_timeout,
     });
-    let sessions = Arc::new(Semaphore::new(opts.max_tcp_sessions));
     let mut tasks = JoinSet::new();
     let mut infos = Vec::with_capacity(bound.len());
     let mut failures = failures;
@@ -380,7 +668,7 @@ pub async fn run(
         // Registration with the reactor fails only when the process is out of resources.
         let handed = match sock {
             Bound::Tcp(l) => TcpListener::from_std(l)
-                .map(|l| tasks.spawn(serve_tcp(l, info.clone(), shared.clone(), sessions.clone()))),
+                .map(|l| tasks.spawn(serve_tcp(l, info.clone(), shared.clone()))),
             Bound::Udp(s) => UdpSocket::from_std(s)
                 .map(|s| tasks.spawn(serve_udp(s, info.clone(), shared.clone()))),
         };
@@ -419,32 +707,37 @@ pub async fn run(
             wrong_port: c.wrong_port.load(Ordering::Relaxed),
             rate_limited: c.rate_limited.load(Ordering::Relaxed),
             sessions_refused: c.sessions_refused.load(Ordering::Relaxed),
+            sessions_evicted: c.sessions_evicted.load(Ordering::Relaxed),
             idle_timeouts: c.idle_timeouts.load(Ordering::Relaxed),
         },
         bind_time,
     }
 }
 
-async fn serve_tcp(
-    listener: TcpListener,
-    info: Arc<PortInfo>,
-    shared: Arc<Shared>,
-    sessions: Arc<Semaphore>,
-) {
+async fn serve_tcp(listener: TcpListener, info: Arc<PortInfo>, shared: Arc<Shared>) {
     // Owning the sessions here means aborting this task closes them too.
     let mut running = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => match sessions.clone().try_acquire_owned() {
-                    Ok(permit) => {
-                        running.spawn(serve_session(stream, info.clone(), shared.clone(), permit));
+                Ok((stream, peer)) => {
+                    let socket = session_socket(&stream);
+                    let (admission, evicted) =
+                        lock(&shared.sessions).admit(peer.ip(), Instant::now(), socket);
+                    match (admission, evicted) {
+                        (Admission::Admitted(id, n), Some(evicted)) => {
+                            for _ in 0..n {
+                                bump(&shared.counters.sessions_evicted);
+                            }
+                            let session = Session { id, shared: shared.clone() };
+                            running.spawn(serve_session(stream, peer.ip(), info.clone(), session, evicted));
+                        }
+                        _ => {
+                            bump(&shared.counters.sessions_refused);
+                            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                        }
                     }
-                    Err(_) => {
-                        bump(&shared.counters.sessions_refused);
-                        let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
-                    }
-                },
+                }
                 // Out of descriptors or a connection reset before accept: wait, do not spin.
                 Err(_) => tokio::time::sleep(Duration::from_millis(10)).await,
             },
@@ -453,25 +746,63 @@ async fn serve_tcp(
     }
 }
 
+/// A session's place in the [`SessionTable`], given back when the session ends however it ends.
+struct Session {
+    id: u64,
+    shared: Arc<Shared>,
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        lock(&self.shared.sessions).remove(self.id);
+    }
+}
+
 async fn serve_session(
     mut stream: TcpStream,
+    source: IpAddr,
     info: Arc<PortInfo>,
-    shared: Arc<Shared>,
-    _permit: OwnedSemaphorePermit,
+    session: Session,
+    evicted: tokio::sync::oneshot::Receiver<()>,
 ) {
+    let shared = session.shared.clone();
     let mut buf = [0u8; REQUEST_LEN];
-    match timeout(shared.idle_timeout, stream.read_exact(&mut buf)).await {
-        Err(_) => {
+    let started = Instant::now();
+    let read = async {
+        // The first byte within the first-byte deadline, the whole request within the idle one.
+        let n = match timeout(shared.first_byte_timeout, stream.read(&mut buf)).await {
+            Err(_) => return Err(true),
+            Ok(Ok(0)) | Ok(Err(_)) => return Err(false),
+            Ok(Ok(n)) => n,
+        };
+        let left = shared.idle_timeout.saturating_sub(started.elapsed());
+        match timeout(left, stream.read_exact(&mut buf[n..])).await {
+            Err(_) => Err(true),
+            Ok(Err(_)) => Err(false),
+            Ok(Ok(_)) => Ok(()),
+        }
+    };
+    let got = tokio::select! {
+        got = read => got,
+        _ = evicted => {
+            // Reset, not FIN: an evicted idle connection leaves no TIME_WAIT behind.
+            let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+            return;
+        }
+    };
+    match got {
+        Err(true) => {
             bump(&shared.counters.idle_timeouts);
             return;
         }
-        Ok(Err(_)) => {
+        Err(false) => {
             bump(&shared.counters.malformed);
             return;
         }
-        Ok(Ok(_)) => {}
+        Ok(()) => {}
     }
-    let Some(reply) = shared.answer(&buf, &info, None) else {
+    lock(&shared.sessions).answering(session.id);
+    let Some(reply) = shared.answer(&buf, &info, source, false) else {
         return;
     };
     if let Ok(Ok(())) = timeout(shared.idle_timeout, stream.write_all(&reply)).await {
@@ -495,7 +826,7 @@ async fn serve_udp(sock: UdpSocket, info: Arc<PortInfo>, shared: Arc<Shared>) {
             bump(&shared.counters.malformed);
             continue;
         }
-        let Some(reply) = shared.answer(&buf[..n], &info, Some(peer.ip())) else {
+        let Some(reply) = shared.answer(&buf[..n], &info, peer.ip(), true) else {
             continue;
         };
         if sock.send_to(&reply, peer).await.is_ok() {
@@ -570,10 +901,94 @@ mod tests {
         tokio::time::advance(Duration::from_millis(340)).await;
         assert!(r.allow(a, Instant::now()));
         assert!(!r.allow(a, Instant::now()));
-        // Bounded sources: a third one waits until the others are idle a second.
-        assert!(r.allow("127.0.0.2".parse().unwrap(), Instant::now()));
-        assert!(!r.allow("127.0.0.3".parse().unwrap(), Instant::now()));
-        tokio::time::advance(Duration::from_secs(1)).await;
+        // Bounded sources: a third one takes the place of the least recently served.
+        tokio::time::advance(Duration::from_millis(10)).await;
+        let b: IpAddr = "127.0.0.2".parse().unwrap();
+        assert!(r.allow(b, Instant::now()));
+        tokio::time::advance(Duration::from_millis(10)).await;
         assert!(r.allow("127.0.0.3".parse().unwrap(), Instant::now()));
+        assert_eq!(r.buckets.len(), 2);
+        assert!(!r.buckets.contains_key(&a) && r.buckets.contains_key(&b));
+        // A flood of new sources never locks a new one out.
+        for i in 0..1000u32 {
+            let ip = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            assert!(r.allow(ip, Instant::now()));
+        }
+        assert!(r.allow(a, Instant::now()));
+        assert_eq!(r.buckets.len(), 2);
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn session_table_evicts_the_oldest_waiting_session_of_the_crowding_source() {
+        let mut t = SessionTable::new(4, 2, Duration::from_millis(100));
+        let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
+        let now = Instant::now();
+        let (first, mut rx1) = t.admit(a, now, None);
+        assert_eq!(first, Admission::Admitted(0, 0));
+        assert!(matches!(t.admit(a, now, None).0, Admission::Admitted(1, 0)));
+        // Too young to evict: admitted over the soft cap, up to twice it.
+        assert!(matches!(t.admit(a, now, None).0, Admission::Admitted(2, 0)));
+        assert!(matches!(t.admit(a, now, None).0, Admission::Admitted(3, 0)));
+        assert_eq!(t.admit(a, now, None).0, Admission::Refused);
+        tokio::time::advance(Duration::from_millis(150)).await;
+        let now = Instant::now();
+        // Old enough: a's next connection evicts a's oldest waiting ones, back under its cap.
+        assert_eq!(t.admit(a, now, None).0, Admission::Admitted(4, 3));
+        assert!(rx1.as_mut().unwrap().try_recv().is_err(), "id 0 was told");
+        assert_eq!(t.of_source(a), 2);
+        assert_eq!(t.admit(b, now, None).0, Admission::Admitted(5, 0));
+        assert_eq!(t.admit(b, now, None).0, Admission::Admitted(6, 0));
+        tokio::time::advance(Duration::from_millis(150)).await;
+        // The table is full (4): c's connection evicts the oldest waiting one, a's id 3.
+        let c = ip("10.0.0.3");
+        assert_eq!(
+            t.admit(c, Instant::now(), None).0,
+            Admission::Admitted(7, 1)
+        );
+        assert!(!t.live.contains_key(&3));
+        assert_eq!((t.of_source(a), t.of_source(b), t.of_source(c)), (1, 2, 1));
+        // A session that has its request is never evicted.
+        t.answering(4);
+        tokio::time::advance(Duration::from_millis(150)).await;
+        let admitted = (0..10)
+            .filter(|_| matches!(t.admit(a, Instant::now(), None).0, Admission::Admitted(..)))
+            .count();
+        // b's and c's old sessions made room for three; then a is at twice its cap.
+        assert_eq!(admitted, 3);
+        assert!(t.live.contains_key(&4));
+        assert_eq!((t.of_source(a), t.len()), (4, 4));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn auth_failures_are_reported_at_most_once_per_interval() {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let s2 = seen.clone();
+        let mut log = AuthLog {
+            sink: Some(EventSink(Arc::new(move |e| s2.lock().unwrap().push(e)))),
+            interval: Duration::from_secs(1),
+            last: None,
+            more: 0,
+        };
+        for i in 0..500u32 {
+            let src = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i));
+            log.failed(src, Transport::Udp, 5060, Instant::now());
+        }
+        tokio::time::advance(Duration::from_secs(1)).await;
+        log.failed(ip("10.9.9.9"), Transport::Tcp, 443, Instant::now());
+        let seen = seen.lock().unwrap();
+        assert_eq!(seen.len(), 2);
+        assert_eq!(
+            seen[1],
+            ListenEvent::AuthFailed {
+                source: ip("10.9.9.9"),
+                transport: Transport::Tcp,
+                port: 443,
+                more: 499
+            }
+        );
     }
 }

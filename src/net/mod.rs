@@ -55,6 +55,10 @@ pub enum SecretError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("secret file {} is {what}, not a regular file: give a file that holds the secret (one line)", path.display())]
+    NotRegular { path: PathBuf, what: &'static str },
+    #[error("secret file {} is longer than {MAX_SECRET_FILE} bytes: a secret is one line; is it the right file?", path.display())]
+    TooLong { path: PathBuf },
     #[error("secret file {} is not UTF-8 text", path.display())]
     NotText { path: PathBuf },
     #[error("secret file {} is empty", path.display())]
@@ -77,11 +81,31 @@ impl Secret {
         Ok(Secret(text.to_owned()))
     }
 
+    /// The secret in a file: a regular file (or a pipe, as `<(pass show scc)` gives), of at
+    /// most [`MAX_SECRET_FILE`] bytes; never reads more than that (`/dev/zero` is refused).
     pub fn from_file(path: &Path) -> Result<Secret, SecretError> {
-        let bytes = std::fs::read(path).map_err(|source| SecretError::Read {
+        use std::io::Read;
+        let read_err = |source| SecretError::Read {
             path: path.to_owned(),
             source,
-        })?;
+        };
+        let file = std::fs::File::open(path).map_err(read_err)?;
+        let meta = file.metadata().map_err(read_err)?;
+        if let Some(what) = not_regular(&meta) {
+            return Err(SecretError::NotRegular {
+                path: path.to_owned(),
+                what,
+            });
+        }
+        let mut bytes = Vec::new();
+        file.take(MAX_SECRET_FILE + 1)
+            .read_to_end(&mut bytes)
+            .map_err(read_err)?;
+        if bytes.len() as u64 > MAX_SECRET_FILE {
+            return Err(SecretError::TooLong {
+                path: path.to_owned(),
+            });
+        }
         let text = String::from_utf8(bytes).map_err(|_| SecretError::NotText {
             path: path.to_owned(),
         })?;
@@ -139,6 +163,38 @@ impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("Secret(<hidden>)")
     }
+}
+
+/// The longest secret file read.
+pub const MAX_SECRET_FILE: u64 = 4096;
+
+/// What a file that cannot hold a secret is ("a directory", "a character device"), or `None`
+/// for a regular file or a pipe.
+fn not_regular(meta: &std::fs::Metadata) -> Option<&'static str> {
+    if meta.is_file() {
+        return None;
+    }
+    if meta.is_dir() {
+        return Some("a directory");
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        let t = meta.file_type();
+        if t.is_fifo() {
+            return None;
+        }
+        if t.is_char_device() {
+            return Some("a character device");
+        }
+        if t.is_block_device() {
+            return Some("a block device");
+        }
+        if t.is_socket() {
+            return Some("a socket");
+        }
+    }
+    Some("not a regular file")
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -211,6 +267,39 @@ mod tests {
         let read = Secret::from_file(&dir);
         let _ = std::fs::remove_file(&dir);
         assert_eq!(read.unwrap(), s);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn secret_files_are_read_bounded_and_devices_refused() {
+        let err = Secret::from_file(Path::new("/dev/zero")).unwrap_err();
+        assert!(matches!(
+            err,
+            SecretError::NotRegular {
+                what: "a character device",
+                ..
+            }
+        ));
+        assert!(
+            err.to_string().contains("/dev/zero is a character device"),
+            "{err}"
+        );
+        let err = Secret::from_file(Path::new("/")).unwrap_err();
+        assert!(matches!(
+            err,
+            SecretError::NotRegular {
+                what: "a directory",
+                ..
+            }
+        ));
+        let f = std::env::temp_dir().join(format!("scc-secret-long-{}", std::process::id()));
+        std::fs::write(&f, "x".repeat(MAX_SECRET_FILE as usize + 1)).unwrap();
+        let long = Secret::from_file(&f);
+        std::fs::write(&f, "x".repeat(MAX_SECRET_FILE as usize)).unwrap();
+        let max = Secret::from_file(&f);
+        let _ = std::fs::remove_file(&f);
+        assert!(matches!(long, Err(SecretError::TooLong { .. })));
+        assert_eq!(max.unwrap().key().len(), MAX_SECRET_FILE as usize);
     }
 
     #[test]

@@ -407,6 +407,37 @@ pub fn classify_error(e: &io::Error) -> (Status, String) {
     }
 }
 
+/// `open` detail: the connection was accepted, then reset before any reply. Something accepted
+/// it (a service, a full listener, a proxy), so the port is reachable: never `closed`.
+pub const ACCEPTED_THEN_RESET: &str = "accepted, then reset without a reply";
+/// `open` detail: the connection was accepted, then closed (FIN) before any reply; our own
+/// listener does this to a request that does not verify (another secret).
+pub const ACCEPTED_THEN_CLOSED: &str = "accepted, then closed without a reply";
+/// `open` detail: connected, but nothing came back in time.
+pub const CONNECTED_NO_REPLY: &str = "connected, but no reply to the token";
+
+/// What a failed TCP connect says. A reset during connect means the handshake completed (a
+/// refused SYN gives "refused"): the connection was accepted, then reset.
+pub fn classify_connect_error(e: &io::Error) -> (Status, String) {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset | io::ErrorKind::ConnectionAborted => {
+            (Status::Open, ACCEPTED_THEN_RESET.into())
+        }
+        _ => classify_error(e),
+    }
+}
+
+/// The `open` detail for an error after the connection was accepted.
+pub fn after_accept_error(e: &io::Error) -> String {
+    match e.kind() {
+        io::ErrorKind::ConnectionReset
+        | io::ErrorKind::ConnectionAborted
+        | io::ErrorKind::BrokenPipe => ACCEPTED_THEN_RESET.into(),
+        io::ErrorKind::UnexpectedEof => ACCEPTED_THEN_CLOSED.into(),
+        _ => format!("connected, then {e}"),
+    }
+}
+
 fn unspecified(addr: &SocketAddr) -> SocketAddr {
     match addr {
         SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
@@ -436,8 +467,8 @@ async fn probe_tcp(addr: SocketAddr, secret: &Secret, adaptive: &Adaptive) -> Ou
             );
         }
         Some(Err(e)) => {
-            let (status, detail) = classify_error(&e);
-            if status == Status::Closed {
+            let (status, detail) = classify_connect_error(&e);
+            if status != Status::Error {
                 adaptive.sample(start.elapsed());
                 return Outcome::new(status, Some(start.elapsed()), detail);
             }
@@ -483,21 +514,11 @@ async fn probe_tcp(addr: SocketAddr, secret: &Secret, adaptive: &Adaptive) -> Ou
     };
     let connected = start.elapsed();
     match within(exchange, sent, adaptive).await {
-        None => Outcome::new(
-            Status::Open,
-            Some(connected),
-            "connected, but no reply to the token",
-        ),
-        Some(Err(e)) => Outcome::new(
-            Status::Open,
-            Some(connected),
-            format!("connected, then {e}"),
-        ),
-        Some(Ok(bytes)) if bytes.is_empty() => Outcome::new(
-            Status::Open,
-            Some(connected),
-            "connected, but closed without a reply",
-        ),
+        None => Outcome::new(Status::Open, Some(connected), CONNECTED_NO_REPLY),
+        Some(Err(e)) => Outcome::new(Status::Open, Some(connected), after_accept_error(&e)),
+        Some(Ok(bytes)) if bytes.is_empty() => {
+            Outcome::new(Status::Open, Some(connected), ACCEPTED_THEN_CLOSED)
+        }
         Some(Ok(bytes)) => match proto::decode_reply(secret, &bytes, &nonce, addr.port()) {
             Ok(_) => {
                 adaptive.sample(sent.elapsed());
@@ -722,6 +743,10 @@ pub async fn run(
     let mut tasks = JoinSet::new();
     let mut outcomes: Vec<Option<Outcome>> = vec![None; keys.len()];
     let mut next = 0;
+    let deadline = started + total_deadline(opts.timeout, keys.len(), in_flight);
+    // The planned ports get all but the confirmation budget (see `total_deadline`).
+    let main_deadline = deadline - opts.timeout.saturating_mul(2);
+    let mut past_deadline = false;
     while next < keys.len() || !tasks.is_empty() {
         // Spawn only as permits free up, so thousands of ports cost `in_flight` sockets at most.
         while next < keys.len() {
@@ -743,11 +768,21 @@ pub async fn run(
             next += 1;
         }
         // A panicked probe leaves its outcome empty and is reported as an error below.
-        if let Some(Ok((i, out))) = tasks.join_next().await {
-            outcomes[i] = Some(out);
-            done += 1;
-            progress(done, total);
+        tokio::select! {
+            joined = tasks.join_next() => if let Some(Ok((i, out))) = joined {
+                outcomes[i] = Some(out);
+                done += 1;
+                progress(done, total);
+            },
+            _ = sleep_until(main_deadline) => {
+                past_deadline = true;
+                break;
+            }
         }
+    }
+    if past_deadline {
+        tasks.abort_all();
+        settle_past_deadline(&mut outcomes, next, deadline - started);
     }
 
     pings.abort_all();
@@ -765,13 +800,20 @@ pub async fn run(
                 .entry(k.address)
                 .or_insert_with(|| is_local(k.address))
         {
-            let again = probe_tcp(
-                SocketAddr::new(k.address, k.port),
-                &secret,
-                &adaptive[&k.address],
+            let again = tokio::time::timeout_at(
+                deadline,
+                probe_tcp(
+                    SocketAddr::new(k.address, k.port),
+                    &secret,
+                    &adaptive[&k.address],
+                ),
             )
             .await;
-            outcomes[i] = Some(again);
+            // Past the deadline the first outcome stands.
+            match again {
+                Ok(again) => outcomes[i] = Some(again),
+                Err(_) => break,
+            }
         }
     }
 
@@ -840,6 +882,67 @@ pub async fn run(
         sweep_errors,
         sweep_discarded,
         elapsed: started.elapsed(),
+    }
+}
+
+/// How long a probe run (its planned ports; the `--unexpected` sweep comes after) may take.
+///
+/// A TCP probe waits at most `timeout` for the connection and `timeout` for the reply, and
+/// `in_flight` probes run at once, so the planned ports get `2 × timeout` per wave of
+/// `in_flight` probes, plus a fixed 10 s for scheduling on a loaded machine; confirming `open`
+/// ports on a local address gets a further `2 × timeout`. Probes still waiting at the deadline
+/// are `filtered` ("no answer before the run's deadline"), probes never started are `error`.
+pub fn total_deadline(timeout: Duration, probes: usize, in_flight: usize) -> Duration {
+    let waves = probes.div_ceil(in_flight.max(1)).max(1);
+    let waves = u32::try_from(waves).unwrap_or(u32::MAX);
+    timeout
+        .saturating_mul(2)
+        .saturating_mul(waves)
+        .saturating_add(timeout.saturating_mul(2))
+        .saturating_add(Duration::from_secs(10))
+}
+
+/// Outcomes of the probes the deadline cut: started ones waited and got nothing, the rest were
+/// never sent.
+fn settle_past_deadline(outcomes: &mut [Option<Outcome>], started: usize, deadline: Duration) {
+    for (i, o) in outcomes.iter_mut().enumerate() {
+        if o.is_none() {
+            *o = Some(if i < started {
+                Outcome::new(
+                    Status::Filtered,
+                    None,
+                    format!(
+                        "no answer before the run's deadline ({} s)",
+                        deadline.as_secs()
+                    ),
+                )
+            } else {
+                Outcome::new(
+                    Status::Error,
+                    None,
+                    format!(
+                        "not probed: the run's deadline ({} s) passed",
+                        deadline.as_secs()
+                    ),
+                )
+            });
+        }
+    }
+}
+
+impl ProbeReport {
+    /// Every TCP port accepted the connection, yet nothing (TCP or UDP) returned our token:
+    /// our listener closes on a request that does not verify, so the prober's and the
+    /// listener's secrets probably differ.
+    pub fn secrets_probably_differ(&self) -> bool {
+        let mut tcp = self
+            .results
+            .iter()
+            .filter(|r| r.transport == Transport::Tcp)
+            .peekable();
+        tcp.peek().is_some()
+            && tcp.all(|r| r.status == Status::Open)
+            && self.results.iter().all(|r| r.status != Status::Verified)
     }
 }
 
@@ -912,6 +1015,68 @@ mod tests {
         assert_eq!(c(io::ErrorKind::HostUnreachable), Status::Closed);
         assert_eq!(c(io::ErrorKind::PermissionDenied), Status::Error);
         assert_eq!(c(io::ErrorKind::OutOfMemory), Status::Error);
+    }
+
+    #[test]
+    fn a_reset_after_the_handshake_is_open_not_closed() {
+        let c = |k| classify_connect_error(&io::Error::from(k));
+        assert_eq!(c(io::ErrorKind::ConnectionReset).0, Status::Open);
+        assert_eq!(c(io::ErrorKind::ConnectionReset).1, ACCEPTED_THEN_RESET);
+        assert_eq!(c(io::ErrorKind::ConnectionRefused).0, Status::Closed);
+        let a = |k| after_accept_error(&io::Error::from(k));
+        assert_eq!(a(io::ErrorKind::ConnectionReset), ACCEPTED_THEN_RESET);
+        assert_eq!(a(io::ErrorKind::BrokenPipe), ACCEPTED_THEN_RESET);
+        assert_eq!(a(io::ErrorKind::UnexpectedEof), ACCEPTED_THEN_CLOSED);
+    }
+
+    #[test]
+    fn the_total_deadline_grows_with_waves_not_with_open_ports() {
+        let t = Duration::from_secs(60);
+        assert_eq!(total_deadline(t, 1, 512), Duration::from_secs(250));
+        assert_eq!(total_deadline(t, 512, 512), Duration::from_secs(250));
+        assert_eq!(total_deadline(t, 1602, 512), Duration::from_secs(610));
+        assert_eq!(
+            total_deadline(Duration::from_millis(500), 61, 512),
+            Duration::from_secs(12)
+        );
+        assert_eq!(total_deadline(t, 0, 0), Duration::from_secs(250));
+        let mut o = vec![None, Some(Outcome::new(Status::Open, None, "x")), None];
+        settle_past_deadline(&mut o, 2, Duration::from_secs(12));
+        assert_eq!(o[0].as_ref().unwrap().status, Status::Filtered);
+        assert_eq!(o[1].as_ref().unwrap().status, Status::Open);
+        assert_eq!(o[2].as_ref().unwrap().status, Status::Error);
+    }
+
+    #[test]
+    fn secrets_differ_when_every_tcp_port_connects_and_nothing_verifies() {
+        let row = |transport, status| ProbeResult {
+            address: "127.0.0.1".parse().unwrap(),
+            transport,
+            port: 1,
+            component: "c".into(),
+            port_id: "p".into(),
+            status,
+            rtt_ms: None,
+            detail: None,
+        };
+        let report = |rows| ProbeReport {
+            results: rows,
+            ..ProbeReport::default()
+        };
+        use Transport::{Tcp, Udp};
+        assert!(
+            report(vec![row(Tcp, Status::Open), row(Udp, Status::Filtered)])
+                .secrets_probably_differ()
+        );
+        assert!(
+            !report(vec![row(Tcp, Status::Open), row(Tcp, Status::Closed)])
+                .secrets_probably_differ()
+        );
+        assert!(
+            !report(vec![row(Tcp, Status::Open), row(Udp, Status::Verified)])
+                .secrets_probably_differ()
+        );
+        assert!(!report(vec![row(Udp, Status::Filtered)]).secrets_probably_differ());
     }
 
     #[test]
