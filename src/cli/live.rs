@@ -220,7 +220,7 @@ pub fn probe_cmd(catalog: &Catalog, args: ProbeArgs) -> Result<ExitCode> {
         b.finish_and_clear();
     }
     let text = match args.format {
-        ProbeFormat::Json => super::json(&report_json(&report))?,
+        ProbeFormat::Json => super::json(&report_json(&report, &args.from))?,
         ProbeFormat::Junit => report.to_junit(),
         ProbeFormat::Table => report_table(&report),
     };
@@ -233,8 +233,9 @@ pub fn probe_cmd(catalog: &Catalog, args: ProbeArgs) -> Result<ExitCode> {
 }
 
 /// The JSON of DESIGN §6: `summary`, `results`, and the sweep's `unexpected` ports.
-pub fn report_json(report: &ProbeReport) -> serde_json::Value {
+pub fn report_json(report: &ProbeReport, zone: &str) -> serde_json::Value {
     serde_json::json!({
+        "zone": zone,
         "summary": report.summary(),
         "results": report.results,
         "unexpected": report.unexpected.iter().map(|(a, p)| serde_json::json!({"address": a, "transport": "tcp", "port": p})).collect::<Vec<_>>(),
