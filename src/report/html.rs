@@ -140,7 +140,7 @@ pub fn render(report: &Report, picture: &Graph) -> String {
                 h,
                 "<p><b>{}</b> ({}):</p>\n<pre class=\"rule\">{}</pre>",
                 esc(&hop.firewall),
-                esc(&report.target),
+                esc(&hop.target),
                 esc(&hop.rule)
             );
         }

@@ -228,6 +228,9 @@ impl Group {
 pub struct Hop {
     /// `host firewall of node APP1` or `network firewall between zones agents and datacenter`.
     pub firewall: String,
+    /// The target the rule is written for: the report's, except for a network hop when the
+    /// report's target has no network mode (Windows Firewall): then the request sheet (`csv`).
+    pub target: String,
     /// The rule lines that admit the flow (the generator's statements naming it).
     pub rule: String,
     /// The generator's whole output for this one flow (ready to load or merge).
@@ -644,6 +647,10 @@ fn hops(
     let label = g.label();
     let mut out = Vec::new();
     let mut run = |firewall: String, mode: Mode, flow: Flow| {
+        let target = match (&mode, target.name()) {
+            (Mode::Network, "windows") => crate::firewall::target("csv").unwrap_or(target),
+            _ => target,
+        };
         let full = target.generate(&Request {
             deployment: dep,
             mode,
@@ -652,6 +659,7 @@ fn hops(
         });
         out.push(Hop {
             firewall,
+            target: target.name().to_string(),
             rule: rule_lines(&full, &label),
             full,
         });
@@ -726,6 +734,7 @@ pub fn rule_lines(text: &str, label: &str) -> String {
     } else {
         picked.join("\n")
     };
+    let body = body.trim_matches('\n');
     // Without the chain around it, a rule's indentation only pushes it off the page.
     let indent = body
         .lines()

@@ -89,7 +89,7 @@ pub fn table(report: &Report, width: usize) -> String {
             let _ = writeln!(s, "   cause:  {}", plain(&f.cause));
             let _ = writeln!(s, "   fix:    {}", plain(&f.action));
             for h in &f.hops {
-                let _ = writeln!(s, "   {} ({}):", plain(&h.firewall), report.target);
+                let _ = writeln!(s, "   {} ({}):", plain(&h.firewall), h.target);
                 for line in h.rule.lines() {
                     let _ = writeln!(s, "      {}", plain(line));
                 }
@@ -170,7 +170,7 @@ pub fn markdown(report: &Report) -> String {
                     s,
                     "   - {} ({}):\n\n     {fence}\n{}     {fence}",
                     md(&h.firewall),
-                    report.target,
+                    h.target,
                     h.rule
                         .lines()
                         .map(|l| format!("     {}\n", plain(l)))
@@ -282,7 +282,7 @@ pub fn junit(report: &Report) -> String {
                         body = format!("detail: {d}\n{body}");
                     }
                     for h in &f.hops {
-                        let _ = write!(body, "{} ({}):\n{}", h.firewall, report.target, h.rule);
+                        let _ = write!(body, "{} ({}):\n{}", h.firewall, h.target, h.rule);
                     }
                     let _ = writeln!(
                         x,
