@@ -245,3 +245,62 @@ fn hostile_names_are_escaped_in_every_output() {
         "{inv}"
     );
 }
+
+/// The HTML report in headless Chromium (tests/browser/check.mjs, playwright-core driving
+/// /usr/bin/chromium): no console errors, no network requests, the failures and the SVG present.
+/// The screenshot is a test artifact: target/test-artifacts/report.png.
+#[test]
+fn html_report_renders_in_headless_chromium() {
+    let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
+    let required = std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1");
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    let missing = if !browser.join("node_modules/playwright-core").is_dir() {
+        Some("tests/browser/node_modules is missing (npm ci in tests/browser)")
+    } else if !Path::new(&chromium).exists() {
+        Some("chromium is not installed")
+    } else {
+        None
+    };
+    if let Some(why) = missing {
+        assert!(!required, "{why}, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires this test");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let mut args = vec!["report"];
+    args.extend(RESULTS);
+    args.extend(["--format", "html", "-o", html.to_str().unwrap()]);
+    let (code, _, err) = run(&fixtures(), &args);
+    assert_eq!(code, 1, "{err}");
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+    std::fs::create_dir_all(&artifacts).unwrap();
+    let shot = artifacts.join("report.png");
+    let _ = std::fs::remove_file(&shot);
+    // Nine failure groups in the fixtures: closed, open, two filtered, five untested.
+    let out = Command::new("node")
+        .arg(browser.join("check.mjs"))
+        .arg(&html)
+        .arg(&shot)
+        .arg("9")
+        .env("CHROMIUM", &chromium)
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert_eq!(found["console_errors"], serde_json::json!([]));
+    assert_eq!(found["requests"], serde_json::json!([]));
+    assert_eq!(found["svg"], 1);
+    // Three zones, two units, two nodes; a flow edge per (zone, destination) and 4 instances.
+    assert_eq!(found["svg_boxes"], 7);
+    assert!(found["verdict"].as_str().unwrap().starts_with("FAILED: 45 of 79"));
+    assert!(found["pdf_bytes"].as_u64().unwrap() > 10_000, "printable");
+    let png = std::fs::read(&shot).unwrap();
+    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "a screenshot");
+    eprintln!("screenshot: {}", shot.display());
+}

@@ -21,6 +21,8 @@ th { background: #f3f4f6; }
 td.num { text-align: right; }
 .st { font-weight: 600; }
 .failure { border: 1px solid #fca5a5; border-left: 6px solid #dc2626; border-radius: 6px; padding: 8px 12px; margin: 10px 0; break-inside: avoid; }
+.failure.open, .failure.inconclusive { border-color: #fdba74; border-left-color: #ea580c; }
+.failure.untested { border-color: #d1d5db; border-left-color: #9ca3af; }
 .failure h3 { font-size: 15px; margin: 0 0 6px; }
 pre { background: #f9fafb; border: 1px solid #e5e7eb; padding: 8px; overflow-x: auto; white-space: pre-wrap; word-break: break-all; font-size: 12px; }
 .legend span { display: inline-block; margin-right: 14px; }
