@@ -262,7 +262,10 @@ fn html_report_renders_in_headless_chromium() {
         None
     };
     if let Some(why) = missing {
-        assert!(!required, "{why}, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires this test");
+        assert!(
+            !required,
+            "{why}, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires this test"
+        );
         eprintln!("skipped: {why}");
         return;
     }
@@ -298,9 +301,17 @@ fn html_report_renders_in_headless_chromium() {
     assert_eq!(found["svg"], 1);
     // Three zones, two units, two nodes; a flow edge per (zone, destination) and 4 instances.
     assert_eq!(found["svg_boxes"], 7);
-    assert!(found["verdict"].as_str().unwrap().starts_with("FAILED: 45 of 79"));
+    assert!(
+        found["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("FAILED: 45 of 79")
+    );
     assert!(found["pdf_bytes"].as_u64().unwrap() > 10_000, "printable");
     let png = std::fs::read(&shot).unwrap();
-    assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "a screenshot");
+    assert!(
+        png.starts_with(b"\x89PNG") && png.len() > 20_000,
+        "a screenshot"
+    );
     eprintln!("screenshot: {}", shot.display());
 }
