@@ -79,6 +79,7 @@ pub fn build(dep: &Deployment, plan: &Plan, rows: Option<&[Row]>) -> Graph {
         .enumerate()
         .map(|(i, n)| (n.name.as_str(), format!("n{i}")))
         .collect();
+    let coloured = rows.is_some();
     let owned;
     let rows = match rows {
         Some(r) => r,
@@ -87,7 +88,6 @@ pub fn build(dep: &Deployment, plan: &Plan, rows: Option<&[Row]>) -> Graph {
             &owned[..]
         }
     };
-    let coloured = rows.iter().any(|r| r.status != Status::Untested) || rows.is_empty();
     // Edge per (zone, destination box), in first-seen order.
     let mut order: Vec<(String, String)> = Vec::new();
     let mut acc: BTreeMap<(String, String), (usize, usize, Status)> = BTreeMap::new();
@@ -121,7 +121,7 @@ pub fn build(dep: &Deployment, plan: &Plan, rows: Option<&[Row]>) -> Graph {
                 from: k.0,
                 to: k.1,
                 kind: EdgeKind::Flow,
-                status: (coloured && !rows.is_empty()).then_some(worst),
+                status: coloured.then_some(worst),
                 ports,
                 verified,
             }
@@ -458,6 +458,59 @@ pub fn dot(g: &Graph) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_edge_takes_the_worst_status_of_its_ports() {
+        let catalog = crate::catalog::Catalog::embedded();
+        let dep = crate::deployment::Template::Redundant
+            .load(&catalog)
+            .unwrap();
+        let plan = crate::plan::resolve(&dep, &catalog);
+        let mut rows = super::super::planned(&dep, &plan);
+        for r in &mut rows {
+            r.status = Status::Verified;
+        }
+        let core = rows
+            .iter()
+            .position(|r| r.zone == "agents" && r.unit.as_deref() == Some("CORE"))
+            .unwrap();
+        rows[core].status = Status::Closed;
+        let g = build(&dep, &plan, Some(&rows));
+        let edge = |from: &str, to: &str| {
+            let id = |name: &str| {
+                g.zones
+                    .iter()
+                    .chain(&g.units)
+                    .chain(&g.nodes)
+                    .find(|v| v.label == name)
+                    .unwrap()
+                    .id
+                    .clone()
+            };
+            g.edges
+                .iter()
+                .find(|e| e.from == id(from) && e.to == id(to))
+                .unwrap()
+                .clone()
+        };
+        let e = edge("agents", "CORE");
+        assert_eq!(e.status, Some(Status::Closed));
+        assert_eq!(e.verified + 1, e.ports);
+        assert_eq!(edge("datacenter", "APP1").status, Some(Status::Verified));
+        // Instances: every unit to each of its nodes, uncoloured.
+        let instances = g
+            .edges
+            .iter()
+            .filter(|e| e.kind == EdgeKind::Instance)
+            .count();
+        assert_eq!(
+            instances,
+            dep.units.iter().map(|u| u.instances.len()).sum::<usize>()
+        );
+        // The plan alone: uncoloured flow edges.
+        let plain = build(&dep, &plan, None);
+        assert!(plain.edges.iter().all(|e| e.status.is_none()));
+    }
 
     #[test]
     fn escapes_every_markup_character() {

@@ -782,6 +782,269 @@ mod tests {
         assert_eq!(rule_lines("# x\nnothing here\n", "a.b"), "nothing here\n");
     }
 
+    const SYSTEM: &str = r#"
+name = "t"
+[zones.dc]
+cidrs = ["10.0.0.0/24"]
+roles = ["servers"]
+[zones.agents]
+cidrs = ["10.1.0.0/24"]
+roles = ["clients"]
+[zones.trunk]
+cidrs = ["10.2.0.0/24"]
+roles = ["trunk"]
+[nodes.A]
+address = "10.0.0.1"
+zone = "dc"
+[nodes.B]
+address = "10.0.0.2"
+zone = "dc"
+[units.V]
+address = "10.0.0.100"
+packages = ["connection-server", "media-routing-server"]
+instances = ["B", "A"]
+[units.V.variables]
+"media-routing-server.max-simultaneous-prompts" = 4
+"#;
+
+    fn system() -> (Deployment, Catalog, Plan) {
+        let catalog = Catalog::embedded();
+        let dep = crate::deployment::parse(&crate::diag::Source::new("t.toml", SYSTEM), &catalog)
+            .expect("valid");
+        let plan = crate::plan::resolve(&dep, &catalog);
+        (dep, catalog, plan)
+    }
+
+    fn line(address: &str, port: u16, component: &str, id: &str, status: &str) -> ProbeLine {
+        ProbeLine {
+            address: address.parse().unwrap(),
+            transport: if id.ends_with("area") {
+                Transport::Udp
+            } else {
+                Transport::Tcp
+            },
+            port,
+            component: component.into(),
+            port_id: id.into(),
+            status: status.into(),
+            rtt_ms: None,
+            detail: None,
+        }
+    }
+
+    fn file(zone: &str, name: &str, results: Vec<ProbeLine>) -> ProbeFile {
+        ProbeFile {
+            name: name.into(),
+            zone: zone.into(),
+            results,
+        }
+    }
+
+    fn nft() -> &'static dyn crate::firewall::Generator {
+        crate::firewall::target("nftables").unwrap()
+    }
+
+    #[test]
+    fn a_virtual_ip_is_planned_once_naming_every_instance_node() {
+        let (dep, _, plan) = system();
+        let rows = planned(&dep, &plan);
+        let client: Vec<&Row> = rows.iter().filter(|r| r.port_id == "client-port").collect();
+        assert_eq!(client.len(), 1, "one zone (agents) carries clients");
+        assert_eq!(client[0].node, "B,A", "the unit's instance order");
+        assert_eq!(client[0].unit.as_deref(), Some("V"));
+        // Every zone probes only what its roles reach; workstation ports are not in the matrix.
+        assert!(rows.iter().all(|r| r.component != "communication-desktop"));
+        assert!(
+            rows.iter()
+                .filter(|r| r.zone == "dc")
+                .all(|r| r.role == Role::Servers)
+        );
+    }
+
+    #[test]
+    fn the_worse_answer_of_two_probers_stands_and_strays_are_apart() {
+        let (dep, catalog, plan) = system();
+        let files = [
+            file(
+                "agents",
+                "a1.json",
+                vec![line(
+                    "10.0.0.100",
+                    21002,
+                    "connection-server",
+                    "client-port",
+                    "verified",
+                )],
+            ),
+            file(
+                "agents",
+                "a2.json",
+                vec![
+                    line(
+                        "10.0.0.100",
+                        21002,
+                        "connection-server",
+                        "client-port",
+                        "filtered",
+                    ),
+                    line("10.0.0.9", 1, "x", "y", "verified"),
+                ],
+            ),
+            file(
+                "agents",
+                "a3.json",
+                vec![line(
+                    "10.0.0.100",
+                    21002,
+                    "connection-server",
+                    "client-port",
+                    "verified",
+                )],
+            ),
+        ];
+        let r = build(&dep, &catalog, &plan, &files, nft());
+        let row = r.rows.iter().find(|r| r.port_id == "client-port").unwrap();
+        assert_eq!(
+            (row.status, row.source.as_deref()),
+            (Status::Filtered, Some("a2.json"))
+        );
+        assert_eq!(r.stray.len(), 1);
+        assert!(!r.passed);
+    }
+
+    #[test]
+    fn groups_split_where_the_status_changes() {
+        let (dep, catalog, plan) = system();
+        let area: Vec<ProbeLine> = planned(&dep, &plan)
+            .into_iter()
+            .filter(|r| r.zone == "agents" && r.port_id == "prompt-area")
+            .map(|r| {
+                let st = if r.port == 8004 { "closed" } else { "verified" };
+                line(&r.address.to_string(), r.port, &r.component, &r.port_id, st)
+            })
+            .collect();
+        assert!(area.len() > 3);
+        let r = build(
+            &dep,
+            &catalog,
+            &plan,
+            &[file("agents", "a.json", area)],
+            nft(),
+        );
+        let groups: Vec<String> = r
+            .groups
+            .iter()
+            .filter(|g| g.zone == "agents" && g.port_id == "prompt-area")
+            .map(|g| format!("{} {}", g.ports_text(), g.status.as_str()))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                "8000-8003 (4) verified",
+                "8004 closed",
+                "8005-8008 (4) verified"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_filtered_flow_names_every_firewall_on_its_path() {
+        let (dep, catalog, plan) = system();
+        let files = [
+            file(
+                "agents",
+                "a.json",
+                vec![line(
+                    "10.0.0.100",
+                    21002,
+                    "connection-server",
+                    "client-port",
+                    "filtered",
+                )],
+            ),
+            file(
+                "dc",
+                "d.json",
+                vec![line("10.0.0.1", 21012, "hac", "server-port", "filtered")],
+            ),
+        ];
+        let r = build(&dep, &catalog, &plan, &files, nft());
+        let hops = |port: &str| -> Vec<String> {
+            r.failures
+                .iter()
+                .find(|f| f.group.port_id == port && f.group.status == Status::Filtered)
+                .unwrap()
+                .hops
+                .iter()
+                .map(|h| h.firewall.clone())
+                .collect()
+        };
+        assert_eq!(
+            hops("client-port"),
+            [
+                "host firewall of node B",
+                "host firewall of node A",
+                "network firewall between zones agents and dc"
+            ]
+        );
+        // Within one zone there is no network firewall to cross.
+        assert_eq!(hops("server-port"), ["host firewall of node A"]);
+        let f = r
+            .failures
+            .iter()
+            .find(|f| f.group.port_id == "client-port")
+            .unwrap();
+        assert_eq!(
+            f.hops[0].rule,
+            "ip saddr 10.1.0.0/24 ip daddr 10.0.0.100 tcp dport 21002 accept comment \"connection-server.client-port\"\n"
+        );
+    }
+
+    #[test]
+    fn unknown_statuses_are_errors_and_untested_is_not_a_result() {
+        let (dep, catalog, plan) = system();
+        let files = [file(
+            "agents",
+            "a.json",
+            vec![line(
+                "10.0.0.100",
+                21002,
+                "connection-server",
+                "client-port",
+                "untested",
+            )],
+        )];
+        let r = build(&dep, &catalog, &plan, &files, nft());
+        let row = r.rows.iter().find(|r| r.port_id == "client-port").unwrap();
+        assert_eq!(row.status, Status::Error);
+        assert!(
+            row.detail
+                .as_deref()
+                .unwrap()
+                .contains("unknown status `untested`")
+        );
+    }
+
+    #[test]
+    fn probe_files_need_a_known_zone() {
+        let (dep, _, _) = system();
+        assert!(matches!(
+            parse_probe("x.json", r#"{"results": []}"#, &dep),
+            Err(ReportError::NoZone { .. })
+        ));
+        let e = parse_probe("x.json", r#"{"zone": "agent", "results": []}"#, &dep).unwrap_err();
+        assert!(e.to_string().contains("did you mean `agents`?"), "{e}");
+        let e = parse_probe("x.json", "{\n\"zone\": 1}", &dep).unwrap_err();
+        assert!(e.to_string().starts_with("x.json:2:"), "{e}");
+        let ok = parse_probe(
+            "x.json",
+            r#"{"zone": "dc", "results": [], "summary": {}}"#,
+            &dep,
+        )
+        .unwrap();
+        assert_eq!(ok.zone, "dc");
+    }
+
     #[test]
     fn worse_status_ranks_higher() {
         assert!(Status::Filtered.rank() > Status::Verified.rank());
