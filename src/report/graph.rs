@@ -156,16 +156,28 @@ pub fn build(dep: &Deployment, plan: &Plan, rows: Option<&[Row]>) -> Graph {
                     .join(" "),
             })
             .collect(),
-        units: dep
-            .units
-            .iter()
-            .enumerate()
-            .map(|(i, u)| Vertex {
-                id: format!("u{i}"),
-                label: u.name.clone(),
-                detail: u.address.to_string(),
-            })
-            .collect(),
+        units: {
+            // Units beside their nodes: ordered by the mean position of their instance nodes
+            // (the barycentre heuristic of layered drawing), so instance lines cross less.
+            let mut order: Vec<(f64, usize)> = dep
+                .units
+                .iter()
+                .enumerate()
+                .map(|(i, u)| {
+                    let n = u.instances.len().max(1) as f64;
+                    (u.instances.iter().map(|&x| x as f64).sum::<f64>() / n, i)
+                })
+                .collect();
+            order.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+            order
+                .into_iter()
+                .map(|(_, i)| Vertex {
+                    id: format!("u{i}"),
+                    label: dep.units[i].name.clone(),
+                    detail: dep.units[i].address.to_string(),
+                })
+                .collect()
+        },
         nodes: dep
             .nodes
             .iter()
