@@ -467,21 +467,31 @@ fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
     let junit = std::fs::read_to_string(results.join("report.xml")).unwrap();
     assert_eq!(junit.matches("<failure").count(), 2);
     assert!(results.join("report.html").is_file());
-    let ours = Command::new("pgrep")
-        .args(["-f", &dir.display().to_string()])
-        .output()
-        .unwrap();
-    // Only the sshd daemons of this test (stopped below) may still name the directory.
-    let left: Vec<String> = String::from_utf8_lossy(&ours.stdout)
-        .lines()
-        .map(str::to_string)
-        .filter(|pid| !children.0.iter().any(|c| c.id().to_string() == *pid))
-        .filter(|pid| {
-            std::fs::read(format!("/proc/{pid}/cmdline"))
-                .map(|c| !String::from_utf8_lossy(&c).contains("sshd"))
-                .unwrap_or(false)
-        })
-        .collect();
+    // Only the sshd daemons of this test (stopped below) may still name the directory; SSH
+    // control masters told to exit may take a moment, listeners would not (bounded wait).
+    let leftovers = || -> Vec<String> {
+        let ours = Command::new("pgrep")
+            .args(["-f", &dir.display().to_string()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&ours.stdout)
+            .lines()
+            .filter(|pid| !children.0.iter().any(|c| c.id().to_string() == *pid))
+            .filter_map(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                (!cmd.contains("sshd")).then(|| format!("{pid}: {cmd}"))
+            })
+            .collect()
+    };
+    let mut left = leftovers();
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        left = leftovers();
+    }
     assert!(left.is_empty(), "processes left running: {left:?}");
     for h in ["S1", "S2", "A", "C", "M"] {
         assert!(!work(h).exists(), "{h} cleaned");
