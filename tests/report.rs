@@ -32,9 +32,11 @@ fn every_report_format_matches_its_golden() {
     for format in ["table", "json", "junit", "markdown", "html"] {
         let mut args = vec!["report"];
         args.extend(RESULTS);
-        args.extend(["--format", format]);
+        args.extend(["--format", format, "--listen-log", "listen-APP2.log"]);
         let (code, out, err) = run(&fixtures(), &args);
         assert_eq!(code, 1, "{format}: failures exit 1; stderr: {err}");
+        // The open port's holder, from the listener's log; the closed port's line too.
+        assert!(out.contains("held by pid 4242 nginx"), "{format}");
         insta::assert_snapshot!(format!("report_{format}"), out);
     }
 }

@@ -395,6 +395,10 @@ pub struct ReportArgs {
     #[arg(long, value_name = "TARGET", value_parser = target_names(), default_value = "nftables")]
     pub target: String,
 
+    /// A listener's output (repeatable): its `cannot bind` lines name who holds an open port
+    #[arg(long, value_name = "FILE")]
+    pub listen_log: Vec<PathBuf>,
+
     /// Write to FILE instead of standard output
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,

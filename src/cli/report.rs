@@ -19,7 +19,13 @@ pub fn report_cmd(catalog: &Catalog, args: ReportArgs) -> Result<ExitCode> {
         files.push(report::parse_probe(&source.name, &source.text, &dep)?);
     }
     let target = crate::firewall::target(&args.target).expect("clap checked the target");
-    let rep = report::build(&dep, catalog, &plan, &files, target);
+    let mut rep = report::build(&dep, catalog, &plan, &files, target);
+    let mut binds = Vec::new();
+    for path in &args.listen_log {
+        let source = read_file(path)?;
+        binds.extend(report::parse_listen_log(&source.name, &source.text));
+    }
+    report::attach_listener_logs(&mut rep, &binds);
     let text = match args.format {
         ReportFormat::Table => report::text::table(&rep, terminal_width()),
         ReportFormat::Json => json(&rep)?,

@@ -131,6 +131,9 @@ pub fn render(report: &Report, picture: &Graph) -> String {
         if let Some(d) = &g.detail {
             let _ = writeln!(h, "<p><b>Detail:</b> {}</p>", esc(d));
         }
+        for l in &f.listener {
+            let _ = writeln!(h, "<p><b>Listener:</b> {}</p>", esc(l));
+        }
         let _ = writeln!(
             h,
             "<p><b>Likely cause:</b> {}</p>\n<p><b>Fix:</b> {}</p>",

@@ -246,6 +246,68 @@ pub struct Failure {
     pub action: String,
     /// For `filtered`: each firewall that must admit the flow, with its rule.
     pub hops: Vec<Hop>,
+    /// What a listener's log said about these ports (`cannot bind …: address in use (held by
+    /// pid 1234 nginx)`), when its log was given: the holder of an `open` port, by name.
+    pub listener: Vec<String>,
+}
+
+/// A port a listener could not bind, read from its log (`listen`'s `cannot bind` lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindFailure {
+    /// The log file, for the note.
+    pub log: String,
+    pub address: IpAddr,
+    pub transport: Transport,
+    pub port: u16,
+    /// The line as the listener wrote it.
+    pub line: String,
+}
+
+/// The `cannot bind ADDRESS PROTO PORT (component.port): REASON` lines of a listener's log;
+/// other lines are ignored (the log also holds `ready:` and the summary).
+pub fn parse_listen_log(name: &str, text: &str) -> Vec<BindFailure> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("cannot bind ")?;
+            let mut words = rest.split(' ');
+            let address = words.next()?.parse().ok()?;
+            let transport = match words.next()? {
+                "tcp" => Transport::Tcp,
+                "udp" => Transport::Udp,
+                _ => return None,
+            };
+            let port = words.next()?.parse().ok()?;
+            Some(BindFailure {
+                log: name.to_string(),
+                address,
+                transport,
+                port,
+                line: line.chars().filter(|c| !c.is_control()).collect(),
+            })
+        })
+        .collect()
+}
+
+/// Adds to each `open` or `closed` failure what the listeners' logs said about its ports: who
+/// holds an `open` port, why a `closed` one was never bound.
+pub fn attach_listener_logs(report: &mut Report, logs: &[BindFailure]) {
+    for f in &mut report.failures {
+        if !matches!(f.group.status, Status::Open | Status::Closed) {
+            continue;
+        }
+        let g = &f.group;
+        let mut notes: Vec<String> = logs
+            .iter()
+            .filter(|b| {
+                b.address == g.address
+                    && b.transport == g.transport
+                    && (g.ports.lo()..=g.ports.hi()).contains(&b.port)
+            })
+            .map(|b| format!("{}: {}", b.log, b.line))
+            .collect();
+        notes.dedup();
+        f.listener = notes;
+    }
 }
 
 /// Status counts over every planned port.
@@ -611,6 +673,7 @@ fn diagnose(
         cause,
         action,
         hops,
+        listener: Vec::new(),
     }
 }
 
@@ -1043,6 +1106,42 @@ instances = ["B", "A"]
         )
         .unwrap();
         assert_eq!(ok.zone, "dc");
+    }
+
+    #[test]
+    fn listener_logs_name_the_holder_of_an_open_port() {
+        let (dep, catalog, plan) = system();
+        let files = [file(
+            "dc",
+            "d.json",
+            vec![line("10.0.0.2", 21012, "hac", "server-port", "open")],
+        )];
+        let mut r = build(&dep, &catalog, &plan, &files, nft());
+        let log = "cannot bind 10.0.0.2 tcp 21012 (hac.server-port): address in use (held by pid 7 nc)\n\
+                   cannot bind 10.0.0.2 udp 21012 (x.y): address in use\n\
+                   cannot bind nonsense\n\
+                   ready: 4 of 5 ports bound\n";
+        let parsed = parse_listen_log("listen-B.log", log);
+        assert_eq!(parsed.len(), 2);
+        attach_listener_logs(&mut r, &parsed);
+        let f = r
+            .failures
+            .iter()
+            .find(|f| f.group.status == Status::Open)
+            .unwrap();
+        assert_eq!(
+            f.listener,
+            [
+                "listen-B.log: cannot bind 10.0.0.2 tcp 21012 (hac.server-port): address in use (held by pid 7 nc)"
+            ]
+        );
+        // Untested and filtered failures take no listener notes.
+        assert!(
+            r.failures
+                .iter()
+                .filter(|f| f.group.status != Status::Open)
+                .all(|f| f.listener.is_empty())
+        );
     }
 
     #[test]

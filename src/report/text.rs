@@ -86,6 +86,9 @@ pub fn table(report: &Report, width: usize) -> String {
             if let Some(d) = &f.group.detail {
                 let _ = writeln!(s, "   detail: {}", plain(d));
             }
+            for l in &f.listener {
+                let _ = writeln!(s, "   listener: {}", plain(l));
+            }
             let _ = writeln!(s, "   cause:  {}", plain(&f.cause));
             let _ = writeln!(s, "   fix:    {}", plain(&f.action));
             for h in &f.hops {
@@ -161,6 +164,9 @@ pub fn markdown(report: &Report) -> String {
             let _ = writeln!(s, "{}. **{}**", i + 1, md(&failure_heading(f)));
             if let Some(d) = &f.group.detail {
                 let _ = writeln!(s, "   - detail: {}", md(d));
+            }
+            for l in &f.listener {
+                let _ = writeln!(s, "   - listener: {}", md(l));
             }
             let _ = writeln!(s, "   - cause: {}", md(&f.cause));
             let _ = writeln!(s, "   - fix: {}", md(&f.action));
@@ -278,6 +284,9 @@ pub fn junit(report: &Report) -> String {
                         .find(|f| &f.group == g)
                         .expect("every failing group is diagnosed");
                     let mut body = format!("cause: {}\nfix: {}\n", f.cause, f.action);
+                    for l in f.listener.iter().rev() {
+                        body = format!("listener: {l}\n{body}");
+                    }
                     if let Some(d) = &g.detail {
                         body = format!("detail: {d}\n{body}");
                     }
