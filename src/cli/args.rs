@@ -163,6 +163,35 @@ pub enum Command {
     )]
     Probe(ProbeArgs),
 
+    /// Merge the probe results of every zone into the system's report, with a fix per failure
+    #[command(
+        long_about = "Merge the probe results of every zone (`probe --format json` files) with the \
+            plan into the system's matrix: every planned port from every zone, verified or not. Each \
+            failure gets its likely cause (filtered: a firewall on the path, with the hops that must \
+            admit it; closed: nothing bound; open: another process holds the port) and the rule that \
+            would admit it in the --target's syntax. Planned ports no result covers are `untested`.\n\n\
+            Exit 0 only when every planned port is verified (the report is written either way).",
+        after_help = "Examples:\n  scc-ports report acme.toml results/*.json\n  \
+            scc-ports report acme.toml agents.json carrier.json --format html -o report.html\n  \
+            scc-ports report acme.toml results/*.json --format junit --target iptables > report.xml"
+    )]
+    Report(ReportArgs),
+
+    /// Draw the system: zones, units, nodes and the flows between them (Mermaid, DOT or SVG)
+    #[command(
+        after_help = "Examples:\n  scc-ports diagram acme.toml > system.mmd\n  \
+            scc-ports diagram acme.toml --format svg > system.svg\n  \
+            scc-ports diagram acme.toml --format dot | dot -Tpng > system.png"
+    )]
+    Diagram(DiagramArgs),
+
+    /// Print an Ansible inventory skeleton for the system (for ansible/verify.yml)
+    #[command(after_help = "Examples:\n  scc-ports inventory acme.toml > inventory.yml")]
+    Inventory {
+        /// The deployment file (TOML); the embedded all-in-one demo when omitted
+        file: Option<PathBuf>,
+    },
+
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     #[command(
         after_help = "Examples:\n  scc-ports completions bash > /etc/bash_completion.d/scc-ports\n  \
@@ -341,4 +370,64 @@ pub struct CatalogArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// Verdict, failures with causes and fixes, the grouped matrix
+    Table,
+    /// Every planned port of every zone, the groups, the failures with fixes, the findings
+    Json,
+    /// JUnit XML: a test suite per zone, a test case per group of ports
+    Junit,
+    /// Markdown for a wiki or a ticket
+    Markdown,
+    /// One self-contained HTML page with an SVG picture of the system, printable
+    Html,
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The deployment file (TOML) the probes ran with
+    pub file: PathBuf,
+
+    /// Probe results (`scc-ports probe FILE --from ZONE --format json`), one per prober
+    #[arg(value_name = "RESULT.json")]
+    pub results: Vec<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub format: ReportFormat,
+
+    /// The firewall product the fixes are written for
+    #[arg(long, value_name = "TARGET", value_parser = target_names(), default_value = "nftables")]
+    pub target: String,
+
+    /// A listener's output (repeatable): its `cannot bind` lines name who holds an open port
+    #[arg(long, value_name = "FILE")]
+    pub listen_log: Vec<PathBuf>,
+
+    /// Write to FILE instead of standard output
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagramFormat {
+    /// A Mermaid flowchart (renders in GitHub/GitLab Markdown)
+    Mermaid,
+    /// A Graphviz digraph
+    Dot,
+    /// A standalone SVG picture
+    Svg,
+}
+
+#[derive(Debug, Args)]
+pub struct DiagramArgs {
+    /// The deployment file (TOML); the embedded all-in-one demo when omitted
+    pub file: Option<PathBuf>,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = DiagramFormat::Mermaid)]
+    pub format: DiagramFormat,
 }

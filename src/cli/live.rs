@@ -563,7 +563,7 @@ pub fn probe_cmd(catalog: &Catalog, args: ProbeArgs) -> Result<ExitCode> {
     }
     let elsewhere = planned_elsewhere(&dep, &plan, zone, &report.unexpected);
     let text = match args.format {
-        ProbeFormat::Json => super::json(&report_json(&report, &elsewhere))?,
+        ProbeFormat::Json => super::json(&report_json(&report, &args.from, &elsewhere))?,
         ProbeFormat::Junit => report.to_junit(),
         ProbeFormat::Table => report_table(&report, &elsewhere),
     };
@@ -630,6 +630,7 @@ const SECRETS_DIFFER: &str = "every TCP port accepted the connection but none an
 /// plan has there for other zones), and whether the secrets probably differ.
 pub fn report_json(
     report: &ProbeReport,
+    zone: &str,
     elsewhere: &[Option<PlannedElsewhere>],
 ) -> serde_json::Value {
     let unexpected: Vec<serde_json::Value> = report
@@ -648,6 +649,7 @@ pub fn report_json(
         .collect();
     let differ = report.secrets_probably_differ();
     serde_json::json!({
+        "zone": zone,
         "summary": report.summary(),
         "results": report.results,
         "unexpected": unexpected,

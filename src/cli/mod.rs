@@ -2,6 +2,7 @@
 
 pub mod args;
 mod live;
+mod report;
 
 use std::io::{IsTerminal, Write};
 use std::path::Path;
@@ -95,6 +96,9 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Firewall(args) => firewall_cmd(&catalog, args),
         Command::Listen(args) => live::listen_cmd(&catalog, args),
         Command::Probe(args) => live::probe_cmd(&catalog, args),
+        Command::Report(args) => report::report_cmd(&catalog, args),
+        Command::Diagram(args) => report::diagram_cmd(&catalog, args),
+        Command::Inventory { file } => report::inventory_cmd(&catalog, file.as_deref()),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = Vec::new();

@@ -1,0 +1,89 @@
+//! `report`, `diagram` and `inventory`: the whole system's matrix and pictures, glue to `report`.
+
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+
+use super::args::{DiagramArgs, DiagramFormat, ReportArgs, ReportFormat};
+use super::{EXIT_NO, emit, json, load_deployment, read_file, terminal_width};
+use crate::catalog::Catalog;
+use crate::report::{self, graph};
+
+pub fn report_cmd(catalog: &Catalog, args: ReportArgs) -> Result<ExitCode> {
+    let dep = load_deployment(Some(&args.file), catalog)?;
+    let plan = crate::plan::resolve(&dep, catalog);
+    let mut files = Vec::new();
+    for path in &args.results {
+        let source = read_file(path)?;
+        files.push(report::parse_probe(&source.name, &source.text, &dep)?);
+    }
+    let target = crate::firewall::target(&args.target).expect("clap checked the target");
+    let mut rep = report::build(&dep, catalog, &plan, &files, target);
+    let mut binds = Vec::new();
+    for path in &args.listen_log {
+        let source = read_file(path)?;
+        binds.extend(report::parse_listen_log(&source.name, &source.text));
+    }
+    report::attach_listener_logs(&mut rep, &binds);
+    let text = match args.format {
+        ReportFormat::Table => report::text::table(&rep, terminal_width()),
+        ReportFormat::Json => json(&rep)?,
+        ReportFormat::Junit => report::text::junit(&rep),
+        ReportFormat::Markdown => report::text::markdown(&rep),
+        ReportFormat::Html => {
+            let picture = graph::build(&dep, &plan, Some(&rep.rows));
+            report::html::render(&rep, &picture)
+        }
+    };
+    match &args.output {
+        Some(path) => write_atomic(path, &text)?,
+        None => {
+            emit(&text)?;
+        }
+    }
+    Ok(if rep.passed {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NO)
+    })
+}
+
+/// Writes through a temporary file beside `path`, renamed over it: a reader (a CI job, a browser)
+/// never sees half a report.
+fn write_atomic(path: &Path, text: &str) -> Result<()> {
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .with_context(|| format!("cannot write {}: not a file name", path.display()))?;
+    let tmp = dir.join(format!(
+        ".{}.{}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, path).with_context(|| {
+        let _ = std::fs::remove_file(&tmp);
+        format!("cannot write {}", path.display())
+    })
+}
+
+pub fn diagram_cmd(catalog: &Catalog, args: DiagramArgs) -> Result<ExitCode> {
+    let dep = load_deployment(args.file.as_deref(), catalog)?;
+    let plan = crate::plan::resolve(&dep, catalog);
+    let g = graph::build(&dep, &plan, None);
+    emit(&match args.format {
+        DiagramFormat::Mermaid => graph::mermaid(&g),
+        DiagramFormat::Dot => graph::dot(&g),
+        DiagramFormat::Svg => graph::svg(&g),
+    })
+}
+
+pub fn inventory_cmd(catalog: &Catalog, file: Option<&Path>) -> Result<ExitCode> {
+    let dep = load_deployment(file, catalog)?;
+    let plan = crate::plan::resolve(&dep, catalog);
+    emit(&report::inventory::inventory(&dep, &plan))
+}

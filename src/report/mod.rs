@@ -1,0 +1,1155 @@
+//! The system report: probe results of every zone merged with the plan into one matrix (zone ×
+//! node × port), each failure with its likely cause and the rule that would admit it, and the
+//! renderers of that matrix (table, JSON, JUnit, Markdown, HTML with an inline SVG picture).
+
+pub mod graph;
+pub mod html;
+pub mod inventory;
+pub mod text;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{Catalog, Role, Transport};
+use crate::deployment::Deployment;
+use crate::firewall::{Mode, Policy, Request};
+use crate::flows::Flow;
+use crate::plan::{Finding, Host, Plan};
+use crate::range::PortRange;
+
+/// The status of one planned port from one zone: the prober's five, `inconclusive` (a prober
+/// that retried without a clear answer), and `untested` (no result covers it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Verified,
+    Open,
+    Closed,
+    Filtered,
+    Inconclusive,
+    Error,
+    Untested,
+}
+
+impl Status {
+    pub const ALL: [Status; 7] = [
+        Status::Verified,
+        Status::Open,
+        Status::Closed,
+        Status::Filtered,
+        Status::Inconclusive,
+        Status::Error,
+        Status::Untested,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Verified => "verified",
+            Status::Open => "open",
+            Status::Closed => "closed",
+            Status::Filtered => "filtered",
+            Status::Inconclusive => "inconclusive",
+            Status::Error => "error",
+            Status::Untested => "untested",
+        }
+    }
+
+    fn parse(word: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|s| s.as_str() == word)
+    }
+
+    /// How bad, for colouring an aggregate: the worst status of its ports wins.
+    pub fn rank(self) -> u8 {
+        match self {
+            Status::Verified => 0,
+            Status::Untested => 1,
+            Status::Inconclusive => 2,
+            Status::Open => 3,
+            Status::Closed => 4,
+            Status::Error => 5,
+            Status::Filtered => 6,
+        }
+    }
+}
+
+/// Why a report cannot be made from the given files.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    #[error("{file}:{line}:{column}: not a probe result (JSON): {message}")]
+    Json {
+        file: String,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error(
+        "{file}: the probe result names no zone (no top-level \"zone\"); hint: make it with `scc-ports probe FILE --from ZONE --format json` of this version"
+    )]
+    NoZone { file: String },
+    #[error(
+        "{file}: the probe result's zone `{zone}` is not a zone of the deployment; hint: {hint}"
+    )]
+    UnknownZone {
+        file: String,
+        zone: String,
+        hint: String,
+    },
+}
+
+/// One probe result file: what `probe --format json` writes.
+#[derive(Debug, Clone)]
+pub struct ProbeFile {
+    /// The file name, for messages and the report's list of inputs.
+    pub name: String,
+    pub zone: String,
+    pub results: Vec<ProbeLine>,
+}
+
+/// One result line of a probe file.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct ProbeLine {
+    pub address: IpAddr,
+    pub transport: Transport,
+    pub port: u16,
+    pub component: String,
+    pub port_id: String,
+    pub status: String,
+    #[serde(default)]
+    pub rtt_ms: Option<f64>,
+    #[serde(default)]
+    pub detail: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawProbe {
+    zone: Option<String>,
+    results: Vec<ProbeLine>,
+}
+
+/// Reads one probe result (`name` is for messages) and checks its zone against the deployment.
+pub fn parse_probe(name: &str, text: &str, dep: &Deployment) -> Result<ProbeFile, ReportError> {
+    let raw: RawProbe = serde_json::from_str(text).map_err(|e| ReportError::Json {
+        file: name.to_string(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    })?;
+    let zone = raw.zone.ok_or_else(|| ReportError::NoZone {
+        file: name.to_string(),
+    })?;
+    if dep.zone(&zone).is_none() {
+        let known: Vec<&str> = dep.zones.iter().map(|z| z.name.as_str()).collect();
+        let hint = match crate::diag::suggest(&zone, known.iter().copied()) {
+            Some(best) => format!("did you mean `{best}`? (zones: {})", known.join(", ")),
+            None => format!("zones: {}", known.join(", ")),
+        };
+        return Err(ReportError::UnknownZone {
+            file: name.to_string(),
+            zone,
+            hint,
+        });
+    }
+    Ok(ProbeFile {
+        name: name.to_string(),
+        zone,
+        results: raw.results,
+    })
+}
+
+/// One planned port from one zone, with what the probes found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Row {
+    pub zone: String,
+    /// The node owning the address; for a unit's virtual IP, the unit's instance nodes joined by
+    /// `,` (the address moves between them).
+    pub node: String,
+    /// The virtual unit, for a virtual IP.
+    pub unit: Option<String>,
+    pub address: IpAddr,
+    pub transport: Transport,
+    pub port: u16,
+    pub component: String,
+    pub port_id: String,
+    pub status: Status,
+    pub detail: Option<String>,
+    pub rtt_ms: Option<f64>,
+    /// The result file the status came from (none for `untested`).
+    pub source: Option<String>,
+    /// The planned range the port belongs to, for grouping and fixes.
+    #[serde(skip)]
+    pub range: PortRange,
+    /// The role of the zone that the port admits (for the fix's rule).
+    #[serde(skip)]
+    pub role: Role,
+}
+
+/// Consecutive ports of one planned range with one status: a line of the readable matrix.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    pub zone: String,
+    pub node: String,
+    pub unit: Option<String>,
+    pub address: IpAddr,
+    pub transport: Transport,
+    #[serde(serialize_with = "ser_ports")]
+    pub ports: PortRange,
+    pub count: u32,
+    pub component: String,
+    pub port_id: String,
+    pub status: Status,
+    pub detail: Option<String>,
+    #[serde(skip)]
+    pub role: Role,
+}
+
+fn ser_ports<S: serde::Serializer>(r: &PortRange, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&r.to_string())
+}
+
+impl Group {
+    pub fn ports_text(&self) -> String {
+        if self.count > 1 {
+            format!("{} ({})", self.ports, self.count)
+        } else {
+            self.ports.to_string()
+        }
+    }
+
+    pub fn label(&self) -> String {
+        format!("{}.{}", self.component, self.port_id)
+    }
+}
+
+/// One firewall on the path that must admit a failing flow, and its rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Hop {
+    /// `host firewall of node APP1` or `network firewall between zones agents and datacenter`.
+    pub firewall: String,
+    /// The target the rule is written for: the report's, except for a network hop when the
+    /// report's target has no network mode (Windows Firewall): then the request sheet (`csv`).
+    pub target: String,
+    /// The rule lines that admit the flow (the generator's statements naming it).
+    pub rule: String,
+    /// The generator's whole output for this one flow (ready to load or merge).
+    pub full: String,
+}
+
+/// A failing group with its likely cause and what would fix it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Failure {
+    #[serde(flatten)]
+    pub group: Group,
+    pub cause: String,
+    pub action: String,
+    /// For `filtered`: each firewall that must admit the flow, with its rule.
+    pub hops: Vec<Hop>,
+    /// What a listener's log said about these ports (`cannot bind …: address in use (held by
+    /// pid 1234 nginx)`), when its log was given: the holder of an `open` port, by name.
+    pub listener: Vec<String>,
+}
+
+/// A port a listener could not bind, read from its log (`listen`'s `cannot bind` lines).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BindFailure {
+    /// The log file, for the note.
+    pub log: String,
+    pub address: IpAddr,
+    pub transport: Transport,
+    pub port: u16,
+    /// The line as the listener wrote it.
+    pub line: String,
+}
+
+/// The `cannot bind ADDRESS PROTO PORT (component.port): REASON` lines of a listener's log;
+/// other lines are ignored (the log also holds `ready:` and the summary).
+pub fn parse_listen_log(name: &str, text: &str) -> Vec<BindFailure> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.strip_prefix("cannot bind ")?;
+            let mut words = rest.split(' ');
+            let address = words.next()?.parse().ok()?;
+            let transport = match words.next()? {
+                "tcp" => Transport::Tcp,
+                "udp" => Transport::Udp,
+                _ => return None,
+            };
+            let port = words.next()?.parse().ok()?;
+            Some(BindFailure {
+                log: name.to_string(),
+                address,
+                transport,
+                port,
+                line: line.chars().filter(|c| !c.is_control()).collect(),
+            })
+        })
+        .collect()
+}
+
+/// Adds to each `open` or `closed` failure what the listeners' logs said about its ports: who
+/// holds an `open` port, why a `closed` one was never bound.
+pub fn attach_listener_logs(report: &mut Report, logs: &[BindFailure]) {
+    for f in &mut report.failures {
+        if !matches!(f.group.status, Status::Open | Status::Closed) {
+            continue;
+        }
+        let g = &f.group;
+        let mut notes: Vec<String> = logs
+            .iter()
+            .filter(|b| {
+                b.address == g.address
+                    && b.transport == g.transport
+                    && (g.ports.lo()..=g.ports.hi()).contains(&b.port)
+            })
+            .map(|b| format!("{}: {}", b.log, b.line))
+            .collect();
+        notes.dedup();
+        f.listener = notes;
+    }
+}
+
+/// Status counts over every planned port.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub planned: usize,
+    pub verified: usize,
+    pub open: usize,
+    pub closed: usize,
+    pub filtered: usize,
+    pub inconclusive: usize,
+    pub error: usize,
+    pub untested: usize,
+}
+
+impl Summary {
+    fn add(&mut self, s: Status) {
+        self.planned += 1;
+        match s {
+            Status::Verified => self.verified += 1,
+            Status::Open => self.open += 1,
+            Status::Closed => self.closed += 1,
+            Status::Filtered => self.filtered += 1,
+            Status::Inconclusive => self.inconclusive += 1,
+            Status::Error => self.error += 1,
+            Status::Untested => self.untested += 1,
+        }
+    }
+
+    pub fn count(&self, s: Status) -> usize {
+        match s {
+            Status::Verified => self.verified,
+            Status::Open => self.open,
+            Status::Closed => self.closed,
+            Status::Filtered => self.filtered,
+            Status::Inconclusive => self.inconclusive,
+            Status::Error => self.error,
+            Status::Untested => self.untested,
+        }
+    }
+}
+
+/// An input file as the report lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Input {
+    pub file: String,
+    pub zone: String,
+    pub results: usize,
+}
+
+/// The merged report of a whole system.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub name: String,
+    /// The firewall target the fixes are written for.
+    pub target: String,
+    /// True when every planned port is verified from every zone.
+    pub passed: bool,
+    pub summary: Summary,
+    pub inputs: Vec<Input>,
+    /// Failures first, in matrix order: what to fix.
+    pub failures: Vec<Failure>,
+    /// The readable matrix: consecutive ports of one range with one status grouped.
+    pub groups: Vec<Group>,
+    /// Every planned port from every zone.
+    pub rows: Vec<Row>,
+    /// Results that match no planned port of their zone (the plan changed since the probe?).
+    pub stray: Vec<Row>,
+    /// The plan's check findings.
+    pub findings: Vec<Finding>,
+}
+
+/// The ports each zone must reach: every server binding one of the zone's roles connects to, each
+/// (address, transport, range, component, port id) once. A unit's binding appears once per
+/// instance node in the plan; here once, naming every instance node. Workstation ports (agent PCs)
+/// are not probed by `probe` and are not in the matrix.
+pub fn planned(dep: &Deployment, plan: &Plan) -> Vec<Row> {
+    let mut out = Vec::new();
+    for zone in &dep.zones {
+        let mut seen = std::collections::HashSet::new();
+        for b in &plan.bindings {
+            let Host::Node { node, address } = &b.host else {
+                continue;
+            };
+            let Some(&role) = b.from.iter().find(|r| zone.roles.contains(r)) else {
+                continue;
+            };
+            if !seen.insert((*address, b.transport, b.ports, &b.component, &b.port_id)) {
+                continue;
+            }
+            let node = match &b.unit {
+                Some(u) => dep
+                    .units
+                    .iter()
+                    .find(|x| &x.name == u)
+                    .map(|x| {
+                        x.instances
+                            .iter()
+                            .map(|&i| dep.nodes[i].name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    })
+                    .unwrap_or_else(|| node.clone()),
+                None => node.clone(),
+            };
+            for port in b.ports.ports() {
+                out.push(Row {
+                    zone: zone.name.clone(),
+                    node: node.clone(),
+                    unit: b.unit.clone(),
+                    address: *address,
+                    transport: b.transport,
+                    port,
+                    component: b.component.clone(),
+                    port_id: b.port_id.clone(),
+                    status: Status::Untested,
+                    detail: None,
+                    rtt_ms: None,
+                    source: None,
+                    range: b.ports,
+                    role,
+                });
+            }
+        }
+    }
+    out
+}
+
+/// Merges the probe files into the planned matrix and diagnoses every failure, with fixes in
+/// `target`'s syntax (a name from [`crate::firewall::TARGETS`]).
+pub fn build(
+    dep: &Deployment,
+    catalog: &Catalog,
+    plan: &Plan,
+    files: &[ProbeFile],
+    target: &'static dyn crate::firewall::Generator,
+) -> Report {
+    let mut rows = planned(dep, plan);
+    type Key<'a> = (&'a str, IpAddr, Transport, u16, &'a str, &'a str);
+    let index: HashMap<Key, usize> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            (
+                (
+                    r.zone.as_str(),
+                    r.address,
+                    r.transport,
+                    r.port,
+                    r.component.as_str(),
+                    r.port_id.as_str(),
+                ),
+                i,
+            )
+        })
+        .collect();
+    // (row, status, detail, rtt, file)
+    type Update = (usize, Status, Option<String>, Option<f64>, String);
+    let mut updates: Vec<Update> = Vec::new();
+    let mut stray = Vec::new();
+    for f in files {
+        for r in &f.results {
+            let (status, detail) = match Status::parse(&r.status) {
+                Some(Status::Untested) | None => (
+                    Status::Error,
+                    Some(format!("unknown status `{}` in the result", r.status)),
+                ),
+                Some(s) => (s, r.detail.clone()),
+            };
+            let key = (
+                f.zone.as_str(),
+                r.address,
+                r.transport,
+                r.port,
+                r.component.as_str(),
+                r.port_id.as_str(),
+            );
+            match index.get(&key) {
+                Some(&i) => updates.push((i, status, detail, r.rtt_ms, f.name.clone())),
+                None => stray.push(Row {
+                    zone: f.zone.clone(),
+                    node: String::new(),
+                    unit: None,
+                    address: r.address,
+                    transport: r.transport,
+                    port: r.port,
+                    component: r.component.clone(),
+                    port_id: r.port_id.clone(),
+                    status,
+                    detail: Some("not a planned port of this zone".to_string()),
+                    rtt_ms: r.rtt_ms,
+                    source: Some(f.name.clone()),
+                    range: PortRange::single(r.port.max(1)).expect("port >= 1"),
+                    role: Role::Servers,
+                }),
+            }
+        }
+    }
+    // Two probers in one zone: the port must pass from both, so the worse answer stands.
+    for (i, status, detail, rtt, source) in updates {
+        let row = &mut rows[i];
+        if row.status == Status::Untested || status.rank() > row.status.rank() {
+            row.status = status;
+            row.detail = detail;
+            row.rtt_ms = rtt;
+            row.source = Some(source);
+        }
+    }
+    let mut summary = Summary::default();
+    for r in &rows {
+        summary.add(r.status);
+    }
+    let groups = group(&rows);
+    let failures = groups
+        .iter()
+        .filter(|g| g.status != Status::Verified)
+        .map(|g| diagnose(dep, catalog, g, target))
+        .collect();
+    let mut inputs: Vec<Input> = files
+        .iter()
+        .map(|f| Input {
+            file: f.name.clone(),
+            zone: f.zone.clone(),
+            results: f.results.len(),
+        })
+        .collect();
+    inputs.sort_by(|a, b| (&a.zone, &a.file).cmp(&(&b.zone, &b.file)));
+    Report {
+        name: dep.name.clone(),
+        target: target.name().to_string(),
+        passed: summary.verified == summary.planned,
+        summary,
+        inputs,
+        failures,
+        groups,
+        rows,
+        stray,
+        findings: crate::plan::check(dep, catalog, plan),
+    }
+}
+
+/// Consecutive rows of one planned range with one status and detail become one group.
+pub fn group(rows: &[Row]) -> Vec<Group> {
+    let mut out: Vec<Group> = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        let same = i > 0 && {
+            let p = &rows[i - 1];
+            p.zone == r.zone
+                && p.address == r.address
+                && p.transport == r.transport
+                && p.component == r.component
+                && p.port_id == r.port_id
+                && p.range == r.range
+                && p.status == r.status
+                && p.detail == r.detail
+        };
+        if same {
+            let g = out.last_mut().expect("a group before");
+            g.ports = PortRange::new(g.ports.lo(), r.port, r.range.parity())
+                .or_else(|_| PortRange::new(g.ports.lo(), r.port, None))
+                .expect("ports ascend within a range");
+            g.count += 1;
+        } else {
+            out.push(Group {
+                zone: r.zone.clone(),
+                node: r.node.clone(),
+                unit: r.unit.clone(),
+                address: r.address,
+                transport: r.transport,
+                ports: PortRange::single(r.port).unwrap_or(r.range),
+                count: 1,
+                component: r.component.clone(),
+                port_id: r.port_id.clone(),
+                status: r.status,
+                detail: r.detail.clone(),
+                role: r.role,
+            });
+        }
+    }
+    out
+}
+
+/// The zone a destination address lies in: the first whose networks hold it, else the zone of
+/// the (first) node named.
+fn zone_of(dep: &Deployment, address: IpAddr, node: &str) -> Option<String> {
+    if let Some(z) = dep
+        .zones
+        .iter()
+        .find(|z| z.cidrs.iter().any(|c| c.contains(&address)))
+    {
+        return Some(z.name.clone());
+    }
+    let first = node.split(',').next()?;
+    dep.node(first).map(|n| dep.zones[n.zone].name.clone())
+}
+
+fn diagnose(
+    dep: &Deployment,
+    catalog: &Catalog,
+    g: &Group,
+    target: &'static dyn crate::firewall::Generator,
+) -> Failure {
+    let where_ = format!(
+        "{} {} {} on {} ({})",
+        g.label(),
+        g.transport.as_str(),
+        g.ports,
+        g.address,
+        g.node
+    );
+    let listener = format!(
+        "scc-ports listen FILE --node {}",
+        g.node.split(',').next().unwrap_or_default()
+    );
+    let (cause, action, hops) = match g.status {
+        Status::Filtered => {
+            let hops = hops(dep, catalog, g, target);
+            let names: Vec<&str> = hops.iter().map(|h| h.firewall.as_str()).collect();
+            (
+                format!(
+                    "a firewall on the path from zone {} drops it (no answer, no refusal)",
+                    g.zone
+                ),
+                format!("admit it on: {}", names.join("; ")),
+                hops,
+            )
+        }
+        Status::Closed => (
+            "nothing is bound on the port (refused): no listener or service runs there, or a host firewall rejects".to_string(),
+            format!("start the listener for this node ({listener}) or the service, and check it bound {where_}"),
+            Vec::new(),
+        ),
+        Status::Open => (
+            "another process holds the port: it accepts connections but does not answer our token".to_string(),
+            format!(
+                "find the process on {} (Linux: ss -ltnup 'sport = :{}'; Windows: Get-NetTCPConnection -LocalPort {}) and stop it, or move {} to a free port",
+                g.node, g.ports.lo(), g.ports.lo(), g.label()
+            ),
+            Vec::new(),
+        ),
+        Status::Inconclusive => (
+            "answers were lost or late: a lossy or overloaded path".to_string(),
+            "probe again with a longer --timeout; check for packet loss on the path".to_string(),
+            Vec::new(),
+        ),
+        Status::Error => (
+            "the probe itself failed on the prober (a local error)".to_string(),
+            "read the detail; fix the prober host and probe again".to_string(),
+            Vec::new(),
+        ),
+        Status::Untested => (
+            format!("no probe result from zone {} covers it", g.zone),
+            format!(
+                "run `scc-ports probe FILE --from {} --format json` on a host in that zone and add its result",
+                g.zone
+            ),
+            Vec::new(),
+        ),
+        Status::Verified => (String::new(), String::new(), Vec::new()),
+    };
+    Failure {
+        group: g.clone(),
+        cause,
+        action,
+        hops,
+        listener: Vec::new(),
+    }
+}
+
+/// The firewalls a filtered flow crosses, each with the rule that admits exactly that flow: the
+/// host firewall of each node that may hold the address, and the network firewall between the
+/// zones when they differ.
+fn hops(
+    dep: &Deployment,
+    catalog: &Catalog,
+    g: &Group,
+    target: &'static dyn crate::firewall::Generator,
+) -> Vec<Hop> {
+    let Some(zone) = dep.zone(&g.zone) else {
+        return Vec::new();
+    };
+    let purpose = catalog
+        .component(&g.component)
+        .and_then(|c| c.port(&g.port_id))
+        .map_or_else(String::new, |p| p.usage.clone());
+    let flow_to = |node: &str| Flow {
+        role: g.role,
+        source_zones: vec![zone.name.clone()],
+        sources: IpNet::aggregate(&zone.cidrs),
+        node: node.to_string(),
+        destination: vec![IpNet::from(g.address)],
+        workstations: false,
+        unit: g.unit.clone(),
+        transport: g.transport,
+        ports: g.ports,
+        component: g.component.clone(),
+        port_ids: vec![g.port_id.clone()],
+        purpose: purpose.clone(),
+    };
+    let label = g.label();
+    let mut out = Vec::new();
+    let mut run = |firewall: String, mode: Mode, flow: Flow| {
+        let target = match (&mode, target.name()) {
+            (Mode::Network, "windows") => crate::firewall::target("csv").unwrap_or(target),
+            _ => target,
+        };
+        let full = target.generate(&Request {
+            deployment: dep,
+            mode,
+            policy: Policy::Accept,
+            flows: vec![flow],
+        });
+        out.push(Hop {
+            firewall,
+            target: target.name().to_string(),
+            rule: rule_lines(&full, &label),
+            full,
+        });
+    };
+    for node in g.node.split(',') {
+        run(
+            format!("host firewall of node {node}"),
+            Mode::Node {
+                name: node.to_string(),
+                addresses: vec![g.address],
+            },
+            flow_to(node),
+        );
+    }
+    if let Some(dest_zone) = zone_of(dep, g.address, &g.node) {
+        if dest_zone != zone.name {
+            run(
+                format!(
+                    "network firewall between zones {} and {dest_zone}",
+                    zone.name
+                ),
+                Mode::Network,
+                flow_to(g.node.split(',').next().unwrap_or_default()),
+            );
+        }
+    }
+    out
+}
+
+/// The statements of a generator's output that name `label`: comment lines dropped, a line
+/// continued (`\` or PowerShell's backtick) taken with its continuation, a Terraform `resource`
+/// block taken whole. Outputs whose rules do not name the flow on their own line (a firewalld
+/// script names it in a service file; a CSV row in two cells) are kept whole without comments.
+pub fn rule_lines(text: &str, label: &str) -> String {
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| {
+            let t = l.trim_start();
+            !t.starts_with('#') && !t.starts_with("//")
+        })
+        .collect();
+    let mut statements: Vec<Vec<&str>> = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let mut st = vec![lines[i]];
+        if lines[i].starts_with("resource ") && lines[i].trim_end().ends_with('{') {
+            while i + 1 < lines.len() && st.last().is_none_or(|l| l.trim_end() != "}") {
+                i += 1;
+                st.push(lines[i]);
+            }
+        }
+        while st
+            .last()
+            .is_some_and(|l| l.trim_end().ends_with('`') || l.trim_end().ends_with('\\'))
+            && i + 1 < lines.len()
+        {
+            i += 1;
+            st.push(lines[i]);
+        }
+        statements.push(st);
+        i += 1;
+    }
+    let picked: Vec<String> = statements
+        .into_iter()
+        .filter(|st| st.iter().any(|l| l.contains(label)))
+        .map(|st| st.join("\n"))
+        .collect();
+    // A rule is a statement of its own: a match inside a heredoc's XML is not one.
+    let own = picked.iter().all(|p| !p.trim_start().starts_with('<'));
+    let body = if picked.is_empty() || !own {
+        lines.join("\n")
+    } else {
+        picked.join("\n")
+    };
+    let body = body.trim_matches('\n');
+    // Without the chain around it, a rule's indentation only pushes it off the page.
+    let indent = body
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let mut s: String = body
+        .lines()
+        .map(|l| l.get(indent..).unwrap_or(l.trim_start()))
+        .collect::<Vec<_>>()
+        .join("\n");
+    s.push('\n');
+    s
+}
+
+/// Status counts of a list of groups' rows, by status, for a small table.
+pub fn by_status(summary: &Summary) -> BTreeMap<&'static str, usize> {
+    Status::ALL
+        .iter()
+        .map(|s| (s.as_str(), summary.count(*s)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rule_lines_pick_statements_naming_the_flow() {
+        let nft = "# c\ntable inet x {\n\tchain input {\n\t\tip daddr 1.2.3.4 tcp dport 1 accept comment \"a.b\"\n\t}\n}\n";
+        let xml = "# a\ncat <<X\n<d>a.b</d>\nX\nfw --add\n";
+        assert_eq!(rule_lines(xml, "a.b"), "cat <<X\n<d>a.b</d>\nX\nfw --add\n");
+        assert_eq!(
+            rule_lines(nft, "a.b"),
+            "ip daddr 1.2.3.4 tcp dport 1 accept comment \"a.b\"\n"
+        );
+        let ps = "# a.b: x\nNew-NetFirewallRule -Group $g `\n    -DisplayName 'SCC a.b' `\n    -LocalPort '1' | Out-Null\n";
+        assert_eq!(
+            rule_lines(ps, "a.b"),
+            "New-NetFirewallRule -Group $g `\n    -DisplayName 'SCC a.b' `\n    -LocalPort '1' | Out-Null\n"
+        );
+        let tf = "resource \"r\" \"x\" {\n  from_port = 1\n  description = \"a.b\"\n}\n";
+        assert_eq!(rule_lines(tf, "a.b"), tf);
+        assert_eq!(rule_lines("# x\nnothing here\n", "a.b"), "nothing here\n");
+    }
+
+    const SYSTEM: &str = r#"
+name = "t"
+[zones.dc]
+cidrs = ["10.0.0.0/24"]
+roles = ["servers"]
+[zones.agents]
+cidrs = ["10.1.0.0/24"]
+roles = ["clients"]
+[zones.trunk]
+cidrs = ["10.2.0.0/24"]
+roles = ["trunk"]
+[nodes.A]
+address = "10.0.0.1"
+zone = "dc"
+[nodes.B]
+address = "10.0.0.2"
+zone = "dc"
+[units.V]
+address = "10.0.0.100"
+packages = ["connection-server", "media-routing-server"]
+instances = ["B", "A"]
+[units.V.variables]
+"media-routing-server.max-simultaneous-prompts" = 4
+"#;
+
+    fn system() -> (Deployment, Catalog, Plan) {
+        let catalog = Catalog::embedded();
+        let dep = crate::deployment::parse(&crate::diag::Source::new("t.toml", SYSTEM), &catalog)
+            .expect("valid");
+        let plan = crate::plan::resolve(&dep, &catalog);
+        (dep, catalog, plan)
+    }
+
+    fn line(address: &str, port: u16, component: &str, id: &str, status: &str) -> ProbeLine {
+        ProbeLine {
+            address: address.parse().unwrap(),
+            transport: if id.ends_with("area") {
+                Transport::Udp
+            } else {
+                Transport::Tcp
+            },
+            port,
+            component: component.into(),
+            port_id: id.into(),
+            status: status.into(),
+            rtt_ms: None,
+            detail: None,
+        }
+    }
+
+    fn file(zone: &str, name: &str, results: Vec<ProbeLine>) -> ProbeFile {
+        ProbeFile {
+            name: name.into(),
+            zone: zone.into(),
+            results,
+        }
+    }
+
+    fn nft() -> &'static dyn crate::firewall::Generator {
+        crate::firewall::target("nftables").unwrap()
+    }
+
+    #[test]
+    fn a_virtual_ip_is_planned_once_naming_every_instance_node() {
+        let (dep, _, plan) = system();
+        let rows = planned(&dep, &plan);
+        let client: Vec<&Row> = rows.iter().filter(|r| r.port_id == "client-port").collect();
+        assert_eq!(client.len(), 1, "one zone (agents) carries clients");
+        assert_eq!(client[0].node, "B,A", "the unit's instance order");
+        assert_eq!(client[0].unit.as_deref(), Some("V"));
+        // Every zone probes only what its roles reach; workstation ports are not in the matrix.
+        assert!(rows.iter().all(|r| r.component != "communication-desktop"));
+        assert!(
+            rows.iter()
+                .filter(|r| r.zone == "dc")
+                .all(|r| r.role == Role::Servers)
+        );
+    }
+
+    #[test]
+    fn the_worse_answer_of_two_probers_stands_and_strays_are_apart() {
+        let (dep, catalog, plan) = system();
+        let files = [
+            file(
+                "agents",
+                "a1.json",
+                vec![line(
+                    "10.0.0.100",
+                    21002,
+                    "connection-server",
+                    "client-port",
+                    "verified",
+                )],
+            ),
+            file(
+                "agents",
+                "a2.json",
+                vec![
+                    line(
+                        "10.0.0.100",
+                        21002,
+                        "connection-server",
+                        "client-port",
+                        "filtered",
+                    ),
+                    line("10.0.0.9", 1, "x", "y", "verified"),
+                ],
+            ),
+            file(
+                "agents",
+                "a3.json",
+                vec![line(
+                    "10.0.0.100",
+                    21002,
+                    "connection-server",
+                    "client-port",
+                    "verified",
+                )],
+            ),
+        ];
+        let r = build(&dep, &catalog, &plan, &files, nft());
+        let row = r.rows.iter().find(|r| r.port_id == "client-port").unwrap();
+        assert_eq!(
+            (row.status, row.source.as_deref()),
+            (Status::Filtered, Some("a2.json"))
+        );
+        assert_eq!(r.stray.len(), 1);
+        assert!(!r.passed);
+    }
+
+    #[test]
+    fn groups_split_where_the_status_changes() {
+        let (dep, catalog, plan) = system();
+        let area: Vec<ProbeLine> = planned(&dep, &plan)
+            .into_iter()
+            .filter(|r| r.zone == "agents" && r.port_id == "prompt-area")
+            .map(|r| {
+                let st = if r.port == 8004 { "closed" } else { "verified" };
+                line(&r.address.to_string(), r.port, &r.component, &r.port_id, st)
+            })
+            .collect();
+        assert!(area.len() > 3);
+        let r = build(
+            &dep,
+            &catalog,
+            &plan,
+            &[file("agents", "a.json", area)],
+            nft(),
+        );
+        let groups: Vec<String> = r
+            .groups
+            .iter()
+            .filter(|g| g.zone == "agents" && g.port_id == "prompt-area")
+            .map(|g| format!("{} {}", g.ports_text(), g.status.as_str()))
+            .collect();
+        assert_eq!(
+            groups,
+            [
+                "8000-8003 (4) verified",
+                "8004 closed",
+                "8005-8008 (4) verified"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_filtered_flow_names_every_firewall_on_its_path() {
+        let (dep, catalog, plan) = system();
+        let files = [
+            file(
+                "agents",
+                "a.json",
+                vec![line(
+                    "10.0.0.100",
+                    21002,
+                    "connection-server",
+                    "client-port",
+                    "filtered",
+                )],
+            ),
+            file(
+                "dc",
+                "d.json",
+                vec![line("10.0.0.1", 21012, "hac", "server-port", "filtered")],
+            ),
+        ];
+        let r = build(&dep, &catalog, &plan, &files, nft());
+        let hops = |port: &str| -> Vec<String> {
+            r.failures
+                .iter()
+                .find(|f| f.group.port_id == port && f.group.status == Status::Filtered)
+                .unwrap()
+                .hops
+                .iter()
+                .map(|h| h.firewall.clone())
+                .collect()
+        };
+        assert_eq!(
+            hops("client-port"),
+            [
+                "host firewall of node B",
+                "host firewall of node A",
+                "network firewall between zones agents and dc"
+            ]
+        );
+        // Within one zone there is no network firewall to cross.
+        assert_eq!(hops("server-port"), ["host firewall of node A"]);
+        let f = r
+            .failures
+            .iter()
+            .find(|f| f.group.port_id == "client-port")
+            .unwrap();
+        assert_eq!(
+            f.hops[0].rule,
+            "ip saddr 10.1.0.0/24 ip daddr 10.0.0.100 tcp dport 21002 accept comment \"connection-server.client-port\"\n"
+        );
+    }
+
+    #[test]
+    fn unknown_statuses_are_errors_and_untested_is_not_a_result() {
+        let (dep, catalog, plan) = system();
+        let files = [file(
+            "agents",
+            "a.json",
+            vec![line(
+                "10.0.0.100",
+                21002,
+                "connection-server",
+                "client-port",
+                "untested",
+            )],
+        )];
+        let r = build(&dep, &catalog, &plan, &files, nft());
+        let row = r.rows.iter().find(|r| r.port_id == "client-port").unwrap();
+        assert_eq!(row.status, Status::Error);
+        assert!(
+            row.detail
+                .as_deref()
+                .unwrap()
+                .contains("unknown status `untested`")
+        );
+    }
+
+    #[test]
+    fn probe_files_need_a_known_zone() {
+        let (dep, _, _) = system();
+        assert!(matches!(
+            parse_probe("x.json", r#"{"results": []}"#, &dep),
+            Err(ReportError::NoZone { .. })
+        ));
+        let e = parse_probe("x.json", r#"{"zone": "agent", "results": []}"#, &dep).unwrap_err();
+        assert!(e.to_string().contains("did you mean `agents`?"), "{e}");
+        let e = parse_probe("x.json", "{\n\"zone\": 1}", &dep).unwrap_err();
+        assert!(e.to_string().starts_with("x.json:2:"), "{e}");
+        let ok = parse_probe(
+            "x.json",
+            r#"{"zone": "dc", "results": [], "summary": {}}"#,
+            &dep,
+        )
+        .unwrap();
+        assert_eq!(ok.zone, "dc");
+    }
+
+    #[test]
+    fn listener_logs_name_the_holder_of_an_open_port() {
+        let (dep, catalog, plan) = system();
+        let files = [file(
+            "dc",
+            "d.json",
+            vec![line("10.0.0.2", 21012, "hac", "server-port", "open")],
+        )];
+        let mut r = build(&dep, &catalog, &plan, &files, nft());
+        let log = "cannot bind 10.0.0.2 tcp 21012 (hac.server-port): address in use (held by pid 7 nc)\n\
+                   cannot bind 10.0.0.2 udp 21012 (x.y): address in use\n\
+                   cannot bind nonsense\n\
+                   ready: 4 of 5 ports bound\n";
+        let parsed = parse_listen_log("listen-B.log", log);
+        assert_eq!(parsed.len(), 2);
+        attach_listener_logs(&mut r, &parsed);
+        let f = r
+            .failures
+            .iter()
+            .find(|f| f.group.status == Status::Open)
+            .unwrap();
+        assert_eq!(
+            f.listener,
+            [
+                "listen-B.log: cannot bind 10.0.0.2 tcp 21012 (hac.server-port): address in use (held by pid 7 nc)"
+            ]
+        );
+        // Untested and filtered failures take no listener notes.
+        assert!(
+            r.failures
+                .iter()
+                .filter(|f| f.group.status != Status::Open)
+                .all(|f| f.listener.is_empty())
+        );
+    }
+
+    #[test]
+    fn worse_status_ranks_higher() {
+        assert!(Status::Filtered.rank() > Status::Verified.rank());
+        assert!(Status::Closed.rank() > Status::Untested.rank());
+        for s in Status::ALL {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+        }
+    }
+}

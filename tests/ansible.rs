@@ -1,0 +1,500 @@
+//! ansible/verify.yml with local hosts on loopback: two nodes and two probers on one machine
+//! (tests/ansible/system.toml, addresses 127.0.74-75.x), one planned port held by a stranger
+//! process. The report must name exactly that failure and its fix, the playbook must exit
+//! non-zero, and no listener may be left running.
+//!
+//! Needs `ansible-playbook` (ansible-core): without it the test explains and passes, unless
+//! SCC_PORTS_REQUIRE_ROOT_TESTS=1 (CI), then it fails.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn required() -> bool {
+    std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1")
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A local inventory: every host runs on this machine, each in its own work directory.
+fn inventory(work: &Path) -> String {
+    let host = |name: &str, var: &str, value: &str| {
+        format!(
+            "        {name}:\n          ansible_connection: local\n          ansible_python_interpreter: auto_silent\n          {var}: {value}\n          scc_remote_dir: {}\n",
+            work.join(format!("work-{name}")).display()
+        )
+    };
+    format!(
+        "all:\n  children:\n    scc_nodes:\n      hosts:\n{}{}    scc_probers:\n      hosts:\n{}{}",
+        host("APP1", "scc_node", "APP1"),
+        host("APP2", "scc_node", "APP2"),
+        host("prober-dc", "scc_zone", "dc"),
+        host("prober-agents", "scc_zone", "agents"),
+    )
+}
+
+#[test]
+fn local_playbook_names_the_held_port_and_leaves_nothing_running() {
+    if !have("ansible-playbook") {
+        assert!(
+            !required(),
+            "ansible-playbook is missing, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires this test"
+        );
+        eprintln!("skipped: ansible-playbook is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let work = tmp.path();
+    std::fs::write(work.join("inventory.yml"), inventory(work)).unwrap();
+    std::fs::write(
+        work.join("secret"),
+        "ansible-test-secret-0123456789abcdef\n",
+    )
+    .unwrap();
+    let results = work.join("results");
+    // The stranger: holds APP2's HAC port before the listeners start.
+    let stranger = std::net::TcpListener::bind("127.0.74.12:21012").expect("bind the stranger");
+    let started = Instant::now();
+    let out = Command::new("ansible-playbook")
+        .arg("-i")
+        .arg(work.join("inventory.yml"))
+        .arg(root().join("ansible/verify.yml"))
+        .arg("-e")
+        .arg(format!(
+            "scc_deployment={}",
+            root().join("tests/ansible/system.toml").display()
+        ))
+        .arg("-e")
+        .arg(format!("scc_secret_file={}", work.join("secret").display()))
+        .arg("-e")
+        .arg(format!("scc_results={}", results.display()))
+        .arg("-e")
+        .arg(format!("scc_binary={}", env!("CARGO_BIN_EXE_scc-ports")))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_HOME", work.join("ansible-home"))
+        .env("ANSIBLE_LOCAL_TEMP", work.join("ansible-tmp"))
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .output()
+        .expect("run ansible-playbook");
+    let elapsed = started.elapsed();
+    let log = String::from_utf8_lossy(&out.stdout);
+    eprintln!("playbook run: {:.1} s", elapsed.as_secs_f64());
+    drop(stranger);
+    assert_ne!(out.status.code(), Some(0), "the playbook must fail:\n{log}");
+    assert!(
+        log.contains("FAILED: 1 of 5 planned ports not verified (1 open)"),
+        "{log}"
+    );
+
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("report.json")).unwrap())
+            .unwrap();
+    assert_eq!(report["summary"]["planned"], 5, "{report:#}");
+    assert_eq!(report["summary"]["verified"], 4, "{report:#}");
+    let failures = report["failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 1, "{report:#}");
+    let f = &failures[0];
+    assert_eq!(
+        (
+            f["zone"].as_str(),
+            f["node"].as_str(),
+            f["address"].as_str(),
+            f["ports"].as_str(),
+            f["status"].as_str()
+        ),
+        (
+            Some("dc"),
+            Some("APP2"),
+            Some("127.0.74.12"),
+            Some("21012"),
+            Some("open")
+        )
+    );
+    assert!(
+        f["cause"]
+            .as_str()
+            .unwrap()
+            .contains("another process holds the port")
+    );
+    assert!(
+        f["action"]
+            .as_str()
+            .unwrap()
+            .contains("ss -ltnup 'sport = :21012'")
+    );
+
+    let junit = std::fs::read_to_string(results.join("report.xml")).unwrap();
+    assert_eq!(junit.matches("<failure").count(), 1, "{junit}");
+    assert!(junit.contains("127.0.74.12 tcp/21012 server-port (APP2)"));
+    let html = std::fs::read_to_string(results.join("report.html")).unwrap();
+    assert!(html.contains("hac.server-port tcp 21012 to 127.0.74.12 on APP2"));
+    for zone in ["dc-prober-dc.json", "agents-prober-agents.json"] {
+        assert!(results.join(zone).is_file(), "{zone} fetched");
+    }
+
+    // Nothing left behind: no listener of ours, no work directory (the secret with it).
+    let ours = Command::new("pgrep")
+        .args(["-f", &work.display().to_string()])
+        .output()
+        .unwrap();
+    assert!(
+        ours.stdout.is_empty(),
+        "listeners left running: {}",
+        String::from_utf8_lossy(&ours.stdout)
+    );
+    let ss = Command::new("ss").args(["-Htlnu"]).output().unwrap();
+    let ss = String::from_utf8_lossy(&ss.stdout);
+    assert!(
+        !ss.contains("127.0.74.") && !ss.contains("127.0.75."),
+        "sockets left: {ss}"
+    );
+    for host in ["APP1", "APP2", "prober-dc", "prober-agents"] {
+        assert!(
+            !work.join(format!("work-{host}")).exists(),
+            "{host} cleaned"
+        );
+    }
+    // The listeners' summaries: stopped by SIGINT, not killed.
+    let log2 = std::fs::read_to_string(results.join("listen-APP2.log")).unwrap();
+    assert!(log2.contains("cannot bind 127.0.74.12 tcp 21012 (hac.server-port)"));
+    assert!(log2.contains("answered "), "{log2}");
+}
+
+mod common;
+
+use common::netns::{self, Netns};
+
+/// Processes the namespace test started (sshd per host): killed and reaped on drop, by their pid.
+struct Children(Vec<std::process::Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn sh(cmd: &mut Command) {
+    let out = cmd.output().expect("run");
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// An sshd inside `ns` on `address`, accepting the test's key for root, with its own host key.
+fn sshd(ns: &Netns, address: &str, dir: &Path, name: &str) -> std::process::Child {
+    let config = dir.join(format!("sshd-{name}.conf"));
+    std::fs::write(
+        &config,
+        format!(
+            "ListenAddress {address}\nPort 22\nHostKey {dir}/hostkey\nPidFile {dir}/sshd-{name}.pid\n\
+             AuthorizedKeysFile {dir}/authorized_keys\nPermitRootLogin prohibit-password\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
+             Subsystem sftp internal-sftp\nLogLevel ERROR\n",
+            dir = dir.display()
+        ),
+    )
+    .unwrap();
+    Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            ns.name(),
+            "/usr/sbin/sshd",
+            "-D",
+            "-e",
+            "-f",
+        ])
+        .arg(&config)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        // The readiness checks close without a handshake; sshd's complaints go to a file.
+        .stderr(std::fs::File::create(dir.join(format!("sshd-{name}.log"))).unwrap())
+        .spawn()
+        .expect("start sshd")
+}
+
+/// The issue's end-to-end test: real SSH hosts in network namespaces (two servers, three client
+/// zones, the dc zone probed from a server), a router with the generated `--network` rules minus
+/// one, and one port held by another process. The report names exactly those two failures with
+/// their fixes, the playbook exits non-zero, nothing is left running.
+#[test]
+fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
+    if !netns::available("namespace_playbook_over_ssh") {
+        return;
+    }
+    for tool in ["ansible-playbook", "/usr/sbin/sshd", "ssh", "ssh-keygen"] {
+        if !have(tool) {
+            assert!(
+                !required(),
+                "{tool} is missing, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires this test"
+            );
+            eprintln!("skipped: {tool} is not installed");
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let deployment = root().join("tests/ansible/netns.toml");
+    let bin = env!("CARGO_BIN_EXE_scc-ports");
+
+    // Router and hosts.
+    let r = Netns::new().unwrap();
+    let hosts: Vec<(&str, &str, &str, Netns)> = [
+        ("S1", "10.71.1.11", "10.71.1.1"),
+        ("S2", "10.71.5.12", "10.71.5.1"),
+        ("A", "10.71.2.10", "10.71.2.1"),
+        ("C", "10.71.3.10", "10.71.3.1"),
+        ("M", "10.71.4.10", "10.71.4.1"),
+    ]
+    .into_iter()
+    .map(|(n, a, gw)| (n, a, gw, Netns::new().unwrap()))
+    .collect();
+    for (name, address, gateway, ns) in &hosts {
+        let (_, inner) =
+            netns::link_named(&r, &format!("{gateway}/24"), ns, &format!("{address}/24")).unwrap();
+        ns.ip(&["route", "add", "default", "via", gateway]).unwrap();
+        // The units' virtual IPs: CORE on S1, VOICE on S2 (their active instances).
+        match *name {
+            "S1" => ns
+                .ip(&["addr", "add", "10.71.1.100/24", "dev", &inner])
+                .unwrap(),
+            "S2" => ns
+                .ip(&["addr", "add", "10.71.5.101/24", "dev", &inner])
+                .unwrap(),
+            _ => {}
+        }
+    }
+    sh(Command::new("ip").args([
+        "netns",
+        "exec",
+        r.name(),
+        "sysctl",
+        "-qw",
+        "net.ipv4.ip_forward=1",
+    ]));
+    // The generated network rules, minus one: agents may not reach the connection server.
+    let rules = Command::new(bin)
+        .args(["firewall"])
+        .arg(&deployment)
+        .args(["--target", "nftables", "--network"])
+        .output()
+        .unwrap();
+    let rules = String::from_utf8(rules.stdout).unwrap();
+    let kept: Vec<&str> = rules
+        .lines()
+        .filter(|l| !l.contains("comment \"connection-server.client-port\""))
+        .collect();
+    assert_eq!(
+        kept.len() + 1,
+        rules.lines().count(),
+        "exactly one rule removed"
+    );
+    r.nft(&(kept.join("\n") + "\n")).unwrap();
+
+    // SSH: one key for root, one host key, an sshd per host on its own address.
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    for key in ["id", "hostkey"] {
+        sh(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(dir.join(key)));
+    }
+    std::fs::copy(dir.join("id.pub"), dir.join("authorized_keys")).unwrap();
+    let mut children = Children(Vec::new());
+    for (name, address, _, ns) in &hosts {
+        children.0.push(sshd(ns, address, dir, name));
+    }
+    for (name, address, _, _) in &hosts {
+        let addr: std::net::SocketAddr = format!("{address}:22").parse().unwrap();
+        let up = r.run(move || {
+            (0..100).any(|_| {
+                let ok = std::net::TcpStream::connect_timeout(
+                    &addr,
+                    std::time::Duration::from_millis(100),
+                )
+                .is_ok();
+                if !ok {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                ok
+            })
+        });
+        assert!(up, "sshd of {name} did not start");
+    }
+
+    // The stranger: holds S2's HAC port inside S2 before the listeners start.
+    let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
+    let (held_tx, held_rx) = std::sync::mpsc::channel::<()>();
+    let s2 = &hosts[1].3;
+    let stranger = s2.spawn(move || {
+        let l = std::net::TcpListener::bind("10.71.5.12:21012").unwrap();
+        held_tx.send(()).unwrap();
+        let _ = stop_rx.recv();
+        drop(l);
+    });
+    held_rx.recv().unwrap();
+
+    let work = |h: &str| dir.join(format!("work-{h}"));
+    let host = |h: &str, address: &str, var: &str, value: &str| {
+        format!(
+            "        {h}:\n          ansible_host: {address}\n          {var}: {value}\n          scc_remote_dir: {}\n",
+            work(h).display()
+        )
+    };
+    let inventory = format!(
+        "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {key}\n    ansible_python_interpreter: /usr/bin/python3\n  children:\n    scc_nodes:\n      hosts:\n{}{}    scc_probers:\n      hosts:\n{}{}{}{}",
+        host("S1", "10.71.1.11", "scc_node", "S1"),
+        host("S2", "10.71.5.12", "scc_node", "S2"),
+        host("S1", "10.71.1.11", "scc_zone", "dc"),
+        host("A", "10.71.2.10", "scc_zone", "agents"),
+        host("C", "10.71.3.10", "scc_zone", "carrier"),
+        host("M", "10.71.4.10", "scc_zone", "admins"),
+        key = dir.join("id").display()
+    );
+    std::fs::write(dir.join("inventory.yml"), inventory).unwrap();
+    std::fs::write(dir.join("secret"), "netns-test-secret-0123456789abcdef\n").unwrap();
+    let results = dir.join("results");
+    let cp = dir.join("cp");
+    std::fs::create_dir_all(&cp).unwrap();
+    let started = Instant::now();
+    let out = Command::new("ip")
+        .args(["netns", "exec", r.name(), "ansible-playbook", "-i"])
+        .arg(dir.join("inventory.yml"))
+        .arg(root().join("ansible/verify.yml"))
+        .arg("-e")
+        .arg(format!("scc_deployment={}", deployment.display()))
+        .arg("-e")
+        .arg(format!("scc_secret_file={}", dir.join("secret").display()))
+        .arg("-e")
+        .arg(format!("scc_results={}", results.display()))
+        .arg("-e")
+        .arg(format!("scc_binary={bin}"))
+        .env("ANSIBLE_NOCOLOR", "1")
+        .env("ANSIBLE_HOST_KEY_CHECKING", "False")
+        .env("ANSIBLE_PIPELINING", "True")
+        .env("ANSIBLE_HOME", dir.join("ansible-home"))
+        .env("ANSIBLE_LOCAL_TEMP", dir.join("ansible-tmp"))
+        .env("ANSIBLE_SSH_CONTROL_PATH_DIR", &cp)
+        .env(
+            "ANSIBLE_SSH_ARGS",
+            "-o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile=/dev/null -o StrictHostKeyChecking=no -o LogLevel=ERROR",
+        )
+        .env("ANSIBLE_RETRY_FILES_ENABLED", "0")
+        .output()
+        .expect("run ansible-playbook");
+    let elapsed = started.elapsed();
+    eprintln!(
+        "namespace playbook run (5 SSH hosts, 4 zones): {:.1} s",
+        elapsed.as_secs_f64()
+    );
+    // Close the SSH control masters ansible left (they would outlive the test by a minute).
+    if let Ok(socks) = std::fs::read_dir(&cp) {
+        for s in socks.flatten() {
+            let _ = Command::new("ip")
+                .args(["netns", "exec", r.name(), "ssh", "-O", "exit", "-S"])
+                .arg(s.path())
+                .arg("x")
+                .output();
+        }
+    }
+    let _ = stop_tx.send(());
+    let _ = stranger.join();
+    let log = String::from_utf8_lossy(&out.stdout);
+    assert_ne!(out.status.code(), Some(0), "the playbook must fail:\n{log}");
+
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(results.join("report.json"))
+            .unwrap_or_else(|e| panic!("no report ({e}):\n{log}")),
+    )
+    .unwrap();
+    let failures = report["failures"].as_array().unwrap();
+    let summary: Vec<String> = failures
+        .iter()
+        .map(|f| {
+            format!(
+                "{} {} {} {} {}",
+                f["zone"].as_str().unwrap(),
+                f["address"].as_str().unwrap(),
+                f["transport"].as_str().unwrap(),
+                f["ports"].as_str().unwrap(),
+                f["status"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        summary,
+        [
+            "dc 10.71.5.12 tcp 21012 open",
+            "agents 10.71.1.100 tcp 21002 filtered"
+        ],
+        "{log}"
+    );
+    let filtered = &failures[1];
+    let hops: Vec<(&str, &str)> = filtered["hops"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| (h["firewall"].as_str().unwrap(), h["rule"].as_str().unwrap()))
+        .collect();
+    let network = hops
+        .iter()
+        .find(|(f, _)| *f == "network firewall between zones agents and dc")
+        .expect("the network hop");
+    assert_eq!(
+        network.1,
+        "ip saddr 10.71.2.0/24 ip daddr 10.71.1.100 tcp dport 21002 accept comment \"connection-server.client-port\"\n"
+    );
+    assert!(
+        failures[0]["action"]
+            .as_str()
+            .unwrap()
+            .contains("sport = :21012")
+    );
+    assert!(report["summary"]["untested"] == 0, "every zone probed");
+    let junit = std::fs::read_to_string(results.join("report.xml")).unwrap();
+    assert_eq!(junit.matches("<failure").count(), 2);
+    assert!(results.join("report.html").is_file());
+    // Only the sshd daemons of this test (stopped below) may still name the directory; SSH
+    // control masters told to exit may take a moment, listeners would not (bounded wait).
+    let leftovers = || -> Vec<String> {
+        let ours = Command::new("pgrep")
+            .args(["-f", &dir.display().to_string()])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&ours.stdout)
+            .lines()
+            .filter(|pid| !children.0.iter().any(|c| c.id().to_string() == *pid))
+            .filter_map(|pid| {
+                let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+                let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+                (!cmd.contains("sshd")).then(|| format!("{pid}: {cmd}"))
+            })
+            .collect()
+    };
+    let mut left = leftovers();
+    for _ in 0..50 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        left = leftovers();
+    }
+    assert!(left.is_empty(), "processes left running: {left:?}");
+    for h in ["S1", "S2", "A", "C", "M"] {
+        assert!(!work(h).exists(), "{h} cleaned");
+    }
+    drop(children);
+}
