@@ -10,7 +10,7 @@ use anyhow::{Context, Result};
 
 use super::args::{ListenArgs, ProbeArgs, ProbeFormat};
 use super::{EXIT_NO, emit, load_deployment, require_host, require_zone};
-use crate::catalog::{Catalog, Role};
+use crate::catalog::Catalog;
 use crate::deployment::Deployment;
 use crate::net::listen::{self, ListenOptions};
 use crate::net::probe::{self, ProbeOptions, ProbeReport, Status};
@@ -48,14 +48,16 @@ pub fn zone_targets(
     zone: &str,
     node: Option<&str>,
 ) -> Vec<Endpoint> {
-    let roles: Vec<Role> = dep.zone(zone).map(|z| z.roles.clone()).unwrap_or_default();
+    let Some(zone) = dep.zone(zone) else {
+        return Vec::new();
+    };
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for b in &plan.bindings {
         let Host::Node { node: n, address } = &b.host else {
             continue;
         };
-        if node.is_some_and(|want| want != n) || !b.from.iter().any(|r| roles.contains(r)) {
+        if node.is_some_and(|want| want != n) || !b.reachable_from(zone) {
             continue;
         }
         if seen.insert((*address, b.transport, b.ports, &b.component, &b.port_id)) {
