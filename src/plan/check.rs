@@ -79,7 +79,7 @@ pub const CHECKS: &[(&str, &str, Severity, &str)] = &[
     (
         "C111",
         "package-twice-on-node",
-        Severity::Error,
+        Severity::Warning,
         "the same package is in two units that share a node",
     ),
     (
@@ -597,8 +597,10 @@ fn service_place(dep: &Deployment, b: &Binding) -> Place {
     }
 }
 
-/// C111: IA installs a package on a server once: two units holding the same package with an
-/// instance on one node would run two copies of its Windows service there.
+/// C111: two units holding the same package with an instance on one node. IA installs a unit's
+/// packages on every node holding an instance of it, so that node runs two copies of the package
+/// (inference from the IA model: packages are installed per unit, instances per node). The copies
+/// need distinct ports and do not stand in for each other.
 fn packages_twice_on_node(dep: &Deployment, loc: &Locator, out: &mut Vec<Finding>) {
     // (node, package) -> the first unit holding it there: one pass over instances × packages.
     let mut first: std::collections::HashMap<(usize, &str), &str> =
@@ -631,7 +633,7 @@ fn packages_twice_on_node(dep: &Deployment, loc: &Locator, out: &mut Vec<Finding
                             ),
                             vec![loc.package(other, p), loc.package(&u.name, p)],
                             format!(
-                                "IA installs a package once per server: the second installation of {p} on {} would replace (or fail beside) the first, and whichever unit is active there loses it; keep {p} in one unit, or give the units instances on different nodes",
+                                "IA installs {p} with each unit on every node holding an instance, so {} would run two copies of it: they need distinct ports (C101/C102) and are not each other's failover; keep {p} in one unit unless two copies are meant",
                                 dep.nodes[n].name
                             ),
                         ));
