@@ -255,12 +255,24 @@ pub fn flows(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Flow> {
     // Earlier flows that a new one could merge with, by everything but the ports: a lookup, not a
     // scan of every flow so far (a 10,000-node system has tens of thousands of flows). A site
     // service's name is part of its key: services never merge.
-    type Key = (usize, String, Vec<IpNet>, Option<String>, Transport, String, String);
+    type Key = (
+        usize,
+        String,
+        Vec<IpNet>,
+        Option<String>,
+        Transport,
+        String,
+        String,
+    );
     let mut by_key: HashMap<Key, Vec<usize>> = HashMap::new();
     for b in &plan.bindings {
         let service = b.origin == Origin::Service;
         let purpose = if service {
-            notes.get(b.port_id.as_str()).copied().unwrap_or("").to_string()
+            notes
+                .get(b.port_id.as_str())
+                .copied()
+                .unwrap_or("")
+                .to_string()
         } else {
             catalog
                 .component(&b.component)
@@ -299,7 +311,11 @@ pub fn flows(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Flow> {
                 flow.unit.clone(),
                 flow.transport,
                 flow.component.clone(),
-                if service { b.port_id.clone() } else { String::new() },
+                if service {
+                    b.port_id.clone()
+                } else {
+                    String::new()
+                },
             );
             let candidates = by_key.entry(key).or_default();
             let merged = candidates

@@ -584,12 +584,7 @@ struct Names<'a> {
 /// The word `to` takes for every node's own address.
 pub const ALL_NODES: &str = "all-nodes";
 
-fn service(
-    cx: &mut Ctx,
-    key: &Spanned<String>,
-    raw: RawService,
-    names: &Names,
-) -> Option<Service> {
+fn service(cx: &mut Ctx, key: &Spanned<String>, raw: RawService, names: &Names) -> Option<Service> {
     let ok_name = check_name(
         cx,
         key,
@@ -632,13 +627,23 @@ fn service(
         // A role first: the sources of a role include every zone that carries it.
         if let Some(role) = Role::parse(word) {
             if from_roles.contains(&role) {
-                cx.err("E021", f.span(), format!("`{word}` is listed twice"), "list each source once".to_string());
+                cx.err(
+                    "E021",
+                    f.span(),
+                    format!("`{word}` is listed twice"),
+                    "list each source once".to_string(),
+                );
             } else {
                 from_roles.push(role);
             }
         } else if let Some(&z) = names.zones.get(word) {
             if from_zones.contains(&z) {
-                cx.err("E021", f.span(), format!("`{word}` is listed twice"), "list each source once".to_string());
+                cx.err(
+                    "E021",
+                    f.span(),
+                    format!("`{word}` is listed twice"),
+                    "list each source once".to_string(),
+                );
             } else {
                 from_zones.push(z);
             }
@@ -696,7 +701,12 @@ fn service(
         };
         if let Some(target) = target {
             if to.contains(&target) {
-                cx.err("E021", t.span(), format!("`{word}` is listed twice"), "list each destination once".to_string());
+                cx.err(
+                    "E021",
+                    t.span(),
+                    format!("`{word}` is listed twice"),
+                    "list each destination once".to_string(),
+                );
             } else {
                 to.push(target);
             }
@@ -709,10 +719,7 @@ fn service(
         from_roles,
         from_zones,
         to,
-        note: raw
-            .note
-            .map(|n| n.into_inner())
-            .unwrap_or_default(),
+        note: raw.note.map(|n| n.into_inner()).unwrap_or_default(),
         location: cx.source.locate(&key.span()),
     })
     .filter(|_| ok_name)
@@ -725,7 +732,12 @@ fn service_ports(cx: &mut Ctx, raw: &Spanned<toml::Value>) -> Option<PortRange> 
         match text.trim().parse::<u32>() {
             Ok(p @ 1..=65535) => Some(p as u16),
             Ok(p) => {
-                cx.err("E022", raw.span(), format!("port {p} is out of range"), hint.to_string());
+                cx.err(
+                    "E022",
+                    raw.span(),
+                    format!("port {p} is out of range"),
+                    hint.to_string(),
+                );
                 None
             }
             Err(_) => {
@@ -764,7 +776,10 @@ fn service_ports(cx: &mut Ctx, raw: &Spanned<toml::Value>) -> Option<PortRange> 
             cx.err(
                 "E003",
                 raw.span(),
-                format!("`ports` must be text or a whole number, not {}", crate::diag::toml_kind(other)),
+                format!(
+                    "`ports` must be text or a whole number, not {}",
+                    crate::diag::toml_kind(other)
+                ),
                 hint.to_string(),
             );
             None

@@ -706,7 +706,13 @@ fn service_clashes(plan: &Plan, loc: &Locator, out: &mut Vec<Finding>) {
     for b in &plan.bindings {
         if let Host::Node { node, address } = &b.host {
             any_service |= b.origin == Origin::Service;
-            if seen.insert((node.as_str(), *address, &b.component, &b.port_id, b.transport)) {
+            if seen.insert((
+                node.as_str(),
+                *address,
+                &b.component,
+                &b.port_id,
+                b.transport,
+            )) {
                 by_node
                     .entry((node.as_str(), b.transport))
                     .or_default()
@@ -730,8 +736,7 @@ fn service_clashes(plan: &Plan, loc: &Locator, out: &mut Vec<Finding>) {
                 continue; // components among themselves: C101, C102
             }
             // The service second, whatever order the plan has.
-            let ((aa, a), (ab, b)) = if a.origin == Origin::Service && b.origin != Origin::Service
-            {
+            let ((aa, a), (ab, b)) = if a.origin == Origin::Service && b.origin != Origin::Service {
                 ((ab, b), (aa, a))
             } else {
                 ((aa, a), (ab, b))
@@ -752,7 +757,10 @@ fn service_clashes(plan: &Plan, loc: &Locator, out: &mut Vec<Finding>) {
                         transport.as_str()
                     ),
                     vec![loc.binding(b), loc.binding(a)],
-                    format!("move service {} to another port, or the other to another port", b.port_id),
+                    format!(
+                        "move service {} to another port, or the other to another port",
+                        b.port_id
+                    ),
                 )
             } else {
                 let mut f = finding(

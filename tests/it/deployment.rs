@@ -635,10 +635,11 @@ mod no_panics {
     use scc_ports::catalog::Catalog;
     use scc_ports::diag::Source;
 
-    const EXAMPLES: [&str; 3] = [
+    const EXAMPLES: [&str; 4] = [
         include_str!("../../examples/all-in-one.toml"),
         include_str!("../../examples/redundant.toml"),
         include_str!("../../examples/large.toml"),
+        include_str!("../../examples/services.toml"),
     ];
 
     /// An example file with a few characters deleted, replaced or inserted: near-valid input is
@@ -651,7 +652,7 @@ mod no_panics {
                 '"', '[', ']', '=', '.', ',', '0', '9', '\n', 'A', '-', 'é', '\0', ' ',
             ]),
         );
-        (0usize..3, prop::collection::vec(edit, 1..6)).prop_map(|(which, edits)| {
+        (0usize..EXAMPLES.len(), prop::collection::vec(edit, 1..6)).prop_map(|(which, edits)| {
             let mut chars: Vec<char> = EXAMPLES[which].chars().collect();
             for (at, kind, c) in edits {
                 let i = at
