@@ -2,6 +2,7 @@
 
 pub mod generate;
 pub mod raw;
+pub mod shape;
 mod validate;
 
 use std::net::IpAddr;

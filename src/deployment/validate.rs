@@ -37,8 +37,7 @@ impl Ctx<'_> {
 
 /// Parses and validates a deployment file against a catalog.
 pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnostics> {
-    let raw: RawDeployment =
-        toml::from_str(&source.text).map_err(|e| Diagnostics(vec![from_toml(source, &e)]))?;
+    let raw = read(source)?;
     let mut cx = Ctx {
         source,
         catalog,
@@ -119,6 +118,44 @@ pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnosti
         units,
         services,
     })
+}
+
+/// The raw file, or every syntax and shape problem of it at once (in the file's words).
+fn read(source: &Source) -> Result<RawDeployment, Diagnostics> {
+    let (table, errors) = toml::de::DeTable::parse_recoverable(&source.text);
+    let mut problems: Vec<Diagnostic> = errors
+        .iter()
+        .map(|e| syntax(source, table.get_ref(), e))
+        .collect();
+    // A table recovered from broken syntax may miss what the broken lines held: its shape is
+    // checked once the syntax is right.
+    if problems.is_empty() {
+        super::shape::check(source, &table, &mut problems);
+    }
+    if !problems.is_empty() {
+        problems.sort_by(|a, b| a.location.cmp(&b.location));
+        return Err(Diagnostics(problems));
+    }
+    toml::from_str(&source.text).map_err(|e| Diagnostics(vec![from_toml(source, &e)]))
+}
+
+/// A syntax error; a duplicate key also says where the key was first defined.
+fn syntax(source: &Source, table: &toml::de::DeTable, e: &toml::de::Error) -> Diagnostic {
+    let d = from_toml(source, e);
+    let Some(span) = e.span() else { return d };
+    if !e.message().trim_start().starts_with("duplicate key") {
+        return d;
+    }
+    let key = source.text.get(span.clone()).unwrap_or("").trim();
+    let mut d = Diagnostic::error("E001", format!("`{key}` is defined twice")).at(source, &span);
+    d.hint = Some(match super::shape::first_definition(source, table, &span) {
+        Some(first) => format!(
+            "first defined at {}; keep one of the two",
+            source.locate(&first)
+        ),
+        None => "keep one of the two definitions".to_string(),
+    });
+    d
 }
 
 fn check_name(
@@ -777,7 +814,7 @@ fn service_ports(cx: &mut Ctx, raw: &Spanned<toml::Value>) -> Option<PortRange> 
                 "E003",
                 raw.span(),
                 format!(
-                    "`ports` must be text or a whole number, not {}",
+                    "`ports` must be a string or a whole number, not {}",
                     crate::diag::toml_kind(other)
                 ),
                 hint.to_string(),
