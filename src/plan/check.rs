@@ -179,14 +179,10 @@ impl<'d> Locator<'d> {
         if b.origin == Origin::Service {
             return service_place(self.dep, b);
         }
+        // Lookups by name, not scans: a large system can have a finding per binding.
         let settings = match (&b.unit, &b.host) {
-            (Some(u), _) => self
-                .dep
-                .units
-                .iter()
-                .find(|x| &x.name == u)
-                .map(|u| &u.variables),
-            (None, Host::Node { node, .. }) => self.dep.node(node).map(|n| &n.variables),
+            (Some(u), _) => self.units.get(u.as_str()).map(|u| &u.variables),
+            (None, Host::Node { node, .. }) => self.nodes.get(node.as_str()).map(|n| &n.variables),
             (None, Host::Workstations { .. }) => None,
         };
         let var = match &b.origin {
@@ -201,11 +197,7 @@ impl<'d> Locator<'d> {
                 };
             }
         }
-        if let Some(u) = b
-            .unit
-            .as_ref()
-            .and_then(|u| self.dep.units.iter().find(|x| &x.name == u))
-        {
+        if let Some(u) = b.unit.as_ref().and_then(|u| self.units.get(u.as_str())) {
             let at = u
                 .packages
                 .iter()
