@@ -200,9 +200,17 @@ fn check_table(
     }
     for f in fields.iter().filter(|f| f.required) {
         if !table.iter().any(|(k, _)| k.get_ref() == f.key) {
+            // The header is a better place for "has no `address`" than the table's first key;
+            // found only now, when something is missing (a scan of the file per table would make
+            // a large file quadratic).
+            let at = if path.is_empty() {
+                span.clone()
+            } else {
+                key_span_of(source, path).unwrap_or_else(|| span.clone())
+            };
             out.push(
                 Diagnostic::error("E003", format!("[{path}] has no `{}`", f.key))
-                    .at(source, &span)
+                    .at(source, &at)
                     .hint(format!("add `{} = …` ({})", f.key, f.shape.words())),
             );
         }
@@ -253,9 +261,7 @@ fn check_value(
             }
         }
         (Shape::Table(fields), DeValue::Table(t)) => {
-            // The header's key is a better place for "has no `address`" than the whole table.
-            let span = key_span_of(source, path).unwrap_or_else(|| value.span());
-            check_table(source, path, span, t, fields, out);
+            check_table(source, path, value.span(), t, fields, out);
         }
         (Shape::MapOf(inner), DeValue::Table(t)) => {
             for (key, v) in t.iter() {
