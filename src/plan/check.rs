@@ -692,12 +692,23 @@ fn overlapping_zones(dep: &Deployment, out: &mut Vec<Finding>) {
 /// On one address it is a clash (error); across addresses of one node it is a warning, since a
 /// Windows service like RDP or SQL Server usually binds every address.
 fn service_clashes(plan: &Plan, loc: &Locator, out: &mut Vec<Finding>) {
+    // Only the nodes a service listens on are compared.
+    let nodes: HashSet<&str> = plan
+        .bindings
+        .iter()
+        .filter(|b| b.origin == Origin::Service)
+        .map(|b| b.host.name())
+        .collect();
+    if nodes.is_empty() {
+        return;
+    }
     let mut by_node: BTreeMap<(&str, Transport), Vec<(IpAddr, &Binding)>> = BTreeMap::new();
     let mut seen = HashSet::new();
-    let mut any_service = false;
     for b in &plan.bindings {
         if let Host::Node { node, address } = &b.host {
-            any_service |= b.origin == Origin::Service;
+            if !nodes.contains(node.as_str()) {
+                continue;
+            }
             if seen.insert((
                 node.as_str(),
                 *address,
@@ -711,9 +722,6 @@ fn service_clashes(plan: &Plan, loc: &Locator, out: &mut Vec<Finding>) {
                     .push((*address, b));
             }
         }
-    }
-    if !any_service {
-        return;
     }
     // A unit on two nodes gives the same pair on each: report it once per address pair.
     let mut reported = HashSet::new();
