@@ -182,7 +182,8 @@ fn every_example_is_valid_and_broken_files_are_not() {
     let valid = docs.len();
     let base =
         toml_to_json(&std::fs::read_to_string(root().join("examples/services.toml")).unwrap());
-    let broken: [(&str, fn(&mut Value)); 8] = [
+    type Edit = fn(&mut Value);
+    let broken: [(&str, Edit); 8] = [
         ("unknown top-level key", |d| d["nmae"] = json!("x")),
         ("address as a number", |d| {
             d["nodes"]["APP1"]["address"] = json!(10)
