@@ -194,7 +194,7 @@ fn service_errors_are_located_with_the_nearest_name() {
         (
             "note = \"Remote Desktop for the administrators\"",
             "note = \"x\"\nport = 1",
-            "unknown field `port`",
+            "unknown key `port` in [services.rdp]",
         ),
     ];
     for (from, to, want) in cases {
