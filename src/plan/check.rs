@@ -638,7 +638,8 @@ fn packages_twice_on_node(dep: &Deployment, loc: &Locator, out: &mut Vec<Finding
 }
 
 /// C112: zones whose CIDRs overlap. CIDRs nest or are disjoint, so one sort by (network,
-/// prefix) and a stack of the enclosing networks finds every container: O(n log n).
+/// prefix) and a stack of the enclosing networks finds every container: O(n log n) (the stack
+/// holds nested networks only: at most one per prefix length and zone).
 /// A zone of the whole address space (`0.0.0.0/0`, `::/0`: "anywhere", e.g. web visitors) is
 /// meant to contain the others and is left out.
 fn overlapping_zones(dep: &Deployment, out: &mut Vec<Finding>) {
@@ -659,8 +660,9 @@ fn overlapping_zones(dep: &Deployment, out: &mut Vec<Finding>) {
         while stack.last().is_some_and(|(outer, _)| !outer.contains(&net)) {
             stack.pop();
         }
-        // The innermost container of another zone (the stack is at most 129 deep).
-        if let Some(&(outer, oz)) = stack.iter().rev().find(|(_, oz)| *oz != z) {
+        // Every container of another zone: the stack is at most 129 deep (one network per
+        // prefix length and zone at most), so this stays O(n log n).
+        for &(outer, oz) in stack.iter().rev().filter(|(_, oz)| *oz != z) {
             let key = (oz.min(z), oz.max(z));
             pairs.entry(key).or_insert((outer, net));
         }
@@ -781,5 +783,106 @@ fn service_clashes(plan: &Plan, loc: &Locator, out: &mut Vec<Finding>) {
             f.places.dedup();
             out.push(f);
         }
+    }
+}
+
+#[cfg(test)]
+mod site_tests {
+    use super::*;
+    use crate::deployment::Zone;
+    use crate::diag::Source;
+
+    fn dep(zones: Vec<Vec<ipnet::IpNet>>) -> Deployment {
+        let loc = Location {
+            file: "t".into(),
+            line: 1,
+            column: 1,
+        };
+        Deployment {
+            name: "t".into(),
+            source: Source::new("t", ""),
+            zones: zones
+                .into_iter()
+                .enumerate()
+                .map(|(i, cidrs)| Zone {
+                    name: format!("z{i}"),
+                    cidrs,
+                    roles: vec![],
+                    location: loc.clone(),
+                })
+                .collect(),
+            nodes: vec![],
+            units: vec![],
+            services: vec![],
+        }
+    }
+
+    /// The sweep of C112 finds exactly the pairs of zones that a comparison of every pair of
+    /// networks finds (whole-space networks left out), on many small random systems.
+    #[test]
+    fn overlapping_zones_sweep_matches_every_pair() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..300 {
+            let zones: Vec<Vec<ipnet::IpNet>> = (0..(next() % 6 + 1))
+                .map(|_| {
+                    (0..(next() % 3 + 1))
+                        .map(|_| {
+                            let prefix = (next() % 9) as u8 + 20; // /20 to /28 inside 10.0.0.0/20
+                            let addr =
+                                std::net::Ipv4Addr::from(0x0a00_0000 | (next() as u32 & 0x0fff));
+                            ipnet::IpNet::V4(ipnet::Ipv4Net::new(addr, prefix).unwrap().trunc())
+                        })
+                        .collect()
+                })
+                .collect();
+            let d = dep(zones.clone());
+            let mut out = Vec::new();
+            overlapping_zones(&d, &mut out);
+            let mut got: Vec<String> = out
+                .iter()
+                .map(|f| {
+                    let z: Vec<&str> = f.places.iter().map(|p| p.what.as_str()).collect();
+                    z.join("+")
+                })
+                .collect();
+            got.sort();
+            let mut want = Vec::new();
+            for a in 0..zones.len() {
+                for b in a + 1..zones.len() {
+                    let hit = zones[a].iter().any(|x| {
+                        zones[b]
+                            .iter()
+                            .any(|y| x.contains(&y.network()) || y.contains(&x.network()))
+                    });
+                    if hit {
+                        want.push(format!("zone z{a}+zone z{b}"));
+                    }
+                }
+            }
+            want.sort();
+            assert_eq!(got, want, "{zones:?}");
+        }
+    }
+
+    #[test]
+    fn whole_space_zones_are_left_out() {
+        let any: ipnet::IpNet = "0.0.0.0/0".parse().unwrap();
+        let lan: ipnet::IpNet = "10.1.0.0/24".parse().unwrap();
+        let mut out = Vec::new();
+        overlapping_zones(&dep(vec![vec![any], vec![lan]]), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        overlapping_zones(&dep(vec![vec![lan], vec![lan]]), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(
+            out[0].message.contains("both list 10.1.0.0/24"),
+            "{}",
+            out[0].message
+        );
     }
 }
