@@ -1,7 +1,8 @@
-//! docs/deployment.schema.json: the same keys and kinds as the parser (deployment::shape), every
-//! example valid against it, and broken files invalid. Validation is Python's `jsonschema`
-//! (draft 2020-12), which CI installs (.ci/needs.d/h12services.txt); the TOML is turned into JSON
-//! by the toml crate here.
+//! The documentation against the code: docs/deployment.schema.json has the parser's keys and
+//! kinds (deployment::shape), every example is valid against it and broken files are not
+//! (Python's `jsonschema`, draft 2020-12, which CI installs: .ci/needs.d/h12services.txt; the TOML
+//! is turned into JSON by the toml crate here); the README installs first and names only files
+//! in the repository.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -220,6 +221,30 @@ fn every_example_is_valid_and_broken_files_are_not() {
             assert_eq!(result, "valid", "{what}");
         } else {
             assert!(result.starts_with("invalid"), "{what} passed the schema");
+        }
+    }
+}
+
+/// README: the install step comes before the tour, and every file it names is in the repository
+/// (no `../` paths, no links to the workspace).
+#[test]
+fn readme_installs_first_and_names_only_files_in_the_repository() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
+    let install = readme.find("cargo install --path .").expect("install step");
+    let tour = readme.find("## A short tour").expect("tour");
+    assert!(install < tour, "the install step must come before the tour");
+    assert!(!readme.contains("../"), "a path outside the repository");
+    // Every `docs/…`, `examples/…`, `data/…` or `bench/…` path in backticks exists.
+    for piece in readme.split('`').skip(1).step_by(2) {
+        let path = piece.split_whitespace().next().unwrap_or("");
+        if ["docs/", "examples/", "data/", "bench/", "src/", "tests/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+        {
+            assert!(
+                root().join(path).exists(),
+                "README names {path}, which is not in the repository"
+            );
         }
     }
 }
