@@ -136,7 +136,10 @@ fn read(source: &Source) -> Result<RawDeployment, Diagnostics> {
         problems.sort_by(|a, b| a.location.cmp(&b.location));
         return Err(Diagnostics(problems));
     }
-    toml::from_str(&source.text).map_err(|e| Diagnostics(vec![from_toml(source, &e)]))
+    // serde reads the tree already parsed: the file is parsed once.
+    use serde::Deserialize as _;
+    RawDeployment::deserialize(toml::de::Deserializer::from(table))
+        .map_err(|e| Diagnostics(vec![from_toml(source, &e)]))
 }
 
 /// A syntax error; a duplicate key also says where the key was first defined.
