@@ -97,6 +97,10 @@ pub enum Role {
     Trunk,
     Ivr,
     Visitors,
+    /// Not a catalog role: the sources of a site service that names zones (`from = ["dmz"]`).
+    /// Never read from a file; not in [`Role::ALL`].
+    #[serde(skip_deserializing)]
+    Zones,
 }
 
 impl Role {
@@ -117,6 +121,7 @@ impl Role {
             Role::Trunk => "trunk",
             Role::Ivr => "ivr",
             Role::Visitors => "visitors",
+            Role::Zones => "zones",
         }
     }
 

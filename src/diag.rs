@@ -184,13 +184,15 @@ impl std::error::Error for Diagnostics {}
 
 /// A TOML syntax or type error, located.
 pub fn from_toml(source: &Source, err: &toml::de::Error) -> Diagnostic {
-    let message = err.message().trim().to_string();
-    let code = if message.starts_with("unknown field") {
+    let message = in_file_words(err.message().trim());
+    let raw = err.message().trim();
+    let code = if raw.starts_with("unknown field") {
         "E002"
-    } else if message.starts_with("invalid type")
-        || message.starts_with("invalid value")
-        || message.starts_with("unknown variant")
-        || message.starts_with("missing field")
+    } else if raw.starts_with("invalid type")
+        || raw.starts_with("invalid value")
+        || raw.starts_with("invalid length")
+        || raw.starts_with("unknown variant")
+        || raw.starts_with("missing field")
     {
         "E003"
     } else {
@@ -207,6 +209,73 @@ pub fn from_toml(source: &Source, err: &toml::de::Error) -> Diagnostic {
     match err.span() {
         Some(span) => d.at(source, &span),
         None => d,
+    }
+}
+
+/// A message of the TOML parser or of serde in the words of the file: "a whole number", "a
+/// string", "a list", "a table", never Rust's or serde's types ("integer", "u16", "sequence",
+/// "map", "struct"). The one place these words are translated.
+pub fn in_file_words(message: &str) -> String {
+    fn thing(t: &str) -> String {
+        let t = t.trim();
+        let (word, rest) = t.split_once(' ').unwrap_or((t, ""));
+        let value = rest.trim();
+        let value = value.strip_prefix("point").unwrap_or(value).trim();
+        let shown = |w: &str| {
+            if value.is_empty() {
+                w.to_string()
+            } else {
+                format!("{w} ({})", value.trim_matches('`'))
+            }
+        };
+        match word {
+            "integer" | "i64" | "u64" | "i32" | "u32" | "u16" | "u8" => shown("a whole number"),
+            "floating" | "f64" | "f32" => shown("a decimal number"),
+            "string" => shown("a string"),
+            "boolean" => shown("true or false"),
+            "sequence" => "a list".into(),
+            "map" | "struct" => "a table".into(),
+            "a" | "an" => thing(rest),
+            _ => t.to_string(),
+        }
+    }
+    let m = message.trim();
+    if let Some(rest) = m
+        .strip_prefix("invalid type: ")
+        .or_else(|| m.strip_prefix("invalid value: "))
+    {
+        if let Some((found, expected)) = rest.split_once(", expected ") {
+            return format!(
+                "this value must be {}, not {}",
+                thing(expected),
+                thing(found)
+            );
+        }
+    }
+    const WORDS: &[(&str, &str)] = &[
+        ("unknown variant", "unknown value"),
+        ("missing field", "missing key"),
+        ("unknown field", "unknown key"),
+        ("duplicate field", "duplicate key"),
+        ("expected one of", "expected one of"),
+    ];
+    let mut out = m.to_string();
+    for (from, to) in WORDS {
+        out = out.replace(from, to);
+    }
+    out
+}
+
+/// What a TOML value is, in the file's words.
+pub fn toml_kind(v: &toml::Value) -> &'static str {
+    match v {
+        toml::Value::String(_) => "a string",
+        toml::Value::Integer(_) => "a whole number",
+        toml::Value::Float(_) => "a decimal number",
+        toml::Value::Boolean(_) => "true or false",
+        toml::Value::Datetime(_) => "a date",
+        toml::Value::Array(_) => "a list",
+        toml::Value::Table(_) => "a table",
     }
 }
 
@@ -237,6 +306,34 @@ pub fn did_you_mean<'a>(word: &str, known: impl IntoIterator<Item = &'a str> + C
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn serde_words_become_the_files() {
+        assert_eq!(
+            in_file_words("invalid type: integer `5`, expected a string"),
+            "this value must be a string, not a whole number (5)"
+        );
+        assert_eq!(
+            in_file_words("invalid type: string \"yes\", expected a boolean"),
+            "this value must be true or false, not a string (\"yes\")"
+        );
+        assert_eq!(
+            in_file_words("invalid type: sequence, expected u16"),
+            "this value must be a whole number, not a list"
+        );
+        assert_eq!(
+            in_file_words("invalid type: floating point `3.5`, expected i64"),
+            "this value must be a whole number, not a decimal number (3.5)"
+        );
+        assert_eq!(
+            in_file_words("unknown field `colour`, expected one of `a`, `b`"),
+            "unknown key `colour`, expected one of `a`, `b`"
+        );
+        let m = in_file_words("invalid type: integer `5`, expected u16");
+        for serde_word in ["integer", "u16", "invalid type"] {
+            assert!(!m.contains(serde_word), "{m}");
+        }
+    }
 
     #[test]
     fn locate_lines_and_columns() {

@@ -1,24 +1,93 @@
 //! Flows: who must reach which address on which ports, derived from the plan and the zones.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
+use std::ops::Deref;
+use std::sync::Arc;
 
 use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, Role, Transport};
 use crate::deployment::Deployment;
-use crate::plan::{Host, Plan};
+use crate::plan::{Host, Origin, Plan};
 use crate::range::PortRange;
 
-/// One permitted connection: sources of one role to one destination, one transport, one range.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// A list shared by every flow from the same sources: the zones of a role (thousands on a large
+/// system) are built once and shared, not copied into every flow (DESIGN: a linear model).
+///
+/// It reads like a `Vec` (it derefs to one). Cloning a [`Flow`] shares it; `.clone()` on the
+/// field itself copies the list into a `Vec` (what a generator keeping its own list wants).
+/// `Shared::share` is the cheap copy.
+#[derive(PartialEq, Eq, Hash)]
+pub struct Shared<T>(Arc<Vec<T>>);
+
+impl<T> Shared<T> {
+    pub fn new(v: Vec<T>) -> Shared<T> {
+        Shared(Arc::new(v))
+    }
+
+    /// Another handle on the same list (no copy).
+    pub fn share(&self) -> Shared<T> {
+        Shared(Arc::clone(&self.0))
+    }
+
+    /// Whether two handles hold the very same list.
+    pub fn same(&self, other: &Shared<T>) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl<T> Deref for Shared<T> {
+    type Target = Vec<T>;
+    fn deref(&self) -> &Vec<T> {
+        &self.0
+    }
+}
+
+impl<T> From<Vec<T>> for Shared<T> {
+    fn from(v: Vec<T>) -> Shared<T> {
+        Shared::new(v)
+    }
+}
+
+impl<T> FromIterator<T> for Shared<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Shared<T> {
+        Shared::new(iter.into_iter().collect())
+    }
+}
+
+impl<T: std::fmt::Debug> std::fmt::Debug for Shared<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl<T: Serialize> Serialize for Shared<T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.0.serialize(s)
+    }
+}
+
+impl<'a, T> IntoIterator for &'a Shared<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+/// One permitted connection: sources of one role (or the zones a site service names) to one
+/// destination, one transport, one range.
+#[derive(Debug, PartialEq, Eq, Serialize)]
 pub struct Flow {
+    /// The role of the sources; [`Role::Zones`] for a site service from named zones.
     pub role: Role,
-    /// The zones that carry the role (for `servers`, plus the system's own addresses).
-    pub source_zones: Vec<String>,
-    /// The role's networks, smallest covering list, sorted.
-    pub sources: Vec<IpNet>,
+    /// The zones that carry the role (for `servers`, plus the system's own addresses), or the
+    /// zones a site service names. Shared by every flow from the same sources.
+    pub source_zones: Shared<String>,
+    /// The sources' networks, smallest covering list, sorted. Shared like `source_zones`.
+    pub sources: Shared<IpNet>,
     /// The node (or client zone) whose firewall admits the flow.
     pub node: String,
     /// The destination networks: one host address for a server, the zone's CIDRs for workstations.
@@ -28,11 +97,33 @@ pub struct Flow {
     pub transport: Transport,
     #[serde(serialize_with = "ser_range")]
     pub ports: PortRange,
+    /// The catalog component, or `service` for a site service.
     pub component: String,
-    /// The catalog port ids the flow carries (more than one where adjacent ranges merged).
+    /// The catalog port ids the flow carries (more than one where adjacent ranges merged); a
+    /// site service's name.
     pub port_ids: Vec<String>,
-    /// The catalog's usage text(s).
+    /// The catalog's usage text(s), or a site service's note.
     pub purpose: String,
+}
+
+impl Clone for Flow {
+    /// Shares the source lists.
+    fn clone(&self) -> Flow {
+        Flow {
+            role: self.role,
+            source_zones: self.source_zones.share(),
+            sources: self.sources.share(),
+            node: self.node.clone(),
+            destination: self.destination.clone(),
+            workstations: self.workstations,
+            unit: self.unit.clone(),
+            transport: self.transport,
+            ports: self.ports,
+            component: self.component.clone(),
+            port_ids: self.port_ids.clone(),
+            purpose: self.purpose.clone(),
+        }
+    }
 }
 
 fn ser_range<S: serde::Serializer>(r: &PortRange, s: S) -> Result<S::Ok, S::Error> {
@@ -63,6 +154,15 @@ impl Flow {
     pub fn label(&self) -> String {
         format!("{}.{}", self.component, self.port_id_text())
     }
+
+    /// The key of the flow's sources in [`Document::sources`]: the role's name, or
+    /// `zones:A+B` for a site service from named zones.
+    pub fn source_key(&self) -> String {
+        match self.role {
+            Role::Zones => format!("zones:{}", self.source_zones.join("+")),
+            r => r.as_str().to_string(),
+        }
+    }
 }
 
 /// The networks a role's traffic comes from: its zones' CIDRs, and for `servers` every node and
@@ -72,8 +172,13 @@ pub fn sources(dep: &Deployment, role: Role) -> (Vec<String>, Vec<IpNet>) {
     let mut nets: Vec<IpNet> = zones.iter().flat_map(|z| z.cidrs.iter().copied()).collect();
     let mut names: Vec<String> = zones.iter().map(|z| z.name.clone()).collect();
     if role == Role::Servers {
-        let covered = |a: &IpAddr, nets: &[IpNet]| nets.iter().any(|n| n.contains(a));
-        let zone_nets = nets.clone();
+        // Aggregated first, so "is this address covered" is a binary search, not a scan of
+        // every zone network for every address.
+        let zone_nets = IpNet::aggregate(&nets);
+        let covered = |a: &IpAddr| {
+            let i = zone_nets.partition_point(|n| n.network() <= *a);
+            i > 0 && zone_nets[i - 1].contains(a)
+        };
         let mut extra = false;
         let own = dep
             .nodes
@@ -81,7 +186,7 @@ pub fn sources(dep: &Deployment, role: Role) -> (Vec<String>, Vec<IpNet>) {
             .map(|n| n.address)
             .chain(dep.units.iter().map(|u| u.address));
         for a in own {
-            if !covered(&a, &zone_nets) {
+            if !covered(&a) {
                 nets.push(IpNet::from(a));
                 extra = true;
             }
@@ -93,37 +198,102 @@ pub fn sources(dep: &Deployment, role: Role) -> (Vec<String>, Vec<IpNet>) {
     (names, IpNet::aggregate(&nets))
 }
 
-/// Every flow of the plan, in plan order, one per (binding, role), with adjacent ranges of one
-/// component merged (CDT's even RTP and odd RTCP become 5004-5031; SIP's 5060 and 5061 over TCP
-/// become 5060-5061) when the sources are the same.
+/// The networks of named zones (a site service's `from`), smallest covering list.
+pub fn zone_sources(dep: &Deployment, zones: &[String]) -> Vec<IpNet> {
+    let nets: Vec<IpNet> = zones
+        .iter()
+        .filter_map(|n| dep.zone(n))
+        .flat_map(|z| z.cidrs.iter().copied())
+        .collect();
+    IpNet::aggregate(&nets)
+}
+
+/// Every distinct source of the flows, built once: the role's (or named zones') zone names and
+/// networks, shared by all its flows.
+#[derive(Default)]
+struct SourceTable {
+    roles: HashMap<Role, usize>,
+    zones: HashMap<Vec<String>, usize>,
+    lists: Vec<(Shared<String>, Shared<IpNet>)>,
+}
+
+impl SourceTable {
+    fn index(&mut self, dep: &Deployment, role: Role, zones: &[String]) -> usize {
+        let found = match role {
+            Role::Zones => self.zones.get(zones),
+            r => self.roles.get(&r),
+        };
+        if let Some(&i) = found {
+            return i;
+        }
+        let (names, nets) = match role {
+            Role::Zones => (zones.to_vec(), zone_sources(dep, zones)),
+            r => sources(dep, r),
+        };
+        let i = self.lists.len();
+        self.lists.push((Shared::new(names), Shared::new(nets)));
+        match role {
+            Role::Zones => self.zones.insert(zones.to_vec(), i),
+            r => self.roles.insert(r, i),
+        };
+        i
+    }
+}
+
+/// Every flow of the plan, in plan order, one per (binding, role) and one per binding for the
+/// zones a site service names, with adjacent ranges of one component merged (CDT's even RTP and
+/// odd RTCP become 5004-5031; SIP's 5060 and 5061 over TCP become 5060-5061) when the sources are
+/// the same. Site services never merge: each keeps its own name.
 pub fn flows(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Flow> {
-    let mut role_sources: BTreeMap<Role, (Vec<String>, Vec<IpNet>)> = BTreeMap::new();
+    let mut known = SourceTable::default();
+    let notes: HashMap<&str, &str> = dep
+        .services
+        .iter()
+        .map(|s| (s.name.as_str(), s.note.as_str()))
+        .collect();
     let mut out: Vec<Flow> = Vec::new();
     // Earlier flows that a new one could merge with, by everything but the ports: a lookup, not a
-    // scan of every flow so far (a 10,000-node system has tens of thousands of flows).
-    type Key = (Role, String, Vec<IpNet>, Option<String>, Transport, String);
+    // scan of every flow so far (a 10,000-node system has tens of thousands of flows). A site
+    // service's name is part of its key: services never merge.
+    type Key = (
+        usize,
+        String,
+        Vec<IpNet>,
+        Option<String>,
+        Transport,
+        String,
+        String,
+    );
     let mut by_key: HashMap<Key, Vec<usize>> = HashMap::new();
     for b in &plan.bindings {
-        let purpose = catalog
-            .component(&b.component)
-            .and_then(|c| c.port(&b.port_id))
-            .map_or_else(String::new, |p| p.usage.clone());
+        let service = b.origin == Origin::Service;
+        let purpose = if service {
+            notes
+                .get(b.port_id.as_str())
+                .copied()
+                .unwrap_or("")
+                .to_string()
+        } else {
+            catalog
+                .component(&b.component)
+                .and_then(|c| c.port(&b.port_id))
+                .map_or_else(String::new, |p| p.usage.clone())
+        };
         let (destination, workstations) = match &b.host {
             Host::Node { address, .. } => (vec![IpNet::from(*address)], false),
             Host::Workstations { cidrs, .. } => (cidrs.clone(), true),
         };
-        for &role in &b.from {
-            let (zones, nets) = role_sources
-                .entry(role)
-                .or_insert_with(|| sources(dep, role))
-                .clone();
+        let zones_source = (!b.from_zones.is_empty()).then_some(Role::Zones);
+        for role in b.from.iter().copied().chain(zones_source) {
+            let src = known.index(dep, role, &b.from_zones);
+            let (zones, nets) = &known.lists[src];
             if nets.is_empty() {
                 continue; // nobody carries the role: `check` reports it (C105)
             }
             let flow = Flow {
                 role,
-                source_zones: zones,
-                sources: nets,
+                source_zones: zones.share(),
+                sources: nets.share(),
                 node: b.host.name().to_string(),
                 destination: destination.clone(),
                 workstations,
@@ -135,12 +305,17 @@ pub fn flows(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Flow> {
                 purpose: purpose.clone(),
             };
             let key: Key = (
-                role,
+                src,
                 flow.node.clone(),
                 flow.destination.clone(),
                 flow.unit.clone(),
                 flow.transport,
                 flow.component.clone(),
+                if service {
+                    b.port_id.clone()
+                } else {
+                    String::new()
+                },
             );
             let candidates = by_key.entry(key).or_default();
             let merged = candidates
@@ -161,6 +336,83 @@ pub fn flows(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Flow> {
         }
     }
     out
+}
+
+/// The sources of a flow list once each, for the JSON document.
+#[derive(Debug, Serialize)]
+pub struct SourceSet<'a> {
+    pub role: Role,
+    pub zones: &'a [String],
+    pub cidrs: &'a [IpNet],
+}
+
+/// One flow in the JSON document: its sources by key (see [`Document`]).
+#[derive(Debug, Serialize)]
+pub struct FlowRow<'a> {
+    pub role: Role,
+    /// The key of its sources in the document's `sources`.
+    pub source: String,
+    pub node: &'a str,
+    pub destination: &'a [IpNet],
+    pub workstations: bool,
+    pub unit: &'a Option<String>,
+    pub transport: Transport,
+    #[serde(serialize_with = "ser_range")]
+    pub ports: PortRange,
+    pub component: &'a str,
+    pub port_ids: &'a [String],
+    pub purpose: &'a str,
+}
+
+/// `flows --format json`: the sources once each (a role's zones can be thousands), then the
+/// flows, each naming its sources by key. Linear in flows plus zones, never their product.
+#[derive(Debug, Serialize)]
+pub struct Document<'a> {
+    pub name: &'a str,
+    pub sources: std::collections::BTreeMap<String, SourceSet<'a>>,
+    pub flows: Vec<FlowRow<'a>>,
+}
+
+impl<'a> Document<'a> {
+    pub fn new(name: &'a str, flows: &'a [Flow]) -> Document<'a> {
+        let mut sources = std::collections::BTreeMap::new();
+        let mut rows = Vec::with_capacity(flows.len());
+        let mut last: Option<(&Shared<String>, String)> = None;
+        for f in flows {
+            // Consecutive flows mostly share their sources: reuse the key without rebuilding it.
+            let key = match &last {
+                Some((zones, key)) if zones.same(&f.source_zones) => key.clone(),
+                _ => {
+                    let key = f.source_key();
+                    last = Some((&f.source_zones, key.clone()));
+                    key
+                }
+            };
+            sources.entry(key.clone()).or_insert_with(|| SourceSet {
+                role: f.role,
+                zones: &f.source_zones[..],
+                cidrs: &f.sources[..],
+            });
+            rows.push(FlowRow {
+                role: f.role,
+                source: key,
+                node: &f.node,
+                destination: &f.destination,
+                workstations: f.workstations,
+                unit: &f.unit,
+                transport: f.transport,
+                ports: f.ports,
+                component: &f.component,
+                port_ids: &f.port_ids,
+                purpose: &f.purpose,
+            });
+        }
+        Document {
+            name,
+            sources,
+            flows: rows,
+        }
+    }
 }
 
 /// The union of two ranges when it is itself one range: adjacent or overlapping plain ranges, or
@@ -193,6 +445,7 @@ pub fn network_flows(flows: &[Flow]) -> Vec<Flow> {
         .filter(|f| {
             seen.insert((
                 f.role,
+                f.source_key(),
                 f.destination.clone(),
                 f.transport,
                 f.ports,

@@ -114,7 +114,7 @@ fn flow(
 ) -> Flow {
     Flow {
         role: Role::Clients,
-        source_zones: vec!["mixed".into()],
+        source_zones: vec!["mixed".into()].into(),
         sources: sources.iter().map(|s| net(s)).collect(),
         node: "DUAL".into(),
         destination: destination.iter().map(|s| net(s)).collect(),

@@ -52,14 +52,16 @@ pub fn zone_targets(
     zone: &str,
     node: Option<&str>,
 ) -> Vec<Endpoint> {
-    let roles: Vec<Role> = dep.zone(zone).map(|z| z.roles.clone()).unwrap_or_default();
+    let Some(zone) = dep.zone(zone) else {
+        return Vec::new();
+    };
     let mut seen = std::collections::HashSet::new();
     let mut out = Vec::new();
     for b in &plan.bindings {
         let Host::Node { node: n, address } = &b.host else {
             continue;
         };
-        if node.is_some_and(|want| want != n) || !b.from.iter().any(|r| roles.contains(r)) {
+        if node.is_some_and(|want| want != n) || !b.reachable_from(zone) {
             continue;
         }
         if seen.insert((*address, b.transport, b.ports, &b.component, &b.port_id)) {
@@ -609,9 +611,7 @@ pub fn planned_elsewhere(
                 }
                 ids.push(format!("{}.{}", b.component, b.port_id));
                 for z in &dep.zones {
-                    if z.name != zone.name
-                        && b.from.iter().any(|r| z.roles.contains(r))
-                        && !zones.contains(&z.name)
+                    if z.name != zone.name && b.reachable_from(z) && !zones.contains(&z.name)
                     {
                         zones.push(z.name.clone());
                     }

@@ -295,7 +295,7 @@ fn flows_cmd(catalog: &Catalog, args: FlowsArgs) -> Result<ExitCode> {
         })
         .collect();
     let text = match args.format {
-        Format::Json => json(&serde_json::json!({ "name": dep.name, "flows": flows }))?,
+        Format::Json => json(&crate::flows::Document::new(&dep.name, &flows))?,
         f => render::flows::grid(&flows, f).render(f, terminal_width()),
     };
     emit(&text)

@@ -2,13 +2,14 @@
 
 pub mod generate;
 pub mod raw;
+pub mod shape;
 mod validate;
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
 
-use crate::catalog::{Area, Catalog, Component, Role};
+use crate::catalog::{Area, Catalog, Component, Role, Transport};
 use crate::diag::{Diagnostics, Location, Source};
 
 pub use validate::parse;
@@ -98,6 +99,34 @@ pub struct Unit {
     pub address_location: Location,
 }
 
+/// Where a site service listens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ServiceTarget {
+    /// Every node's own address (mock nodes included).
+    AllNodes,
+    /// One node's address: an index into [`Deployment::nodes`].
+    Node(usize),
+    /// A unit's virtual IP on each of its instance nodes: an index into [`Deployment::units`].
+    Unit(usize),
+}
+
+/// A site service (`[services.NAME]`): a flow the catalog does not know, e.g. RDP to every node
+/// from the admins, SQL Server to the database node. Its bindings have origin `service`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Service {
+    pub name: String,
+    pub transport: Transport,
+    pub ports: crate::range::PortRange,
+    /// The roles that connect, in file order, each once.
+    pub from_roles: Vec<Role>,
+    /// The zones that connect (indexes into [`Deployment::zones`]), in file order, each once.
+    pub from_zones: Vec<usize>,
+    /// Where it listens, in file order, each once.
+    pub to: Vec<ServiceTarget>,
+    pub note: String,
+    pub location: Location,
+}
+
 /// A validated system model: every name it refers to exists, every value is in range.
 #[derive(Debug, Clone)]
 pub struct Deployment {
@@ -106,6 +135,8 @@ pub struct Deployment {
     pub zones: Vec<Zone>,
     pub nodes: Vec<Node>,
     pub units: Vec<Unit>,
+    /// Site services, in file order.
+    pub services: Vec<Service>,
 }
 
 impl Deployment {

@@ -17,6 +17,8 @@ pub struct RawDeployment {
     pub nodes: BTreeMap<Key, Spanned<RawNode>>,
     #[serde(default)]
     pub units: BTreeMap<Key, Spanned<RawUnit>>,
+    #[serde(default)]
+    pub services: BTreeMap<Key, Spanned<RawService>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -45,6 +47,18 @@ pub struct RawUnit {
     pub instances: Vec<Spanned<String>>,
     #[serde(default)]
     pub variables: BTreeMap<Key, Spanned<i64>>,
+}
+
+/// A site service (`[services.NAME]`): a flow the catalog does not know (RDP, SQL Server, IMAP…).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub transport: Spanned<String>,
+    /// A port (`"3389"` or `3389`) or a range `"5985-5986"`: checked in validation.
+    pub ports: Spanned<toml::Value>,
+    pub from: Spanned<Vec<Spanned<String>>>,
+    pub to: Spanned<Vec<Spanned<String>>>,
+    pub note: Option<Spanned<String>>,
 }
 
 /// Map entries in the order the file gives them (a `BTreeMap` sorts by name; spans restore order).

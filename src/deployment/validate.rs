@@ -8,9 +8,9 @@ use std::ops::Range;
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::raw::{RawDeployment, RawNode, RawUnit, in_file_order};
-use super::{Deployment, Node, Setting, Unit, Zone};
-use crate::catalog::{Catalog, Placement, PortDefault, Role, VariableKind};
+use super::raw::{RawDeployment, RawNode, RawService, RawUnit, in_file_order};
+use super::{Deployment, Node, Service, ServiceTarget, Setting, Unit, Zone};
+use crate::catalog::{Catalog, Placement, PortDefault, Role, Transport, VariableKind};
 use crate::diag::{Diagnostic, Diagnostics, Source, did_you_mean, from_toml};
 use crate::range::PortRange;
 
@@ -37,8 +37,7 @@ impl Ctx<'_> {
 
 /// Parses and validates a deployment file against a catalog.
 pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnostics> {
-    let raw: RawDeployment =
-        toml::from_str(&source.text).map_err(|e| Diagnostics(vec![from_toml(source, &e)]))?;
+    let raw = read(source)?;
     let mut cx = Ctx {
         source,
         catalog,
@@ -88,6 +87,26 @@ pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnosti
         }
     }
 
+    let names = Names {
+        zones: &zone_index,
+        zone_names: &zone_names,
+        nodes: &node_index,
+        node_names: &node_names,
+        units: units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.name.as_str(), i))
+            .collect(),
+        unit_names: units.iter().map(|u| u.name.as_str()).collect(),
+    };
+    let mut services = Vec::new();
+    for (key, raw_service) in in_file_order(raw.services) {
+        if let Some(s) = service(&mut cx, &key, raw_service.into_inner(), &names) {
+            services.push(s);
+        }
+    }
+    drop(names);
+
     if !cx.problems.is_empty() {
         return Err(Diagnostics(cx.problems));
     }
@@ -97,7 +116,49 @@ pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnosti
         zones,
         nodes,
         units,
+        services,
     })
+}
+
+/// The raw file, or every syntax and shape problem of it at once (in the file's words).
+fn read(source: &Source) -> Result<RawDeployment, Diagnostics> {
+    let (table, errors) = toml::de::DeTable::parse_recoverable(&source.text);
+    let mut problems: Vec<Diagnostic> = errors
+        .iter()
+        .map(|e| syntax(source, table.get_ref(), e))
+        .collect();
+    // A table recovered from broken syntax may miss what the broken lines held: its shape is
+    // checked once the syntax is right.
+    if problems.is_empty() {
+        super::shape::check(source, &table, &mut problems);
+    }
+    if !problems.is_empty() {
+        problems.sort_by(|a, b| a.location.cmp(&b.location));
+        return Err(Diagnostics(problems));
+    }
+    // serde reads the tree already parsed: the file is parsed once.
+    use serde::Deserialize as _;
+    RawDeployment::deserialize(toml::de::Deserializer::from(table))
+        .map_err(|e| Diagnostics(vec![from_toml(source, &e)]))
+}
+
+/// A syntax error; a duplicate key also says where the key was first defined.
+fn syntax(source: &Source, table: &toml::de::DeTable, e: &toml::de::Error) -> Diagnostic {
+    let d = from_toml(source, e);
+    let Some(span) = e.span() else { return d };
+    if !e.message().trim_start().starts_with("duplicate key") {
+        return d;
+    }
+    let key = source.text.get(span.clone()).unwrap_or("").trim();
+    let mut d = Diagnostic::error("E001", format!("`{key}` is defined twice")).at(source, &span);
+    d.hint = Some(match super::shape::first_definition(source, table, &span) {
+        Some(first) => format!(
+            "first defined at {}; keep one of the two",
+            source.locate(&first)
+        ),
+        None => "keep one of the two definitions".to_string(),
+    });
+    d
 }
 
 fn check_name(
@@ -546,6 +607,222 @@ fn check_areas(cx: &mut Ctx, raw: &RawUnit, packages: &[String], settings: &[Set
                     format!("lower `{streams_name}` to at most {max_streams}, or move `{first_name}` down"),
                 );
             }
+        }
+    }
+}
+
+/// The names a service may refer to.
+struct Names<'a> {
+    zones: &'a HashMap<&'a str, usize>,
+    zone_names: &'a [&'a str],
+    nodes: &'a HashMap<&'a str, usize>,
+    node_names: &'a [&'a str],
+    units: HashMap<&'a str, usize>,
+    unit_names: Vec<&'a str>,
+}
+
+/// The word `to` takes for every node's own address.
+pub const ALL_NODES: &str = "all-nodes";
+
+fn service(cx: &mut Ctx, key: &Spanned<String>, raw: RawService, names: &Names) -> Option<Service> {
+    let ok_name = check_name(
+        cx,
+        key,
+        "service",
+        |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_',
+        "service names use letters, digits, `-` and `_` (they name rules: `service.NAME`)",
+    );
+    let transport = match raw.transport.get_ref().as_str() {
+        "tcp" => Some(Transport::Tcp),
+        "udp" => Some(Transport::Udp),
+        other => {
+            let lower = other.trim().to_ascii_lowercase();
+            let hint = if lower == "tcp" || lower == "udp" {
+                format!("write it in lower case: \"{lower}\"")
+            } else {
+                "a service's transport is \"tcp\" or \"udp\" (TLS, HTTP and HTTPS run over \"tcp\"); for both, write two services".to_string()
+            };
+            cx.err(
+                "E022",
+                raw.transport.span(),
+                format!("unknown transport `{other}`"),
+                hint,
+            );
+            None
+        }
+    };
+    let ports = service_ports(cx, &raw.ports);
+    if raw.from.get_ref().is_empty() {
+        cx.err(
+            "E022",
+            raw.from.span(),
+            format!("service `{}` has no sources", key.get_ref()),
+            "list the roles or zones that connect, e.g. from = [\"admins\"]".to_string(),
+        );
+    }
+    let mut from_roles = Vec::new();
+    let mut from_zones = Vec::new();
+    for f in raw.from.get_ref() {
+        let word = f.get_ref().as_str();
+        // A role first: the sources of a role include every zone that carries it.
+        if let Some(role) = Role::parse(word) {
+            if from_roles.contains(&role) {
+                cx.err(
+                    "E021",
+                    f.span(),
+                    format!("`{word}` is listed twice"),
+                    "list each source once".to_string(),
+                );
+            } else {
+                from_roles.push(role);
+            }
+        } else if let Some(&z) = names.zones.get(word) {
+            if from_zones.contains(&z) {
+                cx.err(
+                    "E021",
+                    f.span(),
+                    format!("`{word}` is listed twice"),
+                    "list each source once".to_string(),
+                );
+            } else {
+                from_zones.push(z);
+            }
+        } else {
+            let known: Vec<&str> = Role::ALL
+                .iter()
+                .map(|r| r.as_str())
+                .chain(names.zone_names.iter().copied())
+                .collect();
+            cx.err(
+                "E023",
+                f.span(),
+                format!("`{word}` is neither a role nor a zone"),
+                did_you_mean(word, known.iter().copied()),
+            );
+        }
+    }
+    if raw.to.get_ref().is_empty() {
+        cx.err(
+            "E022",
+            raw.to.span(),
+            format!("service `{}` has no destinations", key.get_ref()),
+            format!("list nodes or units, or \"{ALL_NODES}\", e.g. to = [\"{ALL_NODES}\"]"),
+        );
+    }
+    let mut to = Vec::new();
+    for t in raw.to.get_ref() {
+        let word = t.get_ref().as_str();
+        let target = match (word, names.nodes.get(word), names.units.get(word)) {
+            (ALL_NODES, _, _) => Some(ServiceTarget::AllNodes),
+            (_, Some(_), Some(_)) => {
+                cx.err(
+                    "E023",
+                    t.span(),
+                    format!("`{word}` names both a node and a unit"),
+                    "rename the unit: a destination must be one or the other".to_string(),
+                );
+                continue;
+            }
+            (_, Some(&n), None) => Some(ServiceTarget::Node(n)),
+            (_, None, Some(&u)) => Some(ServiceTarget::Unit(u)),
+            (_, None, None) => {
+                let known: Vec<&str> = std::iter::once(ALL_NODES)
+                    .chain(names.node_names.iter().copied())
+                    .chain(names.unit_names.iter().copied())
+                    .collect();
+                cx.err(
+                    "E023",
+                    t.span(),
+                    format!("`{word}` is neither a node nor a unit"),
+                    did_you_mean(word, known.iter().copied()),
+                );
+                None
+            }
+        };
+        if let Some(target) = target {
+            if to.contains(&target) {
+                cx.err(
+                    "E021",
+                    t.span(),
+                    format!("`{word}` is listed twice"),
+                    "list each destination once".to_string(),
+                );
+            } else {
+                to.push(target);
+            }
+        }
+    }
+    Some(Service {
+        name: key.get_ref().clone(),
+        transport: transport?,
+        ports: ports?,
+        from_roles,
+        from_zones,
+        to,
+        note: raw.note.map(|n| n.into_inner()).unwrap_or_default(),
+        location: cx.source.locate(&key.span()),
+    })
+    .filter(|_| ok_name)
+}
+
+/// A service's `ports`: a whole number, or text holding a port or a range `a-b`.
+fn service_ports(cx: &mut Ctx, raw: &Spanned<toml::Value>) -> Option<PortRange> {
+    let hint = "a port 1-65535 (\"3389\") or a range \"first-last\" (\"5985-5986\")";
+    let port = |cx: &mut Ctx, text: &str| -> Option<u16> {
+        match text.trim().parse::<u32>() {
+            Ok(p @ 1..=65535) => Some(p as u16),
+            Ok(p) => {
+                cx.err(
+                    "E022",
+                    raw.span(),
+                    format!("port {p} is out of range"),
+                    hint.to_string(),
+                );
+                None
+            }
+            Err(_) => {
+                cx.err(
+                    "E022",
+                    raw.span(),
+                    format!("`{}` is not a port number", text.trim()),
+                    hint.to_string(),
+                );
+                None
+            }
+        }
+    };
+    match raw.get_ref() {
+        toml::Value::Integer(p) => port(cx, &p.to_string()).and_then(|p| PortRange::single(p).ok()),
+        toml::Value::String(text) => {
+            let (lo, hi) = match text.split_once('-') {
+                Some((a, b)) => (port(cx, a)?, port(cx, b)?),
+                None => {
+                    let p = port(cx, text)?;
+                    (p, p)
+                }
+            };
+            if lo > hi {
+                cx.err(
+                    "E022",
+                    raw.span(),
+                    format!("the range {lo}-{hi} runs backwards"),
+                    format!("write it first-last: \"{hi}-{lo}\""),
+                );
+                return None;
+            }
+            PortRange::new(lo, hi, None).ok()
+        }
+        other => {
+            cx.err(
+                "E003",
+                raw.span(),
+                format!(
+                    "`ports` must be a string or a whole number, not {}",
+                    crate::diag::toml_kind(other)
+                ),
+                hint.to_string(),
+            );
+            None
         }
     }
 }

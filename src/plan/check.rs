@@ -76,6 +76,24 @@ pub const CHECKS: &[(&str, &str, Severity, &str)] = &[
         Severity::Warning,
         "a HAC variable is set on a node without HAC",
     ),
+    (
+        "C111",
+        "package-twice-on-node",
+        Severity::Warning,
+        "the same package is in two units that share a node",
+    ),
+    (
+        "C112",
+        "overlapping-zones",
+        Severity::Warning,
+        "the CIDRs of two zones overlap: a source is counted in both",
+    ),
+    (
+        "C113",
+        "service-clash",
+        Severity::Error,
+        "a site service listens on a port a component (or another service) uses",
+    ),
 ];
 
 /// Something involved in a finding.
@@ -158,19 +176,18 @@ impl<'d> Locator<'d> {
     /// The line that gave a binding its value: the variable, else the unit or node.
     fn binding(&self, b: &Binding) -> Place {
         let what = format!("{}.{}", b.component, b.port_id);
+        if b.origin == Origin::Service {
+            return service_place(self.dep, b);
+        }
+        // Lookups by name, not scans: a large system can have a finding per binding.
         let settings = match (&b.unit, &b.host) {
-            (Some(u), _) => self
-                .dep
-                .units
-                .iter()
-                .find(|x| &x.name == u)
-                .map(|u| &u.variables),
-            (None, Host::Node { node, .. }) => self.dep.node(node).map(|n| &n.variables),
+            (Some(u), _) => self.units.get(u.as_str()).map(|u| &u.variables),
+            (None, Host::Node { node, .. }) => self.nodes.get(node.as_str()).map(|n| &n.variables),
             (None, Host::Workstations { .. }) => None,
         };
         let var = match &b.origin {
             Origin::UnitVariable(v) | Origin::NodeVariable(v) => v.first(),
-            Origin::Default => None,
+            Origin::Default | Origin::Service => None,
         };
         if let (Some(var), Some(settings)) = (var, settings) {
             if let Some(s) = settings.iter().find(|s| &s.name == var) {
@@ -180,11 +197,7 @@ impl<'d> Locator<'d> {
                 };
             }
         }
-        if let Some(u) = b
-            .unit
-            .as_ref()
-            .and_then(|u| self.dep.units.iter().find(|x| &x.name == u))
-        {
+        if let Some(u) = b.unit.as_ref().and_then(|u| self.units.get(u.as_str())) {
             let at = u
                 .packages
                 .iter()
@@ -214,6 +227,9 @@ pub fn check(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Finding> {
     roles_without_zone(dep, catalog, plan, &loc, &mut out);
     single_instances(dep, &loc, &mut out);
     dynamic_range(plan, &loc, &mut out);
+    packages_twice_on_node(dep, &loc, &mut out);
+    overlapping_zones(dep, &mut out);
+    service_clashes(plan, &loc, &mut out);
     for u in &plan.unset {
         out.push(finding(
             "C108",
@@ -232,9 +248,11 @@ pub fn check(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Finding> {
     out
 }
 
-/// Bindings on server hosts, keyed for the sweeps.
+/// Bindings of catalog components on server hosts, keyed for the sweeps (site services have
+/// their own check, C113).
 fn server_bindings(plan: &Plan) -> impl Iterator<Item = (&str, IpAddr, &Binding)> {
     plan.bindings.iter().filter_map(|b| match &b.host {
+        Host::Node { .. } if b.origin == Origin::Service => None,
         Host::Node { node, address } => Some((node.as_str(), *address, b)),
         Host::Workstations { .. } => None,
     })
@@ -553,5 +571,318 @@ fn dynamic_range(plan: &Plan, loc: &Locator, out: &mut Vec<Finding>) {
                 ));
             }
         }
+    }
+}
+
+/// Where a site service is defined.
+fn service_place(dep: &Deployment, b: &Binding) -> Place {
+    let at = dep.services.iter().find(|s| s.name == b.port_id);
+    Place {
+        what: format!(
+            "{}.{} = {} {} (site service)",
+            b.component,
+            b.port_id,
+            b.transport.as_str(),
+            b.ports
+        ),
+        location: at.map(|s| s.location.clone()),
+    }
+}
+
+/// C111: two units holding the same package with an instance on one node. IA installs a unit's
+/// packages on every node holding an instance of it, so that node runs two copies of the package
+/// (inference from the IA model: packages are installed per unit, instances per node). The copies
+/// need distinct ports and do not stand in for each other.
+fn packages_twice_on_node(dep: &Deployment, loc: &Locator, out: &mut Vec<Finding>) {
+    // (node, package) -> the first unit holding it there: one pass over instances × packages.
+    let mut first: std::collections::HashMap<(usize, &str), &str> =
+        std::collections::HashMap::new();
+    let mut reported = HashSet::new();
+    for u in &dep.units {
+        for &n in &u.instances {
+            for p in &u.packages {
+                match first.get(&(n, p.as_str())) {
+                    None => {
+                        first.insert((n, p.as_str()), u.name.as_str());
+                    }
+                    Some(&other) if other != u.name => {
+                        // One finding per (package, pair of units), naming the shared nodes.
+                        if !reported.insert((p.as_str(), other, u.name.as_str())) {
+                            continue;
+                        }
+                        let shared: Vec<&str> = u
+                            .instances
+                            .iter()
+                            .filter(|&&i| first.get(&(i, p.as_str())) == Some(&other))
+                            .map(|&i| dep.nodes[i].name.as_str())
+                            .collect();
+                        out.push(finding(
+                            "C111",
+                            format!(
+                                "{p} is in units {other} and {} that both have an instance on {}",
+                                u.name,
+                                shared.join(", ")
+                            ),
+                            vec![loc.package(other, p), loc.package(&u.name, p)],
+                            format!(
+                                "IA installs {p} with each unit on every node holding an instance, so {} would run two copies of it: they need distinct ports (C101/C102) and are not each other's failover; keep {p} in one unit unless two copies are meant",
+                                dep.nodes[n].name
+                            ),
+                        ));
+                    }
+                    Some(_) => {}
+                }
+            }
+        }
+    }
+}
+
+/// C112: zones whose CIDRs overlap. CIDRs nest or are disjoint, so one sort by (network,
+/// prefix) and a stack of the enclosing networks finds every container: O(n log n) (the stack
+/// holds nested networks only: at most one per prefix length and zone).
+/// A zone of the whole address space (`0.0.0.0/0`, `::/0`: "anywhere", e.g. web visitors) is
+/// meant to contain the others and is left out.
+fn overlapping_zones(dep: &Deployment, out: &mut Vec<Finding>) {
+    let mut nets: Vec<(ipnet::IpNet, usize)> = dep
+        .zones
+        .iter()
+        .enumerate()
+        .flat_map(|(z, zone)| zone.cidrs.iter().map(move |c| (*c, z)))
+        .filter(|(c, _)| c.prefix_len() > 0)
+        .collect();
+    nets.sort_by(|a, b| {
+        (a.0.network(), a.0.prefix_len(), a.1).cmp(&(b.0.network(), b.0.prefix_len(), b.1))
+    });
+    let mut stack: Vec<(ipnet::IpNet, usize)> = Vec::new();
+    // (outer zone, inner zone) -> the first pair of networks found, in sweep order.
+    let mut pairs: BTreeMap<(usize, usize), (ipnet::IpNet, ipnet::IpNet)> = BTreeMap::new();
+    for &(net, z) in &nets {
+        while stack.last().is_some_and(|(outer, _)| !outer.contains(&net)) {
+            stack.pop();
+        }
+        // Every container of another zone: the stack is at most 129 deep (one network per
+        // prefix length and zone at most), so this stays O(n log n).
+        for &(outer, oz) in stack.iter().rev().filter(|(_, oz)| *oz != z) {
+            let key = (oz.min(z), oz.max(z));
+            pairs.entry(key).or_insert((outer, net));
+        }
+        stack.push((net, z));
+    }
+    for ((a, b), (outer, inner)) in pairs {
+        let (za, zb) = (&dep.zones[a], &dep.zones[b]);
+        let what = if outer == inner {
+            format!("both list {outer}")
+        } else {
+            format!("{inner} lies inside {outer}")
+        };
+        out.push(finding(
+            "C112",
+            format!("zones {} and {} overlap: {what}", za.name, zb.name),
+            [za, zb]
+                .iter()
+                .map(|z| Place {
+                    what: format!("zone {}", z.name),
+                    location: Some(z.location.clone()),
+                })
+                .collect(),
+            "a source in both zones gets the flows of both (and `probe --from` tests either); give each network to one zone".to_string(),
+        ));
+    }
+}
+
+/// C113: a site service on a port that a component or another service uses on the same node.
+/// On one address it is a clash (error); across addresses of one node it is a warning, since a
+/// Windows service like RDP or SQL Server usually binds every address.
+fn service_clashes(plan: &Plan, loc: &Locator, out: &mut Vec<Finding>) {
+    // Only the nodes a service listens on are compared.
+    let nodes: HashSet<&str> = plan
+        .bindings
+        .iter()
+        .filter(|b| b.origin == Origin::Service)
+        .map(|b| b.host.name())
+        .collect();
+    if nodes.is_empty() {
+        return;
+    }
+    let mut by_node: BTreeMap<(&str, Transport), Vec<(IpAddr, &Binding)>> = BTreeMap::new();
+    let mut seen = HashSet::new();
+    for b in &plan.bindings {
+        if let Host::Node { node, address } = &b.host {
+            if !nodes.contains(node.as_str()) {
+                continue;
+            }
+            if seen.insert((
+                node.as_str(),
+                *address,
+                &b.component,
+                &b.port_id,
+                b.transport,
+            )) {
+                by_node
+                    .entry((node.as_str(), b.transport))
+                    .or_default()
+                    .push((*address, b));
+            }
+        }
+    }
+    // A unit on two nodes gives the same pair on each: report it once per address pair.
+    let mut reported = HashSet::new();
+    for ((node, transport), group) in &by_node {
+        if !group.iter().any(|(_, b)| b.origin == Origin::Service) {
+            continue;
+        }
+        let ranges: Vec<PortRange> = group.iter().map(|(_, b)| b.ports).collect();
+        for (i, j) in overlapping_pairs(&ranges) {
+            let ((aa, a), (ab, b)) = (group[i], group[j]);
+            if a.origin != Origin::Service && b.origin != Origin::Service {
+                continue; // components among themselves: C101, C102
+            }
+            // The service second, whatever order the plan has.
+            let ((aa, a), (ab, b)) = if a.origin == Origin::Service && b.origin != Origin::Service {
+                ((ab, b), (aa, a))
+            } else {
+                ((aa, a), (ab, b))
+            };
+            let key = (aa, ab, &a.component, &a.port_id, &b.port_id, *transport);
+            if aa == ab && !reported.insert(key) {
+                continue;
+            }
+            let port = a.ports.first_common(&b.ports).expect("overlapping");
+            let mut f = if aa == ab {
+                finding(
+                    "C113",
+                    format!(
+                        "service {} and {}.{} both listen on {aa} {} port {port} (node {node})",
+                        b.port_id,
+                        a.component,
+                        a.port_id,
+                        transport.as_str()
+                    ),
+                    vec![loc.binding(b), loc.binding(a)],
+                    format!(
+                        "move service {} to another port, or the other to another port",
+                        b.port_id
+                    ),
+                )
+            } else {
+                let mut f = finding(
+                    "C113",
+                    format!(
+                        "node {node}: service {} on {ab} and {}.{} on {aa} share {} port {port}",
+                        b.port_id,
+                        a.component,
+                        a.port_id,
+                        transport.as_str()
+                    ),
+                    vec![loc.binding(b), loc.binding(a)],
+                    "they clash if the service binds every address of the node (most Windows services do); give one another port if in doubt".to_string(),
+                );
+                f.severity = Severity::Warning;
+                f
+            };
+            f.places.dedup();
+            out.push(f);
+        }
+    }
+}
+
+#[cfg(test)]
+mod site_tests {
+    use super::*;
+    use crate::deployment::Zone;
+    use crate::diag::Source;
+
+    fn dep(zones: Vec<Vec<ipnet::IpNet>>) -> Deployment {
+        let loc = Location {
+            file: "t".into(),
+            line: 1,
+            column: 1,
+        };
+        Deployment {
+            name: "t".into(),
+            source: Source::new("t", ""),
+            zones: zones
+                .into_iter()
+                .enumerate()
+                .map(|(i, cidrs)| Zone {
+                    name: format!("z{i}"),
+                    cidrs,
+                    roles: vec![],
+                    location: loc.clone(),
+                })
+                .collect(),
+            nodes: vec![],
+            units: vec![],
+            services: vec![],
+        }
+    }
+
+    /// The sweep of C112 finds exactly the pairs of zones that a comparison of every pair of
+    /// networks finds (whole-space networks left out), on many small random systems.
+    #[test]
+    fn overlapping_zones_sweep_matches_every_pair() {
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for _ in 0..300 {
+            let zones: Vec<Vec<ipnet::IpNet>> = (0..(next() % 6 + 1))
+                .map(|_| {
+                    (0..(next() % 3 + 1))
+                        .map(|_| {
+                            let prefix = (next() % 9) as u8 + 20; // /20 to /28 inside 10.0.0.0/20
+                            let addr =
+                                std::net::Ipv4Addr::from(0x0a00_0000 | (next() as u32 & 0x0fff));
+                            ipnet::IpNet::V4(ipnet::Ipv4Net::new(addr, prefix).unwrap().trunc())
+                        })
+                        .collect()
+                })
+                .collect();
+            let d = dep(zones.clone());
+            let mut out = Vec::new();
+            overlapping_zones(&d, &mut out);
+            let mut got: Vec<String> = out
+                .iter()
+                .map(|f| {
+                    let z: Vec<&str> = f.places.iter().map(|p| p.what.as_str()).collect();
+                    z.join("+")
+                })
+                .collect();
+            got.sort();
+            let mut want = Vec::new();
+            for a in 0..zones.len() {
+                for b in a + 1..zones.len() {
+                    let hit = zones[a].iter().any(|x| {
+                        zones[b]
+                            .iter()
+                            .any(|y| x.contains(&y.network()) || y.contains(&x.network()))
+                    });
+                    if hit {
+                        want.push(format!("zone z{a}+zone z{b}"));
+                    }
+                }
+            }
+            want.sort();
+            assert_eq!(got, want, "{zones:?}");
+        }
+    }
+
+    #[test]
+    fn whole_space_zones_are_left_out() {
+        let any: ipnet::IpNet = "0.0.0.0/0".parse().unwrap();
+        let lan: ipnet::IpNet = "10.1.0.0/24".parse().unwrap();
+        let mut out = Vec::new();
+        overlapping_zones(&dep(vec![vec![any], vec![lan]]), &mut out);
+        assert!(out.is_empty(), "{out:?}");
+        overlapping_zones(&dep(vec![vec![lan], vec![lan]]), &mut out);
+        assert_eq!(out.len(), 1);
+        assert!(
+            out[0].message.contains("both list 10.1.0.0/24"),
+            "{}",
+            out[0].message
+        );
     }
 }

@@ -54,6 +54,8 @@ pub enum Origin {
     UnitVariable(Vec<String>),
     /// Deployment variables of the node (names).
     NodeVariable(Vec<String>),
+    /// A site service of the deployment file (`[services.NAME]`): component `service`, port id NAME.
+    Service,
 }
 
 impl Origin {
@@ -73,6 +75,7 @@ impl Origin {
             Origin::Default => "default".into(),
             Origin::UnitVariable(v) => format!("unit: {}", strip(v)),
             Origin::NodeVariable(v) => format!("node: {}", strip(v)),
+            Origin::Service => "service".into(),
         }
     }
 
@@ -81,6 +84,7 @@ impl Origin {
             Origin::Default => "default".into(),
             Origin::UnitVariable(v) => format!("unit variable {}", v.join(", ")),
             Origin::NodeVariable(v) => format!("node variable {}", v.join(", ")),
+            Origin::Service => "site service".into(),
         }
     }
 }
@@ -96,8 +100,20 @@ pub struct Binding {
     pub transport: Transport,
     pub ports: PortRange,
     pub origin: Origin,
-    /// Who connects (the catalog's roles).
+    /// Who connects (the catalog's roles; a service's roles).
     pub from: Vec<Role>,
+    /// Zones that connect by name (only site services name zones), in file order.
+    pub from_zones: Vec<String>,
+}
+
+/// The component name of every site-service binding: its flows and rules read `service.NAME`.
+pub const SERVICE_COMPONENT: &str = "service";
+
+impl Binding {
+    /// Whether traffic from `zone` is meant to reach this binding: a role it carries, or its name.
+    pub fn reachable_from(&self, zone: &crate::deployment::Zone) -> bool {
+        self.from.iter().any(|r| zone.roles.contains(r)) || self.from_zones.contains(&zone.name)
+    }
 }
 
 impl Serialize for Binding {
@@ -125,6 +141,9 @@ impl Serialize for Binding {
         st.serialize_field("parity", &self.ports.parity())?;
         st.serialize_field("origin", &self.origin)?;
         st.serialize_field("from", &self.from)?;
+        if !self.from_zones.is_empty() {
+            st.serialize_field("from_zones", &self.from_zones)?;
+        }
         st.end()
     }
 }

@@ -2,7 +2,7 @@
 
 use super::{Binding, Host, Origin, Plan, Unset};
 use crate::catalog::{Catalog, Component, Placement, PortDefault};
-use crate::deployment::{Deployment, Setting, area_values};
+use crate::deployment::{Deployment, Service, ServiceTarget, Setting, area_values};
 use crate::range::PortRange;
 
 /// The effective port of `port` given the settings in force, or `None` when it has no value.
@@ -59,6 +59,7 @@ fn bind<'c>(
                     origin(used)
                 },
                 from: p.from.clone(),
+                from_zones: Vec::new(),
             });
         }
     }
@@ -73,7 +74,30 @@ pub fn resolve(deployment: &Deployment, catalog: &Catalog) -> Plan {
             units_of[n].push(unit);
         }
     }
-    for (node, units) in deployment.nodes.iter().zip(&units_of) {
+    // Site services per node, with the address each binds there: one pass over the targets.
+    let mut services_of: Vec<Vec<(&Service, std::net::IpAddr, Option<&String>)>> =
+        vec![Vec::new(); deployment.nodes.len()];
+    for s in &deployment.services {
+        for t in &s.to {
+            match *t {
+                ServiceTarget::AllNodes => {
+                    for (i, n) in deployment.nodes.iter().enumerate() {
+                        services_of[i].push((s, n.address, None));
+                    }
+                }
+                ServiceTarget::Node(i) => {
+                    services_of[i].push((s, deployment.nodes[i].address, None));
+                }
+                ServiceTarget::Unit(u) => {
+                    let unit = &deployment.units[u];
+                    for &i in &unit.instances {
+                        services_of[i].push((s, unit.address, Some(&unit.name)));
+                    }
+                }
+            }
+        }
+    }
+    for ((node, units), services) in deployment.nodes.iter().zip(&units_of).zip(&services_of) {
         let here = |address| Host::Node {
             node: node.name.clone(),
             address,
@@ -107,6 +131,28 @@ pub fn resolve(deployment: &Deployment, catalog: &Catalog) -> Plan {
                 &unit.variables,
                 Origin::UnitVariable,
             );
+        }
+        let mut seen = std::collections::HashSet::new();
+        for &(s, address, unit) in services {
+            // `to = ["all-nodes", "DB1"]` names DB1 twice: one binding.
+            if !seen.insert((&s.name, address, unit)) {
+                continue;
+            }
+            plan.bindings.push(Binding {
+                host: here(address),
+                unit: unit.cloned(),
+                component: super::SERVICE_COMPONENT.to_string(),
+                port_id: s.name.clone(),
+                transport: s.transport,
+                ports: s.ports,
+                origin: Origin::Service,
+                from: s.from_roles.clone(),
+                from_zones: s
+                    .from_zones
+                    .iter()
+                    .map(|&z| deployment.zones[z].name.clone())
+                    .collect(),
+            });
         }
     }
     for unit in &deployment.units {
@@ -151,6 +197,7 @@ pub fn resolve(deployment: &Deployment, catalog: &Catalog) -> Plan {
                     ports: default.range(),
                     origin: Origin::Default,
                     from: p.from.clone(),
+                    from_zones: Vec::new(),
                 });
             }
         }

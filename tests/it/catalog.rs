@@ -341,7 +341,7 @@ fn broken_catalog_unknown_key() {
             "usage = \"Internal\"",
             "usage = \"Internal\"\ncolour = \"red\"",
         ),
-        &["bad.toml:14:1", "error[E002]", "unknown field `colour`"],
+        &["bad.toml:14:1", "error[E002]", "unknown key `colour`"],
     );
 }
 
@@ -349,7 +349,11 @@ fn broken_catalog_unknown_key() {
 fn broken_catalog_wrong_type() {
     assert_rejected(
         &broken("configurable = true", "configurable = \"yes\""),
-        &["bad.toml:12:16", "error[E003]", "invalid type"],
+        &[
+            "bad.toml:12:16",
+            "error[E003]",
+            "this value must be true or false, not a string (\"yes\")",
+        ],
     );
 }
 
@@ -357,7 +361,7 @@ fn broken_catalog_wrong_type() {
 fn broken_catalog_unknown_role() {
     assert_rejected(
         &broken("from = [\"servers\"]", "from = [\"sevrers\"]"),
-        &["bad.toml:14:9", "unknown variant `sevrers`"],
+        &["bad.toml:14:9", "unknown value `sevrers`"],
     );
 }
 

@@ -85,7 +85,10 @@ fn syntax_duplicate_key() {
         "zone = \"dc\"\n\n[nodes.APP2]",
         "zone = \"dc\"\nzone = \"dc\"\n\n[nodes.APP2]",
         2,
-        &["t.toml:14:1: error[E001]", "duplicate key"],
+        &[
+            "t.toml:14:1: error[E001]: `zone` is defined twice",
+            "first defined at t.toml:13:1",
+        ],
     );
 }
 
@@ -97,7 +100,8 @@ fn wrong_type_address() {
         2,
         &[
             "t.toml:12:11: error[E003]",
-            "invalid type: integer `10`, expected a string",
+            "`nodes.APP1.address` must be a string, not a whole number",
+            "put it in quotes: \"10\"",
         ],
     );
 }
@@ -110,7 +114,7 @@ fn wrong_type_packages() {
         2,
         &[
             "t.toml:21:12: error[E003]",
-            "invalid type: string \"agent-server\", expected a sequence",
+            "`units.CORE.packages` must be a list of strings, not a string",
         ],
     );
 }
@@ -121,7 +125,7 @@ fn wrong_type_hac() {
         "zone = \"dc\"\n\n[nodes.APP2]",
         "zone = \"dc\"\nhac = \"no\"\n\n[nodes.APP2]",
         2,
-        &["t.toml:14:7: error[E003]", "expected a boolean"],
+        &["t.toml:14:7: error[E003]: `nodes.APP1.hac` must be true or false, not a string"],
     );
 }
 
@@ -133,7 +137,8 @@ fn wrong_type_variable_value() {
         2,
         &[
             "t.toml:25:51: error[E003]",
-            "invalid type: string \"100\", expected i64",
+            "must be a whole number, not a string",
+            "write the number without quotes",
         ],
     );
 }
@@ -146,7 +151,8 @@ fn unknown_top_level_key() {
         2,
         &[
             "t.toml:1:1: error[E002]",
-            "unknown field `nmae`, expected one of `name`, `zones`, `nodes`, `units`",
+            "unknown key `nmae` at the top of the file",
+            "did you mean `name`? (keys here: name, zones, nodes, units, services)",
         ],
     );
 }
@@ -157,7 +163,10 @@ fn unknown_node_key() {
         "address = \"10.1.0.12\"",
         "adress = \"10.1.0.12\"",
         2,
-        &["t.toml:16:1: error[E002]", "unknown field `adress`"],
+        &[
+            "t.toml:16:1: error[E002]: unknown key `adress` in [nodes.APP2]",
+            "did you mean `address`?",
+        ],
     );
 }
 
@@ -167,7 +176,10 @@ fn unknown_unit_key() {
         "instances = [",
         "instance = [",
         2,
-        &["t.toml:22:1: error[E002]", "unknown field `instance`"],
+        &[
+            "t.toml:22:1: error[E002]: unknown key `instance` in [units.CORE]",
+            "did you mean `instances`?",
+        ],
     );
 }
 
@@ -177,7 +189,10 @@ fn missing_zone_of_node() {
         "zone = \"dc\"\n\n[nodes.APP2]",
         "\n[nodes.APP2]",
         2,
-        &["t.toml:11:1: error[E003]", "missing field `zone`"],
+        &[
+            "t.toml:11:1: error[E003]: [nodes.APP1] has no `zone`",
+            "add `zone = …` (a string)",
+        ],
     );
 }
 
@@ -635,10 +650,11 @@ mod no_panics {
     use scc_ports::catalog::Catalog;
     use scc_ports::diag::Source;
 
-    const EXAMPLES: [&str; 3] = [
+    const EXAMPLES: [&str; 4] = [
         include_str!("../../examples/all-in-one.toml"),
         include_str!("../../examples/redundant.toml"),
         include_str!("../../examples/large.toml"),
+        include_str!("../../examples/services.toml"),
     ];
 
     /// An example file with a few characters deleted, replaced or inserted: near-valid input is
@@ -651,7 +667,7 @@ mod no_panics {
                 '"', '[', ']', '=', '.', ',', '0', '9', '\n', 'A', '-', 'é', '\0', ' ',
             ]),
         );
-        (0usize..3, prop::collection::vec(edit, 1..6)).prop_map(|(which, edits)| {
+        (0usize..EXAMPLES.len(), prop::collection::vec(edit, 1..6)).prop_map(|(which, edits)| {
             let mut chars: Vec<char> = EXAMPLES[which].chars().collect();
             for (at, kind, c) in edits {
                 let i = at
@@ -694,4 +710,79 @@ mod no_panics {
             let _ = Catalog::parse(&Source::new("c.toml", text));
         }
     }
+}
+
+/// Every type problem of a file at once, each located, in the file's words: no serde or Rust
+/// terms ("invalid type", "integer", "sequence", "u16", "i64", "struct").
+#[test]
+fn every_type_problem_at_once_in_the_files_words() {
+    let text = GOOD
+        .replacen("name = \"t\"", "name = 5", 1)
+        .replacen("cidrs = [\"10.20.0.0/16\"]", "cidrs = \"10.20.0.0/16\"", 1)
+        .replacen("roles = [\"clients\"]", "roles = [\"clients\", 3]", 1)
+        .replacen("address = \"10.1.0.12\"", "address = 10", 1)
+        .replacen(
+            "zone = \"dc\"\n\n[units",
+            "zone = \"dc\"\nhac = \"no\"\n\n[units",
+            1,
+        )
+        .replacen("= 100", "= 1.5", 1);
+    let out = Test::new()
+        .file("t.toml", &text)
+        .args(["check", "t.toml"])
+        .status(2)
+        .run();
+    for want in [
+        "t.toml:1:8: error[E003]: `name` must be a string, not a whole number",
+        "t.toml:8:9: error[E003]: `zones.agents.cidrs` must be a list of strings, not a string",
+        "write a list in brackets, even for one item",
+        "t.toml:9:21: error[E003]: `zones.agents.roles` must be a list of strings, but item 2 is a whole number",
+        "t.toml:16:11: error[E003]: `nodes.APP2.address` must be a string, not a whole number",
+        "t.toml:18:7: error[E003]: `nodes.APP2.hac` must be true or false, not a string",
+        "error[E003]: `units.CORE.variables.\"media-routing-server.max-simultaneous-prompts\"` must be a whole number, not a decimal number",
+    ] {
+        assert!(out.stderr.contains(want), "lacks {want:?}:\n{}", out.stderr);
+    }
+    assert_eq!(
+        out.stderr.matches("error[E003]").count(),
+        6,
+        "{}",
+        out.stderr
+    );
+    for serde_word in [
+        "invalid type",
+        "integer",
+        "sequence",
+        "i64",
+        "u16",
+        "struct",
+        "expected a",
+    ] {
+        assert!(
+            !out.stderr.contains(serde_word),
+            "{serde_word}:\n{}",
+            out.stderr
+        );
+    }
+}
+
+/// A table defined twice points at the first definition.
+#[test]
+fn duplicate_table_points_at_the_first() {
+    let text = format!("{GOOD}\n[nodes.APP1]\naddress = \"10.1.0.13\"\nzone = \"dc\"\n");
+    let out = Test::new()
+        .file("t.toml", &text)
+        .args(["check", "t.toml"])
+        .status(2)
+        .run();
+    assert!(
+        out.stderr.contains("`APP1` is defined twice"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains("first defined at t.toml:11:1"),
+        "{}",
+        out.stderr
+    );
 }

@@ -77,3 +77,37 @@ fn csv_firewall_every_mode_every_example() {
         }
     }
 }
+
+/// The site services example through every listing command: `service.NAME` bindings with origin
+/// `service`, their flows (RDP to every node, SQL Server to the mock database node, IMAP from a
+/// zone named in `from`, WinRM to a unit's virtual IP), and the checks.
+#[test]
+fn services_example_plan_check_flows() {
+    let e = "services";
+    for format in ["table", "json", "csv"] {
+        for command in ["plan", "flows"] {
+            let out = Test::new()
+                .args([command, &example(e), "--format", format])
+                .run();
+            assert!(
+                out.stdout.contains("rdp"),
+                "{command} {format}: {}",
+                out.stdout
+            );
+            insta::assert_snapshot!(format!("{command}_{e}_{format}"), out.stdout);
+        }
+    }
+    for format in ["table", "json"] {
+        let out = Test::new()
+            .args(["check", &example(e), "--format", format])
+            .run();
+        let text = out
+            .stdout
+            .replace(&format!("{}/", env!("CARGO_MANIFEST_DIR")), "");
+        insta::assert_snapshot!(format!("check_{e}_{format}"), text);
+    }
+    let out = Test::new()
+        .args(["firewall", &example(e), "--target", "csv", "--node", "DB1"])
+        .run();
+    insta::assert_snapshot!("firewall_csv_services_node_DB1", out.stdout);
+}

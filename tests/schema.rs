@@ -1,0 +1,250 @@
+//! The documentation against the code: docs/deployment.schema.json has the parser's keys and
+//! kinds (deployment::shape), every example is valid against it and broken files are not
+//! (Python's `jsonschema`, draft 2020-12, which CI installs: .ci/needs.d/h12services.txt; the TOML
+//! is turned into JSON by the toml crate here); the README installs first and names only files
+//! in the repository.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use scc_ports::deployment::shape::{DEPLOYMENT, Field, Shape};
+use serde_json::{Value, json};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn schema() -> Value {
+    let text = std::fs::read_to_string(root().join("docs/deployment.schema.json")).expect("schema");
+    serde_json::from_str(&text).expect("the schema is JSON")
+}
+
+/// Follows a `{"$ref": "#/$defs/x"}` to its definition.
+fn resolve<'a>(schema: &'a Value, v: &'a Value) -> &'a Value {
+    match v.get("$ref").and_then(Value::as_str) {
+        Some(r) => {
+            let name = r.strip_prefix("#/$defs/").expect("local ref");
+            &schema["$defs"][name]
+        }
+        None => v,
+    }
+}
+
+/// The schema object of `fields` says the same as the parser: the same keys, the same required
+/// ones, no others, and each value of the same kind.
+fn same_shape(schema: &Value, at: &Value, fields: &[Field], path: &str) {
+    let at = resolve(schema, at);
+    assert_eq!(at["additionalProperties"], json!(false), "{path}: closed");
+    let props = at["properties"].as_object().expect("properties");
+    let mut keys: Vec<&str> = props.keys().map(String::as_str).collect();
+    let mut want: Vec<&str> = fields.iter().map(|f| f.key).collect();
+    keys.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(keys, want, "{path}: keys");
+    let mut required: Vec<&str> = at["required"]
+        .as_array()
+        .map(|r| r.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default();
+    let mut want: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.key)
+        .collect();
+    required.sort_unstable();
+    want.sort_unstable();
+    assert_eq!(required, want, "{path}: required keys");
+    for f in fields {
+        let p = resolve(schema, &props[f.key]);
+        let here = format!("{path}.{}", f.key);
+        match f.shape {
+            Shape::Text => assert_eq!(p["type"], "string", "{here}"),
+            Shape::Whole => assert_eq!(p["type"], "integer", "{here}"),
+            Shape::Bool => assert_eq!(p["type"], "boolean", "{here}"),
+            Shape::TextOrWhole => {
+                let kinds: Vec<&Value> = p["oneOf"]
+                    .as_array()
+                    .expect("oneOf")
+                    .iter()
+                    .map(|o| &o["type"])
+                    .collect();
+                assert_eq!(kinds, [&json!("integer"), &json!("string")], "{here}");
+            }
+            Shape::ListOf(_) => assert_eq!(p["type"], "array", "{here}"),
+            Shape::Table(inner) => same_shape(schema, p, inner, &here),
+            Shape::MapOf(Shape::Table(inner)) => {
+                assert_eq!(p["type"], "object", "{here}");
+                same_shape(
+                    schema,
+                    &p["additionalProperties"],
+                    inner,
+                    &format!("{here}.*"),
+                );
+            }
+            Shape::MapOf(Shape::Whole) => {
+                let v = resolve(schema, &p["additionalProperties"]);
+                assert_eq!(v["type"], "integer", "{here}");
+            }
+            Shape::MapOf(other) => panic!("{here}: no schema rule for {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn schema_has_the_parsers_keys_and_kinds() {
+    let s = schema();
+    assert_eq!(s["$schema"], "https://json-schema.org/draft/2020-12/schema");
+    same_shape(&s, &s, DEPLOYMENT, "");
+}
+
+/// A Python with `jsonschema`, or None after saying why (a panic when CI requires the tools).
+fn python() -> Option<PathBuf> {
+    for p in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(p)
+            .args(["-c", "import jsonschema; jsonschema.Draft202012Validator"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(PathBuf::from(p));
+        }
+    }
+    let why = "no python3 with the `jsonschema` module (Debian: python3-jsonschema)";
+    if std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
+        panic!("schema validation test: {why}, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires it");
+    }
+    eprintln!("skipping schema validation: {why}");
+    None
+}
+
+/// Validates each document; returns one line per document: "valid" or the first error.
+fn validate(docs: &[(String, Value)]) -> Vec<String> {
+    let Some(py) = python() else {
+        return Vec::new();
+    };
+    let dir = tempfile::tempdir().expect("temp dir");
+    let list: Vec<Value> = docs.iter().map(|(_, d)| d.clone()).collect();
+    let input = dir.path().join("docs.json");
+    std::fs::write(&input, serde_json::to_string(&list).unwrap()).unwrap();
+    let script = r#"
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+v = jsonschema.Draft202012Validator(schema)
+for d in json.load(open(sys.argv[2])):
+    errors = sorted(v.iter_errors(d), key=lambda e: list(e.path))
+    print("valid" if not errors else "invalid: " + errors[0].message.replace("\n", " "))
+"#;
+    let out = Command::new(py)
+        .args(["-c", script])
+        .arg(root().join("docs/deployment.schema.json"))
+        .arg(&input)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn toml_to_json(text: &str) -> Value {
+    let v: toml::Value = toml::from_str(text).expect("TOML");
+    serde_json::to_value(v).expect("JSON")
+}
+
+#[test]
+fn every_example_is_valid_and_broken_files_are_not() {
+    let mut docs: Vec<(String, Value)> = Vec::new();
+    let mut examples: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 4, "{examples:?}");
+    for p in &examples {
+        let text = std::fs::read_to_string(p).unwrap();
+        docs.push((format!("{}", p.display()), toml_to_json(&text)));
+        // The commented service examples at the end of the templates, uncommented, are valid.
+        if let Some(at) = text.find("# [services.rdp]") {
+            let open: String = text[at..]
+                .lines()
+                .map(|l| l.strip_prefix("# ").unwrap_or(l.trim_start_matches('#')))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let doc = toml_to_json(&format!("{}\n{open}\n", &text[..at]));
+            assert!(doc["services"]["rdp"].is_object(), "{}", p.display());
+            docs.push((format!("{} with its services", p.display()), doc));
+        }
+    }
+    let valid = docs.len();
+    let base =
+        toml_to_json(&std::fs::read_to_string(root().join("examples/services.toml")).unwrap());
+    type Edit = fn(&mut Value);
+    let broken: [(&str, Edit); 8] = [
+        ("unknown top-level key", |d| d["nmae"] = json!("x")),
+        ("address as a number", |d| {
+            d["nodes"]["APP1"]["address"] = json!(10)
+        }),
+        ("hac as text", |d| d["nodes"]["DB1"]["hac"] = json!("no")),
+        ("node without zone", |d| {
+            d["nodes"]["APP1"].as_object_mut().unwrap().remove("zone");
+        }),
+        ("service from as text", |d| {
+            d["services"]["rdp"]["from"] = json!("admins")
+        }),
+        ("service transport sctp", |d| {
+            d["services"]["rdp"]["transport"] = json!("sctp")
+        }),
+        ("service ports 3389x", |d| {
+            d["services"]["rdp"]["ports"] = json!("3389x")
+        }),
+        ("unknown role", |d| {
+            d["zones"]["admins"]["roles"] = json!(["admin"])
+        }),
+    ];
+    for (what, edit) in broken {
+        let mut d = base.clone();
+        edit(&mut d);
+        docs.push((what.to_string(), d));
+    }
+    let results = validate(&docs);
+    if results.is_empty() {
+        return; // skipped, with the reason printed
+    }
+    assert_eq!(results.len(), docs.len());
+    for (i, ((what, _), result)) in docs.iter().zip(&results).enumerate() {
+        if i < valid {
+            assert_eq!(result, "valid", "{what}");
+        } else {
+            assert!(result.starts_with("invalid"), "{what} passed the schema");
+        }
+    }
+}
+
+/// README: the install step comes before the tour, and every file it names is in the repository
+/// (no `../` paths, no links to the workspace).
+#[test]
+fn readme_installs_first_and_names_only_files_in_the_repository() {
+    let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
+    let install = readme.find("cargo install --path .").expect("install step");
+    let tour = readme.find("## A short tour").expect("tour");
+    assert!(install < tour, "the install step must come before the tour");
+    assert!(!readme.contains("../"), "a path outside the repository");
+    // Every `docs/…`, `examples/…`, `data/…` or `bench/…` path in backticks exists.
+    for piece in readme.split('`').skip(1).step_by(2) {
+        let path = piece.split_whitespace().next().unwrap_or("");
+        if ["docs/", "examples/", "data/", "bench/", "src/", "tests/"]
+            .iter()
+            .any(|p| path.starts_with(p))
+        {
+            assert!(
+                root().join(path).exists(),
+                "README names {path}, which is not in the repository"
+            );
+        }
+    }
+}
