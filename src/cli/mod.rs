@@ -1,6 +1,7 @@
 //! The command-line front end: runs a parsed command against the core and prints. The only printer.
 
 pub mod args;
+mod audit;
 mod live;
 
 use std::io::{IsTerminal, Write};
@@ -95,6 +96,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Firewall(args) => firewall_cmd(&catalog, args),
         Command::Listen(args) => live::listen_cmd(&catalog, args),
         Command::Probe(args) => live::probe_cmd(&catalog, args),
+        Command::Audit(args) => audit::audit_cmd(&catalog, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = Vec::new();
