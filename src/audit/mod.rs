@@ -512,10 +512,18 @@ impl Ruleset {
             outcome: Outcome::Accept,
             rule: "no base chain on this hook (nothing filters)".into(),
         };
+        // With several base chains, the accept worth naming is the first made by a rule (the
+        // others typically accept by policy).
+        let mut by_rule: Option<Decision> = None;
         for i in self.base_chains(p) {
             let chain = &self.chains[i];
             let d = match self.walk(i, p, 0) {
-                Walk::Final(d) => d,
+                Walk::Final(d) => {
+                    if d.outcome == Outcome::Accept && by_rule.is_none() {
+                        by_rule = Some(d.clone());
+                    }
+                    d
+                }
                 Walk::Fallthrough => {
                     let accept = chain.base.as_ref().is_some_and(|b| b.policy_accept);
                     Decision {
@@ -537,7 +545,7 @@ impl Ruleset {
             }
             last = d;
         }
-        last
+        by_rule.unwrap_or(last)
     }
 
     fn walk(&self, chain: usize, p: &Packet, depth: usize) -> Walk {

@@ -1,0 +1,826 @@
+//! `scc-ports audit` against the kernel: rulesets loaded in a network namespace (the generated
+//! ones, hand-written admin styles, and seeded random mutations), exported the way an
+//! administrator would (`nft -j list ruleset`, `iptables-save`), audited, and the verdicts
+//! compared per packet with what real TCP SYNs and UDP datagrams from client addresses do.
+//!
+//! Needs root, `ip`, `nft` and `iptables-restore`/`iptables-save`; without them the kernel tests
+//! print why and pass, unless `SCC_PORTS_REQUIRE_ROOT_TESTS=1` makes them mandatory.
+//! `SCC_AUDIT_SEED=N` changes the mutations' seed (CI uses the fixed default).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::netns::{self, Netns};
+use scc_ports::audit::{Hook, Outcome, Packet};
+use scc_ports::catalog::Transport;
+
+const BIN: &str = env!("CARGO_BIN_EXE_scc-ports");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const LAB: &str = "tests/audit/lab.toml";
+const SERVER: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(10, 88, 1, 11),
+    Ipv4Addr::new(10, 88, 1, 100),
+    Ipv4Addr::new(10, 88, 1, 101),
+];
+/// Client addresses: one or two per zone, one in no zone, one inside and one outside an iprange.
+const CLIENTS: [Ipv4Addr; 8] = [
+    Ipv4Addr::new(10, 88, 1, 50),
+    Ipv4Addr::new(10, 88, 2, 10),
+    Ipv4Addr::new(10, 88, 2, 200),
+    Ipv4Addr::new(10, 88, 3, 10),
+    Ipv4Addr::new(10, 88, 4, 10),
+    Ipv4Addr::new(10, 88, 5, 10),
+    Ipv4Addr::new(10, 88, 6, 10),
+    Ipv4Addr::new(10, 88, 6, 30),
+];
+/// A dropped SYN or datagram counts as blocked after this (the lab's round trip is microseconds).
+const WINDOW: Duration = Duration::from_millis(700);
+/// Probes per case (sampled from every interesting combination, seeded).
+const PROBES_PER_CASE: usize = 1400;
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// A small deterministic generator (xorshift64*): the mutations and samples are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("SCC_AUDIT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(11)
+}
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .current_dir(ROOT)
+        .args(args)
+        .output()
+        .expect("run scc-ports");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tool(name: &str) -> bool {
+    Command::new(name)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Whether the kernel tests can run (prints why not; panics when they are required).
+fn kernel_ready(what: &str) -> bool {
+    if !netns::available(what) {
+        return false;
+    }
+    for t in ["iptables-restore", "iptables-save"] {
+        if !tool(t) {
+            if std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
+                panic!("{what}: `{t}` not found and SCC_PORTS_REQUIRE_ROOT_TESTS=1");
+            }
+            eprintln!("skipping {what}: `{t}` not found");
+            return false;
+        }
+    }
+    true
+}
+
+fn exec_in(ns: &Netns, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns.name()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).expect("write stdin");
+        }
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{args:?} in {}: {}\n{}",
+        ns.name(),
+        String::from_utf8_lossy(&out.stderr),
+        stdin.unwrap_or("")
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Nft,
+    Iptables,
+}
+
+/// The two namespaces of one case: the server (APP1's three addresses, the ruleset) and one
+/// client holding an address in every zone.
+struct Lab {
+    server: Netns,
+    client: Netns,
+}
+
+fn lab() -> Lab {
+    let server = Netns::new().expect("server namespace");
+    let client = Netns::new().expect("client namespace");
+    let (vs, vc) =
+        netns::link_named(&server, "10.88.1.11/16", &client, "10.88.1.50/16").expect("veth");
+    for a in &SERVER[1..] {
+        server
+            .ip(&["addr", "add", &format!("{a}/16"), "dev", &vs])
+            .expect("server address");
+    }
+    for a in &CLIENTS[1..] {
+        client
+            .ip(&["addr", "add", &format!("{a}/16"), "dev", &vc])
+            .expect("client address");
+    }
+    Lab { server, client }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Probe {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    transport: Transport,
+    port: u16,
+}
+
+/// TCP listeners (accept and close) on every probed TCP port and UDP echo sockets on every
+/// probed (address, port), served on one thread inside the server namespace until `stop`.
+fn responder(
+    ns: &Netns,
+    tcp: BTreeSet<u16>,
+    udp: BTreeSet<(Ipv4Addr, u16)>,
+    stop: std::sync::Arc<AtomicBool>,
+) -> std::thread::JoinHandle<std::io::Result<std::io::Result<()>>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = ns.spawn(move || -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let setup = || -> std::io::Result<_> {
+            let mut l = Vec::new();
+            for p in &tcp {
+                let s = std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, *p))?;
+                s.set_nonblocking(true)?;
+                l.push(s);
+            }
+            let mut u = Vec::new();
+            for (a, p) in &udp {
+                let s = std::net::UdpSocket::bind((*a, *p))?;
+                s.set_nonblocking(true)?;
+                u.push(s);
+            }
+            Ok((l, u))
+        };
+        let (listeners, sockets) = match setup() {
+            Ok(v) => {
+                let _ = tx.send(Ok(()));
+                v
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string()));
+                return Err(e);
+            }
+        };
+        let mut fds: Vec<libc::pollfd> = listeners
+            .iter()
+            .map(|l| l.as_raw_fd())
+            .chain(sockets.iter().map(|s| s.as_raw_fd()))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let mut buf = [0u8; 64];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+            // SAFETY: fds is a valid pollfd array for the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 20) };
+            if n <= 0 {
+                continue;
+            }
+            for l in &listeners {
+                while let Ok((s, _)) = l.accept() {
+                    drop(s);
+                }
+            }
+            for s in &sockets {
+                while let Ok((len, from)) = s.recv_from(&mut buf) {
+                    let _ = s.send_to(&buf[..len], from);
+                }
+            }
+        }
+        Ok(())
+    });
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("responder: {e}"),
+        Err(e) => panic!("responder did not start: {e}"),
+    }
+    handle
+}
+
+/// Sends every probe at once from the client namespace (each from its own source address) and
+/// returns which were answered within [`WINDOW`]: TCP handshake completed, UDP echo received.
+fn send_all(ns: &Netns, probes: Vec<Probe>) -> Vec<bool> {
+    ns.run(move || -> Vec<bool> {
+        use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+        use std::os::fd::AsRawFd;
+        enum S {
+            Tcp(Socket),
+            Udp(std::net::UdpSocket, [u8; 8]),
+        }
+        let mut socks = Vec::with_capacity(probes.len());
+        for (i, p) in probes.iter().enumerate() {
+            let to = SocketAddr::new(IpAddr::V4(p.dst), p.port);
+            let from = SocketAddr::new(IpAddr::V4(p.src), 0);
+            match p.transport {
+                Transport::Tcp => {
+                    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
+                        .expect("socket");
+                    s.bind(&SockAddr::from(from)).expect("bind");
+                    s.set_nonblocking(true).expect("nonblocking");
+                    match s.connect(&SockAddr::from(to)) {
+                        Ok(()) => {}
+                        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                        Err(e) => panic!("connect {to}: {e}"),
+                    }
+                    socks.push(S::Tcp(s));
+                }
+                Transport::Udp => {
+                    let s = std::net::UdpSocket::bind(from).expect("bind");
+                    s.connect(to).expect("connect");
+                    s.set_nonblocking(true).expect("nonblocking");
+                    let mut payload = *b"aud\0\0\0\0\0";
+                    payload[4..].copy_from_slice(&(i as u32).to_be_bytes());
+                    let _ = s.send(&payload);
+                    socks.push(S::Udp(s, payload));
+                }
+            }
+        }
+        let mut done = vec![false; probes.len()];
+        let mut reached = vec![false; probes.len()];
+        let start = Instant::now();
+        let mut last_send = start;
+        let mut buf = [0u8; 64];
+        while start.elapsed() < WINDOW && done.iter().any(|d| !d) {
+            let open: Vec<usize> = (0..socks.len()).filter(|&i| !done[i]).collect();
+            let mut fds: Vec<libc::pollfd> = open
+                .iter()
+                .map(|&i| match &socks[i] {
+                    S::Tcp(s) => libc::pollfd {
+                        fd: s.as_raw_fd(),
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    },
+                    S::Udp(s, _) => libc::pollfd {
+                        fd: s.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                })
+                .collect();
+            // SAFETY: fds is a valid pollfd array for the call.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
+            for (k, &i) in open.iter().enumerate() {
+                if fds[k].revents == 0 {
+                    continue;
+                }
+                match &socks[i] {
+                    S::Tcp(s) => {
+                        reached[i] = matches!(s.take_error(), Ok(None));
+                        done[i] = true;
+                    }
+                    S::Udp(s, payload) => match s.recv(&mut buf) {
+                        Ok(n) if buf[..n] == payload[..] => {
+                            reached[i] = true;
+                            done[i] = true;
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => done[i] = true,
+                    },
+                }
+            }
+            if last_send.elapsed() >= Duration::from_millis(150) {
+                last_send = Instant::now();
+                for (i, s) in socks.iter().enumerate() {
+                    if let (false, S::Udp(s, p)) = (done[i], s) {
+                        let _ = s.send(p);
+                    }
+                }
+            }
+        }
+        reached
+    })
+}
+
+/// The report's answer for one packet: inside a planned flow, admitted unless its port is in
+/// the row's blocked list (for the blocked sources, when those are given); else admitted only
+/// when an `extra` row covers it.
+fn report_admits(report: &serde_json::Value, flows: &[scc_ports::flows::Flow], p: &Probe) -> bool {
+    let ip = IpAddr::V4(p.src);
+    let in_ports = |text: &str, port: u16| -> bool {
+        let (range, parity) = match text.split_once(' ') {
+            Some((r, par)) => (r, Some(par)),
+            None => (text, None),
+        };
+        let (lo, hi) = match range.split_once('-') {
+            Some((a, b)) => (a.parse::<u16>().unwrap(), b.parse::<u16>().unwrap()),
+            None => {
+                let n = range.parse::<u16>().unwrap();
+                (n, n)
+            }
+        };
+        (lo..=hi).contains(&port)
+            && match parity {
+                Some("even") => port % 2 == 0,
+                Some("odd") => port % 2 == 1,
+                _ => true,
+            }
+    };
+    for e in report["extra"].as_array().unwrap() {
+        let net: ipnet::IpNet = e["source"].as_str().unwrap().parse().unwrap();
+        if net.contains(&ip)
+            && e["address"] == p.dst.to_string()
+            && e["transport"] == p.transport.as_str()
+            && in_ports(e["ports"].as_str().unwrap(), p.port)
+        {
+            return true;
+        }
+    }
+    let rows = report["flows"].as_array().unwrap();
+    assert_eq!(
+        rows.len(),
+        flows.len(),
+        "one row per flow (host destinations)"
+    );
+    let mut planned = false;
+    for (row, f) in rows.iter().zip(flows) {
+        if f.transport != p.transport
+            || !f.ports.contains(p.port)
+            || row["address"] != p.dst.to_string()
+            || !f.sources.iter().any(|n| n.contains(&ip))
+        {
+            continue;
+        }
+        planned = true;
+        let blocked_port = row["blocked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| in_ports(b.as_str().unwrap(), p.port));
+        let sources = row["blocked_sources"].as_array();
+        let blocked_src = sources.is_none_or(|list| {
+            list.iter().any(|s| {
+                s.as_str()
+                    .unwrap()
+                    .parse::<ipnet::IpNet>()
+                    .unwrap()
+                    .contains(&ip)
+            })
+        });
+        if !(blocked_port && blocked_src) {
+            return true;
+        }
+    }
+    let _ = planned;
+    false
+}
+
+struct CaseResult {
+    probes: usize,
+    disagreements: Vec<String>,
+    exit: i32,
+}
+
+/// Loads `rules` into a fresh server namespace, exports it, audits the export (CLI, JSON) and
+/// sends a seeded sample of probes; returns every packet where the kernel and the audit (the
+/// evaluator, and the report) disagree.
+fn run_case(name: &str, kind: Kind, rules: &str, rng: &mut Rng) -> CaseResult {
+    let lab = lab();
+    let export = match kind {
+        Kind::Nft => {
+            exec_in(&lab.server, &["nft", "-f", "-"], Some(rules));
+            exec_in(&lab.server, &["nft", "-j", "list", "ruleset"], None)
+        }
+        Kind::Iptables => {
+            exec_in(&lab.server, &["iptables-restore"], Some(rules));
+            exec_in(&lab.server, &["iptables-save"], None)
+        }
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join(match kind {
+        Kind::Nft => "export.json",
+        Kind::Iptables => "export.rules",
+    });
+    std::fs::write(&file, &export).unwrap();
+    let (exit, stdout, stderr) = cli(&[
+        "audit",
+        LAB,
+        "--node",
+        "APP1",
+        "--ruleset",
+        file.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(
+        exit == 0 || exit == 1,
+        "{name}: audit exit {exit}: {stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("audit JSON");
+    let ruleset = scc_ports::audit::read("export", &export).expect("export reads");
+    let flows = lab_flows();
+
+    // Ports worth probing: each flow's ends and neighbours, each rule boundary and the port
+    // before it, a few fixed outsiders and random ports.
+    let mut ports: BTreeSet<u16> = [22, 80, 1024, 1025, 21999, 30000].into_iter().collect();
+    for f in &flows {
+        for p in [f.ports.lo(), f.ports.hi()] {
+            ports.extend([p.saturating_sub(1).max(1), p, p.saturating_add(1)]);
+        }
+        let mid = f.ports.lo() + (f.ports.hi() - f.ports.lo()) / 2;
+        ports.extend([mid, mid + 1]);
+    }
+    let mut cuts = Vec::new();
+    ruleset.port_cuts(&mut cuts);
+    for c in cuts {
+        for p in [c.saturating_sub(1), c] {
+            if (1..=65535).contains(&p) {
+                ports.insert(p as u16);
+            }
+        }
+    }
+    for _ in 0..8 {
+        ports.insert(1 + rng.below(65535) as u16);
+    }
+    let mut all = Vec::new();
+    for &src in &CLIENTS {
+        for &dst in &SERVER {
+            for &port in &ports {
+                for transport in [Transport::Tcp, Transport::Udp] {
+                    all.push(Probe {
+                        src,
+                        dst,
+                        transport,
+                        port,
+                    });
+                }
+            }
+        }
+    }
+    // A seeded sample, and always every probe of a planned flow's ends.
+    let mut chosen: BTreeSet<Probe> = BTreeSet::new();
+    while chosen.len() < PROBES_PER_CASE.min(all.len()) {
+        chosen.insert(all[rng.below(all.len())]);
+    }
+    let probes: Vec<Probe> = chosen.into_iter().collect();
+
+    let tcp: BTreeSet<u16> = probes
+        .iter()
+        .filter(|p| p.transport == Transport::Tcp)
+        .map(|p| p.port)
+        .collect();
+    let udp: BTreeSet<(Ipv4Addr, u16)> = probes
+        .iter()
+        .filter(|p| p.transport == Transport::Udp)
+        .map(|p| (p.dst, p.port))
+        .collect();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let handle = responder(&lab.server, tcp, udp, stop.clone());
+    let reached = send_all(&lab.client, probes.clone());
+    stop.store(true, Ordering::SeqCst);
+    let _ = handle.join();
+
+    let mut disagreements = Vec::new();
+    for (p, kernel) in probes.iter().zip(reached) {
+        let d = ruleset.evaluate(&Packet {
+            src: IpAddr::V4(p.src),
+            dst: IpAddr::V4(p.dst),
+            transport: p.transport,
+            sport: None,
+            dport: p.port,
+            hook: Hook::Input,
+        });
+        let eval = match d.outcome {
+            Outcome::Accept => Some(true),
+            Outcome::Drop => Some(false),
+            Outcome::Undecided(_) => None,
+        };
+        let report = report_admits(&report, &flows, p);
+        if eval != Some(kernel) || report != kernel {
+            disagreements.push(format!(
+                "{name}: {} -> {} {}/{}: kernel {}, evaluator {eval:?} ({}), report {report}",
+                p.src,
+                p.dst,
+                p.transport.as_str(),
+                p.port,
+                if kernel { "reached" } else { "blocked" },
+                d.rule
+            ));
+        }
+    }
+    CaseResult {
+        probes: probes.len(),
+        disagreements,
+        exit,
+    }
+}
+
+fn lab_flows() -> Vec<scc_ports::flows::Flow> {
+    let catalog = scc_ports::catalog::Catalog::embedded();
+    let text = std::fs::read_to_string(Path::new(ROOT).join(LAB)).unwrap();
+    let dep =
+        scc_ports::deployment::parse(&scc_ports::diag::Source::new(LAB, text.as_str()), &catalog)
+            .expect("lab loads");
+    let plan = scc_ports::plan::resolve(&dep, &catalog);
+    let all = scc_ports::flows::flows(&dep, &catalog, &plan);
+    let mode = scc_ports::firewall::Mode::Node {
+        name: "APP1".into(),
+        addresses: SERVER.iter().map(|a| IpAddr::V4(*a)).collect(),
+    };
+    scc_ports::firewall::select(&all, &mode)
+}
+
+fn generated(target: &str) -> String {
+    let (code, out, err) = cli(&["firewall", LAB, "--target", target, "--node", "APP1"]);
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutations: text edits of the generated rules, one per case.
+
+fn rule_lines(text: &str, kind: Kind) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| match kind {
+            Kind::Nft => l.contains(" accept comment "),
+            Kind::Iptables => l.starts_with("-A SCC-PORTS "),
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn with_lines(text: &str, edit: impl FnOnce(&mut Vec<String>)) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    edit(&mut lines);
+    lines.join("\n") + "\n"
+}
+
+/// The zone address, protocol and first port of a generated rule line.
+fn parts(line: &str, kind: Kind) -> (String, String, u16) {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let after = |key: &str| w[w.iter().position(|x| *x == key).unwrap() + 1].to_string();
+    match kind {
+        Kind::Nft => {
+            let proto = if line.contains("tcp dport") {
+                "tcp"
+            } else {
+                "udp"
+            };
+            let port = after("dport");
+            let first = port.split('-').next().unwrap().parse().unwrap();
+            (after("saddr"), proto.into(), first)
+        }
+        Kind::Iptables => {
+            let port = after("--dport");
+            let first = port.split(':').next().unwrap().parse().unwrap();
+            (after("-s"), after("-p"), first)
+        }
+    }
+}
+
+fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, String) {
+    let lines = rule_lines(base, kind);
+    let flows = lab_flows();
+    // A widening must open something: not a port that a flow from the same sources to the same
+    // address already has (then the ruleset would still be exact).
+    let widens_into_plan = |line: &str| {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let at = |k: &str| w.iter().position(|x| *x == k).map(|i| w[i + 1]);
+        let (key, sep, dkey) = match kind {
+            Kind::Nft => ("dport", '-', "daddr"),
+            Kind::Iptables => ("--dport", ':', "-d"),
+        };
+        let hi: u16 = at(key)
+            .unwrap()
+            .rsplit(sep)
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let dst: ipnet::IpNet = at(dkey)
+            .unwrap()
+            .parse::<ipnet::IpNet>()
+            .unwrap_or_else(|_| ipnet::IpNet::from(at(dkey).unwrap().parse::<IpAddr>().unwrap()));
+        flows
+            .iter()
+            .any(|f| f.ports.contains(hi + 1) && f.destination.contains(&dst.trunc()))
+    };
+    let mut pick = lines[rng.below(lines.len())];
+    while which == 3 && widens_into_plan(base.lines().nth(pick).unwrap()) {
+        pick = lines[rng.below(lines.len())];
+    }
+    let line = base.lines().nth(pick).unwrap().to_string();
+    let (src, proto, port) = parts(&line, kind);
+    match which {
+        0 => (
+            format!("deleted rule: {}", line.trim()),
+            with_lines(base, |l| {
+                l.remove(pick);
+            }),
+        ),
+        1 => {
+            let zone = 1 + rng.below(6);
+            let port = 30000 + rng.below(5000) as u16;
+            let proto = if rng.below(2) == 0 { "tcp" } else { "udp" };
+            let text = match kind {
+                Kind::Nft => format!("\t\tip saddr 10.88.{zone}.0/24 {proto} dport {port} accept"),
+                Kind::Iptables => format!(
+                    "-A SCC-PORTS -s 10.88.{zone}.0/24 -p {proto} -m {proto} --dport {port} -j ACCEPT"
+                ),
+            };
+            (
+                format!("added accept: {}", text.trim()),
+                with_lines(base, |l| l.insert(pick, text.clone())),
+            )
+        }
+        2 => {
+            let (text, anchor) = match kind {
+                Kind::Nft => (
+                    format!("\t\tip saddr {src} {proto} dport {port} drop"),
+                    "iif \"lo\" accept",
+                ),
+                Kind::Iptables => (
+                    format!("-A INPUT -s {src} -p {proto} -m {proto} --dport {port} -j DROP"),
+                    "-A INPUT -j SCC-PORTS",
+                ),
+            };
+            (
+                format!("shadowing drop: {}", text.trim()),
+                with_lines(base, |l| {
+                    let at = l.iter().position(|x| x.contains(anchor)).unwrap();
+                    let at = if kind == Kind::Nft { at + 1 } else { at };
+                    l.insert(at, text.clone());
+                }),
+            )
+        }
+        _ => {
+            let widened = match kind {
+                Kind::Nft => {
+                    let w: Vec<&str> = line.split_whitespace().collect();
+                    let i = w.iter().position(|x| *x == "dport").unwrap() + 1;
+                    let hi: u16 = w[i].rsplit('-').next().unwrap().parse().unwrap();
+                    let lo = w[i].split('-').next().unwrap();
+                    line.replace(
+                        &format!("dport {} ", w[i]),
+                        &format!("dport {lo}-{} ", hi + 1),
+                    )
+                }
+                Kind::Iptables => {
+                    let w: Vec<&str> = line.split_whitespace().collect();
+                    let i = w.iter().position(|x| *x == "--dport").unwrap() + 1;
+                    let hi: u16 = w[i].rsplit(':').next().unwrap().parse().unwrap();
+                    let lo = w[i].split(':').next().unwrap();
+                    line.replace(
+                        &format!("--dport {} ", w[i]),
+                        &format!("--dport {lo}:{} ", hi + 1),
+                    )
+                }
+            };
+            assert_ne!(widened, line);
+            (
+                format!("range widened by one port: {}", widened.trim()),
+                with_lines(base, |l| l[pick] = widened.clone()),
+            )
+        }
+    }
+}
+
+fn cases(rng: &mut Rng) -> Vec<(String, Kind, String, bool)> {
+    let mut out = Vec::new();
+    let nft = generated("nftables");
+    let ipt = generated("iptables");
+    out.push(("generated nftables".into(), Kind::Nft, nft.clone(), true));
+    out.push((
+        "generated iptables".into(),
+        Kind::Iptables,
+        ipt.clone(),
+        true,
+    ));
+    let admin = |f: &str| std::fs::read_to_string(Path::new(ROOT).join(f)).unwrap();
+    out.push((
+        "admin nftables".into(),
+        Kind::Nft,
+        admin("tests/audit/admin.nft"),
+        false,
+    ));
+    out.push((
+        "admin iptables".into(),
+        Kind::Iptables,
+        admin("tests/audit/admin.rules"),
+        false,
+    ));
+    for (kind, base) in [(Kind::Nft, &nft), (Kind::Iptables, &ipt)] {
+        for which in 0..4 {
+            let (what, text) = mutate(base, kind, which, rng);
+            out.push((format!("{kind:?} mutation, {what}"), kind, text, false));
+        }
+    }
+    out
+}
+
+#[test]
+fn kernel_agrees_with_the_audit_packet_by_packet() {
+    let what = "audit kernel differential test";
+    if !kernel_ready(what) {
+        return;
+    }
+    let _serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    raise_fd_limit();
+    let started = Instant::now();
+    let mut rng = Rng::new(seed());
+    let mut total = 0;
+    let mut wrong = Vec::new();
+    let mut exits = Vec::new();
+    for (name, kind, rules, exact) in cases(&mut rng) {
+        let r = run_case(&name, kind, &rules, &mut rng);
+        eprintln!(
+            "{name}: {} probes, {} disagreements, audit exit {}",
+            r.probes,
+            r.disagreements.len(),
+            r.exit
+        );
+        total += r.probes;
+        wrong.extend(r.disagreements);
+        exits.push((name, exact, r.exit));
+    }
+    eprintln!(
+        "{what}: {total} packets, {} disagreements, {:.1} s (seed {})",
+        wrong.len(),
+        started.elapsed().as_secs_f64(),
+        seed()
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} disagreements:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    for (name, exact, exit) in exits {
+        assert_eq!(
+            exit,
+            if exact { 0 } else { 1 },
+            "{name}: exit 0 only for the unmutated generated rules"
+        );
+    }
+    assert!(total >= 10_000, "only {total} packets");
+}
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max.min(65536);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
