@@ -429,19 +429,47 @@ struct CaseResult {
 /// Loads `rules` into a fresh server namespace, exports it, audits the export (CLI, JSON) and
 /// sends a seeded sample of probes; returns every packet where the kernel and the audit (the
 /// evaluator, and the report) disagree.
-fn run_case(name: &str, kind: Kind, rules: &str, rng: &mut Rng) -> CaseResult {
+fn run_case(name: &str, kind: Kind, rules: &str, diff: bool, rng: &mut Rng) -> CaseResult {
     let lab = lab();
-    let export = match kind {
-        Kind::Nft => {
-            exec_in(&lab.server, &["nft", "-f", "-"], Some(rules));
-            exec_in(&lab.server, &["nft", "-j", "list", "ruleset"], None)
-        }
-        Kind::Iptables => {
-            exec_in(&lab.server, &["iptables-restore"], Some(rules));
-            exec_in(&lab.server, &["iptables-save"], None)
-        }
+    let export_now = || match kind {
+        Kind::Nft => exec_in(&lab.server, &["nft", "-j", "list", "ruleset"], None),
+        Kind::Iptables => exec_in(&lab.server, &["iptables-save"], None),
+    };
+    match kind {
+        Kind::Nft => exec_in(&lab.server, &["nft", "-f", "-"], Some(rules)),
+        Kind::Iptables => exec_in(&lab.server, &["iptables-restore"], Some(rules)),
     };
     let dir = tempfile::tempdir().unwrap();
+    if diff {
+        // `firewall --diff` on the export, applied the way its header says.
+        let before = dir.path().join("before");
+        std::fs::write(&before, export_now()).unwrap();
+        let target = if kind == Kind::Nft {
+            "nftables"
+        } else {
+            "iptables"
+        };
+        let (code, changes, err) = cli(&[
+            "firewall",
+            LAB,
+            "--target",
+            target,
+            "--node",
+            "APP1",
+            "--diff",
+            before.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{name}: firewall --diff: {err}");
+        assert!(
+            changes.contains("(exactly the plan)"),
+            "{name}: the diff is not complete:\n{changes}"
+        );
+        match kind {
+            Kind::Nft => exec_in(&lab.server, &["nft", "-f", "-"], Some(&changes)),
+            Kind::Iptables => exec_in(&lab.server, &["sh", "-s"], Some(&changes)),
+        };
+    }
+    let export = export_now();
     let file = dir.path().join(match kind {
         Kind::Nft => "export.json",
         Kind::Iptables => "export.rules",
@@ -731,34 +759,65 @@ fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, Strin
     }
 }
 
-fn cases(rng: &mut Rng) -> Vec<(String, Kind, String, bool)> {
-    let mut out = Vec::new();
+/// (name, kind, rules, the audit must find them exact, apply `firewall --diff` first)
+type Case = (String, Kind, String, bool, bool);
+
+fn cases(rng: &mut Rng) -> Vec<Case> {
+    let mut out: Vec<Case> = Vec::new();
     let nft = generated("nftables");
     let ipt = generated("iptables");
-    out.push(("generated nftables".into(), Kind::Nft, nft.clone(), true));
+    out.push((
+        "generated nftables".into(),
+        Kind::Nft,
+        nft.clone(),
+        true,
+        false,
+    ));
     out.push((
         "generated iptables".into(),
         Kind::Iptables,
         ipt.clone(),
         true,
+        false,
     ));
     let admin = |f: &str| std::fs::read_to_string(Path::new(ROOT).join(f)).unwrap();
-    out.push((
-        "admin nftables".into(),
-        Kind::Nft,
-        admin("tests/audit/admin.nft"),
-        false,
-    ));
-    out.push((
-        "admin iptables".into(),
-        Kind::Iptables,
-        admin("tests/audit/admin.rules"),
-        false,
-    ));
+    for diff in [false, true] {
+        let then = if diff { ", after firewall --diff" } else { "" };
+        out.push((
+            format!("admin nftables{then}"),
+            Kind::Nft,
+            admin("tests/audit/admin.nft"),
+            diff,
+            diff,
+        ));
+        out.push((
+            format!("admin iptables{then}"),
+            Kind::Iptables,
+            admin("tests/audit/admin.rules"),
+            diff,
+            diff,
+        ));
+    }
     for (kind, base) in [(Kind::Nft, &nft), (Kind::Iptables, &ipt)] {
         for which in 0..4 {
             let (what, text) = mutate(base, kind, which, rng);
-            out.push((format!("{kind:?} mutation, {what}"), kind, text, false));
+            // Half of the mutations are also repaired by `firewall --diff`.
+            if which % 2 == 0 {
+                out.push((
+                    format!("{kind:?} mutation, {what}, after firewall --diff"),
+                    kind,
+                    text.clone(),
+                    true,
+                    true,
+                ));
+            }
+            out.push((
+                format!("{kind:?} mutation, {what}"),
+                kind,
+                text,
+                false,
+                false,
+            ));
         }
     }
     out
@@ -777,8 +836,8 @@ fn kernel_agrees_with_the_audit_packet_by_packet() {
     let mut total = 0;
     let mut wrong = Vec::new();
     let mut exits = Vec::new();
-    for (name, kind, rules, exact) in cases(&mut rng) {
-        let r = run_case(&name, kind, &rules, &mut rng);
+    for (name, kind, rules, exact, diff) in cases(&mut rng) {
+        let r = run_case(&name, kind, &rules, diff, &mut rng);
         eprintln!(
             "{name}: {} probes, {} disagreements, audit exit {}",
             r.probes,
@@ -805,7 +864,7 @@ fn kernel_agrees_with_the_audit_packet_by_packet() {
         assert_eq!(
             exit,
             if exact { 0 } else { 1 },
-            "{name}: exit 0 only for the unmutated generated rules"
+            "{name}: exit 0 only for the unmutated generated rules (and repaired ones)"
         );
     }
     assert!(total >= 10_000, "only {total} packets");

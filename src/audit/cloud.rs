@@ -132,6 +132,7 @@ pub fn read_aws(file: &str, doc: &Value) -> Result<Ruleset, AuditError> {
                     matches: m,
                     action: Action::Accept,
                     origin,
+                    spec: String::new(),
                 });
             }
             for (key, what) in [
@@ -148,6 +149,7 @@ pub fn read_aws(file: &str, doc: &Value) -> Result<Ruleset, AuditError> {
                         matches: m,
                         action: Action::Accept,
                         origin: label(reference, &r["Description"]),
+                        spec: String::new(),
                     });
                 }
             }
@@ -357,6 +359,7 @@ pub fn read_windows(file: &str, doc: &Value) -> Result<Ruleset, AuditError> {
                 if action { "allow" } else { "block" },
                 super::clip(name)
             ),
+            spec: String::new(),
         };
         if action {
             allows.push(rule);

@@ -42,6 +42,14 @@ pub struct FlowRow {
     /// The deciding rule(s): the accepting rule when admitted, else the blocking one(s), or
     /// `cannot decide: …`.
     pub rule: String,
+    /// The flow's index in the audited list (for `firewall --diff`).
+    #[serde(skip)]
+    pub flow: usize,
+    /// Every decision that accepted part of the flow, and every one that blocked part of it.
+    #[serde(skip)]
+    pub accepted_by: Vec<Decision>,
+    #[serde(skip)]
+    pub blocked_by: Vec<Decision>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, PartialOrd, Ord)]
@@ -51,6 +59,9 @@ pub struct ExtraRow {
     pub transport: &'static str,
     pub ports: String,
     pub rule: String,
+    /// The decision that opens it (for `firewall --diff`).
+    #[serde(skip)]
+    pub decided_by: Decision,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -379,10 +390,12 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
         grids: BTreeMap::new(),
     };
     let mut rows = Vec::new();
-    for f in flows {
+    for (i, f) in flows.iter().enumerate() {
         for dnet in &f.destination {
             for dst in destinations(rs, dnet) {
-                rows.push(flow_row(&mut a, f, dnet, dst));
+                let mut row = flow_row(&mut a, f, dnet, dst);
+                row.flow = i;
+                rows.push(row);
             }
         }
     }
@@ -471,15 +484,15 @@ fn flow_row(a: &mut Auditor, f: &Flow, dnet: &ipnet::IpNet, dst: IpAddr) -> Flow
                 }
                 match d.outcome {
                     Outcome::Accept => {
-                        accepted.push(d.rule.clone());
+                        accepted.push(d.clone());
                         src_ok = true;
                     }
                     Outcome::Drop => {
-                        dropped.push(d.rule.clone());
+                        dropped.push(d.clone());
                         bad = bad.or(part);
                     }
                     Outcome::Undecided(_) => {
-                        undecided.push(undecided_text(d));
+                        undecided.push(d.clone());
                         bad = bad.or(part);
                     }
                 }
@@ -506,15 +519,21 @@ fn flow_row(a: &mut Auditor, f: &Flow, dnet: &ipnet::IpNet, dst: IpAddr) -> Flow
         .into_iter()
         .map(|(l, h, m)| ports_text(l.max(flo), h.min(fhi), m))
         .collect();
+    let texts = |v: &[Decision]| -> Vec<String> { v.iter().map(undecided_text).collect() };
     let (status, rule) = if !undecided.is_empty() {
-        ("undecided", rule_list(&undecided))
+        ("undecided", rule_list(&texts(&undecided)))
     } else if dropped.is_empty() {
-        ("admitted", rule_list(&accepted))
+        ("admitted", rule_list(&texts(&accepted)))
     } else if !any_ok {
-        ("blocked", rule_list(&dropped))
+        ("blocked", rule_list(&texts(&dropped)))
     } else {
-        ("partial", rule_list(&dropped))
+        ("partial", rule_list(&texts(&dropped)))
     };
+    dropped.extend(undecided);
+    dropped.sort();
+    dropped.dedup();
+    accepted.sort();
+    accepted.dedup();
     let blocked_sources = if status == "partial" && !all_srcs_blocked {
         join_spans(blocked_srcs)
             .iter()
@@ -540,6 +559,9 @@ fn flow_row(a: &mut Auditor, f: &Flow, dnet: &ipnet::IpNet, dst: IpAddr) -> Flow
         },
         blocked_sources,
         rule,
+        flow: 0,
+        accepted_by: accepted,
+        blocked_by: dropped,
     }
 }
 
@@ -572,6 +594,7 @@ fn extra_rows(a: &mut Auditor, dst: IpAddr, t: Transport) -> Vec<ExtraRow> {
     let g = a.grid(dst, t);
     // (rule, ports) -> source spans
     let mut found: BTreeMap<(String, PortsKey), Vec<Span>> = BTreeMap::new();
+    let mut decider: BTreeMap<String, Decision> = BTreeMap::new();
     for (si, s) in g.srcs.iter().enumerate() {
         if s.family != family {
             continue;
@@ -617,6 +640,7 @@ fn extra_rows(a: &mut Auditor, dst: IpAddr, t: Transport) -> Vec<ExtraRow> {
                         Outcome::Accept => clean(&d.rule),
                         _ => clean(&undecided_text(d)),
                     };
+                    decider.entry(rule.clone()).or_insert_with(|| d.clone());
                     by_rule.entry(rule).or_default().push((lo, hi, m));
                 }
             }
@@ -651,6 +675,7 @@ fn extra_rows(a: &mut Auditor, dst: IpAddr, t: Transport) -> Vec<ExtraRow> {
                         transport: t.as_str(),
                         ports: ports_text(lo, hi, m),
                         rule: rule.clone(),
+                        decided_by: decider[&rule].clone(),
                     });
                 }
             }

@@ -33,7 +33,7 @@ const NO_OP_TARGETS: &[&str] = &[
 struct Tok<'a> {
     text: String,
     col: usize,
-    _raw: &'a str,
+    raw: &'a str,
 }
 
 /// Splits a line into words, honouring the double quotes iptables-save writes around comments.
@@ -80,7 +80,7 @@ fn words(line: &str) -> Result<Vec<Tok<'_>>, (usize, String)> {
         out.push(Tok {
             text,
             col: start + 1,
-            _raw: &line[start..i],
+            raw: &line[start..i],
         });
     }
     Ok(out)
@@ -216,6 +216,8 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
             )
         })?;
         rule.origin = format!("line {lineno}: {}", l);
+        let end = toks[1].col - 1 + toks[1].raw.len();
+        rule.spec = line.get(end..).unwrap_or("").trim().to_string();
         chains[at].rules.push(rule);
     }
     Ok(Ruleset {
@@ -472,5 +474,6 @@ fn parse_rule(
         matches,
         action,
         origin: String::new(),
+        spec: String::new(),
     })
 }

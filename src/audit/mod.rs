@@ -4,6 +4,7 @@
 
 mod cloud;
 pub mod compare;
+pub mod diff;
 mod iptables;
 mod nft;
 
@@ -110,6 +111,19 @@ pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
                Windows Firewall JSON export and `aws ec2 describe-security-groups` (docs/audit.md)"
             .into(),
     })
+}
+
+/// Export text made safe for one line of output: control characters escaped.
+pub fn clean(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
 }
 
 /// Export text quoted in an error message: one line, control characters escaped, at most 80
@@ -326,6 +340,9 @@ pub struct Rule {
     /// How the report names the rule: `inet filter input handle 7: tcp dport 22 accept`,
     /// `line 12: -A INPUT -p tcp --dport 22 -j ACCEPT`, a Windows rule's name…
     pub origin: String,
+    /// What names the rule to its own tool, for `firewall --diff`: nft's handle, the iptables
+    /// rule after `-A CHAIN`; empty for the other formats.
+    pub spec: String,
 }
 
 /// Where a base chain hooks in and what happens to packets that reach its end.
@@ -385,6 +402,8 @@ pub struct Decision {
     pub outcome: Outcome,
     /// The deciding rule's origin, or the policy of the chain whose end was reached.
     pub rule: String,
+    /// Where: the chain's index, and the rule's index in it (None: the chain's policy).
+    pub at: Option<(usize, Option<usize>)>,
 }
 
 /// Deepest jump nesting followed; deeper (a loop in a hand-made export) is "cannot decide".
@@ -496,6 +515,7 @@ impl Ruleset {
             return Decision {
                 outcome: Outcome::Drop,
                 rule: "source and destination of different address families".into(),
+                at: None,
             };
         }
         if !self.families.contains(&fam) {
@@ -506,11 +526,13 @@ impl Ruleset {
                     self.format.as_str()
                 )),
                 rule: String::new(),
+                at: None,
             };
         }
         let mut last = Decision {
             outcome: Outcome::Accept,
             rule: "no base chain on this hook (nothing filters)".into(),
+            at: None,
         };
         // With several base chains, the accept worth naming is the first made by a rule (the
         // others typically accept by policy).
@@ -537,6 +559,7 @@ impl Ruleset {
                             chain.name,
                             if accept { "accept" } else { "drop" }
                         ),
+                        at: Some((i, None)),
                     }
                 }
             };
@@ -553,9 +576,11 @@ impl Ruleset {
             return Walk::Final(Decision {
                 outcome: Outcome::Undecided("jumps nested deeper than 64 (a loop?)".into()),
                 rule: self.chains[chain].name.clone(),
+                at: Some((chain, None)),
             });
         }
-        for rule in &self.chains[chain].rules {
+        for (index, rule) in self.chains[chain].rules.iter().enumerate() {
+            let at = Some((chain, Some(index)));
             match rule_matches(rule, p) {
                 Tri::No => continue,
                 Tri::Unknown(what) => {
@@ -565,6 +590,7 @@ impl Ruleset {
                     return Walk::Final(Decision {
                         outcome: Outcome::Undecided(what),
                         rule: rule.origin.clone(),
+                        at,
                     });
                 }
                 Tri::Yes => {}
@@ -580,6 +606,7 @@ impl Ruleset {
                 Walk::Final(Decision {
                     outcome,
                     rule: rule.origin.clone(),
+                    at,
                 })
             };
             match action {

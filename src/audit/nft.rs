@@ -94,6 +94,7 @@ pub fn read(file: &str, doc: &Value) -> Result<Ruleset, AuditError> {
         let mut origin = format!("{} {} {}", key.0, key.1, key.2);
         if let Some(h) = r.get("handle").and_then(Value::as_u64) {
             origin.push_str(&format!(" handle {h}"));
+            rule.spec = h.to_string();
         }
         origin.push_str(": ");
         origin.push_str(&words.join(" "));
@@ -219,6 +220,7 @@ impl Ctx<'_> {
             matches,
             action,
             origin: String::new(),
+            spec: String::new(),
         }
     }
 

@@ -249,6 +249,11 @@ pub struct FirewallArgs {
     /// Write to FILE instead of standard output
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Instead of a whole ruleset: the changes that bring this exported ruleset (nft -j list
+    /// ruleset, iptables-save) to the plan (nftables and iptables targets)
+    #[arg(long, value_name = "RULES", conflicts_with = "workstations")]
+    pub diff: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -140,3 +140,37 @@ fn table(r: &Report) -> String {
     ));
     out
 }
+
+/// `firewall --diff RULES`: the changes that bring the exported ruleset to the plan.
+pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<ExitCode> {
+    let dep = load_deployment(args.file.as_deref(), catalog)?;
+    let plan = crate::plan::resolve(&dep, catalog);
+    let (mode, scope) = scope(&dep, &plan, args.node.as_deref())?;
+    let path = args.diff.as_deref().expect("called with --diff");
+    let rules = load_ruleset(path)?;
+    let all = crate::flows::flows(&dep, catalog, &plan);
+    let flows = crate::firewall::select(&all, &mode);
+    let (changes, after) = crate::audit::diff::diff(&rules, &flows, &scope);
+    let header = vec![
+        format!(
+            "scc-ports firewall --diff: the changes that bring {} to the plan of {}",
+            path.display(),
+            match &mode {
+                Mode::Node { name, .. } => format!("node {name}"),
+                _ => "the network firewall".to_string(),
+            }
+        ),
+        format!("{} changes", changes.len()),
+    ];
+    let text = crate::audit::diff::render(&args.target, &rules, &flows, &changes, &after, &header)?;
+    match &args.output {
+        Some(p) => {
+            std::fs::write(p, text)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+        }
+        None => {
+            emit(&text)?;
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -301,6 +301,9 @@ fn flows_cmd(catalog: &Catalog, args: FlowsArgs) -> Result<ExitCode> {
 
 fn firewall_cmd(catalog: &Catalog, args: FirewallArgs) -> Result<ExitCode> {
     use crate::firewall::{Mode, Request};
+    if args.diff.is_some() {
+        return audit::diff_cmd(catalog, &args);
+    }
     let dep = load_deployment(args.file.as_deref(), catalog)?;
     let plan = crate::plan::resolve(&dep, catalog);
     let mode = match &args.node {
