@@ -155,6 +155,9 @@ pub fn read_aws(file: &str, doc: &Value) -> Result<Ruleset, AuditError> {
             }
         }
     }
+    // A union of allows: a rule the audit can evaluate decides before one it cannot, so that
+    // "cannot decide" is only the answer when nothing certain accepts.
+    rules.sort_by_key(has_unknown);
     Ok(Ruleset {
         format: Format::AwsJson,
         chains: vec![one_chain(
@@ -163,6 +166,10 @@ pub fn read_aws(file: &str, doc: &Value) -> Result<Ruleset, AuditError> {
         )],
         families: vec![Family::V4, Family::V6],
     })
+}
+
+fn has_unknown(r: &Rule) -> bool {
+    r.matches.iter().any(|m| matches!(m.cond, Cond::Unknown(_)))
 }
 
 /// Whether JSON is the Windows export: rule objects with `Action` and ports or names.
@@ -367,6 +374,10 @@ pub fn read_windows(file: &str, doc: &Value) -> Result<Ruleset, AuditError> {
             blocks.push(rule);
         }
     }
+    // Block rules first (block wins), then allows; within each, the rules the audit can
+    // evaluate first, so that "cannot decide" is only the answer when nothing certain decides.
+    blocks.sort_by_key(has_unknown);
+    allows.sort_by_key(has_unknown);
     blocks.extend(allows);
     Ok(Ruleset {
         format: Format::WindowsJson,

@@ -72,6 +72,18 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
     })
 }
 
+/// A rule as the table shows it: where it is (`inet filter input handle 9`, `line 15`), not its
+/// whole text (the JSON has that).
+fn short_rule(rule: &str) -> String {
+    if rule.starts_with("cannot decide") || rule.contains(": policy ") {
+        return rule.to_string();
+    }
+    rule.split("; ")
+        .map(|one| one.split_once(": ").map_or(one, |(at, _)| at))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn table(r: &Report) -> String {
     let width = terminal_width();
     let mut flows = Grid::new(vec![
@@ -88,12 +100,12 @@ fn table(r: &Report) -> String {
             detail.push_str(&format!("blocked {} ", f.blocked.join(",")));
         }
         if !f.blocked_sources.is_empty() {
-            detail.push_str(&format!("from {} ", f.blocked_sources.join(",")));
+            detail.push_str(&format!("from {} ", f.blocked_sources.join(", ")));
         }
         if !detail.is_empty() {
             detail.push_str("by ");
         }
-        detail.push_str(&f.rule);
+        detail.push_str(&short_rule(&f.rule));
         flows.push(vec![
             f.status.to_string(),
             f.zone.clone(),
@@ -117,7 +129,7 @@ fn table(r: &Report) -> String {
                 e.source.clone(),
                 e.address.clone(),
                 format!("{}/{}", e.transport, e.ports),
-                e.rule.clone(),
+                short_rule(&e.rule),
             ]);
         }
         out.push_str(&extra.render(Format::Table, width));
