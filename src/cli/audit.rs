@@ -84,6 +84,25 @@ fn short_rule(rule: &str) -> String {
         .join("; ")
 }
 
+/// A grid without wrapping columns (one line per row), each row followed by its detail line.
+fn with_details(grid: &Grid, details: &[String], width: usize) -> String {
+    let text = grid.render(Format::Table, width);
+    let mut lines = text.lines();
+    let mut out = String::new();
+    if let Some(header) = lines.next() {
+        out.push_str(header);
+        out.push('\n');
+    }
+    for (line, detail) in lines.zip(details) {
+        out.push_str(line);
+        out.push('\n');
+        out.push_str("    ");
+        out.push_str(detail);
+        out.push('\n');
+    }
+    out
+}
+
 fn table(r: &Report) -> String {
     let width = terminal_width();
     let mut flows = Grid::new(vec![
@@ -92,8 +111,8 @@ fn table(r: &Report) -> String {
         Column::new("TO"),
         Column::new("PORTS"),
         Column::new("FLOW"),
-        Column::wrapping("BLOCKED / RULE"),
     ]);
+    let mut details = Vec::new();
     for f in &r.flows {
         let mut detail = String::new();
         if !f.blocked.is_empty() {
@@ -102,37 +121,35 @@ fn table(r: &Report) -> String {
         if !f.blocked_sources.is_empty() {
             detail.push_str(&format!("from {} ", f.blocked_sources.join(", ")));
         }
-        if !detail.is_empty() {
-            detail.push_str("by ");
-        }
+        detail.push_str("by ");
         detail.push_str(&short_rule(&f.rule));
+        details.push(detail);
         flows.push(vec![
             f.status.to_string(),
             f.zone.clone(),
             f.address.clone(),
             format!("{}/{}", f.transport, f.ports),
             format!("{}.{}", f.component, f.port_id),
-            detail,
         ]);
     }
-    let mut out = flows.render(Format::Table, width);
+    let mut out = with_details(&flows, &details, width);
     if !r.extra.is_empty() {
         out.push_str("\nOpen beyond the plan:\n");
         let mut extra = Grid::new(vec![
             Column::new("SOURCE"),
             Column::new("TO"),
             Column::new("PORTS"),
-            Column::wrapping("RULE"),
         ]);
+        let mut details = Vec::new();
         for e in &r.extra {
             extra.push(vec![
                 e.source.clone(),
                 e.address.clone(),
                 format!("{}/{}", e.transport, e.ports),
-                short_rule(&e.rule),
             ]);
+            details.push(format!("by {}", short_rule(&e.rule)));
         }
-        out.push_str(&extra.render(Format::Table, width));
+        out.push_str(&with_details(&extra, &details, width));
     }
     let s = &r.summary;
     out.push_str(&format!(
