@@ -1121,3 +1121,55 @@ mod robustness {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The generated rules of every example, loaded into a namespace and exported: the audit finds
+// exactly the plan (host firewalls and firewalls between zones alike).
+
+#[test]
+fn generated_rules_of_every_example_audit_exact() {
+    let what = "audit of generated rules loaded in the kernel";
+    if !kernel_ready(what) {
+        return;
+    }
+    let _serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Netns::new().expect("namespace");
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str]); 4] = [
+        ("examples/all-in-one.toml", &["--node", "SCC1"]),
+        ("examples/redundant.toml", &["--node", "APP1"]),
+        ("examples/large.toml", &["--node", "APP_A1"]),
+        (LAB, &["--network"]),
+    ];
+    let mut checked = 0;
+    for (file, scope) in cases {
+        for (kind, target) in [(Kind::Nft, "nftables"), (Kind::Iptables, "iptables")] {
+            let mut args = vec!["firewall", file, "--target", target];
+            args.extend_from_slice(scope);
+            let (code, rules, err) = cli(&args);
+            assert_eq!(code, 0, "{err}");
+            exec_in(&ns, &["nft", "flush", "ruleset"], None);
+            let export = match kind {
+                Kind::Nft => {
+                    exec_in(&ns, &["nft", "-f", "-"], Some(&rules));
+                    exec_in(&ns, &["nft", "-j", "list", "ruleset"], None)
+                }
+                Kind::Iptables => {
+                    exec_in(&ns, &["iptables-restore"], Some(&rules));
+                    exec_in(&ns, &["iptables-save"], None)
+                }
+            };
+            let path = dir.path().join(format!("{target}-{checked}"));
+            std::fs::write(&path, export).unwrap();
+            let mut args = vec!["audit", file, "--ruleset", path.to_str().unwrap()];
+            args.extend_from_slice(scope);
+            let (code, out, err) = cli(&args);
+            assert_eq!(
+                code, 0,
+                "{file} {scope:?} {target}: not exact\n{out}{err}"
+            );
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 8);
+}
