@@ -895,6 +895,7 @@ fn golden_every_format() {
         "admin.save",
         "windows.json",
         "aws.json",
+        "firewalld.txt",
         "bad/unknown-option.rules",
         "bad/quote.rules",
         "bad/undeclared.rules",
@@ -1047,6 +1048,31 @@ mod robustness {
         ":",
     ];
 
+    /// Lines a firewalld export has, and broken ones, to reach deep into that reader.
+    const FIREWALLD: &[&str] = &[
+        "  services: ssh x",
+        "  ports: 1-2/tcp 5/udp",
+        "  ports: 99999/tcp",
+        "  sources: 10.0.0.0/8 nonsense",
+        "  interfaces: eth0",
+        "  rich rules: ",
+        "\trule family=\"ipv4\" source NOT address=\"10.0.0.0/8\" port port=\"22\" protocol=\"tcp\" accept",
+        "\trule priority=\"-5\" service name=\"ssh\" drop",
+        "\trule source ipset=\"x\" reject type=\"icmp-host-prohibited\"",
+        "\trule family=\"ipv6\" log prefix=\"a b\" level=\"info\" limit value=\"1/m\" accept",
+        "\trule \"unterminated",
+        "\trule port port=\"x\" protocol=\"tcp\" accept",
+        "ssh",
+        "  includes: ssh",
+        "  destination: ipv4:10.0.0.1 ipv6:fe80::/64",
+        "trusted (active)",
+        "  target: ACCEPT",
+        "  icmp-block-inversion: no",
+        "default-zone: nowhere",
+        "default-zone: public",
+        "  : :",
+    ];
+
     fn json_value() -> impl Strategy<Value = serde_json::Value> {
         let leaf = prop_oneof![
             Just(serde_json::Value::Null),
@@ -1096,6 +1122,17 @@ mod robustness {
         #[test]
         fn iptables_like_text_never_panics(words in prop::collection::vec(prop::sample::select(WORDS), 0..80)) {
             let text = format!("*filter\n:INPUT DROP [0:0]\n{}\n", words.join(" "));
+            if let Ok(rs) = scc_ports::audit::read("x", &text) {
+                evaluate_some(&rs);
+            }
+        }
+
+        #[test]
+        fn firewalld_like_text_never_panics(
+            lines in prop::collection::vec(prop::sample::select(FIREWALLD), 0..40),
+            noise in "\\PC{0,20}",
+        ) {
+            let text = format!("public\n  target: default\n  icmp-block-inversion: no\n{}\n{noise}\n", lines.join("\n"));
             if let Ok(rs) = scc_ports::audit::read("x", &text) {
                 evaluate_some(&rs);
             }
@@ -1164,10 +1201,7 @@ fn generated_rules_of_every_example_audit_exact() {
             let mut args = vec!["audit", file, "--ruleset", path.to_str().unwrap()];
             args.extend_from_slice(scope);
             let (code, out, err) = cli(&args);
-            assert_eq!(
-                code, 0,
-                "{file} {scope:?} {target}: not exact\n{out}{err}"
-            );
+            assert_eq!(code, 0, "{file} {scope:?} {target}: not exact\n{out}{err}");
             checked += 1;
         }
     }

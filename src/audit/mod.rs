@@ -5,6 +5,7 @@
 mod cloud;
 pub mod compare;
 pub mod diff;
+mod firewalld;
 mod iptables;
 mod nft;
 
@@ -27,6 +28,8 @@ pub enum Format {
     WindowsJson,
     /// `aws ec2 describe-security-groups`
     AwsJson,
+    /// `firewall-cmd --list-all-zones` with the services' definitions (docs/audit.md)
+    FirewalldText,
 }
 
 impl Format {
@@ -37,6 +40,7 @@ impl Format {
             Format::Ip6tablesSave => "ip6tables-save",
             Format::WindowsJson => "windows-json",
             Format::AwsJson => "aws-json",
+            Format::FirewalldText => "firewalld",
         }
     }
 }
@@ -90,6 +94,9 @@ pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
                 .into(),
             hint: "see docs/audit.md for the supported exports".into(),
         });
+    }
+    if firewalld::looks_firewalld(text) {
+        return firewalld::read(name, text);
     }
     if text.lines().any(|l| {
         let l = l.trim();

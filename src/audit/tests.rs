@@ -344,3 +344,35 @@ fn a_flow_is_split_at_rule_boundaries_into_ranges() {
     );
     assert!(!r.summary.exact);
 }
+
+#[test]
+fn firewalld_zones_by_source_deny_before_allow_then_target() {
+    let text = "default-zone: public\n\
+public (active)\n  target: default\n  icmp-block-inversion: no\n  interfaces: eth0\n  sources: \n  services: ssh\n  ports: 8000-8010/udp\n  rich rules: \n\
+\trule family=\"ipv4\" source address=\"10.1.0.0/16\" port port=\"8005\" protocol=\"udp\" accept\n\
+\trule family=\"ipv4\" source address=\"10.1.2.0/24\" port port=\"8005\" protocol=\"udp\" reject\n\
+trusted\n  target: ACCEPT\n  icmp-block-inversion: no\n  interfaces: \n  sources: 10.9.0.0/16\n  services: \n  ports: \n  rich rules: \n\
+ssh\n  ports: 22/tcp\n  protocols: \n  destination: \n  includes: \n";
+    let rs = read("fw.txt", text).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(rs.format, Format::FirewalldText);
+    let udp = |src: &str, port| {
+        rs.evaluate(&pkt(src, "10.0.0.1", Transport::Udp, port))
+            .outcome
+    };
+    assert_eq!(verdict(&rs, "10.5.0.1", 22), Outcome::Accept); // service ssh
+    assert_eq!(verdict(&rs, "10.5.0.1", 23), Outcome::Drop); // target default rejects
+    assert_eq!(verdict(&rs, "10.9.0.1", 23), Outcome::Accept); // trusted by source
+    assert_eq!(udp("10.1.1.1", 8005), Outcome::Accept);
+    assert_eq!(udp("10.1.2.1", 8005), Outcome::Drop); // deny before allow at priority 0
+    assert_eq!(udp("10.1.2.1", 8004), Outcome::Accept); // the zone's ports
+    // A service whose definition is not in the export cannot be decided.
+    let rs = read(
+        "fw.txt",
+        "public\n  target: default\n  icmp-block-inversion: no\n  services: cockpit\n",
+    )
+    .unwrap();
+    assert!(matches!(
+        verdict(&rs, "10.5.0.1", 9090),
+        Outcome::Undecided(_)
+    ));
+}
