@@ -66,12 +66,15 @@ fn addr(s: &str) -> Option<Span> {
     Some(Span::net(&net.trunc()))
 }
 
+/// A block of the export: its line, its name line, and its indented (line, text) lines.
+type Block = (usize, String, Vec<(usize, String)>);
+
 pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
     let mut zones: Vec<Zone> = Vec::new();
     let mut services: HashMap<String, Service> = HashMap::new();
     let mut default_zone: Option<String> = None;
     // Blocks: a name at column 0, then indented `key: value` lines; rich rules indented further.
-    let mut blocks: Vec<(usize, String, Vec<(usize, String)>)> = Vec::new();
+    let mut blocks: Vec<Block> = Vec::new();
     for (n, line) in text.lines().enumerate() {
         if line.trim().is_empty() {
             continue;
