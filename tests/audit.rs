@@ -149,24 +149,91 @@ enum Kind {
 struct Lab {
     server: Netns,
     client: Netns,
+    /// With `--network`: the router between them, which holds the ruleset.
+    router: Option<Netns>,
 }
 
-fn lab() -> Lab {
+impl Lab {
+    /// The namespace whose firewall is audited.
+    fn holder(&self) -> &Netns {
+        self.router.as_ref().unwrap_or(&self.server)
+    }
+}
+
+fn lab(network: bool) -> Lab {
     let server = Netns::new().expect("server namespace");
     let client = Netns::new().expect("client namespace");
-    let (vs, vc) =
-        netns::link_named(&server, "10.88.1.11/16", &client, "10.88.1.50/16").expect("veth");
-    for a in &SERVER[1..] {
+    if !network {
+        let (vs, vc) =
+            netns::link_named(&server, "10.88.1.11/16", &client, "10.88.1.50/16").expect("veth");
+        for a in &SERVER[1..] {
+            server
+                .ip(&["addr", "add", &format!("{a}/16"), "dev", &vs])
+                .expect("server address");
+        }
+        for a in &CLIENTS[1..] {
+            client
+                .ip(&["addr", "add", &format!("{a}/16"), "dev", &vc])
+                .expect("client address");
+        }
+        return Lab {
+            server,
+            client,
+            router: None,
+        };
+    }
+    // client 192.168.88.2 -- 192.168.88.1 router 192.168.89.1 -- 192.168.89.2 server; the zone
+    // and server addresses are /32s routed through the router (the datacenter client 10.88.1.50
+    // and the servers share a zone but not a link).
+    let router = Netns::new().expect("router namespace");
+    let (rc, vc) =
+        netns::link_named(&router, "192.168.88.1/24", &client, "192.168.88.2/24").expect("veth");
+    let (rs, vs) =
+        netns::link_named(&router, "192.168.89.1/24", &server, "192.168.89.2/24").expect("veth");
+    for a in &SERVER {
         server
-            .ip(&["addr", "add", &format!("{a}/16"), "dev", &vs])
+            .ip(&["addr", "add", &format!("{a}/32"), "dev", &vs])
             .expect("server address");
+        router
+            .ip(&[
+                "route",
+                "add",
+                &format!("{a}/32"),
+                "via",
+                "192.168.89.2",
+                "dev",
+                &rs,
+            ])
+            .expect("router route to the server");
     }
-    for a in &CLIENTS[1..] {
+    server
+        .ip(&["route", "add", "default", "via", "192.168.89.1"])
+        .expect("server route");
+    for a in &CLIENTS {
         client
-            .ip(&["addr", "add", &format!("{a}/16"), "dev", &vc])
+            .ip(&["addr", "add", &format!("{a}/32"), "dev", &vc])
             .expect("client address");
+        router
+            .ip(&[
+                "route",
+                "add",
+                &format!("{a}/32"),
+                "via",
+                "192.168.88.2",
+                "dev",
+                &rc,
+            ])
+            .expect("router route to the client");
     }
-    Lab { server, client }
+    client
+        .ip(&["route", "add", "default", "via", "192.168.88.1"])
+        .expect("client route");
+    router.run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("forwarding"));
+    Lab {
+        server,
+        client,
+        router: Some(router),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -382,21 +449,24 @@ fn report_admits(report: &serde_json::Value, flows: &[scc_ports::flows::Flow], p
         }
     }
     let rows = report["flows"].as_array().unwrap();
-    assert_eq!(
-        rows.len(),
-        flows.len(),
-        "one row per flow (host destinations)"
-    );
-    let mut planned = false;
-    for (row, f) in rows.iter().zip(flows) {
+    for f in flows {
         if f.transport != p.transport
             || !f.ports.contains(p.port)
-            || row["address"] != p.dst.to_string()
+            || !f.destination.iter().any(|n| n.contains(&IpAddr::V4(p.dst)))
             || !f.sources.iter().any(|n| n.contains(&ip))
         {
             continue;
         }
-        planned = true;
+        let row = rows
+            .iter()
+            .find(|r| {
+                r["address"] == p.dst.to_string()
+                    && r["component"] == f.component.as_str()
+                    && r["port_id"] == f.port_id_text().as_str()
+                    && r["ports"] == f.ports.to_string().as_str()
+                    && r["zone"] == f.source_zones.join(",").as_str()
+            })
+            .expect("a row for every planned flow and destination");
         let blocked_port = row["blocked"]
             .as_array()
             .unwrap()
@@ -416,7 +486,6 @@ fn report_admits(report: &serde_json::Value, flows: &[scc_ports::flows::Flow], p
             return true;
         }
     }
-    let _ = planned;
     false
 }
 
@@ -429,15 +498,16 @@ struct CaseResult {
 /// Loads `rules` into a fresh server namespace, exports it, audits the export (CLI, JSON) and
 /// sends a seeded sample of probes; returns every packet where the kernel and the audit (the
 /// evaluator, and the report) disagree.
-fn run_case(name: &str, kind: Kind, rules: &str, diff: bool, rng: &mut Rng) -> CaseResult {
-    let lab = lab();
+fn run_case(c: &Case, rng: &mut Rng) -> CaseResult {
+    let (name, kind, rules, diff, network) = (&c.name, c.kind, c.rules.as_str(), c.diff, c.network);
+    let lab = lab(network);
     let export_now = || match kind {
-        Kind::Nft => exec_in(&lab.server, &["nft", "-j", "list", "ruleset"], None),
-        Kind::Iptables => exec_in(&lab.server, &["iptables-save"], None),
+        Kind::Nft => exec_in(lab.holder(), &["nft", "-j", "list", "ruleset"], None),
+        Kind::Iptables => exec_in(lab.holder(), &["iptables-save"], None),
     };
     match kind {
-        Kind::Nft => exec_in(&lab.server, &["nft", "-f", "-"], Some(rules)),
-        Kind::Iptables => exec_in(&lab.server, &["iptables-restore"], Some(rules)),
+        Kind::Nft => exec_in(lab.holder(), &["nft", "-f", "-"], Some(rules)),
+        Kind::Iptables => exec_in(lab.holder(), &["iptables-restore"], Some(rules)),
     };
     let dir = tempfile::tempdir().unwrap();
     if diff {
@@ -449,24 +519,18 @@ fn run_case(name: &str, kind: Kind, rules: &str, diff: bool, rng: &mut Rng) -> C
         } else {
             "iptables"
         };
-        let (code, changes, err) = cli(&[
-            "firewall",
-            LAB,
-            "--target",
-            target,
-            "--node",
-            "APP1",
-            "--diff",
-            before.to_str().unwrap(),
-        ]);
+        let mut args = vec!["firewall", LAB, "--target", target];
+        args.extend_from_slice(scope_args(network));
+        args.extend(["--diff", before.to_str().unwrap()]);
+        let (code, changes, err) = cli(&args);
         assert_eq!(code, 0, "{name}: firewall --diff: {err}");
         assert!(
             changes.contains("(exactly the plan)"),
             "{name}: the diff is not complete:\n{changes}"
         );
         match kind {
-            Kind::Nft => exec_in(&lab.server, &["nft", "-f", "-"], Some(&changes)),
-            Kind::Iptables => exec_in(&lab.server, &["sh", "-s"], Some(&changes)),
+            Kind::Nft => exec_in(lab.holder(), &["nft", "-f", "-"], Some(&changes)),
+            Kind::Iptables => exec_in(lab.holder(), &["sh", "-s"], Some(&changes)),
         };
     }
     let export = export_now();
@@ -475,23 +539,17 @@ fn run_case(name: &str, kind: Kind, rules: &str, diff: bool, rng: &mut Rng) -> C
         Kind::Iptables => "export.rules",
     });
     std::fs::write(&file, &export).unwrap();
-    let (exit, stdout, stderr) = cli(&[
-        "audit",
-        LAB,
-        "--node",
-        "APP1",
-        "--ruleset",
-        file.to_str().unwrap(),
-        "--format",
-        "json",
-    ]);
+    let mut args = vec!["audit", LAB, "--ruleset", file.to_str().unwrap()];
+    args.extend_from_slice(scope_args(network));
+    args.extend(["--format", "json"]);
+    let (exit, stdout, stderr) = cli(&args);
     assert!(
         exit == 0 || exit == 1,
         "{name}: audit exit {exit}: {stderr}"
     );
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("audit JSON");
     let ruleset = scc_ports::audit::read("export", &export).expect("export reads");
-    let flows = lab_flows();
+    let flows = lab_flows(network);
 
     // Ports worth probing: each flow's ends and neighbours, each rule boundary and the port
     // before it, a few fixed outsiders and random ports.
@@ -561,7 +619,7 @@ fn run_case(name: &str, kind: Kind, rules: &str, diff: bool, rng: &mut Rng) -> C
             transport: p.transport,
             sport: None,
             dport: p.port,
-            hook: Hook::Input,
+            hook: if network { Hook::Forward } else { Hook::Input },
         });
         let eval = match d.outcome {
             Outcome::Accept => Some(true),
@@ -588,7 +646,7 @@ fn run_case(name: &str, kind: Kind, rules: &str, diff: bool, rng: &mut Rng) -> C
     }
 }
 
-fn lab_flows() -> Vec<scc_ports::flows::Flow> {
+fn lab_flows(network: bool) -> Vec<scc_ports::flows::Flow> {
     let catalog = scc_ports::catalog::Catalog::embedded();
     let text = std::fs::read_to_string(Path::new(ROOT).join(LAB)).unwrap();
     let dep =
@@ -596,15 +654,29 @@ fn lab_flows() -> Vec<scc_ports::flows::Flow> {
             .expect("lab loads");
     let plan = scc_ports::plan::resolve(&dep, &catalog);
     let all = scc_ports::flows::flows(&dep, &catalog, &plan);
-    let mode = scc_ports::firewall::Mode::Node {
-        name: "APP1".into(),
-        addresses: SERVER.iter().map(|a| IpAddr::V4(*a)).collect(),
+    let mode = if network {
+        scc_ports::firewall::Mode::Network
+    } else {
+        scc_ports::firewall::Mode::Node {
+            name: "APP1".into(),
+            addresses: SERVER.iter().map(|a| IpAddr::V4(*a)).collect(),
+        }
     };
     scc_ports::firewall::select(&all, &mode)
 }
 
-fn generated(target: &str) -> String {
-    let (code, out, err) = cli(&["firewall", LAB, "--target", target, "--node", "APP1"]);
+fn scope_args(network: bool) -> &'static [&'static str] {
+    if network {
+        &["--network"]
+    } else {
+        &["--node", "APP1"]
+    }
+}
+
+fn generated(target: &str, network: bool) -> String {
+    let mut args = vec!["firewall", LAB, "--target", target];
+    args.extend_from_slice(scope_args(network));
+    let (code, out, err) = cli(&args);
     assert_eq!(code, 0, "{err}");
     out
 }
@@ -654,7 +726,7 @@ fn parts(line: &str, kind: Kind) -> (String, String, u16) {
 
 fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, String) {
     let lines = rule_lines(base, kind);
-    let flows = lab_flows();
+    let flows = lab_flows(false);
     // A widening must open something: not a port that a flow from the same sources to the same
     // address already has (then the ruleset would still be exact).
     let widens_into_plan = |line: &str| {
@@ -759,62 +831,88 @@ fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, Strin
     }
 }
 
-/// (name, kind, rules, the audit must find them exact, apply `firewall --diff` first)
-type Case = (String, Kind, String, bool, bool);
+/// One ruleset of the differential test.
+struct Case {
+    name: String,
+    kind: Kind,
+    rules: String,
+    /// The audit must find it exact (exit 0).
+    exact: bool,
+    /// Apply `firewall --diff` to the export first.
+    diff: bool,
+    /// A firewall between zones (the router forwards) rather than the server's own.
+    network: bool,
+}
 
 fn cases(rng: &mut Rng) -> Vec<Case> {
     let mut out: Vec<Case> = Vec::new();
-    let nft = generated("nftables");
-    let ipt = generated("iptables");
-    out.push((
-        "generated nftables".into(),
-        Kind::Nft,
-        nft.clone(),
-        true,
-        false,
-    ));
-    out.push((
-        "generated iptables".into(),
-        Kind::Iptables,
-        ipt.clone(),
-        true,
-        false,
-    ));
+    let case = |name: String, kind, rules: String, exact, diff, network| Case {
+        name,
+        kind,
+        rules,
+        exact,
+        diff,
+        network,
+    };
+    for network in [false, true] {
+        let on = if network { " --network" } else { "" };
+        out.push(case(
+            format!("generated nftables{on}"),
+            Kind::Nft,
+            generated("nftables", network),
+            true,
+            false,
+            network,
+        ));
+        out.push(case(
+            format!("generated iptables{on}"),
+            Kind::Iptables,
+            generated("iptables", network),
+            true,
+            false,
+            network,
+        ));
+    }
     let admin = |f: &str| std::fs::read_to_string(Path::new(ROOT).join(f)).unwrap();
     for diff in [false, true] {
         let then = if diff { ", after firewall --diff" } else { "" };
-        out.push((
+        out.push(case(
             format!("admin nftables{then}"),
             Kind::Nft,
             admin("tests/audit/admin.nft"),
             diff,
             diff,
+            false,
         ));
-        out.push((
+        out.push(case(
             format!("admin iptables{then}"),
             Kind::Iptables,
             admin("tests/audit/admin.rules"),
             diff,
             diff,
+            false,
         ));
     }
+    let (nft, ipt) = (generated("nftables", false), generated("iptables", false));
     for (kind, base) in [(Kind::Nft, &nft), (Kind::Iptables, &ipt)] {
         for which in 0..4 {
             let (what, text) = mutate(base, kind, which, rng);
             // Half of the mutations are also repaired by `firewall --diff`.
             if which % 2 == 0 {
-                out.push((
+                out.push(case(
                     format!("{kind:?} mutation, {what}, after firewall --diff"),
                     kind,
                     text.clone(),
                     true,
                     true,
+                    false,
                 ));
             }
-            out.push((
+            out.push(case(
                 format!("{kind:?} mutation, {what}"),
                 kind,
                 text,
+                false,
                 false,
                 false,
             ));
@@ -836,8 +934,9 @@ fn kernel_agrees_with_the_audit_packet_by_packet() {
     let mut total = 0;
     let mut wrong = Vec::new();
     let mut exits = Vec::new();
-    for (name, kind, rules, exact, diff) in cases(&mut rng) {
-        let r = run_case(&name, kind, &rules, diff, &mut rng);
+    for c in cases(&mut rng) {
+        let (name, exact) = (c.name.clone(), c.exact);
+        let r = run_case(&c, &mut rng);
         eprintln!(
             "{name}: {} probes, {} disagreements, audit exit {}",
             r.probes,
