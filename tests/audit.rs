@@ -501,10 +501,26 @@ struct CaseResult {
 fn run_case(c: &Case, rng: &mut Rng) -> CaseResult {
     let (name, kind, rules, diff, network) = (&c.name, c.kind, c.rules.as_str(), c.diff, c.network);
     let lab = lab(network);
+    // An iptables ruleset may start with `ipset save` lines: restored first, exported with it.
+    let (sets, rules) = match rules.find("\n*") {
+        Some(at) if kind == Kind::Iptables && rules.starts_with("create ") => {
+            (Some(&rules[..at + 1]), &rules[at + 1..])
+        }
+        _ => (None, rules),
+    };
     let export_now = || match kind {
         Kind::Nft => exec_in(lab.holder(), &["nft", "-j", "list", "ruleset"], None),
-        Kind::Iptables => exec_in(lab.holder(), &["iptables-save"], None),
+        Kind::Iptables => {
+            let mut text = String::new();
+            if sets.is_some() {
+                text.push_str(&exec_in(lab.holder(), &["ipset", "save"], None));
+            }
+            text + &exec_in(lab.holder(), &["iptables-save"], None)
+        }
     };
+    if let Some(sets) = sets {
+        exec_in(lab.holder(), &["ipset", "restore"], Some(sets));
+    }
     match kind {
         Kind::Nft => exec_in(lab.holder(), &["nft", "-f", "-"], Some(rules)),
         Kind::Iptables => exec_in(lab.holder(), &["iptables-restore"], Some(rules)),
@@ -893,6 +909,14 @@ fn cases(rng: &mut Rng) -> Vec<Case> {
             false,
         ));
     }
+    out.push(case(
+        "admin iptables with ipsets".into(),
+        Kind::Iptables,
+        admin("tests/audit/admin-ipset.rules"),
+        false,
+        false,
+        false,
+    ));
     let (nft, ipt) = (generated("nftables", false), generated("iptables", false));
     for (kind, base) in [(Kind::Nft, &nft), (Kind::Iptables, &ipt)] {
         for which in 0..4 {

@@ -159,6 +159,7 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
             });
         }
     }
+    let sets = ipsets(text);
     // Pass 2: the rules.
     let mut table: Option<String> = None;
     for (n, line) in text.lines().enumerate() {
@@ -174,6 +175,9 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
         if l == "COMMIT" {
             table = None;
             continue;
+        }
+        if table.is_none() && (l.starts_with("create ") || l.starts_with("add ")) {
+            continue; // `ipset save` lines, read by `ipsets`
         }
         let toks = words(line).map_err(|(col, what)| {
             err(
@@ -207,7 +211,7 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
                 "iptables-save declares every chain (`:NAME POLICY`) before the rules",
             ));
         };
-        let mut rule = parse_rule(&toks[2..], &t, &index).map_err(|(col, what)| {
+        let mut rule = parse_rule(&toks[2..], &t, &index, &sets).map_err(|(col, what)| {
             err(
                 lineno,
                 col,
@@ -298,10 +302,46 @@ fn addr_range(s: &str) -> Option<Span> {
     })
 }
 
+/// The sets of an `ipset save` given with the export (`{ ipset save; iptables-save; }`): name →
+/// members, or None for a set type whose members are not plain addresses or networks.
+fn ipsets(text: &str) -> HashMap<String, Option<Vec<Span>>> {
+    let mut sets: HashMap<String, Option<Vec<Span>>> = HashMap::new();
+    let mut in_table = false;
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with('*') {
+            in_table = true;
+        } else if l == "COMMIT" {
+            in_table = false;
+        } else if !in_table {
+            let mut w = l.split_whitespace();
+            match (w.next(), w.next(), w.next()) {
+                (Some("create"), Some(name), Some(kind)) => {
+                    let plain = matches!(kind, "hash:ip" | "hash:net");
+                    sets.insert(name.to_string(), plain.then(Vec::new));
+                }
+                (Some("add"), Some(name), Some(member)) => {
+                    let span = addr_list(member)
+                        .and_then(|v| v.into_iter().next())
+                        .or_else(|| addr_range(member));
+                    match (sets.get_mut(name), span) {
+                        (Some(Some(list)), Some(s)) => list.push(s),
+                        (Some(entry), None) => *entry = None,
+                        _ => {}
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    sets
+}
+
 fn parse_rule(
     toks: &[Tok],
     table: &str,
     index: &HashMap<(String, String), usize>,
+    sets: &HashMap<String, Option<Vec<Span>>>,
 ) -> Result<Rule, (usize, String)> {
     let mut matches = Vec::new();
     let mut action = Action::Continue;
@@ -419,10 +459,20 @@ fn parse_rule(
             "--match-set" => {
                 let v = value(i)?;
                 let dir = toks.get(i + 2).map_or("", |t| t.text.as_str());
-                matches.push(Match::is(Cond::Unknown(format!(
-                    "ipset `{}` {dir} (the set's members are not in the export)",
-                    v.text
-                ))));
+                let c = match (sets.get(&v.text), dir) {
+                    (Some(Some(members)), "src") => Cond::Saddr(members.clone()),
+                    (Some(Some(members)), "dst") => Cond::Daddr(members.clone()),
+                    (Some(Some(_)), _) => Cond::Unknown(format!("ipset `{}` {dir}", v.text)),
+                    (Some(None), _) => Cond::Unknown(format!(
+                        "ipset `{}` (a set type other than hash:ip or hash:net)",
+                        v.text
+                    )),
+                    (None, _) => Cond::Unknown(format!(
+                        "ipset `{}` {dir} (the set's members are not in the export: give `ipset save` with it)",
+                        v.text
+                    )),
+                };
+                matches.push(Match::not(c, neg));
                 i += 3;
             }
             "--comment" => i += 2,

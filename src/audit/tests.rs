@@ -376,3 +376,22 @@ ssh\n  ports: 22/tcp\n  protocols: \n  destination: \n  includes: \n";
         Outcome::Undecided(_)
     ));
 }
+
+#[test]
+fn ipsets_given_with_the_export_are_evaluated() {
+    let text = format!(
+        "create admins hash:net family inet hashsize 1024 maxelem 65536\nadd admins 10.3.0.0/24\nadd admins 10.4.0.7\n\
+         create pairs hash:ip,port family inet\nadd pairs 10.5.0.1,tcp:22\n\
+         {HEAD}-A INPUT -m set --match-set admins src -p tcp -m tcp --dport 22 -j ACCEPT\n\
+         -A INPUT -m set ! --match-set admins src -p tcp -m tcp --dport 23 -j ACCEPT\n\
+         -A INPUT -m set --match-set pairs src -j ACCEPT\nCOMMIT\n"
+    );
+    let rs = ipt(&text);
+    assert_eq!(verdict(&rs, "10.3.0.9", 22), Outcome::Accept);
+    assert_eq!(verdict(&rs, "10.4.0.7", 22), Outcome::Accept);
+    assert_eq!(verdict(&rs, "10.4.0.8", 23), Outcome::Accept);
+    assert_eq!(
+        verdict(&rs, "10.3.0.9", 23),
+        Outcome::Undecided("ipset `pairs` (a set type other than hash:ip or hash:net)".into())
+    );
+}
