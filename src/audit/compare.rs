@@ -157,18 +157,20 @@ impl Mask {
 }
 
 /// The verdicts over one destination and transport: sources × ports, split at the boundaries.
+/// Each source piece has its own port pieces: only the rules that can match that source cut its
+/// ports (a thousand rules for a thousand sources give a thousand small rows, not a product).
 struct Grid {
     srcs: Vec<Span>,
-    ports: Vec<(u16, u16)>,
-    /// Per cell (src-major): the decision for an even and for an odd port (indices into
-    /// `decisions`); equal when no rule tests parity.
-    cells: Vec<(u32, u32)>,
+    ports: Vec<Vec<(u16, u16)>>,
+    /// Per source piece, per port piece: the decision for an even and for an odd port (indices
+    /// into `decisions`); equal when no rule tests parity.
+    cells: Vec<Vec<(u32, u32)>>,
     decisions: Vec<Decision>,
 }
 
 impl Grid {
     fn cell(&self, s: usize, p: usize) -> (&Decision, &Decision) {
-        let (e, o) = self.cells[s * self.ports.len() + p];
+        let (e, o) = self.cells[s][p];
         (&self.decisions[e as usize], &self.decisions[o as usize])
     }
 }
@@ -194,6 +196,8 @@ struct Auditor<'a> {
     port_cuts: Vec<u128>,
     parity: bool,
     grids: BTreeMap<(IpAddr, Transport), Grid>,
+    /// The rules relevant to each source piece, shared by every destination and transport.
+    relevant: std::cell::RefCell<BTreeMap<Span, std::rc::Rc<Vec<Vec<u32>>>>>,
 }
 
 impl Auditor<'_> {
@@ -226,10 +230,6 @@ impl Auditor<'_> {
             .into_iter()
             .map(|(lo, hi)| Span { family, lo, hi })
             .collect();
-        let ports: Vec<(u16, u16)> = pieces(1, 65535, &self.port_cuts)
-            .into_iter()
-            .map(|(a, b)| (a as u16, b as u16))
-            .collect();
         let mut decisions: Vec<Decision> = Vec::new();
         let mut index: BTreeMap<Decision, u32> = BTreeMap::new();
         let mut intern = |d: Decision| -> u32 {
@@ -241,8 +241,26 @@ impl Auditor<'_> {
             index.insert(d, i);
             i
         };
-        let mut cells = Vec::with_capacity(srcs.len() * ports.len());
+        let mut cells = Vec::with_capacity(srcs.len());
+        let mut all_ports = Vec::with_capacity(srcs.len());
         for s in &srcs {
+            let only = self
+                .relevant
+                .borrow_mut()
+                .entry(*s)
+                .or_insert_with(|| std::rc::Rc::new(self.rs.relevant(s)))
+                .clone();
+            let mut cuts: Vec<u32> = Vec::new();
+            self.rs.port_cuts_for(&only, &mut cuts);
+            let mut cuts: Vec<u128> = cuts.into_iter().map(u128::from).collect();
+            cuts.extend_from_slice(&self.port_cuts);
+            cuts.sort_unstable();
+            cuts.dedup();
+            let ports: Vec<(u16, u16)> = pieces(1, 65535, &cuts)
+                .into_iter()
+                .map(|(a, b)| (a as u16, b as u16))
+                .collect();
+            let mut row = Vec::with_capacity(ports.len());
             for &(lo, hi) in &ports {
                 let packet = |port: u16| Packet {
                     src: num_addr(family, s.lo),
@@ -252,23 +270,25 @@ impl Auditor<'_> {
                     dport: port,
                     hook: self.hook,
                 };
-                let first = intern(self.rs.evaluate(&packet(lo)));
+                let first = intern(self.rs.evaluate_only(&packet(lo), Some(&only)));
                 let other = if self.parity && hi > lo {
-                    intern(self.rs.evaluate(&packet(lo + 1)))
+                    intern(self.rs.evaluate_only(&packet(lo + 1), Some(&only)))
                 } else {
                     first
                 };
                 // (even, odd)
-                cells.push(if lo % 2 == 0 {
+                row.push(if lo % 2 == 0 {
                     (first, other)
                 } else {
                     (other, first)
                 });
             }
+            cells.push(row);
+            all_ports.push(ports);
         }
         Grid {
             srcs,
-            ports,
+            ports: all_ports,
             cells,
             decisions,
         }
@@ -296,6 +316,39 @@ fn ports_text(lo: u16, hi: u16, mask: Mask) -> String {
         Ok(r) => r.to_string(),
         Err(_) => format!("{lo}-{hi}"),
     }
+}
+
+/// The union of port pieces that may overlap (pieces of different sources): a sweep over their
+/// ends, counting the even and the odd parts that cover each stretch.
+fn union(list: Vec<(u16, u16, Mask)>) -> Vec<(u16, u16, Mask)> {
+    let mut events: Vec<(u32, i32, i32)> = Vec::with_capacity(list.len() * 2);
+    for (lo, hi, m) in list {
+        let (e, o) = (i32::from(m.even), i32::from(m.odd));
+        events.push((u32::from(lo), e, o));
+        events.push((u32::from(hi) + 1, -e, -o));
+    }
+    events.sort_unstable();
+    let mut out = Vec::new();
+    let (mut ce, mut co) = (0, 0);
+    let mut i = 0;
+    while i < events.len() {
+        let at = events[i].0;
+        while i < events.len() && events[i].0 == at {
+            ce += events[i].1;
+            co += events[i].2;
+            i += 1;
+        }
+        if let Some(&(next, _, _)) = events.get(i) {
+            let m = Mask {
+                even: ce > 0,
+                odd: co > 0,
+            };
+            if m.any() && next > at {
+                out.push((at as u16, (next - 1) as u16, m));
+            }
+        }
+    }
+    out
 }
 
 /// Adjacent pieces with the same mask joined: (lo, hi, mask).
@@ -372,8 +425,8 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
         Scope::Node(_) => Hook::Input,
         Scope::Network => Hook::Forward,
     };
+    // The flows' boundaries cut every row; each rule's only the rows of sources it can match.
     let mut port_cuts: Vec<u32> = Vec::new();
-    rs.port_cuts(&mut port_cuts);
     for f in flows {
         port_cuts.push(u32::from(f.ports.lo()));
         port_cuts.push(u32::from(f.ports.hi()) + 1);
@@ -388,6 +441,7 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
         port_cuts,
         parity: rs.has_parity(),
         grids: BTreeMap::new(),
+        relevant: Default::default(),
     };
     let mut rows = Vec::new();
     for (i, f) in flows.iter().enumerate() {
@@ -456,7 +510,7 @@ fn flow_row(a: &mut Auditor, f: &Flow, dnet: &ipnet::IpNet, dst: IpAddr) -> Flow
         }
         let mut src_blocked = false;
         let mut src_ok = false;
-        for (pi, &(lo, hi)) in g.ports.iter().enumerate() {
+        for (pi, &(lo, hi)) in g.ports[si].iter().enumerate() {
             if hi < flo || lo > fhi {
                 continue;
             }
@@ -510,12 +564,7 @@ fn flow_row(a: &mut Auditor, f: &Flow, dnet: &ipnet::IpNet, dst: IpAddr) -> Flow
         any_ok |= src_ok;
     }
     // Ports blocked for any source, joined into ranges.
-    let mut merged: BTreeMap<(u16, u16), Mask> = BTreeMap::new();
-    for (lo, hi, m) in blocked {
-        let e = merged.entry((lo, hi)).or_insert(Mask::NONE);
-        *e = e.or(m);
-    }
-    let blocked_text: Vec<String> = join(merged.into_iter().map(|((l, h), m)| (l, h, m)).collect())
+    let blocked_text: Vec<String> = join(union(blocked))
         .into_iter()
         .map(|(l, h, m)| ports_text(l.max(flo), h.min(fhi), m))
         .collect();
@@ -600,7 +649,7 @@ fn extra_rows(a: &mut Auditor, dst: IpAddr, t: Transport) -> Vec<ExtraRow> {
             continue;
         }
         let mut by_rule: BTreeMap<String, Vec<(u16, u16, Mask)>> = BTreeMap::new();
-        for (pi, &(lo, hi)) in g.ports.iter().enumerate() {
+        for (pi, &(lo, hi)) in g.ports[si].iter().enumerate() {
             let (even, odd) = g.cell(si, pi);
             let mut covered = Mask::NONE;
             for (spans, r) in &covering {
@@ -647,16 +696,10 @@ fn extra_rows(a: &mut Auditor, dst: IpAddr, t: Transport) -> Vec<ExtraRow> {
         }
         for (rule, list) in by_rule {
             // Even and odd parts of one piece that are both open join into the whole piece.
-            let mut merged: BTreeMap<(u16, u16), Mask> = BTreeMap::new();
-            for (lo, hi, m) in list {
-                let e = merged.entry((lo, hi)).or_insert(Mask::NONE);
-                *e = e.or(m);
-            }
-            let key: Vec<(u16, u16, u8)> =
-                join(merged.into_iter().map(|((l, h), m)| (l, h, m)).collect())
-                    .into_iter()
-                    .map(|(l, h, m)| (l, h, u8::from(m.even) | (u8::from(m.odd) << 1)))
-                    .collect();
+            let key: Vec<(u16, u16, u8)> = join(union(list))
+                .into_iter()
+                .map(|(l, h, m)| (l, h, u8::from(m.even) | (u8::from(m.odd) << 1)))
+                .collect();
             found.entry((rule, key)).or_default().push(*s);
         }
     }

@@ -517,6 +517,12 @@ impl Ruleset {
 
     /// Does this new connection's first packet pass, and which rule decides.
     pub fn evaluate(&self, p: &Packet) -> Decision {
+        self.evaluate_only(p, None)
+    }
+
+    /// As [`Ruleset::evaluate`], walking only the rules listed per chain (see
+    /// [`Ruleset::relevant`]): the answer is the same when the rules left out cannot match.
+    pub fn evaluate_only(&self, p: &Packet, only: Option<&[Vec<u32>]>) -> Decision {
         let fam = Family::of(&p.src);
         if Family::of(&p.dst) != fam {
             return Decision {
@@ -546,7 +552,7 @@ impl Ruleset {
         let mut by_rule: Option<Decision> = None;
         for i in self.base_chains(p) {
             let chain = &self.chains[i];
-            let d = match self.walk(i, p, 0) {
+            let d = match self.walk(i, p, 0, only) {
                 Walk::Final(d) => {
                     if d.outcome == Outcome::Accept && by_rule.is_none() {
                         by_rule = Some(d.clone());
@@ -578,7 +584,7 @@ impl Ruleset {
         by_rule.unwrap_or(last)
     }
 
-    fn walk(&self, chain: usize, p: &Packet, depth: usize) -> Walk {
+    fn walk(&self, chain: usize, p: &Packet, depth: usize, only: Option<&[Vec<u32>]>) -> Walk {
         if depth > MAX_DEPTH {
             return Walk::Final(Decision {
                 outcome: Outcome::Undecided("jumps nested deeper than 64 (a loop?)".into()),
@@ -586,7 +592,13 @@ impl Ruleset {
                 at: Some((chain, None)),
             });
         }
-        for (index, rule) in self.chains[chain].rules.iter().enumerate() {
+        let rules = &self.chains[chain].rules;
+        let list: Box<dyn Iterator<Item = usize>> = match only {
+            Some(o) => Box::new(o[chain].iter().map(|&i| i as usize)),
+            None => Box::new(0..rules.len()),
+        };
+        for index in list {
+            let rule = &rules[index];
             let at = Some((chain, Some(index)));
             match rule_matches(rule, p) {
                 Tri::No => continue,
@@ -622,11 +634,11 @@ impl Ruleset {
                 Action::Continue => {}
                 Action::Return => return Walk::Fallthrough,
                 Action::Jump(target) => {
-                    if let Walk::Final(d) = self.walk(*target, p, depth + 1) {
+                    if let Walk::Final(d) = self.walk(*target, p, depth + 1, only) {
                         return Walk::Final(d);
                     }
                 }
-                Action::Goto(target) => return self.walk(*target, p, depth + 1),
+                Action::Goto(target) => return self.walk(*target, p, depth + 1, only),
                 Action::Unknown(what) => return decided(Outcome::Undecided(what.clone())),
                 Action::DportMap(_) => {
                     return decided(Outcome::Undecided("nested verdict map".into()));
@@ -646,6 +658,55 @@ impl Ruleset {
             }
         };
         for r in self.chains.iter().flat_map(|c| &c.rules) {
+            for m in &r.matches {
+                if let Cond::Dport(l) = &m.cond {
+                    add(l);
+                }
+            }
+            if let Action::DportMap(entries) = &r.action {
+                let l: Vec<(u16, u16)> = entries.iter().map(|(r, _)| *r).collect();
+                add(&l);
+            }
+        }
+    }
+
+    /// Per chain, the rules that can match packets from a source piece (one whose address
+    /// conditions answer the same for all of it): those whose source or family test excludes it
+    /// are left out.
+    pub fn relevant(&self, src: &Span) -> Vec<Vec<u32>> {
+        let probe = num_addr(src.family, src.lo);
+        let excluded = |r: &Rule| {
+            r.matches.iter().any(|m| match &m.cond {
+                Cond::Family(f) => (*f == src.family) == m.negate,
+                Cond::Saddr(spans) => spans.iter().any(|s| s.contains(&probe)) == m.negate,
+                _ => false,
+            })
+        };
+        self.chains
+            .iter()
+            .map(|c| {
+                (0..c.rules.len() as u32)
+                    .filter(|&i| !excluded(&c.rules[i as usize]))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The port boundaries of the rules that can match a source piece (one whose address
+    /// conditions answer the same for all of it): a rule whose source or family test excludes
+    /// the piece cuts nothing there.
+    pub fn port_cuts_for(&self, only: &[Vec<u32>], out: &mut Vec<u32>) {
+        let mut add = |list: &[(u16, u16)]| {
+            for (lo, hi) in list {
+                out.push(u32::from(*lo));
+                out.push(u32::from(*hi) + 1);
+            }
+        };
+        let rules = only
+            .iter()
+            .enumerate()
+            .flat_map(|(c, list)| list.iter().map(move |&i| &self.chains[c].rules[i as usize]));
+        for r in rules {
             for m in &r.matches {
                 if let Cond::Dport(l) = &m.cond {
                     add(l);
