@@ -1063,6 +1063,30 @@ fn golden_diff_for_both_targets() {
         assert!(out.contains("(exactly the plan)"), "{out}");
         insta::assert_snapshot!(format!("audit_diff_{target}"), out);
     }
+    // What the audit cannot evaluate is left alone and listed: exit 1.
+    let dir = tempfile::tempdir().unwrap();
+    let limited = dir.path().join("limited.rules");
+    std::fs::write(
+        &limited,
+        "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m tcp --dport 21012 -m limit --limit 1/s -j ACCEPT\nCOMMIT\n",
+    )
+    .unwrap();
+    let (code, out, err) = cli(&[
+        "firewall",
+        LAB,
+        "--target",
+        "iptables",
+        "--node",
+        "APP1",
+        "--diff",
+        limited.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.contains("NOT exactly the plan") && out.contains("# Notes"),
+        "{out}"
+    );
+    assert!(out.contains("-m limit"), "{out}");
     // A target the export does not match, and a target --diff does not write: exit 2.
     let (code, _, err) = cli(&[
         "firewall",

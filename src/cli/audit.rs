@@ -201,5 +201,11 @@ pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<E
             emit(&text)?;
         }
     }
-    Ok(ExitCode::SUCCESS)
+    // The answer is "no" when the changes cannot bring the ruleset to exactly the plan (the
+    // notes say what is left).
+    Ok(if after.summary.exact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NO)
+    })
 }
