@@ -3,6 +3,7 @@
 //! The core is pure (data in, data out): [`catalog`], [`range`], [`diag`], [`render`].
 //! Only [`cli`] prints; only [`net`] touches sockets.
 
+pub mod audit;
 pub mod catalog;
 pub mod cli;
 pub mod deployment;

@@ -191,6 +191,20 @@ pub enum Command {
         /// The deployment file (TOML); the embedded all-in-one demo when omitted
         file: Option<PathBuf>,
     },
+    /// Audit a live ruleset against the plan: which flows it admits, blocks, and what else it opens
+    #[command(
+        long_about = "Audit a live ruleset (an export of the firewall as it is) against the plan. For \
+            every planned flow of the node (--node) or of the firewall between zones (--network): \
+            admitted, blocked or partial (with the blocked ports), naming the deciding rule; and \
+            every opening beyond the plan (`extra`). The format is detected from the content: \
+            `nft -j list ruleset`, `iptables-save`, `ip6tables-save`, the Windows Firewall JSON \
+            export and `aws ec2 describe-security-groups` (see docs/audit.md).\n\n\
+            Exit 0 when the ruleset admits exactly the plan, 1 otherwise (also when a rule cannot \
+            be evaluated: \"cannot decide\"), 2 when the export cannot be read.",
+        after_help = "Examples:\n  nft -j list ruleset > app1.json; scc-ports audit acme.toml --node APP1 --ruleset app1.json\n  \
+            iptables-save > fw.rules; scc-ports audit acme.toml --network --ruleset fw.rules --format json"
+    )]
+    Audit(AuditArgs),
 
     /// Print shell completions (bash, zsh, fish, elvish, powershell)
     #[command(
@@ -265,6 +279,42 @@ pub struct FirewallArgs {
     /// Write to FILE instead of standard output
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+
+    /// Instead of a whole ruleset: the changes that bring this exported ruleset (nft -j list
+    /// ruleset, iptables-save) to the plan (nftables and iptables targets)
+    #[arg(long, value_name = "RULES", conflicts_with = "workstations")]
+    pub diff: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AuditFormat {
+    /// One line per flow, then the extra openings
+    Table,
+    /// {"summary": {...}, "flows": [...], "extra": [...]}
+    Json,
+}
+
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("scope").required(true).args(["node", "network"])))]
+pub struct AuditArgs {
+    /// The deployment file (TOML); the embedded all-in-one demo when omitted
+    pub file: Option<PathBuf>,
+
+    /// The ruleset is this server's host firewall
+    #[arg(long, value_name = "NAME")]
+    pub node: Option<String>,
+
+    /// The ruleset is a firewall between zones (forwarded traffic)
+    #[arg(long)]
+    pub network: bool,
+
+    /// The exported ruleset (nft -j, iptables-save, Windows JSON, AWS JSON)
+    #[arg(long, value_name = "RULES")]
+    pub ruleset: PathBuf,
+
+    /// Output format
+    #[arg(long, value_enum, default_value_t = AuditFormat::Table)]
+    pub format: AuditFormat,
 }
 
 fn target_names() -> clap::builder::PossibleValuesParser {

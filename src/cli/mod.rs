@@ -1,6 +1,7 @@
 //! The command-line front end: runs a parsed command against the core and prints. The only printer.
 
 pub mod args;
+mod audit;
 mod live;
 mod report;
 
@@ -99,6 +100,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Report(args) => report::report_cmd(&catalog, args),
         Command::Diagram(args) => report::diagram_cmd(&catalog, args),
         Command::Inventory { file } => report::inventory_cmd(&catalog, file.as_deref()),
+        Command::Audit(args) => audit::audit_cmd(&catalog, args),
         Command::Completions { shell } => {
             let mut cmd = Cli::command();
             let mut out = Vec::new();
@@ -303,6 +305,9 @@ fn flows_cmd(catalog: &Catalog, args: FlowsArgs) -> Result<ExitCode> {
 
 fn firewall_cmd(catalog: &Catalog, args: FirewallArgs) -> Result<ExitCode> {
     use crate::firewall::{Mode, Request};
+    if args.diff.is_some() {
+        return audit::diff_cmd(catalog, &args);
+    }
     let dep = load_deployment(args.file.as_deref(), catalog)?;
     let plan = crate::plan::resolve(&dep, catalog);
     let mode = match &args.node {

@@ -1,0 +1,752 @@
+//! The plan against a ruleset: for each planned flow `admitted`, `blocked`, `partial` or
+//! `undecided`, with the deciding rule; and every opening the ruleset has beyond the plan.
+//!
+//! Ports and sources are split at every boundary the rules and the flows mention (interval
+//! arithmetic): within one piece every condition answers the same, so one packet per piece
+//! decides for all of it (two, an even and an odd port, when a rule tests parity).
+
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use super::{Decision, Family, Hook, Outcome, Packet, Ruleset, Span, addr_num, num_addr};
+use crate::catalog::Transport;
+use crate::flows::Flow;
+use crate::range::{Parity, PortRange};
+
+/// Which firewall the ruleset is: one node's host firewall, or a firewall between zones.
+#[derive(Debug, Clone)]
+pub enum Scope {
+    /// New connections to these addresses (input hook); `extra` is computed for them.
+    Node(Vec<IpAddr>),
+    /// Forwarded connections; `extra` is computed for the planned destinations.
+    Network,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FlowRow {
+    pub zone: String,
+    pub address: String,
+    pub transport: &'static str,
+    pub ports: String,
+    pub component: String,
+    pub port_id: String,
+    /// `admitted`, `blocked`, `partial` or `undecided`.
+    pub status: &'static str,
+    /// The ports some source of the flow cannot reach.
+    pub blocked: Vec<String>,
+    /// Set only when the blocking depends on the source: the sources that are blocked.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub blocked_sources: Vec<String>,
+    /// The deciding rule(s): the accepting rule when admitted, else the blocking one(s), or
+    /// `cannot decide: …`.
+    pub rule: String,
+    /// The flow's index in the audited list (for `firewall --diff`).
+    #[serde(skip)]
+    pub flow: usize,
+    /// Every decision that accepted part of the flow, and every one that blocked part of it.
+    #[serde(skip)]
+    pub accepted_by: Vec<Decision>,
+    #[serde(skip)]
+    pub blocked_by: Vec<Decision>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, PartialOrd, Ord)]
+pub struct ExtraRow {
+    pub source: String,
+    pub address: String,
+    pub transport: &'static str,
+    pub ports: String,
+    pub rule: String,
+    /// The decision that opens it (for `firewall --diff`).
+    #[serde(skip)]
+    pub decided_by: Decision,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub format: &'static str,
+    pub flows: usize,
+    pub admitted: usize,
+    pub partial: usize,
+    pub blocked: usize,
+    pub undecided: usize,
+    pub extra: usize,
+    /// True when the ruleset admits exactly the plan (the exit code is 0).
+    pub exact: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Report {
+    pub summary: Summary,
+    pub flows: Vec<FlowRow>,
+    pub extra: Vec<ExtraRow>,
+}
+
+/// Text from an export, made safe for a terminal, a table or a JSON consumer: control
+/// characters escaped (the export is hostile input).
+fn clean(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+/// Which ports of a piece: both parities, only the even, only the odd.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Mask {
+    even: bool,
+    odd: bool,
+}
+
+impl Mask {
+    const ALL: Mask = Mask {
+        even: true,
+        odd: true,
+    };
+    const NONE: Mask = Mask {
+        even: false,
+        odd: false,
+    };
+    fn of(parity: Option<Parity>) -> Mask {
+        match parity {
+            None => Mask::ALL,
+            Some(Parity::Even) => Mask {
+                even: true,
+                odd: false,
+            },
+            Some(Parity::Odd) => Mask {
+                even: false,
+                odd: true,
+            },
+        }
+    }
+    fn any(self) -> bool {
+        self.even || self.odd
+    }
+    fn or(self, o: Mask) -> Mask {
+        Mask {
+            even: self.even || o.even,
+            odd: self.odd || o.odd,
+        }
+    }
+    fn minus(self, o: Mask) -> Mask {
+        Mask {
+            even: self.even && !o.even,
+            odd: self.odd && !o.odd,
+        }
+    }
+    /// The mask restricted to the ports a piece really has.
+    fn within(self, lo: u16, hi: u16) -> Mask {
+        if lo == hi {
+            let even = lo % 2 == 0;
+            Mask {
+                even: self.even && even,
+                odd: self.odd && !even,
+            }
+        } else {
+            self
+        }
+    }
+}
+
+/// The verdicts over one destination and transport: sources × ports, split at the boundaries.
+/// Each source piece has its own port pieces: only the rules that can match that source cut its
+/// ports (a thousand rules for a thousand sources give a thousand small rows, not a product).
+struct Grid {
+    srcs: Vec<Span>,
+    ports: Vec<Vec<(u16, u16)>>,
+    /// Per source piece, per port piece: the decision for an even and for an odd port (indices
+    /// into `decisions`); equal when no rule tests parity.
+    cells: Vec<Vec<(u32, u32)>>,
+    decisions: Vec<Decision>,
+}
+
+impl Grid {
+    fn cell(&self, s: usize, p: usize) -> (&Decision, &Decision) {
+        let (e, o) = self.cells[s][p];
+        (&self.decisions[e as usize], &self.decisions[o as usize])
+    }
+}
+
+/// Splits `[lo, hi]` at the cuts (each cut starts a new piece).
+fn pieces(lo: u128, hi: u128, cuts: &[u128]) -> Vec<(u128, u128)> {
+    let mut out = Vec::new();
+    let mut start = lo;
+    for &c in cuts {
+        if c > start && c <= hi {
+            out.push((start, c - 1));
+            start = c;
+        }
+    }
+    out.push((start, hi));
+    out
+}
+
+struct Auditor<'a> {
+    rs: &'a Ruleset,
+    hook: Hook,
+    flows: &'a [Flow],
+    port_cuts: Vec<u128>,
+    parity: bool,
+    grids: BTreeMap<(IpAddr, Transport), Grid>,
+    /// The rules relevant to each source piece, shared by every destination and transport.
+    relevant: std::cell::RefCell<BTreeMap<Span, std::rc::Rc<Vec<Vec<u32>>>>>,
+}
+
+impl Auditor<'_> {
+    fn grid(&mut self, dst: IpAddr, transport: Transport) -> &Grid {
+        if !self.grids.contains_key(&(dst, transport)) {
+            let g = self.build(dst, transport);
+            self.grids.insert((dst, transport), g);
+        }
+        &self.grids[&(dst, transport)]
+    }
+
+    fn build(&self, dst: IpAddr, transport: Transport) -> Grid {
+        let family = Family::of(&dst);
+        let mut cuts = Vec::new();
+        self.rs.addr_cuts(family, true, &mut cuts);
+        for f in self.flows {
+            for n in &f.sources {
+                let s = Span::net(n);
+                if s.family == family {
+                    cuts.push(s.lo);
+                    if s.hi < family.max() {
+                        cuts.push(s.hi + 1);
+                    }
+                }
+            }
+        }
+        cuts.sort_unstable();
+        cuts.dedup();
+        let srcs: Vec<Span> = pieces(0, family.max(), &cuts)
+            .into_iter()
+            .map(|(lo, hi)| Span { family, lo, hi })
+            .collect();
+        let mut decisions: Vec<Decision> = Vec::new();
+        let mut index: BTreeMap<Decision, u32> = BTreeMap::new();
+        let mut intern = |d: Decision| -> u32 {
+            if let Some(&i) = index.get(&d) {
+                return i;
+            }
+            let i = decisions.len() as u32;
+            decisions.push(d.clone());
+            index.insert(d, i);
+            i
+        };
+        let mut cells = Vec::with_capacity(srcs.len());
+        let mut all_ports = Vec::with_capacity(srcs.len());
+        for s in &srcs {
+            let only = self
+                .relevant
+                .borrow_mut()
+                .entry(*s)
+                .or_insert_with(|| std::rc::Rc::new(self.rs.relevant(s)))
+                .clone();
+            let mut cuts: Vec<u32> = Vec::new();
+            self.rs.port_cuts_for(&only, &mut cuts);
+            let mut cuts: Vec<u128> = cuts.into_iter().map(u128::from).collect();
+            cuts.extend_from_slice(&self.port_cuts);
+            cuts.sort_unstable();
+            cuts.dedup();
+            let ports: Vec<(u16, u16)> = pieces(1, 65535, &cuts)
+                .into_iter()
+                .map(|(a, b)| (a as u16, b as u16))
+                .collect();
+            let mut row = Vec::with_capacity(ports.len());
+            for &(lo, hi) in &ports {
+                let packet = |port: u16| Packet {
+                    src: num_addr(family, s.lo),
+                    dst,
+                    transport,
+                    sport: None,
+                    dport: port,
+                    hook: self.hook,
+                };
+                let first = intern(self.rs.evaluate_only(&packet(lo), Some(&only)));
+                let other = if self.parity && hi > lo {
+                    intern(self.rs.evaluate_only(&packet(lo + 1), Some(&only)))
+                } else {
+                    first
+                };
+                // (even, odd)
+                row.push(if lo % 2 == 0 {
+                    (first, other)
+                } else {
+                    (other, first)
+                });
+            }
+            cells.push(row);
+            all_ports.push(ports);
+        }
+        Grid {
+            srcs,
+            ports: all_ports,
+            cells,
+            decisions,
+        }
+    }
+}
+
+/// `lo-hi` (or one port) with the parity word when a multi-port piece has only one parity.
+fn ports_text(lo: u16, hi: u16, mask: Mask) -> String {
+    let parity = match (mask.even, mask.odd) {
+        (true, false) => Some(Parity::Even),
+        (false, true) => Some(Parity::Odd),
+        _ => None,
+    };
+    // Trim the ends to the parity so the range is a valid one.
+    let (mut a, mut b) = (lo, hi);
+    if let Some(p) = parity {
+        if Parity::of(a) != p {
+            a += 1;
+        }
+        if Parity::of(b) != p {
+            b -= 1;
+        }
+    }
+    match PortRange::new(a, b, if a == b { None } else { parity }) {
+        Ok(r) => r.to_string(),
+        Err(_) => format!("{lo}-{hi}"),
+    }
+}
+
+/// The union of port pieces that may overlap (pieces of different sources): a sweep over their
+/// ends, counting the even and the odd parts that cover each stretch.
+fn union(list: Vec<(u16, u16, Mask)>) -> Vec<(u16, u16, Mask)> {
+    let mut events: Vec<(u32, i32, i32)> = Vec::with_capacity(list.len() * 2);
+    for (lo, hi, m) in list {
+        let (e, o) = (i32::from(m.even), i32::from(m.odd));
+        events.push((u32::from(lo), e, o));
+        events.push((u32::from(hi) + 1, -e, -o));
+    }
+    events.sort_unstable();
+    let mut out = Vec::new();
+    let (mut ce, mut co) = (0, 0);
+    let mut i = 0;
+    while i < events.len() {
+        let at = events[i].0;
+        while i < events.len() && events[i].0 == at {
+            ce += events[i].1;
+            co += events[i].2;
+            i += 1;
+        }
+        if let Some(&(next, _, _)) = events.get(i) {
+            let m = Mask {
+                even: ce > 0,
+                odd: co > 0,
+            };
+            if m.any() && next > at {
+                out.push((at as u16, (next - 1) as u16, m));
+            }
+        }
+    }
+    out
+}
+
+/// Adjacent pieces with the same mask joined: (lo, hi, mask).
+fn join(list: Vec<(u16, u16, Mask)>) -> Vec<(u16, u16, Mask)> {
+    // A one-port piece is whole when its port's parity is in the mask.
+    let mut list: Vec<(u16, u16, Mask)> = list
+        .into_iter()
+        .filter_map(|(lo, hi, m)| {
+            let m = m.within(lo, hi);
+            match (lo == hi, m.any()) {
+                (_, false) => None,
+                (true, true) => Some((lo, hi, Mask::ALL)),
+                (false, true) => Some((lo, hi, m)),
+            }
+        })
+        .collect();
+    list.sort_by_key(|x| x.0);
+    let mut out: Vec<(u16, u16, Mask)> = Vec::new();
+    for (lo, hi, m) in list {
+        if let Some(last) = out.last_mut() {
+            let single_fits = |x: u16, m: Mask| m.within(x, x).any();
+            if u32::from(last.1) + 1 == u32::from(lo)
+                && (last.2 == m || (lo == hi && last.2 != Mask::ALL && single_fits(lo, last.2)))
+            {
+                last.1 = hi;
+                continue;
+            }
+        }
+        out.push((lo, hi, m));
+    }
+    out
+}
+
+fn rule_list(rules: &[String]) -> String {
+    let mut uniq: Vec<&String> = Vec::new();
+    for r in rules {
+        if !uniq.contains(&r) {
+            uniq.push(r);
+        }
+    }
+    let shown: Vec<String> = uniq.iter().take(3).map(|r| clean(r)).collect();
+    let mut text = shown.join("; ");
+    if uniq.len() > 3 {
+        text.push_str(&format!("; and {} more", uniq.len() - 3));
+    }
+    text
+}
+
+fn undecided_text(d: &Decision) -> String {
+    match &d.outcome {
+        Outcome::Undecided(what) if d.rule.is_empty() => format!("cannot decide: {what}"),
+        Outcome::Undecided(what) => format!("cannot decide: {what} ({})", d.rule),
+        _ => d.rule.clone(),
+    }
+}
+
+/// The destinations a flow's rows are about: each host, or a network's first address and each
+/// destination boundary the rules draw inside it.
+fn destinations(rs: &Ruleset, net: &ipnet::IpNet) -> Vec<IpAddr> {
+    let s = Span::net(net);
+    let mut cuts = Vec::new();
+    rs.addr_cuts(s.family, false, &mut cuts);
+    cuts.sort_unstable();
+    cuts.dedup();
+    pieces(s.lo, s.hi, &cuts)
+        .into_iter()
+        .map(|(lo, _)| num_addr(s.family, lo))
+        .collect()
+}
+
+/// Audits `flows` (already selected for the scope) against the ruleset.
+pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
+    let hook = match scope {
+        Scope::Node(_) => Hook::Input,
+        Scope::Network => Hook::Forward,
+    };
+    // The flows' boundaries cut every row; each rule's only the rows of sources it can match.
+    let mut port_cuts: Vec<u32> = Vec::new();
+    for f in flows {
+        port_cuts.push(u32::from(f.ports.lo()));
+        port_cuts.push(u32::from(f.ports.hi()) + 1);
+    }
+    let mut port_cuts: Vec<u128> = port_cuts.into_iter().map(u128::from).collect();
+    port_cuts.sort_unstable();
+    port_cuts.dedup();
+    let mut a = Auditor {
+        rs,
+        hook,
+        flows,
+        port_cuts,
+        parity: rs.has_parity(),
+        grids: BTreeMap::new(),
+        relevant: Default::default(),
+    };
+    let mut rows = Vec::new();
+    for (i, f) in flows.iter().enumerate() {
+        for dnet in &f.destination {
+            for dst in destinations(rs, dnet) {
+                let mut row = flow_row(&mut a, f, dnet, dst);
+                row.flow = i;
+                rows.push(row);
+            }
+        }
+    }
+    // Extra: what is accepted beyond the plan, on the scope's destinations.
+    let dsts: Vec<IpAddr> = match scope {
+        Scope::Node(addresses) => addresses.clone(),
+        Scope::Network => {
+            let mut v: Vec<IpAddr> = flows
+                .iter()
+                .flat_map(|f| f.destination.iter())
+                .flat_map(|n| destinations(rs, n))
+                .collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+    };
+    let mut extra = Vec::new();
+    for dst in dsts {
+        for t in [Transport::Tcp, Transport::Udp] {
+            extra.extend(extra_rows(&mut a, dst, t));
+        }
+    }
+    let count = |s: &str| rows.iter().filter(|r: &&FlowRow| r.status == s).count();
+    let summary = Summary {
+        format: rs.format.as_str(),
+        flows: rows.len(),
+        admitted: count("admitted"),
+        partial: count("partial"),
+        blocked: count("blocked"),
+        undecided: count("undecided"),
+        extra: extra.len(),
+        exact: rows.iter().all(|r| r.status == "admitted") && extra.is_empty(),
+    };
+    Report {
+        summary,
+        flows: rows,
+        extra,
+    }
+}
+
+fn flow_row(a: &mut Auditor, f: &Flow, dnet: &ipnet::IpNet, dst: IpAddr) -> FlowRow {
+    let flow_spans: Vec<Span> = f.sources.iter().map(Span::net).collect();
+    let want = Mask::of(f.ports.parity());
+    let (flo, fhi) = (f.ports.lo(), f.ports.hi());
+    let g = a.grid(dst, f.transport);
+    let (mut accepted, mut dropped, mut undecided) = (Vec::new(), Vec::new(), Vec::new());
+    let mut blocked: Vec<(u16, u16, Mask)> = Vec::new();
+    let mut blocked_srcs: Vec<Span> = Vec::new();
+    let mut any_ok = false;
+    let mut all_srcs_blocked = true;
+    for (si, s) in g.srcs.iter().enumerate() {
+        if !flow_spans
+            .iter()
+            .any(|fs| fs.family == s.family && fs.lo <= s.lo && s.hi <= fs.hi)
+        {
+            continue;
+        }
+        let mut src_blocked = false;
+        let mut src_ok = false;
+        for (pi, &(lo, hi)) in g.ports[si].iter().enumerate() {
+            if hi < flo || lo > fhi {
+                continue;
+            }
+            let (even, odd) = g.cell(si, pi);
+            let m = want.within(lo, hi);
+            let mut bad = Mask::NONE;
+            for (d, part) in [
+                (
+                    even,
+                    Mask {
+                        even: true,
+                        odd: false,
+                    },
+                ),
+                (
+                    odd,
+                    Mask {
+                        even: false,
+                        odd: true,
+                    },
+                ),
+            ] {
+                if !(m.even && part.even || m.odd && part.odd) {
+                    continue;
+                }
+                match d.outcome {
+                    Outcome::Accept => {
+                        accepted.push(d.clone());
+                        src_ok = true;
+                    }
+                    Outcome::Drop => {
+                        dropped.push(d.clone());
+                        bad = bad.or(part);
+                    }
+                    Outcome::Undecided(_) => {
+                        undecided.push(d.clone());
+                        bad = bad.or(part);
+                    }
+                }
+            }
+            if bad.any() {
+                blocked.push((lo, hi, bad));
+                src_blocked = true;
+            }
+        }
+        if src_blocked {
+            blocked_srcs.push(*s);
+        } else {
+            all_srcs_blocked = false;
+        }
+        any_ok |= src_ok;
+    }
+    // Ports blocked for any source, joined into ranges.
+    let blocked_text: Vec<String> = join(union(blocked))
+        .into_iter()
+        .map(|(l, h, m)| ports_text(l.max(flo), h.min(fhi), m))
+        .collect();
+    let texts = |v: &[Decision]| -> Vec<String> { v.iter().map(undecided_text).collect() };
+    let (status, rule) = if !undecided.is_empty() {
+        ("undecided", rule_list(&texts(&undecided)))
+    } else if dropped.is_empty() {
+        ("admitted", rule_list(&texts(&accepted)))
+    } else if !any_ok {
+        ("blocked", rule_list(&texts(&dropped)))
+    } else {
+        ("partial", rule_list(&texts(&dropped)))
+    };
+    dropped.extend(undecided);
+    dropped.sort();
+    dropped.dedup();
+    accepted.sort();
+    accepted.dedup();
+    let blocked_sources = if status == "partial" && !all_srcs_blocked {
+        join_spans(blocked_srcs)
+            .iter()
+            .flat_map(|s| s.cidrs())
+            .map(|n| n.to_string())
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let _ = dnet;
+    FlowRow {
+        zone: f.source_zones.join(","),
+        address: crate::flows::net_text(&ipnet::IpNet::from(dst)),
+        transport: f.transport.as_str(),
+        ports: f.ports.to_string(),
+        component: f.component.clone(),
+        port_id: f.port_id_text(),
+        status,
+        blocked: if status == "admitted" {
+            Vec::new()
+        } else {
+            blocked_text
+        },
+        blocked_sources,
+        rule,
+        flow: 0,
+        accepted_by: accepted,
+        blocked_by: dropped,
+    }
+}
+
+fn join_spans(mut v: Vec<Span>) -> Vec<Span> {
+    v.sort();
+    let mut out: Vec<Span> = Vec::new();
+    for s in v {
+        if let Some(last) = out.last_mut() {
+            if last.family == s.family && last.hi.checked_add(1) == Some(s.lo) {
+                last.hi = s.hi;
+                continue;
+            }
+        }
+        out.push(s);
+    }
+    out
+}
+
+/// Port pieces with their parity bits (1 even, 2 odd): one opening's ports.
+type PortsKey = Vec<(u16, u16, u8)>;
+
+fn extra_rows(a: &mut Auditor, dst: IpAddr, t: Transport) -> Vec<ExtraRow> {
+    let family = Family::of(&dst);
+    let covering: Vec<(Vec<Span>, PortRange)> = a
+        .flows
+        .iter()
+        .filter(|f| f.transport == t && f.destination.iter().any(|n| n.contains(&dst)))
+        .map(|f| (f.sources.iter().map(Span::net).collect(), f.ports))
+        .collect();
+    let g = a.grid(dst, t);
+    // (rule, ports) -> source spans
+    let mut found: BTreeMap<(String, PortsKey), Vec<Span>> = BTreeMap::new();
+    let mut decider: BTreeMap<String, Decision> = BTreeMap::new();
+    for (si, s) in g.srcs.iter().enumerate() {
+        if s.family != family {
+            continue;
+        }
+        let mut by_rule: BTreeMap<String, Vec<(u16, u16, Mask)>> = BTreeMap::new();
+        for (pi, &(lo, hi)) in g.ports[si].iter().enumerate() {
+            let (even, odd) = g.cell(si, pi);
+            let mut covered = Mask::NONE;
+            for (spans, r) in &covering {
+                if r.lo() <= lo
+                    && hi <= r.hi()
+                    && spans
+                        .iter()
+                        .any(|fs| fs.family == family && fs.lo <= s.lo && s.hi <= fs.hi)
+                {
+                    covered = covered.or(Mask::of(r.parity()));
+                }
+            }
+            for (d, part) in [
+                (
+                    even,
+                    Mask {
+                        even: true,
+                        odd: false,
+                    },
+                ),
+                (
+                    odd,
+                    Mask {
+                        even: false,
+                        odd: true,
+                    },
+                ),
+            ] {
+                let open = match d.outcome {
+                    Outcome::Accept => true,
+                    Outcome::Drop => false,
+                    Outcome::Undecided(_) => true,
+                };
+                let m = part.within(lo, hi).minus(covered);
+                if open && m.any() {
+                    let rule = match d.outcome {
+                        Outcome::Accept => clean(&d.rule),
+                        _ => clean(&undecided_text(d)),
+                    };
+                    decider.entry(rule.clone()).or_insert_with(|| d.clone());
+                    by_rule.entry(rule).or_default().push((lo, hi, m));
+                }
+            }
+        }
+        for (rule, list) in by_rule {
+            // Even and odd parts of one piece that are both open join into the whole piece.
+            let key: Vec<(u16, u16, u8)> = join(union(list))
+                .into_iter()
+                .map(|(l, h, m)| (l, h, u8::from(m.even) | (u8::from(m.odd) << 1)))
+                .collect();
+            found.entry((rule, key)).or_default().push(*s);
+        }
+    }
+    let mut rows = Vec::new();
+    for ((rule, ports), srcs) in found {
+        for span in join_spans(srcs) {
+            for net in span.cidrs() {
+                for &(lo, hi, bits) in &ports {
+                    let m = Mask {
+                        even: bits & 1 != 0,
+                        odd: bits & 2 != 0,
+                    };
+                    rows.push(ExtraRow {
+                        source: net.to_string(),
+                        address: crate::flows::net_text(&ipnet::IpNet::from(dst)),
+                        transport: t.as_str(),
+                        ports: ports_text(lo, hi, m),
+                        rule: rule.clone(),
+                        decided_by: decider[&rule].clone(),
+                    });
+                }
+            }
+        }
+    }
+    let first_port = |p: &str| -> u32 {
+        p.split(['-', ' '])
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    rows.sort_by(|x, y| {
+        (addr_key(&x.source), first_port(&x.ports), &x.rule).cmp(&(
+            addr_key(&y.source),
+            first_port(&y.ports),
+            &y.rule,
+        ))
+    });
+    rows
+}
+
+fn addr_key(cidr: &str) -> (u8, u128, String) {
+    match cidr.parse::<ipnet::IpNet>() {
+        Ok(n) => (
+            u8::from(matches!(n, ipnet::IpNet::V6(_))),
+            addr_num(&n.network()),
+            cidr.to_string(),
+        ),
+        Err(_) => (2, 0, cidr.to_string()),
+    }
+}

@@ -1,0 +1,519 @@
+//! `firewall --diff`: the changes that bring an exported nftables or iptables ruleset to the
+//! plan. Found by auditing, changing the model (remove what opens too much, insert accepts where
+//! a planned flow is blocked, drop policies that accept too much) and auditing again, until the
+//! model admits exactly the plan; then written in the target's own syntax.
+
+use std::fmt::Write as _;
+
+use super::compare::{self, Report, Scope};
+use super::{Action, Cond, Family, Format, Match, Outcome, Rule, Ruleset, Span};
+use crate::catalog::Transport;
+use crate::flows::Flow;
+use crate::range::Parity;
+
+/// One change to the exported ruleset.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    /// Delete rule `rule` of chain `chain` (indices into the export); `origin` names it.
+    Remove {
+        chain: usize,
+        rule: usize,
+        spec: String,
+        origin: String,
+    },
+    /// Insert accepts for flow `flow` at the top of chain `chain`.
+    Add { chain: usize, flow: usize },
+    /// Set the policy of base chain `chain` to drop.
+    Policy { chain: usize },
+    /// What the diff cannot fix (a construct it cannot evaluate).
+    Note(String),
+}
+
+/// Why no diff is written.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiffError {
+    #[error(
+        "--diff for target {target} needs {wanted} (the export is {found})\n  hint: export the ruleset with {how}"
+    )]
+    Mismatch {
+        target: String,
+        wanted: &'static str,
+        found: &'static str,
+        how: &'static str,
+    },
+    #[error("--diff writes nftables or iptables changes, not {0}")]
+    Target(String),
+}
+
+/// The greatest number of audit-and-change rounds (each round fixes what the previous one
+/// uncovered: an accept inserted in one base chain may meet a drop in the next).
+const ROUNDS: usize = 8;
+
+/// Where added rules are marked, so that a later round never removes them as "original".
+const ADDED: &str = "\u{0}added";
+
+/// The changes, and the audit of the changed model (exact when the diff is complete).
+pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report) {
+    let mut work = rs.clone();
+    // The export's index of each working rule (None: added by us).
+    let mut origin_index: Vec<Vec<Option<usize>>> = rs
+        .chains
+        .iter()
+        .map(|c| (0..c.rules.len()).map(Some).collect())
+        .collect();
+    let mut changes: Vec<Change> = Vec::new();
+    let mut report = compare::audit(&work, flows, scope);
+    for _ in 0..ROUNDS {
+        if report.summary.exact {
+            break;
+        }
+        let mut removes: Vec<(usize, usize)> = Vec::new();
+        let mut policies: Vec<usize> = Vec::new();
+        let mut adds: Vec<(usize, usize)> = Vec::new();
+        let mut notes: Vec<String> = Vec::new();
+        for e in &report.extra {
+            let d = &e.decided_by;
+            match (&d.outcome, d.at) {
+                (Outcome::Accept, Some((c, Some(r))))
+                    if work.chains[c].rules[r].origin != ADDED =>
+                {
+                    removes.push((c, r))
+                }
+                (Outcome::Accept, Some((c, None))) => policies.push(c),
+                _ => notes.push(format!(
+                    "not changed: {} {} {}/{} ({})",
+                    e.source, e.address, e.transport, e.ports, e.rule
+                )),
+            }
+        }
+        for row in report.flows.iter().filter(|r| r.status != "admitted") {
+            for d in &row.blocked_by {
+                match (&d.outcome, d.at) {
+                    (Outcome::Drop, Some((c, _))) => adds.push((c, row.flow)),
+                    _ => notes.push(format!(
+                        "not changed: flow {}.{} to {} ({})",
+                        row.component, row.port_id, row.address, row.rule
+                    )),
+                }
+            }
+        }
+        removes.sort_unstable();
+        removes.dedup();
+        policies.sort_unstable();
+        policies.dedup();
+        adds.sort_unstable();
+        adds.dedup();
+        let progress = !removes.is_empty() || !policies.is_empty() || !adds.is_empty();
+        for &(c, r) in removes.iter().rev() {
+            if let Some(orig) = origin_index[c][r] {
+                changes.push(Change::Remove {
+                    chain: c,
+                    rule: orig,
+                    spec: rs.chains[c].rules[orig].spec.clone(),
+                    origin: rs.chains[c].rules[orig].origin.clone(),
+                });
+            }
+            work.chains[c].rules.remove(r);
+            origin_index[c].remove(r);
+        }
+        for &c in &policies {
+            if let Some(b) = work.chains[c].base.as_mut() {
+                if b.policy_accept {
+                    b.policy_accept = false;
+                    changes.push(Change::Policy { chain: c });
+                }
+            }
+        }
+        for &(c, f) in adds.iter().rev() {
+            for rule in model_rules(&flows[f]) {
+                work.chains[c].rules.insert(0, rule);
+                origin_index[c].insert(0, None);
+            }
+            changes.push(Change::Add { chain: c, flow: f });
+        }
+        for n in notes {
+            if !changes.contains(&Change::Note(n.clone())) {
+                changes.push(Change::Note(n));
+            }
+        }
+        report = compare::audit(&work, flows, scope);
+        if !progress {
+            break;
+        }
+    }
+    (changes, report)
+}
+
+/// The accepts of a flow in the model: one rule per address family with sources and
+/// destinations.
+fn model_rules(f: &Flow) -> Vec<Rule> {
+    let mut out = Vec::new();
+    for fam in [Family::V4, Family::V6] {
+        let src: Vec<Span> = f
+            .sources
+            .iter()
+            .map(Span::net)
+            .filter(|s| s.family == fam)
+            .collect();
+        let dst: Vec<Span> = f
+            .destination
+            .iter()
+            .map(Span::net)
+            .filter(|s| s.family == fam)
+            .collect();
+        if src.is_empty() || dst.is_empty() {
+            continue;
+        }
+        let mut matches = vec![
+            Match::is(Cond::Family(fam)),
+            Match::is(Cond::Saddr(src)),
+            Match::is(Cond::Daddr(dst)),
+            Match::is(Cond::Proto(vec![match f.transport {
+                Transport::Tcp => 6,
+                Transport::Udp => 17,
+            }])),
+            Match::is(Cond::Dport(vec![(f.ports.lo(), f.ports.hi())])),
+        ];
+        if let (Some(p), false) = (f.ports.parity(), f.ports.is_single()) {
+            matches.push(Match::is(Cond::DportParity(u8::from(p == Parity::Odd))));
+        }
+        out.push(Rule {
+            matches,
+            action: Action::Accept,
+            origin: ADDED.into(),
+            spec: String::new(),
+        });
+    }
+    out
+}
+
+/// A name from the export that may be written into a command: letters, digits, `_`, `-`, `.`.
+fn safe_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn comment_label(f: &Flow) -> String {
+    f.label()
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+' | '_') {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(120)
+        .collect()
+}
+
+fn nets_of(nets: &[ipnet::IpNet], fam: Family) -> Vec<String> {
+    nets.iter()
+        .filter(|n| Family::of(&n.addr()) == fam)
+        .map(crate::flows::net_text)
+        .collect()
+}
+
+/// Writes the changes in the target's syntax: an `nft -f` file, or an iptables shell script.
+pub fn render(
+    target: &str,
+    rs: &Ruleset,
+    flows: &[Flow],
+    changes: &[Change],
+    after: &Report,
+    header: &[String],
+) -> Result<String, DiffError> {
+    let nft = match (target, rs.format) {
+        ("nftables", Format::NftJson) => true,
+        ("iptables", Format::IptablesSave | Format::Ip6tablesSave) => false,
+        ("nftables", f) => {
+            return Err(DiffError::Mismatch {
+                target: target.into(),
+                wanted: "an `nft -j list ruleset` export",
+                found: f.as_str(),
+                how: "`nft -j list ruleset > rules.json`",
+            });
+        }
+        ("iptables", f) => {
+            return Err(DiffError::Mismatch {
+                target: target.into(),
+                wanted: "an `iptables-save` export",
+                found: f.as_str(),
+                how: "`iptables-save > rules.txt`",
+            });
+        }
+        (t, _) => return Err(DiffError::Target(t.to_string())),
+    };
+    let mut out = String::new();
+    if !nft {
+        out.push_str("#!/bin/sh\nset -e\n");
+    }
+    for line in header {
+        let _ = writeln!(out, "# {}", super::clean(line));
+    }
+    let s = &after.summary;
+    let _ = writeln!(
+        out,
+        "# After these changes the audit finds: {} of {} flows admitted, {} extra openings{}.",
+        s.admitted,
+        s.flows,
+        s.extra,
+        if s.exact {
+            " (exactly the plan)"
+        } else {
+            " (NOT exactly the plan: see the notes)"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "# Apply it to the ruleset exactly as exported: {} refer to that export.",
+        if nft {
+            "rule handles"
+        } else {
+            "rule positions"
+        }
+    );
+    if changes.is_empty() {
+        out.push_str("# Nothing to change: the ruleset admits exactly the plan.\n");
+        return Ok(out);
+    }
+    // Removals first (iptables positions in descending order, so that each stays valid), then
+    // policies, then the inserted accepts.
+    let mut removes: Vec<&Change> = changes
+        .iter()
+        .filter(|c| matches!(c, Change::Remove { .. }))
+        .collect();
+    removes.sort_by_key(|c| match c {
+        Change::Remove { chain, rule, .. } => (*chain, std::cmp::Reverse(*rule)),
+        _ => (0, std::cmp::Reverse(0)),
+    });
+    if !removes.is_empty() {
+        out.push_str("\n# Remove: rules that open more than the plan\n");
+    }
+    for c in removes {
+        let Change::Remove {
+            chain,
+            rule,
+            spec,
+            origin,
+        } = c
+        else {
+            continue;
+        };
+        let name = &rs.chains[*chain].name;
+        let _ = writeln!(out, "# {}", super::clean(origin));
+        let words: Vec<&str> = name.split_whitespace().collect();
+        if !words.iter().all(|w| safe_name(w)) {
+            let _ = writeln!(out, "# (not written: the chain name is not a plain name)");
+            continue;
+        }
+        if nft {
+            if spec.chars().all(|c| c.is_ascii_digit()) && !spec.is_empty() {
+                let _ = writeln!(out, "delete rule {name} handle {spec}");
+            } else {
+                out.push_str("# (not written: the export gives no rule handle)\n");
+            }
+        } else {
+            let tool = if rs.format == Format::Ip6tablesSave {
+                "ip6tables"
+            } else {
+                "iptables"
+            };
+            let _ = writeln!(
+                out,
+                "{tool} -t {} -D {} {}",
+                words[0],
+                words.get(1).unwrap_or(&""),
+                rule + 1
+            );
+        }
+    }
+    for c in changes {
+        if let Change::Policy { chain } = c {
+            let ch = &rs.chains[*chain];
+            let words: Vec<&str> = ch.name.split_whitespace().collect();
+            if !words.iter().all(|w| safe_name(w)) {
+                continue;
+            }
+            let _ = writeln!(
+                out,
+                "\n# Policy: chain {} accepts by policy what the plan does not need",
+                ch.name
+            );
+            let Some(b) = &ch.base else { continue };
+            if nft {
+                let hook = match b.hooks.first() {
+                    Some(super::Hook::Input) => "input",
+                    Some(super::Hook::Forward) => "forward",
+                    Some(super::Hook::Prerouting) => "prerouting",
+                    Some(super::Hook::Ingress) => "ingress",
+                    None => "input",
+                };
+                let _ = writeln!(
+                    out,
+                    "chain {} {{ type filter hook {hook} priority {}; policy drop; }}",
+                    ch.name, b.priority
+                );
+            } else {
+                let _ = writeln!(
+                    out,
+                    "iptables -t {} -P {} DROP",
+                    words[0],
+                    words.get(1).unwrap_or(&"")
+                );
+            }
+        }
+    }
+    let adds: Vec<(usize, usize)> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Add { chain, flow } => Some((*chain, *flow)),
+            _ => None,
+        })
+        .collect();
+    if !adds.is_empty() {
+        out.push_str("\n# Add: planned flows the ruleset blocks (inserted at the top of the chain that blocks them)\n");
+    }
+    for (chain, flow) in adds {
+        let ch = &rs.chains[chain];
+        let words: Vec<&str> = ch.name.split_whitespace().collect();
+        if !words.iter().all(|w| safe_name(w)) {
+            let _ = writeln!(out, "# (not written: the chain name is not a plain name)");
+            continue;
+        }
+        let f = &flows[flow];
+        if nft {
+            add_nft(&mut out, &ch.name, words[0], f);
+        } else {
+            add_iptables(
+                &mut out,
+                words[0],
+                words.get(1).unwrap_or(&""),
+                rs.format,
+                f,
+            );
+        }
+    }
+    let notes: Vec<&String> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Note(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    if !notes.is_empty() {
+        out.push_str("\n# Notes: what the diff cannot change (constructs it cannot evaluate)\n");
+        for n in notes {
+            let _ = writeln!(out, "# {}", super::clean(n));
+        }
+    }
+    Ok(out)
+}
+
+fn nft_ports(f: &Flow) -> String {
+    let proto = f.transport.as_str();
+    match f.ports.parity() {
+        Some(p) if !f.ports.is_single() => {
+            if f.ports.count() <= 32 {
+                let list: Vec<String> = f.ports.ports().map(|p| p.to_string()).collect();
+                format!("{{ {} }}", list.join(", "))
+            } else {
+                format!(
+                    "{}-{} {proto} dport & 1 == {}",
+                    f.ports.lo(),
+                    f.ports.hi(),
+                    u8::from(p == Parity::Odd)
+                )
+            }
+        }
+        _ => f.ports.span_text(),
+    }
+}
+
+fn add_nft(out: &mut String, chain: &str, family: &str, f: &Flow) {
+    for (fam, kw) in [(Family::V4, "ip"), (Family::V6, "ip6")] {
+        let (s, d) = (nets_of(&f.sources, fam), nets_of(&f.destination, fam));
+        if s.is_empty() || d.is_empty() {
+            continue;
+        }
+        let table_fam_ok = match family {
+            "inet" | "netdev" => true,
+            "ip" => fam == Family::V4,
+            "ip6" => fam == Family::V6,
+            _ => false,
+        };
+        if !table_fam_ok {
+            let _ = writeln!(
+                out,
+                "# {}: its {kw} part cannot go into a {family} table",
+                comment_label(f)
+            );
+            continue;
+        }
+        let set = |v: &[String]| {
+            if v.len() == 1 {
+                v[0].clone()
+            } else {
+                format!("{{ {} }}", v.join(", "))
+            }
+        };
+        let _ = writeln!(
+            out,
+            "insert rule {chain} {kw} saddr {} {kw} daddr {} {} dport {} accept comment \"{}\"",
+            set(&s),
+            set(&d),
+            f.transport.as_str(),
+            nft_ports(f),
+            comment_label(f)
+        );
+    }
+}
+
+fn add_iptables(out: &mut String, table: &str, chain: &str, format: Format, f: &Flow) {
+    let fam = if format == Format::Ip6tablesSave {
+        Family::V6
+    } else {
+        Family::V4
+    };
+    let tool = if fam == Family::V6 {
+        "ip6tables"
+    } else {
+        "iptables"
+    };
+    let (s, d) = (nets_of(&f.sources, fam), nets_of(&f.destination, fam));
+    if s.is_empty() || d.is_empty() {
+        let _ = writeln!(
+            out,
+            "# {}: no source and destination of this address family",
+            comment_label(f)
+        );
+        return;
+    }
+    let proto = f.transport.as_str();
+    let groups: Vec<String> = match f.ports.parity() {
+        Some(_) if !f.ports.is_single() => {
+            let list: Vec<String> = f.ports.ports().map(|p| p.to_string()).collect();
+            list.chunks(15)
+                .map(|c| format!("-m multiport --dports {}", c.join(",")))
+                .collect()
+        }
+        _ if f.ports.is_single() => vec![format!("-m {proto} --dport {}", f.ports.lo())],
+        _ => vec![format!(
+            "-m {proto} --dport {}:{}",
+            f.ports.lo(),
+            f.ports.hi()
+        )],
+    };
+    for src in &s {
+        for dst in &d {
+            for g in &groups {
+                let _ = writeln!(
+                    out,
+                    "{tool} -t {table} -I {chain} -s {src} -d {dst} -p {proto} {g} -m comment --comment \"{}\" -j ACCEPT",
+                    comment_label(f)
+                );
+            }
+        }
+    }
+}

@@ -1,0 +1,752 @@
+//! Audit of a live ruleset: one reader per export format into one small rule model ([`Ruleset`]),
+//! one evaluator ("does this packet pass, and which rule decides"), and the comparison with the
+//! plan's flows ([`compare`]).
+
+mod cloud;
+pub mod compare;
+pub mod diff;
+mod firewalld;
+mod iptables;
+mod nft;
+
+use std::fmt;
+use std::net::IpAddr;
+
+use crate::catalog::Transport;
+
+/// The export formats the readers understand, detected from the content.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// `nft -j list ruleset`
+    NftJson,
+    /// `iptables-save`
+    IptablesSave,
+    /// `ip6tables-save`
+    Ip6tablesSave,
+    /// `Get-NetFirewallRule … | ConvertTo-Json` (see docs/audit.md for the exact line)
+    WindowsJson,
+    /// `aws ec2 describe-security-groups`
+    AwsJson,
+    /// `firewall-cmd --list-all-zones` with the services' definitions (docs/audit.md)
+    FirewalldText,
+}
+
+impl Format {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Format::NftJson => "nftables-json",
+            Format::IptablesSave => "iptables-save",
+            Format::Ip6tablesSave => "ip6tables-save",
+            Format::WindowsJson => "windows-json",
+            Format::AwsJson => "aws-json",
+            Format::FirewalldText => "firewalld",
+        }
+    }
+}
+
+/// Why an export cannot be read: located where the text allows it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuditError {
+    #[error("{file}:{line}:{col}: {what}\n  hint: {hint}")]
+    Syntax {
+        file: String,
+        line: usize,
+        col: usize,
+        what: String,
+        hint: String,
+    },
+    #[error("{file}: {what}\n  hint: {hint}")]
+    Content {
+        file: String,
+        what: String,
+        hint: String,
+    },
+}
+
+/// Reads an export of any supported format, detected from its content.
+pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
+    let trimmed = text.trim_start();
+    if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| AuditError::Syntax {
+                file: name.to_string(),
+                line: e.line(),
+                col: e.column(),
+                what: format!("not valid JSON: {e}"),
+                hint: "give the unmodified output of `nft -j list ruleset`, `aws ec2 \
+                       describe-security-groups` or the PowerShell export in docs/audit.md"
+                    .into(),
+            })?;
+        if value.get("nftables").is_some() {
+            return nft::read(name, &value);
+        }
+        if value.get("SecurityGroups").is_some() {
+            return cloud::read_aws(name, &value);
+        }
+        if cloud::looks_windows(&value) {
+            return cloud::read_windows(name, &value);
+        }
+        return Err(AuditError::Content {
+            file: name.to_string(),
+            what: "JSON of an unknown shape: no `nftables`, `SecurityGroups` or Windows \
+                   firewall rule objects"
+                .into(),
+            hint: "see docs/audit.md for the supported exports".into(),
+        });
+    }
+    if firewalld::looks_firewalld(text) {
+        return firewalld::read(name, text);
+    }
+    if text.lines().any(|l| {
+        let l = l.trim();
+        l.starts_with('*') || l.starts_with(":INPUT") || l.starts_with("-A ")
+    }) {
+        return iptables::read(name, text);
+    }
+    if text.contains("table ") && text.contains("chain ") {
+        return Err(AuditError::Content {
+            file: name.to_string(),
+            what: "this looks like `nft list ruleset` text, which is not read".into(),
+            hint: "export the same ruleset as JSON: `nft -j list ruleset > rules.json`".into(),
+        });
+    }
+    Err(AuditError::Content {
+        file: name.to_string(),
+        what: "unrecognised ruleset format".into(),
+        hint: "supported: `nft -j list ruleset`, `iptables-save`, `ip6tables-save`, the \
+               Windows Firewall JSON export and `aws ec2 describe-security-groups` (docs/audit.md)"
+            .into(),
+    })
+}
+
+/// Export text made safe for one line of output: control characters escaped.
+pub fn clean(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
+
+/// Export text quoted in an error message: one line, control characters escaped, at most 80
+/// characters (the input is hostile: it must not reach the terminal raw).
+pub fn clip(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(80)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_default().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
+        })
+        .collect();
+    if text.chars().count() > 80 {
+        out.push('…');
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// The model.
+
+/// An address family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    pub fn of(a: &IpAddr) -> Family {
+        match a {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
+        }
+    }
+
+    /// The largest address of the family as a number.
+    pub fn max(self) -> u128 {
+        match self {
+            Family::V4 => u128::from(u32::MAX),
+            Family::V6 => u128::MAX,
+        }
+    }
+}
+
+/// An address as a number, with its family.
+pub fn addr_num(a: &IpAddr) -> u128 {
+    match a {
+        IpAddr::V4(v) => u128::from(u32::from(*v)),
+        IpAddr::V6(v) => u128::from(*v),
+    }
+}
+
+pub fn num_addr(family: Family, n: u128) -> IpAddr {
+    match family {
+        Family::V4 => IpAddr::V4((n as u32).into()),
+        Family::V6 => IpAddr::V6(n.into()),
+    }
+}
+
+/// A closed interval of addresses of one family (a CIDR, an `iprange`, a set element).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Span {
+    pub family: Family,
+    pub lo: u128,
+    pub hi: u128,
+}
+
+impl Span {
+    pub fn net(n: &ipnet::IpNet) -> Span {
+        Span {
+            family: Family::of(&n.addr()),
+            lo: addr_num(&n.network()),
+            hi: addr_num(&n.broadcast()),
+        }
+    }
+
+    pub fn contains(&self, a: &IpAddr) -> bool {
+        Family::of(a) == self.family && (self.lo..=self.hi).contains(&addr_num(a))
+    }
+
+    /// The smallest list of CIDRs that covers exactly this span.
+    pub fn cidrs(&self) -> Vec<ipnet::IpNet> {
+        let bits: u32 = match self.family {
+            Family::V4 => 32,
+            Family::V6 => 128,
+        };
+        let mut out = Vec::new();
+        let mut lo = self.lo;
+        loop {
+            // The largest block aligned at `lo` that stays inside the span.
+            let mut size_bits = if lo == 0 {
+                bits
+            } else {
+                lo.trailing_zeros().min(bits)
+            };
+            while size_bits > 0 {
+                let last = if size_bits >= 128 {
+                    u128::MAX
+                } else {
+                    lo + ((1u128 << size_bits) - 1)
+                };
+                if last <= self.hi && last >= lo {
+                    break;
+                }
+                size_bits -= 1;
+            }
+            let prefix = (bits - size_bits) as u8;
+            let net = ipnet::IpNet::new(num_addr(self.family, lo), prefix).expect("valid prefix");
+            out.push(net);
+            let last = if size_bits >= 128 {
+                u128::MAX
+            } else {
+                lo + ((1u128 << size_bits) - 1)
+            };
+            if last >= self.hi {
+                break;
+            }
+            lo = last + 1;
+        }
+        out
+    }
+}
+
+impl fmt::Display for Span {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nets = self.cidrs();
+        let text: Vec<String> = nets.iter().map(crate::flows::net_text).collect();
+        f.write_str(&text.join(","))
+    }
+}
+
+/// Hooks a base chain can sit on (the ones that see inbound new connections).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Hook {
+    /// netdev ingress: before everything else.
+    Ingress,
+    Prerouting,
+    Input,
+    Forward,
+}
+
+/// One condition of a rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cond {
+    /// The packet is of this family (`ip saddr` in an inet table implies IPv4).
+    Family(Family),
+    Saddr(Vec<Span>),
+    Daddr(Vec<Span>),
+    /// The input interface by name (`lo` is the only name the audit can answer for).
+    Iif(String),
+    Oif(String),
+    /// Layer-4 protocol numbers (6 TCP, 17 UDP).
+    Proto(Vec<u8>),
+    Sport(Vec<(u16, u16)>),
+    Dport(Vec<(u16, u16)>),
+    /// `dport & 1 == bit`: a parity test.
+    DportParity(u8),
+    /// Connection tracking state; the set of states named. A new connection is `new`.
+    CtState(Vec<String>),
+    /// A TCP SYN without ACK (`--syn`): true for the first packet of a TCP connection.
+    Syn,
+    /// A construct the audit cannot evaluate, named as the export wrote it.
+    Unknown(String),
+}
+
+/// A condition, possibly negated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Match {
+    pub cond: Cond,
+    pub negate: bool,
+}
+
+impl Match {
+    pub fn is(cond: Cond) -> Match {
+        Match {
+            cond,
+            negate: false,
+        }
+    }
+
+    pub fn not(cond: Cond, negate: bool) -> Match {
+        Match { cond, negate }
+    }
+}
+
+/// What a rule does when every condition holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    Accept,
+    Drop,
+    Reject,
+    /// Index of the chain in [`Ruleset::chains`].
+    Jump(usize),
+    Goto(usize),
+    Return,
+    /// No verdict (counter, log, mark): evaluation goes on with the next rule.
+    Continue,
+    /// A verdict map: the first entry whose ports contain the destination port decides.
+    DportMap(Vec<((u16, u16), Action)>),
+    /// A target or statement the audit cannot evaluate.
+    Unknown(String),
+}
+
+/// One rule: conditions, an action, and where it came from (for the report).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rule {
+    pub matches: Vec<Match>,
+    pub action: Action,
+    /// How the report names the rule: `inet filter input handle 7: tcp dport 22 accept`,
+    /// `line 12: -A INPUT -p tcp --dport 22 -j ACCEPT`, a Windows rule's name…
+    pub origin: String,
+    /// What names the rule to its own tool, for `firewall --diff`: nft's handle, the iptables
+    /// rule after `-A CHAIN`; empty for the other formats.
+    pub spec: String,
+}
+
+/// Where a base chain hooks in and what happens to packets that reach its end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Base {
+    pub hooks: Vec<Hook>,
+    pub priority: i32,
+    /// The families whose packets the chain sees.
+    pub families: Vec<Family>,
+    /// True: accept at the end of the chain; false: drop.
+    pub policy_accept: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Chain {
+    /// `inet filter input`, `filter INPUT`, `Windows Firewall (inbound)`…
+    pub name: String,
+    pub base: Option<Base>,
+    pub rules: Vec<Rule>,
+}
+
+/// A whole ruleset: every chain, base chains evaluated in hook and priority order, each of which
+/// must accept (nftables and iptables semantics; the Windows and AWS readers build one chain that
+/// expresses their platform's semantics).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ruleset {
+    pub format: Format,
+    pub chains: Vec<Chain>,
+    /// The families the export covers at all (an `iptables-save` says nothing about IPv6).
+    pub families: Vec<Family>,
+}
+
+/// A new connection's first packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Packet {
+    pub src: IpAddr,
+    pub dst: IpAddr,
+    pub transport: Transport,
+    /// `None`: any client port (the audit does not know the client's ephemeral port).
+    pub sport: Option<u16>,
+    pub dport: u16,
+    /// Input (to the host) or Forward (through it).
+    pub hook: Hook,
+}
+
+/// The answer for one packet.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Outcome {
+    Accept,
+    Drop,
+    /// The packet reached a construct the audit cannot evaluate (named).
+    Undecided(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Decision {
+    pub outcome: Outcome,
+    /// The deciding rule's origin, or the policy of the chain whose end was reached.
+    pub rule: String,
+    /// Where: the chain's index, and the rule's index in it (None: the chain's policy).
+    pub at: Option<(usize, Option<usize>)>,
+}
+
+/// Deepest jump nesting followed; deeper (a loop in a hand-made export) is "cannot decide".
+const MAX_DEPTH: usize = 64;
+
+enum Tri {
+    Yes,
+    No,
+    Unknown(String),
+}
+
+fn ports_contain(list: &[(u16, u16)], p: u16) -> bool {
+    list.iter().any(|(lo, hi)| (*lo..=*hi).contains(&p))
+}
+
+fn proto_number(t: Transport) -> u8 {
+    match t {
+        Transport::Tcp => 6,
+        Transport::Udp => 17,
+    }
+}
+
+fn test(cond: &Cond, p: &Packet) -> Tri {
+    let yes = |b: bool| if b { Tri::Yes } else { Tri::No };
+    match cond {
+        Cond::Family(f) => yes(Family::of(&p.src) == *f),
+        Cond::Saddr(s) => yes(s.iter().any(|s| s.contains(&p.src))),
+        Cond::Daddr(s) => yes(s.iter().any(|s| s.contains(&p.dst))),
+        Cond::Iif(name) | Cond::Oif(name) => {
+            let output = matches!(cond, Cond::Oif(_));
+            if name == "lo" {
+                // Traffic from a zone never arrives on (or is forwarded to) loopback.
+                Tri::No
+            } else if output && p.hook == Hook::Input {
+                // No output interface exists yet for traffic to the host itself.
+                Tri::No
+            } else {
+                Tri::Unknown(format!(
+                    "{} interface `{name}` (which interface a zone's traffic uses is not known)",
+                    if output { "output" } else { "input" }
+                ))
+            }
+        }
+        Cond::Proto(list) => yes(list.contains(&proto_number(p.transport))),
+        Cond::Sport(list) => match p.sport {
+            Some(s) => yes(ports_contain(list, s)),
+            None if list.iter().any(|r| *r == (0, 65535) || *r == (1, 65535)) => Tri::Yes,
+            None => Tri::Unknown("source port match (the client's port is not known)".into()),
+        },
+        Cond::Dport(list) => yes(ports_contain(list, p.dport)),
+        Cond::DportParity(bit) => yes(u8::from(p.dport % 2 == 1) == *bit),
+        Cond::CtState(states) => yes(states.iter().any(|s| s == "new")),
+        Cond::Syn => yes(p.transport == Transport::Tcp),
+        Cond::Unknown(what) => Tri::Unknown(what.clone()),
+    }
+}
+
+/// Whether a rule's conditions hold: No as soon as one known condition fails (whatever the
+/// unknown ones say), Unknown when the rest hold but one cannot be evaluated.
+fn rule_matches(rule: &Rule, p: &Packet) -> Tri {
+    let mut unknown = None;
+    for m in &rule.matches {
+        match test(&m.cond, p) {
+            Tri::Yes if m.negate => return Tri::No,
+            Tri::No if !m.negate => return Tri::No,
+            Tri::Yes | Tri::No => {}
+            Tri::Unknown(what) => {
+                unknown.get_or_insert(what);
+            }
+        }
+    }
+    match unknown {
+        Some(w) => Tri::Unknown(w),
+        None => Tri::Yes,
+    }
+}
+
+/// The end of a chain walk: a verdict, or "fell off / returned" (go on in the caller).
+enum Walk {
+    Final(Decision),
+    Fallthrough,
+}
+
+impl Ruleset {
+    /// The base chains a packet traverses, in order: ingress, prerouting, then its hook; by
+    /// priority within each, ties in export order.
+    fn base_chains(&self, p: &Packet) -> Vec<usize> {
+        let fam = Family::of(&p.src);
+        let mut list: Vec<(Hook, i32, usize)> = Vec::new();
+        for (i, c) in self.chains.iter().enumerate() {
+            let Some(b) = &c.base else { continue };
+            if !b.families.contains(&fam) {
+                continue;
+            }
+            for &h in &b.hooks {
+                if matches!(h, Hook::Ingress | Hook::Prerouting) || h == p.hook {
+                    list.push((h, b.priority, i));
+                }
+            }
+        }
+        list.sort();
+        list.into_iter().map(|(_, _, i)| i).collect()
+    }
+
+    /// Does this new connection's first packet pass, and which rule decides.
+    pub fn evaluate(&self, p: &Packet) -> Decision {
+        self.evaluate_only(p, None)
+    }
+
+    /// As [`Ruleset::evaluate`], walking only the rules listed per chain (see
+    /// [`Ruleset::relevant`]): the answer is the same when the rules left out cannot match.
+    pub fn evaluate_only(&self, p: &Packet, only: Option<&[Vec<u32>]>) -> Decision {
+        let fam = Family::of(&p.src);
+        if Family::of(&p.dst) != fam {
+            return Decision {
+                outcome: Outcome::Drop,
+                rule: "source and destination of different address families".into(),
+                at: None,
+            };
+        }
+        if !self.families.contains(&fam) {
+            return Decision {
+                outcome: Outcome::Undecided(format!(
+                    "{} traffic: the {} export has no rules for this address family",
+                    if fam == Family::V4 { "IPv4" } else { "IPv6" },
+                    self.format.as_str()
+                )),
+                rule: String::new(),
+                at: None,
+            };
+        }
+        let mut last = Decision {
+            outcome: Outcome::Accept,
+            rule: "no base chain on this hook (nothing filters)".into(),
+            at: None,
+        };
+        // With several base chains, the accept worth naming is the first made by a rule (the
+        // others typically accept by policy).
+        let mut by_rule: Option<Decision> = None;
+        for i in self.base_chains(p) {
+            let chain = &self.chains[i];
+            let d = match self.walk(i, p, 0, only) {
+                Walk::Final(d) => {
+                    if d.outcome == Outcome::Accept && by_rule.is_none() {
+                        by_rule = Some(d.clone());
+                    }
+                    d
+                }
+                Walk::Fallthrough => {
+                    let accept = chain.base.as_ref().is_some_and(|b| b.policy_accept);
+                    Decision {
+                        outcome: if accept {
+                            Outcome::Accept
+                        } else {
+                            Outcome::Drop
+                        },
+                        rule: format!(
+                            "{}: policy {}",
+                            chain.name,
+                            if accept { "accept" } else { "drop" }
+                        ),
+                        at: Some((i, None)),
+                    }
+                }
+            };
+            if d.outcome != Outcome::Accept {
+                return d;
+            }
+            last = d;
+        }
+        by_rule.unwrap_or(last)
+    }
+
+    fn walk(&self, chain: usize, p: &Packet, depth: usize, only: Option<&[Vec<u32>]>) -> Walk {
+        if depth > MAX_DEPTH {
+            return Walk::Final(Decision {
+                outcome: Outcome::Undecided("jumps nested deeper than 64 (a loop?)".into()),
+                rule: self.chains[chain].name.clone(),
+                at: Some((chain, None)),
+            });
+        }
+        let rules = &self.chains[chain].rules;
+        let list: Box<dyn Iterator<Item = usize>> = match only {
+            Some(o) => Box::new(o[chain].iter().map(|&i| i as usize)),
+            None => Box::new(0..rules.len()),
+        };
+        for index in list {
+            let rule = &rules[index];
+            let at = Some((chain, Some(index)));
+            match rule_matches(rule, p) {
+                Tri::No => continue,
+                Tri::Unknown(what) => {
+                    if matches!(rule.action, Action::Continue) {
+                        continue; // whatever it matches, it decides nothing
+                    }
+                    return Walk::Final(Decision {
+                        outcome: Outcome::Undecided(what),
+                        rule: rule.origin.clone(),
+                        at,
+                    });
+                }
+                Tri::Yes => {}
+            }
+            let mut action = &rule.action;
+            if let Action::DportMap(entries) = action {
+                match entries.iter().find(|(r, _)| ports_contain(&[*r], p.dport)) {
+                    Some((_, a)) => action = a,
+                    None => continue,
+                }
+            }
+            let decided = |outcome| {
+                Walk::Final(Decision {
+                    outcome,
+                    rule: rule.origin.clone(),
+                    at,
+                })
+            };
+            match action {
+                Action::Accept => return decided(Outcome::Accept),
+                Action::Drop | Action::Reject => return decided(Outcome::Drop),
+                Action::Continue => {}
+                Action::Return => return Walk::Fallthrough,
+                Action::Jump(target) => {
+                    if let Walk::Final(d) = self.walk(*target, p, depth + 1, only) {
+                        return Walk::Final(d);
+                    }
+                }
+                Action::Goto(target) => return self.walk(*target, p, depth + 1, only),
+                Action::Unknown(what) => return decided(Outcome::Undecided(what.clone())),
+                Action::DportMap(_) => {
+                    return decided(Outcome::Undecided("nested verdict map".into()));
+                }
+            }
+        }
+        Walk::Fallthrough
+    }
+
+    /// Every port boundary the rules mention: a port range is cut at each `lo` and `hi + 1`, so
+    /// that within a piece every port condition answers the same.
+    pub fn port_cuts(&self, out: &mut Vec<u32>) {
+        let mut add = |list: &[(u16, u16)]| {
+            for (lo, hi) in list {
+                out.push(u32::from(*lo));
+                out.push(u32::from(*hi) + 1);
+            }
+        };
+        for r in self.chains.iter().flat_map(|c| &c.rules) {
+            for m in &r.matches {
+                if let Cond::Dport(l) = &m.cond {
+                    add(l);
+                }
+            }
+            if let Action::DportMap(entries) = &r.action {
+                let l: Vec<(u16, u16)> = entries.iter().map(|(r, _)| *r).collect();
+                add(&l);
+            }
+        }
+    }
+
+    /// Per chain, the rules that can match packets from a source piece (one whose address
+    /// conditions answer the same for all of it): those whose source or family test excludes it
+    /// are left out.
+    pub fn relevant(&self, src: &Span) -> Vec<Vec<u32>> {
+        let probe = num_addr(src.family, src.lo);
+        let excluded = |r: &Rule| {
+            r.matches.iter().any(|m| match &m.cond {
+                Cond::Family(f) => (*f == src.family) == m.negate,
+                Cond::Saddr(spans) => spans.iter().any(|s| s.contains(&probe)) == m.negate,
+                _ => false,
+            })
+        };
+        self.chains
+            .iter()
+            .map(|c| {
+                (0..c.rules.len() as u32)
+                    .filter(|&i| !excluded(&c.rules[i as usize]))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// The port boundaries of the rules that can match a source piece (one whose address
+    /// conditions answer the same for all of it): a rule whose source or family test excludes
+    /// the piece cuts nothing there.
+    pub fn port_cuts_for(&self, only: &[Vec<u32>], out: &mut Vec<u32>) {
+        let mut add = |list: &[(u16, u16)]| {
+            for (lo, hi) in list {
+                out.push(u32::from(*lo));
+                out.push(u32::from(*hi) + 1);
+            }
+        };
+        let rules = only
+            .iter()
+            .enumerate()
+            .flat_map(|(c, list)| list.iter().map(move |&i| &self.chains[c].rules[i as usize]));
+        for r in rules {
+            for m in &r.matches {
+                if let Cond::Dport(l) = &m.cond {
+                    add(l);
+                }
+            }
+            if let Action::DportMap(entries) = &r.action {
+                let l: Vec<(u16, u16)> = entries.iter().map(|(r, _)| *r).collect();
+                add(&l);
+            }
+        }
+    }
+
+    /// Whether any rule tests the port's parity (then each piece is evaluated for an even and an
+    /// odd port).
+    pub fn has_parity(&self) -> bool {
+        self.chains
+            .iter()
+            .flat_map(|c| &c.rules)
+            .flat_map(|r| &r.matches)
+            .any(|m| matches!(m.cond, Cond::DportParity(_)))
+    }
+
+    /// Every address boundary of `family` the rules mention, for sources or destinations.
+    pub fn addr_cuts(&self, family: Family, source: bool, out: &mut Vec<u128>) {
+        for r in self.chains.iter().flat_map(|c| &c.rules) {
+            for m in &r.matches {
+                let spans = match (&m.cond, source) {
+                    (Cond::Saddr(s), true) | (Cond::Daddr(s), false) => s,
+                    _ => continue,
+                };
+                for s in spans.iter().filter(|s| s.family == family) {
+                    out.push(s.lo);
+                    if s.hi < family.max() {
+                        out.push(s.hi + 1);
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,211 @@
+//! `audit`: reads a ruleset export, compares it with the plan's flows, prints the report.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::args::{AuditArgs, AuditFormat};
+use super::{EXIT_NO, emit, json, load_deployment, read_file, terminal_width, unknown};
+use crate::audit::compare::{self, Report, Scope};
+use crate::catalog::Catalog;
+use crate::firewall::Mode;
+use crate::render::{Column, Format, Grid};
+
+/// The scope of a host or network firewall, checked against the deployment: the firewall mode
+/// (to select the flows) and the audit scope (the addresses whose openings are listed).
+pub(super) fn scope(
+    dep: &crate::deployment::Deployment,
+    plan: &crate::plan::Plan,
+    node: Option<&str>,
+) -> Result<(Mode, Scope)> {
+    let Some(name) = node else {
+        return Ok((Mode::Network, Scope::Network));
+    };
+    let Some(n) = dep.node(name) else {
+        let known: Vec<&str> = dep.nodes.iter().map(|n| n.name.as_str()).collect();
+        return Err(unknown("E011", "node", name, &known));
+    };
+    // The node's own address first, then its units' virtual IPs, each once (as `firewall`).
+    let mut addresses = vec![n.address];
+    for b in plan.for_host(name) {
+        if let crate::plan::Host::Node { address, .. } = b.host {
+            if !addresses.contains(&address) {
+                addresses.push(address);
+            }
+        }
+    }
+    Ok((
+        Mode::Node {
+            name: name.to_string(),
+            addresses: addresses.clone(),
+        },
+        Scope::Node(addresses),
+    ))
+}
+
+/// Reads and parses a ruleset export; unreadable input is an error (exit 2).
+pub(super) fn load_ruleset(path: &std::path::Path) -> Result<crate::audit::Ruleset> {
+    let source = read_file(path)?;
+    Ok(crate::audit::read(
+        &path.display().to_string(),
+        &source.text,
+    )?)
+}
+
+pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
+    let dep = load_deployment(args.file.as_deref(), catalog)?;
+    let plan = crate::plan::resolve(&dep, catalog);
+    let (mode, scope) = scope(&dep, &plan, args.node.as_deref())?;
+    let rules = load_ruleset(&args.ruleset)?;
+    let all = crate::flows::flows(&dep, catalog, &plan);
+    let flows = crate::firewall::select(&all, &mode);
+    let report = compare::audit(&rules, &flows, &scope);
+    let text = match args.format {
+        AuditFormat::Json => json(&report)?,
+        AuditFormat::Table => table(&report),
+    };
+    emit(&text)?;
+    Ok(if report.summary.exact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NO)
+    })
+}
+
+/// A rule as the table shows it: where it is (`inet filter input handle 9`, `line 15`), not its
+/// whole text (the JSON has that).
+fn short_rule(rule: &str) -> String {
+    if rule.starts_with("cannot decide") || rule.contains(": policy ") {
+        return rule.to_string();
+    }
+    rule.split("; ")
+        .map(|one| one.split_once(": ").map_or(one, |(at, _)| at))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// A grid without wrapping columns (one line per row), each row followed by its detail line.
+fn with_details(grid: &Grid, details: &[String], width: usize) -> String {
+    let text = grid.render(Format::Table, width);
+    let mut lines = text.lines();
+    let mut out = String::new();
+    if let Some(header) = lines.next() {
+        out.push_str(header);
+        out.push('\n');
+    }
+    for (line, detail) in lines.zip(details) {
+        out.push_str(line);
+        out.push('\n');
+        out.push_str("    ");
+        out.push_str(detail);
+        out.push('\n');
+    }
+    out
+}
+
+fn table(r: &Report) -> String {
+    let width = terminal_width();
+    let mut flows = Grid::new(vec![
+        Column::new("STATUS"),
+        Column::new("FROM"),
+        Column::new("TO"),
+        Column::new("PORTS"),
+        Column::new("FLOW"),
+    ]);
+    let mut details = Vec::new();
+    for f in &r.flows {
+        let mut detail = String::new();
+        if !f.blocked.is_empty() {
+            detail.push_str(&format!("blocked {} ", f.blocked.join(",")));
+        }
+        if !f.blocked_sources.is_empty() {
+            detail.push_str(&format!("from {} ", f.blocked_sources.join(", ")));
+        }
+        detail.push_str("by ");
+        detail.push_str(&short_rule(&f.rule));
+        details.push(detail);
+        flows.push(vec![
+            f.status.to_string(),
+            f.zone.clone(),
+            f.address.clone(),
+            format!("{}/{}", f.transport, f.ports),
+            format!("{}.{}", f.component, f.port_id),
+        ]);
+    }
+    let mut out = with_details(&flows, &details, width);
+    if !r.extra.is_empty() {
+        out.push_str("\nOpen beyond the plan:\n");
+        let mut extra = Grid::new(vec![
+            Column::new("SOURCE"),
+            Column::new("TO"),
+            Column::new("PORTS"),
+        ]);
+        let mut details = Vec::new();
+        for e in &r.extra {
+            extra.push(vec![
+                e.source.clone(),
+                e.address.clone(),
+                format!("{}/{}", e.transport, e.ports),
+            ]);
+            details.push(format!("by {}", short_rule(&e.rule)));
+        }
+        out.push_str(&with_details(&extra, &details, width));
+    }
+    let s = &r.summary;
+    out.push_str(&format!(
+        "\n{} flows: {} admitted, {} partial, {} blocked, {} undecided; {} extra openings ({}){}\n",
+        s.flows,
+        s.admitted,
+        s.partial,
+        s.blocked,
+        s.undecided,
+        s.extra,
+        s.format,
+        if s.exact {
+            ": the ruleset admits exactly the plan"
+        } else {
+            ""
+        }
+    ));
+    out
+}
+
+/// `firewall --diff RULES`: the changes that bring the exported ruleset to the plan.
+pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<ExitCode> {
+    let dep = load_deployment(args.file.as_deref(), catalog)?;
+    let plan = crate::plan::resolve(&dep, catalog);
+    let (mode, scope) = scope(&dep, &plan, args.node.as_deref())?;
+    let path = args.diff.as_deref().expect("called with --diff");
+    let rules = load_ruleset(path)?;
+    let all = crate::flows::flows(&dep, catalog, &plan);
+    let flows = crate::firewall::select(&all, &mode);
+    let (changes, after) = crate::audit::diff::diff(&rules, &flows, &scope);
+    let header = vec![
+        format!(
+            "scc-ports firewall --diff: the changes that bring {} to the plan of {}",
+            path.display(),
+            match &mode {
+                Mode::Node { name, .. } => format!("node {name}"),
+                _ => "the network firewall".to_string(),
+            }
+        ),
+        format!("{} changes", changes.len()),
+    ];
+    let text = crate::audit::diff::render(&args.target, &rules, &flows, &changes, &after, &header)?;
+    match &args.output {
+        Some(p) => {
+            std::fs::write(p, text)
+                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
+        }
+        None => {
+            emit(&text)?;
+        }
+    }
+    // The answer is "no" when the changes cannot bring the ruleset to exactly the plan (the
+    // notes say what is left).
+    Ok(if after.summary.exact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NO)
+    })
+}

@@ -1,0 +1,1356 @@
+//! `scc-ports audit` against the kernel: rulesets loaded in a network namespace (the generated
+//! ones, hand-written admin styles, and seeded random mutations), exported the way an
+//! administrator would (`nft -j list ruleset`, `iptables-save`), audited, and the verdicts
+//! compared per packet with what real TCP SYNs and UDP datagrams from client addresses do.
+//!
+//! Needs root, `ip`, `nft` and `iptables-restore`/`iptables-save`; without them the kernel tests
+//! print why and pass, unless `SCC_PORTS_REQUIRE_ROOT_TESTS=1` makes them mandatory.
+//! `SCC_AUDIT_SEED=N` changes the mutations' seed (CI uses the fixed default).
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use common::netns::{self, Netns};
+use scc_ports::audit::{Hook, Outcome, Packet};
+use scc_ports::catalog::Transport;
+
+const BIN: &str = env!("CARGO_BIN_EXE_scc-ports");
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+const LAB: &str = "tests/audit/lab.toml";
+const SERVER: [Ipv4Addr; 3] = [
+    Ipv4Addr::new(10, 88, 1, 11),
+    Ipv4Addr::new(10, 88, 1, 100),
+    Ipv4Addr::new(10, 88, 1, 101),
+];
+/// Client addresses: one or two per zone, one in no zone, one inside and one outside an iprange.
+const CLIENTS: [Ipv4Addr; 8] = [
+    Ipv4Addr::new(10, 88, 1, 50),
+    Ipv4Addr::new(10, 88, 2, 10),
+    Ipv4Addr::new(10, 88, 2, 200),
+    Ipv4Addr::new(10, 88, 3, 10),
+    Ipv4Addr::new(10, 88, 4, 10),
+    Ipv4Addr::new(10, 88, 5, 10),
+    Ipv4Addr::new(10, 88, 6, 10),
+    Ipv4Addr::new(10, 88, 6, 30),
+];
+/// A dropped SYN or datagram counts as blocked after this (the lab's round trip is microseconds).
+const WINDOW: Duration = Duration::from_millis(700);
+/// Probes per case (sampled from every interesting combination, seeded).
+const PROBES_PER_CASE: usize = 1400;
+
+static LOCK: Mutex<()> = Mutex::new(());
+
+/// A small deterministic generator (xorshift64*): the mutations and samples are reproducible.
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.max(1))
+    }
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("SCC_AUDIT_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(11)
+}
+
+fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(BIN)
+        .current_dir(ROOT)
+        .args(args)
+        .output()
+        .expect("run scc-ports");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn tool(name: &str) -> bool {
+    Command::new(name)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok()
+}
+
+/// Whether the kernel tests can run (prints why not; panics when they are required).
+fn kernel_ready(what: &str) -> bool {
+    if !netns::available(what) {
+        return false;
+    }
+    for t in ["iptables-restore", "iptables-save"] {
+        if !tool(t) {
+            if std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
+                panic!("{what}: `{t}` not found and SCC_PORTS_REQUIRE_ROOT_TESTS=1");
+            }
+            eprintln!("skipping {what}: `{t}` not found");
+            return false;
+        }
+    }
+    true
+}
+
+fn exec_in(ns: &Netns, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = Command::new("ip")
+        .args(["netns", "exec", ns.name()])
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    {
+        let mut input = child.stdin.take().expect("stdin");
+        if let Some(text) = stdin {
+            input.write_all(text.as_bytes()).expect("write stdin");
+        }
+    }
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{args:?} in {}: {}\n{}",
+        ns.name(),
+        String::from_utf8_lossy(&out.stderr),
+        stdin.unwrap_or("")
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Kind {
+    Nft,
+    Iptables,
+}
+
+/// The two namespaces of one case: the server (APP1's three addresses, the ruleset) and one
+/// client holding an address in every zone.
+struct Lab {
+    server: Netns,
+    client: Netns,
+    /// With `--network`: the router between them, which holds the ruleset.
+    router: Option<Netns>,
+}
+
+impl Lab {
+    /// The namespace whose firewall is audited.
+    fn holder(&self) -> &Netns {
+        self.router.as_ref().unwrap_or(&self.server)
+    }
+}
+
+fn lab(network: bool) -> Lab {
+    let server = Netns::new().expect("server namespace");
+    let client = Netns::new().expect("client namespace");
+    if !network {
+        let (vs, vc) =
+            netns::link_named(&server, "10.88.1.11/16", &client, "10.88.1.50/16").expect("veth");
+        for a in &SERVER[1..] {
+            server
+                .ip(&["addr", "add", &format!("{a}/16"), "dev", &vs])
+                .expect("server address");
+        }
+        for a in &CLIENTS[1..] {
+            client
+                .ip(&["addr", "add", &format!("{a}/16"), "dev", &vc])
+                .expect("client address");
+        }
+        return Lab {
+            server,
+            client,
+            router: None,
+        };
+    }
+    // client 192.168.88.2 -- 192.168.88.1 router 192.168.89.1 -- 192.168.89.2 server; the zone
+    // and server addresses are /32s routed through the router (the datacenter client 10.88.1.50
+    // and the servers share a zone but not a link).
+    let router = Netns::new().expect("router namespace");
+    let (rc, vc) =
+        netns::link_named(&router, "192.168.88.1/24", &client, "192.168.88.2/24").expect("veth");
+    let (rs, vs) =
+        netns::link_named(&router, "192.168.89.1/24", &server, "192.168.89.2/24").expect("veth");
+    for a in &SERVER {
+        server
+            .ip(&["addr", "add", &format!("{a}/32"), "dev", &vs])
+            .expect("server address");
+        router
+            .ip(&[
+                "route",
+                "add",
+                &format!("{a}/32"),
+                "via",
+                "192.168.89.2",
+                "dev",
+                &rs,
+            ])
+            .expect("router route to the server");
+    }
+    server
+        .ip(&["route", "add", "default", "via", "192.168.89.1"])
+        .expect("server route");
+    for a in &CLIENTS {
+        client
+            .ip(&["addr", "add", &format!("{a}/32"), "dev", &vc])
+            .expect("client address");
+        router
+            .ip(&[
+                "route",
+                "add",
+                &format!("{a}/32"),
+                "via",
+                "192.168.88.2",
+                "dev",
+                &rc,
+            ])
+            .expect("router route to the client");
+    }
+    client
+        .ip(&["route", "add", "default", "via", "192.168.88.1"])
+        .expect("client route");
+    router.run(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("forwarding"));
+    Lab {
+        server,
+        client,
+        router: Some(router),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Probe {
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    transport: Transport,
+    port: u16,
+}
+
+/// TCP listeners (accept and close) on every probed TCP port and UDP echo sockets on every
+/// probed (address, port), served on one thread inside the server namespace until `stop`.
+fn responder(
+    ns: &Netns,
+    tcp: BTreeSet<u16>,
+    udp: BTreeSet<(Ipv4Addr, u16)>,
+    stop: std::sync::Arc<AtomicBool>,
+) -> std::thread::JoinHandle<std::io::Result<std::io::Result<()>>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = ns.spawn(move || -> std::io::Result<()> {
+        use std::os::fd::AsRawFd;
+        let setup = || -> std::io::Result<_> {
+            let mut l = Vec::new();
+            for p in &tcp {
+                let s = std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, *p))?;
+                s.set_nonblocking(true)?;
+                l.push(s);
+            }
+            let mut u = Vec::new();
+            for (a, p) in &udp {
+                let s = std::net::UdpSocket::bind((*a, *p))?;
+                s.set_nonblocking(true)?;
+                u.push(s);
+            }
+            Ok((l, u))
+        };
+        let (listeners, sockets) = match setup() {
+            Ok(v) => {
+                let _ = tx.send(Ok(()));
+                v
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e.to_string()));
+                return Err(e);
+            }
+        };
+        let mut fds: Vec<libc::pollfd> = listeners
+            .iter()
+            .map(|l| l.as_raw_fd())
+            .chain(sockets.iter().map(|s| s.as_raw_fd()))
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            })
+            .collect();
+        let mut buf = [0u8; 64];
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
+            // SAFETY: fds is a valid pollfd array for the call.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 20) };
+            if n <= 0 {
+                continue;
+            }
+            for l in &listeners {
+                while let Ok((s, _)) = l.accept() {
+                    drop(s);
+                }
+            }
+            for s in &sockets {
+                while let Ok((len, from)) = s.recv_from(&mut buf) {
+                    let _ = s.send_to(&buf[..len], from);
+                }
+            }
+        }
+        Ok(())
+    });
+    match rx.recv_timeout(Duration::from_secs(10)) {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => panic!("responder: {e}"),
+        Err(e) => panic!("responder did not start: {e}"),
+    }
+    handle
+}
+
+/// Sends every probe at once from the client namespace (each from its own source address) and
+/// returns which were answered within [`WINDOW`]: TCP handshake completed, UDP echo received.
+fn send_all(ns: &Netns, probes: Vec<Probe>) -> Vec<bool> {
+    ns.run(move || -> Vec<bool> {
+        use socket2::{Domain, Protocol, SockAddr, Socket, Type};
+        use std::os::fd::AsRawFd;
+        enum S {
+            Tcp(Socket),
+            Udp(std::net::UdpSocket, [u8; 8]),
+        }
+        let mut socks = Vec::with_capacity(probes.len());
+        for (i, p) in probes.iter().enumerate() {
+            let to = SocketAddr::new(IpAddr::V4(p.dst), p.port);
+            let from = SocketAddr::new(IpAddr::V4(p.src), 0);
+            match p.transport {
+                Transport::Tcp => {
+                    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
+                        .expect("socket");
+                    s.bind(&SockAddr::from(from)).expect("bind");
+                    s.set_nonblocking(true).expect("nonblocking");
+                    match s.connect(&SockAddr::from(to)) {
+                        Ok(()) => {}
+                        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+                        Err(e) => panic!("connect {to}: {e}"),
+                    }
+                    socks.push(S::Tcp(s));
+                }
+                Transport::Udp => {
+                    let s = std::net::UdpSocket::bind(from).expect("bind");
+                    s.connect(to).expect("connect");
+                    s.set_nonblocking(true).expect("nonblocking");
+                    let mut payload = *b"aud\0\0\0\0\0";
+                    payload[4..].copy_from_slice(&(i as u32).to_be_bytes());
+                    let _ = s.send(&payload);
+                    socks.push(S::Udp(s, payload));
+                }
+            }
+        }
+        let mut done = vec![false; probes.len()];
+        let mut reached = vec![false; probes.len()];
+        let start = Instant::now();
+        let mut last_send = start;
+        let mut buf = [0u8; 64];
+        while start.elapsed() < WINDOW && done.iter().any(|d| !d) {
+            let open: Vec<usize> = (0..socks.len()).filter(|&i| !done[i]).collect();
+            let mut fds: Vec<libc::pollfd> = open
+                .iter()
+                .map(|&i| match &socks[i] {
+                    S::Tcp(s) => libc::pollfd {
+                        fd: s.as_raw_fd(),
+                        events: libc::POLLOUT,
+                        revents: 0,
+                    },
+                    S::Udp(s, _) => libc::pollfd {
+                        fd: s.as_raw_fd(),
+                        events: libc::POLLIN,
+                        revents: 0,
+                    },
+                })
+                .collect();
+            // SAFETY: fds is a valid pollfd array for the call.
+            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
+            for (k, &i) in open.iter().enumerate() {
+                if fds[k].revents == 0 {
+                    continue;
+                }
+                match &socks[i] {
+                    S::Tcp(s) => {
+                        reached[i] = matches!(s.take_error(), Ok(None));
+                        done[i] = true;
+                    }
+                    S::Udp(s, payload) => match s.recv(&mut buf) {
+                        Ok(n) if buf[..n] == payload[..] => {
+                            reached[i] = true;
+                            done[i] = true;
+                        }
+                        Ok(_) => {}
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+                        Err(_) => done[i] = true,
+                    },
+                }
+            }
+            if last_send.elapsed() >= Duration::from_millis(150) {
+                last_send = Instant::now();
+                for (i, s) in socks.iter().enumerate() {
+                    if let (false, S::Udp(s, p)) = (done[i], s) {
+                        let _ = s.send(p);
+                    }
+                }
+            }
+        }
+        reached
+    })
+}
+
+/// The report's answer for one packet: inside a planned flow, admitted unless its port is in
+/// the row's blocked list (for the blocked sources, when those are given); else admitted only
+/// when an `extra` row covers it.
+fn report_admits(report: &serde_json::Value, flows: &[scc_ports::flows::Flow], p: &Probe) -> bool {
+    let ip = IpAddr::V4(p.src);
+    let in_ports = |text: &str, port: u16| -> bool {
+        let (range, parity) = match text.split_once(' ') {
+            Some((r, par)) => (r, Some(par)),
+            None => (text, None),
+        };
+        let (lo, hi) = match range.split_once('-') {
+            Some((a, b)) => (a.parse::<u16>().unwrap(), b.parse::<u16>().unwrap()),
+            None => {
+                let n = range.parse::<u16>().unwrap();
+                (n, n)
+            }
+        };
+        (lo..=hi).contains(&port)
+            && match parity {
+                Some("even") => port % 2 == 0,
+                Some("odd") => port % 2 == 1,
+                _ => true,
+            }
+    };
+    for e in report["extra"].as_array().unwrap() {
+        let net: ipnet::IpNet = e["source"].as_str().unwrap().parse().unwrap();
+        if net.contains(&ip)
+            && e["address"] == p.dst.to_string()
+            && e["transport"] == p.transport.as_str()
+            && in_ports(e["ports"].as_str().unwrap(), p.port)
+        {
+            return true;
+        }
+    }
+    let rows = report["flows"].as_array().unwrap();
+    for f in flows {
+        if f.transport != p.transport
+            || !f.ports.contains(p.port)
+            || !f.destination.iter().any(|n| n.contains(&IpAddr::V4(p.dst)))
+            || !f.sources.iter().any(|n| n.contains(&ip))
+        {
+            continue;
+        }
+        let row = rows
+            .iter()
+            .find(|r| {
+                r["address"] == p.dst.to_string()
+                    && r["component"] == f.component.as_str()
+                    && r["port_id"] == f.port_id_text().as_str()
+                    && r["ports"] == f.ports.to_string().as_str()
+                    && r["zone"] == f.source_zones.join(",").as_str()
+            })
+            .expect("a row for every planned flow and destination");
+        let blocked_port = row["blocked"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|b| in_ports(b.as_str().unwrap(), p.port));
+        let sources = row["blocked_sources"].as_array();
+        let blocked_src = sources.is_none_or(|list| {
+            list.iter().any(|s| {
+                s.as_str()
+                    .unwrap()
+                    .parse::<ipnet::IpNet>()
+                    .unwrap()
+                    .contains(&ip)
+            })
+        });
+        if !(blocked_port && blocked_src) {
+            return true;
+        }
+    }
+    false
+}
+
+struct CaseResult {
+    probes: usize,
+    disagreements: Vec<String>,
+    exit: i32,
+}
+
+/// Loads `rules` into a fresh server namespace, exports it, audits the export (CLI, JSON) and
+/// sends a seeded sample of probes; returns every packet where the kernel and the audit (the
+/// evaluator, and the report) disagree.
+fn run_case(c: &Case, rng: &mut Rng) -> CaseResult {
+    let (name, kind, rules, diff, network) = (&c.name, c.kind, c.rules.as_str(), c.diff, c.network);
+    let lab = lab(network);
+    // An iptables ruleset may start with `ipset save` lines: restored first, exported with it.
+    let (sets, rules) = match rules.find("\n*") {
+        Some(at) if kind == Kind::Iptables && rules.starts_with("create ") => {
+            (Some(&rules[..at + 1]), &rules[at + 1..])
+        }
+        _ => (None, rules),
+    };
+    let export_now = || match kind {
+        Kind::Nft => exec_in(lab.holder(), &["nft", "-j", "list", "ruleset"], None),
+        Kind::Iptables => {
+            let mut text = String::new();
+            if sets.is_some() {
+                text.push_str(&exec_in(lab.holder(), &["ipset", "save"], None));
+            }
+            text + &exec_in(lab.holder(), &["iptables-save"], None)
+        }
+    };
+    if let Some(sets) = sets {
+        exec_in(lab.holder(), &["ipset", "restore"], Some(sets));
+    }
+    match kind {
+        Kind::Nft => exec_in(lab.holder(), &["nft", "-f", "-"], Some(rules)),
+        Kind::Iptables => exec_in(lab.holder(), &["iptables-restore"], Some(rules)),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    if diff {
+        // `firewall --diff` on the export, applied the way its header says.
+        let before = dir.path().join("before");
+        std::fs::write(&before, export_now()).unwrap();
+        let target = if kind == Kind::Nft {
+            "nftables"
+        } else {
+            "iptables"
+        };
+        let mut args = vec!["firewall", LAB, "--target", target];
+        args.extend_from_slice(scope_args(network));
+        args.extend(["--diff", before.to_str().unwrap()]);
+        let (code, changes, err) = cli(&args);
+        assert_eq!(code, 0, "{name}: firewall --diff: {err}");
+        assert!(
+            changes.contains("(exactly the plan)"),
+            "{name}: the diff is not complete:\n{changes}"
+        );
+        match kind {
+            Kind::Nft => exec_in(lab.holder(), &["nft", "-f", "-"], Some(&changes)),
+            Kind::Iptables => exec_in(lab.holder(), &["sh", "-s"], Some(&changes)),
+        };
+    }
+    let export = export_now();
+    let file = dir.path().join(match kind {
+        Kind::Nft => "export.json",
+        Kind::Iptables => "export.rules",
+    });
+    std::fs::write(&file, &export).unwrap();
+    let mut args = vec!["audit", LAB, "--ruleset", file.to_str().unwrap()];
+    args.extend_from_slice(scope_args(network));
+    args.extend(["--format", "json"]);
+    let (exit, stdout, stderr) = cli(&args);
+    assert!(
+        exit == 0 || exit == 1,
+        "{name}: audit exit {exit}: {stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("audit JSON");
+    let ruleset = scc_ports::audit::read("export", &export).expect("export reads");
+    let flows = lab_flows(network);
+
+    // Ports worth probing: each flow's ends and neighbours, each rule boundary and the port
+    // before it, a few fixed outsiders and random ports.
+    let mut ports: BTreeSet<u16> = [22, 80, 1024, 1025, 21999, 30000].into_iter().collect();
+    for f in &flows {
+        for p in [f.ports.lo(), f.ports.hi()] {
+            ports.extend([p.saturating_sub(1).max(1), p, p.saturating_add(1)]);
+        }
+        let mid = f.ports.lo() + (f.ports.hi() - f.ports.lo()) / 2;
+        ports.extend([mid, mid + 1]);
+    }
+    let mut cuts = Vec::new();
+    ruleset.port_cuts(&mut cuts);
+    for c in cuts {
+        for p in [c.saturating_sub(1), c] {
+            if (1..=65535).contains(&p) {
+                ports.insert(p as u16);
+            }
+        }
+    }
+    for _ in 0..8 {
+        ports.insert(1 + rng.below(65535) as u16);
+    }
+    let mut all = Vec::new();
+    for &src in &CLIENTS {
+        for &dst in &SERVER {
+            for &port in &ports {
+                for transport in [Transport::Tcp, Transport::Udp] {
+                    all.push(Probe {
+                        src,
+                        dst,
+                        transport,
+                        port,
+                    });
+                }
+            }
+        }
+    }
+    // A seeded sample, and always every probe of a planned flow's ends.
+    let mut chosen: BTreeSet<Probe> = BTreeSet::new();
+    while chosen.len() < PROBES_PER_CASE.min(all.len()) {
+        chosen.insert(all[rng.below(all.len())]);
+    }
+    let probes: Vec<Probe> = chosen.into_iter().collect();
+
+    let tcp: BTreeSet<u16> = probes
+        .iter()
+        .filter(|p| p.transport == Transport::Tcp)
+        .map(|p| p.port)
+        .collect();
+    let udp: BTreeSet<(Ipv4Addr, u16)> = probes
+        .iter()
+        .filter(|p| p.transport == Transport::Udp)
+        .map(|p| (p.dst, p.port))
+        .collect();
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let handle = responder(&lab.server, tcp, udp, stop.clone());
+    let reached = send_all(&lab.client, probes.clone());
+    stop.store(true, Ordering::SeqCst);
+    let _ = handle.join();
+
+    let mut disagreements = Vec::new();
+    for (p, kernel) in probes.iter().zip(reached) {
+        let d = ruleset.evaluate(&Packet {
+            src: IpAddr::V4(p.src),
+            dst: IpAddr::V4(p.dst),
+            transport: p.transport,
+            sport: None,
+            dport: p.port,
+            hook: if network { Hook::Forward } else { Hook::Input },
+        });
+        let eval = match d.outcome {
+            Outcome::Accept => Some(true),
+            Outcome::Drop => Some(false),
+            Outcome::Undecided(_) => None,
+        };
+        let report = report_admits(&report, &flows, p);
+        if eval != Some(kernel) || report != kernel {
+            disagreements.push(format!(
+                "{name}: {} -> {} {}/{}: kernel {}, evaluator {eval:?} ({}), report {report}",
+                p.src,
+                p.dst,
+                p.transport.as_str(),
+                p.port,
+                if kernel { "reached" } else { "blocked" },
+                d.rule
+            ));
+        }
+    }
+    CaseResult {
+        probes: probes.len(),
+        disagreements,
+        exit,
+    }
+}
+
+fn lab_flows(network: bool) -> Vec<scc_ports::flows::Flow> {
+    let catalog = scc_ports::catalog::Catalog::embedded();
+    let text = std::fs::read_to_string(Path::new(ROOT).join(LAB)).unwrap();
+    let dep =
+        scc_ports::deployment::parse(&scc_ports::diag::Source::new(LAB, text.as_str()), &catalog)
+            .expect("lab loads");
+    let plan = scc_ports::plan::resolve(&dep, &catalog);
+    let all = scc_ports::flows::flows(&dep, &catalog, &plan);
+    let mode = if network {
+        scc_ports::firewall::Mode::Network
+    } else {
+        scc_ports::firewall::Mode::Node {
+            name: "APP1".into(),
+            addresses: SERVER.iter().map(|a| IpAddr::V4(*a)).collect(),
+        }
+    };
+    scc_ports::firewall::select(&all, &mode)
+}
+
+fn scope_args(network: bool) -> &'static [&'static str] {
+    if network {
+        &["--network"]
+    } else {
+        &["--node", "APP1"]
+    }
+}
+
+fn generated(target: &str, network: bool) -> String {
+    let mut args = vec!["firewall", LAB, "--target", target];
+    args.extend_from_slice(scope_args(network));
+    let (code, out, err) = cli(&args);
+    assert_eq!(code, 0, "{err}");
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mutations: text edits of the generated rules, one per case.
+
+fn rule_lines(text: &str, kind: Kind) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| match kind {
+            Kind::Nft => l.contains(" accept comment "),
+            Kind::Iptables => l.starts_with("-A SCC-PORTS "),
+        })
+        .map(|(i, _)| i)
+        .collect()
+}
+
+fn with_lines(text: &str, edit: impl FnOnce(&mut Vec<String>)) -> String {
+    let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+    edit(&mut lines);
+    lines.join("\n") + "\n"
+}
+
+/// The zone address, protocol and first port of a generated rule line.
+fn parts(line: &str, kind: Kind) -> (String, String, u16) {
+    let w: Vec<&str> = line.split_whitespace().collect();
+    let after = |key: &str| w[w.iter().position(|x| *x == key).unwrap() + 1].to_string();
+    match kind {
+        Kind::Nft => {
+            let proto = if line.contains("tcp dport") {
+                "tcp"
+            } else {
+                "udp"
+            };
+            let port = after("dport");
+            let first = port.split('-').next().unwrap().parse().unwrap();
+            (after("saddr"), proto.into(), first)
+        }
+        Kind::Iptables => {
+            let port = after("--dport");
+            let first = port.split(':').next().unwrap().parse().unwrap();
+            (after("-s"), after("-p"), first)
+        }
+    }
+}
+
+fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, String) {
+    let lines = rule_lines(base, kind);
+    let flows = lab_flows(false);
+    // A widening must open something: not a port that a flow from the same sources to the same
+    // address already has (then the ruleset would still be exact).
+    let widens_into_plan = |line: &str| {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        let at = |k: &str| w.iter().position(|x| *x == k).map(|i| w[i + 1]);
+        let (key, sep, dkey) = match kind {
+            Kind::Nft => ("dport", '-', "daddr"),
+            Kind::Iptables => ("--dport", ':', "-d"),
+        };
+        let hi: u16 = at(key)
+            .unwrap()
+            .rsplit(sep)
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let dst: ipnet::IpNet = at(dkey)
+            .unwrap()
+            .parse::<ipnet::IpNet>()
+            .unwrap_or_else(|_| ipnet::IpNet::from(at(dkey).unwrap().parse::<IpAddr>().unwrap()));
+        flows
+            .iter()
+            .any(|f| f.ports.contains(hi + 1) && f.destination.contains(&dst.trunc()))
+    };
+    let mut pick = lines[rng.below(lines.len())];
+    while which == 3 && widens_into_plan(base.lines().nth(pick).unwrap()) {
+        pick = lines[rng.below(lines.len())];
+    }
+    let line = base.lines().nth(pick).unwrap().to_string();
+    let (src, proto, port) = parts(&line, kind);
+    match which {
+        0 => (
+            format!("deleted rule: {}", line.trim()),
+            with_lines(base, |l| {
+                l.remove(pick);
+            }),
+        ),
+        1 => {
+            let zone = 1 + rng.below(6);
+            let port = 30000 + rng.below(5000) as u16;
+            let proto = if rng.below(2) == 0 { "tcp" } else { "udp" };
+            let text = match kind {
+                Kind::Nft => format!("\t\tip saddr 10.88.{zone}.0/24 {proto} dport {port} accept"),
+                Kind::Iptables => format!(
+                    "-A SCC-PORTS -s 10.88.{zone}.0/24 -p {proto} -m {proto} --dport {port} -j ACCEPT"
+                ),
+            };
+            (
+                format!("added accept: {}", text.trim()),
+                with_lines(base, |l| l.insert(pick, text.clone())),
+            )
+        }
+        2 => {
+            let (text, anchor) = match kind {
+                Kind::Nft => (
+                    format!("\t\tip saddr {src} {proto} dport {port} drop"),
+                    "iif \"lo\" accept",
+                ),
+                Kind::Iptables => (
+                    format!("-A INPUT -s {src} -p {proto} -m {proto} --dport {port} -j DROP"),
+                    "-A INPUT -j SCC-PORTS",
+                ),
+            };
+            (
+                format!("shadowing drop: {}", text.trim()),
+                with_lines(base, |l| {
+                    let at = l.iter().position(|x| x.contains(anchor)).unwrap();
+                    let at = if kind == Kind::Nft { at + 1 } else { at };
+                    l.insert(at, text.clone());
+                }),
+            )
+        }
+        _ => {
+            let widened = match kind {
+                Kind::Nft => {
+                    let w: Vec<&str> = line.split_whitespace().collect();
+                    let i = w.iter().position(|x| *x == "dport").unwrap() + 1;
+                    let hi: u16 = w[i].rsplit('-').next().unwrap().parse().unwrap();
+                    let lo = w[i].split('-').next().unwrap();
+                    line.replace(
+                        &format!("dport {} ", w[i]),
+                        &format!("dport {lo}-{} ", hi + 1),
+                    )
+                }
+                Kind::Iptables => {
+                    let w: Vec<&str> = line.split_whitespace().collect();
+                    let i = w.iter().position(|x| *x == "--dport").unwrap() + 1;
+                    let hi: u16 = w[i].rsplit(':').next().unwrap().parse().unwrap();
+                    let lo = w[i].split(':').next().unwrap();
+                    line.replace(
+                        &format!("--dport {} ", w[i]),
+                        &format!("--dport {lo}:{} ", hi + 1),
+                    )
+                }
+            };
+            assert_ne!(widened, line);
+            (
+                format!("range widened by one port: {}", widened.trim()),
+                with_lines(base, |l| l[pick] = widened.clone()),
+            )
+        }
+    }
+}
+
+/// One ruleset of the differential test.
+struct Case {
+    name: String,
+    kind: Kind,
+    rules: String,
+    /// The audit must find it exact (exit 0).
+    exact: bool,
+    /// Apply `firewall --diff` to the export first.
+    diff: bool,
+    /// A firewall between zones (the router forwards) rather than the server's own.
+    network: bool,
+}
+
+fn cases(rng: &mut Rng) -> Vec<Case> {
+    let mut out: Vec<Case> = Vec::new();
+    let case = |name: String, kind, rules: String, exact, diff, network| Case {
+        name,
+        kind,
+        rules,
+        exact,
+        diff,
+        network,
+    };
+    for network in [false, true] {
+        let on = if network { " --network" } else { "" };
+        out.push(case(
+            format!("generated nftables{on}"),
+            Kind::Nft,
+            generated("nftables", network),
+            true,
+            false,
+            network,
+        ));
+        out.push(case(
+            format!("generated iptables{on}"),
+            Kind::Iptables,
+            generated("iptables", network),
+            true,
+            false,
+            network,
+        ));
+    }
+    let admin = |f: &str| std::fs::read_to_string(Path::new(ROOT).join(f)).unwrap();
+    for diff in [false, true] {
+        let then = if diff { ", after firewall --diff" } else { "" };
+        out.push(case(
+            format!("admin nftables{then}"),
+            Kind::Nft,
+            admin("tests/audit/admin.nft"),
+            diff,
+            diff,
+            false,
+        ));
+        out.push(case(
+            format!("admin iptables{then}"),
+            Kind::Iptables,
+            admin("tests/audit/admin.rules"),
+            diff,
+            diff,
+            false,
+        ));
+    }
+    out.push(case(
+        "admin iptables with ipsets".into(),
+        Kind::Iptables,
+        admin("tests/audit/admin-ipset.rules"),
+        false,
+        false,
+        false,
+    ));
+    let (nft, ipt) = (generated("nftables", false), generated("iptables", false));
+    for (kind, base) in [(Kind::Nft, &nft), (Kind::Iptables, &ipt)] {
+        for which in 0..4 {
+            let (what, text) = mutate(base, kind, which, rng);
+            // Half of the mutations are also repaired by `firewall --diff`.
+            if which % 2 == 0 {
+                out.push(case(
+                    format!("{kind:?} mutation, {what}, after firewall --diff"),
+                    kind,
+                    text.clone(),
+                    true,
+                    true,
+                    false,
+                ));
+            }
+            out.push(case(
+                format!("{kind:?} mutation, {what}"),
+                kind,
+                text,
+                false,
+                false,
+                false,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn kernel_agrees_with_the_audit_packet_by_packet() {
+    let what = "audit kernel differential test";
+    if !kernel_ready(what) {
+        return;
+    }
+    let _serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    raise_fd_limit();
+    let started = Instant::now();
+    let mut rng = Rng::new(seed());
+    let mut total = 0;
+    let mut wrong = Vec::new();
+    let mut exits = Vec::new();
+    for c in cases(&mut rng) {
+        let (name, exact) = (c.name.clone(), c.exact);
+        let r = run_case(&c, &mut rng);
+        eprintln!(
+            "{name}: {} probes, {} disagreements, audit exit {}",
+            r.probes,
+            r.disagreements.len(),
+            r.exit
+        );
+        total += r.probes;
+        wrong.extend(r.disagreements);
+        exits.push((name, exact, r.exit));
+    }
+    eprintln!(
+        "{what}: {total} packets, {} disagreements, {:.1} s (seed {})",
+        wrong.len(),
+        started.elapsed().as_secs_f64(),
+        seed()
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} disagreements:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    for (name, exact, exit) in exits {
+        assert_eq!(
+            exit,
+            if exact { 0 } else { 1 },
+            "{name}: exit 0 only for the unmutated generated rules (and repaired ones)"
+        );
+    }
+    assert!(total >= 10_000, "only {total} packets");
+}
+
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max.min(65536);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Goldens: every input format (real exports from the kernel lab, hand-written Windows and AWS
+// exports in their documented shapes) and every kind of unreadable input.
+
+#[test]
+fn golden_every_format() {
+    let files = [
+        "admin.json",
+        "admin.save",
+        "windows.json",
+        "aws.json",
+        "firewalld.txt",
+        "bad/unknown-option.rules",
+        "bad/quote.rules",
+        "bad/undeclared.rules",
+        "bad/broken.json",
+        "bad/text.nft",
+        "bad/unknown.txt",
+    ];
+    for f in files {
+        let path = format!("tests/audit/{f}");
+        let name = f.replace(['/', '.'], "_");
+        for format in ["json", "table"] {
+            let (code, out, err) = cli(&[
+                "audit",
+                LAB,
+                "--node",
+                "APP1",
+                "--ruleset",
+                &path,
+                "--format",
+                format,
+            ]);
+            let bad = f.starts_with("bad/");
+            assert_eq!(code, if bad { 2 } else { 1 }, "{f}: {err}");
+            if bad {
+                assert!(out.is_empty(), "{f}: output on bad input");
+                insta::assert_snapshot!(format!("audit_{name}"), err);
+                break;
+            }
+            insta::assert_snapshot!(format!("audit_{name}_{format}"), out);
+        }
+    }
+}
+
+#[test]
+fn golden_diff_for_both_targets() {
+    for (target, file) in [("nftables", "admin.json"), ("iptables", "admin.save")] {
+        let path = format!("tests/audit/{file}");
+        let (code, out, err) = cli(&[
+            "firewall", LAB, "--target", target, "--node", "APP1", "--diff", &path,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("(exactly the plan)"), "{out}");
+        insta::assert_snapshot!(format!("audit_diff_{target}"), out);
+    }
+    // What the audit cannot evaluate is left alone and listed: exit 1.
+    let dir = tempfile::tempdir().unwrap();
+    let limited = dir.path().join("limited.rules");
+    std::fs::write(
+        &limited,
+        "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m tcp --dport 21012 -m limit --limit 1/s -j ACCEPT\nCOMMIT\n",
+    )
+    .unwrap();
+    let (code, out, err) = cli(&[
+        "firewall",
+        LAB,
+        "--target",
+        "iptables",
+        "--node",
+        "APP1",
+        "--diff",
+        limited.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.contains("NOT exactly the plan") && out.contains("# Notes"),
+        "{out}"
+    );
+    assert!(out.contains("-m limit"), "{out}");
+    // A target the export does not match, and a target --diff does not write: exit 2.
+    let (code, _, err) = cli(&[
+        "firewall",
+        LAB,
+        "--target",
+        "iptables",
+        "--node",
+        "APP1",
+        "--diff",
+        "tests/audit/admin.json",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("iptables-save"), "{err}");
+    let (code, _, err) = cli(&[
+        "firewall",
+        LAB,
+        "--target",
+        "aws",
+        "--node",
+        "APP1",
+        "--diff",
+        "tests/audit/aws.json",
+    ]);
+    assert_eq!(code, 2, "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Robustness: whatever the text, the readers answer (a ruleset or an error), never panic, and
+// a ruleset they return can be evaluated.
+
+fn evaluate_some(rs: &scc_ports::audit::Ruleset) {
+    for (src, port) in [("10.88.2.10", 21002), ("2001:db8::1", 80), ("0.0.0.0", 1)] {
+        let src: IpAddr = src.parse().unwrap();
+        let dst: IpAddr = if src.is_ipv4() {
+            "10.88.1.100".parse().unwrap()
+        } else {
+            "2001:db8::2".parse().unwrap()
+        };
+        for transport in [Transport::Tcp, Transport::Udp] {
+            let _ = rs.evaluate(&Packet {
+                src,
+                dst,
+                transport,
+                sport: None,
+                dport: port,
+                hook: Hook::Input,
+            });
+        }
+    }
+}
+
+mod robustness {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Words the iptables reader knows, to reach deep into it rather than fail on line one.
+    const WORDS: &[&str] = &[
+        "*filter",
+        ":INPUT",
+        "DROP",
+        "ACCEPT",
+        "-",
+        "[0:0]",
+        "-A",
+        "INPUT",
+        "-s",
+        "-d",
+        "-p",
+        "tcp",
+        "udp",
+        "-m",
+        "multiport",
+        "--dports",
+        "--dport",
+        "1:2",
+        "22",
+        "!",
+        "-j",
+        "RETURN",
+        "-g",
+        "-i",
+        "lo",
+        "--ctstate",
+        "NEW",
+        "10.0.0.0/8",
+        "::/0",
+        "\"",
+        "COMMIT",
+        "\n",
+        "--src-range",
+        "1.2.3.4-1.2.3.9",
+        "-m",
+        "set",
+        "--match-set",
+        "x",
+        "src",
+        "X",
+        ":X",
+        "-j",
+        "X",
+        "comment",
+        "--comment",
+        "é",
+        "65536",
+        "0:0",
+        ":",
+    ];
+
+    /// Lines a firewalld export has, and broken ones, to reach deep into that reader.
+    const FIREWALLD: &[&str] = &[
+        "  services: ssh x",
+        "  ports: 1-2/tcp 5/udp",
+        "  ports: 99999/tcp",
+        "  sources: 10.0.0.0/8 nonsense",
+        "  interfaces: eth0",
+        "  rich rules: ",
+        "\trule family=\"ipv4\" source NOT address=\"10.0.0.0/8\" port port=\"22\" protocol=\"tcp\" accept",
+        "\trule priority=\"-5\" service name=\"ssh\" drop",
+        "\trule source ipset=\"x\" reject type=\"icmp-host-prohibited\"",
+        "\trule family=\"ipv6\" log prefix=\"a b\" level=\"info\" limit value=\"1/m\" accept",
+        "\trule \"unterminated",
+        "\trule port port=\"x\" protocol=\"tcp\" accept",
+        "ssh",
+        "  includes: ssh",
+        "  destination: ipv4:10.0.0.1 ipv6:fe80::/64",
+        "trusted (active)",
+        "  target: ACCEPT",
+        "  icmp-block-inversion: no",
+        "default-zone: nowhere",
+        "default-zone: public",
+        "  : :",
+    ];
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "[a-z@0-9./:-]{0,12}".prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(4, 40, 6, |inner| {
+            let keys = prop_oneof![
+                Just("nftables".to_string()),
+                Just("chain".to_string()),
+                Just("rule".to_string()),
+                Just("set".to_string()),
+                Just("expr".to_string()),
+                Just("match".to_string()),
+                Just("left".to_string()),
+                Just("right".to_string()),
+                Just("payload".to_string()),
+                Just("family".to_string()),
+                Just("table".to_string()),
+                Just("name".to_string()),
+                Just("hook".to_string()),
+                Just("SecurityGroups".to_string()),
+                Just("IpPermissions".to_string()),
+                Just("Action".to_string()),
+                Just("LocalPort".to_string()),
+                "[a-z]{1,6}",
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(serde_json::Value::from),
+                prop::collection::btree_map(keys, inner, 0..5)
+                    .prop_map(|m| serde_json::Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_text_never_panics(text in "\\PC{0,300}") {
+            if let Ok(rs) = scc_ports::audit::read("x", &text) {
+                evaluate_some(&rs);
+            }
+        }
+
+        #[test]
+        fn iptables_like_text_never_panics(words in prop::collection::vec(prop::sample::select(WORDS), 0..80)) {
+            let text = format!("*filter\n:INPUT DROP [0:0]\n{}\n", words.join(" "));
+            if let Ok(rs) = scc_ports::audit::read("x", &text) {
+                evaluate_some(&rs);
+            }
+        }
+
+        #[test]
+        fn firewalld_like_text_never_panics(
+            lines in prop::collection::vec(prop::sample::select(FIREWALLD), 0..40),
+            noise in "\\PC{0,20}",
+        ) {
+            let text = format!("public\n  target: default\n  icmp-block-inversion: no\n{}\n{noise}\n", lines.join("\n"));
+            if let Ok(rs) = scc_ports::audit::read("x", &text) {
+                evaluate_some(&rs);
+            }
+        }
+
+        #[test]
+        fn json_shapes_never_panic(v in json_value()) {
+            for doc in [
+                v.clone(),
+                serde_json::json!({ "nftables": [v.clone()] }),
+                serde_json::json!({ "nftables": [
+                    {"chain": {"family": "inet", "table": "t", "name": "c", "hook": "input", "type": "filter"}},
+                    {"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [v.clone()]}},
+                    {"rule": {"family": "inet", "table": "t", "chain": "c", "expr": [{"match": {"op": "==", "left": v.clone(), "right": v.clone()}}]}}
+                ]}),
+                serde_json::json!({ "SecurityGroups": [{"IpPermissions": [v.clone()]}] }),
+                serde_json::json!([{"Action": "Allow", "LocalPort": v.clone(), "RemoteAddress": v.clone(), "Protocol": v.clone()}]),
+            ] {
+                if let Ok(rs) = scc_ports::audit::read("x", &doc.to_string()) {
+                    evaluate_some(&rs);
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The generated rules of every example, loaded into a namespace and exported: the audit finds
+// exactly the plan (host firewalls and firewalls between zones alike).
+
+#[test]
+fn generated_rules_of_every_example_audit_exact() {
+    let what = "audit of generated rules loaded in the kernel";
+    if !kernel_ready(what) {
+        return;
+    }
+    let _serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let ns = Netns::new().expect("namespace");
+    let dir = tempfile::tempdir().unwrap();
+    let cases: [(&str, &[&str]); 4] = [
+        ("examples/all-in-one.toml", &["--node", "SCC1"]),
+        ("examples/redundant.toml", &["--node", "APP1"]),
+        ("examples/large.toml", &["--node", "APP_A1"]),
+        (LAB, &["--network"]),
+    ];
+    let mut checked = 0;
+    for (file, scope) in cases {
+        for (kind, target) in [(Kind::Nft, "nftables"), (Kind::Iptables, "iptables")] {
+            let mut args = vec!["firewall", file, "--target", target];
+            args.extend_from_slice(scope);
+            let (code, rules, err) = cli(&args);
+            assert_eq!(code, 0, "{err}");
+            exec_in(&ns, &["nft", "flush", "ruleset"], None);
+            let export = match kind {
+                Kind::Nft => {
+                    exec_in(&ns, &["nft", "-f", "-"], Some(&rules));
+                    exec_in(&ns, &["nft", "-j", "list", "ruleset"], None)
+                }
+                Kind::Iptables => {
+                    exec_in(&ns, &["iptables-restore"], Some(&rules));
+                    exec_in(&ns, &["iptables-save"], None)
+                }
+            };
+            let path = dir.path().join(format!("{target}-{checked}"));
+            std::fs::write(&path, export).unwrap();
+            let mut args = vec!["audit", file, "--ruleset", path.to_str().unwrap()];
+            args.extend_from_slice(scope);
+            let (code, out, err) = cli(&args);
+            assert_eq!(code, 0, "{file} {scope:?} {target}: not exact\n{out}{err}");
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 8);
+}
