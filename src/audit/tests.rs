@@ -289,7 +289,7 @@ fn flow(
 ) -> crate::flows::Flow {
     crate::flows::Flow {
         role: crate::catalog::Role::Clients,
-        source_zones: vec!["agents".into()],
+        source_zones: vec!["agents".into()].into(),
         sources: sources.iter().map(|s| s.parse().unwrap()).collect(),
         node: "N".into(),
         destination: vec![dst.parse().unwrap()],

@@ -11,7 +11,7 @@ use anyhow::{Context, Result};
 
 use super::args::{ListenArgs, ProbeArgs, ProbeFormat};
 use super::{EXIT_NO, emit, load_deployment, require_host, require_zone};
-use crate::catalog::{Catalog, Role, Transport};
+use crate::catalog::{Catalog, Transport};
 use crate::deployment::{Deployment, Zone};
 use crate::diag::{Diagnostic, Diagnostics};
 use crate::net::listen::{

@@ -392,7 +392,13 @@ pub fn planned(dep: &Deployment, plan: &Plan) -> Vec<Row> {
             let Host::Node { node, address } = &b.host else {
                 continue;
             };
-            let Some(&role) = b.from.iter().find(|r| zone.roles.contains(r)) else {
+            // A site service may name the zone itself rather than one of its roles.
+            let role = b.from.iter().copied().find(|r| zone.roles.contains(r)).or_else(|| {
+                b.from_zones
+                    .contains(&zone.name)
+                    .then_some(crate::catalog::Role::Zones)
+            });
+            let Some(role) = role else {
                 continue;
             };
             if !seen.insert((*address, b.transport, b.ports, &b.component, &b.port_id)) {
@@ -695,8 +701,8 @@ fn hops(
         .map_or_else(String::new, |p| p.usage.clone());
     let flow_to = |node: &str| Flow {
         role: g.role,
-        source_zones: vec![zone.name.clone()],
-        sources: IpNet::aggregate(&zone.cidrs),
+        source_zones: vec![zone.name.clone()].into(),
+        sources: IpNet::aggregate(&zone.cidrs).into(),
         node: node.to_string(),
         destination: vec![IpNet::from(g.address)],
         workstations: false,
