@@ -1140,8 +1140,8 @@ fn kernel_nftables_catches_a_widened_area() {
     kernel_catches(
         "nftables",
         false,
-        "dport 8000-8040 ",
-        "dport 8000-8041 ",
+        " . 8000-8040 comment",
+        " . 8000-8041 comment",
         8041,
     );
 }
