@@ -806,6 +806,36 @@ fn check_aws_structure(text: &str, what: &str) {
         }
     }
     assert!(text.contains("variable \"vpc_id\""), "{what}");
+    // Prefix lists: name to max_entries, which must hold the entries and fit a group's quota.
+    let mut lists = std::collections::HashMap::new();
+    for b in text
+        .split("\nresource \"aws_ec2_managed_prefix_list\" ")
+        .skip(1)
+    {
+        let b = &b[..b.find("\n}\n").unwrap()];
+        let name = b.split('"').nth(1).unwrap().to_string();
+        let max: usize = b
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("max_entries"))
+            .unwrap_or_else(|| panic!("{what}: no max_entries in {b}"))
+            .trim_start()
+            .trim_start_matches('=')
+            .trim()
+            .parse()
+            .unwrap();
+        let entries = b.matches("entry {").count();
+        assert!(
+            entries >= 1 && entries <= max,
+            "{what}: {name}: {entries} entries, max {max}"
+        );
+        assert!(
+            max <= 60,
+            "{what}: {name}: more entries than a group's quota"
+        );
+        lists.insert(name, max);
+    }
+    // Rule quota per group: a prefix list counts as its maximum entries.
+    let mut used: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let blocks: Vec<&str> = text
         .split("\nresource \"aws_vpc_security_group_ingress_rule\" ")
         .skip(1)
@@ -846,15 +876,35 @@ fn check_aws_structure(text: &str, what: &str) {
         let from: u16 = field("from_port").parse().unwrap();
         let to: u16 = field("to_port").parse().unwrap();
         assert!(from <= to, "{what}: {from}-{to}");
+        // A CIDR or a prefix list that the file defines.
         let cidr = b
             .lines()
-            .find(|l| l.trim_start().starts_with("cidr_ipv"))
-            .unwrap_or_else(|| panic!("{what}: no CIDR in {b}"))
+            .find(|l| {
+                let l = l.trim_start();
+                l.starts_with("cidr_ipv") || l.starts_with("prefix_list_id")
+            })
+            .unwrap_or_else(|| panic!("{what}: no CIDR or prefix list in {b}"))
             .to_string();
+        let weight = match cidr.split_once("aws_ec2_managed_prefix_list.") {
+            Some((_, list)) => {
+                let list = list.trim_end_matches(".id");
+                *lists
+                    .get(list)
+                    .unwrap_or_else(|| panic!("{what}: prefix list {list} is not defined"))
+            }
+            None => 1,
+        };
+        *used.entry(gid.to_string()).or_insert(0) += weight;
         // AWS refuses a duplicate rule in one group.
         assert!(
             seen.insert((gid.to_string(), proto, from, to, cidr)),
             "{what}: duplicate rule {b}"
+        );
+    }
+    for (group, used) in used {
+        assert!(
+            used <= 60,
+            "{what}: group {group} uses {used} of AWS's 60 rules"
         );
     }
 }
@@ -880,7 +930,7 @@ fn aws_network_covers_every_instance() {
     for node in ["app1", "app2"] {
         assert!(
             text.contains(&format!(
-                "resource \"aws_vpc_security_group_ingress_rule\" \"{node}_agent_server_port_servers_tcp_21018_10_1_0_0_24\""
+                "resource \"aws_vpc_security_group_ingress_rule\" \"{node}_agent_server_port_servers_tcp_21018_scc_redundant_servers_ipv4\""
             )),
             "{node} lacks the CORE unit's agent server"
         );
