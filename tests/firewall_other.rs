@@ -281,10 +281,16 @@ fn parity_ranges_are_expanded_exactly() {
 
 /// The service files of a firewalld script: (name, XML) from its heredocs.
 fn heredocs(script: &str) -> Vec<(String, String)> {
+    heredocs_in(script, "services")
+}
+
+/// The files of one kind (`services`, `ipsets`) of a firewalld script: (name, XML).
+fn heredocs_in(script: &str, kind: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut lines = script.lines();
+    let prefix = format!("cat > \"$FIREWALLD_DIR/{kind}/");
     while let Some(line) = lines.next() {
-        let Some(rest) = line.strip_prefix("cat > \"$FIREWALLD_DIR/services/") else {
+        let Some(rest) = line.strip_prefix(&prefix) else {
             continue;
         };
         let name = rest
@@ -322,6 +328,18 @@ fn check_firewalld_structure(script: &str, what: &str) {
         );
         assert!(xml.contains("<port "), "{what}: {name} opens no port");
     }
+    let sets = heredocs_in(script, "ipsets");
+    let ipsets: Vec<&str> = sets.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, xml) in &sets {
+        assert!(
+            name.starts_with("scc-ports-") && name.len() <= 31,
+            "{what}: ipset name {name}"
+        );
+        assert!(
+            xml.contains("<ipset type=\"hash:net\">") && xml.matches("<entry>").count() >= 2,
+            "{what}: ipset {name}: {xml}"
+        );
+    }
     for line in script.lines().filter(|l| l.contains("--add-rich-rule=")) {
         let service = line
             .split("service name=\"")
@@ -329,7 +347,13 @@ fn check_firewalld_structure(script: &str, what: &str) {
             .and_then(|s| s.split('"').next())
             .expect("rich rules name a service");
         assert!(names.contains(&service), "{what}: {service} has no file");
-        assert!(line.contains("source address=\""), "{what}: {line}");
+        match line.split("source ipset=\"").nth(1) {
+            Some(rest) => {
+                let set = rest.split('"').next().unwrap();
+                assert!(ipsets.contains(&set), "{what}: ipset {set} has no file");
+            }
+            None => assert!(line.contains("source address=\""), "{what}: {line}"),
+        }
         assert_eq!(line.matches('\'').count(), 2, "{what}: {line}");
     }
     // The comment lines hold the user's text on one line each: every other line is ours.
