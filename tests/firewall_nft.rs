@@ -1151,8 +1151,8 @@ fn kernel_iptables_catches_a_widened_area() {
     kernel_catches(
         "iptables",
         true,
-        "--dport 9000:9060 ",
-        "--dport 9000:9061 ",
+        "9000:9060",
+        "9000:9061",
         9061,
     );
 }
