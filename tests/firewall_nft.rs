@@ -1148,11 +1148,5 @@ fn kernel_nftables_catches_a_widened_area() {
 
 #[test]
 fn kernel_iptables_catches_a_widened_area() {
-    kernel_catches(
-        "iptables",
-        true,
-        "9000:9060",
-        "9000:9061",
-        9061,
-    );
+    kernel_catches("iptables", true, "9000:9060", "9000:9061", 9061);
 }
