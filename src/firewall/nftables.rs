@@ -189,6 +189,9 @@ struct SourceGroup<'f> {
     flows: Vec<&'f Flow>,
 }
 
+/// A port span with the label of the flow it comes from.
+type Span = (u16, u16, String);
+
 /// The sets and rules of a policy: flows grouped by their sources; per group, family and
 /// transport one concatenated `address . port` set and one rule; parity ranges too wide to list
 /// (more than [`PARITY_SET_MAX`] ports) one rule per distinct range with a destination set.
@@ -306,7 +309,7 @@ impl SetPlan {
             for transport in [Transport::Tcp, Transport::Udp] {
                 let proto = transport.as_str();
                 // Concatenated elements per destination, in order of first appearance.
-                let mut by_dest: Vec<(IpNet, Vec<(u16, u16, String)>)> = Vec::new();
+                let mut by_dest: Vec<(IpNet, Vec<Span>)> = Vec::new();
                 let mut dest_index: HashMap<IpNet, usize> = HashMap::new();
                 // Wide parity ranges: (lo, hi, parity bit) -> destinations with labels.
                 let mut wide: Vec<(PortRange, Vec<(IpNet, String)>)> = Vec::new();
@@ -435,7 +438,15 @@ impl SetPlan {
                         self.rules.push(format!(
                             "\t\t{key} saddr {saddr} {key} daddr @{set} {proto} dport {} accept comment \"{}\"\n",
                             port_match(transport, range),
-                            comment_text(&format!("from:{}/{proto}/{}", name.replace('_', "+"), format!("{}-{}-{parity}", range.lo(), range.hi())), COMMENT_MAX)
+                            comment_text(
+                                &format!(
+                                    "from:{}/{proto}/{}-{}-{parity}",
+                                    name.replace('_', "+"),
+                                    range.lo(),
+                                    range.hi()
+                                ),
+                                COMMENT_MAX
+                            )
                         ));
                     }
                 }
