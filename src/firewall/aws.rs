@@ -12,6 +12,7 @@ use std::fmt::Write as _;
 
 use ipnet::IpNet;
 
+use super::nftables::SourceLists;
 use super::text::{self, one_line, segments};
 use super::{Generator, Mode, Request};
 use crate::catalog::Transport;
@@ -189,26 +190,32 @@ impl<'d> Index<'d> {
     }
 }
 
-/// The prefix lists of the flows' source lists, and for each source list (by its networks) the
-/// rule sources that stand for it: a list per family with more than one network (split at
+/// The prefix lists of the flows' source lists, for each source list the rule sources that stand
+/// for it, and each flow's source list number. The rule sources: a list per family with more than one network (split at
 /// [`PREFIX_LIST_MAX`] entries), a plain CIDR for a family with one.
-fn prefix_lists<'f>(request: &'f Request) -> (Vec<PrefixList>, HashMap<&'f [IpNet], Vec<Src>>) {
+fn prefix_lists(request: &Request) -> (Vec<PrefixList>, Vec<Vec<Src>>, Vec<usize>) {
     let system = Request::slug(&request.deployment.name);
     let mut lists: Vec<PrefixList> = Vec::new();
-    let mut by_sources: HashMap<&[IpNet], Vec<Src>> = HashMap::new();
-    let mut roles_of: HashMap<&[IpNet], Vec<&str>> = HashMap::new();
+    // Per source list (numbered in order of first appearance): its rule sources and roles.
+    let mut numbers = SourceLists::default();
+    let mut of_flow: Vec<usize> = Vec::with_capacity(request.flows.len());
+    let mut firsts: Vec<&Flow> = Vec::new();
+    let mut roles_of: Vec<Vec<&str>> = Vec::new();
     for f in &request.flows {
-        let roles = roles_of.entry(&f.sources[..]).or_default();
-        if !roles.contains(&f.role.as_str()) {
-            roles.push(f.role.as_str());
+        let (n, new) = numbers.number(f);
+        if new {
+            firsts.push(f);
+            roles_of.push(Vec::new());
         }
+        if !roles_of[n].contains(&f.role.as_str()) {
+            roles_of[n].push(f.role.as_str());
+        }
+        of_flow.push(n);
     }
     let mut used = BTreeSet::new();
-    for f in &request.flows {
-        if by_sources.contains_key(&f.sources[..]) {
-            continue;
-        }
-        let roles = roles_of[&f.sources[..]].join("-");
+    let mut by_list: Vec<Vec<Src>> = Vec::new();
+    for (f, roles) in firsts.iter().zip(&roles_of) {
+        let roles = roles.join("-");
         let (v4, v6) = text::split_families(&f.sources);
         let families: [(&str, Vec<IpNet>); 2] = [
             ("ipv4", v4.into_iter().map(IpNet::V4).collect()),
@@ -248,9 +255,9 @@ fn prefix_lists<'f>(request: &'f Request) -> (Vec<PrefixList>, HashMap<&'f [IpNe
                 });
             }
         }
-        by_sources.insert(&f.sources[..], srcs);
+        by_list.push(srcs);
     }
-    (lists, by_sources)
+    (lists, by_list, of_flow)
 }
 
 /// How much of a group's rule quota a rule uses: 1, or a referenced prefix list's maximum
@@ -266,7 +273,8 @@ fn groups(
     request: &Request,
     index: &Index,
     lists: &[PrefixList],
-    sources: &HashMap<&[IpNet], Vec<Src>>,
+    sources: &[Vec<Src>],
+    of_flow: &[usize],
 ) -> Vec<Group> {
     let mut groups: Vec<Group> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
@@ -284,9 +292,9 @@ fn groups(
         });
         rule_at.push(HashMap::new());
     }
-    for f in &request.flows {
+    for (f, &list) in request.flows.iter().zip(of_flow) {
         let label = f.label();
-        let srcs = &sources[&f.sources[..]];
+        let srcs = &sources[list];
         for owner in index.owners(request, f) {
             let gi = *by_name.entry(owner.to_string()).or_insert_with(|| {
                 groups.push(Group {
@@ -487,8 +495,8 @@ variable "vpc_id" {{
 "#
         );
         let index = Index::new(request.deployment);
-        let (lists, sources) = prefix_lists(request);
-        let groups = groups(request, &index, &lists, &sources);
+        let (lists, sources, of_flow) = prefix_lists(request);
+        let groups = groups(request, &index, &lists, &sources, &of_flow);
         let system = Request::slug(&request.deployment.name);
         for l in &lists {
             write_prefix_list(&mut o, l);

@@ -189,6 +189,33 @@ struct SourceGroup<'f> {
     flows: Vec<&'f Flow>,
 }
 
+/// Source lists numbered without hashing them: a system of 200 sites has source lists of 200
+/// networks, and hashing one per flow made generation quadratic. Candidates are found by role
+/// (real flows have one source list per role), then compared by address (shared lists) or, failing
+/// that, element by element.
+#[derive(Default)]
+pub(super) struct SourceLists<'f> {
+    by_role: HashMap<Role, Vec<(&'f [IpNet], usize)>>,
+    count: usize,
+}
+
+impl<'f> SourceLists<'f> {
+    /// The number of the flow's source list (0, 1, … in order of first appearance), and whether
+    /// it is the first flow with that list.
+    pub(super) fn number(&mut self, f: &'f Flow) -> (usize, bool) {
+        let sources: &'f [IpNet] = &f.sources[..];
+        let candidates = self.by_role.entry(f.role).or_default();
+        for &(list, n) in candidates.iter() {
+            if std::ptr::eq(list, sources) || list == sources {
+                return (n, false);
+            }
+        }
+        candidates.push((sources, self.count));
+        self.count += 1;
+        (self.count - 1, true)
+    }
+}
+
 /// A port span with the label of the flow it comes from.
 type Span = (u16, u16, String);
 
@@ -207,17 +234,17 @@ const ZONES_SHOWN: usize = 6;
 impl SetPlan {
     fn new(flows: &[Flow]) -> SetPlan {
         let mut groups: Vec<SourceGroup> = Vec::new();
-        let mut index: HashMap<&[IpNet], usize> = HashMap::new();
+        let mut lists = SourceLists::default();
         for f in flows {
-            let i = *index.entry(&f.sources[..]).or_insert_with(|| {
+            let (i, new) = lists.number(f);
+            if new {
                 groups.push(SourceGroup {
                     nets: &f.sources[..],
                     roles: Vec::new(),
                     zones: Vec::new(),
                     flows: Vec::new(),
                 });
-                groups.len() - 1
-            });
+            }
             let g = &mut groups[i];
             if !g.roles.contains(&f.role) {
                 g.roles.push(f.role);
