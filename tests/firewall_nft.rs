@@ -1140,19 +1140,211 @@ fn kernel_nftables_catches_a_widened_area() {
     kernel_catches(
         "nftables",
         false,
-        "dport 8000-8040 ",
-        "dport 8000-8041 ",
+        " . 8000-8040 comment",
+        " . 8000-8041 comment",
         8041,
     );
 }
 
 #[test]
 fn kernel_iptables_catches_a_widened_area() {
-    kernel_catches(
-        "iptables",
-        true,
-        "--dport 9000:9060 ",
-        "--dport 9000:9061 ",
-        9061,
+    kernel_catches("iptables", true, "9000:9060", "9000:9061", 9061);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Set-based rules at scale: a multi-site system (sites of 50 nodes, each with its own server and
+// agent zone) loads as a handful of rules over named sets, quickly, and the kernel's sets hold
+// exactly the planned (destination, port) pairs.
+
+/// The system of `bench/nftload.py` and `benches/firewall.rs`: `nodes` nodes in sites of 50.
+fn sites(nodes: usize) -> String {
+    use std::fmt::Write as _;
+    const PACKAGES: [&str; 4] = [
+        "agent-server",
+        "alarm-server",
+        "call-dispatcher",
+        "chat-server",
+    ];
+    let mut s = String::from("name = \"sites\"\n\n");
+    s.push_str("[zones.admins]\ncidrs = [\"192.168.0.0/24\"]\nroles = [\"admins\"]\n\n");
+    let dc =
+        |site: usize, host: usize| format!("10.{}.{}.{host}", (2 * site) >> 8, (2 * site) & 0xff);
+    for site in 0..nodes.div_ceil(50) {
+        let _ = write!(
+            s,
+            "[zones.dc{site}]\ncidrs = [\"{}/24\"]\nroles = [\"servers\"]\n\n\
+             [zones.agents{site}]\ncidrs = [\"172.{}.{}.0/24\"]\nroles = [\"clients\"]\n\n",
+            dc(site, 0),
+            16 + ((2 * site) >> 8),
+            (2 * site) & 0xff
+        );
+    }
+    for i in 0..nodes {
+        let _ = write!(
+            s,
+            "[nodes.N{i}]\naddress = \"{}\"\nzone = \"dc{}\"\n\n",
+            dc(i / 50, 1 + i % 50),
+            i / 50
+        );
+    }
+    for u in 0..nodes / 2 {
+        let pkg = PACKAGES[u % PACKAGES.len()];
+        let _ = write!(
+            s,
+            "[units.U{u}]\naddress = \"{}\"\npackages = [\"{pkg}\"]\ninstances = [\"N{}\", \"N{}\"]\n\n\
+             [units.U{u}.variables]\n\"{pkg}.port\" = {}\n\n",
+            dc((2 * u) / 50, 100 + (2 * u) % 50 / 2),
+            2 * u,
+            2 * u + 1,
+            1024 + u
+        );
+    }
+    s
+}
+
+/// The elements of each named set of an nft file, as written (`addr`, `addr . port`).
+fn set_elements(rules: &str) -> std::collections::HashMap<String, Vec<String>> {
+    let mut sets = std::collections::HashMap::new();
+    let mut current: Option<String> = None;
+    for line in rules.lines() {
+        let t = line.trim();
+        if let Some(name) = t.strip_prefix("set ").and_then(|r| r.strip_suffix(" {")) {
+            current = Some(name.to_string());
+            sets.insert(name.to_string(), Vec::new());
+        } else if t == "}" && line.starts_with("\t}") {
+            current = None;
+        } else if let Some(name) = &current {
+            if !t.starts_with("type ") && !t.starts_with("elements") && t != "}" {
+                let element = t.split(" comment ").next().unwrap().trim_end_matches(',');
+                sets.get_mut(name).unwrap().push(element.to_string());
+            }
+        }
+    }
+    sets
+}
+
+#[test]
+fn kernel_nftables_sets_at_scale() {
+    let what = "kernel test nftables sets at scale";
+    let Some(tools) = ready(what, &["ip", "nft"]) else {
+        return;
+    };
+    let (ip, nft) = (&tools[0], &tools[1]);
+    let _serial = LAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    clean_leftovers(ip);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("sites.toml");
+    let text = sites(2_000);
+    std::fs::write(&file, &text).unwrap();
+    let rules = cli(&[file.to_str().unwrap(), "--target", "nftables", "--network"]);
+    let rules_file = dir.path().join("rules.nft");
+    std::fs::write(&rules_file, &rules).unwrap();
+
+    // A handful of rules: one per source group, family and transport.
+    let accepts: Vec<&str> = rules
+        .lines()
+        .filter(|l| l.starts_with("\t\t") && l.contains(" accept comment "))
+        .collect();
+    assert!(
+        !accepts.is_empty() && accepts.len() <= 8,
+        "{} rules:\n{}",
+        accepts.len(),
+        accepts.join("\n")
     );
+    let sets = set_elements(&rules);
+
+    let ns = format!("{NS_PREFIX}{}-sets", std::process::id());
+    if !skip_unless(
+        what,
+        run(ip, &["netns", "add", &ns])
+            .err()
+            .map(|e| format!("cannot create a namespace: {e}")),
+    ) {
+        return;
+    }
+    struct Gone<'a>(&'a Path, String);
+    impl Drop for Gone<'_> {
+        fn drop(&mut self) {
+            let _ = run(self.0, &["netns", "del", &self.1]);
+        }
+    }
+    let _gone = Gone(ip, ns.clone());
+    let nft_in = |args: &[&str]| {
+        let mut all = vec!["netns", "exec", &ns, nft.to_str().unwrap()];
+        all.extend_from_slice(args);
+        run(ip, &all)
+    };
+    let started = Instant::now();
+    nft_in(&["-f", rules_file.to_str().unwrap()]).unwrap_or_else(|e| panic!("load: {e}"));
+    let load = started.elapsed();
+    eprintln!(
+        "{what}: {} rules, {} set elements, loaded in {load:?}",
+        accepts.len(),
+        sets.values().map(Vec::len).sum::<usize>()
+    );
+    assert!(load < Duration::from_secs(5), "nft -f took {load:?}");
+
+    // The kernel's sets: every planned (destination, port) of a sample of flows is an element of
+    // the set its source group's rule names, and a port next to it that no flow plans is not.
+    let catalog = Catalog::embedded();
+    let dep = scc_ports::deployment::parse(&Source::new("sites.toml", text), &catalog).unwrap();
+    let plan = scc_ports::plan::resolve(&dep, &catalog);
+    let all = scc_ports::flows::flows(&dep, &catalog, &plan);
+    let flows = scc_ports::firewall::select(&all, &Mode::Network);
+    let planned: BTreeSet<(String, Transport, u16)> = flows
+        .iter()
+        .flat_map(|f| {
+            f.destination.iter().flat_map(move |d| {
+                f.ports
+                    .ports()
+                    .map(move |p| (scc_ports::flows::net_text(d), f.transport, p))
+            })
+        })
+        .collect();
+    let mut checked = 0;
+    for f in flows.iter().step_by(flows.len() / 40 + 1) {
+        let proto = f.transport.as_str();
+        // The rule of this flow's sources: single network inline, or a set of exactly them.
+        let sources: Vec<String> = f.sources.iter().map(scc_ports::flows::net_text).collect();
+        let rule = accepts
+            .iter()
+            .find(|r| {
+                let saddr = r
+                    .split("ip saddr ")
+                    .nth(1)
+                    .unwrap()
+                    .split(' ')
+                    .next()
+                    .unwrap();
+                r.contains(&format!(". {proto} dport @"))
+                    && match saddr.strip_prefix('@') {
+                        Some(set) => sets[set] == sources,
+                        None => sources == [saddr],
+                    }
+            })
+            .unwrap_or_else(|| panic!("no rule for {} from {sources:?}", f.label()));
+        let set = rule
+            .split(" dport @")
+            .nth(1)
+            .unwrap()
+            .split(' ')
+            .next()
+            .unwrap();
+        let dest = scc_ports::flows::net_text(&f.destination[0]);
+        let port = f.ports.lo();
+        let element = format!("{{ {dest} . {port} }}");
+        nft_in(&["get", "element", "inet", "scc_ports", set, &element])
+            .unwrap_or_else(|e| panic!("{} not in {set}: {e}", f.label()));
+        let unplanned = (1..=20)
+            .map(|d| port.wrapping_add(d))
+            .find(|p| *p != 0 && !planned.contains(&(dest.clone(), f.transport, *p)))
+            .unwrap();
+        let element = format!("{{ {dest} . {unplanned} }}");
+        assert!(
+            nft_in(&["get", "element", "inet", "scc_ports", set, &element]).is_err(),
+            "{dest} . {unplanned} is in {set} but no flow plans it"
+        );
+        checked += 1;
+    }
+    assert!(checked >= 20, "only {checked} flows checked");
 }

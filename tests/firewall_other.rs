@@ -281,10 +281,16 @@ fn parity_ranges_are_expanded_exactly() {
 
 /// The service files of a firewalld script: (name, XML) from its heredocs.
 fn heredocs(script: &str) -> Vec<(String, String)> {
+    heredocs_in(script, "services")
+}
+
+/// The files of one kind (`services`, `ipsets`) of a firewalld script: (name, XML).
+fn heredocs_in(script: &str, kind: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut lines = script.lines();
+    let prefix = format!("cat > \"$FIREWALLD_DIR/{kind}/");
     while let Some(line) = lines.next() {
-        let Some(rest) = line.strip_prefix("cat > \"$FIREWALLD_DIR/services/") else {
+        let Some(rest) = line.strip_prefix(&prefix) else {
             continue;
         };
         let name = rest
@@ -322,6 +328,18 @@ fn check_firewalld_structure(script: &str, what: &str) {
         );
         assert!(xml.contains("<port "), "{what}: {name} opens no port");
     }
+    let sets = heredocs_in(script, "ipsets");
+    let ipsets: Vec<&str> = sets.iter().map(|(n, _)| n.as_str()).collect();
+    for (name, xml) in &sets {
+        assert!(
+            name.starts_with("scc-ports-") && name.len() <= 31,
+            "{what}: ipset name {name}"
+        );
+        assert!(
+            xml.contains("<ipset type=\"hash:net\">") && xml.matches("<entry>").count() >= 2,
+            "{what}: ipset {name}: {xml}"
+        );
+    }
     for line in script.lines().filter(|l| l.contains("--add-rich-rule=")) {
         let service = line
             .split("service name=\"")
@@ -329,7 +347,13 @@ fn check_firewalld_structure(script: &str, what: &str) {
             .and_then(|s| s.split('"').next())
             .expect("rich rules name a service");
         assert!(names.contains(&service), "{what}: {service} has no file");
-        assert!(line.contains("source address=\""), "{what}: {line}");
+        match line.split("source ipset=\"").nth(1) {
+            Some(rest) => {
+                let set = rest.split('"').next().unwrap();
+                assert!(ipsets.contains(&set), "{what}: ipset {set} has no file");
+            }
+            None => assert!(line.contains("source address=\""), "{what}: {line}"),
+        }
         assert_eq!(line.matches('\'').count(), 2, "{what}: {line}");
     }
     // The comment lines hold the user's text on one line each: every other line is ours.
@@ -806,6 +830,36 @@ fn check_aws_structure(text: &str, what: &str) {
         }
     }
     assert!(text.contains("variable \"vpc_id\""), "{what}");
+    // Prefix lists: name to max_entries, which must hold the entries and fit a group's quota.
+    let mut lists = std::collections::HashMap::new();
+    for b in text
+        .split("\nresource \"aws_ec2_managed_prefix_list\" ")
+        .skip(1)
+    {
+        let b = &b[..b.find("\n}\n").unwrap()];
+        let name = b.split('"').nth(1).unwrap().to_string();
+        let max: usize = b
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("max_entries"))
+            .unwrap_or_else(|| panic!("{what}: no max_entries in {b}"))
+            .trim_start()
+            .trim_start_matches('=')
+            .trim()
+            .parse()
+            .unwrap();
+        let entries = b.matches("entry {").count();
+        assert!(
+            entries >= 1 && entries <= max,
+            "{what}: {name}: {entries} entries, max {max}"
+        );
+        assert!(
+            max <= 60,
+            "{what}: {name}: more entries than a group's quota"
+        );
+        lists.insert(name, max);
+    }
+    // Rule quota per group: a prefix list counts as its maximum entries.
+    let mut used: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
     let blocks: Vec<&str> = text
         .split("\nresource \"aws_vpc_security_group_ingress_rule\" ")
         .skip(1)
@@ -846,15 +900,35 @@ fn check_aws_structure(text: &str, what: &str) {
         let from: u16 = field("from_port").parse().unwrap();
         let to: u16 = field("to_port").parse().unwrap();
         assert!(from <= to, "{what}: {from}-{to}");
+        // A CIDR or a prefix list that the file defines.
         let cidr = b
             .lines()
-            .find(|l| l.trim_start().starts_with("cidr_ipv"))
-            .unwrap_or_else(|| panic!("{what}: no CIDR in {b}"))
+            .find(|l| {
+                let l = l.trim_start();
+                l.starts_with("cidr_ipv") || l.starts_with("prefix_list_id")
+            })
+            .unwrap_or_else(|| panic!("{what}: no CIDR or prefix list in {b}"))
             .to_string();
+        let weight = match cidr.split_once("aws_ec2_managed_prefix_list.") {
+            Some((_, list)) => {
+                let list = list.trim_end_matches(".id");
+                *lists
+                    .get(list)
+                    .unwrap_or_else(|| panic!("{what}: prefix list {list} is not defined"))
+            }
+            None => 1,
+        };
+        *used.entry(gid.to_string()).or_insert(0) += weight;
         // AWS refuses a duplicate rule in one group.
         assert!(
             seen.insert((gid.to_string(), proto, from, to, cidr)),
             "{what}: duplicate rule {b}"
+        );
+    }
+    for (group, used) in used {
+        assert!(
+            used <= 60,
+            "{what}: group {group} uses {used} of AWS's 60 rules"
         );
     }
 }
@@ -880,7 +954,7 @@ fn aws_network_covers_every_instance() {
     for node in ["app1", "app2"] {
         assert!(
             text.contains(&format!(
-                "resource \"aws_vpc_security_group_ingress_rule\" \"{node}_agent_server_port_servers_tcp_21018_10_1_0_0_24\""
+                "resource \"aws_vpc_security_group_ingress_rule\" \"{node}_agent_server_port_servers_tcp_21018_scc_redundant_servers_ipv4\""
             )),
             "{node} lacks the CORE unit's agent server"
         );

@@ -7,6 +7,7 @@
 //! of a service's ports to its source: one service holding Connection Server's client port and
 //! server port would open the server port to the agents' network.
 
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 
 use ipnet::IpNet;
@@ -44,54 +45,67 @@ struct Service {
 /// Groups the flows into services: first by (component, role, destinations), then groups with
 /// the same ports are joined (the same service bound to several destinations).
 fn services(request: &Request) -> Vec<Service> {
+    // Lookups by key, not scans: a 10,000-node system has tens of thousands of flows.
     let mut first: Vec<Service> = Vec::new();
+    let mut first_at: HashMap<(&str, Role, &[IpNet]), usize> = HashMap::new();
+    let mut notes_seen: Vec<HashSet<String>> = Vec::new();
     for f in &request.flows {
         let note = format!("{} ({}): {}", f.label(), text::ports_text(f), f.purpose);
-        let found = first.iter_mut().find(|s| {
-            s.component == f.component && s.role == f.role && s.destinations == f.destination
-        });
-        let s = match found {
-            Some(s) => s,
+        let key = (f.component.as_str(), f.role, &f.destination[..]);
+        let i = match first_at.get(&key) {
+            Some(&i) => i,
             None => {
+                first_at.insert(key, first.len());
+                notes_seen.push(HashSet::new());
                 first.push(Service {
                     name: String::new(),
                     component: f.component.clone(),
                     role: f.role,
                     source_zones: f.source_zones.clone(),
-                    sources: f.sources.clone(),
+                    sources: f.sources.to_vec(),
                     ports: Vec::new(),
-                    destinations: f.destination.clone(),
+                    destinations: f.destination.to_vec(),
                     notes: Vec::new(),
                 });
-                first.last_mut().expect("just pushed")
+                first.len() - 1
             }
         };
+        let s = &mut first[i];
         s.ports.push((f.transport, f.ports));
-        if !s.notes.contains(&note) {
+        if notes_seen[i].insert(note.clone()) {
             s.notes.push(note);
         }
     }
     let mut joined: Vec<Service> = Vec::new();
+    type JoinKey = (String, Role, Vec<(Transport, PortRange)>);
+    let mut joined_at: HashMap<JoinKey, usize> = HashMap::new();
+    let mut seen: Vec<(HashSet<IpNet>, HashSet<String>)> = Vec::new();
     for mut s in first {
         s.ports.sort();
         s.ports.dedup();
-        match joined
-            .iter_mut()
-            .find(|j| j.component == s.component && j.role == s.role && j.ports == s.ports)
-        {
-            Some(j) => {
+        let key = (s.component.clone(), s.role, s.ports.clone());
+        match joined_at.get(&key) {
+            Some(&i) => {
+                let j = &mut joined[i];
                 for d in s.destinations {
-                    if !j.destinations.contains(&d) {
+                    if seen[i].0.insert(d) {
                         j.destinations.push(d);
                     }
                 }
                 for n in s.notes {
-                    if !j.notes.contains(&n) {
+                    if seen[i].1.insert(n.clone()) {
                         j.notes.push(n);
                     }
                 }
             }
-            None => joined.push(s),
+            None => {
+                joined_at.insert(key, joined.len());
+                seen.push((
+                    s.destinations.iter().copied().collect(),
+                    s.notes.iter().cloned().collect(),
+                ));
+                joined.push(s);
+            }
         }
     }
     // Names: `scc-ports-COMPONENT-ROLE`, numbered from the second service of one component and
@@ -164,19 +178,130 @@ fn service_xml(request: &Request, s: &Service) -> String {
     x
 }
 
-/// The rich rules of a service: every source network to every destination of the same family.
-/// Only addresses and our own service name go in, so single quotes around the rule are safe.
-fn rich_rules(s: &Service) -> Vec<String> {
+/// A firewalld ipset (`hash:net`): the networks of one source list of one family, named by its
+/// roles, so a service needs one rich rule per destination instead of one per source network.
+struct IpSet {
+    name: String,
+    family: &'static str,
+    roles: String,
+    zones: Vec<String>,
+    entries: Vec<IpNet>,
+}
+
+/// A rich rule's source: one network, or an ipset (by index).
+#[derive(Debug, Clone, Copy)]
+enum Src {
+    Net(IpNet),
+    Set(usize),
+}
+
+/// ipset names are at most 31 bytes (the kernel's limit).
+const IPSET_NAME_MAX: usize = 31;
+
+/// The ipsets of the services' source lists: one per family with more than one network; and per
+/// source list (by its networks) the rich-rule sources that stand for it.
+fn ipsets(services: &[Service]) -> (Vec<IpSet>, HashMap<Vec<IpNet>, Vec<Src>>) {
+    let mut sets: Vec<IpSet> = Vec::new();
+    let mut by_sources: HashMap<Vec<IpNet>, Vec<Src>> = HashMap::new();
+    let mut roles_of: HashMap<&[IpNet], Vec<&str>> = HashMap::new();
+    for s in services {
+        let roles = roles_of.entry(&s.sources[..]).or_default();
+        if !roles.contains(&s.role.as_str()) {
+            roles.push(s.role.as_str());
+        }
+    }
+    let mut used = HashSet::new();
+    for s in services {
+        if by_sources.contains_key(&s.sources) {
+            continue;
+        }
+        let roles = roles_of[&s.sources[..]].join("-");
+        let (v4, v6) = text::split_families(&s.sources);
+        let families: [(&'static str, &str, Vec<IpNet>); 2] = [
+            ("inet", "v4", v4.into_iter().map(IpNet::V4).collect()),
+            ("inet6", "v6", v6.into_iter().map(IpNet::V6).collect()),
+        ];
+        let mut srcs = Vec::new();
+        for (family, suffix, nets) in families {
+            match nets.as_slice() {
+                [] => {}
+                [one] => srcs.push(Src::Net(*one)),
+                _ => {
+                    let mut name = format!("{PREFIX}{roles}-{suffix}");
+                    if name.len() > IPSET_NAME_MAX {
+                        name = format!("{PREFIX}src-{suffix}");
+                    }
+                    let base = name.clone();
+                    let mut n = 1;
+                    while !used.insert(name.clone()) {
+                        n += 1;
+                        name = format!("{base}-{n}");
+                    }
+                    srcs.push(Src::Set(sets.len()));
+                    sets.push(IpSet {
+                        name,
+                        family,
+                        roles: roles.replace('-', ", "),
+                        zones: s.source_zones.clone(),
+                        entries: nets,
+                    });
+                }
+            }
+        }
+        by_sources.insert(s.sources.clone(), srcs);
+    }
+    (sets, by_sources)
+}
+
+fn ipset_xml(request: &Request, set: &IpSet) -> String {
+    let mut x = String::new();
+    x.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<ipset type=\"hash:net\">\n");
+    let _ = writeln!(
+        x,
+        "  <short>{}</short>",
+        xml(&format!("SCC sources of role {}", set.roles))
+    );
+    let _ = writeln!(
+        x,
+        "  <description>{}</description>",
+        xml(&format!(
+            "Sinch Contact Center ({}, {}): the networks of role {} (zones {})",
+            request.deployment.name,
+            request.mode.scope(),
+            set.roles,
+            set.zones.join(", ")
+        ))
+    );
+    if set.family == "inet6" {
+        x.push_str("  <option name=\"family\" value=\"inet6\"/>\n");
+    }
+    for e in &set.entries {
+        let _ = writeln!(x, "  <entry>{e}</entry>");
+    }
+    x.push_str("</ipset>\n");
+    x
+}
+
+/// The rich rules of a service: every source (network or ipset) to every destination of the same
+/// family. Only addresses and our own service and ipset names go in, so single quotes around the
+/// rule are safe.
+fn rich_rules(s: &Service, srcs: &[Src], sets: &[IpSet]) -> Vec<String> {
     let mut rules = Vec::new();
-    for src in &s.sources {
+    for src in srcs {
+        let (v6, source) = match src {
+            Src::Net(n) => (matches!(n, IpNet::V6(_)), format!("address=\"{n}\"")),
+            Src::Set(i) => (
+                sets[*i].family == "inet6",
+                format!("ipset=\"{}\"", sets[*i].name),
+            ),
+        };
         for dst in &s.destinations {
-            let family = match (src, dst) {
-                (IpNet::V4(_), IpNet::V4(_)) => "ipv4",
-                (IpNet::V6(_), IpNet::V6(_)) => "ipv6",
-                _ => continue, // no packet has a source and a destination of different families
-            };
+            if matches!(dst, IpNet::V6(_)) != v6 {
+                continue; // no packet has a source and a destination of different families
+            }
+            let family = if v6 { "ipv6" } else { "ipv4" };
             rules.push(format!(
-                "rule family=\"{family}\" source address=\"{src}\" destination address=\"{}\" service name=\"{}\" accept",
+                "rule family=\"{family}\" source {source} destination address=\"{}\" service name=\"{}\" accept",
                 net(dst),
                 s.name
             ));
@@ -196,6 +321,7 @@ impl Generator for Firewalld {
 
     fn generate(&self, request: &Request) -> String {
         let services = services(request);
+        let (sets, by_sources) = ipsets(&services);
         let network = matches!(request.mode, Mode::Network);
         let mut o = String::new();
         o.push_str("#!/bin/sh\n");
@@ -214,8 +340,9 @@ impl Generator for Firewalld {
             r#"#
 # Run as root. Every run does the same, so it is safe to run again after a change:
 #   1. removes what an earlier run installed: the rich rules naming {PREFIX}* services from
-#      every zone and policy, the policy {POLICY}, and the {PREFIX}*.xml service files;
-#   2. writes one service file per component and source role (heredocs below);
+#      every zone and policy, the policy {POLICY}, and the {PREFIX}*.xml service and ipset files;
+#   2. writes one service file per component and source role, and one ipset (hash:net) per
+#      source role with more than one network (heredocs below);
 #   3. binds each service with rich rules restricting source and destination addresses in
 #      {target}.
 # With firewalld running the permanent configuration is changed and reloaded; without it the
@@ -267,8 +394,8 @@ for policy in $(fw --get-policies); do
         unbind --policy "$policy"
     fi
 done
-mkdir -p "$FIREWALLD_DIR/services"
-rm -f "$FIREWALLD_DIR/services/{PREFIX}"*.xml
+mkdir -p "$FIREWALLD_DIR/services" "$FIREWALLD_DIR/ipsets"
+rm -f "$FIREWALLD_DIR/services/{PREFIX}"*.xml "$FIREWALLD_DIR/ipsets/{PREFIX}"*.xml
 
 # 2. The services: one per component and source role.
 "#
@@ -282,7 +409,23 @@ rm -f "$FIREWALLD_DIR/services/{PREFIX}"*.xml
             o.push_str(&service_xml(request, s));
             let _ = writeln!(o, "{EOF}");
         }
-        o.push_str("\n# Let firewalld read the new services before rules name them.\nreload\n\n");
+        if !sets.is_empty() {
+            o.push_str(
+                "\n# The ipsets: the networks of each source role with more than one network.\n",
+            );
+        }
+        for set in &sets {
+            let _ = writeln!(
+                o,
+                "cat > \"$FIREWALLD_DIR/ipsets/{}.xml\" <<'{EOF}'",
+                set.name
+            );
+            o.push_str(&ipset_xml(request, set));
+            let _ = writeln!(o, "{EOF}");
+        }
+        o.push_str(
+            "\n# Let firewalld read the new services and ipsets before rules name them.\nreload\n\n",
+        );
         let bind = if network {
             let _ = write!(
                 o,
@@ -305,7 +448,7 @@ done
         o.push_str("set --\n");
         let mut total = 0;
         for s in &services {
-            let rules = rich_rules(s);
+            let rules = rich_rules(s, &by_sources[&s.sources], &sets);
             let _ = writeln!(
                 o,
                 "\n# {}: from {} ({}) to {}",

@@ -1,5 +1,6 @@
 //! `windows`: a re-runnable PowerShell script of `New-NetFirewallRule` calls in one `-Group`
-//! (it removes the group first), one inbound rule per flow. For `--network` the script only stops
+//! (it removes the group first), one inbound rule per (sources, destinations, transport) with the
+//! array of its flows' ports. For `--network` the script only stops
 //! with an explanation: Windows Firewall filters traffic to and from its own computer, never
 //! traffic routed between zones.
 //!
@@ -7,13 +8,15 @@
 //! mark in the ANSI code page, reads it as written: user text with other characters becomes
 //! `[char]` expressions inside strings, and is transliterated in comments.
 
+use std::collections::HashMap;
 use std::fmt::Write as _;
 
 use ipnet::IpNet;
 
 use super::text::{self, one_line, segments, span};
 use super::{Generator, Mode, Request};
-use crate::flows::net_text as net;
+use crate::catalog::Transport;
+use crate::flows::{Flow, net_text as net};
 
 pub struct Windows;
 
@@ -139,17 +142,55 @@ $group = '{GROUP}'
 Get-NetFirewallRule -Group $group -ErrorAction SilentlyContinue | Remove-NetFirewallRule
 "#
         );
+        // Flows with the same sources, destinations and transport share one rule: its
+        // -LocalPort is the array of their ports, its description names every flow.
+        let mut groups: Vec<Vec<&Flow>> = Vec::new();
+        let mut at: HashMap<(&[IpNet], &[IpNet], Transport), usize> = HashMap::new();
+        for f in &request.flows {
+            let key = (&f.sources[..], &f.destination[..], f.transport);
+            let i = *at.entry(key).or_insert_with(|| {
+                groups.push(Vec::new());
+                groups.len() - 1
+            });
+            groups[i].push(f);
+        }
         let mut names = std::collections::HashSet::new();
         let mut count = 0;
-        for f in &request.flows {
-            let ports: Vec<String> = segments(f.ports).into_iter().map(span).collect();
-            let workstations = matches!(request.mode, Mode::Workstations);
-            let mut name = format!(
-                "SCC {} {} from {}",
-                f.label(),
-                text::ports_text(f),
-                f.role.as_str()
-            );
+        let workstations = matches!(request.mode, Mode::Workstations);
+        for flows in &groups {
+            let f = flows[0];
+            let mut ports: Vec<String> = Vec::new();
+            for g in flows {
+                for p in segments(g.ports).into_iter().map(span) {
+                    if !ports.contains(&p) {
+                        ports.push(p);
+                    }
+                }
+            }
+            let mut name = match flows.as_slice() {
+                [one] => format!(
+                    "SCC {} {} from {}",
+                    one.label(),
+                    text::ports_text(one),
+                    one.role.as_str()
+                ),
+                many => {
+                    let mut roles: Vec<&str> = Vec::new();
+                    for g in many {
+                        if !roles.contains(&g.role.as_str()) {
+                            roles.push(g.role.as_str());
+                        }
+                    }
+                    format!(
+                        "SCC {} and {} more, {} ports, {} from {}",
+                        f.label(),
+                        many.len() - 1,
+                        ports.len(),
+                        f.transport.as_str(),
+                        roles.join("+")
+                    )
+                }
+            };
             if workstations {
                 // One PC may belong to either client zone's rules; say which.
                 let _ = write!(name, " to {}", f.node);
@@ -160,25 +201,34 @@ Get-NetFirewallRule -Group $group -ErrorAction SilentlyContinue | Remove-NetFire
                 n += 1;
                 name = format!("{base} ({n})");
             }
-            let description = format!(
-                "Sinch Contact Center: {} port id {}, {} {} from {} ({}): {}",
-                f.component,
-                f.port_id_text(),
-                f.transport.as_str(),
-                f.ports,
-                f.role.as_str(),
-                f.source_zones.join(", "),
-                f.purpose
-            );
-            let _ = writeln!(
-                o,
-                "\n# {}: {} from {} ({}) to {}",
-                comment(&f.label()),
-                text::ports_text(f),
-                f.role.as_str(),
-                comment(&f.source_zones.join(", ")),
-                f.destination.iter().map(net).collect::<Vec<_>>().join(", ")
-            );
+            let what: Vec<String> = flows
+                .iter()
+                .map(|g| {
+                    format!(
+                        "{} port id {}, {} {} from {} ({}): {}",
+                        g.component,
+                        g.port_id_text(),
+                        g.transport.as_str(),
+                        g.ports,
+                        g.role.as_str(),
+                        g.source_zones.join(", "),
+                        g.purpose
+                    )
+                })
+                .collect();
+            let description = format!("Sinch Contact Center: {}", what.join("; "));
+            for g in flows {
+                let _ = writeln!(
+                    o,
+                    "{}# {}: {} from {} ({}) to {}",
+                    if std::ptr::eq(*g, f) { "\n" } else { "" },
+                    comment(&g.label()),
+                    text::ports_text(g),
+                    g.role.as_str(),
+                    comment(&g.source_zones.join(", ")),
+                    g.destination.iter().map(net).collect::<Vec<_>>().join(", ")
+                );
+            }
             let _ = writeln!(o, "New-NetFirewallRule -Group $group `");
             let _ = writeln!(o, "    -DisplayName {} `", ps_string(&name));
             let _ = writeln!(o, "    -Description {} `", ps_string(&description));
