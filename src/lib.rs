@@ -13,3 +13,4 @@ pub mod net;
 pub mod plan;
 pub mod range;
 pub mod render;
+pub mod safe;

@@ -1,6 +1,8 @@
-//! `csv`: the network team's request sheet, one row per flow.
+//! `csv`: the network team's request sheet, one row per flow, every cell made safe for a
+//! spreadsheet ([`Sink::CsvCell`]).
 
 use super::{Generator, Request};
+use crate::safe::{Sink, clean};
 
 pub struct Csv;
 
@@ -52,7 +54,8 @@ impl Generator for Csv {
                 f.port_id_text(),
                 f.unit.clone().unwrap_or_default(),
                 f.purpose.clone(),
-            ])
+            ]
+            .map(|cell| clean(Sink::CsvCell, &cell).into_owned()))
             .expect("in memory");
         }
         String::from_utf8(w.into_inner().expect("in memory")).expect("UTF-8")

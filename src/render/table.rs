@@ -1,16 +1,33 @@
-//! The text table: aligned columns, optional group headings, the last column wrapped to a width.
+//! The text table: aligned columns, optional group headings, fitted to a width (wrapping
+//! columns first, then the widest columns shortened, their cells wrapped onto more lines).
 
 use super::Grid;
+use crate::safe::{Sink, clean};
 
-/// Renders `grid` so that no line is wider than `width` where wrapping columns allow: a wrapping
-/// column other than the last is as wide as its longest word, the last one takes what is left.
+/// The narrowest a column is shortened to when the table does not fit (or its title, if longer).
+const MIN_COLUMN: usize = 6;
+
+/// Renders `grid` so that no line is wider than `width` where the columns allow: a wrapping column
+/// other than the last is as wide as its longest word, the last one takes what is left; if the
+/// table is still too wide, the widest column is narrowed, one character at a time, down to
+/// [`MIN_COLUMN`] or its title, and its cells wrap. Every cell and heading is cleaned for the
+/// terminal ([`Sink::Terminal`]).
 pub fn render(grid: &Grid, width: usize) -> String {
+    let rows: Vec<Vec<String>> = grid
+        .rows
+        .iter()
+        .map(|r| {
+            r.iter()
+                .map(|c| clean(Sink::Terminal, c).into_owned())
+                .collect()
+        })
+        .collect();
     let lead = grid.group_by.min(grid.columns.len().saturating_sub(1));
     let indent = if lead > 0 { 2 } else { 0 };
     let shown = &grid.columns[lead..];
     let last = shown.len() - 1;
     let mut widths: Vec<usize> = shown.iter().map(|c| c.title.chars().count()).collect();
-    for row in &grid.rows {
+    for row in &rows {
         for (i, cell) in row[lead..].iter().enumerate() {
             let need = if shown[i].wrap && i != last {
                 cell.split_whitespace()
@@ -27,15 +44,43 @@ pub fn render(grid: &Grid, width: usize) -> String {
         let before: usize = indent + widths[..last].iter().map(|w| w + 2).sum::<usize>();
         widths[last] = width.saturating_sub(before).clamp(12, widths[last].max(12));
     }
+    let total = |w: &[usize]| indent + w.iter().sum::<usize>() + 2 * (w.len() - 1);
+    let floor: Vec<usize> = shown
+        .iter()
+        .zip(&widths)
+        .map(|(c, w)| (*w).min(MIN_COLUMN.max(c.title.chars().count())))
+        .collect();
+    let mut excess = total(&widths).saturating_sub(width);
+    while excess > 0 {
+        // The widest column that can still give: shortening it costs the least readability.
+        let Some(i) = (0..widths.len())
+            .filter(|&i| widths[i] > floor[i])
+            .max_by_key(|&i| (widths[i], std::cmp::Reverse(i)))
+        else {
+            break;
+        };
+        let second = (0..widths.len())
+            .filter(|&j| j != i)
+            .map(|j| widths[j])
+            .max()
+            .unwrap_or(0);
+        let give = (widths[i] - floor[i])
+            .min(excess)
+            .min((widths[i] - second).max(1));
+        widths[i] -= give;
+        excess -= give;
+    }
 
     let mut out = String::new();
     let header: Vec<String> = shown.iter().map(|c| c.title.to_string()).collect();
     line(&mut out, 0, &widths_with_indent(&widths, indent), &header);
     let mut current: Option<&[String]> = None;
-    for row in &grid.rows {
+    for row in &rows {
         if lead > 0 && current != Some(&row[..lead]) {
-            out.push_str(&row[..lead].join(" · "));
-            out.push('\n');
+            for l in wrap(&row[..lead].join(" · "), width) {
+                out.push_str(&l);
+                out.push('\n');
+            }
             current = Some(&row[..lead]);
         }
         let cells: Vec<Vec<String>> = row[lead..]
@@ -43,7 +88,7 @@ pub fn render(grid: &Grid, width: usize) -> String {
             .zip(shown)
             .zip(&widths)
             .map(|((cell, col), w)| {
-                if col.wrap {
+                if col.wrap || cell.chars().count() > *w {
                     wrap(cell, *w)
                 } else {
                     vec![cell.clone()]
@@ -76,7 +121,7 @@ fn line(out: &mut String, indent: usize, widths: &[usize], cells: &[String]) {
             s.push_str(cell);
         } else {
             s.push_str(cell);
-            s.push_str(&" ".repeat(w - cell.chars().count() + 2));
+            s.push_str(&" ".repeat(w.saturating_sub(cell.chars().count()) + 2));
         }
     }
     out.push_str(s.trim_end());
