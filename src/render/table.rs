@@ -9,8 +9,8 @@ const MIN_COLUMN: usize = 6;
 
 /// Renders `grid` so that no line is wider than `width` where the columns allow: a wrapping column
 /// other than the last is as wide as its longest word, the last one takes what is left; if the
-/// table is still too wide, the widest column is narrowed, one character at a time, down to
-/// [`MIN_COLUMN`] or its title, and its cells wrap. Every cell and heading is cleaned for the
+/// table is still too wide, columns are narrowed one character at a time, each time the one
+/// where that wraps the fewest cells, down to [`MIN_COLUMN`] or the title, and their cells wrap. Every cell and heading is cleaned for the
 /// terminal ([`Sink::Terminal`]).
 pub fn render(grid: &Grid, width: usize) -> String {
     let rows: Vec<Vec<String>> = grid
@@ -50,25 +50,34 @@ pub fn render(grid: &Grid, width: usize) -> String {
         .zip(&widths)
         .map(|(c, w)| (*w).min(MIN_COLUMN.max(c.title.chars().count())))
         .collect();
+    // How many cells of each length every column holds: what narrowing a column costs in lines.
+    let mut lengths: Vec<std::collections::HashMap<usize, usize>> =
+        vec![Default::default(); shown.len()];
+    for row in &rows {
+        for (i, cell) in row[lead..].iter().enumerate() {
+            *lengths[i].entry(cell.chars().count()).or_default() += 1;
+        }
+    }
     let mut excess = total(&widths).saturating_sub(width);
     while excess > 0 {
-        // The widest column that can still give: shortening it costs the least readability.
+        // The column where one character less adds the fewest lines (about: cells wrap at
+        // word ends); among those the widest.
         let Some(i) = (0..widths.len())
             .filter(|&i| widths[i] > floor[i])
-            .max_by_key(|&i| (widths[i], std::cmp::Reverse(i)))
+            .min_by_key(|&i| {
+                let w = widths[i];
+                let added: usize = lengths[i]
+                    .iter()
+                    .filter(|&(&len, _)| len >= w)
+                    .map(|(&len, &n)| n * (len.div_ceil(w - 1) - len.div_ceil(w)))
+                    .sum();
+                (added, std::cmp::Reverse(w), std::cmp::Reverse(i))
+            })
         else {
             break;
         };
-        let second = (0..widths.len())
-            .filter(|&j| j != i)
-            .map(|j| widths[j])
-            .max()
-            .unwrap_or(0);
-        let give = (widths[i] - floor[i])
-            .min(excess)
-            .min((widths[i] - second).max(1));
-        widths[i] -= give;
-        excess -= give;
+        widths[i] -= 1;
+        excess -= 1;
     }
 
     let mut out = String::new();
