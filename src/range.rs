@@ -257,7 +257,11 @@ pub fn overlap_groups(ranges: &[PortRange]) -> Vec<Vec<usize>> {
             .filter_map(|(i, r)| {
                 let (lo, hi) = (u32::from(r.lo), u32::from(r.hi));
                 let lo = if Parity::of(r.lo) == line { lo } else { lo + 1 };
-                let hi = if Parity::of(r.hi) == line { hi } else { hi.checked_sub(1)? };
+                let hi = if Parity::of(r.hi) == line {
+                    hi
+                } else {
+                    hi.checked_sub(1)?
+                };
                 (lo <= hi).then_some((lo, hi, i))
             })
             .collect();
@@ -324,7 +328,11 @@ mod tests {
                     lo += 1;
                 }
             }
-            let hi = if parity.is_some() { lo + 2 * len } else { lo + len };
+            let hi = if parity.is_some() {
+                lo + 2 * len
+            } else {
+                lo + len
+            };
             PortRange::new(lo, hi, parity).unwrap()
         })
     }

@@ -133,12 +133,21 @@ fn not_an_input(path: &Path, what: String, hint: &str) -> anyhow::Error {
 /// refused before it is read, and a file that grows while read is cut off at the cap.
 fn read_bounded(path: &Path) -> Result<Vec<u8>> {
     use std::io::Read;
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let meta = file
-        .metadata()
-        .with_context(|| format!("cannot read {}", path.display()))?;
-    if !meta.is_file() {
+    // Asked before opening: opening a FIFO would wait for a writer.
+    let before =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = if before.is_file() {
+        Some(std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?)
+    } else {
+        None
+    };
+    let meta = match &file {
+        Some(f) => f
+            .metadata()
+            .with_context(|| format!("cannot read {}", path.display()))?,
+        None => before,
+    };
+    let Some(file) = file.filter(|_| meta.is_file()) else {
         let kind = if meta.is_dir() {
             "a directory"
         } else {
@@ -149,7 +158,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>> {
             format!("{} is not a regular file ({kind})", path.display()),
             "give the path of a TOML text file",
         ));
-    }
+    };
     let too_large = |size: String| {
         not_an_input(
             path,
@@ -221,9 +230,39 @@ fn emit(text: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Rust's stdout silently discards writes when descriptor 1 is closed (EBADF): output would be
-/// lost with exit 0. Asking the descriptor first makes that an error.
+/// Whether descriptor 1 was closed when the process started. Rust's runtime reopens a closed
+/// standard descriptor on `/dev/null` before `main`, so output would be lost with exit 0; this
+/// runs earlier, as an ELF constructor, and remembers.
+#[cfg(target_os = "linux")]
+mod closed_at_start {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn probe() {
+        // SAFETY: F_GETFD on a descriptor number has no memory effects.
+        if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        }
+    }
+
+    #[used]
+    #[unsafe(link_section = ".init_array")]
+    static PROBE: extern "C" fn() = probe;
+
+    pub fn stdout() -> bool {
+        STDOUT_CLOSED.load(Ordering::Relaxed)
+    }
+}
+
+/// A closed stdout (EBADF) is an error, not a silent success.
 fn stdout_is_open() -> Result<()> {
+    #[cfg(target_os = "linux")]
+    if closed_at_start::stdout() {
+        return Err(anyhow::anyhow!(
+            "cannot write to standard output: it was closed when scc-ports started"
+        ));
+    }
     #[cfg(unix)]
     {
         // SAFETY: F_GETFD on a descriptor number has no memory effects.
@@ -245,12 +284,7 @@ fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let name = path
         .file_name()
         .with_context(|| format!("cannot write {}: not a file name", path.display()))?;
-    let unchanged = || {
-        format!(
-            "cannot write {} (the file is unchanged)",
-            path.display()
-        )
-    };
+    let unchanged = || format!("cannot write {} (the file is unchanged)", path.display());
     let mut tmp_name = std::ffi::OsString::from(".");
     tmp_name.push(name);
     tmp_name.push(format!(".{}.tmp", std::process::id()));

@@ -113,7 +113,11 @@ mod tests {
         let c102: Vec<_> = findings.iter().filter(|f| f.code == "C102").collect();
         assert_eq!(c102.len(), 2, "{c102:#?}");
         for f in c102 {
-            assert!(f.message.contains("50 services on 50 addresses"), "{}", f.message);
+            assert!(
+                f.message.contains("50 services on 50 addresses"),
+                "{}",
+                f.message
+            );
             assert!(f.message.ends_with("and 38 more"), "{}", f.message);
             assert_eq!(f.places.len(), 50);
         }

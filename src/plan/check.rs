@@ -358,7 +358,12 @@ fn port_clashes(loc: &Locator, plan: &Plan, out: &mut Vec<Finding>) {
                     "C102",
                     format!(
                         "node {node}: {}.{} on {aa} and {}.{} on {ab} share {} {}",
-                        a.component, a.port_id, b.component, b.port_id, transport.as_str(), describe_common(a.ports, b.ports, port)
+                        a.component,
+                        a.port_id,
+                        b.component,
+                        b.port_id,
+                        transport.as_str(),
+                        describe_common(a.ports, b.ports, port)
                     ),
                     vec![loc.binding(a), loc.binding(b)],
                     hint,

@@ -8,3 +8,5 @@ mod golden;
 mod live;
 mod ranges;
 mod support;
+mod text;
+mod writes;
