@@ -306,7 +306,7 @@ fn tables_take_the_width_of_the_real_terminal() {
     // A pseudo-terminal of 90 columns on stdout; COLUMNS says 200 and must lose to the terminal.
     let mut master = 0;
     let mut slave = 0;
-    let mut size = libc::winsize {
+    let size = libc::winsize {
         ws_row: 40,
         ws_col: 90,
         ws_xpixel: 0,
@@ -319,7 +319,7 @@ fn tables_take_the_width_of_the_real_terminal() {
             &mut slave,
             std::ptr::null_mut(),
             std::ptr::null(),
-            &mut size,
+            &size,
         )
     };
     assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
