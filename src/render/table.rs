@@ -1,5 +1,5 @@
 //! The text table: aligned columns, optional group headings, fitted to a width (wrapping
-//! columns first, then the widest columns shortened, their cells wrapped onto more lines).
+//! columns first, then the columns where it costs the fewest lines, their cells wrapped).
 
 use super::Grid;
 use crate::safe::{Sink, clean};
@@ -10,8 +10,8 @@ const MIN_COLUMN: usize = 6;
 /// Renders `grid` so that no line is wider than `width` where the columns allow: a wrapping column
 /// other than the last is as wide as its longest word, the last one takes what is left; if the
 /// table is still too wide, columns are narrowed one character at a time, each time the one
-/// where that wraps the fewest cells, down to [`MIN_COLUMN`] or the title, and their cells wrap. Every cell and heading is cleaned for the
-/// terminal ([`Sink::Terminal`]).
+/// where that adds the fewest lines, down to [`MIN_COLUMN`] or the title, and their cells wrap.
+/// Every cell and heading is cleaned for the terminal ([`Sink::Terminal`]).
 pub fn render(grid: &Grid, width: usize) -> String {
     let rows: Vec<Vec<String>> = grid
         .rows
@@ -189,5 +189,81 @@ mod tests {
             vec!["media-routing-server.", "prompt-area"]
         );
         assert_eq!(wrap("", 3), vec![""]);
+    }
+
+    fn grid() -> Grid {
+        use super::super::Column;
+        let mut g = Grid::new(vec![
+            Column::new("node"),
+            Column::new("NAME"),
+            Column::new("COMPONENT"),
+            Column::new("ORIGIN"),
+        ])
+        .grouped(1);
+        for i in 0..20 {
+            g.push(vec![
+                "node A".into(),
+                format!("n{i}"),
+                if i % 7 == 0 {
+                    "presence-synchronization-interface".into()
+                } else {
+                    "agent-server".into()
+                },
+                if i == 3 {
+                    "unit: max-simultaneous-recordings".into()
+                } else {
+                    "default".into()
+                },
+            ]);
+        }
+        g
+    }
+
+    #[test]
+    fn a_table_fits_every_width_down_to_its_titles() {
+        let g = grid();
+        let natural = render(&g, 1000);
+        let full = natural.lines().map(|l| l.chars().count()).max().unwrap();
+        for width in [full, full - 1, 60, 50, 40, 30] {
+            let text = render(&g, width);
+            for line in text.lines() {
+                assert!(line.chars().count() <= width, "{width}: {line:?}");
+            }
+            // Nothing is lost: every row's name is there.
+            for i in 0..20 {
+                assert!(text.contains(&format!("n{i} ")), "{width}: {text}");
+            }
+        }
+        assert_eq!(
+            render(&g, full),
+            natural,
+            "a table that fits is not changed"
+        );
+    }
+
+    #[test]
+    fn the_rare_long_cell_wraps_before_the_common_one() {
+        let text = render(&grid(), 45);
+        // `agent-server` (17 of 20 rows) stays whole; the one long origin wraps.
+        assert_eq!(text.matches("agent-server").count(), 17, "{text}");
+        assert!(
+            !text.contains("unit: max-simultaneous-recordings"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn cells_are_cleaned_for_the_terminal() {
+        let mut g = grid();
+        g.rows[0][1] = "x\u{1b}]0;t\u{7}\u{202e}y".into();
+        g.rows[0][0] = "node \u{1b}[2J".into();
+        let text = render(&g, 100);
+        assert!(
+            !text
+                .chars()
+                .any(|c| c != '\n' && crate::safe::is_forbidden(c)),
+            "{text:?}"
+        );
+        assert!(text.contains("x ]0;t  y"), "{text}");
     }
 }
