@@ -123,4 +123,31 @@ mod tests {
         }
         assert!(!findings.iter().any(|f| f.code == "C101"));
     }
+
+    #[test]
+    fn many_services_on_one_address_are_one_c101() {
+        let text: String = units_on_one_node(30)
+            .lines()
+            .map(|l| {
+                if l.starts_with("address = \"10.32.") {
+                    "address = \"10.32.0.9\"\n".to_string()
+                } else {
+                    format!("{l}\n")
+                }
+            })
+            .collect();
+        let catalog = Catalog::embedded();
+        let dep = crate::deployment::parse(&Source::new("gen.toml", text), &catalog).unwrap();
+        let plan = crate::plan::resolve(&dep, &catalog);
+        let findings = crate::plan::check(&dep, &catalog, &plan);
+        let c101: Vec<_> = findings.iter().filter(|f| f.code == "C101").collect();
+        assert_eq!(c101.len(), 1, "{c101:#?}");
+        let want =
+            "30 services listen on 10.32.0.9 tcp sharing port 21018: agent-server.port (unit U0)";
+        assert!(c101[0].message.starts_with(want), "{}", c101[0].message);
+        assert_eq!(c101[0].places.len(), 30);
+        assert_eq!(findings.iter().filter(|f| f.code == "C103").count(), 1);
+        // One address: no C102 (that is C101's).
+        assert!(!findings.iter().any(|f| f.code == "C102"));
+    }
 }
