@@ -90,7 +90,7 @@ impl Request<'_> {
 }
 
 /// The longest identifier [`Request::slug`] makes.
-pub const SLUG_MAX: usize = 64;
+pub const SLUG_MAX: usize = 200;
 
 /// One firewall target.
 pub trait Generator: Sync {
