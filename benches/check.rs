@@ -47,11 +47,39 @@ fn check_large(c: &mut Criterion) {
     group.finish();
 }
 
+/// `check` alone at 1,000, 10,000 and 100,000 units: all on the same two nodes (every unit on
+/// the same port: one grouped C102 per node) and spread over as many nodes (distinct ports).
+fn check_scale(c: &mut Criterion) {
+    let catalog = Catalog::embedded();
+    let mut group = c.benchmark_group("check scale");
+    group.sample_size(10);
+    for units in [1_000, 10_000, 100_000] {
+        for (shape, text) in [
+            ("one node", generate::units_on_one_node(units)),
+            ("spread", generate::large_system(units, units)),
+        ] {
+            let source = Source::new("generated.toml", text);
+            let dep = deployment::parse(&source, &catalog).expect("generated systems are valid");
+            let plan = scc_ports::plan::resolve(&dep, &catalog);
+            group.bench_with_input(
+                BenchmarkId::new(format!("check, {shape}"), units),
+                &(),
+                |b, _| {
+                    b.iter(|| {
+                        std::hint::black_box(scc_ports::plan::check(&dep, &catalog, &plan).len())
+                    })
+                },
+            );
+        }
+    }
+    group.finish();
+}
+
 fn catalog_load(c: &mut Criterion) {
     c.bench_function("catalog/embedded", |b| {
         b.iter(|| std::hint::black_box(Catalog::embedded().components.len()))
     });
 }
 
-criterion_group!(benches, check_large, catalog_load);
+criterion_group!(benches, check_large, check_scale, catalog_load);
 criterion_main!(benches);

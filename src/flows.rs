@@ -368,6 +368,7 @@ pub struct FlowRow<'a> {
 /// flows, each naming its sources by key. Linear in flows plus zones, never their product.
 #[derive(Debug, Serialize)]
 pub struct Document<'a> {
+    pub format_version: u32,
     pub name: &'a str,
     pub sources: std::collections::BTreeMap<String, SourceSet<'a>>,
     pub flows: Vec<FlowRow<'a>>,
@@ -408,6 +409,7 @@ impl<'a> Document<'a> {
             });
         }
         Document {
+            format_version: crate::FORMAT_VERSION,
             name,
             sources,
             flows: rows,

@@ -15,3 +15,8 @@ pub mod plan;
 pub mod range;
 pub mod render;
 pub mod report;
+pub mod safe;
+
+/// The version of every JSON object this tool writes (`"format_version"`); raised when a field
+/// changes meaning or goes away (adding fields does not raise it). See docs/safety.md.
+pub const FORMAT_VERSION: u32 = 1;

@@ -231,6 +231,65 @@ pub fn overlapping_pairs(ranges: &[PortRange]) -> Vec<(usize, usize)> {
     pairs
 }
 
+/// The ranges that share ports, in groups: `i` and `j` are in one group when they share a port,
+/// directly or through a chain of ranges that do. Only groups of two or more, each ascending,
+/// in order of their first index. O(n log n) whatever the overlaps (`overlapping_pairs` is
+/// O(k) in the pairs, which grow quadratically when many ranges share a port).
+///
+/// Exact with parities: the even ports and the odd ports are two lines, on each of which every
+/// range is a plain interval (a range without parity lies on both); on a line sorted by start,
+/// a range that starts before the furthest end so far shares its start with the range that
+/// reaches that end.
+pub fn overlap_groups(ranges: &[PortRange]) -> Vec<Vec<usize>> {
+    fn find(parent: &mut [usize], mut i: usize) -> usize {
+        while parent[i] != i {
+            parent[i] = parent[parent[i]];
+            i = parent[i];
+        }
+        i
+    }
+    let mut parent: Vec<usize> = (0..ranges.len()).collect();
+    for line in [Parity::Even, Parity::Odd] {
+        let mut spans: Vec<(u32, u32, usize)> = ranges
+            .iter()
+            .enumerate()
+            .filter(|(_, r)| r.parity.is_none_or(|p| p == line))
+            .filter_map(|(i, r)| {
+                let (lo, hi) = (u32::from(r.lo), u32::from(r.hi));
+                let lo = if Parity::of(r.lo) == line { lo } else { lo + 1 };
+                let hi = if Parity::of(r.hi) == line {
+                    hi
+                } else {
+                    hi.checked_sub(1)?
+                };
+                (lo <= hi).then_some((lo, hi, i))
+            })
+            .collect();
+        spans.sort_unstable();
+        let mut reach: Option<(u32, usize)> = None;
+        for (lo, hi, i) in spans {
+            match reach {
+                Some((end, j)) if lo <= end => {
+                    let (a, b) = (find(&mut parent, i), find(&mut parent, j));
+                    parent[a.max(b)] = a.min(b);
+                    if hi > end {
+                        reach = Some((hi, i));
+                    }
+                }
+                _ => reach = Some((hi, i)),
+            }
+        }
+    }
+    let mut members: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+    for i in 0..ranges.len() {
+        let root = find(&mut parent, i);
+        members.entry(root).or_default().push(i);
+    }
+    let mut groups: Vec<Vec<usize>> = members.into_values().filter(|g| g.len() > 1).collect();
+    groups.sort_unstable_by_key(|g| g[0]);
+    groups
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,6 +309,66 @@ mod tests {
         assert_eq!((rtp.count(), rtcp.count()), (14, 14));
         assert!(!rtp.overlaps(&rtcp));
         assert_eq!(overlapping_pairs(&[rtp, rtcp]), vec![]);
+        assert!(overlap_groups(&[rtp, rtcp]).is_empty());
+        let one = PortRange::single(5006).unwrap();
+        assert_eq!(overlap_groups(&[rtp, rtcp, one]), vec![vec![0, 2]]);
+    }
+
+    fn arb_range() -> impl proptest::strategy::Strategy<Value = PortRange> {
+        use proptest::prelude::*;
+        (1u16..80, 0u16..12, 0u8..3).prop_map(|(lo, len, p)| {
+            let parity = match p {
+                0 => None,
+                1 => Some(Parity::Even),
+                _ => Some(Parity::Odd),
+            };
+            let mut lo = lo;
+            if let Some(p) = parity {
+                if Parity::of(lo) != p {
+                    lo += 1;
+                }
+            }
+            let hi = if parity.is_some() {
+                lo + 2 * len
+            } else {
+                lo + len
+            };
+            PortRange::new(lo, hi, parity).unwrap()
+        })
+    }
+
+    proptest::proptest! {
+        /// The groups are exactly the connected components of the pairs that share a port.
+        #[test]
+        fn groups_are_the_components_of_the_pairs(
+            ranges in proptest::collection::vec(arb_range(), 0..30)
+        ) {
+            let mut comp: Vec<usize> = (0..ranges.len()).collect();
+            for (i, j) in overlapping_pairs(&ranges) {
+                let (a, b) = (comp[i], comp[j]);
+                for c in comp.iter_mut() {
+                    if *c == b.max(a) {
+                        *c = a.min(b);
+                    }
+                }
+            }
+            let mut want: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
+            for (i, c) in comp.iter().enumerate() {
+                want.entry(*c).or_default().push(i);
+            }
+            let want: Vec<Vec<usize>> = want.into_values().filter(|g| g.len() > 1).collect();
+            proptest::prop_assert_eq!(overlap_groups(&ranges), want);
+        }
+    }
+
+    #[test]
+    fn many_ranges_on_one_port_are_one_group_quickly() {
+        let all = vec![PortRange::single(21018).unwrap(); 200_000];
+        let t = std::time::Instant::now();
+        let groups = overlap_groups(&all);
+        assert_eq!(groups.len(), 1);
+        assert_eq!(groups[0].len(), 200_000);
+        assert!(t.elapsed() < std::time::Duration::from_secs(5));
     }
 
     #[test]

@@ -5,7 +5,7 @@ mod audit;
 mod live;
 mod report;
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -23,6 +23,7 @@ use crate::diag::Diagnostic;
 use crate::diag::{Diagnostics, Source};
 use crate::plan::Plan;
 use crate::render::{self, Format};
+use crate::safe::{self, Sink};
 
 /// Exit code for "the answer is no".
 pub const EXIT_NO: u8 = 1;
@@ -74,13 +75,22 @@ fn report(err: &anyhow::Error) {
             if i > 0 {
                 let _ = writeln!(stderr);
             }
-            let _ = writeln!(stderr, "{one}");
+            let _ = writeln!(stderr, "{}", safe::terminal_lines(&one.to_string()));
         }
         return;
     }
-    let _ = write!(stderr, "{red}error{red:#}: {err}");
+    // Messages quote names and paths from the command line and the files: cleaned for the terminal.
+    let _ = write!(
+        stderr,
+        "{red}error{red:#}: {}",
+        safe::terminal_lines(&err.to_string())
+    );
     for cause in err.chain().skip(1) {
-        let _ = write!(stderr, "\n  caused by: {cause}");
+        let _ = write!(
+            stderr,
+            "\n  caused by: {}",
+            safe::terminal_lines(&cause.to_string())
+        );
     }
     let _ = writeln!(stderr);
 }
@@ -110,8 +120,77 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
+/// The largest deployment or catalog file read: a generated system of 100,000 nodes and as many
+/// units is about 30 MB.
+pub const MAX_INPUT_BYTES: u64 = 64 << 20;
+
+/// An input file that cannot be one: a device, a directory, a FIFO, or too large.
+fn not_an_input(path: &Path, what: String, hint: &str) -> anyhow::Error {
+    let mut d = Diagnostic::error("E001", what).hint(hint);
+    d.location = Some(crate::diag::Location {
+        file: path.display().to_string(),
+        line: 1,
+        column: 1,
+    });
+    Diagnostics(vec![d]).into()
+}
+
+/// Reads a regular file of at most [`MAX_INPUT_BYTES`]: `/dev/zero`, a FIFO or a huge file is
+/// refused before it is read, and a file that grows while read is cut off at the cap.
+fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+    use std::io::Read;
+    // Asked before opening: opening a FIFO would wait for a writer.
+    let before =
+        std::fs::metadata(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let file = if before.is_file() {
+        Some(std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?)
+    } else {
+        None
+    };
+    let meta = match &file {
+        Some(f) => f
+            .metadata()
+            .with_context(|| format!("cannot read {}", path.display()))?,
+        None => before,
+    };
+    let Some(file) = file.filter(|_| meta.is_file()) else {
+        let kind = if meta.is_dir() {
+            "a directory"
+        } else {
+            "a device, FIFO or socket"
+        };
+        return Err(not_an_input(
+            path,
+            format!("{} is not a regular file ({kind})", path.display()),
+            "give the path of a TOML text file",
+        ));
+    };
+    let too_large = |size: String| {
+        not_an_input(
+            path,
+            format!(
+                "{} is too large ({size}; at most {} MiB are read)",
+                path.display(),
+                MAX_INPUT_BYTES >> 20
+            ),
+            "is it the right file? a deployment of 100,000 nodes is about 30 MB",
+        )
+    };
+    if meta.len() > MAX_INPUT_BYTES {
+        return Err(too_large(format!("{} bytes", meta.len())));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(MAX_INPUT_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    if bytes.len() as u64 > MAX_INPUT_BYTES {
+        return Err(too_large("it grew while read".to_string()));
+    }
+    Ok(bytes)
+}
+
 fn read_file(path: &Path) -> Result<Source> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let bytes = read_bounded(path)?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let source = Source::new(
@@ -146,28 +225,125 @@ fn load_catalog(path: Option<&Path>) -> Result<Catalog> {
     }
 }
 
-/// Writes to stdout; a closed pipe surfaces as an error that `main` turns into a quiet exit.
+/// Writes to stdout. A closed pipe (EPIPE) surfaces as an error that `main` turns into a quiet
+/// exit; any other failure (a full disk, a closed stdout) is an error with exit 2.
 fn emit(text: &str) -> Result<ExitCode> {
+    stdout_is_open()?;
     let mut out = anstream::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .context("cannot write to standard output")?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn terminal_width() -> usize {
-    if std::io::stdout().is_terminal() {
-        if let Some(w) = std::env::var("COLUMNS")
-            .ok()
-            .and_then(|c| c.parse::<usize>().ok())
-        {
-            return w.max(60);
+/// Whether descriptor 1 was closed when the process started. Rust's runtime reopens a closed
+/// standard descriptor on `/dev/null` before `main`, so output would be lost with exit 0; this
+/// runs earlier, as an ELF constructor, and remembers.
+#[cfg(target_os = "linux")]
+mod closed_at_start {
+    use std::sync::atomic::{AtomicBool, Ordering};
+
+    static STDOUT_CLOSED: AtomicBool = AtomicBool::new(false);
+
+    extern "C" fn probe() {
+        // SAFETY: F_GETFD on a descriptor number has no memory effects.
+        if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
+            STDOUT_CLOSED.store(true, Ordering::Relaxed);
         }
+    }
+
+    #[used]
+    #[unsafe(link_section = ".init_array")]
+    static PROBE: extern "C" fn() = probe;
+
+    pub fn stdout() -> bool {
+        STDOUT_CLOSED.load(Ordering::Relaxed)
+    }
+}
+
+/// A closed stdout (EBADF) is an error, not a silent success.
+fn stdout_is_open() -> Result<()> {
+    #[cfg(target_os = "linux")]
+    if closed_at_start::stdout() {
+        return Err(anyhow::anyhow!(
+            "cannot write to standard output: it was closed when scc-ports started"
+        ));
+    }
+    #[cfg(unix)]
+    {
+        // SAFETY: F_GETFD on a descriptor number has no memory effects.
+        if unsafe { libc::fcntl(1, libc::F_GETFD) } == -1 {
+            return Err(anyhow::Error::new(std::io::Error::last_os_error())
+                .context("cannot write to standard output (is it closed?)"));
+        }
+    }
+    Ok(())
+}
+
+/// Writes `text` to `path` atomically: into a new file in the same directory, flushed to disk,
+/// then renamed over `path`. On any failure the old file is intact and the new one removed.
+fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("cannot write {}: not a file name", path.display()))?;
+    let unchanged = || format!("cannot write {} (the file is unchanged)", path.display());
+    let mut tmp_name = std::ffi::OsString::from(".");
+    tmp_name.push(name);
+    tmp_name.push(format!(".{}.tmp", std::process::id()));
+    let tmp = dir.join(tmp_name);
+    let result = (|| -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)?;
+        // A replaced file keeps its permissions (a script stays executable).
+        if let Ok(old) = std::fs::metadata(path) {
+            if old.is_file() {
+                f.set_permissions(old.permissions())?;
+            }
+        }
+        f.write_all(text.as_bytes())?;
+        f.sync_all()?;
+        drop(f);
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(anyhow::Error::new(e).context(unchanged()));
+    }
+    Ok(())
+}
+
+/// The width of the terminal on stdout (TIOCGWINSZ), else `COLUMNS`, else 100; at least 40.
+fn terminal_width() -> usize {
+    #[cfg(unix)]
+    if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+        // SAFETY: TIOCGWINSZ fills the winsize we own; nothing else is touched.
+        if unsafe { libc::ioctl(1, libc::TIOCGWINSZ, &mut ws) } == 0 && ws.ws_col > 0 {
+            return usize::from(ws.ws_col).max(40);
+        }
+    }
+    if let Some(w) = std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.trim().parse::<usize>().ok())
+        .filter(|&w| w > 0)
+    {
+        return w.max(40);
     }
     100
 }
 
+pub use crate::FORMAT_VERSION;
+
+/// A JSON document, pretty-printed, with control and bidi characters in strings escaped
+/// ([`Sink::Json`]) so that it is safe on a terminal and still the same data.
 fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<String> {
-    let mut s = serde_json::to_string_pretty(value)?;
+    let mut s = safe::clean(Sink::Json, &serde_json::to_string_pretty(value)?).into_owned();
     s.push('\n');
     Ok(s)
 }
@@ -234,7 +410,11 @@ fn plan_cmd(catalog: &Catalog, args: PlanArgs) -> Result<ExitCode> {
         .filter(|b| args.node.as_deref().is_none_or(|n| b.host.name() == n))
         .collect();
     let text = match args.format {
-        Format::Json => json(&serde_json::json!({ "name": dep.name, "bindings": selected }))?,
+        Format::Json => json(&serde_json::json!({
+            "format_version": FORMAT_VERSION,
+            "name": dep.name,
+            "bindings": selected
+        }))?,
         f => render::plan::grid(selected, f).render(f, terminal_width()),
     };
     emit(&text)
@@ -251,7 +431,11 @@ fn check_cmd(catalog: &Catalog, args: CheckArgs) -> Result<ExitCode> {
                     .iter()
                     .map(|(s, n)| (s.as_str().to_string(), (*n).into()))
                     .collect();
-            json(&serde_json::json!({ "summary": summary, "findings": findings }))?
+            json(&serde_json::json!({
+                "format_version": FORMAT_VERSION,
+                "summary": summary,
+                "findings": findings
+            }))?
         }
         CheckFormat::Table => {
             let styled =
@@ -344,8 +528,7 @@ fn firewall_cmd(catalog: &Catalog, args: FirewallArgs) -> Result<ExitCode> {
     });
     match &args.output {
         Some(path) => {
-            std::fs::write(path, text)
-                .with_context(|| format!("cannot write {}", path.display()))?;
+            write_atomically(path, &text)?;
             Ok(ExitCode::SUCCESS)
         }
         None => emit(&text),

@@ -1,6 +1,8 @@
-//! `csv`: the network team's request sheet, one row per flow.
+//! `csv`: the network team's request sheet, one row per flow, every cell made safe for a
+//! spreadsheet ([`Sink::CsvCell`]).
 
 use super::{Generator, Request};
+use crate::safe::{Sink, clean};
 
 pub struct Csv;
 
@@ -38,21 +40,24 @@ impl Generator for Csv {
                     .collect::<Vec<_>>()
                     .join(" ")
             };
-            w.write_record([
-                request.mode.scope().to_string(),
-                f.role.as_str().to_string(),
-                f.source_zones.join(" "),
-                join(&f.sources),
-                f.node.clone(),
-                join(&f.destination),
-                f.transport.as_str().to_string(),
-                f.ports.span_text(),
-                f.ports.parity().map_or("", |p| p.as_str()).to_string(),
-                f.component.clone(),
-                f.port_id_text(),
-                f.unit.clone().unwrap_or_default(),
-                f.purpose.clone(),
-            ])
+            w.write_record(
+                [
+                    request.mode.scope().to_string(),
+                    f.role.as_str().to_string(),
+                    f.source_zones.join(" "),
+                    join(&f.sources),
+                    f.node.clone(),
+                    join(&f.destination),
+                    f.transport.as_str().to_string(),
+                    f.ports.span_text(),
+                    f.ports.parity().map_or("", |p| p.as_str()).to_string(),
+                    f.component.clone(),
+                    f.port_id_text(),
+                    f.unit.clone().unwrap_or_default(),
+                    f.purpose.clone(),
+                ]
+                .map(|cell| clean(Sink::CsvCell, &cell).into_owned()),
+            )
             .expect("in memory");
         }
         String::from_utf8(w.into_inner().expect("in memory")).expect("UTF-8")

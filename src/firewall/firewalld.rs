@@ -42,16 +42,23 @@ struct Service {
     notes: Vec<String>,
 }
 
-/// Groups the flows into services: first by (component, role, destinations), then groups with
-/// the same ports are joined (the same service bound to several destinations).
+/// Groups the flows into services: first by (component, role, sources, destinations), then groups
+/// with the same ports are joined (the same service bound to several destinations). The sources
+/// are part of the key because one role can stand for different networks: site services from
+/// different named zones share the role `zones`.
 fn services(request: &Request) -> Vec<Service> {
     // Lookups by key, not scans: a 10,000-node system has tens of thousands of flows.
     let mut first: Vec<Service> = Vec::new();
-    let mut first_at: HashMap<(&str, Role, &[IpNet]), usize> = HashMap::new();
+    let mut first_at: HashMap<(&str, Role, &[IpNet], &[IpNet]), usize> = HashMap::new();
     let mut notes_seen: Vec<HashSet<String>> = Vec::new();
     for f in &request.flows {
         let note = format!("{} ({}): {}", f.label(), text::ports_text(f), f.purpose);
-        let key = (f.component.as_str(), f.role, &f.destination[..]);
+        let key = (
+            f.component.as_str(),
+            f.role,
+            &f.sources[..],
+            &f.destination[..],
+        );
         let i = match first_at.get(&key) {
             Some(&i) => i,
             None => {
@@ -61,7 +68,7 @@ fn services(request: &Request) -> Vec<Service> {
                     name: String::new(),
                     component: f.component.clone(),
                     role: f.role,
-                    source_zones: f.source_zones.clone(),
+                    source_zones: f.source_zones.to_vec(),
                     sources: f.sources.to_vec(),
                     ports: Vec::new(),
                     destinations: f.destination.to_vec(),
@@ -77,13 +84,18 @@ fn services(request: &Request) -> Vec<Service> {
         }
     }
     let mut joined: Vec<Service> = Vec::new();
-    type JoinKey = (String, Role, Vec<(Transport, PortRange)>);
+    type JoinKey = (String, Role, Vec<IpNet>, Vec<(Transport, PortRange)>);
     let mut joined_at: HashMap<JoinKey, usize> = HashMap::new();
     let mut seen: Vec<(HashSet<IpNet>, HashSet<String>)> = Vec::new();
     for mut s in first {
         s.ports.sort();
         s.ports.dedup();
-        let key = (s.component.clone(), s.role, s.ports.clone());
+        let key = (
+            s.component.clone(),
+            s.role,
+            s.sources.clone(),
+            s.ports.clone(),
+        );
         match joined_at.get(&key) {
             Some(&i) => {
                 let j = &mut joined[i];

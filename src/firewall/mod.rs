@@ -58,7 +58,9 @@ pub struct Request<'a> {
 }
 
 impl Request<'_> {
-    /// A name safe in every target's identifiers: lowercase letters, digits and `-`.
+    /// A name safe in every target's identifiers: lowercase letters, digits and `-`, at most
+    /// [`SLUG_MAX`] characters (a longer one keeps its start and ends in a hash of the whole, so
+    /// two long names stay distinct; AWS caps group names at 255).
     pub fn slug(text: &str) -> String {
         let s: String = text
             .chars()
@@ -70,12 +72,25 @@ impl Request<'_> {
                 }
             })
             .collect();
-        s.split('-')
+        let s = s
+            .split('-')
             .filter(|w| !w.is_empty())
             .collect::<Vec<_>>()
-            .join("-")
+            .join("-");
+        if s.len() <= SLUG_MAX {
+            return s;
+        }
+        // FNV-1a: stable across versions and platforms, unlike std's hasher.
+        let hash = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+        });
+        let head = s[..SLUG_MAX - 17].trim_end_matches('-');
+        format!("{head}-{hash:016x}")
     }
 }
+
+/// The longest identifier [`Request::slug`] makes.
+pub const SLUG_MAX: usize = 200;
 
 /// One firewall target.
 pub trait Generator: Sync {
@@ -111,5 +126,20 @@ pub fn select(flows: &[Flow], mode: &Mode) -> Vec<Flow> {
             .collect(),
         Mode::Workstations => flows.iter().filter(|f| f.workstations).cloned().collect(),
         Mode::Network => crate::flows::network_flows(flows),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slugs_are_short_and_distinct() {
+        assert_eq!(Request::slug("All-in-one Demo!"), "all-in-one-demo");
+        let a = Request::slug(&format!("{}a", "n".repeat(10_000)));
+        let b = Request::slug(&format!("{}b", "n".repeat(10_000)));
+        assert!(a.len() <= SLUG_MAX && b.len() <= SLUG_MAX, "{a}");
+        assert_ne!(a, b);
+        assert_eq!(Request::slug(&"x".repeat(SLUG_MAX)), "x".repeat(SLUG_MAX));
     }
 }

@@ -5,20 +5,14 @@ use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 use super::{Mode, Request};
 use crate::range::PortRange;
+use crate::safe::{Sink, clean};
 
-/// User text made safe for a one-line comment in any of our languages: every control character
-/// (newline, carriage return, tab, NEL …) and the Unicode line/paragraph separators become a
-/// space, so a name from the file can never end the comment and start code.
+/// User text made safe for one line of a comment or description in any of our languages
+/// ([`Sink::Comment`]): every control, bidi and line-separator character becomes a space, so a
+/// name from the file can never end the comment and start code, and the text is capped at
+/// [`crate::safe::COMMENT_MAX`] characters, so no line grows past what a loader reads as one.
 pub fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_control() || c == '\u{2028}' || c == '\u{2029}' {
-                ' '
-            } else {
-                c
-            }
-        })
-        .collect()
+    clean(Sink::Comment, text).into_owned()
 }
 
 /// A word for a POSIX shell command line, quoted only when it needs to be (for the header's
@@ -108,19 +102,10 @@ pub fn split_families(nets: &[IpNet]) -> (Vec<Ipv4Net>, Vec<Ipv6Net>) {
     (Ipv4Net::aggregate(&v4), Ipv6Net::aggregate(&v6))
 }
 
-/// Text safe inside a double-quoted rule comment of nft and iptables: letters, digits and
-/// `._+-:/` kept, anything else `_`, cut to `max` bytes.
+/// Text safe inside a double-quoted rule comment of nft and iptables ([`Sink::RuleComment`]):
+/// letters, digits and `._+-:/` kept, anything else `_`, cut to `max` bytes.
 pub fn comment_text(text: &str, max: usize) -> String {
-    text.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._+-:/".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(max)
-        .collect()
+    clean(Sink::RuleComment, text).chars().take(max).collect()
 }
 
 /// The plain port spans that hold exactly the range's ports: the range itself, or for an
@@ -155,6 +140,11 @@ mod tests {
     #[test]
     fn one_line_removes_line_breaks() {
         assert_eq!(one_line("a\nb\r\u{85}c\u{2028}d\te"), "a b  c d e");
+        assert_eq!(one_line("a\u{202e}b\u{1b}]0;t\u{7}"), "a b ]0;t ");
+        assert_eq!(
+            one_line(&"n".repeat(10_239)).chars().count(),
+            crate::safe::COMMENT_MAX
+        );
     }
 
     #[test]

@@ -9,7 +9,7 @@ use super::{Binding, Host, Origin, Plan};
 use crate::catalog::{Catalog, Role, Transport};
 use crate::deployment::Deployment;
 use crate::diag::{Location, Severity};
-use crate::range::{PortRange, overlapping_pairs};
+use crate::range::{PortRange, overlap_groups};
 
 /// The Windows dynamic (ephemeral) port range: a listener there may find its port taken.
 pub const WINDOWS_DYNAMIC: (u16, u16) = (49152, 65535);
@@ -131,7 +131,6 @@ fn finding(code: &'static str, message: String, places: Vec<Place>, hint: String
 /// Finds the file location of units, nodes and bindings by name, in constant time: a large
 /// system can have a finding for every unit.
 struct Locator<'d> {
-    dep: &'d Deployment,
     units: std::collections::HashMap<&'d str, &'d crate::deployment::Unit>,
     nodes: std::collections::HashMap<&'d str, &'d crate::deployment::Node>,
 }
@@ -139,7 +138,6 @@ struct Locator<'d> {
 impl<'d> Locator<'d> {
     fn new(dep: &'d Deployment) -> Locator<'d> {
         Locator {
-            dep,
             units: dep.units.iter().map(|u| (u.name.as_str(), u)).collect(),
             nodes: dep.nodes.iter().map(|n| (n.name.as_str(), n)).collect(),
         }
@@ -258,77 +256,179 @@ fn server_bindings(plan: &Plan) -> impl Iterator<Item = (&str, IpAddr, &Binding)
     })
 }
 
+/// How many members a grouped finding's message names; its places list every one.
+const NAMED_IN_MESSAGE: usize = 12;
+
+/// `a, b, c and 9,988 more`.
+fn named_list(names: &[String]) -> String {
+    let shown = names.len().min(NAMED_IN_MESSAGE);
+    let mut text = names[..shown].join(", ");
+    if names.len() > shown {
+        text.push_str(&format!(" and {} more", names.len() - shown));
+    }
+    text
+}
+
+/// The distinct port sets of a group, in words: `port 443`, `ports 5004-5030 even, 5010`.
+fn ports_of(group: &[&Binding]) -> String {
+    let mut sets: Vec<PortRange> = group.iter().map(|b| b.ports).collect();
+    sets.sort_unstable();
+    sets.dedup();
+    let words: Vec<String> = sets.iter().map(ToString::to_string).collect();
+    match words.as_slice() {
+        [one] if sets[0].is_single() => format!("port {one}"),
+        _ => format!("ports {}", named_list(&words)),
+    }
+}
+
+/// One service in a grouped finding: `agent-server.port (unit U7) on 10.0.0.7`.
+fn service_name(b: &Binding, address: Option<IpAddr>) -> String {
+    let mut s = format!("{}.{}", b.component, b.port_id);
+    if let Some(u) = &b.unit {
+        s.push_str(&format!(" (unit {u})"));
+    }
+    if let Some(a) = address {
+        s.push_str(&format!(" on {a}"));
+    }
+    s
+}
+
+/// Keeps the first of the items with equal keys, in their order: a sort of indices, not a hash
+/// set of string tuples (which dominated `check` on 100,000 units).
+fn first_of_each<T, K: Ord>(items: &mut Vec<T>, key: impl Fn(&T) -> K) {
+    if items.len() < 2 {
+        return;
+    }
+    let mut order: Vec<usize> = (0..items.len()).collect();
+    order.sort_by(|&a, &b| key(&items[a]).cmp(&key(&items[b])).then(a.cmp(&b)));
+    let mut keep = vec![false; items.len()];
+    keep[order[0]] = true;
+    for w in order.windows(2) {
+        if key(&items[w[0]]) != key(&items[w[1]]) {
+            keep[w[1]] = true;
+        }
+    }
+    let mut i = 0;
+    items.retain(|_| {
+        i += 1;
+        keep[i - 1]
+    });
+}
+
+/// C101 and C102. Both sweep the bindings of an address (a node) into groups of services that
+/// share ports ([`overlap_groups`], O(n log n)): two services give the pair's message, more give
+/// one grouped finding naming them all, so a thousand units on one port are one finding, not
+/// half a million.
 fn port_clashes(loc: &Locator, plan: &Plan, out: &mut Vec<Finding>) {
     // Per address: the same unit on two nodes yields the same service twice; count it once.
     let mut by_address: BTreeMap<(IpAddr, Transport), Vec<&Binding>> = BTreeMap::new();
-    let mut seen = HashSet::new();
     for (_, address, b) in server_bindings(plan) {
-        if seen.insert((address, &b.unit, &b.component, &b.port_id, b.transport)) {
-            by_address
-                .entry((address, b.transport))
-                .or_default()
-                .push(b);
-        }
+        by_address
+            .entry((address, b.transport))
+            .or_default()
+            .push(b);
+    }
+    for group in by_address.values_mut() {
+        first_of_each(group, |b| (&b.unit, &b.component, &b.port_id));
     }
     for ((address, transport), group) in &by_address {
         let ranges: Vec<PortRange> = group.iter().map(|b| b.ports).collect();
-        for (i, j) in overlapping_pairs(&ranges) {
-            let (a, b) = (group[i], group[j]);
-            let port = a.ports.first_common(&b.ports).expect("overlapping");
-            let mut places = vec![loc.binding(a), loc.binding(b)];
+        for members in overlap_groups(&ranges) {
+            let clash: Vec<&Binding> = members.iter().map(|&i| group[i]).collect();
+            let mut places: Vec<Place> = clash.iter().map(|b| loc.binding(b)).collect();
             places.dedup();
-            let movable: Vec<String> = [a, b]
-                .iter()
-                .map(|x| format!("`{}.{}`", x.component, x.port_id))
-                .collect();
+            if let [a, b] = clash[..] {
+                let port = a.ports.first_common(&b.ports).expect("overlapping");
+                let movable: Vec<String> = [a, b]
+                    .iter()
+                    .map(|x| format!("`{}.{}`", x.component, x.port_id))
+                    .collect();
+                out.push(finding(
+                    "C101",
+                    format!(
+                        "{}.{} and {}.{} both listen on {address} {} {}",
+                        a.component, a.port_id, b.component, b.port_id, transport.as_str(), describe_common(a.ports, b.ports, port)
+                    ),
+                    places,
+                    format!(
+                        "move one to another port (set {} in the unit's variables) or put the packages in different units",
+                        movable.join(" or ")
+                    ),
+                ));
+                continue;
+            }
+            let names: Vec<String> = clash.iter().map(|b| service_name(b, None)).collect();
             out.push(finding(
                 "C101",
                 format!(
-                    "{}.{} and {}.{} both listen on {address} {} {}",
-                    a.component, a.port_id, b.component, b.port_id, transport.as_str(), describe_common(a.ports, b.ports, port)
+                    "{} services listen on {address} {} sharing {}: {}",
+                    clash.len(),
+                    transport.as_str(),
+                    ports_of(&clash),
+                    named_list(&names)
                 ),
                 places,
-                format!(
-                    "move one to another port (set {} in the unit's variables) or put the packages in different units",
-                    movable.join(" or ")
-                ),
+                "give all but one of them other ports (in the units' variables), or put the packages in different units".to_string(),
             ));
         }
     }
     // Per node across addresses: harmless while each service binds its own address only.
     let mut by_node: BTreeMap<(&str, Transport), Vec<(IpAddr, &Binding)>> = BTreeMap::new();
-    let mut seen = HashSet::new();
     for (node, address, b) in server_bindings(plan) {
-        if seen.insert((
-            node,
-            address,
-            &b.unit,
-            &b.component,
-            &b.port_id,
-            b.transport,
-        )) {
-            by_node
-                .entry((node, b.transport))
-                .or_default()
-                .push((address, b));
-        }
+        by_node
+            .entry((node, b.transport))
+            .or_default()
+            .push((address, b));
+    }
+    for group in by_node.values_mut() {
+        first_of_each(group, |(a, b)| (*a, &b.unit, &b.component, &b.port_id));
     }
     for ((node, transport), group) in &by_node {
         let ranges: Vec<PortRange> = group.iter().map(|(_, b)| b.ports).collect();
-        for (i, j) in overlapping_pairs(&ranges) {
-            let ((aa, a), (ab, b)) = (group[i], group[j]);
-            if aa == ab {
-                continue; // reported per address
+        for members in overlap_groups(&ranges) {
+            let clash: Vec<(IpAddr, &Binding)> = members.iter().map(|&i| group[i]).collect();
+            let mut addresses: Vec<IpAddr> = clash.iter().map(|(a, _)| *a).collect();
+            addresses.sort_unstable();
+            addresses.dedup();
+            if addresses.len() < 2 {
+                continue; // one address: reported per address (C101)
             }
-            let port = a.ports.first_common(&b.ports).expect("overlapping");
+            let hint = "they clash if either service binds all addresses of the node; give one another port if in doubt".to_string();
+            if let [(aa, a), (ab, b)] = clash[..] {
+                let port = a.ports.first_common(&b.ports).expect("overlapping");
+                out.push(finding(
+                    "C102",
+                    format!(
+                        "node {node}: {}.{} on {aa} and {}.{} on {ab} share {} {}",
+                        a.component,
+                        a.port_id,
+                        b.component,
+                        b.port_id,
+                        transport.as_str(),
+                        describe_common(a.ports, b.ports, port)
+                    ),
+                    vec![loc.binding(a), loc.binding(b)],
+                    hint,
+                ));
+                continue;
+            }
+            let bindings: Vec<&Binding> = clash.iter().map(|(_, b)| *b).collect();
+            let names: Vec<String> = clash
+                .iter()
+                .map(|(a, b)| service_name(b, Some(*a)))
+                .collect();
             out.push(finding(
                 "C102",
                 format!(
-                    "node {node}: {}.{} on {aa} and {}.{} on {ab} share {} {}",
-                    a.component, a.port_id, b.component, b.port_id, transport.as_str(), describe_common(a.ports, b.ports, port)
+                    "node {node}: {} services on {} addresses share {} {}: {}",
+                    clash.len(),
+                    addresses.len(),
+                    transport.as_str(),
+                    ports_of(&bindings),
+                    named_list(&names)
                 ),
-                vec![loc.binding(a), loc.binding(b)],
-                "they clash if either service binds all addresses of the node; give one another port if in doubt".to_string(),
+                bindings.iter().map(|b| loc.binding(b)).collect(),
+                "they clash if any of them binds all addresses of the node; give them distinct ports if in doubt".to_string(),
             ));
         }
     }

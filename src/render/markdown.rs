@@ -1,6 +1,7 @@
 //! Markdown: one GitHub-flavoured table, cells escaped so that pipes and newlines cannot break it.
 
 use super::Grid;
+use crate::safe::{Sink, clean};
 
 pub fn render(grid: &Grid) -> String {
     let mut out = String::new();
@@ -14,8 +15,10 @@ pub fn render(grid: &Grid) -> String {
     out
 }
 
+/// A cell for a terminal or a wiki: controls and bidi characters gone ([`Sink::Terminal`], line
+/// breaks become spaces), then the Markdown specials escaped.
 fn escape(cell: &str) -> String {
-    cell.replace('\\', "\\\\")
+    clean(Sink::Terminal, cell)
+        .replace('\\', "\\\\")
         .replace('|', "\\|")
-        .replace('\n', "<br>")
 }

@@ -5,6 +5,7 @@ use std::fmt::Write;
 use super::{Column, Format, Grid};
 use crate::diag::Severity;
 use crate::plan::{Binding, Finding};
+use crate::safe::{Sink, clean};
 
 pub fn ports_cell(b: &Binding) -> String {
     b.ports.to_string()
@@ -103,8 +104,10 @@ pub fn summary_line(findings: &[Finding]) -> String {
     parts.join(", ")
 }
 
-/// The check report for a person: one block per finding, then the summary.
+/// The check report for a person: one block per finding, then the summary. Names and file paths
+/// in the findings are cleaned for the terminal ([`Sink::Terminal`]) before any styling is added.
 pub fn findings_text(findings: &[Finding], styled: bool) -> String {
+    let t = |text: &str| clean(Sink::Terminal, text).into_owned();
     let mut out = String::new();
     for f in findings {
         let style = match f.severity {
@@ -123,19 +126,19 @@ pub fn findings_text(findings: &[Finding], styled: bool) -> String {
             f.severity.as_str(),
             f.code,
             f.name,
-            f.message
+            t(&f.message)
         );
         for p in &f.places {
             match &p.location {
                 Some(l) => {
-                    let _ = writeln!(out, "  --> {l}  {}", p.what);
+                    let _ = writeln!(out, "  --> {}  {}", t(&l.to_string()), t(&p.what));
                 }
                 None => {
-                    let _ = writeln!(out, "  --> {}", p.what);
+                    let _ = writeln!(out, "  --> {}", t(&p.what));
                 }
             }
         }
-        let _ = writeln!(out, "  = hint: {}\n", f.hint);
+        let _ = writeln!(out, "  = hint: {}\n", t(&f.hint));
     }
     let _ = writeln!(out, "{}", summary_line(findings));
     out

@@ -8,3 +8,7 @@ mod golden;
 mod live;
 mod ranges;
 mod support;
+#[cfg(unix)]
+mod text;
+#[cfg(unix)]
+mod writes;

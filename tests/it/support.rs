@@ -78,6 +78,7 @@ impl Test {
             .args(&self.args)
             .current_dir(self.dir.path())
             .env_remove("NO_COLOR")
+            .env_remove("COLUMNS")
             .env_remove("CLICOLOR_FORCE")
             .env_remove("SCC_PORTS_SECRET")
             .stdin(Stdio::null())
