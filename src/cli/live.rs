@@ -129,7 +129,14 @@ pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
         ListenOptions::default(),
         |failures| {
             let mut out = std::io::stdout();
-            for f in failures {
+            // Ports the open-file limit left unbound share one reason: said once, with the count.
+            let (nofile, failures_each): (Vec<_>, Vec<_>) = failures
+                .iter()
+                .partition(|f| f.reason.starts_with(listen::NOFILE_REASON));
+            if let Some(f) = nofile.first() {
+                let _ = writeln!(out, "cannot bind {} ports: {}", nofile.len(), f.reason);
+            }
+            for f in failures_each {
                 let _ = writeln!(
                     out,
                     "cannot bind {} {} {} ({}.{}): {}",
@@ -234,13 +241,17 @@ pub fn probe_cmd(catalog: &Catalog, args: ProbeArgs) -> Result<ExitCode> {
 
 /// The JSON of DESIGN §6: `summary`, `results`, and the sweep's `unexpected` ports.
 pub fn report_json(report: &ProbeReport) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "summary": report.summary(),
         "results": report.results,
         "unexpected": report.unexpected.iter().map(|(a, p)| serde_json::json!({"address": a, "transport": "tcp", "port": p})).collect::<Vec<_>>(),
         "swept": report.swept,
         "elapsed_ms": report.elapsed.as_secs_f64() * 1000.0,
-    })
+    });
+    if report.swept {
+        v["sweep"] = report.sweep_json();
+    }
+    v
 }
 
 /// Results for a person: consecutive ports of one endpoint with one status collapse into a range.
@@ -305,6 +316,7 @@ pub fn report_table(report: &ProbeReport) -> String {
             "unexpected: {a} tcp {p} accepts connections but is not in the plan\n"
         ));
     }
+    text.push_str(&sweep_lines(report));
     let s = report.summary();
     text.push_str(&format!(
         "{} verified, {} open, {} closed, {} filtered, {} error{} in {:.1} s\n",
@@ -313,12 +325,44 @@ pub fn report_table(report: &ProbeReport) -> String {
         s.closed,
         s.filtered,
         s.error,
-        if report.swept {
+        if report.inconclusive() {
+            format!(
+                ", {} unexpected, sweep inconclusive ({} ports unanswered)",
+                report.unexpected.len(),
+                report.unanswered()
+            )
+        } else if report.swept {
             format!(", {} unexpected", report.unexpected.len())
         } else {
             String::new()
         },
         report.elapsed.as_secs_f64()
     ));
+    text
+}
+
+/// The sweep's own lines: per address, the ports that never answered and whether that settles.
+fn sweep_lines(report: &ProbeReport) -> String {
+    let mut text = String::new();
+    for s in &report.sweep {
+        if s.conclusive() && s.unanswered == 0 {
+            continue;
+        }
+        let why = if s.errors > 0 {
+            format!("{} ports could not be tried (local errors)", s.errors)
+        } else if s.settled {
+            "consistently silent: filtered".to_owned()
+        } else {
+            "answers still came in on the last pass: loss or delay too high to tell".to_owned()
+        };
+        text.push_str(&format!(
+            "sweep {} {}: {} of {} ports unanswered after {} passes ({why})\n",
+            s.address,
+            if s.conclusive() { "settled" } else { "inconclusive" },
+            s.unanswered,
+            s.ports,
+            s.passes
+        ));
+    }
     text
 }
