@@ -131,7 +131,7 @@ struct Congestion {
 
 impl Congestion {
     const MIN: usize = 32;
-    const INITIAL: usize = 128;
+    const INITIAL: usize = 256;
 
     fn new(max: usize) -> Congestion {
         Congestion {
@@ -386,11 +386,15 @@ fn pass(
 pub(crate) const MAX_PASSES: u32 = 5;
 const CONFIRM_ATTEMPTS: u32 = 4;
 
-fn retry_timeout(first: Duration, pass: u32) -> Duration {
+/// A pass's timeout: the first pass waits the probes' adapted timeout (at least 150 ms); later
+/// passes, asking ports that were silent, wait half as long again (answers queued on the path
+/// may have come just too late).
+fn retry_timeout(adapted: Duration, pass: u32) -> Duration {
+    let first = adapted.max(Duration::from_millis(150));
     if pass <= 1 {
         first
     } else {
-        first.mul_f64(1.5).max(Duration::from_millis(200))
+        first.mul_f64(1.5)
     }
 }
 
@@ -552,18 +556,18 @@ mod tests {
     #[test]
     fn congestion_window_grows_on_answers_and_halves_on_a_rise_in_silence() {
         let mut c = Congestion::new(4096);
-        assert_eq!(c.size(), 128);
-        // Random loss: 2 of 128 silent, then 2%: the window doubles each batch.
-        c.observe(128, 2);
         assert_eq!(c.size(), 256);
-        c.observe(128 + 256, 2 + 5);
+        // Random loss: 4 of 256 silent, then 2%: the window doubles each batch.
+        c.observe(256, 4);
         assert_eq!(c.size(), 512);
+        c.observe(256 + 512, 4 + 10);
+        assert_eq!(c.size(), 1024);
         // A third silent: the queue on the path overflowed.
-        c.observe(384 + 512, 7 + 170);
-        assert_eq!(c.size(), 256);
+        c.observe(768 + 1024, 14 + 340);
+        assert_eq!(c.size(), 512);
         // Not a full batch yet: no change.
-        c.observe(896 + 100, 177);
-        assert_eq!(c.size(), 256);
+        c.observe(1792 + 100, 354);
+        assert_eq!(c.size(), 512);
         // A firewall dropping everything: silence is the path's, the window still grows.
         let mut f = Congestion::new(4096);
         for i in 1..=10 {
