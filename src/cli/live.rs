@@ -358,7 +358,11 @@ fn sweep_lines(report: &ProbeReport) -> String {
         text.push_str(&format!(
             "sweep {} {}: {} of {} ports unanswered after {} passes ({why})\n",
             s.address,
-            if s.conclusive() { "settled" } else { "inconclusive" },
+            if s.conclusive() {
+                "settled"
+            } else {
+                "inconclusive"
+            },
             s.unanswered,
             s.ports,
             s.passes

@@ -643,7 +643,12 @@ fn first_of<'a, 'b, T>(live: &'b mut Vec<Attempt<'a, T>>) -> impl Future<Output 
 /// to `attempts`; the previous attempt stays alive beside the new one (the kernel may still
 /// complete it by retransmitting), so a probe holds at most two sockets. `filtered` only when
 /// no attempt got any answer.
-async fn probe_tcp(addr: SocketAddr, secret: &Secret, adaptive: &Adaptive, attempts: u32) -> Outcome {
+async fn probe_tcp(
+    addr: SocketAddr,
+    secret: &Secret,
+    adaptive: &Adaptive,
+    attempts: u32,
+) -> Outcome {
     let attempts = attempts.max(1);
     let connected = AtomicBool::new(false);
     let mut live: Vec<Attempt<'_, TcpTry>> = Vec::with_capacity(2);
@@ -668,11 +673,9 @@ async fn probe_tcp(addr: SocketAddr, secret: &Secret, adaptive: &Adaptive, attem
         if live.is_empty() || now >= due {
             let out = match unsure {
                 Some(o) => o,
-                None if connected.load(Ordering::Relaxed) => Outcome::new(
-                    Status::Open,
-                    None,
-                    "connected, but no reply to the token",
-                ),
+                None if connected.load(Ordering::Relaxed) => {
+                    Outcome::new(Status::Open, None, "connected, but no reply to the token")
+                }
                 None => Outcome::new(
                     Status::Filtered,
                     None,
@@ -1216,6 +1219,78 @@ mod tests {
         assert_eq!(c(io::ErrorKind::HostUnreachable), Status::Closed);
         assert_eq!(c(io::ErrorKind::PermissionDenied), Status::Error);
         assert_eq!(c(io::ErrorKind::OutOfMemory), Status::Error);
+    }
+
+    fn swept(settled: bool, errors: u64, unanswered: u64) -> ProbeReport {
+        ProbeReport {
+            results: vec![ProbeResult {
+                address: "10.1.0.11".parse().unwrap(),
+                transport: Transport::Tcp,
+                port: 22,
+                component: "c".into(),
+                port_id: "p".into(),
+                status: Status::Verified,
+                attempts: 2,
+                rtt_ms: Some(80.0),
+                detail: None,
+            }],
+            swept: true,
+            sweep: vec![SweepSummary {
+                address: "10.1.0.11".parse().unwrap(),
+                ports: 65_534,
+                unanswered,
+                errors,
+                passes: 5,
+                settled,
+            }],
+            ..ProbeReport::default()
+        }
+    }
+
+    #[test]
+    fn an_unsettled_sweep_or_local_errors_are_inconclusive_and_fail() {
+        let clean = swept(true, 0, 0);
+        assert!(!clean.inconclusive() && clean.passed());
+        // Consistently silent ports (a firewall) settle: not a failure.
+        let filtered = swept(true, 0, 65_534);
+        assert!(!filtered.inconclusive() && filtered.passed());
+        assert_eq!(filtered.unanswered(), 65_534);
+        for r in [swept(false, 0, 3), swept(true, 12, 0)] {
+            assert!(r.inconclusive() && !r.passed());
+            let x = r.to_junit();
+            assert!(x.contains("failure type=\"inconclusive\""), "{x}");
+            let json = serde_json::to_value(&r).unwrap();
+            assert_eq!(json["sweep"]["inconclusive"], true);
+            assert_eq!(json["sweep"]["addresses"][0]["passes"], 5);
+            assert_eq!(json["results"][0]["attempts"], 2);
+        }
+        assert_eq!(
+            serde_json::to_value(swept(false, 0, 3)).unwrap()["sweep"]["unanswered"],
+            3
+        );
+    }
+
+    #[test]
+    fn window_grows_per_answer_shrinks_per_retry_within_its_bounds() {
+        let mut w = Window::new(512, 2_000);
+        assert_eq!(w.size(), 512);
+        for _ in 0..600 {
+            w.finished(1, true);
+        }
+        assert_eq!(w.size(), 1_112);
+        // A probe that needed 4 attempts: three repeats off, one answer on.
+        w.finished(4, true);
+        assert_eq!(w.size(), 1_110);
+        for _ in 0..5_000 {
+            w.finished(1, true);
+        }
+        assert_eq!(w.size(), 2_000, "never past the open-file budget");
+        for _ in 0..5_000 {
+            w.finished(4, false);
+        }
+        assert_eq!(w.size(), 512, "never below where it started");
+        assert_eq!(w.peak(), 2_000);
+        assert_eq!(Window::new(512, 100).size(), 100);
     }
 
     #[test]

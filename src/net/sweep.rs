@@ -391,11 +391,15 @@ const CONFIRM_ATTEMPTS: u32 = 4;
 /// may have come just too late).
 fn retry_timeout(adapted: Duration, pass: u32) -> Duration {
     let first = adapted.max(Duration::from_millis(150));
-    if pass <= 1 {
-        first
-    } else {
-        first.mul_f64(1.5)
-    }
+    if pass <= 1 { first } else { first.mul_f64(1.5) }
+}
+
+/// Whether a pass that asked `asked` ports of an address and left `still` of them silent ends
+/// that address's sweep: nothing left, or (on a pass that asked again) not one answer, so what
+/// is left is consistently silent. Otherwise the next pass asks again; past `MAX_PASSES` the
+/// address stays unsettled (inconclusive).
+pub(crate) fn settles(pass: u32, asked: u64, still: u64) -> bool {
+    still == 0 || (pass > 1 && still == asked)
 }
 
 /// Sweeps `ports` of every address of `plan` at once (the addresses' ports interleaved over
@@ -463,8 +467,7 @@ pub(crate) fn sweep(
                 continue;
             }
             o.passes = passes;
-            // Asked again and not one answered: what is left is consistently silent.
-            if still[i] == 0 || (passes > 1 && still[i] == asked[i]) {
+            if settles(passes, asked[i], still[i]) {
                 o.settled = true;
                 o.unanswered = still[i];
             }
@@ -552,6 +555,26 @@ pub(crate) fn sweep(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_address_settles_when_nothing_is_silent_or_nothing_more_answers() {
+        assert!(settles(1, 65_534, 0), "every port answered at once");
+        assert!(
+            !settles(1, 65_534, 65_534),
+            "one pass cannot tell silence from loss"
+        );
+        assert!(
+            settles(2, 65_534, 65_534),
+            "asked again, not one answered: filtered"
+        );
+        assert!(!settles(2, 1_300, 26), "answers still coming: ask again");
+        assert!(settles(3, 26, 0));
+        assert!(settles(3, 26, 26));
+        assert!(
+            !settles(MAX_PASSES, 26, 1),
+            "unsettled on the last pass: inconclusive"
+        );
+    }
 
     #[test]
     fn congestion_window_grows_on_answers_and_halves_on_a_rise_in_silence() {
