@@ -165,7 +165,8 @@ impl Congestion {
     }
 }
 
-/// One thread's share of one pass: connects to every target, `window` at a time.
+/// One thread's share of one pass: connects to every target, `window` at a time; a target that
+/// stays silent is asked once more in the same pass before it counts as silent.
 fn worker(
     targets: &[SocketAddr],
     timeout: Duration,
@@ -183,6 +184,9 @@ fn worker(
     let mut free: Vec<usize> = Vec::new();
     let mut expiry: VecDeque<(Instant, usize, u64)> = VecDeque::new();
     let mut todo: VecDeque<SocketAddr> = targets.iter().copied().collect();
+    // Targets already asked twice in this pass, and how many were put back for it.
+    let mut asked_again: std::collections::HashSet<SocketAddr> = std::collections::HashSet::new();
+    let mut requeued = 0u64;
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let mut live = 0usize;
     let mut cc = Congestion::new(window);
@@ -321,7 +325,15 @@ fn worker(
                         Ok(None) if sock.peer_addr().is_ok() => accepted(&sock),
                         _ => Ended::Silent,
                     };
-                    finish(ended, slots[idx].target, &mut out, &mut done);
+                    let target = slots[idx].target;
+                    if matches!(ended, Ended::Silent) && asked_again.insert(target) {
+                        // Once more within this pass, at the back of the queue: a lost SYN or
+                        // reset costs no pass of its own.
+                        todo.push_back(target);
+                        requeued += 1;
+                    } else {
+                        finish(ended, target, &mut out, &mut done);
+                    }
                     abort(sock);
                 }
                 free.push(idx);
@@ -331,7 +343,7 @@ fn worker(
         if limit < window && !starved {
             limit = (limit * 2).min(cc.size());
         }
-        cc.observe(done, out.silent.len() as u64);
+        cc.observe(done + requeued, out.silent.len() as u64 + requeued);
         limit = limit.min(cc.size());
         if done - reported >= 1024 {
             progress(done - reported);
