@@ -8,6 +8,7 @@
 //! 10.1.0.200; nothing is sent outside the two namespaces. Needs root, `ip`, `nft` (see
 //! tests/common/netns.rs), gcc and /dev/net/tun; skips with a reason otherwise, and fails
 //! instead when `SCC_PORTS_REQUIRE_ROOT_TESTS=1` (CI), also when delayline.c is missing.
+#![cfg(target_os = "linux")]
 
 mod common;
 
