@@ -308,10 +308,16 @@ pub fn bind_failure_lines(
             "cannot bind {address}: not an address of this host ({tcp} tcp, {udp} udp ports); {what}"
         ));
     }
+    // Ports the open-file limit left unbound share one reason: said once, with the count.
+    let nofile = |f: &&BindFailure| f.reason.starts_with(listen::NOFILE_REASON);
+    let short = failures.iter().filter(nofile).count();
+    if let Some(f) = failures.iter().find(nofile) {
+        lines.push(format!("cannot bind {short} ports: {}", f.reason));
+    }
     let mut privileged = false;
     for f in failures
         .iter()
-        .filter(|f| f.kind != BindFailureKind::AddressNotAvailable)
+        .filter(|f| f.kind != BindFailureKind::AddressNotAvailable && !nofile(f))
     {
         privileged |= f.kind == BindFailureKind::PermissionDenied && f.port < 1024;
         lines.push(format!(
@@ -648,7 +654,8 @@ pub fn report_json(
         })
         .collect();
     let differ = report.secrets_probably_differ();
-    serde_json::json!({
+    let mut v = serde_json::json!({
+        "format_version": crate::FORMAT_VERSION,
         "zone": zone,
         "summary": report.summary(),
         "results": report.results,
@@ -657,7 +664,11 @@ pub fn report_json(
         "secrets_probably_differ": differ,
         "hint": if differ { serde_json::Value::from(SECRETS_DIFFER) } else { serde_json::Value::Null },
         "elapsed_ms": report.elapsed.as_secs_f64() * 1000.0,
-    })
+    });
+    if report.swept {
+        v["sweep"] = report.sweep_json();
+    }
+    v
 }
 
 /// Results for a person: consecutive ports of one endpoint with one status collapse into a range.
@@ -733,6 +744,7 @@ pub fn report_table(report: &ProbeReport, elsewhere: &[Option<PlannedElsewhere>]
             )),
         }
     }
+    text.push_str(&sweep_lines(report));
     let s = report.summary();
     text.push_str(&format!(
         "{} verified, {} open, {} closed, {} filtered, {} error{} in {:.1} s\n",
@@ -741,7 +753,13 @@ pub fn report_table(report: &ProbeReport, elsewhere: &[Option<PlannedElsewhere>]
         s.closed,
         s.filtered,
         s.error,
-        if report.swept {
+        if report.inconclusive() {
+            format!(
+                ", {} unexpected, sweep inconclusive ({} ports unanswered)",
+                report.unexpected.len(),
+                report.unanswered()
+            )
+        } else if report.swept {
             format!(", {} unexpected", report.unexpected.len())
         } else {
             String::new()
@@ -914,4 +932,32 @@ mod tests {
             "auth: a probe from 10.0.0.7 to udp 5060 does not verify: wrong secret? (3 more failed since the last such line)"
         );
     }
+/// The sweep's own lines: per address, the ports that never answered and whether that settles.
+fn sweep_lines(report: &ProbeReport) -> String {
+    let mut text = String::new();
+    for s in &report.sweep {
+        if s.conclusive() && s.unanswered == 0 {
+            continue;
+        }
+        let why = if s.errors > 0 {
+            format!("{} ports could not be tried (local errors)", s.errors)
+        } else if s.settled {
+            "consistently silent: filtered".to_owned()
+        } else {
+            "answers still came in on the last pass: loss or delay too high to tell".to_owned()
+        };
+        text.push_str(&format!(
+            "sweep {} {}: {} of {} ports unanswered after {} passes ({why})\n",
+            s.address,
+            if s.conclusive() {
+                "settled"
+            } else {
+                "inconclusive"
+            },
+            s.unanswered,
+            s.ports,
+            s.passes
+        ));
+    }
+    text
 }

@@ -622,6 +622,54 @@ fn name_holders(failures: &mut [BindFailure]) {
     }
 }
 
+/// Makes room for one descriptor per distinct port (raising the soft open-file limit, and the
+/// hard one where allowed); returns the limit in force and the ports wanted.
+fn raise_nofile_for(
+    endpoints: &[Endpoint],
+    bind_override: Option<IpAddr>,
+) -> Option<(sysinfo::NofileLimit, u64)> {
+    let distinct: HashSet<(IpAddr, Transport, u16)> = endpoints
+        .iter()
+        .flat_map(|ep| {
+            let address = bind_override.unwrap_or(ep.address);
+            ep.ports.ports().map(move |p| (address, ep.transport, p))
+        })
+        .collect();
+    let ports = distinct.len() as u64;
+    super::raise_nofile_limit();
+    sysinfo::raise_nofile_to(ports + sysinfo::NOFILE_RESERVE).map(|l| (l, ports))
+}
+
+/// The prefix of the reason given to every port the open-file limit left unbound.
+pub const NOFILE_REASON: &str = "open-file limit";
+
+/// Replaces "too many open files" on each port it left unbound with how many ports are missing
+/// and how to raise the limit (the same text for all, so they print as one line).
+fn explain_nofile(failures: &mut [BindFailure], limit: Option<(sysinfo::NofileLimit, u64)>) {
+    let emfile = [libc::EMFILE, libc::ENFILE].map(|e| io::Error::from_raw_os_error(e).to_string());
+    let missing = failures
+        .iter()
+        .filter(|f| emfile.contains(&f.reason))
+        .count();
+    if missing == 0 {
+        return;
+    }
+    let why = match limit {
+        Some((l, ports)) => format!(
+            "{NOFILE_REASON}: {missing} of {ports} ports not bound, the soft limit is {} (hard {}) \
+             and each port needs a descriptor; raise it to {} (ulimit -n, or LimitNOFILE= for a \
+             service) or run as root",
+            l.soft,
+            l.hard,
+            ports + sysinfo::NOFILE_RESERVE
+        ),
+        None => format!("{NOFILE_REASON}: {missing} ports not bound (out of file descriptors)"),
+    };
+    for f in failures.iter_mut().filter(|f| emfile.contains(&f.reason)) {
+        f.reason = why.clone();
+    }
+}
+
 /// Binds every TCP and UDP port of `endpoints` (on each endpoint's address, or on
 /// `bind_override`), calls `on_ready` once with the ports that failed when every port is bound or
 /// has failed, answers probes until `shutdown` completes, and returns what it did.
@@ -635,9 +683,10 @@ pub async fn run(
     on_ready: impl FnOnce(&[BindFailure]),
     shutdown: impl Future<Output = ()>,
 ) -> ListenReport {
-    super::raise_nofile_limit();
+    let limit = raise_nofile_for(endpoints, bind_override);
     let started = std::time::Instant::now();
-    let (bound, failures) = bind_all(endpoints, bind_override, opts.tcp_backlog);
+    let (bound, mut failures) = bind_all(endpoints, bind_override, opts.tcp_backlog);
+    explain_nofile(&mut failures, limit);
     let shared = Arc::new(Shared {
         secret: secret.clone(),
         replay: Mutex::new(ReplayCache::new(opts.replay_cache)),
@@ -663,7 +712,6 @@ pub async fn run(
     });
     let mut tasks = JoinSet::new();
     let mut infos = Vec::with_capacity(bound.len());
-    let mut failures = failures;
     for (sock, info) in bound {
         // Registration with the reactor fails only when the process is out of resources.
         let handed = match sock {

@@ -1,4 +1,5 @@
-//! Who holds a port: the owning process of a socket, read from Linux's /proc (best effort).
+//! Who holds a port: the owning process of a socket, read from Linux's /proc (best effort);
+//! and the process's open-file limit, which bounds how many ports one listener can hold.
 
 use std::collections::{HashMap, HashSet};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -162,6 +163,73 @@ fn owners(inodes: &HashSet<u64>) -> HashMap<u64, Vec<Holder>> {
     found
 }
 
+/// The open-file limits in force.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NofileLimit {
+    pub soft: u64,
+    pub hard: u64,
+}
+
+/// Descriptors a process needs besides its sockets (std streams, the runtime, /proc reads).
+pub const NOFILE_RESERVE: u64 = 64;
+
+/// Raises the soft open-file limit to `wanted` within the hard limit, and the hard limit too
+/// where the process may (root, up to the kernel's fs.nr_open). Returns the limits now in
+/// force, or `None` where they cannot be read.
+pub fn raise_nofile_to(wanted: u64) -> Option<NofileLimit> {
+    #[cfg(unix)]
+    {
+        let mut lim = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
+        // SAFETY: getrlimit/setrlimit only read or write the struct we pass.
+        unsafe {
+            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+                return None;
+            }
+        }
+        #[allow(clippy::useless_conversion)] // rlim_t is not u64 on every unix
+        let now = |l: &libc::rlimit| NofileLimit {
+            soft: u64::try_from(l.rlim_cur).unwrap_or(u64::MAX),
+            hard: u64::try_from(l.rlim_max).unwrap_or(u64::MAX),
+        };
+        let have = now(&lim);
+        if have.soft >= wanted {
+            return Some(have);
+        }
+        let nr_open = std::fs::read_to_string("/proc/sys/fs/nr_open")
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(have.hard);
+        // Above the hard limit only with privilege; the kernel refuses past fs.nr_open.
+        for (soft, hard) in [
+            (wanted.min(nr_open), wanted.min(nr_open).max(have.hard)),
+            (wanted.min(have.hard), have.hard),
+        ] {
+            #[allow(clippy::useless_conversion)] // rlim_t is not u64 on every unix
+            let (cur, max): (libc::rlim_t, libc::rlim_t) = (
+                soft.try_into().unwrap_or(libc::RLIM_INFINITY),
+                hard.try_into().unwrap_or(libc::RLIM_INFINITY),
+            );
+            let want = libc::rlimit {
+                rlim_cur: cur,
+                rlim_max: max,
+            };
+            // SAFETY: as above.
+            if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) } == 0 {
+                return Some(now(&want));
+            }
+        }
+        Some(have)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = wanted;
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -194,5 +262,11 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         let h = holders(&[("127.0.0.1".parse().unwrap(), Transport::Tcp, port)]);
         assert!(h[0].iter().any(|h| h.pid == std::process::id()), "{h:?}");
+    }
+
+    #[test]
+    fn raising_to_what_is_in_force_keeps_it() {
+        let now = raise_nofile_to(1).expect("readable limits");
+        assert!(now.soft >= 1 && now.hard >= now.soft);
     }
 }

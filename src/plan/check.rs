@@ -9,7 +9,7 @@ use super::{Binding, Host, Origin, Plan};
 use crate::catalog::{Catalog, Role, Transport};
 use crate::deployment::Deployment;
 use crate::diag::{Location, Severity};
-use crate::range::{PortRange, overlap_groups};
+use crate::range::{PortRange, overlap_groups, overlapping_pairs};
 
 /// The Windows dynamic (ephemeral) port range: a listener there may find its port taken.
 pub const WINDOWS_DYNAMIC: (u16, u16) = (49152, 65535);
@@ -131,6 +131,7 @@ fn finding(code: &'static str, message: String, places: Vec<Place>, hint: String
 /// Finds the file location of units, nodes and bindings by name, in constant time: a large
 /// system can have a finding for every unit.
 struct Locator<'d> {
+    dep: &'d Deployment,
     units: std::collections::HashMap<&'d str, &'d crate::deployment::Unit>,
     nodes: std::collections::HashMap<&'d str, &'d crate::deployment::Node>,
 }
@@ -138,6 +139,7 @@ struct Locator<'d> {
 impl<'d> Locator<'d> {
     fn new(dep: &'d Deployment) -> Locator<'d> {
         Locator {
+            dep,
             units: dep.units.iter().map(|u| (u.name.as_str(), u)).collect(),
             nodes: dep.nodes.iter().map(|n| (n.name.as_str(), n)).collect(),
         }
