@@ -617,8 +617,7 @@ pub fn planned_elsewhere(
                 }
                 ids.push(format!("{}.{}", b.component, b.port_id));
                 for z in &dep.zones {
-                    if z.name != zone.name && b.reachable_from(z) && !zones.contains(&z.name)
-                    {
+                    if z.name != zone.name && b.reachable_from(z) && !zones.contains(&z.name) {
                         zones.push(z.name.clone());
                     }
                 }
@@ -769,6 +768,36 @@ pub fn report_table(report: &ProbeReport, elsewhere: &[Option<PlannedElsewhere>]
     if report.secrets_probably_differ() {
         text.push_str(SECRETS_DIFFER);
         text.push('\n');
+    }
+    text
+}
+
+/// The sweep's own lines: per address, the ports that never answered and whether that settles.
+fn sweep_lines(report: &ProbeReport) -> String {
+    let mut text = String::new();
+    for s in &report.sweep {
+        if s.conclusive() && s.unanswered == 0 {
+            continue;
+        }
+        let why = if s.errors > 0 {
+            format!("{} ports could not be tried (local errors)", s.errors)
+        } else if s.settled {
+            "consistently silent: filtered".to_owned()
+        } else {
+            "answers still came in on the last pass: loss or delay too high to tell".to_owned()
+        };
+        text.push_str(&format!(
+            "sweep {} {}: {} of {} ports unanswered after {} passes ({why})\n",
+            s.address,
+            if s.conclusive() {
+                "settled"
+            } else {
+                "inconclusive"
+            },
+            s.unanswered,
+            s.ports,
+            s.passes
+        ));
     }
     text
 }
@@ -932,32 +961,4 @@ mod tests {
             "auth: a probe from 10.0.0.7 to udp 5060 does not verify: wrong secret? (3 more failed since the last such line)"
         );
     }
-/// The sweep's own lines: per address, the ports that never answered and whether that settles.
-fn sweep_lines(report: &ProbeReport) -> String {
-    let mut text = String::new();
-    for s in &report.sweep {
-        if s.conclusive() && s.unanswered == 0 {
-            continue;
-        }
-        let why = if s.errors > 0 {
-            format!("{} ports could not be tried (local errors)", s.errors)
-        } else if s.settled {
-            "consistently silent: filtered".to_owned()
-        } else {
-            "answers still came in on the last pass: loss or delay too high to tell".to_owned()
-        };
-        text.push_str(&format!(
-            "sweep {} {}: {} of {} ports unanswered after {} passes ({why})\n",
-            s.address,
-            if s.conclusive() {
-                "settled"
-            } else {
-                "inconclusive"
-            },
-            s.unanswered,
-            s.ports,
-            s.passes
-        ));
-    }
-    text
 }

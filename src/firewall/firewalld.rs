@@ -49,7 +49,8 @@ struct Service {
 fn services(request: &Request) -> Vec<Service> {
     // Lookups by key, not scans: a 10,000-node system has tens of thousands of flows.
     let mut first: Vec<Service> = Vec::new();
-    let mut first_at: HashMap<(&str, Role, &[IpNet], &[IpNet]), usize> = HashMap::new();
+    type FirstKey<'f> = (&'f str, Role, &'f [IpNet], &'f [IpNet]);
+    let mut first_at: HashMap<FirstKey, usize> = HashMap::new();
     let mut notes_seen: Vec<HashSet<String>> = Vec::new();
     for f in &request.flows {
         let note = format!("{} ({}): {}", f.label(), text::ports_text(f), f.purpose);

@@ -1458,6 +1458,7 @@ mod tests {
             component: "c".into(),
             port_id: "p".into(),
             status,
+            attempts: 1,
             rtt_ms: None,
             detail: None,
         };

@@ -393,11 +393,16 @@ pub fn planned(dep: &Deployment, plan: &Plan) -> Vec<Row> {
                 continue;
             };
             // A site service may name the zone itself rather than one of its roles.
-            let role = b.from.iter().copied().find(|r| zone.roles.contains(r)).or_else(|| {
-                b.from_zones
-                    .contains(&zone.name)
-                    .then_some(crate::catalog::Role::Zones)
-            });
+            let role = b
+                .from
+                .iter()
+                .copied()
+                .find(|r| zone.roles.contains(r))
+                .or_else(|| {
+                    b.from_zones
+                        .contains(&zone.name)
+                        .then_some(crate::catalog::Role::Zones)
+                });
             let Some(role) = role else {
                 continue;
             };
