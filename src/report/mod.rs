@@ -768,6 +768,9 @@ fn hops(
 /// block taken whole. Outputs whose rules do not name the flow on their own line (a firewalld
 /// script names it in a service file; a CSV row in two cells) are kept whole without comments.
 pub fn rule_lines(text: &str, label: &str) -> String {
+    if let Some(s) = nft_set_element(text, label) {
+        return s;
+    }
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| {
@@ -823,6 +826,39 @@ pub fn rule_lines(text: &str, label: &str) -> String {
         .join("\n");
     s.push('\n');
     s
+}
+
+/// An nftables policy names its flows on set elements (`10.1.0.100 . 21002 comment "a.b",`), not
+/// on rules: the fix is then the element, added to its set, and the rule that matches the set.
+fn nft_set_element(text: &str, label: &str) -> Option<String> {
+    let quoted = format!("comment \"{label}\"");
+    let mut table = None;
+    let mut set = None;
+    for line in text.lines() {
+        let t = line.trim();
+        if let Some(rest) = t.strip_prefix("table ") {
+            if let Some(name) = rest.strip_suffix(" {") {
+                table = Some(name.to_string());
+            }
+        } else if let Some(rest) = t.strip_prefix("set ") {
+            set = rest.strip_suffix(" {").map(str::to_string);
+        } else if t == "}" {
+            // The end of `elements = {` or of the set: either way no element follows in this set
+            // before the next `set` line.
+        } else if let (Some(table), Some(name)) = (&table, &set) {
+            if t.ends_with(',') && t.contains(&quoted) {
+                let element = t.trim_end_matches(',');
+                let mut out = format!("add element {table} {name} {{ {element} }}\n");
+                let reference = format!("@{name} ");
+                for rule in text.lines().map(str::trim).filter(|l| l.contains(&reference)) {
+                    out.push_str(rule);
+                    out.push('\n');
+                }
+                return Some(out);
+            }
+        }
+    }
+    None
 }
 
 /// Status counts of a list of groups' rows, by status, for a small table.
@@ -1070,7 +1106,8 @@ instances = ["B", "A"]
             .unwrap();
         assert_eq!(
             f.hops[0].rule,
-            "ip saddr 10.1.0.0/24 ip daddr 10.0.0.100 tcp dport 21002 accept comment \"connection-server.client-port\"\n"
+            "add element inet scc_ports clients_tcp_v4 { 10.0.0.100 . 21002 comment \"connection-server.client-port\" }\n\
+             ip saddr 10.1.0.0/24 ip daddr . tcp dport @clients_tcp_v4 accept comment \"from:clients/tcp\"\n"
         );
     }
 
