@@ -32,6 +32,7 @@ const CAPABILITIES: &[(&str, &[&str], bool)] = &[
     ("scc_ansible", &["ansible-playbook"], true),
     ("scc_chromium", &["chromium", "node"], true),
     ("scc_sshd", &["root", "sshd", "ssh"], true),
+    ("scc_setpriv", &["root", "setpriv"], true),
     ("scc_nmap", &["nmap"], true),
     ("scc_pwsh", &["pwsh"], false),
     ("scc_terraform", &["terraform"], false),
@@ -85,6 +86,21 @@ fn main() {
             && needs
                 .iter()
                 .all(|n| if *n == "root" { root } else { on_path(n) });
+        if here || (required && in_ci) {
+            println!("cargo::rustc-cfg={cfg}");
+        }
+    }
+    // Python modules the tests import: (cfg, module, required in CI).
+    for (cfg, module, in_ci) in [
+        ("scc_py_jsonschema", "jsonschema", true),
+        ("scc_py_hcl2", "hcl2", false),
+    ] {
+        println!("cargo::rustc-check-cfg=cfg({cfg})");
+        let here = unix
+            && Command::new("python3")
+                .args(["-c", &format!("import {module}")])
+                .output()
+                .is_ok_and(|o| o.status.success());
         if here || (required && in_ci) {
             println!("cargo::rustc-cfg={cfg}");
         }

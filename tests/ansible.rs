@@ -42,6 +42,7 @@ fn inventory(work: &Path) -> String {
     )
 }
 
+#[cfg_attr(not(scc_ansible), ignore = "needs ansible-playbook (ansible-core)")]
 #[test]
 fn local_playbook_names_the_held_port_and_leaves_nothing_running() {
     if !have("ansible-playbook") {
@@ -231,6 +232,10 @@ fn sshd(ns: &Netns, address: &str, dir: &Path, name: &str) -> std::process::Chil
 /// zones, the dc zone probed from a server), a router with the generated `--network` rules minus
 /// one, and one port held by another process. The report names exactly those two failures with
 /// their fixes, the playbook exits non-zero, nothing is left running.
+#[cfg_attr(
+    not(all(scc_ansible, scc_netns, scc_sshd)),
+    ignore = "needs ansible-playbook, sshd and root (network namespaces)"
+)]
 #[test]
 fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
     if !netns::available("namespace_playbook_over_ssh") {

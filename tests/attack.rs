@@ -535,6 +535,10 @@ fn a_full_tcp_session_table_evicts_its_oldest_waiting_session() {
     assert_eq!(done.total_answered(), 1);
 }
 
+#[cfg_attr(
+    not(scc_netns),
+    ignore = "needs root, iproute2 and nftables (network namespaces)"
+)]
 #[test]
 fn a_replay_from_4500_sources_against_the_default_tables_leaves_every_port_verified() {
     if !common::netns::available("a_replay_from_4500_sources") {

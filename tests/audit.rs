@@ -945,6 +945,10 @@ fn cases(rng: &mut Rng) -> Vec<Case> {
     out
 }
 
+#[cfg_attr(
+    not(all(scc_netns, scc_iptables)),
+    ignore = "needs root, iproute2, nftables and iptables (network namespaces)"
+)]
 #[test]
 fn kernel_agrees_with_the_audit_packet_by_packet() {
     let what = "audit kernel differential test";
@@ -1310,6 +1314,10 @@ mod robustness {
 // The generated rules of every example, loaded into a namespace and exported: the audit finds
 // exactly the plan (host firewalls and firewalls between zones alike).
 
+#[cfg_attr(
+    not(all(scc_netns, scc_iptables)),
+    ignore = "needs root, iproute2, nftables and iptables (network namespaces)"
+)]
 #[test]
 fn generated_rules_of_every_example_audit_exact() {
     let what = "audit of generated rules loaded in the kernel";

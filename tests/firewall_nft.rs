@@ -364,6 +364,10 @@ fn run(tool: &Path, args: &[&str]) -> Result<String, String> {
     }
 }
 
+#[cfg_attr(
+    not(all(scc_nft, scc_iptables)),
+    ignore = "needs root, nft and iptables-restore (the validators)"
+)]
 #[test]
 fn validators_accept_every_output() {
     let Some(tools) = ready("validator test", &["nft", "iptables-restore"]) else {
@@ -1115,26 +1119,46 @@ fn raise_fd_limit() {
     }
 }
 
+#[cfg_attr(
+    not(all(scc_netns, scc_iptables)),
+    ignore = "needs root, iproute2, nftables and iptables (network namespaces)"
+)]
 #[test]
 fn kernel_nftables_node() {
     kernel_exact("nftables", false);
 }
 
+#[cfg_attr(
+    not(all(scc_netns, scc_iptables)),
+    ignore = "needs root, iproute2, nftables and iptables (network namespaces)"
+)]
 #[test]
 fn kernel_iptables_node() {
     kernel_exact("iptables", false);
 }
 
+#[cfg_attr(
+    not(all(scc_netns, scc_iptables)),
+    ignore = "needs root, iproute2, nftables and iptables (network namespaces)"
+)]
 #[test]
 fn kernel_nftables_network() {
     kernel_exact("nftables", true);
 }
 
+#[cfg_attr(
+    not(all(scc_netns, scc_iptables)),
+    ignore = "needs root, iproute2, nftables and iptables (network namespaces)"
+)]
 #[test]
 fn kernel_iptables_network() {
     kernel_exact("iptables", true);
 }
 
+#[cfg_attr(
+    not(all(scc_netns, scc_iptables)),
+    ignore = "needs root, iproute2, nftables and iptables (network namespaces)"
+)]
 #[test]
 fn kernel_nftables_catches_a_widened_area() {
     kernel_catches(
@@ -1146,6 +1170,10 @@ fn kernel_nftables_catches_a_widened_area() {
     );
 }
 
+#[cfg_attr(
+    not(all(scc_netns, scc_iptables)),
+    ignore = "needs root, iproute2, nftables and iptables (network namespaces)"
+)]
 #[test]
 fn kernel_iptables_catches_a_widened_area() {
     kernel_catches("iptables", true, "9000:9060", "9000:9061", 9061);
@@ -1223,6 +1251,10 @@ fn set_elements(rules: &str) -> std::collections::HashMap<String, Vec<String>> {
     sets
 }
 
+#[cfg_attr(
+    not(all(scc_netns, scc_iptables)),
+    ignore = "needs root, iproute2, nftables and iptables (network namespaces)"
+)]
 #[test]
 fn kernel_nftables_sets_at_scale() {
     let what = "kernel test nftables sets at scale";

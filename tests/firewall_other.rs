@@ -372,6 +372,7 @@ fn firewalld_structure() {
 }
 
 /// Every service XML parses with Python's XML parser (a real parser, not ours).
+#[cfg_attr(not(scc_python3), ignore = "needs python3")]
 #[test]
 fn firewalld_xml_parses() {
     if !have("python3", &["-c", "import xml.dom.minidom"]) && skip("python3 is not installed") {
@@ -515,6 +516,10 @@ fn firewalld_usable() -> bool {
     true
 }
 
+#[cfg_attr(
+    not(scc_firewalld),
+    ignore = "needs root and firewalld (firewall-offline-cmd)"
+)]
 #[test]
 fn firewalld_offline_check_config() {
     if !firewalld_usable() {
@@ -545,6 +550,10 @@ fn firewalld_offline_check_config() {
 
 /// A script of one mode replaces what a script of another mode installed (the policy and the
 /// services of `--network` are gone after a `--node` run).
+#[cfg_attr(
+    not(scc_firewalld),
+    ignore = "needs root and firewalld (firewall-offline-cmd)"
+)]
 #[test]
 fn firewalld_replaces_an_earlier_run() {
     if !firewalld_usable() {
@@ -736,6 +745,10 @@ fn windows_structure() {
 
 /// PowerShell is not a Debian package: when `pwsh` happens to be installed, parse the scripts
 /// with its own parser.
+#[cfg_attr(
+    not(scc_pwsh),
+    ignore = "needs pwsh (PowerShell; not a Debian package)"
+)]
 #[test]
 fn windows_parses_with_pwsh() {
     if !have("pwsh", &["-NoProfile", "-Command", "exit 0"]) {
@@ -963,6 +976,7 @@ fn aws_network_covers_every_instance() {
 
 /// Terraform is not a Debian package: when it is installed, `terraform fmt -check` parses the
 /// output (a syntax check that needs no provider download) and finds it formatted.
+#[cfg_attr(not(scc_terraform), ignore = "needs terraform (not a Debian package)")]
 #[test]
 fn aws_terraform_fmt() {
     if !have("terraform", &["version"]) {
@@ -993,6 +1007,10 @@ fn aws_terraform_fmt() {
 /// the namespace), a system D-Bus and firewalld run; the `--node` script is applied twice
 /// through `firewall-cmd`, then the `--network` script, and the runtime and permanent
 /// configurations hold exactly the script's rules.
+#[cfg_attr(
+    not(all(scc_firewalld, scc_netns)),
+    ignore = "needs root, firewalld and D-Bus (a private firewalld)"
+)]
 #[test]
 fn firewalld_online_in_namespace() {
     if !firewalld_usable() {
@@ -1088,6 +1106,10 @@ echo "network_services=$(ls /etc/firewalld/services | grep -c '^scc-ports-' || t
 
 /// python-hcl2 (PyPI, not Debian) is a real HCL2 parser: when it is installed, every output
 /// parses, holds as many resources as the text declares, and each ingress rule has its fields.
+#[cfg_attr(
+    not(scc_py_hcl2),
+    ignore = "needs the Python module hcl2 (pip install python-hcl2)"
+)]
 #[test]
 fn aws_parses_with_python_hcl2() {
     if !have("python3", &["-c", "import hcl2"]) {

@@ -509,6 +509,10 @@ fn answered(lines: &[String]) -> u64 {
 
 /// The host firewall generated for the node, loaded on the server: every flow from the agents,
 /// carrier and admins zones is verified (exit 0), and the rules really drop the rest.
+#[cfg_attr(
+    not(scc_netns),
+    ignore = "needs root, iproute2 and nftables (network namespaces)"
+)]
 #[test]
 fn allowed_zones_verify_every_flow() {
     if !netns::available("allowed_zones_verify_every_flow") {
@@ -556,6 +560,10 @@ fn allowed_zones_verify_every_flow() {
 /// Rules generated from an older version of the deployment (the clients' port moved since, and
 /// the prompt area grew): the new plan's extra ports are `filtered` from the agents' zone,
 /// everything else verified, and the probe exits 1.
+#[cfg_attr(
+    not(scc_netns),
+    ignore = "needs root, iproute2 and nftables (network namespaces)"
+)]
 #[test]
 fn stale_rules_leave_the_new_ports_filtered() {
     if !netns::available("stale_rules_leave_the_new_ports_filtered") {
@@ -664,6 +672,10 @@ impl Drop for Holder {
 /// Another process holds a planned port: the listener names it (with the holder's pid) before
 /// `ready:` and exits 1; the prober reports that port `open` (something answers, not our
 /// token), verifies the rest, and exits 1.
+#[cfg_attr(
+    not(scc_netns),
+    ignore = "needs root, iproute2 and nftables (network namespaces)"
+)]
 #[test]
 fn port_held_by_another_process_is_reported_open() {
     if !netns::available("port_held_by_another_process_is_reported_open") {
@@ -709,6 +721,10 @@ fn port_held_by_another_process_is_reported_open() {
 
 /// `--network`: the rules between zones loaded on the router, no host firewall on the server;
 /// agents and carrier verify every flow, and the router drops what the plan does not need.
+#[cfg_attr(
+    not(scc_netns),
+    ignore = "needs root, iproute2 and nftables (network namespaces)"
+)]
 #[test]
 fn network_rules_on_the_router_pass_every_flow() {
     if !netns::available("network_rules_on_the_router_pass_every_flow") {
@@ -744,6 +760,10 @@ fn network_rules_on_the_router_pass_every_flow() {
 
 /// Scripts wait for `ready:` and may stop the listener at once: a Ctrl-C right after that line
 /// must still end it cleanly (exit 0, its summary printed), never kill it.
+#[cfg_attr(
+    not(scc_netns),
+    ignore = "needs root, iproute2 and nftables (network namespaces)"
+)]
 #[test]
 fn ctrl_c_right_after_ready_ends_the_listener_cleanly() {
     if !netns::available("ctrl_c_right_after_ready_ends_the_listener_cleanly") {

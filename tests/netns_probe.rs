@@ -76,6 +76,10 @@ fn status_of(report: &ProbeReport, transport: Transport, port: u16) -> Status {
         .unwrap()
 }
 
+#[cfg_attr(
+    not(scc_netns),
+    ignore = "needs root, iproute2 and nftables (network namespaces)"
+)]
 #[test]
 fn dropped_ports_are_filtered_allowed_ones_verified() {
     if !netns::available("dropped_ports_are_filtered_allowed_ones_verified") {

@@ -251,6 +251,10 @@ fn hostile_names_are_escaped_in_every_output() {
 /// The HTML report in headless Chromium (tests/browser/check.mjs, playwright-core driving
 /// /usr/bin/chromium): no console errors, no network requests, the failures and the SVG present.
 /// The screenshot is a test artifact: target/test-artifacts/report.png.
+#[cfg_attr(
+    not(scc_chromium),
+    ignore = "needs chromium and node (with playwright-core in tests/browser)"
+)]
 #[test]
 fn html_report_renders_in_headless_chromium() {
     let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");

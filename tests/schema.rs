@@ -155,6 +155,10 @@ fn toml_to_json(text: &str) -> Value {
     serde_json::to_value(v).expect("JSON")
 }
 
+#[cfg_attr(
+    not(scc_py_jsonschema),
+    ignore = "needs the Python module jsonschema (python3-jsonschema)"
+)]
 #[test]
 fn every_example_is_valid_and_broken_files_are_not() {
     let mut docs: Vec<(String, Value)> = Vec::new();

@@ -407,11 +407,19 @@ fn kernel_db_node(target: &str, tool: &str) {
     drop(listeners);
 }
 
+#[cfg_attr(
+    not(all(scc_netns, scc_iptables)),
+    ignore = "needs root, iproute2, nftables and iptables (network namespaces)"
+)]
 #[test]
 fn kernel_services_nftables() {
     kernel_db_node("nftables", "nft");
 }
 
+#[cfg_attr(
+    not(all(scc_netns, scc_iptables)),
+    ignore = "needs root, iproute2, nftables and iptables (network namespaces)"
+)]
 #[test]
 fn kernel_services_iptables() {
     kernel_db_node("iptables", "iptables-restore");

@@ -283,6 +283,10 @@ fn listen(ns: &Netns, file: &Path, secret: &Path) -> Listener {
     }
 }
 
+#[cfg_attr(
+    not(all(scc_netns, scc_gcc)),
+    ignore = "needs root, iproute2, nftables and gcc (the delay line)"
+)]
 #[test]
 fn probes_over_80ms_with_1pct_loss_are_all_verified_within_3s() {
     let test = "probes_over_80ms_with_1pct_loss_are_all_verified_within_3s";
@@ -344,6 +348,10 @@ fn probes_over_80ms_with_1pct_loss_are_all_verified_within_3s() {
     assert!(retries > 0, "no retries: is the path lossy at all?");
 }
 
+#[cfg_attr(
+    not(all(scc_netns, scc_gcc)),
+    ignore = "needs root, iproute2, nftables and gcc (the delay line)"
+)]
 #[test]
 fn sweep_over_80ms_finds_all_200_unexpected_ports_within_8s() {
     let test = "sweep_over_80ms_finds_all_200_unexpected_ports_within_8s";
@@ -452,6 +460,10 @@ fn limited(cmd: &mut Command, nofile: u64) -> &mut Command {
     }
 }
 
+#[cfg_attr(
+    not(all(scc_netns, scc_gcc)),
+    ignore = "needs root, iproute2, nftables and gcc (the delay line)"
+)]
 #[test]
 fn listener_under_a_small_open_file_limit_says_how_many_ports_are_missing() {
     // Loopback 127.0.55.x (this suite's block); no namespace needed.

@@ -850,7 +850,11 @@ fn nft_set_element(text: &str, label: &str) -> Option<String> {
                 let element = t.trim_end_matches(',');
                 let mut out = format!("add element {table} {name} {{ {element} }}\n");
                 let reference = format!("@{name} ");
-                for rule in text.lines().map(str::trim).filter(|l| l.contains(&reference)) {
+                for rule in text
+                    .lines()
+                    .map(str::trim)
+                    .filter(|l| l.contains(&reference))
+                {
                     out.push_str(rule);
                     out.push('\n');
                 }

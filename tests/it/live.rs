@@ -599,6 +599,10 @@ fn unexpected_ports_planned_for_other_zones_say_so() {
 }
 
 #[cfg(target_os = "linux")]
+#[cfg_attr(
+    not(scc_setpriv),
+    ignore = "needs root and setpriv (to become an unprivileged user)"
+)]
 #[test]
 fn privileged_ports_as_non_root_get_a_hint() {
     let start: u32 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_unprivileged_port_start")
