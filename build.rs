@@ -96,11 +96,14 @@ fn main() {
         ("scc_py_hcl2", "hcl2", false),
     ] {
         println!("cargo::rustc-check-cfg=cfg({cfg})");
+        // The PATH's python3 may be another build than Debian's, where its packages go.
         let here = unix
-            && Command::new("python3")
-                .args(["-c", &format!("import {module}")])
-                .output()
-                .is_ok_and(|o| o.status.success());
+            && ["python3", "/usr/bin/python3"].iter().any(|py| {
+                Command::new(py)
+                    .args(["-c", &format!("import {module}")])
+                    .output()
+                    .is_ok_and(|o| o.status.success())
+            });
         if here || (required && in_ci) {
             println!("cargo::rustc-cfg={cfg}");
         }
