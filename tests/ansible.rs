@@ -37,8 +37,10 @@ fn inventory(work: &Path) -> String {
         "all:\n  children:\n    scc_nodes:\n      hosts:\n{}{}    scc_probers:\n      hosts:\n{}{}",
         host("APP1", "scc_node", "APP1"),
         host("APP2", "scc_node", "APP2"),
-        host("prober-dc", "scc_zone", "dc"),
-        host("prober-agents", "scc_zone", "agents"),
+        // One machine: the probers send from 127.0.0.1, so each says which address its zone
+        // sees it as (probe's zone guard would refuse otherwise, rightly).
+        host("prober-dc", "scc_zone", "dc") + "          scc_source: 127.0.74.200\n",
+        host("prober-agents", "scc_zone", "agents") + "          scc_source: 127.0.75.200\n",
     )
 }
 
@@ -299,7 +301,9 @@ fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
         .output()
         .unwrap();
     let rules = String::from_utf8(rules.stdout).unwrap();
-    let kept: Vec<&str> = rules
+    // The rule is a set element now; a set left without elements loses its `elements` block
+    // (nft refuses an empty one).
+    let mut kept: Vec<&str> = rules
         .lines()
         .filter(|l| !l.contains("comment \"connection-server.client-port\""))
         .collect();
@@ -308,6 +312,11 @@ fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
         rules.lines().count(),
         "exactly one rule removed"
     );
+    if let Some(i) = (0..kept.len().saturating_sub(1))
+        .find(|&i| kept[i].trim() == "elements = {" && kept[i + 1].trim() == "}")
+    {
+        kept.drain(i..=i + 1);
+    }
     r.nft(&(kept.join("\n") + "\n")).unwrap();
 
     // SSH: one key for root, one host key, an sshd per host on its own address.
@@ -460,7 +469,8 @@ fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
         .expect("the network hop");
     assert_eq!(
         network.1,
-        "ip saddr 10.71.2.0/24 ip daddr 10.71.1.100 tcp dport 21002 accept comment \"connection-server.client-port\"\n"
+        "add element inet scc_ports clients_tcp_v4 { 10.71.1.100 . 21002 comment \"connection-server.client-port\" }\n\
+         ip saddr 10.71.2.0/24 ip daddr . tcp dport @clients_tcp_v4 accept comment \"from:clients/tcp\"\n"
     );
     assert!(
         failures[0]["action"]

@@ -225,11 +225,36 @@ fn port_matches(proto: &str, flows: &[&Flow]) -> Vec<(String, String)> {
         out.push((ports, comment));
         chunk.clear();
     };
+    const NAMED_MAX: usize = if COMMENT_MAX < crate::safe::RULE_COMMENT_MAX {
+        COMMENT_MAX
+    } else {
+        crate::safe::RULE_COMMENT_MAX
+    };
+    // A rule ends at 15 ports, or where its comment would no longer name every flow it admits
+    // (the comment is capped: past the cap it would be cut, and the rule's flows unnamed).
+    let mut named: Vec<&str> = Vec::new();
+    let mut comment_len = 0;
     for span in &spans {
         let cost = if span.0.0 == span.0.1 { 1 } else { 2 };
-        if slots + cost > MULTIPORT_MAX {
+        let new: Vec<&str> = span
+            .1
+            .iter()
+            .map(String::as_str)
+            .filter(|l| !named.contains(l))
+            .collect();
+        let more: usize = new.iter().map(|l| l.len() + 1).sum();
+        if !chunk.is_empty() && (slots + cost > MULTIPORT_MAX || comment_len + more > NAMED_MAX + 1)
+        {
             flush(&mut chunk);
             slots = 0;
+            named.clear();
+            comment_len = 0;
+        }
+        for l in &span.1 {
+            if !named.contains(&l.as_str()) {
+                named.push(l);
+                comment_len += l.len() + 1;
+            }
         }
         chunk.push(span);
         slots += cost;

@@ -698,7 +698,10 @@ async fn probe_tcp(
         let timeout = *rx.borrow_and_update();
         let due = adaptive.base(last) + timeout;
         let now = Instant::now();
-        if sent < attempts && (sent == 0 || live.is_empty() || now >= due) {
+        // A retry waits for the adapted timeout even after an attempt that ended at once
+        // (accepted, then reset): a full listener frees room only as its idle sessions age, and
+        // asking again at once would only be turned away again.
+        if sent < attempts && (sent == 0 || now >= due) {
             if live.len() >= 2 {
                 drop(live.remove(0));
             }
@@ -707,7 +710,7 @@ async fn probe_tcp(
             last = now;
             continue;
         }
-        if live.is_empty() || now >= due {
+        if sent >= attempts && (live.is_empty() || now >= due) {
             let out = match unsure {
                 Some(o) => o,
                 None if connected.load(Ordering::Relaxed) => {
@@ -726,7 +729,7 @@ async fn probe_tcp(
         }
         tokio::select! {
             biased;
-            got = first_of(&mut live) => match got {
+            got = first_of(&mut live), if !live.is_empty() => match got {
                 TcpTry::Sure(o) => return o.tried(sent),
                 TcpTry::Unsure(o) => unsure = Some(o),
             },
