@@ -26,6 +26,11 @@ use super::proto::{self, ProtoError, REQUEST_LEN, ReplayCache};
 use super::{Endpoint, Secret, sysinfo};
 use crate::catalog::Transport;
 
+// Windows serves the same sockets from a WSAPoll thread (net::windows explains why).
+#[cfg(windows)]
+#[path = "windows_listen.rs"]
+mod windows_listen;
+
 #[derive(Debug, Clone)]
 pub struct ListenOptions {
     /// TCP sessions served at once; connections past it are closed unanswered.
@@ -358,6 +363,9 @@ pub async fn run(
     on_ready: impl FnOnce(&[BindFailure]),
     shutdown: impl Future<Output = ()>,
 ) -> ListenReport {
+    #[cfg(windows)]
+    return windows_listen::run(endpoints, bind_override, secret, opts, on_ready, shutdown).await;
+    #[allow(unreachable_code)]
     super::raise_nofile_limit();
     let started = std::time::Instant::now();
     let (bound, failures) = bind_all(endpoints, bind_override, opts.tcp_backlog);
