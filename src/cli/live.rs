@@ -86,8 +86,18 @@ fn interrupt() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     let mut signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())?;
     #[cfg(windows)]
-    let mut signal = tokio::signal::windows::ctrl_c()?;
+    let (mut signal, mut close) = (
+        tokio::signal::windows::ctrl_c()?,
+        // Closing the console window: Windows allows a few seconds, enough for the summary.
+        tokio::signal::windows::ctrl_close()?,
+    );
     Ok(async move {
+        #[cfg(windows)]
+        tokio::select! {
+            _ = signal.recv() => {}
+            _ = close.recv() => {}
+        }
+        #[cfg(not(windows))]
         signal.recv().await;
     })
 }
