@@ -38,6 +38,9 @@ fn windows(test: &str) -> Option<(PathBuf, PathBuf)> {
             // it every command starts (and stops) one, 3-4 s each instead of about 0.1 s.
             let _ = Command::new(wine.with_file_name("wineserver"))
                 .arg("-p60")
+                // The server outlives us: it must not hold a pipe of ours (or cargo's) open.
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
             return Some((e.clone(), wine));
