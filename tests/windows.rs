@@ -43,6 +43,16 @@ fn windows(test: &str) -> Option<(PathBuf, PathBuf)> {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null())
                 .status();
+            // Its helper processes (services, winedevice) start with the first program and
+            // inherit that program's stdio: start them here, on null, not on a test's pipes.
+            let _ = Command::new(&wine)
+                .arg(e)
+                .arg("--version")
+                .env("WINEDEBUG", "-all")
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
             return Some((e.clone(), wine));
         }
     };
