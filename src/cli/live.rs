@@ -259,7 +259,11 @@ fn interrupt() -> std::io::Result<impl Future<Output = ()>> {
         )
     };
     #[cfg(windows)]
-    let mut signal = tokio::signal::windows::ctrl_c()?;
+    let (mut signal, mut close) = (
+        tokio::signal::windows::ctrl_c()?,
+        // Closing the console window: Windows allows a few seconds, enough for the summary.
+        tokio::signal::windows::ctrl_close()?,
+    );
     Ok(async move {
         #[cfg(unix)]
         tokio::select! {
@@ -267,7 +271,10 @@ fn interrupt() -> std::io::Result<impl Future<Output = ()>> {
             _ = term.recv() => {}
         }
         #[cfg(windows)]
-        signal.recv().await;
+        tokio::select! {
+            _ = signal.recv() => {}
+            _ = close.recv() => {}
+        }
     })
 }
 

@@ -25,6 +25,11 @@ use super::proto::{self, ProtoError, REQUEST_LEN, ReplayCache};
 use super::{Endpoint, Secret, sysinfo};
 use crate::catalog::Transport;
 
+// Windows serves the same sockets from a WSAPoll thread (net::windows explains why).
+#[cfg(windows)]
+#[path = "windows_listen.rs"]
+mod windows_listen;
+
 #[derive(Debug, Clone)]
 pub struct ListenOptions {
     /// TCP sessions held at once (all ports). Past it, a new connection evicts the oldest session
@@ -683,6 +688,9 @@ pub async fn run(
     on_ready: impl FnOnce(&[BindFailure]),
     shutdown: impl Future<Output = ()>,
 ) -> ListenReport {
+    #[cfg(windows)]
+    return windows_listen::run(endpoints, bind_override, secret, opts, on_ready, shutdown).await;
+    #[allow(unreachable_code)]
     let limit = raise_nofile_for(endpoints, bind_override);
     let started = std::time::Instant::now();
     let (bound, mut failures) = bind_all(endpoints, bind_override, opts.tcp_backlog);

@@ -15,6 +15,7 @@ pub mod listen;
 pub mod probe;
 pub mod proto;
 mod sysinfo;
+pub mod windows;
 
 #[cfg(target_os = "linux")]
 mod sweep;

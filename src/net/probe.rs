@@ -902,6 +902,10 @@ impl Window {
     }
 }
 
+#[cfg(windows)]
+#[path = "windows_probe.rs"]
+mod windows_probe;
+
 /// A distinct thing to probe.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Key {
@@ -1009,6 +1013,16 @@ pub async fn run(
     // The planned ports get all but the confirmation budget (see `total_deadline`).
     let main_deadline = deadline - opts.timeout.saturating_mul(2);
     let mut past_deadline = false;
+    // Windows probes from one WSAPoll loop (windows_probe.rs says why); the loop below then
+    // has nothing left to do.
+    #[cfg(windows)]
+    {
+        outcomes = windows_probe::probe_all(&keys, &secret, &opts, window.size(), &mut || {
+            done += 1;
+            progress(done, total);
+        });
+        next += keys.len();
+    }
     while next < keys.len() || !tasks.is_empty() {
         // Spawn only while the window has room, so thousands of ports cost a window of sockets.
         while next < keys.len() && tasks.len() < window.size() {
