@@ -154,6 +154,10 @@ fn commands() -> Vec<Vec<String>> {
     out
 }
 
+#[cfg_attr(
+    not(scc_wine),
+    ignore = "needs the Windows build and Wine (SCC_PORTS_WINDOWS_EXE, set by .ci/before.d)"
+)]
 #[test]
 fn every_golden_output_is_the_same_under_wine() {
     let Some((exe, loader)) = windows("every_golden_output_is_the_same_under_wine") else {
@@ -200,6 +204,10 @@ fn every_golden_output_is_the_same_under_wine() {
     assert!(differ.is_empty(), "{}", differ.join("\n"));
 }
 
+#[cfg_attr(
+    not(scc_wine),
+    ignore = "needs the Windows build and Wine (SCC_PORTS_WINDOWS_EXE, set by .ci/before.d)"
+)]
 #[test]
 fn line_endings_are_the_only_allowed_difference() {
     assert_eq!(unix_lines(b"a\r\nb\n\r\nc\r"), b"a\nb\n\nc\r");
@@ -293,6 +301,10 @@ fn assert_all_verified(out: &Output, who: &str) {
 /// host whose lo has only 127.0.0.1) to the wildcard, so its replies leave from 127.0.0.1 and a
 /// connected prober drops them (docs/windows.md, tests/wine/udpbind.c). In a namespace whose lo
 /// carries the node's addresses themselves, Wine binds as Windows would.
+#[cfg_attr(
+    not(scc_wine),
+    ignore = "needs the Windows build and Wine (SCC_PORTS_WINDOWS_EXE, set by .ci/before.d)"
+)]
 #[test]
 fn wine_listener_answers_a_linux_prober_on_every_port() {
     let test = "wine_listener_answers_a_linux_prober_on_every_port";
@@ -370,6 +382,10 @@ fn wine_listener_answers_a_linux_prober_on_every_port() {
     assert_all_verified(&probe, "Linux prober against the Wine listener");
 }
 
+#[cfg_attr(
+    not(scc_wine),
+    ignore = "needs the Windows build and Wine (SCC_PORTS_WINDOWS_EXE, set by .ci/before.d)"
+)]
 #[test]
 fn windows_prober_verifies_a_linux_listener() {
     let test = "windows_prober_verifies_a_linux_listener";

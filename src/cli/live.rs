@@ -327,6 +327,8 @@ pub fn bind_failure_lines(
         .filter(|f| f.kind != BindFailureKind::AddressNotAvailable && !nofile(f))
     {
         privileged |= f.kind == BindFailureKind::PermissionDenied && f.port < 1024;
+        // The reason can carry another process's name (the holder of a busy port): its text
+        // is that process's to choose, so it reaches the terminal cleaned.
         lines.push(format!(
             "cannot bind {} {} {} ({}.{}): {}",
             f.address,
@@ -334,7 +336,7 @@ pub fn bind_failure_lines(
             f.port,
             f.component,
             f.port_id,
-            f.reason
+            crate::safe::clean(crate::safe::Sink::Terminal, &f.reason)
         ));
     }
     if privileged && !root {
