@@ -185,6 +185,23 @@ struct Counters {
     idle_timeouts: AtomicU64,
 }
 
+impl Counters {
+    /// What was dropped so far, for the report.
+    fn dropped(&self) -> Dropped {
+        let n = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Dropped {
+            malformed: n(&self.malformed),
+            unauthenticated: n(&self.unauthenticated),
+            replayed: n(&self.replayed),
+            wrong_port: n(&self.wrong_port),
+            rate_limited: n(&self.rate_limited),
+            sessions_refused: n(&self.sessions_refused),
+            sessions_evicted: n(&self.sessions_evicted),
+            idle_timeouts: n(&self.idle_timeouts),
+        }
+    }
+}
+
 fn bump(c: &AtomicU64) {
     c.fetch_add(1, Ordering::Relaxed);
 }
@@ -756,16 +773,7 @@ pub async fn run(
         bound: infos.len(),
         failures,
         answered,
-        dropped: Dropped {
-            malformed: c.malformed.load(Ordering::Relaxed),
-            unauthenticated: c.unauthenticated.load(Ordering::Relaxed),
-            replayed: c.replayed.load(Ordering::Relaxed),
-            wrong_port: c.wrong_port.load(Ordering::Relaxed),
-            rate_limited: c.rate_limited.load(Ordering::Relaxed),
-            sessions_refused: c.sessions_refused.load(Ordering::Relaxed),
-            sessions_evicted: c.sessions_evicted.load(Ordering::Relaxed),
-            idle_timeouts: c.idle_timeouts.load(Ordering::Relaxed),
-        },
+        dropped: c.dropped(),
         bind_time,
     }
 }

@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::{
-    BindFailure, Bound, Counters, Dropped, ListenOptions, ListenReport, RateLimiter, Shared,
-    bind_all, bump,
+    BindFailure, Bound, Counters, ListenOptions, ListenReport, RateLimiter, Shared, bind_all, bump,
 };
 use crate::net::windows::{Note, PollOptions, Sock, serve};
 use crate::net::{Endpoint, Secret, proto};
@@ -123,16 +122,7 @@ pub(super) async fn run(
         bound: if serving { infos.len() } else { 0 },
         failures,
         answered,
-        dropped: Dropped {
-            malformed: c.malformed.load(Ordering::Relaxed),
-            unauthenticated: c.unauthenticated.load(Ordering::Relaxed),
-            replayed: c.replayed.load(Ordering::Relaxed),
-            wrong_port: c.wrong_port.load(Ordering::Relaxed),
-            rate_limited: c.rate_limited.load(Ordering::Relaxed),
-            sessions_refused: c.sessions_refused.load(Ordering::Relaxed),
-            sessions_evicted: 0,
-            idle_timeouts: c.idle_timeouts.load(Ordering::Relaxed),
-        },
+        dropped: c.dropped(),
         bind_time,
     }
 }
