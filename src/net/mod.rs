@@ -206,35 +206,9 @@ fn hex(bytes: &[u8]) -> String {
 /// probes in flight, need more than the common default of 1,024). Returns the soft limit now in
 /// force, or `None` where it cannot be read.
 pub fn raise_nofile_limit() -> Option<u64> {
-    #[cfg(unix)]
-    {
-        let mut lim = libc::rlimit {
-            rlim_cur: 0,
-            rlim_max: 0,
-        };
-        // SAFETY: getrlimit/setrlimit only read or write the struct we pass.
-        unsafe {
-            if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
-                return None;
-            }
-            if lim.rlim_cur < lim.rlim_max {
-                let want = libc::rlimit {
-                    rlim_cur: lim.rlim_max,
-                    rlim_max: lim.rlim_max,
-                };
-                if libc::setrlimit(libc::RLIMIT_NOFILE, &want) == 0 {
-                    lim.rlim_cur = lim.rlim_max;
-                }
-            }
-        }
-        #[allow(clippy::useless_conversion)] // rlim_t is not u64 on every unix
-        let soft = u64::try_from(lim.rlim_cur).ok();
-        soft
-    }
-    #[cfg(not(unix))]
-    {
-        None
-    }
+    // Wanting 1 reads the limits and changes nothing; then the soft limit goes up to the hard.
+    let now = sysinfo::raise_nofile_to(1)?;
+    sysinfo::raise_nofile_to(now.hard).map(|l| l.soft)
 }
 
 #[cfg(test)]
