@@ -251,7 +251,7 @@ impl Auditor<'_> {
                 .or_insert_with(|| std::rc::Rc::new(self.rs.relevant(s)))
                 .clone();
             let mut cuts: Vec<u32> = Vec::new();
-            self.rs.port_cuts_for(&only, &mut cuts);
+            self.rs.port_cuts_for(&only, s, &dst, &mut cuts);
             let mut cuts: Vec<u128> = cuts.into_iter().map(u128::from).collect();
             cuts.extend_from_slice(&self.port_cuts);
             cuts.sort_unstable();
