@@ -819,9 +819,9 @@ fn ipt_rules(text: &str) -> Vec<IptRule> {
 }
 
 /// A mutation of the generated rules: a description and the mutated text. `which`: 0 a deleted
-/// rule (nftables: a rule or a set element), 1 an added accept (a rule or a set element), 2 a
-/// shadowing drop, 3 a range widened by one port (a set element's, a multiport item's, a
-/// `--dport`'s).
+/// rule (nftables: a set element; 4 a rule), 1 an added accept (nftables: a set element; 5 a
+/// rule), 2 a shadowing drop, 3 a range widened by one port (a set element's, a multiport
+/// item's, a `--dport`'s).
 fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, String) {
     let flows = lab_flows(false);
     // A widening must open something: not a port that a flow to the same address already has
@@ -839,25 +839,24 @@ fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, Strin
     let elements = nft_elements(base);
     let ipt = ipt_rules(base);
     match (which, kind) {
-        (0, Kind::Nft) => {
-            // The rules and the set elements are the admitting lines.
-            let mut pickable = nft_rule_lines(base);
-            // (not the only element of its set: `elements = { }` does not load)
+        (0 | 4, Kind::Nft) => {
+            // 0: a set element (not the only one of its set: `elements = { }` does not load);
+            // 4: a rule.
             let count = |set: &str| elements.iter().filter(|e| e.set == set).count();
-            pickable.extend(
-                elements
-                    .iter()
-                    .filter(|e| count(&e.set) > 1)
-                    .map(|e| e.line),
-            );
-            let pick = pickable[rng.below(pickable.len())];
-            let what = if elements.iter().any(|e| e.line == pick) {
-                "deleted set element"
+            let (pick, what) = if which == 0 {
+                let list: Vec<&Element> = elements.iter().filter(|e| count(&e.set) > 1).collect();
+                let e = list[rng.below(list.len())];
+                (
+                    e.line,
+                    format!("deleted set element: {} {} . {}", e.set, e.addr, e.ports),
+                )
             } else {
-                "deleted rule"
+                let rules = nft_rule_lines(base);
+                let pick = rules[rng.below(rules.len())];
+                (pick, format!("deleted rule: {}", lines[pick].trim()))
             };
             (
-                format!("{what}: {}", lines[pick].trim()),
+                what,
                 with_lines(base, |l| {
                     l.remove(pick);
                 }),
@@ -872,13 +871,13 @@ fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, Strin
                 }),
             )
         }
-        (1, _) => {
+        (1 | 5, _) => {
             let zone = 1 + rng.below(6);
             let port = 30000 + rng.below(5000) as u16;
             let proto = if rng.below(2) == 0 { "tcp" } else { "udp" };
             let (text, at) = match kind {
-                Kind::Nft if rng.below(2) == 0 => {
-                    // An element for a planned source: the set's rule opens it.
+                Kind::Nft if which == 1 => {
+                    // An element of a set: the rule that looks the set up opens it.
                     let e = &elements[rng.below(elements.len())];
                     let server = SERVER[rng.below(SERVER.len())];
                     (format!("\t\t\t{server} . {port},"), e.line)
@@ -897,8 +896,9 @@ fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, Strin
                     ipt[rng.below(ipt.len())].line,
                 ),
             };
+            let text_shown = text.trim().trim_end_matches(',');
             (
-                format!("added accept: {}", text.trim()),
+                format!("added accept: {text_shown}"),
                 with_lines(base, |l| l.insert(at, text.clone())),
             )
         }
@@ -937,7 +937,7 @@ fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, Strin
         }
         _ => {
             // Every widening that opens one port beyond the plan: (line, new line).
-            let mut options: Vec<(usize, String)> = Vec::new();
+            let mut options: Vec<(usize, String, String)> = Vec::new();
             match kind {
                 Kind::Nft => {
                     for e in &elements {
@@ -949,7 +949,11 @@ fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, Strin
                             &format!("{} . {}-{}", e.addr, e.lo, e.hi + 1),
                             1,
                         );
-                        options.push((e.line, line));
+                        options.push((
+                            e.line,
+                            line,
+                            format!("{} {} . {}-{}", e.set, e.addr, e.lo, e.hi + 1),
+                        ));
                     }
                 }
                 Kind::Iptables => {
@@ -972,7 +976,8 @@ fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, Strin
                                 &format!("{} {} ", r.key, new.join(",")),
                                 1,
                             );
-                            options.push((r.line, line));
+                            let shown = line.clone();
+                            options.push((r.line, line, shown));
                         }
                     }
                 }
@@ -981,10 +986,10 @@ fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, Strin
                 !options.is_empty(),
                 "no widening opens a port beyond the plan"
             );
-            let (pick, widened) = options.swap_remove(rng.below(options.len()));
+            let (pick, widened, shown) = options.swap_remove(rng.below(options.len()));
             assert_ne!(widened, lines[pick]);
             (
-                format!("range widened by one port: {}", widened.trim()),
+                format!("range widened by one port: {}", shown.trim()),
                 with_lines(base, |l| l[pick] = widened.clone()),
             )
         }
@@ -1063,10 +1068,13 @@ fn cases(rng: &mut Rng) -> Vec<Case> {
     ));
     let (nft, ipt) = (generated("nftables", false), generated("iptables", false));
     for (kind, base) in [(Kind::Nft, &nft), (Kind::Iptables, &ipt)] {
-        for which in 0..4 {
+        // nftables: 0 and 4 delete an element and a rule, 1 and 5 add an element and a rule.
+        let kinds = if kind == Kind::Nft { 0..6 } else { 0..4 };
+        for which in kinds {
             let (what, text) = mutate(base, kind, which, rng);
-            // Half of the mutations are also repaired by `firewall --diff`.
-            if which % 2 == 0 {
+            // Every mutation is also repaired by `firewall --diff` (nftables: set elements
+            // deleted and added, rules deleted and inserted; iptables: rules).
+            {
                 out.push(case(
                     format!("{kind:?} mutation, {what}, after firewall --diff"),
                     kind,
@@ -1164,6 +1172,7 @@ fn golden_every_format() {
     let files = [
         "admin.json",
         "admin.save",
+        "sets.json",
         "windows.json",
         "aws.json",
         "firewalld.txt",
@@ -1202,15 +1211,42 @@ fn golden_every_format() {
 
 #[test]
 fn golden_diff_for_both_targets() {
-    for (target, file) in [("nftables", "admin.json"), ("iptables", "admin.save")] {
+    for (target, file, name) in [
+        ("nftables", "admin.json", "nftables"),
+        ("iptables", "admin.save", "iptables"),
+        ("nftables", "sets.json", "nftables_sets"),
+    ] {
         let path = format!("tests/audit/{file}");
         let (code, out, err) = cli(&[
             "firewall", LAB, "--target", target, "--node", "APP1", "--diff", &path,
         ]);
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("(exactly the plan)"), "{out}");
-        insta::assert_snapshot!(format!("audit_diff_{target}"), out);
+        insta::assert_snapshot!(format!("audit_diff_{name}"), out);
     }
+    // The generator's set-based rules with an element deleted and one widened (a kernel export):
+    // the fix is set elements, not rules.
+    let (_, out, _) = cli(&[
+        "firewall",
+        LAB,
+        "--target",
+        "nftables",
+        "--node",
+        "APP1",
+        "--diff",
+        "tests/audit/sets.json",
+    ]);
+    for line in [
+        "delete element inet scc_ports clients_udp_v4 { 10.88.1.101 . 9000-9061 }",
+        "add element inet scc_ports clients_udp_v4 { 10.88.1.101 . 9000-9060 }",
+        "add element inet scc_ports servers_tcp_v4 { 10.88.1.100 . 21019 }",
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line}:\n{out}");
+    }
+    assert!(
+        !out.contains("delete rule") && !out.contains("insert rule"),
+        "{out}"
+    );
     // What the audit cannot evaluate is left alone and listed: exit 1.
     let dir = tempfile::tempdir().unwrap();
     let limited = dir.path().join("limited.rules");

@@ -56,6 +56,9 @@ pub enum DiffError {
 /// uncovered: an accept inserted in one base chain may meet a drop in the next).
 const ROUNDS: usize = 8;
 
+/// A set element: one closed interval per field of its concatenation.
+type Elem = Vec<(u128, u128)>;
+
 /// Where added rules are marked, so that a later round never removes them as "original".
 const ADDED: &str = "\u{0}added";
 
@@ -71,7 +74,7 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
     let mut changes: Vec<Change> = Vec::new();
     // Set elements added (set, box), never deleted again as "original"; the (chain, flow) pairs
     // already given elements (a second time, the flow gets a rule instead).
-    let mut added: Vec<(String, Vec<(u128, u128)>)> = Vec::new();
+    let mut added: Vec<(String, Elem)> = Vec::new();
     let mut tried: Vec<(usize, usize)> = Vec::new();
     let mut report = compare::audit(&work, flows, scope);
     for _ in 0..ROUNDS {
@@ -82,7 +85,7 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
         let mut policies: Vec<usize> = Vec::new();
         let mut adds: Vec<(usize, usize)> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
-        let mut elements: Vec<(usize, usize, usize, Vec<(u128, u128)>, bool)> = Vec::new();
+        let mut elements: Vec<(usize, usize, usize, Elem, bool)> = Vec::new();
         for e in &report.extra {
             let d = &e.decided_by;
             match (&d.outcome, d.at) {
@@ -223,8 +226,8 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
 fn extra_boxes(
     rule: &Rule,
     e: &compare::ExtraRow,
-    added: &[(String, Vec<(u128, u128)>)],
-) -> Option<Vec<(usize, Vec<(u128, u128)>)>> {
+    added: &[(String, Elem)],
+) -> Option<Vec<(usize, Elem)>> {
     let src: ipnet::IpNet = e.source.parse().ok()?;
     let dst: std::net::IpAddr = e
         .address
@@ -268,7 +271,7 @@ fn extra_boxes(
 /// first accepting rule whose other conditions admit the whole flow and whose named set keys
 /// only on addresses and the destination port. (rule, match index, box) each; None when some
 /// family of the flow has no such rule or its ports are not a few set elements.
-fn flow_elements(chain: &super::Chain, f: &Flow) -> Option<Vec<(usize, usize, Vec<(u128, u128)>)>> {
+fn flow_elements(chain: &super::Chain, f: &Flow) -> Option<Vec<(usize, usize, Elem)>> {
     let proto = match f.transport {
         Transport::Tcp => 6,
         Transport::Udp => 17,
