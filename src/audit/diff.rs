@@ -154,12 +154,12 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
             if add {
                 if !cc.elems.contains(&b) {
                     cc.elems.push(b.clone());
-                    cc.elems.sort_unstable();
                     added.push((set.clone(), b));
                 }
             } else {
                 cc.elems.retain(|x| *x != b);
             }
+            cc.index();
             let change = Change::Element {
                 add,
                 set,

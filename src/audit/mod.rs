@@ -321,6 +321,10 @@ pub struct Concat {
     pub family: Option<Family>,
     /// Sorted by the first field's start, so that a lookup stops at the first box beyond it.
     pub elems: Vec<Vec<(u128, u128)>>,
+    /// For each box, the greatest end of the first field among it and the boxes before it: a
+    /// lookup walking back from the last box that starts at or before the value stops where no
+    /// earlier box reaches the value (disjoint elements: only the boxes that hold it are seen).
+    reach: Vec<u128>,
     /// A named set as `family table name` (what `add element` names); None: an anonymous set.
     pub set: Option<String>,
 }
@@ -333,12 +337,29 @@ impl Concat {
         set: Option<String>,
     ) -> Concat {
         elems.sort_unstable();
-        Concat {
+        let mut c = Concat {
             family,
             fields,
             elems,
+            reach: Vec::new(),
             set,
-        }
+        };
+        c.index();
+        c
+    }
+
+    /// Rebuilds the lookup order after the boxes change.
+    pub fn index(&mut self) {
+        self.elems.sort_unstable();
+        let mut max = 0;
+        self.reach = self
+            .elems
+            .iter()
+            .map(|e| {
+                max = max.max(e[0].1);
+                max
+            })
+            .collect();
     }
 
     fn value(f: Field, p: &Packet) -> Option<u128> {
@@ -350,15 +371,18 @@ impl Concat {
         }
     }
 
-    /// The boxes whose first field can contain `first` (all of them when it is unknown).
-    fn candidates(&self, first: Option<u128>) -> &[Vec<(u128, u128)>] {
-        match first {
-            Some(v) => {
-                let end = self.elems.partition_point(|e| e[0].0 <= v);
-                &self.elems[..end]
-            }
-            None => &self.elems,
-        }
+    /// The boxes whose first field can contain `first` (all of them when it is unknown), and
+    /// perhaps a few more.
+    fn candidates(&self, first: Option<u128>) -> impl Iterator<Item = &Vec<(u128, u128)>> {
+        let (end, v) = match first {
+            Some(v) => (self.elems.partition_point(|e| e[0].0 <= v), v),
+            None => (self.elems.len(), 0),
+        };
+        let reach = &self.reach;
+        (0..end)
+            .rev()
+            .take_while(move |&i| reach[i] >= v)
+            .map(|i| &self.elems[i])
     }
 
     fn test(&self, p: &Packet) -> Tri {
