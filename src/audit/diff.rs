@@ -150,7 +150,7 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
             };
             let Some(set) = cc.set.clone() else { continue };
             let family = cc.family;
-            let text = element_text(&cc.fields, family, &b);
+            let text = super::element_text(&cc.fields, family, &b);
             if add {
                 if !cc.elems.contains(&b) {
                     cc.elems.push(b.clone());
@@ -367,30 +367,6 @@ fn flow_elements(chain: &super::Chain, f: &Flow) -> Option<Vec<(usize, usize, El
         out.extend(boxes.into_iter().map(|b| (r, m, b)));
     }
     if out.is_empty() { None } else { Some(out) }
-}
-
-/// A set element as nft writes it: `10.88.1.100 . 21002`, `10.20.0.0/16 . 8000-8400`.
-fn element_text(fields: &[Field], family: Option<Family>, b: &[(u128, u128)]) -> String {
-    let parts: Vec<String> = fields
-        .iter()
-        .zip(b)
-        .map(|(f, &(lo, hi))| match (f, family) {
-            (Field::Saddr | Field::Daddr, Some(fam)) => {
-                let span = Span {
-                    family: fam,
-                    lo,
-                    hi,
-                };
-                match span.cidrs().as_slice() {
-                    [one] => crate::flows::net_text(one),
-                    _ => format!("{}-{}", super::num_addr(fam, lo), super::num_addr(fam, hi)),
-                }
-            }
-            _ if lo == hi => lo.to_string(),
-            _ => format!("{lo}-{hi}"),
-        })
-        .collect();
-    parts.join(" . ")
 }
 
 /// The accepts of a flow in the model: one rule per address family with sources and

@@ -312,6 +312,30 @@ pub enum Field {
     Dport,
 }
 
+/// A set element as nft writes it: `10.88.1.100 . 21002`, `10.20.0.0/16 . 8000-8400`.
+pub fn element_text(fields: &[Field], family: Option<Family>, b: &[(u128, u128)]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .zip(b)
+        .map(|(f, &(lo, hi))| match (f, family) {
+            (Field::Saddr | Field::Daddr, Some(fam)) => {
+                let span = Span {
+                    family: fam,
+                    lo,
+                    hi,
+                };
+                match span.cidrs().as_slice() {
+                    [one] => crate::flows::net_text(one),
+                    _ => format!("{}-{}", num_addr(fam, lo), num_addr(fam, hi)),
+                }
+            }
+            _ if lo == hi => lo.to_string(),
+            _ => format!("{lo}-{hi}"),
+        })
+        .collect();
+    parts.join(" . ")
+}
+
 /// A concatenated set: a union of boxes, one closed interval per field (addresses as numbers of
 /// `family`, ports); a packet matches when one box contains each of its fields.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -383,6 +407,17 @@ impl Concat {
             .rev()
             .take_while(move |&i| reach[i] >= v)
             .map(|i| &self.elems[i])
+    }
+
+    /// The first box that holds for the packet, as nft writes an element (for the report).
+    fn holding(&self, p: &Packet) -> Option<String> {
+        let values: Vec<Option<u128>> = self.fields.iter().map(|f| Concat::value(*f, p)).collect();
+        let b = self.candidates(values[0]).find(|e| {
+            e.iter()
+                .zip(&values)
+                .all(|((lo, hi), v)| v.is_some_and(|v| (*lo..=*hi).contains(&v)))
+        })?;
+        Some(element_text(&self.fields, self.family, b))
     }
 
     fn test(&self, p: &Packet) -> Tri {
@@ -770,9 +805,18 @@ impl Ruleset {
                 }
             }
             let decided = |outcome| {
+                // A set lookup names the element that holds: which of a thousand decides.
+                let mut text = rule.origin.clone();
+                for m in rule.matches.iter().filter(|m| !m.negate) {
+                    if let Cond::Concat(c) = &m.cond {
+                        if let Some(e) = c.holding(p) {
+                            text.push_str(&format!(" [element {e}]"));
+                        }
+                    }
+                }
                 Walk::Final(Decision {
                     outcome,
-                    rule: rule.origin.clone(),
+                    rule: text,
                     at,
                 })
             };

@@ -434,6 +434,19 @@ fn concatenated_sets_are_unions_of_boxes() {
     assert_eq!(at("10.0.0.2", Transport::Tcp, 21002), Outcome::Drop); // the pair, not each field
     assert_eq!(at("10.0.0.1", Transport::Tcp, 443), Outcome::Drop);
     assert_eq!(at("10.0.1.77", Transport::Tcp, 443), Outcome::Accept);
+    // The decision names the element that holds.
+    let d = rs.evaluate(&pkt("10.20.0.9", "10.0.2.7", Transport::Tcp, 5010));
+    assert!(
+        d.rule.ends_with(" [element 10.0.2.5-10.0.2.9 . 5004-5031]"),
+        "{}",
+        d.rule
+    );
+    let d = rs.evaluate(&pkt("10.20.0.9", "10.0.1.77", Transport::Tcp, 443));
+    assert!(
+        d.rule.ends_with(" [element 10.0.1.0/24 . 443]"),
+        "{}",
+        d.rule
+    );
     assert_eq!(at("10.0.0.1", Transport::Tcp, 8400), Outcome::Accept);
     assert_eq!(at("10.0.0.1", Transport::Tcp, 8401), Outcome::Drop);
     assert_eq!(at("10.0.2.9", Transport::Tcp, 5031), Outcome::Accept);
