@@ -86,6 +86,9 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
         let mut adds: Vec<(usize, usize)> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
         let mut elements: Vec<(usize, usize, usize, Elem, bool)> = Vec::new();
+        // A flow given elements in an earlier round and still blocked gets a rule instead (its
+        // rows of this round, one per destination, all get elements).
+        let tried_before = tried.clone();
         for e in &report.extra {
             let d = &e.decided_by;
             match (&d.outcome, d.at) {
@@ -115,7 +118,7 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
                     // Dropped by the policy of a chain with a rule that looks up a set the flow
                     // fits: its elements are added to that set.
                     (Outcome::Drop, Some((c, None)))
-                        if !tried.contains(&(c, row.flow))
+                        if !tried_before.contains(&(c, row.flow))
                             && flow_elements(&work.chains[c], &flows[row.flow]).is_some() =>
                     {
                         tried.push((c, row.flow));

@@ -541,3 +541,56 @@ fn concatenations_negated_with_sources_and_unknown_fields() {
         o => panic!("{o:?}"),
     }
 }
+
+#[test]
+fn diff_of_a_set_based_ruleset_is_set_elements() {
+    use crate::range::PortRange;
+    let elems = serde_json::json!([
+        {"concat": ["10.0.0.1", {"range": [8000, 8041]}]},
+        {"concat": ["10.0.0.9", 22]},
+    ]);
+    let rs = nft(serde_json::json!({"nftables": [
+        concat_set("s", &["ipv4_addr", "inet_service"], elems),
+        chain("a", "input", 0, "drop"),
+        rule("a", "input", serde_json::json!([
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                "right": {"prefix": {"addr": "10.20.0.0", "len": 16}}}},
+            concat_match("==", daddr_dport("udp"), "s"), {"accept": null}])),
+    ]}));
+    // One flow to two addresses: 8000-8040 on each; 8041 is open beyond it on 10.0.0.1.
+    let mut f = flow(
+        &["10.20.0.0/16"],
+        "10.0.0.1/32",
+        Transport::Udp,
+        PortRange::new(8000, 8040, None).unwrap(),
+    );
+    f.destination.push("10.0.0.2/32".parse().unwrap());
+    let scope = compare::Scope::Node(vec![
+        "10.0.0.1".parse().unwrap(),
+        "10.0.0.2".parse().unwrap(),
+    ]);
+    let (changes, after) = diff::diff(&rs, std::slice::from_ref(&f), &scope);
+    assert!(after.summary.exact, "{changes:?}");
+    let el = |add: bool, elem: &str| diff::Change::Element {
+        add,
+        set: "inet a s".into(),
+        elem: elem.into(),
+    };
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    for c in [
+        el(false, "10.0.0.1 . 8000-8041"),
+        el(true, "10.0.0.1 . 8000-8040"),
+        el(true, "10.0.0.2 . 8000-8040"),
+    ] {
+        assert!(changes.contains(&c), "{c:?} not in {changes:?}");
+    }
+    let text = diff::render("nftables", &rs, &[f], &changes, &after, &[]).unwrap();
+    let del = text
+        .find("delete element inet a s { 10.0.0.1 . 8000-8041 }")
+        .unwrap();
+    let add = text
+        .find("add element inet a s { 10.0.0.1 . 8000-8040 }")
+        .unwrap();
+    assert!(del < add, "{text}");
+    assert!(!text.contains("insert rule"), "{text}");
+}
