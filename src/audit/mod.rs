@@ -349,6 +349,8 @@ pub struct Concat {
     /// lookup walking back from the last box that starts at or before the value stops where no
     /// earlier box reaches the value (disjoint elements: only the boxes that hold it are seen).
     reach: Vec<u128>,
+    /// The elements' comments (the generator names each element's component and port id).
+    pub comments: std::collections::BTreeMap<Vec<(u128, u128)>, String>,
     /// A named set as `family table name` (what `add element` names); None: an anonymous set.
     pub set: Option<String>,
 }
@@ -366,6 +368,7 @@ impl Concat {
             fields,
             elems,
             reach: Vec::new(),
+            comments: Default::default(),
             set,
         };
         c.index();
@@ -417,7 +420,11 @@ impl Concat {
                 .zip(&values)
                 .all(|((lo, hi), v)| v.is_some_and(|v| (*lo..=*hi).contains(&v)))
         })?;
-        Some(element_text(&self.fields, self.family, b))
+        let mut text = element_text(&self.fields, self.family, b);
+        if let Some(c) = self.comments.get(b) {
+            text.push_str(&format!(" comment \"{}\"", clip(c)));
+        }
+        Some(text)
     }
 
     fn test(&self, p: &Packet) -> Tri {

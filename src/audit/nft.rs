@@ -353,8 +353,13 @@ impl Ctx<'_> {
             return None;
         }
         let mut elems = Vec::new();
-        for el in self.elements(right)? {
-            let el = el.get("elem").and_then(|e| e.get("val")).unwrap_or(&el);
+        let mut comments = std::collections::BTreeMap::new();
+        for item in self.elements(right)? {
+            let el = item.get("elem").and_then(|e| e.get("val")).unwrap_or(&item);
+            let comment = item
+                .get("elem")
+                .and_then(|e| e.get("comment"))
+                .and_then(Value::as_str);
             let parts = el.get("concat")?.as_array()?;
             if parts.len() != fields.len() {
                 return None;
@@ -375,6 +380,9 @@ impl Ctx<'_> {
                     }
                 });
             }
+            if let Some(c) = comment {
+                comments.insert(box_.clone(), c.to_string());
+            }
             elems.push(box_);
         }
         let mut implied = Vec::new();
@@ -390,10 +398,9 @@ impl Ctx<'_> {
             }
             _ => None,
         };
-        Some((
-            implied,
-            Cond::Concat(Concat::new(fields, family, elems, set)),
-        ))
+        let mut c = Concat::new(fields, family, elems, set);
+        c.comments = comments;
+        Some((implied, Cond::Concat(c)))
     }
 
     fn matched(&self, m: &Value, out: &mut Vec<Match>) {

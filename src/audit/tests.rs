@@ -441,6 +441,13 @@ fn concatenated_sets_are_unions_of_boxes() {
         "{}",
         d.rule
     );
+    let d = rs.evaluate(&pkt("10.20.0.9", "10.0.0.1", Transport::Tcp, 21002));
+    assert!(
+        d.rule
+            .ends_with(" [element 10.0.0.1 . 21002 comment \"c.port\"]"),
+        "{}",
+        d.rule
+    );
     let d = rs.evaluate(&pkt("10.20.0.9", "10.0.1.77", Transport::Tcp, 443));
     assert!(
         d.rule.ends_with(" [element 10.0.1.0/24 . 443]"),
