@@ -601,3 +601,29 @@ fn diff_of_a_set_based_ruleset_is_set_elements() {
     assert!(del < add, "{text}");
     assert!(!text.contains("insert rule"), "{text}");
 }
+
+#[test]
+fn ipv6_concatenations() {
+    let elems = serde_json::json!([
+        {"concat": [{"prefix": {"addr": "2001:db8:1::", "len": 48}}, {"range": [5060, 5061]}]},
+    ]);
+    let rs = nft(serde_json::json!({"nftables": [
+        concat_set("s6", &["ipv6_addr", "inet_service"], elems),
+        chain("a", "input", 0, "drop"),
+        rule("a", "input", serde_json::json!([concat_match("==", serde_json::json!([
+            {"payload": {"protocol": "ip6", "field": "daddr"}},
+            {"payload": {"protocol": "udp", "field": "dport"}}]), "s6"), {"accept": null}])),
+    ]}));
+    let at = |dst: &str, port: u16| {
+        let src = if dst.contains(':') {
+            "2001:db8:9::1"
+        } else {
+            "10.0.0.9"
+        };
+        rs.evaluate(&pkt(src, dst, Transport::Udp, port)).outcome
+    };
+    assert_eq!(at("2001:db8:1:ffff::1", 5061), Outcome::Accept);
+    assert_eq!(at("2001:db8:2::1", 5061), Outcome::Drop);
+    assert_eq!(at("2001:db8:1::1", 5062), Outcome::Drop);
+    assert_eq!(at("10.0.0.1", 5060), Outcome::Drop); // `ip6 daddr` implies IPv6
+}
