@@ -700,111 +700,231 @@ fn generated(target: &str, network: bool) -> String {
 // ---------------------------------------------------------------------------------------------
 // Mutations: text edits of the generated rules, one per case.
 
-fn rule_lines(text: &str, kind: Kind) -> Vec<usize> {
-    text.lines()
-        .enumerate()
-        .filter(|(_, l)| match kind {
-            Kind::Nft => l.contains(" accept comment "),
-            Kind::Iptables => l.starts_with("-A SCC-PORTS "),
-        })
-        .map(|(i, _)| i)
-        .collect()
-}
-
 fn with_lines(text: &str, edit: impl FnOnce(&mut Vec<String>)) -> String {
     let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
     edit(&mut lines);
     lines.join("\n") + "\n"
 }
 
-/// The zone address, protocol and first port of a generated rule line.
-fn parts(line: &str, kind: Kind) -> (String, String, u16) {
-    let w: Vec<&str> = line.split_whitespace().collect();
-    let after = |key: &str| w[w.iter().position(|x| *x == key).unwrap() + 1].to_string();
-    match kind {
-        Kind::Nft => {
-            let proto = if line.contains("tcp dport") {
-                "tcp"
-            } else {
-                "udp"
-            };
-            let port = after("dport");
-            let first = port.split('-').next().unwrap().parse().unwrap();
-            (after("saddr"), proto.into(), first)
-        }
-        Kind::Iptables => {
-            let port = after("--dport");
-            let first = port.split(':').next().unwrap().parse().unwrap();
-            (after("-s"), after("-p"), first)
+fn after<'a>(words: &[&'a str], key: &str) -> &'a str {
+    words[words.iter().position(|x| *x == key).unwrap() + 1]
+}
+
+/// `lo` or `lo{sep}hi` as a port range.
+fn port_range(text: &str, sep: char) -> (u16, u16) {
+    match text.split_once(sep) {
+        Some((a, b)) => (a.parse().unwrap(), b.parse().unwrap()),
+        None => {
+            let p = text.parse().unwrap();
+            (p, p)
         }
     }
 }
 
-fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, String) {
-    let lines = rule_lines(base, kind);
-    let flows = lab_flows(false);
-    // A widening must open something: not a port that a flow from the same sources to the same
-    // address already has (then the ruleset would still be exact).
-    let widens_into_plan = |line: &str| {
-        let w: Vec<&str> = line.split_whitespace().collect();
-        let at = |k: &str| w.iter().position(|x| *x == k).map(|i| w[i + 1]);
-        let (key, sep, dkey) = match kind {
-            Kind::Nft => ("dport", '-', "daddr"),
-            Kind::Iptables => ("--dport", ':', "-d"),
+/// The generated nftables rule lines (`… accept comment "from:…"`).
+fn nft_rule_lines(text: &str) -> Vec<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains(" accept comment \"from:"))
+        .map(|(i, _)| i)
+        .collect()
+}
+
+/// One element line of a generated concatenated set (`10.88.1.100 . 21002 comment "…",`), with
+/// the source and protocol of the rule that looks it up.
+struct Element {
+    line: usize,
+    set: String,
+    addr: String,
+    ports: String,
+    lo: u16,
+    hi: u16,
+    src: String,
+    proto: &'static str,
+}
+
+fn nft_elements(text: &str) -> Vec<Element> {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut out = Vec::new();
+    let mut set: Option<String> = None;
+    for (i, l) in lines.iter().enumerate() {
+        let t = l.trim();
+        if let Some(rest) = t.strip_prefix("set ") {
+            set = rest.split_whitespace().next().map(str::to_string);
+            continue;
+        }
+        let (Some(name), Some((addr, rest))) = (&set, t.split_once(" . ")) else {
+            continue;
         };
-        let hi: u16 = at(key)
-            .unwrap()
-            .rsplit(sep)
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap();
-        let dst: ipnet::IpNet = at(dkey)
-            .unwrap()
-            .parse::<ipnet::IpNet>()
-            .unwrap_or_else(|_| ipnet::IpNet::from(at(dkey).unwrap().parse::<IpAddr>().unwrap()));
-        flows
+        if !t.ends_with(',') || t.starts_with("type ") {
+            continue;
+        }
+        let ports = rest.split([' ', ',']).next().unwrap().to_string();
+        let (lo, hi) = port_range(&ports, '-');
+        let rule = lines
             .iter()
-            .any(|f| f.ports.contains(hi + 1) && f.destination.contains(&dst.trunc()))
-    };
-    let mut pick = lines[rng.below(lines.len())];
-    while which == 3 && widens_into_plan(base.lines().nth(pick).unwrap()) {
-        pick = lines[rng.below(lines.len())];
+            .find(|r| r.contains(" accept comment ") && r.contains(&format!("@{name} ")))
+            .expect("a rule looks up every set");
+        let w: Vec<&str> = rule.split_whitespace().collect();
+        out.push(Element {
+            line: i,
+            set: name.clone(),
+            addr: addr.to_string(),
+            ports,
+            lo,
+            hi,
+            src: after(&w, "saddr").to_string(),
+            proto: if rule.contains(" tcp dport ") {
+                "tcp"
+            } else {
+                "udp"
+            },
+        });
     }
-    let line = base.lines().nth(pick).unwrap().to_string();
-    let (src, proto, port) = parts(&line, kind);
-    match which {
-        0 => (
-            format!("deleted rule: {}", line.trim()),
-            with_lines(base, |l| {
-                l.remove(pick);
-            }),
-        ),
-        1 => {
+    out
+}
+
+/// One generated iptables rule line (`-A SCC-PORTS -s … -d … -p … --dport(s) … -j ACCEPT`).
+struct IptRule {
+    line: usize,
+    src: String,
+    dst: String,
+    proto: String,
+    /// `--dport` or `--dports` and its argument.
+    key: String,
+    ports: String,
+}
+
+fn ipt_rules(text: &str) -> Vec<IptRule> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| l.starts_with("-A SCC-PORTS "))
+        .map(|(i, l)| {
+            let w: Vec<&str> = l.split_whitespace().collect();
+            let key = if w.contains(&"--dports") {
+                "--dports"
+            } else {
+                "--dport"
+            };
+            IptRule {
+                line: i,
+                src: after(&w, "-s").to_string(),
+                dst: after(&w, "-d").to_string(),
+                proto: after(&w, "-p").to_string(),
+                key: key.to_string(),
+                ports: after(&w, key).to_string(),
+            }
+        })
+        .collect()
+}
+
+/// A mutation of the generated rules: a description and the mutated text. `which`: 0 a deleted
+/// rule (nftables: a set element; 4 a rule), 1 an added accept (nftables: a set element; 5 a
+/// rule), 2 a shadowing drop, 3 a range widened by one port (a set element's, a multiport
+/// item's, a `--dport`'s).
+fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, String) {
+    let flows = lab_flows(false);
+    // A widening must open something: not a port that a flow to the same address already has
+    // (then the ruleset could still be exact, or the set's intervals would overlap).
+    let widens_into_plan = |dst: &str, hi: u16| {
+        let dst: ipnet::IpNet = dst
+            .parse::<ipnet::IpNet>()
+            .unwrap_or_else(|_| ipnet::IpNet::from(dst.parse::<IpAddr>().unwrap()));
+        hi == u16::MAX
+            || flows
+                .iter()
+                .any(|f| f.ports.contains(hi + 1) && f.destination.contains(&dst.trunc()))
+    };
+    let lines: Vec<&str> = base.lines().collect();
+    let elements = nft_elements(base);
+    let ipt = ipt_rules(base);
+    match (which, kind) {
+        (0 | 4, Kind::Nft) => {
+            // 0: a set element (not the only one of its set: `elements = { }` does not load);
+            // 4: a rule.
+            let count = |set: &str| elements.iter().filter(|e| e.set == set).count();
+            let (pick, what) = if which == 0 {
+                let list: Vec<&Element> = elements.iter().filter(|e| count(&e.set) > 1).collect();
+                let e = list[rng.below(list.len())];
+                (
+                    e.line,
+                    format!("deleted set element: {} {} . {}", e.set, e.addr, e.ports),
+                )
+            } else {
+                let rules = nft_rule_lines(base);
+                let pick = rules[rng.below(rules.len())];
+                (pick, format!("deleted rule: {}", lines[pick].trim()))
+            };
+            (
+                what,
+                with_lines(base, |l| {
+                    l.remove(pick);
+                }),
+            )
+        }
+        (0, Kind::Iptables) => {
+            let pick = ipt[rng.below(ipt.len())].line;
+            (
+                format!("deleted rule: {}", lines[pick].trim()),
+                with_lines(base, |l| {
+                    l.remove(pick);
+                }),
+            )
+        }
+        (1 | 5, _) => {
             let zone = 1 + rng.below(6);
             let port = 30000 + rng.below(5000) as u16;
             let proto = if rng.below(2) == 0 { "tcp" } else { "udp" };
-            let text = match kind {
-                Kind::Nft => format!("\t\tip saddr 10.88.{zone}.0/24 {proto} dport {port} accept"),
-                Kind::Iptables => format!(
-                    "-A SCC-PORTS -s 10.88.{zone}.0/24 -p {proto} -m {proto} --dport {port} -j ACCEPT"
+            let (text, at) = match kind {
+                Kind::Nft if which == 1 => {
+                    // An element of a set: the rule that looks the set up opens it.
+                    let e = &elements[rng.below(elements.len())];
+                    let server = SERVER[rng.below(SERVER.len())];
+                    (format!("\t\t\t{server} . {port},"), e.line)
+                }
+                Kind::Nft => {
+                    let rules = nft_rule_lines(base);
+                    (
+                        format!("\t\tip saddr 10.88.{zone}.0/24 {proto} dport {port} accept"),
+                        rules[rng.below(rules.len())],
+                    )
+                }
+                Kind::Iptables => (
+                    format!(
+                        "-A SCC-PORTS -s 10.88.{zone}.0/24 -p {proto} -m {proto} --dport {port} -j ACCEPT"
+                    ),
+                    ipt[rng.below(ipt.len())].line,
                 ),
             };
+            let text_shown = text.trim().trim_end_matches(',');
             (
-                format!("added accept: {}", text.trim()),
-                with_lines(base, |l| l.insert(pick, text.clone())),
+                format!("added accept: {text_shown}"),
+                with_lines(base, |l| l.insert(at, text.clone())),
             )
         }
-        2 => {
+        (2, _) => {
             let (text, anchor) = match kind {
-                Kind::Nft => (
-                    format!("\t\tip saddr {src} {proto} dport {port} drop"),
-                    "iif \"lo\" accept",
-                ),
-                Kind::Iptables => (
-                    format!("-A INPUT -s {src} -p {proto} -m {proto} --dport {port} -j DROP"),
-                    "-A INPUT -j SCC-PORTS",
-                ),
+                Kind::Nft => {
+                    let e = &elements[rng.below(elements.len())];
+                    (
+                        format!(
+                            "\t\tip saddr {} ip daddr {} {} dport {} drop",
+                            e.src, e.addr, e.proto, e.lo
+                        ),
+                        "iif \"lo\" accept",
+                    )
+                }
+                Kind::Iptables => {
+                    let r = &ipt[rng.below(ipt.len())];
+                    let first = r.ports.split([',', ':']).next().unwrap();
+                    (
+                        format!(
+                            "-A INPUT -s {} -d {} -p {} -m {} --dport {first} -j DROP",
+                            r.src, r.dst, r.proto, r.proto
+                        ),
+                        "-A INPUT -j SCC-PORTS",
+                    )
+                }
             };
             (
                 format!("shadowing drop: {}", text.trim()),
@@ -816,31 +936,60 @@ fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, Strin
             )
         }
         _ => {
-            let widened = match kind {
+            // Every widening that opens one port beyond the plan: (line, new line).
+            let mut options: Vec<(usize, String, String)> = Vec::new();
+            match kind {
                 Kind::Nft => {
-                    let w: Vec<&str> = line.split_whitespace().collect();
-                    let i = w.iter().position(|x| *x == "dport").unwrap() + 1;
-                    let hi: u16 = w[i].rsplit('-').next().unwrap().parse().unwrap();
-                    let lo = w[i].split('-').next().unwrap();
-                    line.replace(
-                        &format!("dport {} ", w[i]),
-                        &format!("dport {lo}-{} ", hi + 1),
-                    )
+                    for e in &elements {
+                        if widens_into_plan(&e.addr, e.hi) {
+                            continue;
+                        }
+                        let line = lines[e.line].replacen(
+                            &format!("{} . {}", e.addr, e.ports),
+                            &format!("{} . {}-{}", e.addr, e.lo, e.hi + 1),
+                            1,
+                        );
+                        options.push((
+                            e.line,
+                            line,
+                            format!("{} {} . {}-{}", e.set, e.addr, e.lo, e.hi + 1),
+                        ));
+                    }
                 }
                 Kind::Iptables => {
-                    let w: Vec<&str> = line.split_whitespace().collect();
-                    let i = w.iter().position(|x| *x == "--dport").unwrap() + 1;
-                    let hi: u16 = w[i].rsplit(':').next().unwrap().parse().unwrap();
-                    let lo = w[i].split(':').next().unwrap();
-                    line.replace(
-                        &format!("--dport {} ", w[i]),
-                        &format!("--dport {lo}:{} ", hi + 1),
-                    )
+                    for r in &ipt {
+                        let items: Vec<&str> = r.ports.split(',').collect();
+                        for (i, item) in items.iter().enumerate() {
+                            let (lo, hi) = port_range(item, ':');
+                            // multiport takes at most 15 ports, a range counting two.
+                            let slots: usize = items
+                                .iter()
+                                .map(|x| if x.contains(':') { 2 } else { 1 })
+                                .sum();
+                            if widens_into_plan(&r.dst, hi) || (lo == hi && slots >= 15) {
+                                continue;
+                            }
+                            let mut new = items.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+                            new[i] = format!("{lo}:{}", hi + 1);
+                            let line = lines[r.line].replacen(
+                                &format!("{} {} ", r.key, r.ports),
+                                &format!("{} {} ", r.key, new.join(",")),
+                                1,
+                            );
+                            let shown = line.clone();
+                            options.push((r.line, line, shown));
+                        }
+                    }
                 }
-            };
-            assert_ne!(widened, line);
+            }
+            assert!(
+                !options.is_empty(),
+                "no widening opens a port beyond the plan"
+            );
+            let (pick, widened, shown) = options.swap_remove(rng.below(options.len()));
+            assert_ne!(widened, lines[pick]);
             (
-                format!("range widened by one port: {}", widened.trim()),
+                format!("range widened by one port: {}", shown.trim()),
                 with_lines(base, |l| l[pick] = widened.clone()),
             )
         }
@@ -919,10 +1068,13 @@ fn cases(rng: &mut Rng) -> Vec<Case> {
     ));
     let (nft, ipt) = (generated("nftables", false), generated("iptables", false));
     for (kind, base) in [(Kind::Nft, &nft), (Kind::Iptables, &ipt)] {
-        for which in 0..4 {
+        // nftables: 0 and 4 delete an element and a rule, 1 and 5 add an element and a rule.
+        let kinds = if kind == Kind::Nft { 0..6 } else { 0..4 };
+        for which in kinds {
             let (what, text) = mutate(base, kind, which, rng);
-            // Half of the mutations are also repaired by `firewall --diff`.
-            if which % 2 == 0 {
+            // Every mutation is also repaired by `firewall --diff` (nftables: set elements
+            // deleted and added, rules deleted and inserted; iptables: rules).
+            {
                 out.push(case(
                     format!("{kind:?} mutation, {what}, after firewall --diff"),
                     kind,
@@ -1020,6 +1172,7 @@ fn golden_every_format() {
     let files = [
         "admin.json",
         "admin.save",
+        "sets.json",
         "windows.json",
         "aws.json",
         "firewalld.txt",
@@ -1058,15 +1211,42 @@ fn golden_every_format() {
 
 #[test]
 fn golden_diff_for_both_targets() {
-    for (target, file) in [("nftables", "admin.json"), ("iptables", "admin.save")] {
+    for (target, file, name) in [
+        ("nftables", "admin.json", "nftables"),
+        ("iptables", "admin.save", "iptables"),
+        ("nftables", "sets.json", "nftables_sets"),
+    ] {
         let path = format!("tests/audit/{file}");
         let (code, out, err) = cli(&[
             "firewall", LAB, "--target", target, "--node", "APP1", "--diff", &path,
         ]);
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("(exactly the plan)"), "{out}");
-        insta::assert_snapshot!(format!("audit_diff_{target}"), out);
+        insta::assert_snapshot!(format!("audit_diff_{name}"), out);
     }
+    // The generator's set-based rules with an element deleted and one widened (a kernel export):
+    // the fix is set elements, not rules.
+    let (_, out, _) = cli(&[
+        "firewall",
+        LAB,
+        "--target",
+        "nftables",
+        "--node",
+        "APP1",
+        "--diff",
+        "tests/audit/sets.json",
+    ]);
+    for line in [
+        "delete element inet scc_ports clients_udp_v4 { 10.88.1.101 . 9000-9061 }",
+        "add element inet scc_ports clients_udp_v4 { 10.88.1.101 . 9000-9060 }",
+        "add element inet scc_ports servers_tcp_v4 { 10.88.1.100 . 21019 }",
+    ] {
+        assert!(out.lines().any(|l| l == line), "{line}:\n{out}");
+    }
+    assert!(
+        !out.contains("delete rule") && !out.contains("insert rule"),
+        "{out}"
+    );
     // What the audit cannot evaluate is left alone and listed: exit 1.
     let dir = tempfile::tempdir().unwrap();
     let limited = dir.path().join("limited.rules");

@@ -198,6 +198,7 @@ struct Auditor<'a> {
     grids: BTreeMap<(IpAddr, Transport), Grid>,
     /// The rules relevant to each source piece, shared by every destination and transport.
     relevant: std::cell::RefCell<BTreeMap<Span, std::rc::Rc<Vec<Vec<u32>>>>>,
+    src_cuts: std::cell::RefCell<BTreeMap<Family, std::rc::Rc<Vec<u128>>>>,
 }
 
 impl Auditor<'_> {
@@ -209,23 +210,36 @@ impl Auditor<'_> {
         &self.grids[&(dst, transport)]
     }
 
-    fn build(&self, dst: IpAddr, transport: Transport) -> Grid {
-        let family = Family::of(&dst);
-        let mut cuts = Vec::new();
-        self.rs.addr_cuts(family, true, &mut cuts);
-        for f in self.flows {
-            for n in &f.sources {
-                let s = Span::net(n);
-                if s.family == family {
-                    cuts.push(s.lo);
-                    if s.hi < family.max() {
-                        cuts.push(s.hi + 1);
+    /// The source boundaries of the rules and the flows, per family (the same for every
+    /// destination: computed once).
+    fn source_cuts(&self, family: Family) -> std::rc::Rc<Vec<u128>> {
+        self.src_cuts
+            .borrow_mut()
+            .entry(family)
+            .or_insert_with(|| {
+                let mut cuts = Vec::new();
+                self.rs.addr_cuts(family, true, &mut cuts);
+                for f in self.flows {
+                    for n in &f.sources {
+                        let s = Span::net(n);
+                        if s.family == family {
+                            cuts.push(s.lo);
+                            if s.hi < family.max() {
+                                cuts.push(s.hi + 1);
+                            }
+                        }
                     }
                 }
-            }
-        }
-        cuts.sort_unstable();
-        cuts.dedup();
+                cuts.sort_unstable();
+                cuts.dedup();
+                std::rc::Rc::new(cuts)
+            })
+            .clone()
+    }
+
+    fn build(&self, dst: IpAddr, transport: Transport) -> Grid {
+        let family = Family::of(&dst);
+        let cuts = self.source_cuts(family);
         let srcs: Vec<Span> = pieces(0, family.max(), &cuts)
             .into_iter()
             .map(|(lo, hi)| Span { family, lo, hi })
@@ -251,7 +265,7 @@ impl Auditor<'_> {
                 .or_insert_with(|| std::rc::Rc::new(self.rs.relevant(s)))
                 .clone();
             let mut cuts: Vec<u32> = Vec::new();
-            self.rs.port_cuts_for(&only, &mut cuts);
+            self.rs.port_cuts_for(&only, s, &dst, &mut cuts);
             let mut cuts: Vec<u128> = cuts.into_iter().map(u128::from).collect();
             cuts.extend_from_slice(&self.port_cuts);
             cuts.sort_unstable();
@@ -407,20 +421,36 @@ fn undecided_text(d: &Decision) -> String {
 
 /// The destinations a flow's rows are about: each host, or a network's first address and each
 /// destination boundary the rules draw inside it.
-fn destinations(rs: &Ruleset, net: &ipnet::IpNet) -> Vec<IpAddr> {
+fn destinations(cuts: &DestCuts, net: &ipnet::IpNet) -> Vec<IpAddr> {
     let s = Span::net(net);
-    let mut cuts = Vec::new();
-    rs.addr_cuts(s.family, false, &mut cuts);
-    cuts.sort_unstable();
-    cuts.dedup();
-    pieces(s.lo, s.hi, &cuts)
+    let cuts = match s.family {
+        Family::V4 => &cuts.0,
+        Family::V6 => &cuts.1,
+    };
+    // Only the cuts inside the network.
+    let from = cuts.partition_point(|&c| c <= s.lo);
+    let to = cuts.partition_point(|&c| c <= s.hi);
+    pieces(s.lo, s.hi, &cuts[from..to])
         .into_iter()
         .map(|(lo, _)| num_addr(s.family, lo))
         .collect()
 }
 
+/// The destination boundaries the rules draw, IPv4 and IPv6, sorted.
+type DestCuts = (Vec<u128>, Vec<u128>);
+
 /// Audits `flows` (already selected for the scope) against the ruleset.
 pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
+    let dcuts: DestCuts = {
+        let cut = |family| {
+            let mut v = Vec::new();
+            rs.addr_cuts(family, false, &mut v);
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        (cut(Family::V4), cut(Family::V6))
+    };
     let hook = match scope {
         Scope::Node(_) => Hook::Input,
         Scope::Network => Hook::Forward,
@@ -442,11 +472,12 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
         parity: rs.has_parity(),
         grids: BTreeMap::new(),
         relevant: Default::default(),
+        src_cuts: Default::default(),
     };
     let mut rows = Vec::new();
     for (i, f) in flows.iter().enumerate() {
         for dnet in &f.destination {
-            for dst in destinations(rs, dnet) {
+            for dst in destinations(&dcuts, dnet) {
                 let mut row = flow_row(&mut a, f, dnet, dst);
                 row.flow = i;
                 rows.push(row);
@@ -460,7 +491,7 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
             let mut v: Vec<IpAddr> = flows
                 .iter()
                 .flat_map(|f| f.destination.iter())
-                .flat_map(|n| destinations(rs, n))
+                .flat_map(|n| destinations(&dcuts, n))
                 .collect();
             v.sort();
             v.dedup();

@@ -6,7 +6,7 @@
 use std::fmt::Write as _;
 
 use super::compare::{self, Report, Scope};
-use super::{Action, Cond, Family, Format, Match, Outcome, Rule, Ruleset, Span};
+use super::{Action, Cond, Family, Field, Format, Match, Outcome, Rule, Ruleset, Span};
 use crate::catalog::Transport;
 use crate::flows::Flow;
 use crate::range::Parity;
@@ -25,6 +25,13 @@ pub enum Change {
     Add { chain: usize, flow: usize },
     /// Set the policy of base chain `chain` to drop.
     Policy { chain: usize },
+    /// Add (or delete) an element of a named concatenated set (`family table name`), written as
+    /// nft writes it: `10.88.1.100 . 21002`. The natural fix of a set-based ruleset.
+    Element {
+        add: bool,
+        set: String,
+        elem: String,
+    },
     /// What the diff cannot fix (a construct it cannot evaluate).
     Note(String),
 }
@@ -49,6 +56,9 @@ pub enum DiffError {
 /// uncovered: an accept inserted in one base chain may meet a drop in the next).
 const ROUNDS: usize = 8;
 
+/// A set element: one closed interval per field of its concatenation.
+type Elem = Vec<(u128, u128)>;
+
 /// Where added rules are marked, so that a later round never removes them as "original".
 const ADDED: &str = "\u{0}added";
 
@@ -62,6 +72,10 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
         .map(|c| (0..c.rules.len()).map(Some).collect())
         .collect();
     let mut changes: Vec<Change> = Vec::new();
+    // Set elements added (set, box), never deleted again as "original"; the (chain, flow) pairs
+    // already given elements (a second time, the flow gets a rule instead).
+    let mut added: Vec<(String, Elem)> = Vec::new();
+    let mut tried: Vec<(usize, usize)> = Vec::new();
     let mut report = compare::audit(&work, flows, scope);
     for _ in 0..ROUNDS {
         if report.summary.exact {
@@ -71,13 +85,25 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
         let mut policies: Vec<usize> = Vec::new();
         let mut adds: Vec<(usize, usize)> = Vec::new();
         let mut notes: Vec<String> = Vec::new();
+        let mut elements: Vec<(usize, usize, usize, Elem, bool)> = Vec::new();
+        // A flow given elements in an earlier round and still blocked gets a rule instead (its
+        // rows of this round, one per destination, all get elements).
+        let tried_before = tried.clone();
         for e in &report.extra {
             let d = &e.decided_by;
             match (&d.outcome, d.at) {
                 (Outcome::Accept, Some((c, Some(r))))
                     if work.chains[c].rules[r].origin != ADDED =>
                 {
-                    removes.push((c, r))
+                    // A set element that opens it is deleted, not the rule that looks the set up.
+                    match extra_boxes(&work.chains[c].rules[r], e, &added) {
+                        Some(found) => {
+                            for (m, b) in found {
+                                elements.push((c, r, m, b, false));
+                            }
+                        }
+                        None => removes.push((c, r)),
+                    }
                 }
                 (Outcome::Accept, Some((c, None))) => policies.push(c),
                 _ => notes.push(format!(
@@ -89,6 +115,19 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
         for row in report.flows.iter().filter(|r| r.status != "admitted") {
             for d in &row.blocked_by {
                 match (&d.outcome, d.at) {
+                    // Dropped by the policy of a chain with a rule that looks up a set the flow
+                    // fits: its elements are added to that set.
+                    (Outcome::Drop, Some((c, None)))
+                        if !tried_before.contains(&(c, row.flow))
+                            && flow_elements(&work.chains[c], &flows[row.flow]).is_some() =>
+                    {
+                        tried.push((c, row.flow));
+                        if let Some(list) = flow_elements(&work.chains[c], &flows[row.flow]) {
+                            for (r, m, b) in list {
+                                elements.push((c, r, m, b, true));
+                            }
+                        }
+                    }
                     (Outcome::Drop, Some((c, _))) => adds.push((c, row.flow)),
                     _ => notes.push(format!(
                         "not changed: flow {}.{} to {} ({})",
@@ -103,7 +142,47 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
         policies.dedup();
         adds.sort_unstable();
         adds.dedup();
-        let progress = !removes.is_empty() || !policies.is_empty() || !adds.is_empty();
+        elements.sort_unstable();
+        elements.dedup();
+        let progress =
+            !removes.is_empty() || !policies.is_empty() || !adds.is_empty() || !elements.is_empty();
+        // Element changes first: the indices are those of this round's model.
+        for (c, r, m, b, add) in elements {
+            let Cond::Concat(cc) = &mut work.chains[c].rules[r].matches[m].cond else {
+                continue;
+            };
+            let Some(set) = cc.set.clone() else { continue };
+            let family = cc.family;
+            let text = super::element_text(&cc.fields, family, &b);
+            if add {
+                if !cc.elems.contains(&b) {
+                    cc.elems.push(b.clone());
+                    added.push((set.clone(), b));
+                }
+            } else {
+                cc.elems.retain(|x| *x != b);
+            }
+            cc.index();
+            let change = Change::Element {
+                add,
+                set,
+                elem: text,
+            };
+            // Deleting what an earlier round added cancels it.
+            let Change::Element { set, elem, .. } = change.clone() else {
+                continue;
+            };
+            let opposite = Change::Element {
+                add: !add,
+                set,
+                elem,
+            };
+            if let Some(i) = changes.iter().position(|x| *x == opposite) {
+                changes.remove(i);
+            } else if !changes.contains(&change) {
+                changes.push(change);
+            }
+        }
         for &(c, r) in removes.iter().rev() {
             if let Some(orig) = origin_index[c][r] {
                 changes.push(Change::Remove {
@@ -142,6 +221,155 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
         }
     }
     (changes, report)
+}
+
+/// The elements (match index, box) of a rule's named concatenated sets that admit the opening
+/// `e` beyond the plan; None when the opening is not admitted by a set element the diff may
+/// delete (then the rule itself is removed).
+fn extra_boxes(
+    rule: &Rule,
+    e: &compare::ExtraRow,
+    added: &[(String, Elem)],
+) -> Option<Vec<(usize, Elem)>> {
+    let src: ipnet::IpNet = e.source.parse().ok()?;
+    let dst: std::net::IpAddr = e
+        .address
+        .parse()
+        .ok()
+        .or_else(|| e.address.parse::<ipnet::IpNet>().ok().map(|n| n.network()))?;
+    let port: u16 = e.ports.split(['-', ' ']).next()?.parse().ok()?;
+    let values = |f: Field| -> Option<u128> {
+        Some(match f {
+            Field::Saddr => super::addr_num(&src.network()),
+            Field::Daddr => super::addr_num(&dst),
+            Field::Dport => u128::from(port),
+            Field::Sport => return None,
+        })
+    };
+    let mut out = Vec::new();
+    for (i, m) in rule.matches.iter().enumerate() {
+        let Cond::Concat(c) = &m.cond else { continue };
+        if m.negate {
+            return None;
+        }
+        let set = c.set.as_ref()?;
+        for b in &c.elems {
+            let mut holds = true;
+            for (f, (lo, hi)) in c.fields.iter().zip(b) {
+                let v = values(*f)?;
+                holds &= *lo <= v && v <= *hi;
+            }
+            if holds {
+                if added.iter().any(|(s, x)| s == set && x == b) {
+                    return None;
+                }
+                out.push((i, b.clone()));
+            }
+        }
+    }
+    if out.is_empty() { None } else { Some(out) }
+}
+
+/// The elements that admit flow `f` through the sets of chain `chain`: per address family, the
+/// first accepting rule whose other conditions admit the whole flow and whose named set keys
+/// only on addresses and the destination port. (rule, match index, box) each; None when some
+/// family of the flow has no such rule or its ports are not a few set elements.
+fn flow_elements(chain: &super::Chain, f: &Flow) -> Option<Vec<(usize, usize, Elem)>> {
+    let proto = match f.transport {
+        Transport::Tcp => 6,
+        Transport::Udp => 17,
+    };
+    let ports: Vec<(u16, u16)> = match f.ports.parity() {
+        Some(_) if !f.ports.is_single() => {
+            if f.ports.count() > 64 {
+                return None;
+            }
+            f.ports.ports().map(|p| (p, p)).collect()
+        }
+        _ => vec![(f.ports.lo(), f.ports.hi())],
+    };
+    let mut out = Vec::new();
+    for fam in [Family::V4, Family::V6] {
+        let src: Vec<Span> = f
+            .sources
+            .iter()
+            .map(Span::net)
+            .filter(|s| s.family == fam)
+            .collect();
+        let dst: Vec<Span> = f
+            .destination
+            .iter()
+            .map(Span::net)
+            .filter(|s| s.family == fam)
+            .collect();
+        if src.is_empty() || dst.is_empty() {
+            continue;
+        }
+        let fits = |r: &Rule| -> Option<usize> {
+            if r.action != Action::Accept || r.origin == ADDED {
+                return None;
+            }
+            let mut set_at = None;
+            for (i, m) in r.matches.iter().enumerate() {
+                let ok = match (&m.cond, m.negate) {
+                    (Cond::Family(x), false) => *x == fam,
+                    (Cond::Saddr(spans), false) => src.iter().all(|s| {
+                        spans
+                            .iter()
+                            .any(|x| x.family == fam && x.lo <= s.lo && s.hi <= x.hi)
+                    }),
+                    (Cond::Proto(list), false) => list.contains(&proto),
+                    (Cond::Concat(c), false)
+                        if set_at.is_none()
+                            && c.set.is_some()
+                            && c.family.is_none_or(|x| x == fam)
+                            && !c.fields.contains(&Field::Sport) =>
+                    {
+                        set_at = Some(i);
+                        true
+                    }
+                    _ => false,
+                };
+                if !ok {
+                    return None;
+                }
+            }
+            set_at
+        };
+        let (r, m) = chain
+            .rules
+            .iter()
+            .enumerate()
+            .find_map(|(r, rule)| fits(rule).map(|m| (r, m)))?;
+        let Cond::Concat(c) = &chain.rules[r].matches[m].cond else {
+            return None;
+        };
+        // Every combination of the fields' values: sources × destinations × ports.
+        let mut boxes: Vec<Vec<(u128, u128)>> = vec![Vec::new()];
+        for field in &c.fields {
+            let values: Vec<(u128, u128)> = match field {
+                Field::Saddr => src.iter().map(|s| (s.lo, s.hi)).collect(),
+                Field::Daddr => dst.iter().map(|s| (s.lo, s.hi)).collect(),
+                Field::Dport => ports
+                    .iter()
+                    .map(|(a, b)| (u128::from(*a), u128::from(*b)))
+                    .collect(),
+                Field::Sport => return None,
+            };
+            boxes = boxes
+                .into_iter()
+                .flat_map(|b| {
+                    values.iter().map(move |v| {
+                        let mut b = b.clone();
+                        b.push(*v);
+                        b
+                    })
+                })
+                .collect();
+        }
+        out.extend(boxes.into_iter().map(|b| (r, m, b)));
+    }
+    if out.is_empty() { None } else { Some(out) }
 }
 
 /// The accepts of a flow in the model: one rule per address family with sources and
@@ -327,6 +555,30 @@ pub fn render(
                 words.get(1).unwrap_or(&""),
                 rule + 1
             );
+        }
+    }
+    let mut first = true;
+    for adding in [false, true] {
+        // deletions, then additions (one element may be replaced by a narrower one)
+        for c in changes {
+            let Change::Element { add, set, elem } = c else {
+                continue;
+            };
+            if *add != adding {
+                continue;
+            }
+            if first {
+                out.push_str(
+                    "\n# Set elements: the planned flows' elements added to the set that the blocking chain looks up, those opening more than the plan deleted\n",
+                );
+                first = false;
+            }
+            if !set.split_whitespace().all(safe_name) {
+                let _ = writeln!(out, "# (not written: the set name is not a plain name)");
+                continue;
+            }
+            let verb = if *add { "add" } else { "delete" };
+            let _ = writeln!(out, "{verb} element {set} {{ {elem} }}");
         }
     }
     for c in changes {

@@ -297,8 +297,197 @@ pub enum Cond {
     CtState(Vec<String>),
     /// A TCP SYN without ACK (`--syn`): true for the first packet of a TCP connection.
     Syn,
+    /// A lookup of concatenated fields in a set: `ip daddr . tcp dport @servers_tcp_v4`.
+    Concat(Concat),
     /// A construct the audit cannot evaluate, named as the export wrote it.
     Unknown(String),
+}
+
+/// A packet field that a concatenation keys on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Field {
+    Saddr,
+    Daddr,
+    Sport,
+    Dport,
+}
+
+/// A set element as nft writes it: `10.88.1.100 . 21002`, `10.20.0.0/16 . 8000-8400`.
+pub fn element_text(fields: &[Field], family: Option<Family>, b: &[(u128, u128)]) -> String {
+    let parts: Vec<String> = fields
+        .iter()
+        .zip(b)
+        .map(|(f, &(lo, hi))| match (f, family) {
+            (Field::Saddr | Field::Daddr, Some(fam)) => {
+                let span = Span {
+                    family: fam,
+                    lo,
+                    hi,
+                };
+                match span.cidrs().as_slice() {
+                    [one] => crate::flows::net_text(one),
+                    _ => format!("{}-{}", num_addr(fam, lo), num_addr(fam, hi)),
+                }
+            }
+            _ if lo == hi => lo.to_string(),
+            _ => format!("{lo}-{hi}"),
+        })
+        .collect();
+    parts.join(" . ")
+}
+
+/// A concatenated set: a union of boxes, one closed interval per field (addresses as numbers of
+/// `family`, ports); a packet matches when one box contains each of its fields.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concat {
+    pub fields: Vec<Field>,
+    /// The family of the address fields (None: only ports).
+    pub family: Option<Family>,
+    /// Sorted by the first field's start, so that a lookup stops at the first box beyond it.
+    pub elems: Vec<Vec<(u128, u128)>>,
+    /// For each box, the greatest end of the first field among it and the boxes before it: a
+    /// lookup walking back from the last box that starts at or before the value stops where no
+    /// earlier box reaches the value (disjoint elements: only the boxes that hold it are seen).
+    reach: Vec<u128>,
+    /// The elements' comments (the generator names each element's component and port id).
+    pub comments: std::collections::BTreeMap<Vec<(u128, u128)>, String>,
+    /// A named set as `family table name` (what `add element` names); None: an anonymous set.
+    pub set: Option<String>,
+}
+
+impl Concat {
+    pub fn new(
+        fields: Vec<Field>,
+        family: Option<Family>,
+        mut elems: Vec<Vec<(u128, u128)>>,
+        set: Option<String>,
+    ) -> Concat {
+        elems.sort_unstable();
+        let mut c = Concat {
+            family,
+            fields,
+            elems,
+            reach: Vec::new(),
+            comments: Default::default(),
+            set,
+        };
+        c.index();
+        c
+    }
+
+    /// Rebuilds the lookup order after the boxes change.
+    pub fn index(&mut self) {
+        self.elems.sort_unstable();
+        let mut max = 0;
+        self.reach = self
+            .elems
+            .iter()
+            .map(|e| {
+                max = max.max(e[0].1);
+                max
+            })
+            .collect();
+    }
+
+    fn value(f: Field, p: &Packet) -> Option<u128> {
+        match f {
+            Field::Saddr => Some(addr_num(&p.src)),
+            Field::Daddr => Some(addr_num(&p.dst)),
+            Field::Sport => p.sport.map(u128::from),
+            Field::Dport => Some(u128::from(p.dport)),
+        }
+    }
+
+    /// The boxes whose first field can contain `first` (all of them when it is unknown), and
+    /// perhaps a few more.
+    fn candidates(&self, first: Option<u128>) -> impl Iterator<Item = &Vec<(u128, u128)>> {
+        let (end, v) = match first {
+            Some(v) => (self.elems.partition_point(|e| e[0].0 <= v), v),
+            None => (self.elems.len(), 0),
+        };
+        let reach = &self.reach;
+        (0..end)
+            .rev()
+            .take_while(move |&i| reach[i] >= v)
+            .map(|i| &self.elems[i])
+    }
+
+    /// The first box that holds for the packet, as nft writes an element (for the report).
+    fn holding(&self, p: &Packet) -> Option<String> {
+        let values: Vec<Option<u128>> = self.fields.iter().map(|f| Concat::value(*f, p)).collect();
+        let b = self.candidates(values[0]).find(|e| {
+            e.iter()
+                .zip(&values)
+                .all(|((lo, hi), v)| v.is_some_and(|v| (*lo..=*hi).contains(&v)))
+        })?;
+        let mut text = element_text(&self.fields, self.family, b);
+        if let Some(c) = self.comments.get(b) {
+            text.push_str(&format!(" comment \"{}\"", clip(c)));
+        }
+        Some(text)
+    }
+
+    fn test(&self, p: &Packet) -> Tri {
+        if self.family.is_some_and(|f| f != Family::of(&p.src)) {
+            return Tri::No;
+        }
+        let values: Vec<Option<u128>> = self.fields.iter().map(|f| Concat::value(*f, p)).collect();
+        let mut unknown = false;
+        for e in self.candidates(values[0]) {
+            let mut all = true;
+            let mut open = false;
+            for ((lo, hi), v) in e.iter().zip(&values) {
+                match v {
+                    Some(v) if (*lo..=*hi).contains(v) => {}
+                    Some(_) => {
+                        all = false;
+                        break;
+                    }
+                    // An unknown client port: only a box over every port surely holds.
+                    None if *hi >= 65535 && *lo <= 1 => {}
+                    None => open = true,
+                }
+            }
+            if all && !open {
+                return Tri::Yes;
+            }
+            unknown |= all && open;
+        }
+        if unknown {
+            Tri::Unknown(
+                "source port in a concatenated set (the client's port is not known)".into(),
+            )
+        } else {
+            Tri::No
+        }
+    }
+
+    /// The destination port intervals of the boxes whose address fields hold for `src` and
+    /// `dst` (the boxes that can cut a row of ports).
+    fn dports_for(&self, src: u128, dst: u128, out: &mut Vec<u32>) {
+        let Some(d) = self.fields.iter().position(|f| *f == Field::Dport) else {
+            return;
+        };
+        let first = match self.fields[0] {
+            Field::Saddr => Some(src),
+            Field::Daddr => Some(dst),
+            _ => None,
+        };
+        'boxes: for e in self.candidates(first) {
+            for (f, (lo, hi)) in self.fields.iter().zip(e) {
+                let v = match f {
+                    Field::Saddr => src,
+                    Field::Daddr => dst,
+                    _ => continue,
+                };
+                if v < *lo || v > *hi {
+                    continue 'boxes;
+                }
+            }
+            out.push(e[d].0 as u32);
+            out.push(e[d].1 as u32 + 1);
+        }
+    }
 }
 
 /// A condition, possibly negated.
@@ -464,6 +653,7 @@ fn test(cond: &Cond, p: &Packet) -> Tri {
         Cond::DportParity(bit) => yes(u8::from(p.dport % 2 == 1) == *bit),
         Cond::CtState(states) => yes(states.iter().any(|s| s == "new")),
         Cond::Syn => yes(p.transport == Transport::Tcp),
+        Cond::Concat(c) => c.test(p),
         Cond::Unknown(what) => Tri::Unknown(what.clone()),
     }
 }
@@ -622,9 +812,18 @@ impl Ruleset {
                 }
             }
             let decided = |outcome| {
+                // A set lookup names the element that holds: which of a thousand decides.
+                let mut text = rule.origin.clone();
+                for m in rule.matches.iter().filter(|m| !m.negate) {
+                    if let Cond::Concat(c) = &m.cond {
+                        if let Some(e) = c.holding(p) {
+                            text.push_str(&format!(" [element {e}]"));
+                        }
+                    }
+                }
                 Walk::Final(Decision {
                     outcome,
-                    rule: rule.origin.clone(),
+                    rule: text,
                     at,
                 })
             };
@@ -651,21 +850,30 @@ impl Ruleset {
     /// Every port boundary the rules mention: a port range is cut at each `lo` and `hi + 1`, so
     /// that within a piece every port condition answers the same.
     pub fn port_cuts(&self, out: &mut Vec<u32>) {
-        let mut add = |list: &[(u16, u16)]| {
+        fn add(out: &mut Vec<u32>, list: &[(u16, u16)]) {
             for (lo, hi) in list {
                 out.push(u32::from(*lo));
                 out.push(u32::from(*hi) + 1);
             }
-        };
+        }
         for r in self.chains.iter().flat_map(|c| &c.rules) {
             for m in &r.matches {
-                if let Cond::Dport(l) = &m.cond {
-                    add(l);
+                match &m.cond {
+                    Cond::Dport(l) => add(out, l),
+                    Cond::Concat(c) => {
+                        if let Some(d) = c.fields.iter().position(|f| *f == Field::Dport) {
+                            for e in &c.elems {
+                                out.push(e[d].0 as u32);
+                                out.push(e[d].1 as u32 + 1);
+                            }
+                        }
+                    }
+                    _ => {}
                 }
             }
             if let Action::DportMap(entries) = &r.action {
                 let l: Vec<(u16, u16)> = entries.iter().map(|(r, _)| *r).collect();
-                add(&l);
+                add(out, &l);
             }
         }
     }
@@ -679,6 +887,10 @@ impl Ruleset {
             r.matches.iter().any(|m| match &m.cond {
                 Cond::Family(f) => (*f == src.family) == m.negate,
                 Cond::Saddr(spans) => spans.iter().any(|s| s.contains(&probe)) == m.negate,
+                Cond::Concat(c) if !m.negate && c.fields[0] == Field::Saddr => {
+                    c.family.is_some_and(|f| f != src.family)
+                        || !c.elems.iter().any(|e| (e[0].0..=e[0].1).contains(&src.lo))
+                }
                 _ => false,
             })
         };
@@ -695,26 +907,31 @@ impl Ruleset {
     /// The port boundaries of the rules that can match a source piece (one whose address
     /// conditions answer the same for all of it): a rule whose source or family test excludes
     /// the piece cuts nothing there.
-    pub fn port_cuts_for(&self, only: &[Vec<u32>], out: &mut Vec<u32>) {
-        let mut add = |list: &[(u16, u16)]| {
+    /// A concatenated set cuts only at the ports of its boxes that hold for the source piece and
+    /// the destination `dst`.
+    pub fn port_cuts_for(&self, only: &[Vec<u32>], src: &Span, dst: &IpAddr, out: &mut Vec<u32>) {
+        fn add(out: &mut Vec<u32>, list: &[(u16, u16)]) {
             for (lo, hi) in list {
                 out.push(u32::from(*lo));
                 out.push(u32::from(*hi) + 1);
             }
-        };
+        }
         let rules = only
             .iter()
             .enumerate()
             .flat_map(|(c, list)| list.iter().map(move |&i| &self.chains[c].rules[i as usize]));
+        let (s, d) = (src.lo, addr_num(dst));
         for r in rules {
             for m in &r.matches {
-                if let Cond::Dport(l) = &m.cond {
-                    add(l);
+                match &m.cond {
+                    Cond::Dport(l) => add(out, l),
+                    Cond::Concat(c) => c.dports_for(s, d, out),
+                    _ => {}
                 }
             }
             if let Action::DportMap(entries) = &r.action {
                 let l: Vec<(u16, u16)> = entries.iter().map(|(r, _)| *r).collect();
-                add(&l);
+                add(out, &l);
             }
         }
     }
@@ -733,6 +950,21 @@ impl Ruleset {
     pub fn addr_cuts(&self, family: Family, source: bool, out: &mut Vec<u128>) {
         for r in self.chains.iter().flat_map(|c| &c.rules) {
             for m in &r.matches {
+                if let Cond::Concat(c) = &m.cond {
+                    if c.family != Some(family) {
+                        continue;
+                    }
+                    let want = if source { Field::Saddr } else { Field::Daddr };
+                    for (i, _) in c.fields.iter().enumerate().filter(|(_, f)| **f == want) {
+                        for e in &c.elems {
+                            out.push(e[i].0);
+                            if e[i].1 < family.max() {
+                                out.push(e[i].1 + 1);
+                            }
+                        }
+                    }
+                    continue;
+                }
                 let spans = match (&m.cond, source) {
                     (Cond::Saddr(s), true) | (Cond::Daddr(s), false) => s,
                     _ => continue,

@@ -6,7 +6,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::{
-    Action, AuditError, Base, Chain, Cond, Family, Format, Hook, Match, Rule, Ruleset, Span,
+    Action, AuditError, Base, Chain, Concat, Cond, Family, Field, Format, Hook, Match, Rule,
+    Ruleset, Span,
 };
 
 type Key = (String, String, String); // family, table, name
@@ -292,18 +293,7 @@ impl Ctx<'_> {
         let mut out = Vec::new();
         for el in self.elements(right)? {
             let el = el.get("elem").and_then(|e| e.get("val")).unwrap_or(&el);
-            match el {
-                Value::Object(o) if o.contains_key("range") => {
-                    let r = o["range"].as_array()?;
-                    let lo = port_value(r.first()?)?;
-                    let hi = port_value(r.get(1)?)?;
-                    out.push((lo.min(hi), lo.max(hi)));
-                }
-                v => {
-                    let p = port_value(v)?;
-                    out.push((p, p));
-                }
-            }
+            out.push(port_span(el)?);
         }
         Some(out)
     }
@@ -312,35 +302,105 @@ impl Ctx<'_> {
         let mut out = Vec::new();
         for el in self.elements(right)? {
             let el = el.get("elem").and_then(|e| e.get("val")).unwrap_or(&el);
-            match el {
-                Value::String(s) => {
-                    let a: std::net::IpAddr = s.parse().ok()?;
-                    out.push(Span::net(&ipnet::IpNet::from(a)));
-                }
-                Value::Object(o) if o.contains_key("prefix") => {
-                    let p = &o["prefix"];
-                    let a: std::net::IpAddr = p.get("addr")?.as_str()?.parse().ok()?;
-                    let len = u8::try_from(p.get("len")?.as_u64()?).ok()?;
-                    out.push(Span::net(&ipnet::IpNet::new(a, len).ok()?.trunc()));
-                }
-                Value::Object(o) if o.contains_key("range") => {
-                    let r = o["range"].as_array()?;
-                    let lo: std::net::IpAddr = r.first()?.as_str()?.parse().ok()?;
-                    let hi: std::net::IpAddr = r.get(1)?.as_str()?.parse().ok()?;
-                    if Family::of(&lo) != Family::of(&hi) {
-                        return None;
-                    }
-                    let (a, b) = (super::addr_num(&lo), super::addr_num(&hi));
-                    out.push(Span {
-                        family: Family::of(&lo),
-                        lo: a.min(b),
-                        hi: a.max(b),
-                    });
-                }
-                _ => return None,
-            }
+            out.push(addr_span(el)?);
         }
         Some(out)
+    }
+
+    /// `ip daddr . tcp dport @set` (or an anonymous set): the fields of the concatenation and
+    /// each element as one interval per field; None for a field or element it cannot read.
+    fn concat(&self, left: &[Value], right: &Value) -> Option<(Vec<Match>, Cond)> {
+        let mut fields = Vec::new();
+        let mut family = None;
+        let mut protos: Option<Vec<u8>> = None;
+        for f in left {
+            let (proto, field) = payload(f)?;
+            let field = match (proto, field) {
+                ("ip" | "ip6", "saddr" | "daddr") => {
+                    let fam = if proto == "ip" {
+                        Family::V4
+                    } else {
+                        Family::V6
+                    };
+                    if family.is_some_and(|f| f != fam) {
+                        return None;
+                    }
+                    family = Some(fam);
+                    if field == "saddr" {
+                        Field::Saddr
+                    } else {
+                        Field::Daddr
+                    }
+                }
+                (p, "dport" | "sport") => {
+                    let list = l4(p)?;
+                    // `tcp dport . udp sport` can never match one packet: keep what both allow.
+                    protos = Some(match protos {
+                        None => list,
+                        Some(prev) => prev.into_iter().filter(|x| list.contains(x)).collect(),
+                    });
+                    if field == "dport" {
+                        Field::Dport
+                    } else {
+                        Field::Sport
+                    }
+                }
+                _ => return None,
+            };
+            fields.push(field);
+        }
+        if fields.is_empty() {
+            return None;
+        }
+        let mut elems = Vec::new();
+        let mut comments = std::collections::BTreeMap::new();
+        for item in self.elements(right)? {
+            let el = item.get("elem").and_then(|e| e.get("val")).unwrap_or(&item);
+            let comment = item
+                .get("elem")
+                .and_then(|e| e.get("comment"))
+                .and_then(Value::as_str);
+            let parts = el.get("concat")?.as_array()?;
+            if parts.len() != fields.len() {
+                return None;
+            }
+            let mut box_ = Vec::with_capacity(parts.len());
+            for (f, v) in fields.iter().zip(parts) {
+                box_.push(match f {
+                    Field::Saddr | Field::Daddr => {
+                        let s = addr_span(v)?;
+                        if Some(s.family) != family {
+                            return None;
+                        }
+                        (s.lo, s.hi)
+                    }
+                    Field::Sport | Field::Dport => {
+                        let (lo, hi) = port_span(v)?;
+                        (u128::from(lo), u128::from(hi))
+                    }
+                });
+            }
+            if let Some(c) = comment {
+                comments.insert(box_.clone(), c.to_string());
+            }
+            elems.push(box_);
+        }
+        let mut implied = Vec::new();
+        if let Some(f) = family {
+            implied.push(Match::is(Cond::Family(f)));
+        }
+        if let Some(p) = protos {
+            implied.push(Match::is(Cond::Proto(p)));
+        }
+        let set = match right {
+            Value::String(s) if s.starts_with('@') => {
+                Some(format!("{} {} {}", self.family, self.table, &s[1..]))
+            }
+            _ => None,
+        };
+        let mut c = Concat::new(fields, family, elems, set);
+        c.comments = comments;
+        Some((implied, Cond::Concat(c)))
     }
 
     fn matched(&self, m: &Value, out: &mut Vec<Match>) {
@@ -360,6 +420,16 @@ impl Ctx<'_> {
             return unknown(out);
         }
         let ordered = matches!(op, "<" | "<=" | ">" | ">=");
+        if let Some(Value::Array(parts)) = left.get("concat") {
+            match self.concat(parts, right) {
+                Some((implied, c)) if !ordered => {
+                    out.extend(implied);
+                    out.push(Match::not(c, negate));
+                }
+                _ => unknown(out),
+            }
+            return;
+        }
         if let Some((proto, field)) = payload(left) {
             match (proto, field) {
                 ("ip" | "ip6", "saddr" | "daddr") if !ordered => {
@@ -542,6 +612,53 @@ pub fn proto_name(s: &str) -> Option<u8> {
         "gre" => 47,
         other => return other.parse().ok(),
     })
+}
+
+/// A port or port range of a set element or a match.
+fn port_span(v: &Value) -> Option<(u16, u16)> {
+    match v {
+        Value::Object(o) if o.contains_key("range") => {
+            let r = o["range"].as_array()?;
+            let lo = port_value(r.first()?)?;
+            let hi = port_value(r.get(1)?)?;
+            Some((lo.min(hi), lo.max(hi)))
+        }
+        v => {
+            let p = port_value(v)?;
+            Some((p, p))
+        }
+    }
+}
+
+/// An address, prefix or address range of a set element or a match.
+fn addr_span(v: &Value) -> Option<Span> {
+    match v {
+        Value::String(s) => {
+            let a: std::net::IpAddr = s.parse().ok()?;
+            Some(Span::net(&ipnet::IpNet::from(a)))
+        }
+        Value::Object(o) if o.contains_key("prefix") => {
+            let p = &o["prefix"];
+            let a: std::net::IpAddr = p.get("addr")?.as_str()?.parse().ok()?;
+            let len = u8::try_from(p.get("len")?.as_u64()?).ok()?;
+            Some(Span::net(&ipnet::IpNet::new(a, len).ok()?.trunc()))
+        }
+        Value::Object(o) if o.contains_key("range") => {
+            let r = o["range"].as_array()?;
+            let lo: std::net::IpAddr = r.first()?.as_str()?.parse().ok()?;
+            let hi: std::net::IpAddr = r.get(1)?.as_str()?.parse().ok()?;
+            if Family::of(&lo) != Family::of(&hi) {
+                return None;
+            }
+            let (a, b) = (super::addr_num(&lo), super::addr_num(&hi));
+            Some(Span {
+                family: Family::of(&lo),
+                lo: a.min(b),
+                hi: a.max(b),
+            })
+        }
+        _ => None,
+    }
 }
 
 fn payload(v: &Value) -> Option<(&str, &str)> {

@@ -395,3 +395,235 @@ fn ipsets_given_with_the_export_are_evaluated() {
         Outcome::Undecided("ipset `pairs` (a set type other than hash:ip or hash:net)".into())
     );
 }
+
+fn concat_set(name: &str, fields: &[&str], elems: serde_json::Value) -> serde_json::Value {
+    serde_json::json!({"set": {"family": "inet", "table": "a", "name": name, "type": fields,
+        "flags": ["interval"], "elem": elems}})
+}
+
+fn concat_match(op: &str, fields: serde_json::Value, set: &str) -> serde_json::Value {
+    serde_json::json!({"match": {"op": op, "left": {"concat": fields}, "right": format!("@{set}")}})
+}
+
+fn daddr_dport(proto: &str) -> serde_json::Value {
+    serde_json::json!([{"payload": {"protocol": "ip", "field": "daddr"}},
+        {"payload": {"protocol": proto, "field": "dport"}}])
+}
+
+#[test]
+fn concatenated_sets_are_unions_of_boxes() {
+    // Elements as `nft -j` gives them back: a plain value, a range, a prefix, an address range.
+    let elems = serde_json::json!([
+        {"elem": {"val": {"concat": ["10.0.0.1", 21002]}, "comment": "c.port"}},
+        {"concat": ["10.0.0.1", {"range": [8000, 8400]}]},
+        {"concat": [{"prefix": {"addr": "10.0.1.0", "len": 24}}, 443]},
+        {"concat": [{"range": ["10.0.2.5", "10.0.2.9"]}, {"range": [5004, 5031]}]},
+    ]);
+    let rs = nft(serde_json::json!({"nftables": [
+        concat_set("dst", &["ipv4_addr", "inet_service"], elems),
+        chain("a", "input", 0, "drop"),
+        rule("a", "input", serde_json::json!([
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                "right": {"prefix": {"addr": "10.20.0.0", "len": 16}}}},
+            concat_match("==", daddr_dport("tcp"), "dst"), {"accept": null}])),
+    ]}));
+    let at =
+        |dst: &str, t: Transport, port: u16| rs.evaluate(&pkt("10.20.0.9", dst, t, port)).outcome;
+    assert_eq!(at("10.0.0.1", Transport::Tcp, 21002), Outcome::Accept);
+    assert_eq!(at("10.0.0.1", Transport::Tcp, 21003), Outcome::Drop);
+    assert_eq!(at("10.0.0.2", Transport::Tcp, 21002), Outcome::Drop); // the pair, not each field
+    assert_eq!(at("10.0.0.1", Transport::Tcp, 443), Outcome::Drop);
+    assert_eq!(at("10.0.1.77", Transport::Tcp, 443), Outcome::Accept);
+    // The decision names the element that holds.
+    let d = rs.evaluate(&pkt("10.20.0.9", "10.0.2.7", Transport::Tcp, 5010));
+    assert!(
+        d.rule.ends_with(" [element 10.0.2.5-10.0.2.9 . 5004-5031]"),
+        "{}",
+        d.rule
+    );
+    let d = rs.evaluate(&pkt("10.20.0.9", "10.0.0.1", Transport::Tcp, 21002));
+    assert!(
+        d.rule
+            .ends_with(" [element 10.0.0.1 . 21002 comment \"c.port\"]"),
+        "{}",
+        d.rule
+    );
+    let d = rs.evaluate(&pkt("10.20.0.9", "10.0.1.77", Transport::Tcp, 443));
+    assert!(
+        d.rule.ends_with(" [element 10.0.1.0/24 . 443]"),
+        "{}",
+        d.rule
+    );
+    assert_eq!(at("10.0.0.1", Transport::Tcp, 8400), Outcome::Accept);
+    assert_eq!(at("10.0.0.1", Transport::Tcp, 8401), Outcome::Drop);
+    assert_eq!(at("10.0.2.9", Transport::Tcp, 5031), Outcome::Accept);
+    assert_eq!(at("10.0.2.10", Transport::Tcp, 5031), Outcome::Drop);
+    assert_eq!(at("10.0.0.1", Transport::Udp, 21002), Outcome::Drop); // `tcp dport` implies TCP
+    let v6 = rs.evaluate(&pkt("2001:db8::1", "2001:db8::2", Transport::Tcp, 443));
+    assert_eq!(v6.outcome, Outcome::Drop); // `ip daddr` implies IPv4
+
+    // A flow's ports are cut only at the boxes of its destination: exact rows.
+    use crate::range::PortRange;
+    let f = flow(
+        &["10.20.0.0/16"],
+        "10.0.0.1/32",
+        Transport::Tcp,
+        PortRange::new(8000, 8800, None).unwrap(),
+    );
+    let scope = compare::Scope::Node(vec!["10.0.0.1".parse().unwrap()]);
+    let r = compare::audit(&rs, &[f], &scope);
+    assert_eq!(r.flows[0].status, "partial");
+    assert_eq!(r.flows[0].blocked, ["8401-8800"]);
+    let extra: Vec<(String, String)> = r
+        .extra
+        .iter()
+        .map(|e| (e.source.clone(), e.ports.clone()))
+        .collect();
+    assert_eq!(extra, [("10.20.0.0/16".to_string(), "21002".to_string())]);
+    let mut cuts = Vec::new();
+    let only = rs.relevant(&Span::net(&"10.20.0.0/16".parse().unwrap()));
+    rs.port_cuts_for(
+        &only,
+        &Span::net(&"10.20.0.0/16".parse().unwrap()),
+        &"10.0.1.5".parse().unwrap(),
+        &mut cuts,
+    );
+    assert_eq!(cuts, [443, 444]); // only the box of 10.0.1.0/24
+}
+
+#[test]
+fn concatenations_negated_with_sources_and_unknown_fields() {
+    let elems = serde_json::json!([
+        {"concat": [{"prefix": {"addr": "10.1.0.0", "len": 16}}, 22]},
+        {"concat": ["10.2.0.1", {"range": [1000, 2000]}]},
+    ]);
+    let sport = serde_json::json!([{"payload": {"protocol": "ip", "field": "saddr"}},
+        {"payload": {"protocol": "tcp", "field": "sport"}}]);
+    let rs = nft(serde_json::json!({"nftables": [
+        concat_set("src", &["ipv4_addr", "inet_service"], elems.clone()),
+        concat_set("srcport", &["ipv4_addr", "inet_service"], elems),
+        chain("a", "input", 0, "drop"),
+        rule("a", "input", serde_json::json!([concat_match("!=", serde_json::json!([
+            {"payload": {"protocol": "ip", "field": "saddr"}},
+            {"payload": {"protocol": "tcp", "field": "dport"}}]), "src"), {"drop": null}])),
+        rule("a", "input", serde_json::json!([concat_match("==", sport, "srcport"), {"accept": null}])),
+        rule("a", "input", serde_json::json!([{"accept": null}])),
+    ]}));
+    // Negated: every (source, port) outside the set is dropped.
+    assert_eq!(verdict(&rs, "10.3.0.1", 22), Outcome::Drop);
+    assert_eq!(verdict(&rs, "10.2.0.1", 2001), Outcome::Drop);
+    // Inside it: the next rule keys on the client's port, which the audit does not know.
+    assert!(matches!(
+        verdict(&rs, "10.2.0.1", 1500),
+        Outcome::Undecided(_)
+    ));
+    assert!(matches!(
+        verdict(&rs, "10.1.9.9", 22),
+        Outcome::Undecided(_)
+    ));
+    // The source boxes cut the sources.
+    let mut cuts = Vec::new();
+    rs.addr_cuts(Family::V4, true, &mut cuts);
+    cuts.sort_unstable();
+    cuts.dedup();
+    let ip = |s: &str| addr_num(&s.parse().unwrap());
+    assert_eq!(
+        cuts,
+        [
+            ip("10.1.0.0"),
+            ip("10.2.0.0"),
+            ip("10.2.0.1"),
+            ip("10.2.0.2")
+        ]
+    );
+    // A field the audit cannot read, and an ordered comparison: cannot decide, named.
+    let odd = nft(serde_json::json!({"nftables": [
+        concat_set("m", &["mark", "inet_service"], serde_json::json!([])),
+        chain("a", "input", 0, "drop"),
+        rule("a", "input", serde_json::json!([concat_match("==", serde_json::json!([
+            {"meta": {"key": "mark"}}, {"payload": {"protocol": "tcp", "field": "dport"}}]), "m"), {"accept": null}])),
+    ]}));
+    match verdict(&odd, "10.1.0.1", 22) {
+        Outcome::Undecided(what) => assert!(what.contains("meta mark . tcp dport"), "{what}"),
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn diff_of_a_set_based_ruleset_is_set_elements() {
+    use crate::range::PortRange;
+    let elems = serde_json::json!([
+        {"concat": ["10.0.0.1", {"range": [8000, 8041]}]},
+        {"concat": ["10.0.0.9", 22]},
+    ]);
+    let rs = nft(serde_json::json!({"nftables": [
+        concat_set("s", &["ipv4_addr", "inet_service"], elems),
+        chain("a", "input", 0, "drop"),
+        rule("a", "input", serde_json::json!([
+            {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                "right": {"prefix": {"addr": "10.20.0.0", "len": 16}}}},
+            concat_match("==", daddr_dport("udp"), "s"), {"accept": null}])),
+    ]}));
+    // One flow to two addresses: 8000-8040 on each; 8041 is open beyond it on 10.0.0.1.
+    let mut f = flow(
+        &["10.20.0.0/16"],
+        "10.0.0.1/32",
+        Transport::Udp,
+        PortRange::new(8000, 8040, None).unwrap(),
+    );
+    f.destination.push("10.0.0.2/32".parse().unwrap());
+    let scope = compare::Scope::Node(vec![
+        "10.0.0.1".parse().unwrap(),
+        "10.0.0.2".parse().unwrap(),
+    ]);
+    let (changes, after) = diff::diff(&rs, std::slice::from_ref(&f), &scope);
+    assert!(after.summary.exact, "{changes:?}");
+    let el = |add: bool, elem: &str| diff::Change::Element {
+        add,
+        set: "inet a s".into(),
+        elem: elem.into(),
+    };
+    assert_eq!(changes.len(), 3, "{changes:?}");
+    for c in [
+        el(false, "10.0.0.1 . 8000-8041"),
+        el(true, "10.0.0.1 . 8000-8040"),
+        el(true, "10.0.0.2 . 8000-8040"),
+    ] {
+        assert!(changes.contains(&c), "{c:?} not in {changes:?}");
+    }
+    let text = diff::render("nftables", &rs, &[f], &changes, &after, &[]).unwrap();
+    let del = text
+        .find("delete element inet a s { 10.0.0.1 . 8000-8041 }")
+        .unwrap();
+    let add = text
+        .find("add element inet a s { 10.0.0.1 . 8000-8040 }")
+        .unwrap();
+    assert!(del < add, "{text}");
+    assert!(!text.contains("insert rule"), "{text}");
+}
+
+#[test]
+fn ipv6_concatenations() {
+    let elems = serde_json::json!([
+        {"concat": [{"prefix": {"addr": "2001:db8:1::", "len": 48}}, {"range": [5060, 5061]}]},
+    ]);
+    let rs = nft(serde_json::json!({"nftables": [
+        concat_set("s6", &["ipv6_addr", "inet_service"], elems),
+        chain("a", "input", 0, "drop"),
+        rule("a", "input", serde_json::json!([concat_match("==", serde_json::json!([
+            {"payload": {"protocol": "ip6", "field": "daddr"}},
+            {"payload": {"protocol": "udp", "field": "dport"}}]), "s6"), {"accept": null}])),
+    ]}));
+    let at = |dst: &str, port: u16| {
+        let src = if dst.contains(':') {
+            "2001:db8:9::1"
+        } else {
+            "10.0.0.9"
+        };
+        rs.evaluate(&pkt(src, dst, Transport::Udp, port)).outcome
+    };
+    assert_eq!(at("2001:db8:1:ffff::1", 5061), Outcome::Accept);
+    assert_eq!(at("2001:db8:2::1", 5061), Outcome::Drop);
+    assert_eq!(at("2001:db8:1::1", 5062), Outcome::Drop);
+    assert_eq!(at("10.0.0.1", 5060), Outcome::Drop); // `ip6 daddr` implies IPv6
+}

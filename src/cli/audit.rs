@@ -73,13 +73,21 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
 }
 
 /// A rule as the table shows it: where it is (`inet filter input handle 9`, `line 15`), not its
-/// whole text (the JSON has that).
+/// whole text (the JSON has that); and the set element that decides, if one does.
 fn short_rule(rule: &str) -> String {
     if rule.starts_with("cannot decide") || rule.contains(": policy ") {
         return rule.to_string();
     }
     rule.split("; ")
-        .map(|one| one.split_once(": ").map_or(one, |(at, _)| at))
+        .map(|one| {
+            let at = one.split_once(": ").map_or(one, |(at, _)| at);
+            match one.rfind(" [element ") {
+                Some(i) if one.ends_with(']') && at.len() < one.len() => {
+                    format!("{at}{}", &one[i..])
+                }
+                _ => at.to_string(),
+            }
+        })
         .collect::<Vec<_>>()
         .join("; ")
 }
