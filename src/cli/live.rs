@@ -361,22 +361,20 @@ fn is_root() -> bool {
     }
 }
 
-/// Why the listener stops at once instead of answering: a planned address is not on this
-/// host, or nothing could be bound.
-pub fn fail_fast(failures: &[BindFailure], bound: u64) -> Option<String> {
-    let mut missing: Vec<IpAddr> = failures
-        .iter()
-        .filter(|f| f.kind == BindFailureKind::AddressNotAvailable)
-        .map(|f| f.address)
-        .collect();
-    missing.sort();
-    missing.dedup();
-    if !missing.is_empty() {
-        return Some(format!(
-            "not listening: {} of the node's addresses {} not on this host",
-            missing.len(),
-            if missing.len() == 1 { "is" } else { "are" }
-        ));
+/// Why the listener stops at once instead of answering: the node's own address (`own`; `None`
+/// with `--bind`) is not on this host, so this is the wrong host; or nothing could be bound.
+/// A unit's virtual IP that is missing is not a reason: HAC holds it on the node running the
+/// active instance, so a passive instance node lacks it, rightly, and still answers for the rest.
+pub fn fail_fast(failures: &[BindFailure], bound: u64, own: Option<IpAddr>) -> Option<String> {
+    if let Some(own) = own {
+        let missing = failures
+            .iter()
+            .any(|f| f.kind == BindFailureKind::AddressNotAvailable && f.address == own);
+        if missing {
+            return Some(format!(
+                "not listening: the node's own address {own} is not on this host (the wrong host?)"
+            ));
+        }
     }
     (bound == 0).then(|| "not listening: no port could be bound".to_owned())
 }
@@ -437,6 +435,14 @@ pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
             v.iter().map(ToString::to_string).collect()
         }
     };
+    let own = match args.bind {
+        Some(_) => None,
+        None => dep
+            .nodes
+            .iter()
+            .find(|n| n.name == args.node)
+            .map(|n| n.address),
+    };
     let rt = runtime()?;
     let interrupted = {
         let _in_runtime = rt.enter();
@@ -463,7 +469,7 @@ pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
                 let _ = writeln!(out, "{line}");
             }
             let bound = ports.saturating_sub(failures.len() as u64);
-            match fail_fast(failures, bound) {
+            match fail_fast(failures, bound, own) {
                 Some(why) => {
                     let _ = writeln!(out, "{why}");
                     stopped = Some(why);
@@ -860,13 +866,19 @@ mod tests {
             bind_failure_lines(&f[..1], Some("192.0.2.1".parse().unwrap()), false)[0]
                 .ends_with("; give --bind an address of this host")
         );
+        let own = Some("192.0.2.1".parse().unwrap());
         assert_eq!(
-            fail_fast(&f, 10).as_deref(),
-            Some("not listening: 1 of the node's addresses is not on this host")
+            fail_fast(&f, 10, own).as_deref(),
+            Some(
+                "not listening: the node's own address 192.0.2.1 is not on this host (the wrong host?)"
+            )
         );
-        assert_eq!(fail_fast(&f[3..], 10), None);
+        // A missing virtual IP (a passive instance node) or --bind: the rest is answered.
+        assert_eq!(fail_fast(&f, 10, Some("10.0.0.1".parse().unwrap())), None);
+        assert_eq!(fail_fast(&f, 10, None), None);
+        assert_eq!(fail_fast(&f[3..], 10, own), None);
         assert_eq!(
-            fail_fast(&f[3..], 0).as_deref(),
+            fail_fast(&f[3..], 0, own).as_deref(),
             Some("not listening: no port could be bound")
         );
     }

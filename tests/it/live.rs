@@ -507,7 +507,7 @@ instances = ["FAR"]
         .status(1)
         .stdout_has("cannot bind 192.0.2.10: not an address of this host (2 tcp, 0 udp ports); add 192.0.2.10 to this server (the node's address or a unit's virtual IP), or use --bind ADDR")
         .stdout_has("cannot bind 192.0.2.100: not an address of this host (1 tcp, 0 udp ports)")
-        .stdout_has("not listening: 2 of the node's addresses are not on this host")
+        .stdout_has("not listening: the node's own address 192.0.2.10 is not on this host (the wrong host?)")
         .run();
     assert!(!out.stdout.contains("ready:"), "{}", out.stdout);
     // At once, not after --duration (60 s): a wide margin for a loaded machine.
