@@ -571,6 +571,9 @@ fn worker(
                 kept.push(f);
                 continue;
             };
+            // Only a connected socket needs the reset on close (no TIME_WAIT); under Wine every
+            // socket call is a round trip to the Wine server, so refused ones skip it.
+            let connected = matches!(ended, Ended::Accepted | Ended::SelfConnect);
             if matches!(ended, Ended::Silent) && asked_again.insert(f.target) {
                 // Once more within this pass, at the back of the queue.
                 todo.push_back(f.target);
@@ -578,7 +581,9 @@ fn worker(
             } else {
                 finish(ended, f.target, &mut out, &mut done);
             }
-            abort(f.sock);
+            if connected {
+                abort(f.sock);
+            }
         }
         flights = kept;
         if limit < window && !starved {
