@@ -184,11 +184,21 @@ fn every_example_is_valid_and_broken_files_are_not() {
             docs.push((format!("{} with its services", p.display()), doc));
         }
     }
-    let valid = docs.len();
     let base =
         toml_to_json(&std::fs::read_to_string(root().join("examples/services.toml")).unwrap());
+    let mut excluded = base.clone();
+    excluded["nodes"]["APP1"]["windows_excluded_ports"] =
+        json!({"tcp": ["50000-50059", "1433"], "udp": [" 5000 - 5099 "]});
+    docs.push(("windows_excluded_ports".to_string(), excluded));
+    let valid = docs.len();
     type Edit = fn(&mut Value);
-    let broken: [(&str, Edit); 8] = [
+    let broken: [(&str, Edit); 10] = [
+        ("windows_excluded_ports as a list", |d| {
+            d["nodes"]["APP1"]["windows_excluded_ports"] = json!(["50000-50059"])
+        }),
+        ("windows_excluded_ports with sctp", |d| {
+            d["nodes"]["APP1"]["windows_excluded_ports"] = json!({"sctp": ["1-2"]})
+        }),
         ("unknown top-level key", |d| d["nmae"] = json!("x")),
         ("address as a number", |d| {
             d["nodes"]["APP1"]["address"] = json!(10)

@@ -80,8 +80,20 @@ pub struct Node {
     /// False for a mock node (database or DMZ server without HAC software).
     pub hac: bool,
     pub variables: Vec<Setting>,
+    /// `windows_excluded_ports`: ranges Windows reserves on this node (Hyper-V, WinNAT), in file
+    /// order; check C114 finds planned ports inside them.
+    pub windows_excluded: Vec<ExcludedRange>,
     pub location: Location,
     pub address_location: Location,
+}
+
+/// A Windows excluded port range of a node, as `netsh interface ipv4 show excludedportrange
+/// protocol=tcp|udp` prints it: no listener of that transport can bind there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExcludedRange {
+    pub transport: Transport,
+    pub ports: crate::range::PortRange,
+    pub location: Location,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

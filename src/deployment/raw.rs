@@ -36,6 +36,18 @@ pub struct RawNode {
     pub hac: Option<bool>,
     #[serde(default)]
     pub variables: BTreeMap<Key, Spanned<i64>>,
+    pub windows_excluded_ports: Option<Spanned<RawExcluded>>,
+}
+
+/// A node's Windows excluded port ranges, per transport, as `netsh int ipv4 show
+/// excludedportrange protocol=tcp|udp` lists them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExcluded {
+    #[serde(default)]
+    pub tcp: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub udp: Vec<Spanned<String>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -55,7 +55,10 @@ const NODE: &[Field] = &[
     req("zone", Shape::Text),
     opt("hac", Shape::Bool),
     opt("variables", VARIABLES),
+    opt("windows_excluded_ports", Shape::Table(EXCLUDED)),
 ];
+/// `netsh` lists a node's excluded ranges per transport.
+const EXCLUDED: &[Field] = &[opt("tcp", TEXTS), opt("udp", TEXTS)];
 const UNIT: &[Field] = &[
     req("address", Shape::Text),
     req("packages", TEXTS),

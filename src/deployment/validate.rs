@@ -8,8 +8,8 @@ use std::ops::Range;
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::raw::{RawDeployment, RawNode, RawService, RawUnit, in_file_order};
-use super::{Deployment, Node, Service, ServiceTarget, Setting, Unit, Zone};
+use super::raw::{RawDeployment, RawExcluded, RawNode, RawService, RawUnit, in_file_order};
+use super::{Deployment, ExcludedRange, Node, Service, ServiceTarget, Setting, Unit, Zone};
 use crate::catalog::{Catalog, Placement, PortDefault, Role, Transport, VariableKind};
 use crate::diag::{Diagnostic, Diagnostics, Source, did_you_mean, from_toml};
 use crate::range::PortRange;
@@ -364,12 +364,16 @@ fn node(
         );
         false
     });
+    let excluded = raw
+        .windows_excluded_ports
+        .map(|e| excluded_ranges(cx, e.into_inner()));
     Some(Node {
         name: key.get_ref().clone(),
         address: address?,
         zone: zone?,
         hac: raw.hac.unwrap_or(true),
         variables: variables?,
+        windows_excluded: excluded.unwrap_or(Some(vec![]))?,
         location: cx.source.locate(&key.span()),
         address_location: cx.source.locate(&raw.address.span()),
     })
@@ -763,6 +767,55 @@ fn service(cx: &mut Ctx, key: &Spanned<String>, raw: RawService, names: &Names) 
         location: cx.source.locate(&key.span()),
     })
     .filter(|_| ok_name)
+}
+
+/// A node's `windows_excluded_ports`: each item a port `"1433"` or a range `"50000-50059"`
+/// (netsh's Start Port and End Port), tcp first, then udp, each in file order.
+fn excluded_ranges(cx: &mut Ctx, raw: RawExcluded) -> Option<Vec<ExcludedRange>> {
+    let hint = "a port 1-65535 (\"1433\") or a range \"first-last\" as netsh prints its Start \
+                Port and End Port (\"50000-50059\")";
+    let mut out = Vec::with_capacity(raw.tcp.len() + raw.udp.len());
+    let mut ok = true;
+    let items = (raw.tcp.iter().map(|i| (Transport::Tcp, i)))
+        .chain(raw.udp.iter().map(|i| (Transport::Udp, i)));
+    for (transport, item) in items {
+        let text = item.get_ref().trim();
+        let port = |t: &str| match t.trim().parse::<u32>() {
+            Ok(p @ 1..=65535) => Ok(p as u16),
+            Ok(p) => Err(format!("port {p} is out of range")),
+            Err(_) => Err(format!("`{}` is not a port number", t.trim())),
+        };
+        let range = match text.split_once('-') {
+            Some((a, b)) => port(a).and_then(|lo| Ok((lo, port(b)?))),
+            None => port(text).map(|p| (p, p)),
+        };
+        match range {
+            Ok((lo, hi)) if lo > hi => {
+                cx.err(
+                    "E024",
+                    item.span(),
+                    format!("the excluded range {lo}-{hi} runs backwards"),
+                    format!("write it first-last: \"{hi}-{lo}\""),
+                );
+                ok = false;
+            }
+            Ok((lo, hi)) => out.push(ExcludedRange {
+                transport,
+                ports: PortRange::new(lo, hi, None).expect("1 <= lo <= hi"),
+                location: cx.source.locate(&item.span()),
+            }),
+            Err(msg) => {
+                cx.err(
+                    "E024",
+                    item.span(),
+                    format!("{msg} (a Windows excluded port range)"),
+                    hint.to_string(),
+                );
+                ok = false;
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 /// A service's `ports`: a whole number, or text holding a port or a range `a-b`.

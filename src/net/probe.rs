@@ -1277,7 +1277,7 @@ pub(crate) struct SweepOutcome {
     pub settled: bool,
 }
 
-#[cfg(target_os = "linux")]
+#[cfg(any(target_os = "linux", windows))]
 fn sweep_ports(
     plan: &[(IpAddr, Vec<u16>)],
     timeout: Duration,
@@ -1290,7 +1290,7 @@ fn sweep_ports(
 
 /// Portable fallback: one blocking connect at a time (slow, but correct), asking silent ports
 /// once more.
-#[cfg(not(target_os = "linux"))]
+#[cfg(not(any(target_os = "linux", windows)))]
 fn sweep_ports(
     plan: &[(IpAddr, Vec<u16>)],
     timeout: Duration,

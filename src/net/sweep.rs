@@ -1,13 +1,17 @@
 //! The unexpected-port sweep: non-blocking TCP connects to thousands of ports, driven by one
-//! raw epoll loop per thread (Linux), then a lone re-connect to confirm each port that accepted.
+//! raw epoll loop per thread (Linux) or one WSAPoll loop per thread (Windows), then a lone
+//! re-connect to confirm each port that accepted. The passes, what settles an address and the
+//! confirmation ([`sweep_with`]) are the same on both; only the connect engine (`worker`) differs.
 //!
 //! Why not tokio: a 65,535-port sweep is bound by syscalls, and the reactor's per-socket
 //! registration and task wake-ups cost about as much as the connects themselves; this loop
-//! matches nmap's connect scan per core and splits the ports over the cores.
+//! matches nmap's connect scan per core and splits the ports over the cores. (On Windows, tokio's
+//! IOCP/AFD readiness also stalls under Wine: docs/windows.md.)
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+#[cfg(target_os = "linux")]
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
@@ -15,6 +19,7 @@ use socket2::{Domain, SockAddr, Socket, Type};
 
 use super::probe::SweepOutcome;
 
+#[cfg(target_os = "linux")]
 struct Slot {
     sock: Option<Socket>,
     target: SocketAddr,
@@ -43,6 +48,7 @@ enum Ended {
     Error,
 }
 
+#[cfg(target_os = "linux")]
 fn errno_ended(e: &io::Error) -> Ended {
     match e.raw_os_error() {
         Some(libc::ECONNREFUSED | libc::ECONNRESET | libc::EHOSTUNREACH | libc::ENETUNREACH) => {
@@ -64,8 +70,31 @@ fn accepted(sock: &Socket) -> Ended {
     }
 }
 
+#[cfg(target_os = "linux")]
 fn new_socket(domain: Domain) -> io::Result<Socket> {
     Socket::new(domain, Type::STREAM.nonblocking(), None)
+}
+
+#[cfg(windows)]
+fn new_socket(domain: Domain) -> io::Result<Socket> {
+    let sock = Socket::new(domain, Type::STREAM, None)?;
+    sock.set_nonblocking(true)?;
+    Ok(sock)
+}
+
+/// How a connect ended, from a Winsock error code (`WSAE*`; pure, so tested everywhere).
+#[cfg(any(windows, test))]
+fn wsa_ended(code: Option<i32>) -> Ended {
+    match code {
+        // WSAECONNREFUSED, WSAECONNRESET, WSAEHOSTUNREACH, WSAENETUNREACH
+        Some(10061 | 10054 | 10065 | 10051) => Ended::NotOpen,
+        // WSAETIMEDOUT: the stack gave up on its own SYN retransmissions.
+        Some(10060) => Ended::Silent,
+        // WSAEWOULDBLOCK, WSAEADDRNOTAVAIL, WSAEMFILE, WSAENOBUFS, WSAEADDRINUSE (out of
+        // ephemeral ports)
+        Some(10035 | 10049 | 10024 | 10055 | 10048) => Ended::Retry,
+        _ => Ended::Error,
+    }
 }
 
 /// Only a connected socket can leave a TIME_WAIT behind; this one closes with a reset instead.
@@ -75,8 +104,10 @@ fn abort(sock: Socket) {
     drop(sock);
 }
 
+#[cfg(target_os = "linux")]
 struct Epoll(OwnedFd);
 
+#[cfg(target_os = "linux")]
 impl Epoll {
     fn new() -> io::Result<Epoll> {
         // SAFETY: plain syscall; the result is checked before being owned.
@@ -167,6 +198,7 @@ impl Congestion {
 
 /// One thread's share of one pass: connects to every target, `window` at a time; a target that
 /// stays silent is asked once more in the same pass before it counts as silent.
+#[cfg(target_os = "linux")]
 fn worker(
     targets: &[SocketAddr],
     timeout: Duration,
@@ -356,7 +388,222 @@ fn worker(
     out
 }
 
+/// Asks Windows not to retransmit a refused SYN (`SIO_TCP_INITIAL_RTO` with
+/// `TCP_INITIAL_RTO_NO_SYN_RETRANSMISSIONS`, Windows 10 1703 and later): by default a connect
+/// answered by a reset is tried again for about 2 s, so every closed port would look silent.
+/// The sweep's own passes ask lost SYNs again. Where the call is refused (older Windows, Wine)
+/// it is not asked again.
+#[cfg(windows)]
+fn no_syn_retransmissions(sock: &Socket) {
+    use std::os::windows::io::AsRawSocket;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use windows_sys::Win32::Networking::WinSock::{
+        SIO_TCP_INITIAL_RTO, SOCKET, TCP_INITIAL_RTO_PARAMETERS, WSAIoctl,
+    };
+    static REFUSED: AtomicBool = AtomicBool::new(false);
+    if REFUSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let params = TCP_INITIAL_RTO_PARAMETERS {
+        // TCP_INITIAL_RTO_UNSPECIFIED_RTT ((USHORT)-1) and TCP_INITIAL_RTO_NO_SYN_RETRANSMISSIONS
+        // ((UCHAR)-2), as mstcpip.h defines them.
+        Rtt: u16::MAX,
+        MaxSynRetransmissions: 0xFE,
+    };
+    let mut returned = 0u32;
+    // SAFETY: params and returned live across the call; no overlapped I/O, no output buffer.
+    let rc = unsafe {
+        WSAIoctl(
+            sock.as_raw_socket() as SOCKET,
+            SIO_TCP_INITIAL_RTO,
+            std::ptr::from_ref(&params).cast(),
+            std::mem::size_of::<TCP_INITIAL_RTO_PARAMETERS>() as u32,
+            std::ptr::null_mut(),
+            0,
+            &mut returned,
+            std::ptr::null_mut(),
+            None,
+        )
+    };
+    if rc != 0 {
+        REFUSED.store(true, Ordering::Relaxed);
+    }
+}
+
+/// One thread's share of one pass on Windows: nonblocking connects, at most `window` in flight,
+/// watched by one `WSAPoll` over all of them (net::windows says why not IOCP); a target that
+/// stays silent is asked once more in the same pass before it counts as silent, as on Linux.
+/// Before Windows 10 2004 `WSAPoll` does not report a refused connect, so a socket out of time
+/// is asked its `SO_ERROR` before it counts as silent.
+#[cfg(windows)]
+fn worker(
+    targets: &[SocketAddr],
+    timeout: Duration,
+    window: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Pass {
+    use std::os::windows::io::AsRawSocket;
+    use windows_sys::Win32::Networking::WinSock::{
+        POLLERR, POLLHUP, POLLWRNORM, SOCKET, WSAPOLLFD, WSAPoll,
+    };
+
+    struct Flight {
+        sock: Socket,
+        target: SocketAddr,
+        deadline: Instant,
+    }
+
+    let mut out = Pass::default();
+    let window = window.max(1);
+    // In start order; every connect has the same timeout, so also in deadline order.
+    let mut flights: Vec<Flight> = Vec::with_capacity(window);
+    let mut fds: Vec<WSAPOLLFD> = Vec::with_capacity(window);
+    let mut todo: VecDeque<SocketAddr> = targets.iter().copied().collect();
+    let mut asked_again: std::collections::HashSet<SocketAddr> = std::collections::HashSet::new();
+    let mut requeued = 0u64;
+    let mut cc = Congestion::new(window);
+    let mut limit = cc.size();
+    let mut done = 0u64;
+    let mut reported = 0u64;
+    let mut retries_left = targets.len() * 2 + 64;
+
+    let finish = |ended: Ended, target: SocketAddr, out: &mut Pass, done: &mut u64| {
+        *done += 1;
+        match ended {
+            Ended::Accepted => out.accepted.push(target),
+            Ended::NotOpen => {}
+            Ended::SelfConnect => out.discarded.push(target),
+            Ended::Silent => out.silent.push(target),
+            Ended::Error | Ended::Retry => out.errors.push(target),
+        }
+    };
+
+    loop {
+        let mut starved = false;
+        let mut batch = 0;
+        while flights.len() < limit && batch < 256 {
+            batch += 1;
+            let Some(target) = todo.pop_front() else {
+                break;
+            };
+            let sock = match new_socket(Domain::for_address(target)) {
+                Ok(s) => s,
+                Err(e) => {
+                    if matches!(wsa_ended(e.raw_os_error()), Ended::Retry) && retries_left > 0 {
+                        retries_left -= 1;
+                        todo.push_front(target);
+                        limit = flights.len().max(1);
+                        starved = true;
+                        break;
+                    }
+                    finish(Ended::Error, target, &mut out, &mut done);
+                    continue;
+                }
+            };
+            no_syn_retransmissions(&sock);
+            match sock.connect(&SockAddr::from(target)) {
+                Ok(()) => {
+                    finish(accepted(&sock), target, &mut out, &mut done);
+                    abort(sock);
+                }
+                // WSAEWOULDBLOCK: in progress.
+                Err(e) if e.raw_os_error() == Some(10035) => flights.push(Flight {
+                    sock,
+                    target,
+                    deadline: Instant::now() + timeout,
+                }),
+                Err(e) => match wsa_ended(e.raw_os_error()) {
+                    Ended::Retry if retries_left > 0 => {
+                        retries_left -= 1;
+                        todo.push_back(target);
+                        limit = flights.len().max(1);
+                        starved = true;
+                        break;
+                    }
+                    ended => finish(ended, target, &mut out, &mut done),
+                },
+            }
+        }
+        if flights.is_empty() && todo.is_empty() {
+            break;
+        }
+        if flights.is_empty() && starved {
+            // Out of ephemeral ports or sockets with nothing of ours in flight: wait a bit.
+            std::thread::sleep(Duration::from_millis(5));
+            limit = cc.size();
+            continue;
+        }
+        fds.clear();
+        fds.extend(flights.iter().map(|f| WSAPOLLFD {
+            fd: f.sock.as_raw_socket() as SOCKET,
+            events: POLLWRNORM,
+            revents: 0,
+        }));
+        let now = Instant::now();
+        let wait = flights.first().map_or(0, |f| {
+            f.deadline
+                .saturating_duration_since(now)
+                .as_millis()
+                .min(1000) as i32
+                + 1
+        });
+        // SAFETY: fds is a valid array of fds.len() entries for the duration of the call.
+        let n = unsafe { WSAPoll(fds.as_mut_ptr(), fds.len() as u32, wait) };
+        if n < 0 {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let now = Instant::now();
+        let mut kept = Vec::with_capacity(flights.len().max(limit));
+        for (f, pfd) in flights.drain(..).zip(&fds) {
+            let ended = if pfd.revents & (POLLWRNORM | POLLERR | POLLHUP) != 0 {
+                match f.sock.take_error() {
+                    Ok(None) => accepted(&f.sock),
+                    Ok(Some(e)) => wsa_ended(e.raw_os_error()),
+                    Err(_) => Ended::Error,
+                }
+            } else if now >= f.deadline {
+                match f.sock.take_error() {
+                    Ok(Some(e)) => wsa_ended(e.raw_os_error()),
+                    Ok(None) if f.sock.peer_addr().is_ok() => accepted(&f.sock),
+                    _ => Ended::Silent,
+                }
+            } else {
+                kept.push(f);
+                continue;
+            };
+            // Only a connected socket needs the reset on close (no TIME_WAIT); under Wine every
+            // socket call is a round trip to the Wine server, so refused ones skip it.
+            let connected = matches!(ended, Ended::Accepted | Ended::SelfConnect);
+            if matches!(ended, Ended::Silent) && asked_again.insert(f.target) {
+                // Once more within this pass, at the back of the queue.
+                todo.push_back(f.target);
+                requeued += 1;
+            } else {
+                finish(ended, f.target, &mut out, &mut done);
+            }
+            if connected {
+                abort(f.sock);
+            }
+        }
+        flights = kept;
+        if limit < window && !starved {
+            limit = (limit * 2).min(cc.size());
+        }
+        cc.observe(done + requeued, out.silent.len() as u64 + requeued);
+        limit = limit.min(cc.size());
+        if done - reported >= 1024 {
+            progress(done - reported);
+            reported = done;
+        }
+    }
+    if done > reported {
+        progress(done - reported);
+    }
+    out
+}
+
 /// One pass over `targets` with `threads` threads and `window` connects in flight in all.
+#[cfg(any(target_os = "linux", windows))]
 fn pass(
     targets: &[SocketAddr],
     timeout: Duration,
@@ -417,6 +664,7 @@ pub(crate) fn settles(pass: u32, asked: u64, still: u64) -> bool {
 /// Sweeps `ports` of every address of `plan` at once (the addresses' ports interleaved over
 /// `threads` threads, `window` connects in flight in all), asks the silent ports again, and
 /// confirms each port that accepted: one outcome per address, in `plan`'s order.
+#[cfg(any(target_os = "linux", windows))]
 pub(crate) fn sweep(
     plan: &[(IpAddr, Vec<u16>)],
     local: &dyn Fn(IpAddr) -> bool,
@@ -424,6 +672,24 @@ pub(crate) fn sweep(
     window: usize,
     threads: usize,
     progress: &(dyn Fn(u64) + Sync),
+) -> Vec<SweepOutcome> {
+    sweep_with(plan, local, timeout, window, threads, progress, &pass)
+}
+
+/// One pass of connects: (targets, timeout, window, threads, progress) to what they did.
+type PassFn<'a> =
+    dyn Fn(&[SocketAddr], Duration, usize, usize, &(dyn Fn(u64) + Sync)) -> Pass + Sync + 'a;
+
+/// [`sweep`] with the connect engine given: the passes and confirmations are the platform's
+/// `pass`, or a stand-in in tests.
+fn sweep_with(
+    plan: &[(IpAddr, Vec<u16>)],
+    local: &dyn Fn(IpAddr) -> bool,
+    timeout: Duration,
+    window: usize,
+    threads: usize,
+    progress: &(dyn Fn(u64) + Sync),
+    pass: &PassFn<'_>,
 ) -> Vec<SweepOutcome> {
     // Round robin over the addresses, so each sees an even share of the window.
     let longest = plan.iter().map(|(_, p)| p.len()).max().unwrap_or(0);
@@ -615,5 +881,114 @@ mod tests {
         small.observe(128, 64);
         small.observe(192, 128);
         assert!(small.size() >= 1 && small.size() <= 8);
+    }
+
+    #[test]
+    fn winsock_errors_end_connects_as_errnos_do_on_linux() {
+        assert!(matches!(wsa_ended(Some(10061)), Ended::NotOpen), "refused");
+        assert!(matches!(wsa_ended(Some(10054)), Ended::NotOpen), "reset");
+        assert!(matches!(wsa_ended(Some(10065)), Ended::NotOpen));
+        assert!(matches!(wsa_ended(Some(10051)), Ended::NotOpen));
+        assert!(matches!(wsa_ended(Some(10060)), Ended::Silent), "timed out");
+        for busy in [10035, 10049, 10024, 10055, 10048] {
+            assert!(matches!(wsa_ended(Some(busy)), Ended::Retry), "{busy}");
+        }
+        assert!(
+            matches!(wsa_ended(Some(10013)), Ended::Error),
+            "access denied"
+        );
+        assert!(matches!(wsa_ended(None), Ended::Error));
+    }
+
+    /// The passes, settling and confirmation over a stand-in engine: what a Windows or Linux
+    /// engine reports becomes the same outcomes (accepted, unanswered, passes, settled).
+    #[test]
+    fn passes_settle_and_confirm_over_any_engine() {
+        use std::collections::HashMap;
+        use std::sync::Mutex;
+        let a: IpAddr = "192.0.2.1".parse().unwrap(); // two open ports
+        let b: IpAddr = "192.0.2.2".parse().unwrap(); // a firewall: all silent
+        let c: IpAddr = "192.0.2.3".parse().unwrap(); // two lost SYNs, answered on pass 2
+        let d: IpAddr = "192.0.2.4".parse().unwrap(); // one port silent for good
+        let e: IpAddr = "192.0.2.5".parse().unwrap(); // port k answers on pass k only
+        let plan: Vec<(IpAddr, Vec<u16>)> = vec![
+            (a, (1..=100).collect()),
+            (b, (1..=50).collect()),
+            (c, (1..=20).collect()),
+            (d, vec![1, 2, 3]),
+            (e, (1..=7).collect()),
+            (a, vec![]),
+        ];
+        let asked: Mutex<HashMap<SocketAddr, u32>> = Mutex::new(HashMap::new());
+        let engine = |targets: &[SocketAddr],
+                      _: Duration,
+                      _: usize,
+                      _: usize,
+                      progress: &(dyn Fn(u64) + Sync)|
+         -> Pass {
+            let mut out = Pass::default();
+            let mut asked = asked.lock().unwrap();
+            for &t in targets {
+                let n = asked.entry(t).or_insert(0);
+                *n += 1;
+                let (ip, port, n) = (t.ip(), t.port(), *n);
+                let silent = ip == b
+                    || (ip == c && (port == 5 || port == 9) && n == 1)
+                    || (ip == d && port == 1)
+                    || (ip == e && u32::from(port) != n);
+                let open = (ip == a && (port == 22 || port == 80)) || (ip == c && port == 9);
+                let ended = if silent {
+                    Ended::Silent
+                } else if open {
+                    Ended::Accepted
+                } else {
+                    Ended::NotOpen
+                };
+                match ended {
+                    Ended::Accepted => out.accepted.push(t),
+                    Ended::Silent => out.silent.push(t),
+                    _ => {}
+                }
+            }
+            progress(targets.len() as u64);
+            out
+        };
+        let seen = std::sync::atomic::AtomicU64::new(0);
+        let outs = sweep_with(
+            &plan,
+            &|_| false,
+            Duration::from_millis(150),
+            64,
+            1,
+            &|n| {
+                seen.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+            },
+            &engine,
+        );
+        assert_eq!(
+            seen.into_inner(),
+            100 + 50 + 20 + 3 + 7,
+            "progress of the first pass"
+        );
+        let got: Vec<(Vec<u16>, u64, u32, bool)> = outs
+            .iter()
+            .map(|o| (o.accepted.clone(), o.unanswered, o.passes, o.settled))
+            .collect();
+        assert_eq!(
+            got,
+            vec![
+                (vec![22, 80], 0, 1, true),
+                (vec![], 50, 2, true),
+                (vec![9], 0, 2, true),
+                (vec![], 1, 2, true),
+                (vec![], 2, MAX_PASSES, false),
+                (vec![], 0, 0, true),
+            ]
+        );
+        // Each accepted port was asked again to confirm it (remote addresses: one more pass).
+        let asked = asked.into_inner().unwrap();
+        assert_eq!(asked[&SocketAddr::new(a, 22)], 2);
+        assert_eq!(asked[&SocketAddr::new(c, 9)], 3);
+        assert_eq!(asked[&SocketAddr::new(a, 23)], 1);
     }
 }

@@ -94,6 +94,12 @@ pub const CHECKS: &[(&str, &str, Severity, &str)] = &[
         Severity::Error,
         "a site service listens on a port a component (or another service) uses",
     ),
+    (
+        "C114",
+        "windows-excluded-range",
+        Severity::Error,
+        "a port lies in a Windows excluded port range of its node (windows_excluded_ports)",
+    ),
 ];
 
 /// Something involved in a finding.
@@ -230,6 +236,7 @@ pub fn check(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Finding> {
     packages_twice_on_node(dep, &loc, &mut out);
     overlapping_zones(dep, &mut out);
     service_clashes(plan, &loc, &mut out);
+    excluded_ranges(dep, plan, &loc, &mut out);
     for u in &plan.unset {
         out.push(finding(
             "C108",
@@ -676,6 +683,115 @@ fn dynamic_range(plan: &Plan, loc: &Locator, out: &mut Vec<Finding>) {
     }
 }
 
+/// One transport's excluded ranges of a node, sorted by first port, with the running maximum of
+/// their last ports: a binding meets a range iff the range starting at or before the binding's
+/// last port that reaches furthest reaches its first port (a binary search, not a scan).
+struct Excluded<'d> {
+    ranges: Vec<&'d crate::deployment::ExcludedRange>,
+    /// `reach[i]`: the index among `ranges[..=i]` of the one with the highest last port.
+    reach: Vec<usize>,
+}
+
+impl<'d> Excluded<'d> {
+    fn new(mut ranges: Vec<&'d crate::deployment::ExcludedRange>) -> Excluded<'d> {
+        ranges.sort_by_key(|r| (r.ports.lo(), r.ports.hi()));
+        let mut reach: Vec<usize> = Vec::with_capacity(ranges.len());
+        for (i, r) in ranges.iter().enumerate() {
+            let best = match reach.last() {
+                Some(&j) if ranges[j].ports.hi() >= r.ports.hi() => j,
+                _ => i,
+            };
+            reach.push(best);
+        }
+        Excluded { ranges, reach }
+    }
+
+    /// An excluded range holding a port of `ports` (the one reaching furthest), and that port.
+    fn hit(&self, ports: &PortRange) -> Option<(&'d crate::deployment::ExcludedRange, u16)> {
+        let end = self.ranges.partition_point(|r| r.ports.lo() <= ports.hi());
+        let far = self.ranges[*self.reach.get(end.checked_sub(1)?)?];
+        if far.ports.hi() < ports.lo() {
+            return None;
+        }
+        if let Some(p) = ports.first_common(&far.ports) {
+            return Some((far, p));
+        }
+        // A parity binding can touch the furthest range only on a port of the other parity
+        // (a rare corner): then ask every range that starts in time.
+        self.ranges[..end]
+            .iter()
+            .find_map(|r| ports.first_common(&r.ports).map(|q| (*r, q)))
+    }
+}
+
+/// C114: a planned port on a node inside one of the node's Windows excluded port ranges of the
+/// same transport: the listener's bind fails there (WSAEACCES). Site services count too: their
+/// listeners are refused the same way. O((b + r) log r) for b bindings and r ranges.
+fn excluded_ranges(dep: &Deployment, plan: &Plan, loc: &Locator, out: &mut Vec<Finding>) {
+    if dep.nodes.iter().all(|n| n.windows_excluded.is_empty()) {
+        return;
+    }
+    let mut by_node: std::collections::HashMap<(&str, Transport), Excluded> = Default::default();
+    for n in &dep.nodes {
+        for t in [Transport::Tcp, Transport::Udp] {
+            let of_t: Vec<_> = n
+                .windows_excluded
+                .iter()
+                .filter(|r| r.transport == t)
+                .collect();
+            if !of_t.is_empty() {
+                by_node.insert((n.name.as_str(), t), Excluded::new(of_t));
+            }
+        }
+    }
+    for b in &plan.bindings {
+        let Host::Node { node, address } = &b.host else {
+            continue;
+        };
+        let Some(ex) = by_node.get(&(node.as_str(), b.transport)) else {
+            continue;
+        };
+        let Some((range, port)) = ex.hit(&b.ports) else {
+            continue;
+        };
+        let what = match &b.unit {
+            Some(u) => format!("{}.{} (unit {u})", b.component, b.port_id),
+            None => format!("{}.{}", b.component, b.port_id),
+        };
+        out.push(finding(
+            "C114",
+            format!(
+                "{what} on node {node} ({address}) uses {} {} (from {port}), inside the Windows \
+                 excluded port range {} of the node: the bind will fail",
+                b.transport.as_str(),
+                b.ports,
+                range.ports,
+            ),
+            vec![
+                loc.binding(b),
+                Place {
+                    what: format!(
+                        "{} excluded range {} of node {node}",
+                        b.transport.as_str(),
+                        range.ports
+                    ),
+                    location: Some(range.location.clone()),
+                },
+            ],
+            format!(
+                "move the port out of {}, or free the range on {node}: `netsh int ipv4 delete \
+                 excludedportrange protocol={} startport={} numberofports={}` (as administrator), \
+                 or reserve the planned ports first (`netsh int ipv4 add excludedportrange`) so \
+                 Hyper-V/WinNAT choose other ranges at the next reboot",
+                range.ports,
+                b.transport.as_str(),
+                range.ports.lo(),
+                u32::from(range.ports.hi()) - u32::from(range.ports.lo()) + 1,
+            ),
+        ));
+    }
+}
+
 /// Where a site service is defined.
 fn service_place(dep: &Deployment, b: &Binding) -> Place {
     let at = dep.services.iter().find(|s| s.name == b.port_id);
@@ -986,5 +1102,70 @@ mod site_tests {
             "{}",
             out[0].message
         );
+    }
+}
+
+#[cfg(test)]
+mod excluded_tests {
+    use super::*;
+    use crate::deployment::ExcludedRange;
+    use crate::range::Parity;
+
+    /// The binary search of C114 meets a binding exactly when some range shares a port with it
+    /// (every range compared), on many small random sets of ranges, parities included.
+    #[test]
+    fn hit_matches_every_range() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = |m: u16| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % u64::from(m)) as u16
+        };
+        let at = Location {
+            file: "t".into(),
+            line: 1,
+            column: 1,
+        };
+        for _ in 0..2000 {
+            let ranges: Vec<ExcludedRange> = (0..next(6))
+                .map(|_| {
+                    let lo = 1 + next(60);
+                    ExcludedRange {
+                        transport: Transport::Tcp,
+                        ports: PortRange::new(lo, lo + next(8), None).unwrap(),
+                        location: at.clone(),
+                    }
+                })
+                .collect();
+            let ex = Excluded::new(ranges.iter().collect());
+            for _ in 0..20 {
+                let mut lo = 1 + next(70);
+                let mut hi = lo + next(10);
+                let parity = match next(3) {
+                    0 => None,
+                    1 => Some(Parity::Even),
+                    _ => Some(Parity::Odd),
+                };
+                if let Some(p) = parity {
+                    if Parity::of(lo) != p {
+                        lo += 1;
+                    }
+                    if Parity::of(hi) != p {
+                        hi += 1;
+                    }
+                }
+                let Ok(b) = PortRange::new(lo, hi, parity) else {
+                    continue;
+                };
+                let want = ranges.iter().any(|r| b.first_common(&r.ports).is_some());
+                match ex.hit(&b) {
+                    Some((r, p)) => {
+                        assert!(want && r.ports.contains(p) && b.contains(p), "{b} {p}")
+                    }
+                    None => assert!(!want, "{b} missed in {ranges:?}"),
+                }
+            }
+        }
     }
 }

@@ -786,3 +786,88 @@ fn duplicate_table_points_at_the_first() {
         out.stderr
     );
 }
+
+#[test]
+fn windows_excluded_ports_bad_items() {
+    case(
+        "zone = \"dc\"",
+        "zone = \"dc\"\nwindows_excluded_ports = { tcp = [\"50059-50000\", \"1433x\"], udp = [\"0\", 5] }",
+        2,
+        &[
+            "t.toml:14:72: error[E003]: `nodes.APP1.windows_excluded_ports.udp` must be a list of strings, but item 2 is a whole number",
+        ],
+    );
+    case(
+        "zone = \"dc\"",
+        "zone = \"dc\"\nwindows_excluded_ports = { tcp = [\"50059-50000\", \"1433x\"], udp = [\"0\", \"70000\"] }",
+        2,
+        &[
+            "t.toml:14:35: error[E024]: the excluded range 50059-50000 runs backwards",
+            "write it first-last: \"50000-50059\"",
+            "t.toml:14:50: error[E024]: `1433x` is not a port number (a Windows excluded port range)",
+            "error[E024]: port 0 is out of range",
+            "error[E024]: port 70000 is out of range",
+            "as netsh prints its Start Port and End Port",
+        ],
+    );
+    case(
+        "zone = \"dc\"",
+        "zone = \"dc\"\nwindows_excluded_ports = { sctp = [\"1-2\"] }",
+        2,
+        &[
+            "error[E002]: unknown key `sctp` in [nodes.APP1.windows_excluded_ports]",
+            "keys here: tcp, udp",
+        ],
+    );
+    case(
+        "zone = \"dc\"",
+        "zone = \"dc\"\nwindows_excluded_ports = [\"50000-50059\"]",
+        2,
+        &["`nodes.APP1.windows_excluded_ports` must be a table, not a list"],
+    );
+}
+
+/// C114: a planned port inside an excluded range of its node and transport is an error naming the
+/// node, the binding, the port and the range; the other node, the other transport and ranges
+/// beside the ports are quiet.
+#[test]
+fn windows_excluded_range_is_an_error() {
+    let text = GOOD.replacen(
+        "zone = \"dc\"",
+        "zone = \"dc\"\nwindows_excluded_ports = { tcp = [\"50000-50059\", \"21000-21099\", \"8000-8200\"], udp = [\"8150-8160\", \"1-100\"] }",
+        1,
+    );
+    let out = Test::new()
+        .file("t.toml", &text)
+        .args(["check", "t.toml"])
+        .status(1)
+        .run();
+    let errors: Vec<&str> = out
+        .stdout
+        .lines()
+        .filter(|l| l.contains("[C114]"))
+        .collect();
+    // HAC's two ports on APP1, two packages' tcp ports, the prompt area over udp.
+    assert_eq!(errors.len(), 5, "{}", out.stdout);
+    for want in [
+        "error[C114] windows-excluded-range: agent-server.port (unit CORE) on node APP1 (10.1.0.100) uses tcp 21018 (from 21018), inside the Windows excluded port range 21000-21099 of the node: the bind will fail",
+        "error[C114] windows-excluded-range: media-routing-server.prompt-area (unit CORE) on node APP1 (10.1.0.100) uses udp 8000-8200 (from 8150), inside the Windows excluded port range 8150-8160 of the node",
+        "t.toml:14:50  tcp excluded range 21000-21099 of node APP1",
+        "error[C114] windows-excluded-range: hac.server-port on node APP1 (10.1.0.11) uses tcp 21012",
+        "netsh int ipv4 delete excludedportrange protocol=tcp startport=21000 numberofports=100",
+    ] {
+        assert!(out.stdout.contains(want), "lacks {want:?}:\n{}", out.stdout);
+    }
+    assert!(!out.stdout.contains("node APP2"), "{}", out.stdout);
+    // JSON carries the same finding.
+    let json = Test::new()
+        .file("t.toml", &text)
+        .args(["check", "t.toml", "--format", "json"])
+        .status(1)
+        .run();
+    assert!(
+        json.stdout.contains("\"code\": \"C114\""),
+        "{}",
+        json.stdout
+    );
+}
