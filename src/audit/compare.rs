@@ -79,6 +79,8 @@ pub struct Summary {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Report {
+    /// [`crate::FORMAT_VERSION`].
+    pub format_version: u32,
     pub summary: Summary,
     pub flows: Vec<FlowRow>,
     pub extra: Vec<ExtraRow>,
@@ -516,6 +518,7 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
         exact: rows.iter().all(|r| r.status == "admitted") && extra.is_empty(),
     };
     Report {
+        format_version: crate::FORMAT_VERSION,
         summary,
         flows: rows,
         extra,

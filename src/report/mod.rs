@@ -361,6 +361,8 @@ pub struct Input {
 /// The merged report of a whole system.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
+    /// [`crate::FORMAT_VERSION`].
+    pub format_version: u32,
     pub name: String,
     /// The firewall target the fixes are written for.
     pub target: String,
@@ -547,6 +549,7 @@ pub fn build(
         .collect();
     inputs.sort_by(|a, b| (&a.zone, &a.file).cmp(&(&b.zone, &b.file)));
     Report {
+        format_version: crate::FORMAT_VERSION,
         name: dep.name.clone(),
         target: target.name().to_string(),
         passed: summary.verified == summary.planned,
