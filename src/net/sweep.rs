@@ -35,6 +35,19 @@ struct Pass {
     discarded: Vec<SocketAddr>,
 }
 
+impl Pass {
+    /// Files one connect's end under its outcome (both engines, Linux's and Windows').
+    fn record(&mut self, ended: Ended, target: SocketAddr) {
+        match ended {
+            Ended::Accepted => self.accepted.push(target),
+            Ended::NotOpen => {}
+            Ended::SelfConnect => self.discarded.push(target),
+            Ended::Silent => self.silent.push(target),
+            Ended::Error | Ended::Retry => self.errors.push(target),
+        }
+    }
+}
+
 /// How one connect ended.
 enum Ended {
     Accepted,
@@ -231,13 +244,7 @@ fn worker(
 
     let finish = |ended: Ended, target: SocketAddr, out: &mut Pass, done: &mut u64| {
         *done += 1;
-        match ended {
-            Ended::Accepted => out.accepted.push(target),
-            Ended::NotOpen => {}
-            Ended::SelfConnect => out.discarded.push(target),
-            Ended::Silent => out.silent.push(target),
-            Ended::Error | Ended::Retry => out.errors.push(target),
-        }
+        out.record(ended, target);
     };
 
     loop {
@@ -469,13 +476,7 @@ fn worker(
 
     let finish = |ended: Ended, target: SocketAddr, out: &mut Pass, done: &mut u64| {
         *done += 1;
-        match ended {
-            Ended::Accepted => out.accepted.push(target),
-            Ended::NotOpen => {}
-            Ended::SelfConnect => out.discarded.push(target),
-            Ended::Silent => out.silent.push(target),
-            Ended::Error | Ended::Retry => out.errors.push(target),
-        }
+        out.record(ended, target);
     };
 
     loop {
