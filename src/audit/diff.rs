@@ -289,22 +289,7 @@ fn flow_elements(chain: &super::Chain, f: &Flow) -> Option<Vec<(usize, usize, El
         _ => vec![(f.ports.lo(), f.ports.hi())],
     };
     let mut out = Vec::new();
-    for fam in [Family::V4, Family::V6] {
-        let src: Vec<Span> = f
-            .sources
-            .iter()
-            .map(Span::net)
-            .filter(|s| s.family == fam)
-            .collect();
-        let dst: Vec<Span> = f
-            .destination
-            .iter()
-            .map(Span::net)
-            .filter(|s| s.family == fam)
-            .collect();
-        if src.is_empty() || dst.is_empty() {
-            continue;
-        }
+    for (fam, src, dst) in family_spans(f) {
         let fits = |r: &Rule| -> Option<usize> {
             if r.action != Action::Accept || r.origin == ADDED {
                 return None;
@@ -372,26 +357,28 @@ fn flow_elements(chain: &super::Chain, f: &Flow) -> Option<Vec<(usize, usize, El
     if out.is_empty() { None } else { Some(out) }
 }
 
+/// A flow's sources and destinations as spans, per address family that has both.
+fn family_spans(f: &Flow) -> Vec<(Family, Vec<Span>, Vec<Span>)> {
+    [Family::V4, Family::V6]
+        .into_iter()
+        .filter_map(|fam| {
+            let spans = |nets: &[ipnet::IpNet]| -> Vec<Span> {
+                nets.iter()
+                    .map(Span::net)
+                    .filter(|s| s.family == fam)
+                    .collect()
+            };
+            let (src, dst) = (spans(&f.sources), spans(&f.destination));
+            (!src.is_empty() && !dst.is_empty()).then_some((fam, src, dst))
+        })
+        .collect()
+}
+
 /// The accepts of a flow in the model: one rule per address family with sources and
 /// destinations.
 fn model_rules(f: &Flow) -> Vec<Rule> {
     let mut out = Vec::new();
-    for fam in [Family::V4, Family::V6] {
-        let src: Vec<Span> = f
-            .sources
-            .iter()
-            .map(Span::net)
-            .filter(|s| s.family == fam)
-            .collect();
-        let dst: Vec<Span> = f
-            .destination
-            .iter()
-            .map(Span::net)
-            .filter(|s| s.family == fam)
-            .collect();
-        if src.is_empty() || dst.is_empty() {
-            continue;
-        }
+    for (fam, src, dst) in family_spans(f) {
         let mut matches = vec![
             Match::is(Cond::Family(fam)),
             Match::is(Cond::Saddr(src)),
