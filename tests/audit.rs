@@ -784,6 +784,15 @@ fn nft_elements(text: &str) -> Vec<Element> {
     out
 }
 
+/// The generated iptables chain of the scope: the host's own, or the router's (`--network`).
+fn ipt_chain(network: bool) -> &'static str {
+    if network {
+        "SCC-PORTS-FWD"
+    } else {
+        "SCC-PORTS"
+    }
+}
+
 /// One generated iptables rule line (`-A SCC-PORTS -s … -d … -p … --dport(s) … -j ACCEPT`).
 struct IptRule {
     line: usize,
@@ -795,10 +804,11 @@ struct IptRule {
     ports: String,
 }
 
-fn ipt_rules(text: &str) -> Vec<IptRule> {
+fn ipt_rules(text: &str, network: bool) -> Vec<IptRule> {
+    let head = format!("-A {} ", ipt_chain(network));
     text.lines()
         .enumerate()
-        .filter(|(_, l)| l.starts_with("-A SCC-PORTS "))
+        .filter(|(_, l)| l.starts_with(&head))
         .map(|(i, l)| {
             let w: Vec<&str> = l.split_whitespace().collect();
             let key = if w.contains(&"--dports") {
@@ -821,9 +831,10 @@ fn ipt_rules(text: &str) -> Vec<IptRule> {
 /// A mutation of the generated rules: a description and the mutated text. `which`: 0 a deleted
 /// rule (nftables: a set element; 4 a rule), 1 an added accept (nftables: a set element; 5 a
 /// rule), 2 a shadowing drop, 3 a range widened by one port (a set element's, a multiport
-/// item's, a `--dport`'s).
-fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, String) {
-    let flows = lab_flows(false);
+/// item's, a `--dport`'s). `network`: the rules are the router's (`firewall --network`).
+fn mutate(base: &str, kind: Kind, which: usize, network: bool, rng: &mut Rng) -> (String, String) {
+    let flows = lab_flows(network);
+    let chain = ipt_chain(network);
     // A widening must open something: not a port that a flow to the same address already has
     // (then the ruleset could still be exact, or the set's intervals would overlap).
     let widens_into_plan = |dst: &str, hi: u16| {
@@ -836,8 +847,21 @@ fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, Strin
                 .any(|f| f.ports.contains(hi + 1) && f.destination.contains(&dst.trunc()))
     };
     let lines: Vec<&str> = base.lines().collect();
-    let elements = nft_elements(base);
-    let ipt = ipt_rules(base);
+    // Only what the probes can see: elements and rules towards the servers (the router's rules
+    // also admit traffic between client zones, which no probe crosses).
+    let to_server = |addr: &str| {
+        SERVER
+            .iter()
+            .any(|s| addr == s.to_string() || addr == format!("{s}/32"))
+    };
+    let elements: Vec<Element> = nft_elements(base)
+        .into_iter()
+        .filter(|e| to_server(&e.addr))
+        .collect();
+    let ipt: Vec<IptRule> = ipt_rules(base, network)
+        .into_iter()
+        .filter(|r| to_server(&r.dst))
+        .collect();
     match (which, kind) {
         (0 | 4, Kind::Nft) => {
             // 0: a set element (not the only one of its set: `elements = { }` does not load);
@@ -891,7 +915,7 @@ fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, Strin
                 }
                 Kind::Iptables => (
                     format!(
-                        "-A SCC-PORTS -s 10.88.{zone}.0/24 -p {proto} -m {proto} --dport {port} -j ACCEPT"
+                        "-A {chain} -s 10.88.{zone}.0/24 -p {proto} -m {proto} --dport {port} -j ACCEPT"
                     ),
                     ipt[rng.below(ipt.len())].line,
                 ),
@@ -911,25 +935,30 @@ fn mutate(base: &str, kind: Kind, which: usize, rng: &mut Rng) -> (String, Strin
                             "\t\tip saddr {} ip daddr {} {} dport {} drop",
                             e.src, e.addr, e.proto, e.lo
                         ),
-                        "iif \"lo\" accept",
+                        if network {
+                            "ct state invalid drop".to_string()
+                        } else {
+                            "iif \"lo\" accept".to_string()
+                        },
                     )
                 }
                 Kind::Iptables => {
                     let r = &ipt[rng.below(ipt.len())];
                     let first = r.ports.split([',', ':']).next().unwrap();
+                    let hook = if network { "FORWARD" } else { "INPUT" };
                     (
                         format!(
-                            "-A INPUT -s {} -d {} -p {} -m {} --dport {first} -j DROP",
+                            "-A {hook} -s {} -d {} -p {} -m {} --dport {first} -j DROP",
                             r.src, r.dst, r.proto, r.proto
                         ),
-                        "-A INPUT -j SCC-PORTS",
+                        format!("-A {hook} -j {chain}"),
                     )
                 }
             };
             (
                 format!("shadowing drop: {}", text.trim()),
                 with_lines(base, |l| {
-                    let at = l.iter().position(|x| x.contains(anchor)).unwrap();
+                    let at = l.iter().position(|x| x.contains(anchor.as_str())).unwrap();
                     let at = if kind == Kind::Nft { at + 1 } else { at };
                     l.insert(at, text.clone());
                 }),
@@ -1058,6 +1087,25 @@ fn cases(rng: &mut Rng) -> Vec<Case> {
             false,
         ));
     }
+    for diff in [false, true] {
+        let then = if diff { ", after firewall --diff" } else { "" };
+        out.push(case(
+            format!("admin router nftables{then}"),
+            Kind::Nft,
+            admin("tests/audit/admin-router.nft"),
+            diff,
+            diff,
+            true,
+        ));
+        out.push(case(
+            format!("admin router iptables{then}"),
+            Kind::Iptables,
+            admin("tests/audit/admin-router.rules"),
+            diff,
+            diff,
+            true,
+        ));
+    }
     out.push(case(
         "admin iptables with ipsets".into(),
         Kind::Iptables,
@@ -1066,32 +1114,37 @@ fn cases(rng: &mut Rng) -> Vec<Case> {
         false,
         false,
     ));
-    let (nft, ipt) = (generated("nftables", false), generated("iptables", false));
-    for (kind, base) in [(Kind::Nft, &nft), (Kind::Iptables, &ipt)] {
-        // nftables: 0 and 4 delete an element and a rule, 1 and 5 add an element and a rule.
-        let kinds = if kind == Kind::Nft { 0..6 } else { 0..4 };
-        for which in kinds {
-            let (what, text) = mutate(base, kind, which, rng);
-            // Every mutation is also repaired by `firewall --diff` (nftables: set elements
-            // deleted and added, rules deleted and inserted; iptables: rules).
-            {
+    // Mutations of the host's rules, then of the router's (`--network`): each is audited as it
+    // is, and again after `firewall --diff` repaired it (nftables: set elements deleted and
+    // added, rules deleted and inserted; iptables: rules).
+    for network in [false, true] {
+        let on = if network { " --network" } else { "" };
+        let (nft, ipt) = (
+            generated("nftables", network),
+            generated("iptables", network),
+        );
+        for (kind, base) in [(Kind::Nft, &nft), (Kind::Iptables, &ipt)] {
+            // nftables: 0 and 4 delete an element and a rule, 1 and 5 add an element and a rule.
+            let kinds = if kind == Kind::Nft { 0..6 } else { 0..4 };
+            for which in kinds {
+                let (what, text) = mutate(base, kind, which, network, rng);
                 out.push(case(
-                    format!("{kind:?} mutation, {what}, after firewall --diff"),
+                    format!("{kind:?}{on} mutation, {what}, after firewall --diff"),
                     kind,
                     text.clone(),
                     true,
                     true,
+                    network,
+                ));
+                out.push(case(
+                    format!("{kind:?}{on} mutation, {what}"),
+                    kind,
+                    text,
                     false,
+                    false,
+                    network,
                 ));
             }
-            out.push(case(
-                format!("{kind:?} mutation, {what}"),
-                kind,
-                text,
-                false,
-                false,
-                false,
-            ));
         }
     }
     out

@@ -423,7 +423,9 @@ fn undecided_text(d: &Decision) -> String {
 
 /// The destinations a flow's rows are about: each host, or a network's first address and each
 /// destination boundary the rules draw inside it.
-fn destinations(cuts: &DestCuts, net: &ipnet::IpNet) -> Vec<IpAddr> {
+/// The pieces of a destination network that every rule treats alike: each piece's first address
+/// (what is evaluated) and the piece as the report names it.
+fn destinations(cuts: &DestCuts, net: &ipnet::IpNet) -> Vec<(IpAddr, String)> {
     let s = Span::net(net);
     let cuts = match s.family {
         Family::V4 => &cuts.0,
@@ -434,7 +436,14 @@ fn destinations(cuts: &DestCuts, net: &ipnet::IpNet) -> Vec<IpAddr> {
     let to = cuts.partition_point(|&c| c <= s.hi);
     pieces(s.lo, s.hi, &cuts[from..to])
         .into_iter()
-        .map(|(lo, _)| num_addr(s.family, lo))
+        .map(|(lo, hi)| {
+            let piece = Span {
+                family: s.family,
+                lo,
+                hi,
+            };
+            (num_addr(s.family, lo), super::span_text(&piece))
+        })
         .collect()
 }
 
@@ -479,18 +488,18 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
     let mut rows = Vec::new();
     for (i, f) in flows.iter().enumerate() {
         for dnet in &f.destination {
-            for dst in destinations(&dcuts, dnet) {
-                let mut row = flow_row(&mut a, f, dnet, dst);
+            for (dst, text) in destinations(&dcuts, dnet) {
+                let mut row = flow_row(&mut a, f, dst, text);
                 row.flow = i;
                 rows.push(row);
             }
         }
     }
     // Extra: what is accepted beyond the plan, on the scope's destinations.
-    let dsts: Vec<IpAddr> = match scope {
-        Scope::Node(addresses) => addresses.clone(),
+    let dsts: Vec<(IpAddr, String)> = match scope {
+        Scope::Node(addresses) => addresses.iter().map(|a| (*a, a.to_string())).collect(),
         Scope::Network => {
-            let mut v: Vec<IpAddr> = flows
+            let mut v: Vec<(IpAddr, String)> = flows
                 .iter()
                 .flat_map(|f| f.destination.iter())
                 .flat_map(|n| destinations(&dcuts, n))
@@ -501,9 +510,9 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
         }
     };
     let mut extra = Vec::new();
-    for dst in dsts {
+    for (dst, text) in dsts {
         for t in [Transport::Tcp, Transport::Udp] {
-            extra.extend(extra_rows(&mut a, dst, t));
+            extra.extend(extra_rows(&mut a, dst, &text, t));
         }
     }
     let count = |s: &str| rows.iter().filter(|r: &&FlowRow| r.status == s).count();
@@ -525,7 +534,7 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
     }
 }
 
-fn flow_row(a: &mut Auditor, f: &Flow, dnet: &ipnet::IpNet, dst: IpAddr) -> FlowRow {
+fn flow_row(a: &mut Auditor, f: &Flow, dst: IpAddr, address: String) -> FlowRow {
     let flow_spans: Vec<Span> = f.sources.iter().map(Span::net).collect();
     let want = Mask::of(f.ports.parity());
     let (flo, fhi) = (f.ports.lo(), f.ports.hi());
@@ -626,10 +635,9 @@ fn flow_row(a: &mut Auditor, f: &Flow, dnet: &ipnet::IpNet, dst: IpAddr) -> Flow
     } else {
         Vec::new()
     };
-    let _ = dnet;
     FlowRow {
         zone: f.source_zones.join(","),
-        address: crate::flows::net_text(&ipnet::IpNet::from(dst)),
+        address,
         transport: f.transport.as_str(),
         ports: f.ports.to_string(),
         component: f.component.clone(),
@@ -666,7 +674,7 @@ fn join_spans(mut v: Vec<Span>) -> Vec<Span> {
 /// Port pieces with their parity bits (1 even, 2 odd): one opening's ports.
 type PortsKey = Vec<(u16, u16, u8)>;
 
-fn extra_rows(a: &mut Auditor, dst: IpAddr, t: Transport) -> Vec<ExtraRow> {
+fn extra_rows(a: &mut Auditor, dst: IpAddr, address: &str, t: Transport) -> Vec<ExtraRow> {
     let family = Family::of(&dst);
     let covering: Vec<(Vec<Span>, PortRange)> = a
         .flows
@@ -748,7 +756,7 @@ fn extra_rows(a: &mut Auditor, dst: IpAddr, t: Transport) -> Vec<ExtraRow> {
                     };
                     rows.push(ExtraRow {
                         source: net.to_string(),
-                        address: crate::flows::net_text(&ipnet::IpNet::from(dst)),
+                        address: address.to_string(),
                         transport: t.as_str(),
                         ports: ports_text(lo, hi, m),
                         rule: rule.clone(),

@@ -232,11 +232,7 @@ fn extra_boxes(
     added: &[(String, Elem)],
 ) -> Option<Vec<(usize, Elem)>> {
     let src: ipnet::IpNet = e.source.parse().ok()?;
-    let dst: std::net::IpAddr = e
-        .address
-        .parse()
-        .ok()
-        .or_else(|| e.address.parse::<ipnet::IpNet>().ok().map(|n| n.network()))?;
+    let dst = super::span_start(&e.address)?;
     let port: u16 = e.ports.split(['-', ' ']).next()?.parse().ok()?;
     let values = |f: Field| -> Option<u128> {
         Some(match f {

@@ -267,6 +267,23 @@ impl fmt::Display for Span {
     }
 }
 
+/// An address interval as the report names it: an address, a CIDR, or `first-last`.
+pub fn span_text(s: &Span) -> String {
+    match s.cidrs().as_slice() {
+        [one] => crate::flows::net_text(one),
+        _ => format!("{}-{}", num_addr(s.family, s.lo), num_addr(s.family, s.hi)),
+    }
+}
+
+/// The first address of a report's address text (an address, a CIDR or `first-last`).
+pub fn span_start(text: &str) -> Option<IpAddr> {
+    let first = text.split_once('-').map_or(text, |(a, _)| a);
+    first
+        .parse()
+        .ok()
+        .or_else(|| first.parse::<ipnet::IpNet>().ok().map(|n| n.network()))
+}
+
 /// Hooks a base chain can sit on (the ones that see inbound new connections).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Hook {
@@ -318,17 +335,7 @@ pub fn element_text(fields: &[Field], family: Option<Family>, b: &[(u128, u128)]
         .iter()
         .zip(b)
         .map(|(f, &(lo, hi))| match (f, family) {
-            (Field::Saddr | Field::Daddr, Some(fam)) => {
-                let span = Span {
-                    family: fam,
-                    lo,
-                    hi,
-                };
-                match span.cidrs().as_slice() {
-                    [one] => crate::flows::net_text(one),
-                    _ => format!("{}-{}", num_addr(fam, lo), num_addr(fam, hi)),
-                }
-            }
+            (Field::Saddr | Field::Daddr, Some(family)) => span_text(&Span { family, lo, hi }),
             _ if lo == hi => lo.to_string(),
             _ => format!("{lo}-{hi}"),
         })

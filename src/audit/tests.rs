@@ -627,3 +627,27 @@ fn ipv6_concatenations() {
     assert_eq!(at("2001:db8:1::1", 5062), Outcome::Drop);
     assert_eq!(at("10.0.0.1", 5060), Outcome::Drop); // `ip6 daddr` implies IPv6
 }
+
+#[test]
+fn span_text_names_addresses_networks_and_ranges_and_span_start_reads_them_back() {
+    let span = |a: &str, b: &str| {
+        let (a, b): (IpAddr, IpAddr) = (a.parse().unwrap(), b.parse().unwrap());
+        Span {
+            family: Family::of(&a),
+            lo: addr_num(&a),
+            hi: addr_num(&b),
+        }
+    };
+    for (lo, hi, text) in [
+        ("10.88.2.7", "10.88.2.7", "10.88.2.7"),
+        ("10.88.2.0", "10.88.2.255", "10.88.2.0/24"),
+        ("10.88.2.5", "10.88.2.9", "10.88.2.5-10.88.2.9"),
+        ("2001:db8::", "2001:db8::ffff", "2001:db8::/112"),
+        ("0.0.0.0", "255.255.255.255", "0.0.0.0/0"),
+    ] {
+        let s = span(lo, hi);
+        assert_eq!(span_text(&s), text);
+        assert_eq!(span_start(text), Some(lo.parse().unwrap()), "{text}");
+    }
+    assert_eq!(span_start("not an address"), None);
+}

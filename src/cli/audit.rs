@@ -72,10 +72,12 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
     })
 }
 
-/// A rule as the table shows it: where it is (`inet filter input handle 9`, `line 15`), not its
-/// whole text (the JSON has that); and the set element that decides, if one does.
-fn short_rule(rule: &str) -> String {
-    if rule.starts_with("cannot decide") || rule.contains(": policy ") {
+/// The deciding rule as the table shows it: the rule itself (an engineer reads the rule, not a
+/// line number), except that a set lookup too long for `room` characters is shortened to where
+/// it is and the element that decides (`inet scc_ports input handle 12 [element 10.88.1.100 .
+/// 21018 …]`): the element is what tells one flow from a thousand. The JSON has the whole text.
+fn short_rule(rule: &str, room: usize) -> String {
+    if rule.chars().count() <= room {
         return rule.to_string();
     }
     rule.split("; ")
@@ -85,11 +87,32 @@ fn short_rule(rule: &str) -> String {
                 Some(i) if one.ends_with(']') && at.len() < one.len() => {
                     format!("{at}{}", &one[i..])
                 }
-                _ => at.to_string(),
+                _ => one.to_string(),
             }
         })
         .collect::<Vec<_>>()
         .join("; ")
+}
+
+/// A detail line wrapped at spaces to `width` columns: the first line indented 4, the others 6.
+fn wrap_detail(detail: &str, width: usize, out: &mut String) {
+    let mut col = 4;
+    out.push_str("    ");
+    let mut first = true;
+    for word in detail.split(' ') {
+        let len = word.chars().count();
+        if !first && col + 1 + len > width {
+            out.push_str("\n      ");
+            col = 6;
+        } else if !first {
+            out.push(' ');
+            col += 1;
+        }
+        out.push_str(word);
+        col += len;
+        first = false;
+    }
+    out.push('\n');
 }
 
 /// A grid without wrapping columns (one line per row), each row followed by its detail line.
@@ -104,9 +127,7 @@ fn with_details(grid: &Grid, details: &[String], width: usize) -> String {
     for (line, detail) in lines.zip(details) {
         out.push_str(line);
         out.push('\n');
-        out.push_str("    ");
-        out.push_str(detail);
-        out.push('\n');
+        wrap_detail(detail, width, &mut out);
     }
     out
 }
@@ -130,7 +151,8 @@ fn table(r: &Report) -> String {
             detail.push_str(&format!("from {} ", f.blocked_sources.join(", ")));
         }
         detail.push_str("by ");
-        detail.push_str(&short_rule(&f.rule));
+        let room = width.saturating_sub(4 + detail.chars().count());
+        detail.push_str(&short_rule(&f.rule, room));
         details.push(detail);
         flows.push(vec![
             f.status.to_string(),
@@ -155,7 +177,10 @@ fn table(r: &Report) -> String {
                 e.address.clone(),
                 format!("{}/{}", e.transport, e.ports),
             ]);
-            details.push(format!("by {}", short_rule(&e.rule)));
+            details.push(format!(
+                "by {}",
+                short_rule(&e.rule, width.saturating_sub(7))
+            ));
         }
         out.push_str(&with_details(&extra, &details, width));
     }
@@ -216,4 +241,41 @@ pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<E
     } else {
         ExitCode::from(EXIT_NO)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_rule_that_fits_is_shown_whole_and_a_long_set_lookup_by_its_element() {
+        let rule = "line 12: -A INPUT -s 10.88.3.0/24 -j ACCEPT";
+        assert_eq!(short_rule(rule, 80), rule);
+        let set = "inet scc_ports input handle 16: ip saddr 10.88.1.0/24 ip daddr . tcp dport \
+                   @servers_tcp_v4 accept comment \"from:servers/tcp\" [element 10.88.1.100 . \
+                   21017]";
+        assert_eq!(
+            short_rule(set, 80),
+            "inet scc_ports input handle 16 [element 10.88.1.100 . 21017]"
+        );
+        // Without an element nothing is cut: the rule is wrapped instead.
+        let long = format!("{rule} {}", "-m comment --comment x ".repeat(5));
+        assert_eq!(short_rule(&long, 40), long);
+    }
+
+    #[test]
+    fn details_wrap_at_spaces_within_the_width() {
+        let mut out = String::new();
+        let words = "by line 18: -A SERVERS -d 10.88.1.101/32 -p tcp -m multiport --dports \
+                     21006:21007,21010 -j ACCEPT";
+        wrap_detail(words, 40, &mut out);
+        for line in out.lines() {
+            assert!(line.chars().count() <= 40, "{line:?}");
+        }
+        let lines: Vec<&str> = out.lines().collect();
+        assert!(lines[0].starts_with("    by line 18:"));
+        assert!(lines[1..].iter().all(|l| l.starts_with("      ")));
+        let joined: Vec<&str> = out.split_whitespace().collect();
+        assert_eq!(joined, words.split_whitespace().collect::<Vec<_>>());
+    }
 }
