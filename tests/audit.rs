@@ -10,13 +10,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::burst;
 use common::netns::{self, Netns};
 use scc_ports::audit::{Hook, Outcome, Packet};
 use scc_ports::catalog::Transport;
@@ -254,23 +255,7 @@ fn responder(
 ) -> std::thread::JoinHandle<std::io::Result<std::io::Result<()>>> {
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = ns.spawn(move || -> std::io::Result<()> {
-        use std::os::fd::AsRawFd;
-        let setup = || -> std::io::Result<_> {
-            let mut l = Vec::new();
-            for p in &tcp {
-                let s = std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, *p))?;
-                s.set_nonblocking(true)?;
-                l.push(s);
-            }
-            let mut u = Vec::new();
-            for (a, p) in &udp {
-                let s = std::net::UdpSocket::bind((*a, *p))?;
-                s.set_nonblocking(true)?;
-                u.push(s);
-            }
-            Ok((l, u))
-        };
-        let (listeners, sockets) = match setup() {
+        let (listeners, sockets) = match burst::bind(&tcp, &udp) {
             Ok(v) => {
                 let _ = tx.send(Ok(()));
                 v
@@ -280,35 +265,7 @@ fn responder(
                 return Err(e);
             }
         };
-        let mut fds: Vec<libc::pollfd> = listeners
-            .iter()
-            .map(|l| l.as_raw_fd())
-            .chain(sockets.iter().map(|s| s.as_raw_fd()))
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        let mut buf = [0u8; 64];
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-            // SAFETY: fds is a valid pollfd array for the call.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 20) };
-            if n <= 0 {
-                continue;
-            }
-            for l in &listeners {
-                while let Ok((s, _)) = l.accept() {
-                    drop(s);
-                }
-            }
-            for s in &sockets {
-                while let Ok((len, from)) = s.recv_from(&mut buf) {
-                    let _ = s.send_to(&buf[..len], from);
-                }
-            }
-        }
+        burst::serve(&listeners, &sockets, &stop);
         Ok(())
     });
     match rx.recv_timeout(Duration::from_secs(10)) {
@@ -322,96 +279,20 @@ fn responder(
 /// Sends every probe at once from the client namespace (each from its own source address) and
 /// returns which were answered within [`WINDOW`]: TCP handshake completed, UDP echo received.
 fn send_all(ns: &Netns, probes: Vec<Probe>) -> Vec<bool> {
-    ns.run(move || -> Vec<bool> {
-        use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-        use std::os::fd::AsRawFd;
-        enum S {
-            Tcp(Socket),
-            Udp(std::net::UdpSocket, [u8; 8]),
-        }
-        let mut socks = Vec::with_capacity(probes.len());
-        for (i, p) in probes.iter().enumerate() {
-            let to = SocketAddr::new(IpAddr::V4(p.dst), p.port);
-            let from = SocketAddr::new(IpAddr::V4(p.src), 0);
-            match p.transport {
-                Transport::Tcp => {
-                    let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))
-                        .expect("socket");
-                    s.bind(&SockAddr::from(from)).expect("bind");
-                    s.set_nonblocking(true).expect("nonblocking");
-                    match s.connect(&SockAddr::from(to)) {
-                        Ok(()) => {}
-                        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-                        Err(e) => panic!("connect {to}: {e}"),
-                    }
-                    socks.push(S::Tcp(s));
-                }
-                Transport::Udp => {
-                    let s = std::net::UdpSocket::bind(from).expect("bind");
-                    s.connect(to).expect("connect");
-                    s.set_nonblocking(true).expect("nonblocking");
-                    let mut payload = *b"aud\0\0\0\0\0";
-                    payload[4..].copy_from_slice(&(i as u32).to_be_bytes());
-                    let _ = s.send(&payload);
-                    socks.push(S::Udp(s, payload));
-                }
-            }
-        }
-        let mut done = vec![false; probes.len()];
-        let mut reached = vec![false; probes.len()];
-        let start = Instant::now();
-        let mut last_send = start;
-        let mut buf = [0u8; 64];
-        while start.elapsed() < WINDOW && done.iter().any(|d| !d) {
-            let open: Vec<usize> = (0..socks.len()).filter(|&i| !done[i]).collect();
-            let mut fds: Vec<libc::pollfd> = open
-                .iter()
-                .map(|&i| match &socks[i] {
-                    S::Tcp(s) => libc::pollfd {
-                        fd: s.as_raw_fd(),
-                        events: libc::POLLOUT,
-                        revents: 0,
-                    },
-                    S::Udp(s, _) => libc::pollfd {
-                        fd: s.as_raw_fd(),
-                        events: libc::POLLIN,
-                        revents: 0,
-                    },
-                })
-                .collect();
-            // SAFETY: fds is a valid pollfd array for the call.
-            unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
-            for (k, &i) in open.iter().enumerate() {
-                if fds[k].revents == 0 {
-                    continue;
-                }
-                match &socks[i] {
-                    S::Tcp(s) => {
-                        reached[i] = matches!(s.take_error(), Ok(None));
-                        done[i] = true;
-                    }
-                    S::Udp(s, payload) => match s.recv(&mut buf) {
-                        Ok(n) if buf[..n] == payload[..] => {
-                            reached[i] = true;
-                            done[i] = true;
-                        }
-                        Ok(_) => {}
-                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                        Err(_) => done[i] = true,
-                    },
-                }
-            }
-            if last_send.elapsed() >= Duration::from_millis(150) {
-                last_send = Instant::now();
-                for (i, s) in socks.iter().enumerate() {
-                    if let (false, S::Udp(s, p)) = (done[i], s) {
-                        let _ = s.send(p);
-                    }
-                }
-            }
-        }
-        reached
-    })
+    let shots: Vec<burst::Shot> = probes
+        .iter()
+        .map(|p| burst::Shot {
+            src: Some(p.src),
+            dst: p.dst,
+            transport: p.transport,
+            port: p.port,
+        })
+        .collect();
+    ns.run(move || burst::fire(&shots, WINDOW, Duration::from_millis(150)))
+        .expect("probes sent")
+        .into_iter()
+        .map(|o| o == burst::Outcome::Reached)
+        .collect()
 }
 
 /// The report's answer for one packet: inside a planned flow, admitted unless its port is in

@@ -4,14 +4,17 @@
 //! The kernel tests need root, `ip`, `nft` and `iptables-restore`; without them they print why and
 //! pass, unless `SCC_PORTS_REQUIRE_ROOT_TESTS=1` makes them mandatory.
 
+mod common;
+
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use common::burst::{self, Outcome};
 use ipnet::IpNet;
 use scc_ports::catalog::{Catalog, Role, Transport};
 use scc_ports::deployment::Deployment;
@@ -632,28 +635,11 @@ impl Drop for Responder {
 }
 
 fn start_responder(ns: &str, tcp: &BTreeSet<u16>, udp: &BTreeSet<(Ipv4Addr, u16)>) -> Responder {
-    use std::os::fd::AsRawFd;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel::<Result<(), String>>();
     let (ns, tcp, udp, flag) = (ns.to_string(), tcp.clone(), udp.clone(), stop.clone());
     let handle = std::thread::spawn(move || {
-        let setup = || -> std::io::Result<_> {
-            enter(&ns)?;
-            let mut listeners = Vec::new();
-            for &p in &tcp {
-                let l = std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, p))?;
-                l.set_nonblocking(true)?;
-                listeners.push(l);
-            }
-            let mut sockets = Vec::new();
-            for &(a, p) in &udp {
-                let s = std::net::UdpSocket::bind((a, p))?;
-                s.set_nonblocking(true)?;
-                sockets.push(s);
-            }
-            Ok((listeners, sockets))
-        };
-        let (listeners, sockets) = match setup() {
+        let (listeners, sockets) = match enter(&ns).and_then(|()| burst::bind(&tcp, &udp)) {
             Ok(v) => {
                 let _ = tx.send(Ok(()));
                 v
@@ -663,45 +649,7 @@ fn start_responder(ns: &str, tcp: &BTreeSet<u16>, udp: &BTreeSet<(Ipv4Addr, u16)
                 return;
             }
         };
-        let mut fds: Vec<libc::pollfd> = listeners
-            .iter()
-            .map(|l| l.as_raw_fd())
-            .chain(sockets.iter().map(|s| s.as_raw_fd()))
-            .map(|fd| libc::pollfd {
-                fd,
-                events: libc::POLLIN,
-                revents: 0,
-            })
-            .collect();
-        let mut buf = [0u8; 64];
-        // Bounded: the lab stops it; the deadline only guards against a lost stop.
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
-            // SAFETY: fds is a valid array of pollfd for the duration of the call.
-            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 50) };
-            if n <= 0 {
-                continue;
-            }
-            // At most 64 per socket and wake, so that one busy socket cannot starve the rest.
-            for l in &listeners {
-                for _ in 0..64 {
-                    match l.accept() {
-                        Ok((stream, _)) => drop(stream),
-                        Err(_) => break,
-                    }
-                }
-            }
-            for s in &sockets {
-                for _ in 0..64 {
-                    match s.recv_from(&mut buf) {
-                        Ok((len, from)) => {
-                            let _ = s.send_to(&buf[..len], from);
-                        }
-                        Err(_) => break,
-                    }
-                }
-            }
-        }
+        burst::serve(&listeners, &sockets, &flag);
     });
     match rx.recv_timeout(Duration::from_secs(10)) {
         Ok(Ok(())) => {}
@@ -714,13 +662,6 @@ fn start_responder(ns: &str, tcp: &BTreeSet<u16>, udp: &BTreeSet<(Ipv4Addr, u16)
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Reached,
-    Refused,
-    Timeout,
-}
-
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 struct Probe {
     dst: Ipv4Addr,
@@ -731,98 +672,17 @@ struct Probe {
 /// Sends every probe at once from inside `ns` and waits at most [`PROBE_WINDOW`]: TCP reached =
 /// handshake completed; UDP reached = the echo came back. UDP is resent every 300 ms.
 fn probe_all(ns: &str, probes: &[Probe]) -> std::io::Result<Vec<Outcome>> {
-    use socket2::{Domain, Protocol, SockAddr, Socket, Type};
-    use std::os::fd::AsRawFd;
     enter(ns)?;
-    enum Sock {
-        Tcp(Socket),
-        Udp(std::net::UdpSocket, [u8; 8]),
-    }
-    let mut socks = Vec::with_capacity(probes.len());
-    for (i, p) in probes.iter().enumerate() {
-        let to = SocketAddr::new(IpAddr::V4(p.dst), p.port);
-        match p.transport {
-            Transport::Tcp => {
-                let s = Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?;
-                s.set_nonblocking(true)?;
-                match s.connect(&SockAddr::from(to)) {
-                    Ok(()) => {}
-                    Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
-                    Err(e) => return Err(e),
-                }
-                socks.push(Sock::Tcp(s));
-            }
-            Transport::Udp => {
-                let s = std::net::UdpSocket::bind((Ipv4Addr::UNSPECIFIED, 0))?;
-                s.connect(to)?;
-                s.set_nonblocking(true)?;
-                let mut payload = *b"scc\0\0\0\0\0";
-                payload[4..].copy_from_slice(&(i as u32).to_be_bytes());
-                let _ = s.send(&payload);
-                socks.push(Sock::Udp(s, payload));
-            }
-        }
-    }
-    let mut out = vec![Outcome::Timeout; probes.len()];
-    let mut done = vec![false; probes.len()];
-    let start = Instant::now();
-    let mut last_send = start;
-    let mut buf = [0u8; 64];
-    while start.elapsed() < PROBE_WINDOW && done.iter().any(|d| !d) {
-        let open: Vec<usize> = (0..socks.len()).filter(|&i| !done[i]).collect();
-        let mut fds: Vec<libc::pollfd> = open
-            .iter()
-            .map(|&i| match &socks[i] {
-                Sock::Tcp(s) => libc::pollfd {
-                    fd: s.as_raw_fd(),
-                    events: libc::POLLOUT,
-                    revents: 0,
-                },
-                Sock::Udp(s, _) => libc::pollfd {
-                    fd: s.as_raw_fd(),
-                    events: libc::POLLIN,
-                    revents: 0,
-                },
-            })
-            .collect();
-        // SAFETY: fds is a valid array of pollfd for the duration of the call.
-        unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, 100) };
-        for (k, &i) in open.iter().enumerate() {
-            if fds[k].revents == 0 {
-                continue;
-            }
-            match &socks[i] {
-                Sock::Tcp(s) => {
-                    out[i] = match s.take_error() {
-                        Ok(None) => Outcome::Reached,
-                        _ => Outcome::Refused,
-                    };
-                    done[i] = true;
-                }
-                Sock::Udp(s, payload) => match s.recv(&mut buf) {
-                    Ok(n) if buf[..n] == payload[..] => {
-                        out[i] = Outcome::Reached;
-                        done[i] = true;
-                    }
-                    Ok(_) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
-                    Err(_) => {
-                        out[i] = Outcome::Refused;
-                        done[i] = true;
-                    }
-                },
-            }
-        }
-        if last_send.elapsed() >= Duration::from_millis(300) {
-            last_send = Instant::now();
-            for (i, s) in socks.iter().enumerate() {
-                if let (false, Sock::Udp(s, payload)) = (done[i], s) {
-                    let _ = s.send(payload);
-                }
-            }
-        }
-    }
-    Ok(out)
+    let shots: Vec<burst::Shot> = probes
+        .iter()
+        .map(|p| burst::Shot {
+            src: None,
+            dst: p.dst,
+            transport: p.transport,
+            port: p.port,
+        })
+        .collect();
+    burst::fire(&shots, PROBE_WINDOW, Duration::from_millis(300))
 }
 
 /// The ports to probe in a flow's range: all of a small range, else both ends and a few inside;
