@@ -1042,7 +1042,7 @@ fn kernel_agrees_with_the_audit_packet_by_packet() {
         return;
     }
     let _serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    raise_fd_limit();
+    burst::raise_fd_limit();
     let started = Instant::now();
     let mut rng = Rng::new(seed());
     let mut total = 0;
@@ -1081,20 +1081,6 @@ fn kernel_agrees_with_the_audit_packet_by_packet() {
         );
     }
     assert!(total >= 10_000, "only {total} packets");
-}
-
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max.min(65536);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

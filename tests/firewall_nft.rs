@@ -742,7 +742,7 @@ fn kernel_lab(target: &str, network: bool, tamper: Option<(&str, &str)>) -> Opti
     let tools = ready(&what, &["ip", loader])?;
     let _serial = LAB_LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let (ip, load) = (&tools[0], &tools[1]);
-    raise_fd_limit();
+    burst::raise_fd_limit();
     clean_leftovers(ip);
     // Root without the capability to make namespaces (some containers) is a reason to skip too.
     let trial = format!("{NS_PREFIX}{}-trial", std::process::id());
@@ -961,21 +961,6 @@ fn kernel_catches(target: &str, network: bool, from: &str, to: &str, port: u16) 
             "{target}: unexpected disagreements:\n{}",
             wrong.join("\n")
         );
-    }
-}
-
-/// Many sockets are open at once; lift the soft descriptor limit to the hard one.
-fn raise_fd_limit() {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
-            lim.rlim_cur = lim.rlim_max.min(65536);
-            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
-        }
     }
 }
 

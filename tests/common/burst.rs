@@ -190,3 +190,19 @@ pub fn serve(listeners: &[TcpListener], sockets: &[UdpSocket], stop: &AtomicBool
         }
     }
 }
+
+/// A burst opens many sockets at once: lift the soft descriptor limit to the hard one (at most
+/// 65,536).
+pub fn raise_fd_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit struct.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max.min(65536);
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
