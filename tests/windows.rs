@@ -169,7 +169,18 @@ fn every_golden_output_is_the_same_under_wine() {
     let mut differ = Vec::new();
     for args in &cmds {
         let l = linux(args, &dir);
-        let w = wine(&exe, &loader, args, &dir);
+        let mut w = wine(&exe, &loader, args, &dir);
+        if l.status.code() != w.status.code() && w.stderr.is_empty() {
+            // Wine on a loaded machine (the other Wine tests run beside this one) has been seen
+            // to end a run with 1 and not a word; our binary always says why it fails. Once
+            // more: a real difference is there again.
+            eprintln!(
+                "{}: silent exit {:?} under Wine, run again",
+                args.join(" "),
+                w.status.code()
+            );
+            w = wine(&exe, &loader, args, &dir);
+        }
         if l.status.code() != w.status.code() {
             differ.push(format!(
                 "{}: exit {:?} on Linux, {:?} under Wine ({})",
@@ -314,72 +325,221 @@ fn wine_listener_answers_a_linux_prober_on_every_port() {
     if !netns::available(test) {
         return;
     }
-    let ns = Netns::new().expect("namespace");
-    for a in ["127.0.60.1/32", "127.0.60.100/32"] {
-        ns.ip(&["addr", "add", a, "dev", "lo"])
-            .expect("address on lo");
-    }
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(
-        dir.path().join("lo.toml"),
-        node_deployment("127.0.60.1", "127.0.60.100"),
-    )
-    .unwrap();
-    std::fs::write(dir.path().join("secret"), "wine-live\n").unwrap();
-    // A Wine server is per prefix and its sockets live in its namespace: a prefix of our own
-    // (symbolic links to the warmed one, so no 10-30 s first run) gets one started in `ns`.
-    let warm = PathBuf::from(std::env::var_os("WINEPREFIX").expect("WINEPREFIX of the CI job"));
-    let prefix = dir.path().join("prefix");
-    let copied = Command::new("cp")
-        .arg("-as")
-        .arg(&warm)
-        .arg(&prefix)
-        .status()
-        .expect("cp");
-    assert!(copied.success(), "cp -as {}", warm.display());
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns.name()])
-        .arg(&loader)
-        .arg(&exe)
-        .args([
-            "listen",
-            "lo.toml",
-            "--node",
-            "LO",
-            "--secret-file",
-            "secret",
-        ])
-        .args(["--duration", "90s"])
-        .current_dir(dir.path())
-        .env("WINEPREFIX", &prefix)
-        .env("WINEDEBUG", "-all");
-    let (listener, ready, took) = start_listener(cmd, Duration::from_secs(90));
-    eprintln!(
-        "Wine listener: `{ready}` after {:.1} s (with a new Wine server)",
-        took.as_secs_f64()
-    );
-    assert!(ready.contains("ready: 1611 of 1611 ports bound"), "{ready}");
-    let probe = Command::new("ip")
-        .args(["netns", "exec", ns.name()])
-        .arg(env!("CARGO_BIN_EXE_scc-ports"))
-        .args([
-            "probe",
-            "lo.toml",
-            "--from",
-            "lo",
-            "--secret-file",
-            "secret",
-        ])
-        .args(["--format", "json"])
-        .current_dir(dir.path())
-        .output()
-        .expect("run the Linux prober");
-    drop(listener);
-    let _ = Command::new(loader.with_file_name("wineserver"))
-        .arg("-k")
-        .env("WINEPREFIX", &prefix)
-        .status();
+    let lab = WineLab::start(&exe, &loader, "127.0.60.1", "127.0.60.100");
+    let probe = lab.probe();
+    drop(lab);
     assert_all_verified(&probe, "Linux prober against the Wine listener");
+}
+
+/// A Wine listener for `node_deployment(node, unit)` in a namespace of its own whose lo carries
+/// both addresses, with its own Wine server; stopped (listener and Wine server) when dropped.
+struct WineLab {
+    listener: Option<Running>,
+    wineserver: PathBuf,
+    prefix: PathBuf,
+    ns: Netns,
+    dir: tempfile::TempDir,
+}
+
+impl WineLab {
+    fn start(exe: &Path, loader: &Path, node: &str, unit: &str) -> WineLab {
+        let ns = Netns::new().expect("namespace");
+        for a in [node, unit] {
+            ns.ip(&["addr", "add", &format!("{a}/32"), "dev", "lo"])
+                .expect("address on lo");
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::fs::write(dir.path().join("lo.toml"), node_deployment(node, unit)).unwrap();
+        std::fs::write(dir.path().join("secret"), "wine-live\n").unwrap();
+        // A Wine server is per prefix and its sockets live in its namespace: a prefix of our own
+        // (symbolic links to the warmed one, so no 10-30 s first run) gets one started in `ns`.
+        let warm = PathBuf::from(std::env::var_os("WINEPREFIX").expect("WINEPREFIX of the CI job"));
+        let prefix = dir.path().join("prefix");
+        let copied = Command::new("cp")
+            .arg("-as")
+            .arg(&warm)
+            .arg(&prefix)
+            .status()
+            .expect("cp");
+        assert!(copied.success(), "cp -as {}", warm.display());
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", ns.name()])
+            .arg(loader)
+            .arg(exe)
+            .args([
+                "listen",
+                "lo.toml",
+                "--node",
+                "LO",
+                "--secret-file",
+                "secret",
+            ])
+            .args(["--duration", "90s"])
+            .current_dir(dir.path())
+            .env("WINEPREFIX", &prefix)
+            .env("WINEDEBUG", "-all");
+        let (listener, ready, took) = start_listener(cmd, Duration::from_secs(90));
+        eprintln!(
+            "Wine listener: `{ready}` after {:.1} s (with a new Wine server)",
+            took.as_secs_f64()
+        );
+        assert!(ready.contains("ready: 1611 of 1611 ports bound"), "{ready}");
+        WineLab {
+            listener: Some(listener),
+            wineserver: loader.with_file_name("wineserver"),
+            prefix,
+            ns,
+            dir,
+        }
+    }
+
+    /// The Linux prober of zone `lo`, run in the namespace.
+    fn probe(&self) -> Output {
+        Command::new("ip")
+            .args(["netns", "exec", self.ns.name()])
+            .arg(env!("CARGO_BIN_EXE_scc-ports"))
+            .args([
+                "probe",
+                "lo.toml",
+                "--from",
+                "lo",
+                "--secret-file",
+                "secret",
+            ])
+            .args(["--format", "json"])
+            .current_dir(self.dir.path())
+            .output()
+            .expect("run the Linux prober")
+    }
+}
+
+impl Drop for WineLab {
+    fn drop(&mut self) {
+        drop(self.listener.take());
+        let _ = Command::new(&self.wineserver)
+            .arg("-k")
+            .env("WINEPREFIX", &self.prefix)
+            .status();
+    }
+}
+
+/// Keeps `n` idle TCP connections open from `sources` (round robin) to `targets` inside `ns`
+/// until dropped (at most 120 s); with `reopen`, those the listener closes are opened again.
+struct Hog {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    held: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    thread: Option<std::thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Hog {
+    fn start(
+        ns: &Netns,
+        sources: Vec<std::net::IpAddr>,
+        targets: Vec<std::net::SocketAddr>,
+        n: usize,
+        reopen: bool,
+    ) -> Hog {
+        use std::io::Read;
+        use std::sync::atomic::Ordering;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (flag, count) = (stop.clone(), held.clone());
+        let thread = ns.spawn(move || {
+            let open = |i: usize| -> Option<std::net::TcpStream> {
+                let s = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None)
+                    .ok()?;
+                s.bind(&std::net::SocketAddr::new(sources[i % sources.len()], 0).into())
+                    .ok()?;
+                s.connect_timeout(&targets[i % targets.len()].into(), Duration::from_secs(1))
+                    .ok()?;
+                let s: std::net::TcpStream = s.into();
+                s.set_nonblocking(true).ok()?;
+                Some(s)
+            };
+            let mut pool: Vec<Option<std::net::TcpStream>> = (0..n).map(open).collect();
+            let deadline = Instant::now() + Duration::from_secs(120);
+            let mut byte = [0u8; 1];
+            while !flag.load(Ordering::SeqCst) && Instant::now() < deadline {
+                for (i, slot) in pool.iter_mut().enumerate() {
+                    let closed = match slot {
+                        Some(s) => !matches!(s.read(&mut byte), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+                        None => true,
+                    };
+                    if closed {
+                        *slot = if reopen { open(i) } else { None };
+                    }
+                }
+                count.store(pool.iter().flatten().count(), Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        });
+        Hog {
+            stop,
+            held,
+            thread: Some(thread),
+        }
+    }
+}
+
+impl Drop for Hog {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Issue #8 on the Windows serving path: more idle connections than the whole session table, from
+/// the prober's own address (held) and from 50 other addresses (reopened as fast as the listener
+/// closes them), do not make a single probe fail: the per-source caps and the eviction of the
+/// oldest waiting session are the tokio path's ones. (Before them, the WSAPoll loop refused every
+/// connection past 256 and 7 ports failed.)
+#[cfg_attr(
+    not(scc_wine),
+    ignore = "needs the Windows build and Wine (SCC_PORTS_WINDOWS_EXE, set by .ci/before.d)"
+)]
+#[test]
+fn wine_listener_serves_probes_while_idle_connections_crowd_it() {
+    let test = "wine_listener_serves_probes_while_idle_connections_crowd_it";
+    let Some((exe, loader)) = windows(test) else {
+        return;
+    };
+    if !netns::available(test) {
+        return;
+    }
+    let (node, unit) = ("127.0.62.1", "127.0.62.100");
+    let lab = WineLab::start(&exe, &loader, node, unit);
+    let ip = |s: &str| -> std::net::IpAddr { s.parse().unwrap() };
+    let targets = vec![
+        std::net::SocketAddr::new(ip(unit), 21018),
+        std::net::SocketAddr::new(ip(node), 21012),
+    ];
+    // The prober's own source (the kernel picks the node's address toward it) ...
+    let same = Hog::start(&lab.ns, vec![ip(node)], targets.clone(), 400, false);
+    // ... and 50 others.
+    let others: Vec<std::net::IpAddr> = (10..60).map(|i| ip(&format!("127.0.63.{i}"))).collect();
+    let many = Hog::start(&lab.ns, others, targets, 600, true);
+    let started = Instant::now();
+    while same.held.load(std::sync::atomic::Ordering::SeqCst)
+        + many.held.load(std::sync::atomic::Ordering::SeqCst)
+        < 900
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the idle connections did not open"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let probe = lab.probe();
+    let held = (
+        same.held.load(std::sync::atomic::Ordering::SeqCst),
+        many.held.load(std::sync::atomic::Ordering::SeqCst),
+    );
+    drop((same, many));
+    drop(lab);
+    eprintln!("idle connections held during the probe: {held:?}");
+    assert_all_verified(&probe, "Linux prober against the crowded Wine listener");
 }
 
 #[cfg_attr(

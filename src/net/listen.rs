@@ -316,9 +316,9 @@ struct SessionEntry {
     source: IpAddr,
     since: Instant,
     waiting: bool,
-    /// A duplicate of the session's socket, to see whether its request has arrived but not
-    /// been read yet (a session not polled yet is not idle, however old it is).
-    socket: Option<SessionSocket>,
+    /// A way into the session's socket, to see whether its request has arrived but not been
+    /// read yet (a session not polled yet is not idle, however old it is).
+    socket: Option<Peek>,
     /// Dropping it tells the session it was evicted.
     _evict: tokio::sync::oneshot::Sender<()>,
 }
@@ -328,26 +328,45 @@ type SessionSocket = std::os::fd::OwnedFd;
 #[cfg(windows)]
 type SessionSocket = std::os::windows::io::OwnedSocket;
 
-/// A second handle on `stream`'s socket, for [`has_unread_data`].
-fn session_socket(stream: &TcpStream) -> Option<SessionSocket> {
-    #[cfg(unix)]
-    {
-        use std::os::fd::AsFd;
-        stream.as_fd().try_clone_to_owned().ok()
-    }
+/// A second handle on a stream's socket, for [`has_unread_data`].
+#[cfg(unix)]
+fn session_socket(stream: &impl std::os::fd::AsFd) -> Option<SessionSocket> {
+    stream.as_fd().try_clone_to_owned().ok()
+}
+
+/// A second handle on a stream's socket, for [`has_unread_data`].
+#[cfg(windows)]
+fn session_socket(stream: &impl std::os::windows::io::AsSocket) -> Option<SessionSocket> {
+    stream.as_socket().try_clone_to_owned().ok()
+}
+
+/// How the table looks into a session's socket.
+pub(crate) enum Peek {
+    /// A second handle (the tokio path: the session's task owns the stream).
+    Dup(SessionSocket),
+    /// The socket itself, of a stream owned by a caller that removes the session from the table
+    /// before it closes the stream (the Windows poll loop: under Wine a duplicate costs more
+    /// than the rest of an accept, and a crowd of them stalled the loop).
     #[cfg(windows)]
-    {
-        use std::os::windows::io::AsSocket;
-        stream.as_socket().try_clone_to_owned().ok()
-    }
+    Raw(std::os::windows::io::RawSocket),
 }
 
 /// Whether bytes wait in the socket (the session reads eagerly, so only a session that has not
-/// been polled since they came has any). The socket is non-blocking (tokio's), so this never
-/// waits.
-fn has_unread_data(socket: &SessionSocket) -> bool {
+/// been polled since they came has any). Every session socket is non-blocking (tokio's, and the
+/// Windows loop's), so this never waits.
+fn has_unread_data(socket: &Peek) -> bool {
     let mut one = [std::mem::MaybeUninit::<u8>::uninit(); 1];
-    matches!(socket2::SockRef::from(socket).peek(&mut one), Ok(n) if n > 0)
+    let got = match socket {
+        Peek::Dup(s) => socket2::SockRef::from(s).peek(&mut one),
+        #[cfg(windows)]
+        Peek::Raw(raw) => {
+            // SAFETY: the session is still in the table, so its stream is open (the owner
+            // removes it from the table before closing it, see `Peek::Raw`).
+            let s = unsafe { std::os::windows::io::BorrowedSocket::borrow_raw(*raw) };
+            socket2::SockRef::from(&s).peek(&mut one)
+        }
+    };
+    matches!(got, Ok(n) if n > 0)
 }
 
 impl SessionEntry {
@@ -362,8 +381,8 @@ impl SessionEntry {
 /// What [`SessionTable::admit`] decided.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Admission {
-    /// Admitted as this id, after evicting this many waiting sessions.
-    Admitted(u64, usize),
+    /// Admitted as this id, after evicting these waiting sessions.
+    Admitted(u64, Vec<u64>),
     Refused,
 }
 
@@ -379,42 +398,45 @@ impl SessionTable {
         }
     }
 
-    fn evict_oldest(&mut self, now: Instant, of: Option<IpAddr>) -> bool {
+    fn evict_oldest(&mut self, now: Instant, of: Option<IpAddr>) -> Option<u64> {
         let victim = self
             .live
             .iter()
             .take_while(|(_, e)| now.duration_since(e.since) >= self.min_age)
             .find(|(_, e)| of.is_none_or(|ip| e.source == ip) && e.idle(now, self.min_age))
             .map(|(id, _)| *id);
-        match victim {
-            Some(id) => {
-                self.remove(id);
-                true
-            }
-            None => false,
+        if let Some(id) = victim {
+            self.remove(id);
         }
+        victim
     }
 
     /// Makes room for a connection from `source` and registers it; the receiver completes
-    /// (with an error) when the session is evicted.
+    /// (with an error) when the session is evicted. The evicted sessions' ids are returned too,
+    /// for a caller that owns its sessions (the Windows poll loop) rather than waiting on them.
     pub(crate) fn admit(
         &mut self,
         source: IpAddr,
         now: Instant,
-        socket: Option<SessionSocket>,
+        socket: Option<Peek>,
     ) -> (Admission, Option<tokio::sync::oneshot::Receiver<()>>) {
         // Back under each soft cap when old enough waiting sessions allow it (a burst admitted
         // over it shrinks back), else within twice the cap.
-        let mut evicted = 0;
-        while self.of_source(source) >= self.max_per_source && self.evict_oldest(now, Some(source))
-        {
-            evicted += 1;
+        let mut evicted = Vec::new();
+        while self.of_source(source) >= self.max_per_source {
+            match self.evict_oldest(now, Some(source)) {
+                Some(id) => evicted.push(id),
+                None => break,
+            }
         }
         if self.of_source(source) >= 2 * self.max_per_source {
             return (Admission::Refused, None);
         }
-        while self.live.len() >= self.max_total && self.evict_oldest(now, None) {
-            evicted += 1;
+        while self.live.len() >= self.max_total {
+            match self.evict_oldest(now, None) {
+                Some(id) => evicted.push(id),
+                None => break,
+            }
         }
         if self.live.len() >= 2 * self.max_total {
             return (Admission::Refused, None);
@@ -785,12 +807,12 @@ async fn serve_tcp(listener: TcpListener, info: Arc<PortInfo>, shared: Arc<Share
         tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
-                    let socket = session_socket(&stream);
+                    let socket = session_socket(&stream).map(Peek::Dup);
                     let (admission, evicted) =
                         lock(&shared.sessions).admit(peer.ip(), Instant::now(), socket);
                     match (admission, evicted) {
-                        (Admission::Admitted(id, n), Some(evicted)) => {
-                            for _ in 0..n {
+                        (Admission::Admitted(id, gone), Some(evicted)) => {
+                            for _ in 0..gone.len() {
                                 bump(&shared.counters.sessions_evicted);
                             }
                             let session = Session { id, shared: shared.clone() };
@@ -992,26 +1014,29 @@ mod tests {
         let (a, b) = (ip("10.0.0.1"), ip("10.0.0.2"));
         let now = Instant::now();
         let (first, mut rx1) = t.admit(a, now, None);
-        assert_eq!(first, Admission::Admitted(0, 0));
-        assert!(matches!(t.admit(a, now, None).0, Admission::Admitted(1, 0)));
+        assert_eq!(first, Admission::Admitted(0, vec![]));
+        assert!(matches!(t.admit(a, now, None).0, Admission::Admitted(1, _)));
         // Too young to evict: admitted over the soft cap, up to twice it.
-        assert!(matches!(t.admit(a, now, None).0, Admission::Admitted(2, 0)));
-        assert!(matches!(t.admit(a, now, None).0, Admission::Admitted(3, 0)));
+        assert!(matches!(t.admit(a, now, None).0, Admission::Admitted(2, _)));
+        assert!(matches!(t.admit(a, now, None).0, Admission::Admitted(3, _)));
         assert_eq!(t.admit(a, now, None).0, Admission::Refused);
         tokio::time::advance(Duration::from_millis(150)).await;
         let now = Instant::now();
         // Old enough: a's next connection evicts a's oldest waiting ones, back under its cap.
-        assert_eq!(t.admit(a, now, None).0, Admission::Admitted(4, 3));
+        assert_eq!(
+            t.admit(a, now, None).0,
+            Admission::Admitted(4, vec![0, 1, 2])
+        );
         assert!(rx1.as_mut().unwrap().try_recv().is_err(), "id 0 was told");
         assert_eq!(t.of_source(a), 2);
-        assert_eq!(t.admit(b, now, None).0, Admission::Admitted(5, 0));
-        assert_eq!(t.admit(b, now, None).0, Admission::Admitted(6, 0));
+        assert_eq!(t.admit(b, now, None).0, Admission::Admitted(5, vec![]));
+        assert_eq!(t.admit(b, now, None).0, Admission::Admitted(6, vec![]));
         tokio::time::advance(Duration::from_millis(150)).await;
         // The table is full (4): c's connection evicts the oldest waiting one, a's id 3.
         let c = ip("10.0.0.3");
         assert_eq!(
             t.admit(c, Instant::now(), None).0,
-            Admission::Admitted(7, 1)
+            Admission::Admitted(7, vec![3])
         );
         assert!(!t.live.contains_key(&3));
         assert_eq!((t.of_source(a), t.of_source(b), t.of_source(c)), (1, 2, 1));

@@ -236,6 +236,7 @@ mod sys {
 
     use super::{ExcludedRange, TableRow, decode_tcp_table, decode_udp_table, holder_pids};
     use crate::catalog::Transport;
+    use crate::net::listen::{Admission, Peek, SessionTable};
     use crate::net::sysinfo::Holder;
 
     /// The owner table of one transport and address family, or empty.
@@ -365,20 +366,45 @@ mod sys {
         Malformed,
         IdleTimeout,
         SessionRefused,
+        /// A waiting session closed to make room (the caps of [`SessionTable`]).
+        SessionEvicted,
     }
 
+    /// The listener's limits, as on the tokio path (`ListenOptions`).
     pub(crate) struct PollOptions {
         pub request_len: usize,
         pub max_sessions: usize,
+        pub max_sessions_per_source: usize,
+        pub evict_min_age: Duration,
+        pub first_byte_timeout: Duration,
         pub idle_timeout: Duration,
     }
 
     struct Session {
+        /// Its place in the [`SessionTable`].
+        id: u64,
         stream: TcpStream,
         sock: usize,
         buf: Vec<u8>,
         reply: Option<(Vec<u8>, usize)>,
+        /// No first byte by then: closed (a held-open idle connection).
+        first_byte: Instant,
+        /// Worth a read or write: new, or the last poll said so. Only such sessions are stepped,
+        /// so hundreds of idle ones cost nothing per pass (under Wine every refused read is a
+        /// round trip to the Wine server).
+        ready: bool,
         deadline: Instant,
+    }
+
+    impl Session {
+        /// When it times out: the first-byte deadline until a byte came, then the whole one.
+        fn due(&self) -> Instant {
+            if self.buf.is_empty() && self.reply.is_none() {
+                self.first_byte.min(self.deadline)
+            } else {
+                self.deadline
+            }
+        }
     }
 
     const WSAEMSGSIZE: i32 = 10040;
@@ -409,6 +435,13 @@ mod sys {
             })
             .collect();
         let mut sessions: Vec<Session> = Vec::new();
+        // The same caps and eviction as the tokio path: one host's idle connections only ever
+        // evict its own, so a prober's connection is always served.
+        let mut table = SessionTable::new(
+            opts.max_sessions,
+            opts.max_sessions_per_source,
+            opts.evict_min_age,
+        );
         let mut fds: Vec<WSAPOLLFD> = Vec::with_capacity(socks.len());
         let mut buf = vec![0u8; opts.request_len + 1];
         while !stop.load(Ordering::Relaxed) {
@@ -427,7 +460,7 @@ mod sys {
             let now = Instant::now();
             let mut wait = Duration::from_millis(100);
             for s in &sessions {
-                wait = wait.min(s.deadline.saturating_duration_since(now));
+                wait = wait.min(s.due().saturating_duration_since(now));
                 fds.push(WSAPOLLFD {
                     fd: s.stream.as_raw_socket() as SOCKET,
                     events: if s.reply.is_some() {
@@ -450,7 +483,10 @@ mod sys {
                 std::thread::sleep(Duration::from_millis(10));
                 continue;
             }
-            tcp_pass(&tcp, &mut sessions, opts, answer, note);
+            for (s, fd) in sessions.iter_mut().zip(&fds[socks.len()..]) {
+                s.ready |= fd.revents != 0;
+            }
+            tcp_pass(&tcp, &mut sessions, &mut table, opts, answer, note);
             let mut since = 0;
             for (i, s) in socks.iter().enumerate() {
                 let Sock::Udp(u) = s else { continue };
@@ -459,16 +495,17 @@ mod sys {
                 }
                 since += udp_pass(u, i, &mut buf, opts, answer, note);
                 if since >= UDP_CHUNK {
-                    tcp_pass(&tcp, &mut sessions, opts, answer, note);
+                    tcp_pass(&tcp, &mut sessions, &mut table, opts, answer, note);
                     since = 0;
                 }
             }
-            tcp_pass(&tcp, &mut sessions, opts, answer, note);
+            tcp_pass(&tcp, &mut sessions, &mut table, opts, answer, note);
             let now = Instant::now();
             sessions.retain(|s| {
-                let alive = now < s.deadline;
+                let alive = now < s.due();
                 if !alive {
                     note(Note::IdleTimeout);
+                    table.remove(s.id);
                 }
                 alive
             });
@@ -520,28 +557,73 @@ mod sys {
     fn tcp_pass(
         tcp: &[(usize, &TcpListener)],
         sessions: &mut Vec<Session>,
+        table: &mut SessionTable,
         opts: &PollOptions,
         answer: &Answer<'_>,
         note: &dyn Fn(Note),
     ) {
+        // Reset, not FIN: a refused or evicted connection leaves no TIME_WAIT behind.
+        let reset = |s: &TcpStream| {
+            let _ = socket2::SockRef::from(s).set_linger(Some(Duration::ZERO));
+        };
         for &(i, l) in tcp {
             for _ in 0..64 {
-                let Ok((stream, _)) = l.accept() else { break };
-                if sessions.len() >= opts.max_sessions || stream.set_nonblocking(true).is_err() {
+                let Ok((stream, peer)) = l.accept() else {
+                    break;
+                };
+                if stream.set_nonblocking(true).is_err() {
                     note(Note::SessionRefused);
-                    let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                    reset(&stream);
                     continue;
                 }
+                let now = tokio::time::Instant::now();
+                // The session's own socket: its entry leaves the table before the stream closes
+                // (eviction inside `admit`, `remove` before every drop below).
+                let socket = Some(Peek::Raw(stream.as_raw_socket()));
+                let (id, gone) = match table.admit(peer.ip(), now, socket).0 {
+                    Admission::Admitted(id, gone) => (id, gone),
+                    Admission::Refused => {
+                        note(Note::SessionRefused);
+                        reset(&stream);
+                        continue;
+                    }
+                };
+                if !gone.is_empty() {
+                    sessions.retain(|s| {
+                        let keep = !gone.contains(&s.id);
+                        if !keep {
+                            note(Note::SessionEvicted);
+                            reset(&s.stream);
+                        }
+                        keep
+                    });
+                }
+                let now = Instant::now();
                 sessions.push(Session {
+                    id,
                     stream,
                     sock: i,
                     buf: Vec::with_capacity(opts.request_len),
                     reply: None,
-                    deadline: Instant::now() + opts.idle_timeout,
+                    first_byte: now + opts.first_byte_timeout,
+                    deadline: now + opts.idle_timeout,
+                    ready: true,
                 });
             }
         }
-        sessions.retain_mut(|s| !step(s, opts, answer, note));
+        sessions.retain_mut(|s| {
+            if !s.ready {
+                return true;
+            }
+            let had_reply = s.reply.is_some();
+            let done = step(s, opts, answer, note);
+            if done {
+                table.remove(s.id);
+            } else if !had_reply && s.reply.is_some() {
+                table.answering(s.id);
+            }
+            !done
+        });
     }
 
     /// Advances one session; `true` when it is finished (answered, refused or broken).
@@ -555,7 +637,10 @@ mod sys {
                     return true;
                 }
                 Ok(k) => s.buf.extend_from_slice(&chunk[..k]),
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    s.ready = false;
+                    return false;
+                }
                 Err(_) => {
                     note(Note::Malformed);
                     return true;
@@ -583,7 +668,10 @@ mod sys {
                         return true;
                     }
                 }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    s.ready = false;
+                    return false;
+                }
                 Err(_) => return true,
             }
         }

@@ -32,8 +32,7 @@ pub(super) async fn run(
             max_sources: opts.max_udp_sources.max(1),
             buckets: HashMap::new(),
         }),
-        // The WSAPoll loop keeps its own session count (`max_sessions`); this table is the
-        // tokio path's (per-source caps and eviction are not on this path yet: docs/windows.md).
+        // The tokio path's table; the WSAPoll loop keeps its own, with the same caps.
         sessions: Mutex::new(super::SessionTable::new(
             opts.max_tcp_sessions,
             opts.max_tcp_sessions_per_source,
@@ -64,6 +63,9 @@ pub(super) async fn run(
     let poll_opts = PollOptions {
         request_len: proto::REQUEST_LEN,
         max_sessions: opts.max_tcp_sessions,
+        max_sessions_per_source: opts.max_tcp_sessions_per_source,
+        evict_min_age: opts.evict_min_age,
+        first_byte_timeout: opts.first_byte_timeout.min(opts.idle_timeout),
         idle_timeout: opts.idle_timeout,
     };
     let server = {
@@ -84,6 +86,7 @@ pub(super) async fn run(
                     Note::Malformed => bump(&c.malformed),
                     Note::IdleTimeout => bump(&c.idle_timeouts),
                     Note::SessionRefused => bump(&c.sessions_refused),
+                    Note::SessionEvicted => bump(&c.sessions_evicted),
                 };
                 serve(&socks, &poll_opts, &answer, &note, &stop);
             })
