@@ -55,20 +55,9 @@ pub fn zone_targets(
     let Some(zone) = dep.zone(zone) else {
         return Vec::new();
     };
-    let mut seen = std::collections::HashSet::new();
-    let mut out = Vec::new();
-    for b in &plan.bindings {
-        let Host::Node { node: n, address } = &b.host else {
-            continue;
-        };
-        if node.is_some_and(|want| want != n) || !b.reachable_from(zone) {
-            continue;
-        }
-        if seen.insert((*address, b.transport, b.ports, &b.component, &b.port_id)) {
-            out.push(endpoint(*address, b));
-        }
-    }
-    out
+    plan.zone_targets(zone, node)
+        .map(|(b, address, _)| endpoint(address, b))
+        .collect()
 }
 
 fn secret(file: Option<&Path>) -> Result<(Secret, SecretOrigin)> {

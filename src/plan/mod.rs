@@ -112,7 +112,17 @@ pub const SERVICE_COMPONENT: &str = "service";
 impl Binding {
     /// Whether traffic from `zone` is meant to reach this binding: a role it carries, or its name.
     pub fn reachable_from(&self, zone: &crate::deployment::Zone) -> bool {
-        self.from.iter().any(|r| zone.roles.contains(r)) || self.from_zones.contains(&zone.name)
+        self.reached_as(zone).is_some()
+    }
+
+    /// The role through which `zone` reaches this binding: the first of the binding's roles that
+    /// the zone carries, else [`Role::Zones`] when a site service names the zone itself.
+    pub fn reached_as(&self, zone: &crate::deployment::Zone) -> Option<Role> {
+        self.from
+            .iter()
+            .copied()
+            .find(|r| zone.roles.contains(r))
+            .or_else(|| self.from_zones.contains(&zone.name).then_some(Role::Zones))
     }
 }
 
@@ -170,5 +180,28 @@ impl Plan {
     /// The bindings of one node (all its addresses) or one client zone.
     pub fn for_host<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Binding> + 'a {
         self.bindings.iter().filter(move |b| b.host.name() == name)
+    }
+
+    /// What `zone` must reach on the servers (of one node, when given): every server binding it
+    /// reaches, with its address and the role it is reached as, each (address, transport, ports,
+    /// component, port id) once, in plan order. What a prober in the zone probes, and what the
+    /// report expects of it.
+    pub fn zone_targets<'a>(
+        &'a self,
+        zone: &'a crate::deployment::Zone,
+        node: Option<&'a str>,
+    ) -> impl Iterator<Item = (&'a Binding, IpAddr, Role)> + 'a {
+        let mut seen = std::collections::HashSet::new();
+        self.bindings.iter().filter_map(move |b| {
+            let Host::Node { node: n, address } = &b.host else {
+                return None;
+            };
+            if node.is_some_and(|want| want != n) {
+                return None;
+            }
+            let role = b.reached_as(zone)?;
+            seen.insert((*address, b.transport, b.ports, &b.component, &b.port_id))
+                .then_some((b, *address, role))
+        })
     }
 }

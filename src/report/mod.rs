@@ -17,7 +17,7 @@ use crate::catalog::{Catalog, Role, Transport};
 use crate::deployment::Deployment;
 use crate::firewall::{Mode, Policy, Request};
 use crate::flows::Flow;
-use crate::plan::{Finding, Host, Plan};
+use crate::plan::{Finding, Plan};
 use crate::range::PortRange;
 
 /// The status of one planned port from one zone: the prober's five, `inconclusive` (a prober
@@ -387,51 +387,32 @@ pub struct Report {
 /// instance node in the plan; here once, naming every instance node. Workstation ports (agent PCs)
 /// are not probed by `probe` and are not in the matrix.
 pub fn planned(dep: &Deployment, plan: &Plan) -> Vec<Row> {
+    // A unit's bindings name every instance node (the VIP moves between them).
+    let instances: std::collections::HashMap<&str, String> = dep
+        .units
+        .iter()
+        .map(|u| {
+            let names: Vec<&str> = u
+                .instances
+                .iter()
+                .map(|&i| dep.nodes[i].name.as_str())
+                .collect();
+            (u.name.as_str(), names.join(","))
+        })
+        .collect();
     let mut out = Vec::new();
     for zone in &dep.zones {
-        let mut seen = std::collections::HashSet::new();
-        for b in &plan.bindings {
-            let Host::Node { node, address } = &b.host else {
-                continue;
-            };
-            // A site service may name the zone itself rather than one of its roles.
-            let role = b
-                .from
-                .iter()
-                .copied()
-                .find(|r| zone.roles.contains(r))
-                .or_else(|| {
-                    b.from_zones
-                        .contains(&zone.name)
-                        .then_some(crate::catalog::Role::Zones)
-                });
-            let Some(role) = role else {
-                continue;
-            };
-            if !seen.insert((*address, b.transport, b.ports, &b.component, &b.port_id)) {
-                continue;
-            }
-            let node = match &b.unit {
-                Some(u) => dep
-                    .units
-                    .iter()
-                    .find(|x| &x.name == u)
-                    .map(|x| {
-                        x.instances
-                            .iter()
-                            .map(|&i| dep.nodes[i].name.as_str())
-                            .collect::<Vec<_>>()
-                            .join(",")
-                    })
-                    .unwrap_or_else(|| node.clone()),
-                None => node.clone(),
+        for (b, address, role) in plan.zone_targets(zone, None) {
+            let node = match b.unit.as_deref().and_then(|u| instances.get(u)) {
+                Some(names) => names.clone(),
+                None => b.host.name().to_string(),
             };
             for port in b.ports.ports() {
                 out.push(Row {
                     zone: zone.name.clone(),
                     node: node.clone(),
                     unit: b.unit.clone(),
-                    address: *address,
+                    address,
                     transport: b.transport,
                     port,
                     component: b.component.clone(),
