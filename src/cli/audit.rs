@@ -226,10 +226,7 @@ pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<E
     ];
     let text = crate::audit::diff::render(&args.target, &rules, &flows, &changes, &after, &header)?;
     match &args.output {
-        Some(p) => {
-            std::fs::write(p, text)
-                .map_err(|e| anyhow::anyhow!("cannot write {}: {e}", p.display()))?;
-        }
+        Some(p) => super::write_atomically(p, &text)?,
         None => {
             emit(&text)?;
         }

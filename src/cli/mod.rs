@@ -282,7 +282,7 @@ fn stdout_is_open() -> Result<()> {
 
 /// Writes `text` to `path` atomically: into a new file in the same directory, flushed to disk,
 /// then renamed over `path`. On any failure the old file is intact and the new one removed.
-fn write_atomically(path: &Path, text: &str) -> Result<()> {
+pub(super) fn write_atomically(path: &Path, text: &str) -> Result<()> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => std::path::PathBuf::from("."),

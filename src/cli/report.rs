@@ -3,7 +3,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 
 use super::args::{DiagramArgs, DiagramFormat, ReportArgs, ReportFormat};
 use super::{EXIT_NO, emit, json, load_deployment, read_file, terminal_width};
@@ -37,7 +37,7 @@ pub fn report_cmd(catalog: &Catalog, args: ReportArgs) -> Result<ExitCode> {
         }
     };
     match &args.output {
-        Some(path) => write_atomic(path, &text)?,
+        Some(path) => super::write_atomically(path, &text)?,
         None => {
             emit(&text)?;
         }
@@ -46,28 +46,6 @@ pub fn report_cmd(catalog: &Catalog, args: ReportArgs) -> Result<ExitCode> {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_NO)
-    })
-}
-
-/// Writes through a temporary file beside `path`, renamed over it: a reader (a CI job, a browser)
-/// never sees half a report.
-fn write_atomic(path: &Path, text: &str) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .with_context(|| format!("cannot write {}: not a file name", path.display()))?;
-    let tmp = dir.join(format!(
-        ".{}.{}.tmp",
-        name.to_string_lossy(),
-        std::process::id()
-    ));
-    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| {
-        let _ = std::fs::remove_file(&tmp);
-        format!("cannot write {}", path.display())
     })
 }
 
