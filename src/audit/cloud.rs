@@ -366,7 +366,8 @@ pub fn read_windows(file: &str, doc: &Value) -> Result<Ruleset, AuditError> {
                 if action { "allow" } else { "block" },
                 super::clip(name)
             ),
-            spec: String::new(),
+            // `Disable-NetFirewallRule -Name` finds a rule by it (`firewall --diff`).
+            spec: o["Name"].as_str().unwrap_or("").to_string(),
         };
         if action {
             allows.push(rule);

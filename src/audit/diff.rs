@@ -1,7 +1,7 @@
-//! `firewall --diff`: the changes that bring an exported nftables or iptables ruleset to the
-//! plan. Found by auditing, changing the model (remove what opens too much, insert accepts where
-//! a planned flow is blocked, drop policies that accept too much) and auditing again, until the
-//! model admits exactly the plan; then written in the target's own syntax.
+//! `firewall --diff`: the changes that bring an exported nftables, iptables or Windows Firewall
+//! ruleset to the plan. Found by auditing, changing the model (remove what opens too much, insert
+//! accepts where a planned flow is blocked, drop policies that accept too much) and auditing
+//! again, until the model admits exactly the plan; then written in the target's own syntax.
 
 use std::fmt::Write as _;
 
@@ -48,7 +48,7 @@ pub enum DiffError {
         found: &'static str,
         how: &'static str,
     },
-    #[error("--diff writes nftables or iptables changes, not {0}")]
+    #[error("--diff writes nftables, iptables or windows changes, not {0}")]
     Target(String),
 }
 
@@ -64,6 +64,10 @@ const ADDED: &str = "\u{0}added";
 
 /// The changes, and the audit of the changed model (exact when the diff is complete).
 pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report) {
+    // Windows Firewall: a block rule wins whatever the order, so a planned flow that one blocks
+    // needs that rule gone (no accept can go before it), and an added allow goes after the
+    // blocks (the model's chain is blocks, then allows).
+    let block_wins = rs.format == Format::WindowsJson;
     let mut work = rs.clone();
     // The export's index of each working rule (None: added by us).
     let mut origin_index: Vec<Vec<Option<usize>>> = rs
@@ -127,6 +131,11 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
                                 elements.push((c, r, m, b, true));
                             }
                         }
+                    }
+                    (Outcome::Drop, Some((c, Some(r))))
+                        if block_wins && work.chains[c].rules[r].origin != ADDED =>
+                    {
+                        removes.push((c, r))
                     }
                     (Outcome::Drop, Some((c, _))) => adds.push((c, row.flow)),
                     _ => notes.push(format!(
@@ -204,9 +213,18 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
             }
         }
         for &(c, f) in adds.iter().rev() {
+            let at = if block_wins {
+                let rules = &work.chains[c].rules;
+                rules
+                    .iter()
+                    .take_while(|r| r.action == Action::Drop)
+                    .count()
+            } else {
+                0
+            };
             for rule in model_rules(&flows[f]) {
-                work.chains[c].rules.insert(0, rule);
-                origin_index[c].insert(0, None);
+                work.chains[c].rules.insert(at, rule);
+                origin_index[c].insert(at, None);
             }
             changes.push(Change::Add { chain: c, flow: f });
         }
@@ -436,6 +454,17 @@ pub fn render(
     header: &[String],
 ) -> Result<String, DiffError> {
     let nft = match (target, rs.format) {
+        ("windows", Format::WindowsJson) => {
+            return Ok(render_windows(rs, flows, changes, after, header));
+        }
+        ("windows", f) => {
+            return Err(DiffError::Mismatch {
+                target: target.into(),
+                wanted: "the Windows Firewall JSON export",
+                found: f.as_str(),
+                how: "the PowerShell line in docs/audit.md",
+            });
+        }
         ("nftables", Format::NftJson) => true,
         ("iptables", Format::IptablesSave | Format::Ip6tablesSave) => false,
         ("nftables", f) => {
@@ -463,19 +492,7 @@ pub fn render(
     for line in header {
         let _ = writeln!(out, "# {}", super::clean(line));
     }
-    let s = &after.summary;
-    let _ = writeln!(
-        out,
-        "# After these changes the audit finds: {} of {} flows admitted, {} extra openings{}.",
-        s.admitted,
-        s.flows,
-        s.extra,
-        if s.exact {
-            " (exactly the plan)"
-        } else {
-            " (NOT exactly the plan: see the notes)"
-        }
-    );
+    let _ = writeln!(out, "# {}", summary_line(after));
     let _ = writeln!(
         out,
         "# Apply it to the ruleset exactly as exported: {} refer to that export.",
@@ -644,6 +661,124 @@ pub fn render(
         }
     }
     Ok(out)
+}
+
+/// The after-audit line every diff starts with.
+fn summary_line(after: &Report) -> String {
+    let s = &after.summary;
+    format!(
+        "After these changes the audit finds: {} of {} flows admitted, {} extra openings{}.",
+        s.admitted,
+        s.flows,
+        s.extra,
+        if s.exact {
+            " (exactly the plan)"
+        } else {
+            " (NOT exactly the plan: see the notes)"
+        }
+    )
+}
+
+/// The changes as a PowerShell script: the rules that open more than the plan, and the block
+/// rules that block planned flows, disabled by their `Name` (`Enable-NetFirewallRule` undoes
+/// it); then the planned flows' allow rules, as `firewall --target windows` writes them, in its
+/// group (so that a later run of the generated script replaces them).
+fn render_windows(
+    rs: &Ruleset,
+    flows: &[Flow],
+    changes: &[Change],
+    after: &Report,
+    header: &[String],
+) -> String {
+    use crate::firewall::windows::{GROUP, allow_rule, comment, ps_string};
+    let mut out = String::new();
+    for line in header {
+        let _ = writeln!(out, "# {}", comment(line));
+    }
+    let _ = writeln!(out, "# {}", summary_line(after));
+    out.push_str(
+        "# Run it in an elevated PowerShell on the computer whose rules were exported: rule\n",
+    );
+    out.push_str("# Names refer to that export.\n");
+    if changes.is_empty() {
+        out.push_str(
+            "# Nothing to change: the rules admit exactly the plan.
+",
+        );
+        return out;
+    }
+    let _ = write!(
+        out,
+        "#Requires -RunAsAdministrator
+$ErrorActionPreference = 'Stop'
+$group = {}
+",
+        ps_string(GROUP)
+    );
+    for (block, title) in [
+        (false, "Disable: allow rules that open more than the plan"),
+        (true, "Disable: block rules that block planned flows"),
+    ] {
+        let mut first = true;
+        for c in changes {
+            let Change::Remove {
+                chain, rule, spec, ..
+            } = c
+            else {
+                continue;
+            };
+            let r = &rs.chains[*chain].rules[*rule];
+            if (r.action == Action::Drop) != block {
+                continue;
+            }
+            if first {
+                let _ = writeln!(out, "\n# {title}");
+                first = false;
+            }
+            let _ = writeln!(out, "# {}", comment(&r.origin));
+            if spec.is_empty() {
+                out.push_str("# (not written: the export gives no rule Name)\n");
+            } else {
+                let _ = writeln!(out, "Disable-NetFirewallRule -Name {}", ps_string(spec));
+            }
+        }
+    }
+    let mut adds: Vec<usize> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Add { flow, .. } => Some(*flow),
+            _ => None,
+        })
+        .collect();
+    adds.sort_unstable();
+    adds.dedup();
+    let adds: Vec<&Flow> = adds.into_iter().map(|f| &flows[f]).collect();
+    if !adds.is_empty() {
+        let _ = writeln!(out, "\n# Add: planned flows the rules block");
+    }
+    for f in adds {
+        let name = format!(
+            "SCC {} {} from {}",
+            f.label(),
+            crate::firewall::text::ports_text(f),
+            f.role.as_str()
+        );
+        allow_rule(&mut out, &name, &[f]);
+    }
+    let notes: Vec<&String> = changes
+        .iter()
+        .filter_map(|c| match c {
+            Change::Note(n) => Some(n),
+            _ => None,
+        })
+        .collect();
+    if !notes.is_empty() {
+        out.push_str("\n# Notes: what the diff cannot change (constructs it cannot evaluate)\n");
+        for n in notes {
+            let _ = writeln!(out, "# {}", comment(n));
+        }
+    }
+    out
 }
 
 fn nft_ports(f: &Flow) -> String {

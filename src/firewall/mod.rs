@@ -5,8 +5,8 @@ mod csv;
 mod firewalld;
 mod iptables;
 mod nftables;
-mod text;
-mod windows;
+pub(crate) mod text;
+pub(crate) mod windows;
 
 use std::net::IpAddr;
 

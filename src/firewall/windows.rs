@@ -30,7 +30,7 @@ fn is_quote(c: char) -> bool {
 
 /// A PowerShell string expression for user text: `'text'` with quotes doubled, or, when the text
 /// holds non-ASCII characters, `('text' + [char]0x2013 + 'more')` so the file stays ASCII.
-fn ps_string(text: &str) -> String {
+pub(crate) fn ps_string(text: &str) -> String {
     let text = one_line(text);
     if text.is_ascii() {
         return format!("'{}'", text.replace('\'', "''"));
@@ -63,7 +63,7 @@ fn ps_string(text: &str) -> String {
 
 /// User text for a `#` comment: one line, ASCII (dashes and quotes transliterated, anything
 /// else `?`).
-fn comment(text: &str) -> String {
+pub(crate) fn comment(text: &str) -> String {
     one_line(text)
         .chars()
         .map(|c| match c {
@@ -95,6 +95,68 @@ fn list(items: impl IntoIterator<Item = String>) -> String {
         .map(|i| format!("'{i}'"))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// One inbound allow rule of `$group` for flows that share sources, destinations and transport
+/// (its `-LocalPort` is the array of their ports, its description names every flow), after a
+/// comment line per flow.
+pub(crate) fn allow_rule(o: &mut String, name: &str, flows: &[&Flow]) {
+    let Some(&f) = flows.first() else { return };
+    let mut ports: Vec<String> = Vec::new();
+    for g in flows {
+        for p in segments(g.ports).into_iter().map(span) {
+            if !ports.contains(&p) {
+                ports.push(p);
+            }
+        }
+    }
+    let what: Vec<String> = flows
+        .iter()
+        .map(|g| {
+            format!(
+                "{} port id {}, {} {} from {} ({}): {}",
+                g.component,
+                g.port_id_text(),
+                g.transport.as_str(),
+                g.ports,
+                g.role.as_str(),
+                g.source_zones.join(", "),
+                g.purpose
+            )
+        })
+        .collect();
+    let description = format!("Sinch Contact Center: {}", what.join("; "));
+    for g in flows {
+        let _ = writeln!(
+            o,
+            "{}# {}: {} from {} ({}) to {}",
+            if std::ptr::eq(*g, f) { "\n" } else { "" },
+            comment(&g.label()),
+            text::ports_text(g),
+            g.role.as_str(),
+            comment(&g.source_zones.join(", ")),
+            g.destination.iter().map(net).collect::<Vec<_>>().join(", ")
+        );
+    }
+    let _ = writeln!(o, "New-NetFirewallRule -Group $group `");
+    let _ = writeln!(o, "    -DisplayName {} `", ps_string(name));
+    let _ = writeln!(o, "    -Description {} `", ps_string(&description));
+    let _ = writeln!(
+        o,
+        "    -Direction Inbound -Action Allow -Profile Any -Protocol {} `",
+        f.transport.as_str().to_ascii_uppercase()
+    );
+    let _ = writeln!(o, "    -LocalPort {} `", list(ports));
+    let _ = writeln!(
+        o,
+        "    -RemoteAddress {} `",
+        list(f.sources.iter().map(address))
+    );
+    let _ = writeln!(
+        o,
+        "    -LocalAddress {} | Out-Null",
+        list(f.destination.iter().map(address))
+    );
 }
 
 fn network_script(o: &mut String) {
@@ -201,53 +263,7 @@ Get-NetFirewallRule -Group $group -ErrorAction SilentlyContinue | Remove-NetFire
                 n += 1;
                 name = format!("{base} ({n})");
             }
-            let what: Vec<String> = flows
-                .iter()
-                .map(|g| {
-                    format!(
-                        "{} port id {}, {} {} from {} ({}): {}",
-                        g.component,
-                        g.port_id_text(),
-                        g.transport.as_str(),
-                        g.ports,
-                        g.role.as_str(),
-                        g.source_zones.join(", "),
-                        g.purpose
-                    )
-                })
-                .collect();
-            let description = format!("Sinch Contact Center: {}", what.join("; "));
-            for g in flows {
-                let _ = writeln!(
-                    o,
-                    "{}# {}: {} from {} ({}) to {}",
-                    if std::ptr::eq(*g, f) { "\n" } else { "" },
-                    comment(&g.label()),
-                    text::ports_text(g),
-                    g.role.as_str(),
-                    comment(&g.source_zones.join(", ")),
-                    g.destination.iter().map(net).collect::<Vec<_>>().join(", ")
-                );
-            }
-            let _ = writeln!(o, "New-NetFirewallRule -Group $group `");
-            let _ = writeln!(o, "    -DisplayName {} `", ps_string(&name));
-            let _ = writeln!(o, "    -Description {} `", ps_string(&description));
-            let _ = writeln!(
-                o,
-                "    -Direction Inbound -Action Allow -Profile Any -Protocol {} `",
-                f.transport.as_str().to_ascii_uppercase()
-            );
-            let _ = writeln!(o, "    -LocalPort {} `", list(ports));
-            let _ = writeln!(
-                o,
-                "    -RemoteAddress {} `",
-                list(f.sources.iter().map(address))
-            );
-            let _ = writeln!(
-                o,
-                "    -LocalAddress {} | Out-Null",
-                list(f.destination.iter().map(address))
-            );
+            allow_rule(&mut o, &name, flows);
             count += 1;
         }
         let _ = write!(
