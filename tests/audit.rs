@@ -1383,25 +1383,21 @@ fn windows_diff_applied_to_the_export_admits_exactly_the_plan() {
     // The header names the export's (temporary) path.
     let shown = script.replace(before.to_str().unwrap(), "before.json");
     insta::assert_snapshot!("audit_diff_windows", shown);
-    let (code, out, err) = cli(&[
-        "audit",
-        LAB,
-        "--node",
-        "APP1",
-        "--ruleset",
-        before.to_str().unwrap(),
-    ]);
+    let audit = |p: &Path| {
+        cli(&[
+            "audit",
+            LAB,
+            "--node",
+            "APP1",
+            "--ruleset",
+            p.to_str().unwrap(),
+        ])
+    };
+    let (code, out, err) = audit(&before);
     assert_eq!(code, 1, "the export as it is: {err}\n{out}");
     let after = dir.path().join("after.json");
     std::fs::write(&after, apply_windows_diff(&export, &script).to_string()).unwrap();
-    let (code, out, err) = cli(&[
-        "audit",
-        LAB,
-        "--node",
-        "APP1",
-        "--ruleset",
-        after.to_str().unwrap(),
-    ]);
+    let (code, out, err) = audit(&after);
     assert_eq!(code, 0, "after the diff: {err}\n{out}");
     // The same export for the wrong target, and an nft export for windows: exit 2, with the hint.
     let (code, _, err) = cli(&[

@@ -647,20 +647,23 @@ pub fn render(
             );
         }
     }
-    let notes: Vec<&String> = changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Note(n) => Some(n),
-            _ => None,
-        })
-        .collect();
-    if !notes.is_empty() {
-        out.push_str("\n# Notes: what the diff cannot change (constructs it cannot evaluate)\n");
-        for n in notes {
-            let _ = writeln!(out, "# {}", super::clean(n));
-        }
-    }
+    notes(&mut out, changes, super::clean);
     Ok(out)
+}
+
+/// The notes: what the diff cannot change, each as a `#` comment made safe by `clean`.
+fn notes(out: &mut String, changes: &[Change], clean: fn(&str) -> String) {
+    let mut first = true;
+    for c in changes {
+        let Change::Note(n) = c else { continue };
+        if first {
+            out.push_str(
+                "\n# Notes: what the diff cannot change (constructs it cannot evaluate)\n",
+            );
+            first = false;
+        }
+        let _ = writeln!(out, "# {}", clean(n));
+    }
 }
 
 /// The after-audit line every diff starts with.
@@ -765,19 +768,7 @@ $group = {}
         );
         allow_rule(&mut out, &name, &[f]);
     }
-    let notes: Vec<&String> = changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Note(n) => Some(n),
-            _ => None,
-        })
-        .collect();
-    if !notes.is_empty() {
-        out.push_str("\n# Notes: what the diff cannot change (constructs it cannot evaluate)\n");
-        for n in notes {
-            let _ = writeln!(out, "# {}", comment(n));
-        }
-    }
+    notes(&mut out, changes, comment);
     out
 }
 
