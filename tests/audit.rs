@@ -1129,6 +1129,41 @@ fn golden_every_format() {
     }
 }
 
+/// The rows for spreadsheets and tickets: every flow and every extra opening, the rule in full.
+#[test]
+fn golden_csv_and_markdown() {
+    for (f, format) in [("admin.save", "csv"), ("windows.json", "markdown")] {
+        let path = format!("tests/audit/{f}");
+        let (code, out, err) = cli(&[
+            "audit",
+            LAB,
+            "--node",
+            "APP1",
+            "--ruleset",
+            &path,
+            "--format",
+            format,
+        ]);
+        assert_eq!(code, 1, "{f}: {err}");
+        let (_, json, _) = cli(&[
+            "audit",
+            LAB,
+            "--node",
+            "APP1",
+            "--ruleset",
+            &path,
+            "--format",
+            "json",
+        ]);
+        let json: serde_json::Value = serde_json::from_str(&json).unwrap();
+        let rows =
+            json["flows"].as_array().unwrap().len() + json["extra"].as_array().unwrap().len();
+        let header = if format == "csv" { 1 } else { 2 };
+        assert_eq!(out.lines().count(), rows + header, "{f}: one line per row");
+        insta::assert_snapshot!(format!("audit_{}_{format}", f.replace('.', "_")), out);
+    }
+}
+
 #[test]
 fn golden_diff_for_both_targets() {
     for (target, file, name) in [

@@ -292,6 +292,11 @@ pub enum AuditFormat {
     Table,
     /// {"summary": {...}, "flows": [...], "extra": [...]}
     Json,
+    /// One row per flow and per extra opening, the deciding rule in full (spreadsheets, the
+    /// firewall team)
+    Csv,
+    /// The same rows as a Markdown table (tickets, wikis)
+    Markdown,
 }
 
 #[derive(Debug, Args)]

@@ -63,6 +63,8 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
     let text = match args.format {
         AuditFormat::Json => json(&report)?,
         AuditFormat::Table => table(&report),
+        AuditFormat::Csv => rows(&report).render(Format::Csv, usize::MAX),
+        AuditFormat::Markdown => rows(&report).render(Format::Markdown, usize::MAX),
     };
     emit(&text)?;
     Ok(if report.summary.exact {
@@ -130,6 +132,54 @@ fn with_details(grid: &Grid, details: &[String], width: usize) -> String {
         wrap_detail(detail, width, &mut out);
     }
     out
+}
+
+/// Every flow and every extra opening as one row (`kind` says which), for CSV and Markdown:
+/// `from` is the flow's zones or the opening's source network.
+fn rows(r: &Report) -> Grid {
+    let mut g = Grid::new(
+        [
+            "kind",
+            "status",
+            "from",
+            "address",
+            "transport",
+            "ports",
+            "flow",
+            "blocked",
+            "rule",
+        ]
+        .into_iter()
+        .map(Column::new)
+        .collect(),
+    );
+    for f in &r.flows {
+        g.push(vec![
+            "flow".into(),
+            f.status.to_string(),
+            f.zone.clone(),
+            f.address.clone(),
+            f.transport.to_string(),
+            f.ports.clone(),
+            format!("{}.{}", f.component, f.port_id),
+            f.blocked.join(" "),
+            f.rule.clone(),
+        ]);
+    }
+    for e in &r.extra {
+        g.push(vec![
+            "extra".into(),
+            "extra".into(),
+            e.source.clone(),
+            e.address.clone(),
+            e.transport.to_string(),
+            e.ports.clone(),
+            String::new(),
+            String::new(),
+            e.rule.clone(),
+        ]);
+    }
+    g
 }
 
 fn table(r: &Report) -> String {
