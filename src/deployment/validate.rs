@@ -772,20 +772,25 @@ fn service(cx: &mut Ctx, key: &Spanned<String>, raw: RawService, names: &Names) 
 /// A node's `windows_excluded_ports`: each item a port `"1433"` or a range `"50000-50059"`
 /// (netsh's Start Port and End Port), tcp first, then udp, each in file order.
 fn excluded_ranges(cx: &mut Ctx, raw: RawExcluded) -> Option<Vec<ExcludedRange>> {
-    let hint = "a port 1-65535 (\"1433\") or a range \"first-last\" as netsh prints its Start \
-                Port and End Port (\"50000-50059\")";
+    let hint = "a port 1-65535 (\"1433\") or a range \"first-last\" of netsh's Start Port and \
+                End Port (\"50000-50059\", or the row as netsh prints it)";
     let mut out = Vec::with_capacity(raw.tcp.len() + raw.udp.len());
     let mut ok = true;
     let items = (raw.tcp.iter().map(|i| (Transport::Tcp, i)))
         .chain(raw.udp.iter().map(|i| (Transport::Udp, i)));
     for (transport, item) in items {
-        let text = item.get_ref().trim();
+        // As netsh prints a row: "50000       50059     *" (the star marks an administered
+        // exclusion), or with the dash this file otherwise uses.
+        let text = item.get_ref().trim().trim_end_matches('*').trim();
         let port = |t: &str| match t.trim().parse::<u32>() {
             Ok(p @ 1..=65535) => Ok(p as u16),
             Ok(p) => Err(format!("port {p} is out of range")),
             Err(_) => Err(format!("`{}` is not a port number", t.trim())),
         };
-        let range = match text.split_once('-') {
+        let pair = text
+            .split_once('-')
+            .or_else(|| text.split_once(char::is_whitespace));
+        let range = match pair {
             Some((a, b)) => port(a).and_then(|lo| Ok((lo, port(b)?))),
             None => port(text).map(|p| (p, p)),
         };

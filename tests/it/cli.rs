@@ -206,7 +206,7 @@ fn check_default_reports_the_documented_443_clash() {
         .args(["check"])
         .status(1)
         .stdout_has("error[C101] port-clash: ecf-web-server.https-port and web-server.https-port both listen on 10.1.0.100 tcp port 443")
-        .stdout_has("<all-in-one>:49:3")
+        .stdout_has("<all-in-one>:53:3")
         .stdout_has("hint: move one to another port")
         .stdout_has("1 error")
         .run();

@@ -807,7 +807,7 @@ fn windows_excluded_ports_bad_items() {
             "t.toml:14:50: error[E024]: `1433x` is not a port number (a Windows excluded port range)",
             "error[E024]: port 0 is out of range",
             "error[E024]: port 70000 is out of range",
-            "as netsh prints its Start Port and End Port",
+            "of netsh's Start Port and End Port",
         ],
     );
     case(
@@ -825,6 +825,28 @@ fn windows_excluded_ports_bad_items() {
         2,
         &["`nodes.APP1.windows_excluded_ports` must be a table, not a list"],
     );
+}
+
+/// Rows pasted as `netsh int ipv4 show excludedportrange` prints them (Start Port, End Port, a
+/// star for an administered exclusion) are ranges too.
+#[test]
+fn windows_excluded_ports_take_netsh_rows() {
+    let text = GOOD.replacen(
+        "zone = \"dc\"",
+        "zone = \"dc\"\nwindows_excluded_ports = { tcp = [\"     21000       21099     *\", \"  5357        5357\"] }",
+        1,
+    );
+    let out = Test::new()
+        .file("t.toml", &text)
+        .args(["check", "t.toml"])
+        .status(1)
+        .run();
+    assert!(
+        out.stdout.contains("inside the Windows excluded port range 21000-21099 of the node"),
+        "{}",
+        out.stdout
+    );
+    assert!(!out.stdout.contains("E024"), "{}", out.stdout);
 }
 
 /// C114: a planned port inside an excluded range of its node and transport is an error naming the
