@@ -604,19 +604,21 @@ pub fn planned_elsewhere(
     zone: &Zone,
     unexpected: &[(IpAddr, u16)],
 ) -> Vec<Option<PlannedElsewhere>> {
+    // The plan's TCP bindings by address: a sweep may find many ports on a node of thousands.
+    let mut by_address: std::collections::HashMap<IpAddr, Vec<&crate::plan::Binding>> =
+        Default::default();
+    for b in &plan.bindings {
+        if let (Host::Node { address, .. }, Transport::Tcp) = (&b.host, b.transport) {
+            by_address.entry(*address).or_default().push(b);
+        }
+    }
     unexpected
         .iter()
         .map(|&(address, port)| {
             let mut ids = Vec::new();
             let mut zones = Vec::new();
-            for b in &plan.bindings {
-                let Host::Node { address: a, .. } = &b.host else {
-                    continue;
-                };
-                if *a != address
-                    || b.transport != Transport::Tcp
-                    || !(b.ports.lo()..=b.ports.hi()).contains(&port)
-                {
+            for b in by_address.get(&address).into_iter().flatten() {
+                if !b.ports.contains(port) {
                     continue;
                 }
                 ids.push(format!("{}.{}", b.component, b.port_id));
