@@ -1447,6 +1447,19 @@ fn windows_diff_applied_to_the_export_admits_exactly_the_plan() {
     ]);
     assert_eq!(code, 2);
     assert!(err.contains("PowerShell line in docs/audit.md"), "{err}");
+    // Windows Firewall is never the firewall between zones.
+    let (code, out, err) = cli(&[
+        "audit",
+        LAB,
+        "--network",
+        "--ruleset",
+        "tests/audit/windows.json",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains("cannot be audited with --network") && err.contains("--node NAME"),
+        "{err}"
+    );
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -120,6 +120,22 @@ pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
     })
 }
 
+/// Whether an export can answer for the scope: Windows Firewall filters traffic to and from its
+/// own computer, never traffic routed between zones, so its export cannot be audited as the
+/// firewall between zones (`--network`).
+pub fn fits_scope(file: &str, rs: &Ruleset, network: bool) -> Result<(), AuditError> {
+    if network && rs.format == Format::WindowsJson {
+        return Err(AuditError::Content {
+            file: file.to_string(),
+            what: "a Windows Firewall export cannot be audited with --network: Windows Firewall \
+                   filters the traffic to and from its own computer, never traffic between zones"
+                .into(),
+            hint: "audit it with --node NAME for the server it was exported from".into(),
+        });
+    }
+    Ok(())
+}
+
 /// Export text made safe for one line of output: control characters escaped.
 pub fn clean(text: &str) -> String {
     text.chars()

@@ -57,6 +57,8 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
     let plan = crate::plan::resolve(&dep, catalog);
     let (mode, scope) = scope(&dep, &plan, args.node.as_deref())?;
     let rules = load_ruleset(&args.ruleset)?;
+    let network = matches!(scope, Scope::Network);
+    crate::audit::fits_scope(&args.ruleset.display().to_string(), &rules, network)?;
     let all = crate::flows::flows(&dep, catalog, &plan);
     let flows = crate::firewall::select(&all, &mode);
     let report = compare::audit(&rules, &flows, &scope);
@@ -260,6 +262,8 @@ pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<E
     let (mode, scope) = scope(&dep, &plan, args.node.as_deref())?;
     let path = args.diff.as_deref().expect("called with --diff");
     let rules = load_ruleset(path)?;
+    let network = matches!(scope, Scope::Network);
+    crate::audit::fits_scope(&path.display().to_string(), &rules, network)?;
     let all = crate::flows::flows(&dep, catalog, &plan);
     let flows = crate::firewall::select(&all, &mode);
     let (changes, after) = crate::audit::diff::diff(&rules, &flows, &scope);

@@ -842,7 +842,8 @@ fn windows_excluded_ports_take_netsh_rows() {
         .status(1)
         .run();
     assert!(
-        out.stdout.contains("inside the Windows excluded port range 21000-21099 of the node"),
+        out.stdout
+            .contains("inside the Windows excluded port range 21000-21099 of the node"),
         "{}",
         out.stdout
     );
