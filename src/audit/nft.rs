@@ -182,6 +182,9 @@ impl Ctx<'_> {
                 }
             }
             "queue" => Action::Unknown("queue to user space".into()),
+            super::nft_text::UNPARSED_VERDICT => {
+                Action::Unknown("the verdict of a rule that was not parsed".into())
+            }
             _ => return None,
         })
     }
@@ -207,6 +210,10 @@ impl Ctx<'_> {
                 "limit" | "quota" | "connlimit" => {
                     matches.push(Match::is(Cond::Unknown(format!("{key} (a rate or quota)"))))
                 }
+                super::nft_text::UNPARSED => matches.push(Match::is(Cond::Unknown(format!(
+                    "`{}` (not parsed)",
+                    super::clip(v.as_str().unwrap_or(""))
+                )))),
                 "xt" => matches.push(Match::is(Cond::Unknown(
                     "xt extension (an iptables-nft compat match)".into(),
                 ))),
