@@ -531,6 +531,7 @@ fn family_and_name<'t>(words: &'t [Tok]) -> Option<(String, &'t Tok, &'t [Tok])>
         (Some(f), Some(name)) if FAMILIES.contains(&f) && name.name().is_some() => {
             Some((f.to_string(), name, &words[2..]))
         }
+        (Some(f), _) if FAMILIES.contains(&f) => None,
         _ if first.name().is_some() => Some(("ip".to_string(), first, &words[1..])),
         _ => None,
     }
