@@ -562,6 +562,10 @@ impl Reader<'_> {
                 "give the whole ruleset as one file: `nft list ruleset > rules.nft` on the host",
             )),
             _ if head.word().is_some_and(|w| w.starts_with("#!")) => Ok(()),
+            "delete" | "destroy" | "replace" | "reset" | "rename" | "list" | "monitor"
+            | "describe" | "export" | "import" => {
+                Err(self.err(head, format!("the command `{word}` is not read")))
+            }
             "chain" | "set" | "map" => Err(self.err(head, format!("`{word}` outside a table"))),
             _ => Err(self.err(
                 head,
