@@ -4,6 +4,7 @@
 //! by construction. What the parser does not understand in a rule becomes a named "cannot decide"
 //! (never a guess); broken structure is a located [`AuditError::Syntax`].
 
+use std::borrow::{Borrow, Cow};
 use std::collections::HashMap;
 
 use serde_json::{Value, json};
@@ -12,6 +13,11 @@ use super::{AuditError, Format, Ruleset};
 
 const HINT: &str = "give the unmodified output of `nft list ruleset` (or `nft -a list ruleset`, \
                     with handles), or `nft -j list ruleset`";
+
+/// The most tokens `$NAME` expansions may make (definitions that nest ten by ten explode).
+const MAX_TOKENS: usize = 20_000_000;
+/// The deepest nesting of `{ }` inside a rule or a set's elements.
+const MAX_NESTING: usize = 32;
 
 /// The families nft knows; a table without one is `ip`.
 const FAMILIES: &[&str] = &["ip", "ip6", "inet", "arp", "bridge", "netdev"];
@@ -79,8 +85,11 @@ impl Reader<'_> {
     }
 
     /// The source text of a run of tokens, on one line (whitespace runs as one space).
-    fn source(&self, toks: &[Tok]) -> String {
-        let (Some(a), Some(b)) = (toks.first(), toks.last()) else {
+    fn source<T: std::borrow::Borrow<Tok>>(&self, toks: &[T]) -> String {
+        let (Some(a), Some(b)) = (
+            toks.first().map(Borrow::borrow),
+            toks.last().map(Borrow::borrow),
+        ) else {
             return String::new();
         };
         let (lo, hi) = (a.start.min(b.start), a.end.max(b.end));
@@ -92,12 +101,18 @@ impl Reader<'_> {
         let mut out = Vec::new();
         let mut chars = self.text.char_indices().peekable();
         let (mut line, mut line_start) = (1usize, 0usize);
-        let col = |at: usize, line_start: usize| self.text[line_start..at].chars().count() + 1;
+        // The column of the last position seen: counted on from there (a huge line stays linear).
+        let mut seen = (0usize, 1usize);
         while let Some(&(at, c)) = chars.peek() {
+            if seen.0 < line_start {
+                seen = (line_start, 1);
+            }
+            let here = seen.1 + self.text[seen.0..at].chars().count();
+            seen = (at, here);
             let tok = |kind, end| Tok {
                 kind,
                 line,
-                col: col(at, line_start),
+                col: here,
                 start: at,
                 end,
             };
@@ -160,7 +175,7 @@ impl Reader<'_> {
                     let Some(end) = closed else {
                         return Err(self.err_at(
                             line,
-                            col(at, line_start),
+                            here,
                             "unterminated string".into(),
                             "close the string with `\"` on the same line",
                         ));
@@ -216,6 +231,14 @@ impl Reader<'_> {
     /// `define NAME = …` (to the end of its line, braces may span lines) is taken out and every
     /// `$NAME` replaced by its tokens.
     fn expand(&self, toks: Vec<Tok>) -> Result<Vec<Tok>, AuditError> {
+        let special = |t: &Tok| {
+            t.word().is_some_and(|w| {
+                w.starts_with('$') || matches!(w, "define" | "redefine" | "undefine")
+            })
+        };
+        if !toks.iter().any(special) {
+            return Ok(toks);
+        }
         let mut defs: HashMap<String, Vec<Tok>> = HashMap::new();
         let mut out: Vec<Tok> = Vec::with_capacity(toks.len());
         let mut i = 0;
@@ -248,6 +271,17 @@ impl Reader<'_> {
                     j += 1;
                 }
                 let value: Vec<Tok> = value.into_iter().flatten().collect();
+                if value.len() > MAX_TOKENS {
+                    return Err(self.err_at(
+                        t.line,
+                        t.col,
+                        format!(
+                            "`define {}` expands to more than {MAX_TOKENS} tokens",
+                            clip(name)
+                        ),
+                        "a ruleset export has no such definitions: give `nft list ruleset`",
+                    ));
+                }
                 if value.is_empty() {
                     return Err(self.err(t, format!("`define {}` has no value", clip(name))));
                 }
@@ -264,6 +298,14 @@ impl Reader<'_> {
                 continue;
             }
             out.extend(self.substitute(t, &defs)?);
+            if out.len() > MAX_TOKENS {
+                return Err(self.err_at(
+                    t.line,
+                    t.col,
+                    format!("the definitions expand to more than {MAX_TOKENS} tokens"),
+                    "a ruleset export has no such definitions: give `nft list ruleset`",
+                ));
+            }
             i += 1;
         }
         Ok(out)
@@ -408,6 +450,25 @@ impl Doc {
         }
     }
 
+    fn delete_table(&mut self, family: &str, name: &str) {
+        let other = |k: &Key| k.0 != family || k.1 != name;
+        self.tables.retain(|(f, n)| f != family || n != name);
+        self.chains.retain(|(k, _)| other(k));
+        self.sets.retain(|(k, _)| other(k));
+        self.chain_at = self
+            .chains
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), i))
+            .collect();
+        self.set_at = self
+            .sets
+            .iter()
+            .enumerate()
+            .map(|(i, (k, _))| (k.clone(), i))
+            .collect();
+    }
+
     fn chain(&mut self, key: &Key) -> &mut ChainItem {
         self.table(&key.0, &key.1);
         let at = match self.chain_at.get(key) {
@@ -441,40 +502,43 @@ impl Doc {
         &mut self.sets[at].1
     }
 
-    fn json(&self) -> Value {
+    /// The JSON document, and each chain's rule names (in the document's order).
+    fn into_json(self) -> (Value, HashMap<Key, Vec<String>>) {
+        let mut names = HashMap::new();
         let mut items = Vec::new();
-        for (f, n) in &self.tables {
+        for (f, n) in self.tables {
             items.push(json!({"table": {"family": f, "name": n}}));
         }
-        for (key, s) in &self.sets {
+        for (_, mut s) in self.sets {
             let kind = if s.contains_key("map") { "map" } else { "set" };
-            let mut s = s.clone();
             if s.get("map") == Some(&Value::Null) {
                 s.remove("map");
             }
-            let _ = key;
             items.push(json!({ kind: s }));
         }
-        for ((f, t, n), c) in &self.chains {
-            let mut props = c.props.clone();
+        let mut rules = Vec::new();
+        for ((f, t, n), c) in self.chains {
+            let mut props = c.props;
             props.insert("family".into(), f.clone().into());
             props.insert("table".into(), t.clone().into());
             props.insert("name".into(), n.clone().into());
             items.push(json!({ "chain": props }));
-        }
-        for ((f, t, n), c) in &self.chains {
-            for r in &c.rules {
+            let mut origins = Vec::with_capacity(c.rules.len());
+            for r in c.rules {
                 let mut o = json!({"family": f, "table": t, "chain": n, "expr": r.exprs});
                 if let Some(h) = r.handle {
                     o["handle"] = h.into();
                 }
-                if let Some(c) = &r.comment {
-                    o["comment"] = c.clone().into();
+                if let Some(c) = r.comment {
+                    o["comment"] = c.into();
                 }
-                items.push(json!({ "rule": o }));
+                rules.push(json!({ "rule": o }));
+                origins.push(r.origin);
             }
+            names.insert((f, t, n), origins);
         }
-        json!({ "nftables": items })
+        items.extend(rules);
+        (json!({ "nftables": items }), names)
     }
 }
 
@@ -505,7 +569,8 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
     for st in split(&r, &toks)? {
         r.command(st, &mut doc)?;
     }
-    let mut rs = super::nft::read(file, &doc.json())?;
+    let (json, names) = doc.into_json();
+    let mut rs = super::nft::read(file, &json)?;
     rs.format = Format::NftText;
     // The same chains in the same order, and their rules: name each by its own text.
     for chain in rs.chains.iter_mut() {
@@ -515,11 +580,11 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
             words.next().unwrap_or("").to_string(),
             words.next().unwrap_or("").to_string(),
         );
-        let Some(&at) = doc.chain_at.get(&key) else {
+        let Some(origins) = names.get(&key) else {
             continue;
         };
-        for (rule, item) in chain.rules.iter_mut().zip(&doc.chains[at].1.rules) {
-            rule.origin = format!("{} {}", chain.name, item.origin);
+        for (rule, origin) in chain.rules.iter_mut().zip(origins) {
+            rule.origin = format!("{} {origin}", chain.name);
         }
     }
     Ok(rs)
@@ -538,7 +603,10 @@ fn family_and_name<'t>(words: &'t [Tok]) -> Option<(String, &'t Tok, &'t [Tok])>
 }
 
 /// Tokens without the `# handle N` comments.
-fn plain(toks: &[Tok]) -> Vec<Tok> {
+fn plain(toks: &[Tok]) -> Cow<'_, [Tok]> {
+    if !toks.iter().any(|t| matches!(t.kind, Kind::Handle(_))) {
+        return Cow::Borrowed(toks);
+    }
     toks.iter()
         .filter(|t| !matches!(t.kind, Kind::Handle(_)))
         .cloned()
@@ -562,6 +630,13 @@ impl Reader<'_> {
                 "give the whole ruleset as one file: `nft list ruleset > rules.nft` on the host",
             )),
             _ if head.word().is_some_and(|w| w.starts_with("#!")) => Ok(()),
+            "delete" | "destroy" if st.get(1).is_some_and(|t| t.is_word("table")) => {
+                // `table inet t {}` + `delete table inet t`: the idiom that replaces one table
+                let (family, name, _) = family_and_name(&st[2..])
+                    .ok_or_else(|| self.err(head, format!("`{word} table` without a name")))?;
+                doc.delete_table(&family, name.name().unwrap_or(""));
+                Ok(())
+            }
             "delete" | "destroy" | "replace" | "reset" | "rename" | "list" | "monitor"
             | "describe" | "export" | "import" => {
                 Err(self.err(head, format!("the command `{word}` is not read")))
@@ -881,14 +956,17 @@ impl Reader<'_> {
 
     /// The elements of a `{ … }` (set elements, map elements): nested braces are flattened.
     fn elements(&self, toks: &[Tok]) -> Result<Vec<Value>, AuditError> {
-        let toks: Vec<Tok> = toks
+        let toks: Vec<&Tok> = toks
             .iter()
             .filter(|t| !matches!(t.kind, Kind::Newline | Kind::Handle(_)))
-            .cloned()
             .collect();
-        let mut p = Parser { toks: &toks, at: 0 };
+        let mut p = Parser {
+            toks,
+            at: 0,
+            depth: 0,
+        };
         p.elements().map_err(|at| {
-            let t = toks.get(at).or(toks.last());
+            let t = p.toks.get(at).or(p.toks.last());
             match t {
                 Some(t) => self.err(
                     t,
@@ -902,12 +980,15 @@ impl Reader<'_> {
     /// One rule: its expressions as `nft -j` writes them. What is not understood from some
     /// statement on becomes one "not parsed" expression, with the verdict kept when one is plain.
     fn rule(&self, st: &[Tok], line: usize) -> RuleItem {
-        let toks: Vec<Tok> = st
+        let toks: Vec<&Tok> = st
             .iter()
             .filter(|t| !matches!(t.kind, Kind::Newline | Kind::Handle(_)))
-            .cloned()
             .collect();
-        let mut p = Parser { toks: &toks, at: 0 };
+        let mut p = Parser {
+            toks: toks.clone(),
+            at: 0,
+            depth: 0,
+        };
         let mut exprs = Vec::new();
         let mut comment = None;
         while p.at < toks.len() {
@@ -962,7 +1043,7 @@ pub const UNPARSED_VERDICT: &str = "x-scc-unparsed-verdict";
 
 /// The verdict of tokens the parser did not understand: one plain verdict word outside braces,
 /// else an unknown verdict when anything may decide (`vmap`, several verdicts), else none.
-fn verdict_of(toks: &[Tok]) -> Option<Value> {
+fn verdict_of(toks: &[&Tok]) -> Option<Value> {
     let mut depth = 0i32;
     let mut found = Vec::new();
     let mut risky = false;
@@ -974,7 +1055,7 @@ fn verdict_of(toks: &[Tok]) -> Option<Value> {
                 "accept" | "drop" | "reject" | "return" | "continue" | "queue" => {
                     found.push(json!({ w.as_str(): null }))
                 }
-                "jump" | "goto" => match toks.get(i + 1).and_then(Tok::name) {
+                "jump" | "goto" => match toks.get(i + 1).and_then(|t| t.name()) {
                     Some(target) => found.push(json!({ w.as_str(): {"target": target} })),
                     None => risky = true,
                 },
@@ -1097,15 +1178,17 @@ const OPS: &[(&str, &str)] = &[
 
 /// A cursor over one rule's (or one set's) tokens; an error is the index of the token it stopped at.
 struct Parser<'t> {
-    toks: &'t [Tok],
+    toks: Vec<&'t Tok>,
     at: usize,
+    /// How deep in nested `{ }` the parser is.
+    depth: usize,
 }
 
 type Parsed<T> = Result<T, usize>;
 
 impl<'t> Parser<'t> {
     fn peek(&self) -> Option<&'t Tok> {
-        self.toks.get(self.at)
+        self.toks.get(self.at).copied()
     }
     fn peek_word(&self) -> Option<&'t str> {
         self.peek().and_then(Tok::word)
@@ -1293,7 +1376,7 @@ impl<'t> Parser<'t> {
                 if self
                     .toks
                     .get(self.at + 1)
-                    .and_then(Tok::word)
+                    .and_then(|t| t.word())
                     .is_some_and(|w| w.starts_with('@')) =>
             {
                 // `add @set { ip saddr }`: a dynamic set update
@@ -1474,8 +1557,14 @@ impl<'t> Parser<'t> {
                 None => return Ok(out),
                 Some(t) if t.is_sym('}') => return Ok(out),
                 Some(t) if t.is_sym('{') => {
+                    if self.depth >= MAX_NESTING {
+                        return Err(self.at);
+                    }
                     self.at += 1;
-                    out.extend(self.elements()?);
+                    self.depth += 1;
+                    let inner = self.elements();
+                    self.depth -= 1;
+                    out.extend(inner?);
                     if !self.eat_sym('}') {
                         return Err(self.at);
                     }

@@ -604,3 +604,97 @@ mod robustness {
         }
     }
 }
+
+#[test]
+fn ct_state_vmap_gives_a_new_connection_the_verdict_of_new() {
+    let rs = text(
+        "table inet f { chain c { type filter hook input priority 0; policy accept;\n\
+         ct state vmap { established : accept, new : jump n, invalid : drop }\n }\n\
+         chain n { tcp dport 22 drop; }\n}\n",
+    );
+    assert_eq!(outcome(&rs, "10.9.0.1", 22), Outcome::Drop);
+    assert_eq!(outcome(&rs, "10.9.0.1", 23), Outcome::Accept);
+    let rs = text(
+        "table inet f { chain c { type filter hook input priority 0; policy accept;\n ct state vmap { new : drop }\n }\n}\n",
+    );
+    assert_eq!(outcome(&rs, "10.9.0.1", 23), Outcome::Drop);
+    let rs = text(
+        "table inet f { chain c { type filter hook input priority 0; policy accept;\n ct state vmap { 1 : drop }\n }\n}\n",
+    );
+    assert!(matches!(
+        outcome(&rs, "10.9.0.1", 23),
+        Outcome::Undecided(_)
+    ));
+}
+
+#[test]
+fn the_generators_own_files_read_delete_table_included() {
+    let rs = text(
+        "table inet t { chain old { type filter hook input priority 0; policy drop; } }\n\
+         table inet keep { chain c { type filter hook input priority 5; policy accept; } }\n\
+         table inet t {}\ndelete table inet t\n\
+         table inet t { chain c { type filter hook input priority 0; policy accept; } }\n",
+    );
+    let names: Vec<&str> = rs.chains.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["inet keep c", "inet t c"]);
+    assert_eq!(outcome(&rs, "10.9.0.1", 22), Outcome::Accept);
+}
+
+/// The reading time of a large export (docs/performance.md): `SCC_NFT_TEXT=FILE cargo test
+/// --release --lib read_time -- --ignored --nocapture`.
+#[test]
+#[ignore = "a measurement: needs SCC_NFT_TEXT=FILE"]
+fn read_time() {
+    let path = std::env::var("SCC_NFT_TEXT").expect("SCC_NFT_TEXT=FILE");
+    let t = std::fs::read_to_string(&path).unwrap();
+    let start = std::time::Instant::now();
+    let rs = crate::audit::read(&path, &t).unwrap_or_else(|e| panic!("{e}"));
+    let rules: usize = rs.chains.iter().map(|c| c.rules.len()).sum();
+    eprintln!(
+        "{path}: {} bytes, {} chains, {rules} rules, read in {:.3} s ({})",
+        t.len(),
+        rs.chains.len(),
+        start.elapsed().as_secs_f64(),
+        rs.format.as_str()
+    );
+}
+
+#[test]
+fn hostile_sizes_are_refused_not_exhausted() {
+    // definitions that nest ten by ten: a located error, not a billion tokens
+    let mut t = String::from("define A0 = { 1, 1, 1, 1, 1, 1, 1, 1, 1, 1 }\n");
+    for i in 1..12 {
+        let p = i - 1;
+        t.push_str(&format!("define A{i} = {{ $A{p}, $A{p}, $A{p}, $A{p}, $A{p}, $A{p}, $A{p}, $A{p}, $A{p}, $A{p} }}\n"));
+    }
+    assert!(err(&t).contains("expands to more than"));
+    // deep nesting: "cannot decide" or an error, never a stack overflow
+    let deep = format!(
+        "table inet f {{ chain c {{ tcp dport {}22{} accept; }} }}\n",
+        "{ ".repeat(100_000),
+        " }".repeat(100_000)
+    );
+    if let Ok(rs) = read("t.nft", &deep) {
+        assert!(matches!(
+            outcome(&rs, "10.0.0.1", 22),
+            Outcome::Accept | Outcome::Undecided(_)
+        ));
+    }
+    let deep = format!(
+        "table inet f {{ set s {{ elements = {}22{} }} }}\n",
+        "{ ".repeat(100_000),
+        " }".repeat(100_000)
+    );
+    let _ = read("t.nft", &deep);
+    // one huge line reads in linear time
+    let long = format!(
+        "table inet f {{ chain c {{ tcp dport {{ {} }} accept; }} }}\n",
+        (1..60_000)
+            .map(|p| p.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let start = std::time::Instant::now();
+    text(&long);
+    assert!(start.elapsed() < std::time::Duration::from_secs(20));
+}
