@@ -514,7 +514,7 @@ impl Doc {
             if s.get("map") == Some(&Value::Null) {
                 s.remove("map");
             }
-            items.push(json!({ kind: s }));
+            items.push(obj([(kind, Value::Object(s))]));
         }
         let mut rules = Vec::new();
         for ((f, t, n), c) in self.chains {
@@ -522,23 +522,28 @@ impl Doc {
             props.insert("family".into(), f.clone().into());
             props.insert("table".into(), t.clone().into());
             props.insert("name".into(), n.clone().into());
-            items.push(json!({ "chain": props }));
+            items.push(obj([("chain", Value::Object(props))]));
             let mut origins = Vec::with_capacity(c.rules.len());
             for r in c.rules {
-                let mut o = json!({"family": f, "table": t, "chain": n, "expr": r.exprs});
+                let mut o = obj([
+                    ("family", f.clone().into()),
+                    ("table", t.clone().into()),
+                    ("chain", n.clone().into()),
+                    ("expr", Value::Array(r.exprs)),
+                ]);
                 if let Some(h) = r.handle {
                     o["handle"] = h.into();
                 }
                 if let Some(c) = r.comment {
                     o["comment"] = c.into();
                 }
-                rules.push(json!({ "rule": o }));
+                rules.push(obj([("rule", o)]));
                 origins.push(r.origin);
             }
             names.insert((f, t, n), origins);
         }
         items.extend(rules);
-        (json!({ "nftables": items }), names)
+        (obj([("nftables", Value::Array(items))]), names)
     }
 }
 
@@ -1084,6 +1089,11 @@ fn tests_tcp(e: &Value) -> bool {
             && e.pointer("/match/right").and_then(Value::as_str) == Some("tcp"))
 }
 
+/// An object of owned values (`json!` would copy each value by serializing it).
+fn obj<const N: usize>(pairs: [(&str, Value); N]) -> Value {
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect())
+}
+
 fn append_elems(set: &mut serde_json::Map<String, Value>, elems: Vec<Value>) {
     match set.get_mut("elem") {
         Some(Value::Array(a)) => a.extend(elems),
@@ -1273,7 +1283,7 @@ impl<'t> Parser<'t> {
                         o.insert("expr".into(), code.into());
                     }
                 }
-                json!({"reject": o})
+                obj([("reject", Value::Object(o))])
             }
             "counter" => {
                 self.at += 1;
@@ -1288,7 +1298,7 @@ impl<'t> Parser<'t> {
                         o.insert(key.into(), self.number()?.into());
                     }
                 }
-                json!({"counter": o})
+                obj([("counter", Value::Object(o))])
             }
             "log" => {
                 self.at += 1;
@@ -1305,16 +1315,25 @@ impl<'t> Parser<'t> {
                             o.insert(k, v.into());
                         }
                         Some("flags") => {
+                            // `flags all`, `flags tcp sequence,options`, `flags ip options`
                             self.at += 1;
                             self.word()?;
-                            while self.eat_sym(',') {
-                                self.word()?;
+                            loop {
+                                if self.eat_sym(',')
+                                    || self.peek_word().is_some_and(|w| {
+                                        matches!(w, "sequence" | "options" | "skuid" | "ether")
+                                    })
+                                {
+                                    self.word()?;
+                                    continue;
+                                }
+                                break;
                             }
                         }
                         _ => break,
                     }
                 }
-                json!({"log": o})
+                obj([("log", Value::Object(o))])
             }
             "limit" => {
                 self.at += 1;
@@ -1388,11 +1407,11 @@ impl<'t> Parser<'t> {
                 let left = self.concat_lhs()?;
                 if self.eat("set") {
                     self.operand()?;
-                    return Ok(Some(json!({"mangle": {"key": left}})));
+                    return Ok(Some(obj([("mangle", obj([("key", left)]))])));
                 }
                 if self.eat("vmap") {
                     let data = self.rhs()?;
-                    return Ok(Some(json!({"vmap": {"key": left, "data": data}})));
+                    return Ok(Some(obj([("vmap", obj([("key", left), ("data", data)]))])));
                 }
                 let op = match self.peek_word() {
                     Some(w) => OPS.iter().find(|(k, _)| *k == w).map(|(_, v)| *v),
@@ -1407,9 +1426,12 @@ impl<'t> Parser<'t> {
                 if self.eat("/") {
                     // `tcp flags syn / syn,ack`: the flags under the mask, as `nft -j` writes it
                     let mask = self.rhs()?;
-                    left = json!({"&": [left, mask]});
+                    left = obj([("&", Value::Array(vec![left, mask]))]);
                 }
-                json!({"match": {"op": op, "left": left, "right": right}})
+                obj([(
+                    "match",
+                    obj([("op", op.into()), ("left", left), ("right", right)]),
+                )])
             }
         };
         if self.at == start {
@@ -1450,7 +1472,7 @@ impl<'t> Parser<'t> {
         while self.eat(".") {
             parts.push(self.selector_ops()?);
         }
-        Ok(json!({ "concat": parts }))
+        Ok(obj([("concat", Value::Array(parts))]))
     }
 
     fn selector_ops(&mut self) -> Parsed<Value> {
@@ -1465,7 +1487,7 @@ impl<'t> Parser<'t> {
         }) {
             self.at += 1;
             let right = self.value()?;
-            left = json!({ op: [left, right] });
+            left = obj([(op, Value::Array(vec![left, right]))]);
         }
         Ok(left)
     }
@@ -1503,7 +1525,7 @@ impl<'t> Parser<'t> {
                 return Err(at);
             }
             o.insert("key".into(), key.into());
-            return Ok(json!({ "ct": o }));
+            return Ok(obj([("ct", Value::Object(o))]));
         }
         Err(at)
     }
@@ -1534,7 +1556,7 @@ impl<'t> Parser<'t> {
             if !self.eat_sym('}') {
                 return Err(self.at);
             }
-            return Ok(json!({ "set": elems }));
+            return Ok(obj([("set", Value::Array(elems))]));
         }
         let first = self.concat_value()?;
         if !self.peek().is_some_and(|t| t.is_sym(',')) {
@@ -1585,10 +1607,10 @@ impl<'t> Parser<'t> {
                 key
             } else {
                 opts.insert("val".into(), key);
-                json!({"elem": opts})
+                obj([("elem", Value::Object(opts))])
             };
             out.push(match data {
-                Some(d) => json!([key, d]),
+                Some(d) => Value::Array(vec![key, d]),
                 None => key,
             });
             match self.peek() {
@@ -1650,7 +1672,7 @@ impl<'t> Parser<'t> {
         while self.eat(".") {
             parts.push(self.value()?);
         }
-        Ok(json!({ "concat": parts }))
+        Ok(obj([("concat", Value::Array(parts))]))
     }
 
     /// One value: a number, an address, a prefix, a range, a name, a string, `@set`, `( … )`.

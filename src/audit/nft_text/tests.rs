@@ -336,6 +336,7 @@ fn statements_that_decide_nothing_and_nat_chains() {
          meta l4proto tcp tcp flags syn / syn,ack ct state new tcp dport 22 log prefix \"ssh \" accept comment \"ssh\"\n\
          udp dport 53 reject with icmpx type port-unreachable\n\
          tcp dport 23 reject with tcp reset\n\
+         tcp dport 24 log flags tcp sequence,options level warn accept\n\
          }\n}\n",
     );
     assert_eq!(outcome(&rs, "10.9.0.1", 25), Outcome::Drop);
@@ -345,6 +346,7 @@ fn statements_that_decide_nothing_and_nat_chains() {
         Outcome::Undecided(_)
     ));
     assert_eq!(outcome(&rs, "10.9.0.1", 23), Outcome::Drop);
+    assert_eq!(outcome(&rs, "10.9.0.1", 24), Outcome::Accept);
     let r = &rs.chains[0].rules[6];
     assert!(r.origin.ends_with("comment \"ssh\""), "{}", r.origin);
 }
