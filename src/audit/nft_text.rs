@@ -349,10 +349,8 @@ fn split<'t>(r: &Reader, toks: &'t [Tok]) -> Result<Vec<&'t [Tok]>, AuditError> 
     for (i, t) in toks.iter().enumerate() {
         match t.kind {
             Kind::Sym('{') => open.push(t),
-            Kind::Sym('}') => {
-                if open.pop().is_none() {
-                    return Err(r.err(t, "`}` without a matching `{`".into()));
-                }
+            Kind::Sym('}') if open.pop().is_none() => {
+                return Err(r.err(t, "`}` without a matching `{`".into()));
             }
             Kind::Newline | Kind::Sym(';') if open.is_empty() => {
                 let st = &toks[start..i];
@@ -436,6 +434,7 @@ struct RuleItem {
 #[derive(Default)]
 struct Doc {
     tables: Vec<(String, String)>,
+    table_set: std::collections::HashSet<(String, String)>,
     chains: Vec<(Key, ChainItem)>,
     chain_at: HashMap<Key, usize>,
     sets: Vec<(Key, serde_json::Map<String, Value>)>,
@@ -445,7 +444,7 @@ struct Doc {
 impl Doc {
     fn table(&mut self, family: &str, name: &str) {
         let t = (family.to_string(), name.to_string());
-        if !self.tables.contains(&t) {
+        if self.table_set.insert(t.clone()) {
             self.tables.push(t);
         }
     }
@@ -453,6 +452,8 @@ impl Doc {
     fn delete_table(&mut self, family: &str, name: &str) {
         let other = |k: &Key| k.0 != family || k.1 != name;
         self.tables.retain(|(f, n)| f != family || n != name);
+        self.table_set
+            .remove(&(family.to_string(), name.to_string()));
         self.chains.retain(|(k, _)| other(k));
         self.sets.retain(|(k, _)| other(k));
         self.chain_at = self
@@ -595,7 +596,7 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
     Ok(rs)
 }
 
-fn family_and_name<'t>(words: &'t [Tok]) -> Option<(String, &'t Tok, &'t [Tok])> {
+fn family_and_name(words: &[Tok]) -> Option<(String, &Tok, &[Tok])> {
     let first = words.first()?;
     match (first.word(), words.get(1)) {
         (Some(f), Some(name)) if FAMILIES.contains(&f) && name.name().is_some() => {

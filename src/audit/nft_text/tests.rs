@@ -21,15 +21,18 @@ fn err(t: &str) -> String {
     }
 }
 
-/// The model without the words that name things for a person (origins, unknown constructs'
-/// texts): what evaluation depends on.
-fn shape(
-    rs: &Ruleset,
-) -> Vec<(
+/// A chain's name, base and rules (conditions and action as text).
+type Shape = (
     String,
     Option<crate::audit::Base>,
     Vec<(Vec<String>, String)>,
-)> {
+);
+/// Where a decision was made: a chain, and a rule in it (None: the policy).
+type Place = Option<(usize, Option<usize>)>;
+
+/// The model without the words that name things for a person (origins, unknown constructs'
+/// texts): what evaluation depends on.
+fn shape(rs: &Ruleset) -> Vec<Shape> {
     // The kernel sorts set elements: the order in a hand-written file does not matter.
     let cond = |c: &Cond| match c.clone() {
         Cond::Unknown(_) => "unknown".to_string(),
@@ -38,8 +41,18 @@ fn shape(
             format!("ports {l:?}")
         }
         Cond::Saddr(mut l) | Cond::Daddr(mut l) => {
+            // and merges overlapping intervals (`auto-merge`)
             l.sort();
-            format!("{} {l:?}", matches!(c, Cond::Saddr(_)))
+            let mut merged: Vec<crate::audit::Span> = Vec::new();
+            for x in l {
+                match merged.last_mut() {
+                    Some(m) if m.family == x.family && x.lo <= m.hi.saturating_add(1) => {
+                        m.hi = m.hi.max(x.hi)
+                    }
+                    _ => merged.push(x),
+                }
+            }
+            format!("{} {merged:?}", matches!(c, Cond::Saddr(_)))
         }
         Cond::Proto(mut l) => {
             l.sort();
@@ -83,7 +96,7 @@ fn shape(
         .collect()
 }
 
-fn outcomes(rs: &Ruleset) -> Vec<(Outcome, Option<(usize, Option<usize>)>)> {
+fn outcomes(rs: &Ruleset) -> Vec<(Outcome, Place)> {
     let mut out = Vec::new();
     for src in [
         "10.88.1.50",
@@ -139,6 +152,8 @@ fn nft_text_reads_as_the_same_ruleset_as_nft_json() {
         ("constructs.nft-text", "constructs.json"),
         ("constructs.nft", "constructs.json"),
         ("sets.nft-text", "sets.json"),
+        // a hand-written file, and what the kernel made of it
+        ("handwritten.nft", "handwritten.json"),
     ] {
         let a = read(t, &fixture(t)).unwrap_or_else(|e| panic!("{e}"));
         let b = crate::audit::read(j, &fixture(j)).unwrap();
