@@ -1397,6 +1397,32 @@ fn golden_nft_text() {
         report("tests/audit/admin.nft-text"),
         report("tests/audit/admin.json")
     );
+    // --diff must delete rules there: without `nft -a` handles it refuses, and says why.
+    let (code, out, err) = cli(&[
+        "firewall",
+        LAB,
+        "--target",
+        "nftables",
+        "--node",
+        "APP1",
+        "--diff",
+        "tests/audit/admin.nft",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("nft -a list ruleset"), "{err}");
+    // iptables --diff of nft text: the target does not match the export
+    let (code, _, err) = cli(&[
+        "firewall",
+        LAB,
+        "--target",
+        "iptables",
+        "--node",
+        "APP1",
+        "--diff",
+        "tests/audit/admin.nft-text",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("nftables-text"), "{err}");
 }
 
 #[test]
