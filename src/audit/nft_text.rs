@@ -1504,6 +1504,26 @@ impl<'t> Parser<'t> {
             }
             return Ok(json!({"payload": {"protocol": w, "field": field}}));
         }
+        if w == "fib" {
+            // `fib daddr type`, `fib saddr . iif oif`: the flags, then the result
+            let mut flags = vec![Value::from(self.word()?)];
+            while self.eat(".") {
+                flags.push(self.word()?.into());
+            }
+            let result = self.word()?;
+            if !matches!(result.as_str(), "oif" | "oifname" | "type") {
+                return Err(self.at - 1);
+            }
+            return Ok(obj([(
+                "fib",
+                obj([("result", result.into()), ("flags", Value::Array(flags))]),
+            )]));
+        }
+        if matches!(w.as_str(), "rt" | "socket") {
+            // `rt mtu`, `rt nexthop`, `socket transparent`: one key, never evaluated
+            let key = self.word()?;
+            return Ok(obj([(w.as_str(), obj([("key", key.into())]))]));
+        }
         if w == "meta" {
             let key = self.word()?;
             return Ok(json!({"meta": {"key": key}}));
