@@ -778,6 +778,14 @@ pub fn expr_text(v: &Value) -> String {
                 }
                 "payload" => format!("{} {}", at("protocol"), at("field")),
                 "meta" | "ct" => format!("{k} {}", at("key")),
+                "fib" => {
+                    let flags: Vec<String> = match inner.get("flags") {
+                        Some(Value::Array(a)) => a.iter().map(expr_text).collect(),
+                        Some(v) => vec![expr_text(v)],
+                        None => Vec::new(),
+                    };
+                    format!("fib {} {}", flags.join(" . "), at("result"))
+                }
                 "set" => format!("{{ {} }}", expr_text(inner)),
                 "range" => pair("-"),
                 "prefix" => format!("{}/{}", at("addr"), at("len")),
