@@ -421,6 +421,9 @@ fn run_case(c: &Case, rng: &mut Rng) -> CaseResult {
         args.extend(["--diff", before.to_str().unwrap()]);
         let (code, changes, err) = cli(&args);
         assert_eq!(code, 0, "{name}: firewall --diff: {err}");
+        if kind == Kind::Nft {
+            same_diff_from_text(c, lab.holder(), dir.path(), &changes);
+        }
         assert!(
             changes.contains("(exactly the plan)"),
             "{name}: the diff is not complete:\n{changes}"
@@ -508,6 +511,7 @@ fn run_case(c: &Case, rng: &mut Rng) -> CaseResult {
     stop.store(true, Ordering::SeqCst);
     let _ = handle.join();
 
+    let reached_by = reached.clone();
     let mut disagreements = Vec::new();
     for (p, kernel) in probes.iter().zip(reached) {
         let d = ruleset.evaluate(&Packet {
@@ -536,11 +540,129 @@ fn run_case(c: &Case, rng: &mut Rng) -> CaseResult {
             ));
         }
     }
+    if kind == Kind::Nft {
+        text_exports_agree(
+            c,
+            lab.holder(),
+            dir.path(),
+            exit,
+            &probes,
+            &reached_by,
+            &mut disagreements,
+        );
+    }
     CaseResult {
         probes: probes.len(),
         disagreements,
         exit,
     }
+}
+
+/// The same ruleset exported as `nft list ruleset` and `nft -a list ruleset` text, and the file
+/// that was loaded as written: each read by the text reader must give the kernel's answer for
+/// every probe (the disagreements name the text), and the CLI's audit of it the same exit code as
+/// the JSON export's.
+fn text_exports_agree(
+    c: &Case,
+    ns: &Netns,
+    dir: &Path,
+    json_exit: i32,
+    probes: &[Probe],
+    kernel: &[bool],
+    disagreements: &mut Vec<String>,
+) {
+    for (what, args) in [
+        ("text export", &["nft", "list", "ruleset"][..]),
+        (
+            "text export with handles",
+            &["nft", "-a", "list", "ruleset"][..],
+        ),
+        // the file loaded, read as written (before any --diff changed the ruleset)
+        ("file as written", &[][..]),
+    ] {
+        if args.is_empty() && c.diff {
+            continue;
+        }
+        let export = if args.is_empty() {
+            c.rules.clone()
+        } else {
+            exec_in(ns, args, None)
+        };
+        let file = dir.join("export.nft");
+        std::fs::write(&file, &export).unwrap();
+        let ruleset = scc_ports::audit::read("export.nft", &export)
+            .unwrap_or_else(|e| panic!("{}: {what} does not read: {e}\n{export}", c.name));
+        assert_eq!(ruleset.format, scc_ports::audit::Format::NftText);
+        let mut args = vec!["audit", LAB, "--ruleset", file.to_str().unwrap()];
+        args.extend_from_slice(scope_args(c.network));
+        args.extend(["--format", "json"]);
+        let (exit, _, stderr) = cli(&args);
+        assert_eq!(
+            exit, json_exit,
+            "{}: audit of the {what} exits {exit}, of the JSON export {json_exit}: {stderr}",
+            c.name
+        );
+        eprintln!("{}: {what} read, {} probes compared", c.name, probes.len());
+        for (p, &reached) in probes.iter().zip(kernel) {
+            let d = ruleset.evaluate(&Packet {
+                src: IpAddr::V4(p.src),
+                dst: IpAddr::V4(p.dst),
+                transport: p.transport,
+                sport: None,
+                dport: p.port,
+                hook: if c.network {
+                    Hook::Forward
+                } else {
+                    Hook::Input
+                },
+            });
+            let eval = match d.outcome {
+                Outcome::Accept => Some(true),
+                Outcome::Drop => Some(false),
+                Outcome::Undecided(_) => None,
+            };
+            if eval != Some(reached) {
+                disagreements.push(format!(
+                    "{} ({what}): {} -> {} {}/{}: kernel {}, evaluator {eval:?} ({})",
+                    c.name,
+                    p.src,
+                    p.dst,
+                    p.transport.as_str(),
+                    p.port,
+                    if reached { "reached" } else { "blocked" },
+                    d.rule
+                ));
+            }
+        }
+    }
+}
+
+/// `firewall --diff` from the `nft -a list ruleset` text of the ruleset writes the same changes
+/// as from its JSON export (only the comments naming the rules may differ).
+fn same_diff_from_text(c: &Case, ns: &Netns, dir: &Path, from_json: &str) {
+    let file = dir.join("before.nft");
+    std::fs::write(&file, exec_in(ns, &["nft", "-a", "list", "ruleset"], None)).unwrap();
+    let mut args = vec!["firewall", LAB, "--target", "nftables"];
+    args.extend_from_slice(scope_args(c.network));
+    args.extend(["--diff", file.to_str().unwrap()]);
+    let (code, from_text, err) = cli(&args);
+    assert_eq!(
+        code, 0,
+        "{}: firewall --diff of the text export: {err}",
+        c.name
+    );
+    let commands = |t: &str| -> Vec<String> {
+        t.lines()
+            .filter(|l| !l.starts_with('#'))
+            .map(str::to_string)
+            .collect()
+    };
+    assert_eq!(
+        commands(&from_text),
+        commands(from_json),
+        "{}: --diff from the text export",
+        c.name
+    );
 }
 
 fn lab_flows(network: bool) -> Vec<scc_ports::flows::Flow> {
@@ -1100,7 +1222,6 @@ fn golden_every_format() {
         "bad/quote.rules",
         "bad/undeclared.rules",
         "bad/broken.json",
-        "bad/text.nft",
         "bad/unknown.txt",
     ];
     for f in files {
@@ -1164,12 +1285,118 @@ fn golden_csv_and_markdown() {
     }
 }
 
+/// `nft list ruleset` text: nft's own (`nft -a list ruleset` of admin.nft), a hand-written
+/// /etc/nftables.conf, and broken files (each error located, with a hint).
+#[test]
+fn golden_nft_text() {
+    for f in [
+        "admin.nft-text",
+        "handwritten.nft",
+        "bad/unbalanced.nft",
+        "bad/unterminated.nft",
+        "bad/include.nft",
+        "bad/noname.nft",
+        "bad/outside.nft",
+        "bad/undefined.nft",
+    ] {
+        let path = format!("tests/audit/{f}");
+        let name = f.replace(['/', '.'], "_");
+        for format in ["json", "table"] {
+            let (code, out, err) = cli(&[
+                "audit",
+                LAB,
+                "--node",
+                "APP1",
+                "--ruleset",
+                &path,
+                "--format",
+                format,
+            ]);
+            let bad = f.starts_with("bad/");
+            assert_eq!(code, if bad { 2 } else { 1 }, "{f}: {err}");
+            if bad {
+                assert!(out.is_empty(), "{f}: output on bad input");
+                assert!(
+                    err.contains(&format!("{path}:")) && err.contains("hint:"),
+                    "{err}"
+                );
+                insta::assert_snapshot!(format!("audit_{name}"), err);
+                break;
+            }
+            insta::assert_snapshot!(format!("audit_{name}_{format}"), out);
+        }
+    }
+    // The text of admin.nft as nft prints it: the same report as its JSON export, but for the
+    // format's name and the rules' names (nft's text rather than words rebuilt from the JSON).
+    let report = |f: &str| {
+        let (_, out, _) = cli(&[
+            "audit",
+            LAB,
+            "--node",
+            "APP1",
+            "--ruleset",
+            f,
+            "--format",
+            "json",
+        ]);
+        let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        fn strip(v: &mut serde_json::Value) {
+            match v {
+                serde_json::Value::Object(o) => {
+                    for (k, x) in o.iter_mut() {
+                        if k == "rule" || k == "format" || k == "ruleset" {
+                            *x = serde_json::Value::Null;
+                        } else {
+                            strip(x);
+                        }
+                    }
+                }
+                serde_json::Value::Array(a) => a.iter_mut().for_each(strip),
+                _ => {}
+            }
+        }
+        strip(&mut v);
+        v
+    };
+    assert_eq!(
+        report("tests/audit/admin.nft-text"),
+        report("tests/audit/admin.json")
+    );
+    // --diff must delete rules there: without `nft -a` handles it refuses, and says why.
+    let (code, out, err) = cli(&[
+        "firewall",
+        LAB,
+        "--target",
+        "nftables",
+        "--node",
+        "APP1",
+        "--diff",
+        "tests/audit/admin.nft",
+    ]);
+    assert_eq!(code, 2, "{out}");
+    assert!(err.contains("nft -a list ruleset"), "{err}");
+    // iptables --diff of nft text: the target does not match the export
+    let (code, _, err) = cli(&[
+        "firewall",
+        LAB,
+        "--target",
+        "iptables",
+        "--node",
+        "APP1",
+        "--diff",
+        "tests/audit/admin.nft-text",
+    ]);
+    assert_eq!(code, 2);
+    assert!(err.contains("nftables-text"), "{err}");
+}
+
 #[test]
 fn golden_diff_for_both_targets() {
     for (target, file, name) in [
         ("nftables", "admin.json", "nftables"),
         ("iptables", "admin.save", "iptables"),
         ("nftables", "sets.json", "nftables_sets"),
+        ("nftables", "admin.nft-text", "nftables_text"),
     ] {
         let path = format!("tests/audit/{file}");
         let (code, out, err) = cli(&[

@@ -466,6 +466,21 @@ pub fn render(
             });
         }
         ("nftables", Format::NftJson) => true,
+        // `nft list ruleset` text: rules are deleted by handle, which only `nft -a` prints.
+        ("nftables", Format::NftText) => {
+            let unnamed = changes.iter().any(|c| {
+                matches!(c, Change::Remove { spec, .. } if !spec.bytes().all(|b| b.is_ascii_digit()) || spec.is_empty())
+            });
+            if unnamed {
+                return Err(DiffError::Mismatch {
+                    target: target.into(),
+                    wanted: "rule handles to delete rules, which `nft list ruleset` without `-a` does not print",
+                    found: "nftables-text without handles",
+                    how: "`nft -a list ruleset > rules.nft` (or `nft -j list ruleset > rules.json`)",
+                });
+            }
+            true
+        }
         ("iptables", Format::IptablesSave | Format::Ip6tablesSave) => false,
         ("nftables", f) => {
             return Err(DiffError::Mismatch {

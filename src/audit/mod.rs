@@ -8,6 +8,7 @@ pub mod diff;
 mod firewalld;
 mod iptables;
 mod nft;
+mod nft_text;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -20,6 +21,8 @@ use crate::catalog::Transport;
 pub enum Format {
     /// `nft -j list ruleset`
     NftJson,
+    /// `nft list ruleset` (or `nft -a list ruleset`, or a hand-written `nftables.conf`)
+    NftText,
     /// `iptables-save`
     IptablesSave,
     /// `ip6tables-save`
@@ -36,6 +39,7 @@ impl Format {
     pub fn as_str(self) -> &'static str {
         match self {
             Format::NftJson => "nftables-json",
+            Format::NftText => "nftables-text",
             Format::IptablesSave => "iptables-save",
             Format::Ip6tablesSave => "ip6tables-save",
             Format::WindowsJson => "windows-json",
@@ -104,17 +108,13 @@ pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
     }) {
         return iptables::read(name, text);
     }
-    if text.contains("table ") && text.contains("chain ") {
-        return Err(AuditError::Content {
-            file: name.to_string(),
-            what: "this looks like `nft list ruleset` text, which is not read".into(),
-            hint: "export the same ruleset as JSON: `nft -j list ruleset > rules.json`".into(),
-        });
+    if nft_text::looks_nft(text) {
+        return nft_text::read(name, text);
     }
     Err(AuditError::Content {
         file: name.to_string(),
         what: "unrecognised ruleset format".into(),
-        hint: "supported: `nft -j list ruleset`, `iptables-save`, `ip6tables-save`, the \
+        hint: "supported: `nft -j list ruleset`, `nft list ruleset`, `iptables-save`, `ip6tables-save`, the \
                Windows Firewall JSON export and `aws ec2 describe-security-groups` (docs/audit.md)"
             .into(),
     })

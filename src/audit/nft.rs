@@ -182,6 +182,9 @@ impl Ctx<'_> {
                 }
             }
             "queue" => Action::Unknown("queue to user space".into()),
+            super::nft_text::UNPARSED_VERDICT => {
+                Action::Unknown("the verdict of a rule that was not parsed".into())
+            }
             _ => return None,
         })
     }
@@ -207,6 +210,10 @@ impl Ctx<'_> {
                 "limit" | "quota" | "connlimit" => {
                     matches.push(Match::is(Cond::Unknown(format!("{key} (a rate or quota)"))))
                 }
+                super::nft_text::UNPARSED => matches.push(Match::is(Cond::Unknown(format!(
+                    "`{}` (not parsed)",
+                    super::clip(v.as_str().unwrap_or(""))
+                )))),
                 "xt" => matches.push(Match::is(Cond::Unknown(
                     "xt extension (an iptables-nft compat match)".into(),
                 ))),
@@ -227,6 +234,9 @@ impl Ctx<'_> {
 
     fn vmap(&self, v: &Value, matches: &mut Vec<Match>) -> Action {
         let key = v.get("key").unwrap_or(&Value::Null);
+        if key.pointer("/ct/key").and_then(Value::as_str) == Some("state") {
+            return self.ct_state_vmap(v.get("data").unwrap_or(&Value::Null));
+        }
         let proto = match payload(key) {
             Some((p, "dport")) => l4(p),
             _ => None,
@@ -259,6 +269,38 @@ impl Ctx<'_> {
             }
         }
         Action::DportMap(out)
+    }
+
+    /// `ct state vmap { established : accept, invalid : drop, new : jump x }`: a new connection
+    /// takes the verdict of `new`, and goes on when the map has none.
+    fn ct_state_vmap(&self, data: &Value) -> Action {
+        let Some(elems) = self.elements(data) else {
+            return Action::Unknown("verdict map of an unknown shape".into());
+        };
+        for el in elems {
+            let Value::Array(pair) = &el else {
+                return Action::Unknown("verdict map element of an unknown shape".into());
+            };
+            let [k, verdict] = pair.as_slice() else {
+                return Action::Unknown("verdict map element of an unknown shape".into());
+            };
+            let k = k.get("elem").and_then(|e| e.get("val")).unwrap_or(k);
+            let Some(states) = self.elements(k) else {
+                return Action::Unknown("verdict map key".into());
+            };
+            if !states.iter().all(Value::is_string) {
+                return Action::Unknown(format!("verdict map key {}", expr_text(k)));
+            }
+            if states.iter().any(|s| s.as_str() == Some("new")) {
+                let Some((vk, vv)) = verdict.as_object().and_then(|o| o.iter().next()) else {
+                    return Action::Unknown("verdict map value".into());
+                };
+                return self
+                    .verdict(vk, vv)
+                    .unwrap_or_else(|| Action::Unknown(format!("verdict map value `{vk}`")));
+            }
+        }
+        Action::Continue
     }
 
     fn named(&self, name: &str) -> Option<&Value> {
@@ -736,6 +778,14 @@ pub fn expr_text(v: &Value) -> String {
                 }
                 "payload" => format!("{} {}", at("protocol"), at("field")),
                 "meta" | "ct" => format!("{k} {}", at("key")),
+                "fib" => {
+                    let flags: Vec<String> = match inner.get("flags") {
+                        Some(Value::Array(a)) => a.iter().map(expr_text).collect(),
+                        Some(v) => vec![expr_text(v)],
+                        None => Vec::new(),
+                    };
+                    format!("fib {} {}", flags.join(" . "), at("result"))
+                }
                 "set" => format!("{{ {} }}", expr_text(inner)),
                 "range" => pair("-"),
                 "prefix" => format!("{}/{}", at("addr"), at("len")),

@@ -233,7 +233,12 @@ fn formats_are_detected_from_the_content() {
             .format,
         Format::WindowsJson
     );
-    assert!(read("x", "table inet t {\n chain c {\n }\n}\n").is_err());
+    assert_eq!(
+        read("x", "table inet t {\n chain c {\n }\n}\n")
+            .unwrap()
+            .format,
+        Format::NftText
+    );
     assert!(read("x", "{\"other\": 1}").is_err());
     let e = read(
         "f.rules",
