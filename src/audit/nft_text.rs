@@ -14,8 +14,9 @@ use super::{AuditError, Format, Ruleset};
 const HINT: &str = "give the unmodified output of `nft list ruleset` (or `nft -a list ruleset`, \
                     with handles), or `nft -j list ruleset`";
 
-/// The most tokens `$NAME` expansions may make (definitions that nest ten by ten explode).
-const MAX_TOKENS: usize = 20_000_000;
+/// `$NAME` expansions may make at most this many tokens, or four times the file's own if more
+/// (definitions that nest ten by ten explode: a 1.4 MB file once took 1.6 GB before its refusal).
+const MIN_TOKEN_LIMIT: usize = 1_000_000;
 /// The deepest nesting of `{ }` inside a rule or a set's elements.
 const MAX_NESTING: usize = 32;
 
@@ -239,6 +240,7 @@ impl Reader<'_> {
         if !toks.iter().any(special) {
             return Ok(toks);
         }
+        let limit = toks.len().saturating_mul(4).max(MIN_TOKEN_LIMIT);
         let mut defs: HashMap<String, Vec<Tok>> = HashMap::new();
         let mut out: Vec<Tok> = Vec::with_capacity(toks.len());
         let mut i = 0;
@@ -256,7 +258,18 @@ impl Reader<'_> {
                 }
                 let mut j = i + 3;
                 let mut depth = 0i32;
-                let mut value = Vec::new();
+                let mut value: Vec<Tok> = Vec::new();
+                let too_big = |name: &str| {
+                    self.err_at(
+                        t.line,
+                        t.col,
+                        format!(
+                            "`define {}` expands to more than {limit} tokens",
+                            clip(name)
+                        ),
+                        "a ruleset export has no such definitions: give `nft list ruleset`",
+                    )
+                };
                 while j < toks.len() {
                     let v = &toks[j];
                     match v.kind {
@@ -266,21 +279,17 @@ impl Reader<'_> {
                         _ => {}
                     }
                     if v.kind != Kind::Newline {
-                        value.push(self.substitute(v, &defs)?);
+                        let grown = match v.word().and_then(|w| w.strip_prefix('$')) {
+                            Some(n) => defs.get(n).map_or(1, Vec::len),
+                            None => 1,
+                        };
+                        // Checked before copying: the copies are what would exhaust memory.
+                        if value.len() + grown > limit {
+                            return Err(too_big(name));
+                        }
+                        value.extend(self.substitute(v, &defs)?);
                     }
                     j += 1;
-                }
-                let value: Vec<Tok> = value.into_iter().flatten().collect();
-                if value.len() > MAX_TOKENS {
-                    return Err(self.err_at(
-                        t.line,
-                        t.col,
-                        format!(
-                            "`define {}` expands to more than {MAX_TOKENS} tokens",
-                            clip(name)
-                        ),
-                        "a ruleset export has no such definitions: give `nft list ruleset`",
-                    ));
                 }
                 if value.is_empty() {
                     return Err(self.err(t, format!("`define {}` has no value", clip(name))));
@@ -297,15 +306,19 @@ impl Reader<'_> {
                 i += 2;
                 continue;
             }
-            out.extend(self.substitute(t, &defs)?);
-            if out.len() > MAX_TOKENS {
+            let grown = match t.word().and_then(|w| w.strip_prefix('$')) {
+                Some(name) => defs.get(name).map_or(1, Vec::len),
+                None => 1,
+            };
+            if out.len() + grown > limit {
                 return Err(self.err_at(
                     t.line,
                     t.col,
-                    format!("the definitions expand to more than {MAX_TOKENS} tokens"),
+                    format!("the definitions expand to more than {limit} tokens"),
                     "a ruleset export has no such definitions: give `nft list ruleset`",
                 ));
             }
+            out.extend(self.substitute(t, &defs)?);
             i += 1;
         }
         Ok(out)
