@@ -6,6 +6,7 @@ mod cloud;
 pub mod compare;
 pub mod diff;
 mod firewalld;
+mod firewalld_xml;
 mod iptables;
 mod nft;
 
@@ -30,6 +31,8 @@ pub enum Format {
     AwsJson,
     /// `firewall-cmd --list-all-zones` with the services' definitions (docs/audit.md)
     FirewalldText,
+    /// firewalld's XML files: a copy of /etc/firewalld (over /usr/lib/firewalld), or one zone
+    FirewalldXml,
 }
 
 impl Format {
@@ -41,6 +44,7 @@ impl Format {
             Format::WindowsJson => "windows-json",
             Format::AwsJson => "aws-json",
             Format::FirewalldText => "firewalld",
+            Format::FirewalldXml => "firewalld-xml",
         }
     }
 }
@@ -95,6 +99,9 @@ pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
             hint: "see docs/audit.md for the supported exports".into(),
         });
     }
+    if firewalld_xml::looks_xml(text) {
+        return firewalld_xml::read_one(name, text);
+    }
     if firewalld::looks_firewalld(text) {
         return firewalld::read(name, text);
     }
@@ -118,6 +125,24 @@ pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
                Windows Firewall JSON export and `aws ec2 describe-security-groups` (docs/audit.md)"
             .into(),
     })
+}
+
+/// One file of a firewalld configuration directory, as the caller read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// True for `/usr/lib/firewalld` (the shipped files), false for `/etc/firewalld` (which
+    /// overrides a shipped file of the same kind and name).
+    pub system: bool,
+    /// The path inside that directory: `firewalld.conf`, `zones/public.xml`, `ipsets/x.xml`.
+    pub rel: String,
+    /// The path messages name.
+    pub display: String,
+    pub text: String,
+}
+
+/// Reads a firewalld configuration from its files (docs/audit.md: which files, which wins).
+pub fn read_firewalld_dir(name: &str, files: &[ConfigFile]) -> Result<Ruleset, AuditError> {
+    firewalld_xml::read_dir(name, files)
 }
 
 /// Export text made safe for one line of output: control characters escaped.
