@@ -109,13 +109,15 @@ impl IpSet {
         let family = self.family.unwrap_or(Family::V4);
         let mut out = Vec::new();
         for e in &self.entries {
-            let span = entry_span(e).filter(|s| s.family == family).ok_or_else(|| {
-                format!(
-                    "ipset {} entry `{}`",
-                    super::clip(name),
-                    super::clip(e.trim())
-                )
-            })?;
+            let span = entry_span(e)
+                .filter(|s| s.family == family)
+                .ok_or_else(|| {
+                    format!(
+                        "ipset {} entry `{}`",
+                        super::clip(name),
+                        super::clip(e.trim())
+                    )
+                })?;
             out.push(span);
         }
         Ok(out)
@@ -160,8 +162,8 @@ pub fn looks_firewalld(text: &str) -> bool {
 }
 
 const TEXT_HINT: &str = "give the unmodified output of the firewalld export line in docs/audit.md";
-const XML_HINT: &str = "give a copy of /etc/firewalld (and /usr/lib/firewalld) as firewalld \
-                        wrote it; docs/audit.md has the line";
+pub(super) const XML_HINT: &str = "give firewalld's own files (a copy of /etc/firewalld, and \
+                                   of /usr/lib/firewalld): docs/audit.md has the line";
 
 fn err(file: &str, line: usize, col: usize, what: String) -> AuditError {
     AuditError::Syntax {
@@ -214,9 +216,12 @@ pub(super) fn addr(s: &str) -> Option<Span> {
 
 /// A service's destination `ipv4:ADDR` / `ipv6:ADDR` (text) or an address (XML attribute).
 pub(super) fn destination(d: &str) -> Option<Span> {
-    let a = d.split_once(':').map_or(d, |(fam, a)| {
-        if fam == "ipv4" || fam == "ipv6" { a } else { d }
-    });
+    let a = d.split_once(':').map_or(
+        d,
+        |(fam, a)| {
+            if fam == "ipv4" || fam == "ipv6" { a } else { d }
+        },
+    );
     addr(a)
 }
 
@@ -277,8 +282,17 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
         let mut fields: HashMap<String, Vec<Item>> = HashMap::new();
         let mut rich = Vec::new();
         let mut in_rich = false;
+        let mut last_key: Option<String> = None;
         for (n, l) in &body {
             let t = l.trim();
+            // Lists of one item per line (`forward-ports:`) go on indented by a tab.
+            if !in_rich && l.starts_with('\t') {
+                if let Some(k) = &last_key {
+                    let more = items(file, *n, l, t);
+                    fields.entry(k.clone()).or_default().extend(more);
+                    continue;
+                }
+            }
             if in_rich && t.starts_with("rule") {
                 let words = rich_words(t).map_err(|e| err(file, *n, 1, e))?;
                 rich.push(Rich {
@@ -301,6 +315,7 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
                 ));
             };
             in_rich = k == "rich rules";
+            last_key = Some(k.to_string());
             fields.insert(k.to_string(), items(file, *n, l, v.trim()));
         }
         let is_zone = fields.contains_key("target");
@@ -343,7 +358,10 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
                 ingress_priority: 0,
             });
         } else if is_ipset {
-            let kind = take("type").first().map(|i| i.text.clone()).unwrap_or_default();
+            let kind = take("type")
+                .first()
+                .map(|i| i.text.clone())
+                .unwrap_or_default();
             let family = take("options")
                 .iter()
                 .any(|o| o.text == "family=inet6")
@@ -502,11 +520,9 @@ pub(super) fn build(file: &str, config: Config, format: Format) -> Result<Rulese
                 },
                 None => match addr(&s.text) {
                     Some(span) => spans.push(span),
-                    None => unknown.push(format!(
-                        "zone {} source `{}`",
-                        z.name,
-                        super::clip(&s.text)
-                    )),
+                    None => {
+                        unknown.push(format!("zone {} source `{}`", z.name, super::clip(&s.text)))
+                    }
                 },
             }
         }
@@ -697,7 +713,11 @@ impl Model<'_> {
             let Some((lo, hi, proto)) = port_proto(&p.text) else {
                 return Err(fail(
                     &p.loc,
-                    format!("zone {}: port `{}`", z.name, super::clip(&p.text)),
+                    format!(
+                        "zone {}: port `{}` (PORT or FIRST-LAST, 1-65535, then /PROTOCOL)",
+                        z.name,
+                        super::clip(&p.text)
+                    ),
                 ));
             };
             plain.push(Rule {
@@ -720,12 +740,20 @@ impl Model<'_> {
                 });
             }
         }
+        // A source port opens every destination port to packets from it: whether the client
+        // uses that port is not known.
         for p in &z.source_ports {
+            let Some((lo, hi, proto)) = port_proto(&p.text) else {
+                return Err(fail(
+                    &p.loc,
+                    format!("zone {}: source port `{}`", z.name, super::clip(&p.text)),
+                ));
+            };
             plain.push(Rule {
-                matches: vec![Match::is(Cond::Unknown(format!(
-                    "source port {}",
-                    super::clip(&p.text)
-                )))],
+                matches: vec![
+                    Match::is(Cond::Proto(vec![proto])),
+                    Match::is(Cond::Sport(vec![(lo, hi)])),
+                ],
                 action: Action::Accept,
                 origin: at(&format!("source-port {}", super::clean(&p.text))),
                 spec: String::new(),
@@ -779,7 +807,10 @@ impl Model<'_> {
     }
 
     /// One rich rule: (priority, class, its rules without origin: one per protocol of a service).
-    fn rich_rule(&self, words: &[(String, Option<String>)]) -> Result<(i64, u8, Vec<Rule>), String> {
+    fn rich_rule(
+        &self,
+        words: &[(String, Option<String>)],
+    ) -> Result<(i64, u8, Vec<Rule>), String> {
         let mut matches = Vec::new();
         let mut prio = 0i64;
         let mut action = Action::Continue;
@@ -816,9 +847,9 @@ impl Model<'_> {
                     if element == "source" || element == "destination" =>
                 {
                     let spans = if k == "address" {
-                        addr(a).map(|s| vec![s]).ok_or_else(|| {
-                            format!("address `{}` in a rich rule", super::clip(a))
-                        })?
+                        addr(a)
+                            .map(|s| vec![s])
+                            .ok_or_else(|| format!("address `{}` in a rich rule", super::clip(a)))?
                     } else {
                         match self.ipset(a) {
                             Ok(s) => s,
@@ -836,10 +867,9 @@ impl Model<'_> {
                     };
                     matches.push(Match::not(c, negate));
                 }
-                ("mac", Some(x)) => matches.push(Match::is(Cond::Unknown(format!(
-                    "mac {}",
-                    super::clip(x)
-                )))),
+                ("mac", Some(x)) => {
+                    matches.push(Match::is(Cond::Unknown(format!("mac {}", super::clip(x)))))
+                }
                 ("service", None) | ("port", None) | ("protocol", None) | ("source-port", None) => {
                     element = k.as_str()
                 }
@@ -907,10 +937,7 @@ impl Model<'_> {
                 (_, Some(_)) if matches!(element, "log" | "mark" | "other") || limited => {}
                 ("type", Some(_)) => {} // reject type
                 _ => {
-                    return Err(format!(
-                        "unexpected `{}` in a rich rule",
-                        super::clip(k)
-                    ));
+                    return Err(format!("unexpected `{}` in a rich rule", super::clip(k)));
                 }
             }
             i += 1;

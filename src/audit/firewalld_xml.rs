@@ -8,8 +8,7 @@ use std::collections::BTreeMap;
 use super::firewalld::{self, Config, IpSet, Item, Loc, Rich, Service, Zone};
 use super::{AuditError, ConfigFile, Family, Format, Ruleset};
 
-const HINT: &str = "give firewalld's own files (a copy of /etc/firewalld and /usr/lib/firewalld); \
-                    docs/audit.md has the line";
+use firewalld::XML_HINT as HINT;
 
 /// Whether text looks like a firewalld XML file.
 pub fn looks_xml(text: &str) -> bool {
@@ -113,12 +112,19 @@ fn zone(d: &Doc, name: &str) -> Result<Zone, AuditError> {
         })?;
     }
     for e in elements(root) {
-        let item = |text: String| Item { text, loc: d.loc(e) };
+        let item = |text: String| Item {
+            text,
+            loc: d.loc(e),
+        };
         let port = |e: roxmltree::Node| -> Result<String, AuditError> {
             Ok(format!("{}/{}", d.need(e, "port")?, d.need(e, "protocol")?))
         };
         match e.tag_name().name() {
-            "short" | "description" | "forward" | "masquerade" | "icmp-block"
+            "short"
+            | "description"
+            | "forward"
+            | "masquerade"
+            | "icmp-block"
             | "icmp-block-inversion" => {}
             "interface" => z.interfaces.push(item(d.need(e, "name")?.to_string())),
             "source" => {
@@ -175,7 +181,10 @@ fn rich_words(d: &Doc, rule: roxmltree::Node) -> Result<Vec<(String, Option<Stri
         match tag {
             "source" | "destination" => {
                 w.push(word(tag, None));
-                if matches!(e.attribute("invert"), Some("true" | "yes")) {
+                // firewalld writes `invert="True"` (Python's bool).
+                if e.attribute("invert").is_some_and(|v| {
+                    matches!(v.to_ascii_lowercase().as_str(), "true" | "yes" | "1")
+                }) {
                     w.push(word("NOT", None));
                 }
                 let mut any = false;
@@ -234,9 +243,8 @@ fn service(d: &Doc) -> Result<Service, AuditError> {
             }
             "port" | "source-port" => {
                 let text = format!("{}/{}", d.need(e, "port")?, d.need(e, "protocol")?);
-                let v = firewalld::port_proto(&text).ok_or_else(|| {
-                    d.fail(e, format!("port `{}`", super::clip(&text)))
-                })?;
+                let v = firewalld::port_proto(&text)
+                    .ok_or_else(|| d.fail(e, format!("port `{}`", super::clip(&text))))?;
                 if e.tag_name().name() == "port" {
                     s.ports.push(v);
                 } else {
@@ -292,8 +300,8 @@ fn ipset(d: &Doc) -> Result<IpSet, AuditError> {
 /// `DefaultZone=` of a firewalld.conf.
 fn default_zone(text: &str) -> Option<String> {
     text.lines()
-        .filter_map(|l| l.trim().strip_prefix("DefaultZone="))
-        .last()
+        .rev()
+        .find_map(|l| l.trim().strip_prefix("DefaultZone="))
         .map(|z| z.trim().trim_matches('"').to_string())
         .filter(|z| !z.is_empty())
 }
