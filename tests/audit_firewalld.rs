@@ -625,6 +625,61 @@ fn golden_firewalld_xml_bad_inputs() {
     }
 }
 
+/// A configuration directory is read within bounds: a FIFO, a device, a symlink loop or a
+/// directory in the place of a file is an error naming it (exit 2), never a hang; backups and
+/// subdirectories are not read.
+#[cfg(unix)]
+#[test]
+fn directory_input_is_bounded() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = dir.path().join("zones");
+    std::fs::create_dir_all(zones.join("nested")).unwrap();
+    let zone = "<zone><port port=\"21012\" protocol=\"tcp\"/></zone>";
+    std::fs::write(zones.join("public.xml"), zone).unwrap();
+    // Not read: a backup and a file in a subdirectory (both malformed, so reading them fails).
+    std::fs::write(zones.join("public.xml.old"), "<zone>").unwrap();
+    std::fs::write(zones.join("nested/x.xml"), "<zone>").unwrap();
+    let audit = |what: &str| {
+        eprintln!("case: {what}");
+        cli(&[
+            "audit",
+            LAB,
+            "--node",
+            "APP1",
+            "--ruleset",
+            &dir.path().display().to_string(),
+        ])
+    };
+    let (code, out, err) = audit("a clean directory");
+    assert_eq!(code, 1, "{err}");
+    assert!(out.contains("firewalld-xml"), "{out}");
+    let bad = zones.join("bad.xml");
+    let fifo = std::ffi::CString::new(bad.display().to_string()).unwrap();
+    // SAFETY: mkfifo with a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let (code, _, err) = audit("a FIFO");
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("bad.xml") && err.contains("not a regular file"),
+        "{err}"
+    );
+    std::fs::remove_file(&bad).unwrap();
+    std::os::unix::fs::symlink("/dev/zero", &bad).unwrap();
+    let (code, _, err) = audit("a device");
+    assert_eq!(code, 2);
+    assert!(err.contains("not a regular file"), "{err}");
+    std::fs::remove_file(&bad).unwrap();
+    std::os::unix::fs::symlink(&bad, &bad).unwrap();
+    let (code, _, err) = audit("a symlink loop");
+    assert_eq!(code, 2);
+    assert!(err.contains("bad.xml"), "{err}");
+    std::fs::remove_file(&bad).unwrap();
+    std::fs::create_dir(&bad).unwrap();
+    let (code, _, err) = audit("a directory");
+    assert_eq!(code, 2);
+    assert!(err.contains("not a regular file"), "{err}");
+}
+
 fn fixture() -> Ruleset {
     audit::read_firewalld_dir(FIXTURE, &config_files(&Path::new(ROOT).join(FIXTURE)))
         .unwrap_or_else(|e| panic!("{e}"))
