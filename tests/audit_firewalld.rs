@@ -625,6 +625,80 @@ fn golden_firewalld_xml_bad_inputs() {
     }
 }
 
+/// The text export's ipset blocks (`--info-ipset`), tab-continued lists (`forward-ports:`), a
+/// limit on a log (not on the verdict), and the types and entries an ipset may have.
+#[test]
+fn text_export_ipsets_and_continued_lists() {
+    let text = [
+        "default-zone: public",
+        "public (active)",
+        "  target: default",
+        "  icmp-block-inversion: no",
+        "  interfaces: ",
+        "  sources: ",
+        "  services: ",
+        "  ports: ",
+        "  forward-ports: ",
+        "\tport=8443:proto=tcp:toport=443:toaddr=",
+        "  source-ports: ",
+        "  rich rules: ",
+        "\trule family=\"ipv4\" source ipset=\"admins\" port port=\"22\" protocol=\"tcp\" log prefix=\"ssh \" level=\"info\" limit value=\"1/m\" accept",
+        "\trule family=\"ipv4\" source ipset=\"pairs\" port port=\"23\" protocol=\"tcp\" accept",
+        "\trule family=\"ipv4\" source ipset=\"bad\" port port=\"24\" protocol=\"tcp\" accept",
+        "\trule family=\"ipv4\" source address=\"10.9.0.0/16\" port port=\"25\" protocol=\"tcp\" accept limit value=\"1/m\"",
+        "trusted",
+        "  target: ACCEPT",
+        "  icmp-block-inversion: no",
+        "  sources: ipset:six",
+        "admins",
+        "  type: hash:net",
+        "  options: ",
+        "  entries: 10.3.0.0/24 10.4.0.1-10.4.0.9",
+        "six",
+        "  type: hash:ip",
+        "  options: family=inet6 maxelem=65536",
+        "  entries: fd00::1 fd00::2",
+        "pairs",
+        "  type: hash:ip,port",
+        "  options: ",
+        "  entries: 10.5.0.1,tcp:23",
+        "bad",
+        "  type: hash:net",
+        "  options: ",
+        "  entries: 10.6.0.0/16 fd00::/64",
+    ]
+    .join("\n");
+    let rs = audit::read("fw.txt", &text).unwrap_or_else(|e| panic!("{e}"));
+    let tcp = Transport::Tcp;
+    let undecided = |o: Outcome| matches!(o, Outcome::Undecided(_));
+    assert_eq!(
+        verdict(&rs, "10.3.0.7", "10.0.0.1", tcp, 22),
+        Outcome::Accept
+    );
+    assert_eq!(
+        verdict(&rs, "10.4.0.9", "10.0.0.1", tcp, 22),
+        Outcome::Accept
+    );
+    assert_eq!(
+        verdict(&rs, "10.4.0.10", "10.0.0.1", tcp, 22),
+        Outcome::Drop
+    );
+    assert!(undecided(verdict(&rs, "10.5.0.1", "10.0.0.1", tcp, 23)));
+    // An entry of the other family: the set cannot be read.
+    assert!(undecided(verdict(&rs, "10.6.0.1", "10.0.0.1", tcp, 24)));
+    // A limit on the verdict cannot be decided; elsewhere the rule does not match.
+    assert!(undecided(verdict(&rs, "10.9.0.1", "10.0.0.1", tcp, 25)));
+    assert_eq!(verdict(&rs, "10.8.0.1", "10.0.0.1", tcp, 25), Outcome::Drop);
+    // The forward port, from the line after `forward-ports:`.
+    assert!(undecided(verdict(&rs, "10.8.0.1", "10.0.0.1", tcp, 8443)));
+    // An IPv6 hash:ip set as a zone source.
+    assert_eq!(
+        verdict(&rs, "fd00::2", "fd00::9", tcp, 1234),
+        Outcome::Accept
+    );
+    assert_eq!(verdict(&rs, "fd00::3", "fd00::9", tcp, 1234), Outcome::Drop);
+}
+
 /// A configuration directory is read within bounds: a FIFO, a device, a symlink loop or a
 /// directory in the place of a file is an error naming it (exit 2), never a hang; backups and
 /// subdirectories are not read.
