@@ -85,7 +85,7 @@ fn config_files(root: &Path) -> Vec<ConfigFile> {
                 text: std::fs::read_to_string(&conf).unwrap(),
             });
         }
-        for kind in ["zones", "services", "ipsets"] {
+        for kind in ["zones", "services", "ipsets", "policies"] {
             let Ok(list) = std::fs::read_dir(dir.join(kind)) else {
                 continue;
             };
@@ -203,7 +203,8 @@ impl Scratch {
             self.offline(&["--get-default-zone"]).trim()
         );
         text.push('\n');
-        let zones = self.offline(&["--list-all-zones"]);
+        let mut zones = self.offline(&["--list-all-zones"]);
+        zones.push_str(&self.offline(&["--list-all-policies"]));
         text.push_str(&zones);
         let mut todo: Vec<String> = Vec::new();
         for line in zones.lines() {
@@ -461,6 +462,47 @@ fn agree(text: &Ruleset, xml: &Ruleset, what: &str, seed: u64, count: usize) -> 
     tally
 }
 
+/// A packet and the verdict a change must give it: (source, destination, transport, port,
+/// accept / drop / cannot decide).
+type Spot = (&'static str, &'static str, Transport, u16, &'static str);
+
+/// Per step of [`mutations`], packets whose verdict shows the step took effect.
+fn spots() -> Vec<Vec<Spot>> {
+    use Transport::{Tcp, Udp};
+    let (ext, app, core, voice) = ("203.0.113.9", "10.88.1.11", "10.88.1.100", "10.88.1.101");
+    vec![
+        vec![
+            (ext, app, Tcp, 21003, "accept"),
+            (ext, app, Udp, 7005, "accept"),
+            (ext, app, Udp, 7011, "cannot decide"), // source port 7100/udp
+            (ext, app, Tcp, 7011, "drop"),
+        ],
+        vec![
+            ("10.88.2.70", core, Tcp, 21002, "drop"),
+            ("10.88.2.7", core, Tcp, 21002, "accept"),
+            ("10.88.1.5", core, Tcp, 21017, "drop"),
+            ("10.88.1.200", core, Tcp, 21017, "accept"),
+            (ext, voice, Tcp, 8050, "accept"),
+        ],
+        vec![
+            ("10.88.2.130", app, Tcp, 12345, "accept"),
+            ("10.88.9.7", app, Udp, 9050, "accept"),
+            ("10.88.4.9", app, Tcp, 22, "drop"),
+            ("fd00::5", "fd00::1", Tcp, 22, "drop"),
+        ],
+        vec![
+            ("10.88.2.5", core, Tcp, 21002, "drop"),
+            ("10.88.2.20", core, Tcp, 21002, "accept"),
+            (ext, app, Tcp, 12345, "accept"),
+            ("10.88.4.9", app, Tcp, 22, "accept"),
+        ],
+        vec![
+            (ext, app, Tcp, 8443, "cannot decide"),
+            ("10.88.6.7", app, Tcp, 4000, "cannot decide"),
+        ],
+    ]
+}
+
 /// Hand-made changes on top of the lab's generated configuration, applied in turn (each step
 /// keeps the ones before): (what, firewall-offline-cmd calls).
 fn mutations() -> Vec<(&'static str, Vec<Vec<&'static str>>)> {
@@ -480,7 +522,7 @@ fn mutations() -> Vec<(&'static str, Vec<Vec<&'static str>>)> {
                 "--add-rich-rule=rule family=\"ipv4\" source address=\"10.88.2.64/26\" drop",
                 "--add-rich-rule=rule priority=\"-5\" family=\"ipv4\" source address=\"10.88.1.0/25\" port port=\"21000-21020\" protocol=\"tcp\" reject",
                 "--add-rich-rule=rule family=\"ipv4\" source NOT address=\"10.88.1.0/24\" destination address=\"10.88.1.100\" port port=\"21017\" protocol=\"tcp\" drop",
-                "--add-rich-rule=rule priority=\"5\" family=\"ipv4\" port port=\"8000-8100\" protocol=\"udp\" accept",
+                "--add-rich-rule=rule priority=\"5\" family=\"ipv4\" port port=\"8000-8100\" protocol=\"tcp\" accept",
             ]],
         ),
         (
@@ -516,6 +558,29 @@ fn mutations() -> Vec<(&'static str, Vec<Vec<&'static str>>)> {
             ],
         ),
         (
+            "policies to the host: from a zone by ipset, from ANY with a reject before the zones",
+            vec![
+                vec!["--new-policy=mgmt"],
+                vec!["--policy=mgmt", "--add-ingress-zone=work"],
+                vec!["--policy=mgmt", "--add-egress-zone=HOST"],
+                vec!["--policy=mgmt", "--set-priority=10"],
+                vec!["--policy=mgmt", "--add-port=9200/tcp"],
+                vec!["--new-policy=early"],
+                vec!["--policy=early", "--add-ingress-zone=ANY"],
+                vec!["--policy=early", "--add-egress-zone=HOST"],
+                vec!["--policy=early", "--set-priority=-50"],
+                vec![
+                    "--policy=early",
+                    "--add-rich-rule=rule family=\"ipv4\" source address=\"10.88.2.0/28\" reject",
+                ],
+                vec!["--new-policy=late"],
+                vec!["--policy=late", "--add-ingress-zone=ANY"],
+                vec!["--policy=late", "--add-egress-zone=HOST"],
+                vec!["--policy=late", "--set-target=ACCEPT"],
+                vec!["--policy=late", "--set-priority=100"],
+            ],
+        ),
+        (
             "what neither reader decides: a hash:ip,port set, a forward port, a limit",
             vec![
                 vec!["--new-ipset=pp", "--type=hash:ip,port"],
@@ -545,10 +610,22 @@ fn text_and_xml_agree_packet_by_packet() {
     }
     const PACKETS: usize = 4000;
     let mut total = [0; 4];
-    let mut check = |s: &Scratch, what: &str, seed: u64| {
+    let mut check = |s: &Scratch, what: &str, seed: u64, spots: &[Spot]| {
         let export = s.text_export();
         let text = audit::read("export.txt", &export).unwrap_or_else(|e| panic!("{what}: {e}"));
         let xml = s.xml();
+        // The change took effect, in both (so agreeing is not both ignoring it).
+        for &(src, dst, t, port, want) in spots {
+            for rs in [&text, &xml] {
+                let got = verdict(rs, src, dst, t, port);
+                assert_eq!(
+                    kind(&got),
+                    want,
+                    "{what}: {src} -> {dst} {t:?}/{port} ({}): {got:?}",
+                    rs.format.as_str()
+                );
+            }
+        }
         assert_eq!(text.format.as_str(), "firewalld");
         assert_eq!(xml.format.as_str(), "firewalld-xml");
         let t = agree(&text, &xml, what, seed, PACKETS);
@@ -563,15 +640,20 @@ fn text_and_xml_agree_packet_by_packet() {
     for (i, (deployment, node)) in GENERATED.iter().enumerate() {
         let s = Scratch::new();
         s.apply(deployment, node);
-        check(&s, &format!("{deployment} --node {node}"), 11 + i as u64);
+        check(
+            &s,
+            &format!("{deployment} --node {node}"),
+            11 + i as u64,
+            &[],
+        );
     }
     let s = Scratch::new();
     s.apply(LAB, "APP1");
-    for (i, (what, calls)) in mutations().into_iter().enumerate() {
+    for (i, ((what, calls), spots)) in mutations().into_iter().zip(spots()).enumerate() {
         for c in calls {
             s.offline(&c);
         }
-        check(&s, what, 101 + i as u64);
+        check(&s, what, 101 + i as u64, &spots);
     }
     eprintln!(
         "text and XML agree on {} packets ({} accepted, {} dropped, {} cannot decide)",

@@ -1,10 +1,11 @@
 //! firewalld: the model both of its front ends feed (zones, services, ipsets, the default zone)
 //! and the one builder that turns it into chains; and the front end for the text export
 //! (`firewall-cmd --list-all-zones` followed by `--info-service=NAME` and `--info-ipset=NAME`
-//! blocks, optionally preceded by `default-zone: NAME`: docs/audit.md has the line). The XML
-//! front end is [`super::firewalld_xml`]. Zones become chains, entered by source address (or
-//! ipset), else the default zone; inside a zone: rich rules by priority (deny before allow at
-//! priority 0), services and ports, then the zone's target.
+//! blocks and `--list-all-policies`, optionally preceded by `default-zone: NAME`: docs/audit.md
+//! has the line). The XML front end is [`super::firewalld_xml`]. Zones become chains, entered by
+//! source address (or ipset), else the default zone; inside a zone: the policies to the host of
+//! negative priority, rich rules by priority (deny before allow at priority 0), services and
+//! ports, the other policies to the host, then the zone's target.
 
 use std::collections::HashMap;
 
@@ -76,6 +77,11 @@ pub(super) struct Zone {
     pub unknown: Vec<Item>,
     /// `ingress-priority` (firewalld 2): the order of source dispatch, lowest first.
     pub ingress_priority: i64,
+    /// A policy's priority (negative: before the zone's own rules, else after them).
+    pub priority: i64,
+    /// A policy's ingress and egress zones (`ANY`, `HOST` or zone names); empty for a zone.
+    pub ingress_zones: Vec<String>,
+    pub egress_zones: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone)]
@@ -147,6 +153,8 @@ fn entry_span(e: &str) -> Option<Span> {
 #[derive(Debug, Default)]
 pub(super) struct Config {
     pub zones: Vec<Zone>,
+    /// Policies (firewalld ≥ 0.9), read like zones; `target` is CONTINUE, ACCEPT, DROP or REJECT.
+    pub policies: Vec<Zone>,
     pub services: HashMap<String, Service>,
     pub ipsets: HashMap<String, IpSet>,
     /// The default zone, when the input names it (`default-zone:`, `DefaultZone=`).
@@ -318,12 +326,31 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
             last_key = Some(k.to_string());
             fields.insert(k.to_string(), items(file, *n, l, v.trim()));
         }
+        let is_policy = fields.contains_key("ingress-zones");
         let is_zone = fields.contains_key("target");
         let is_ipset = fields.contains_key("type");
         let mut take = |k: &str| fields.remove(k).unwrap_or_default();
-        if is_zone {
+        if is_zone || is_policy {
             let target = take("target");
-            config.zones.push(Zone {
+            let priority = match take("priority").first() {
+                Some(p) => p.text.parse().map_err(|_| {
+                    err_at(
+                        &p.loc,
+                        Format::FirewalldText,
+                        format!("policy {name}: priority `{}`", super::clip(&p.text)),
+                    )
+                })?,
+                None => -1,
+            };
+            let words = |list: Vec<Item>| list.into_iter().map(|i| i.text).collect();
+            let ingress_zones = words(take("ingress-zones"));
+            let egress_zones = words(take("egress-zones"));
+            let list = if is_policy {
+                &mut config.policies
+            } else {
+                &mut config.zones
+            };
+            list.push(Zone {
                 name,
                 at: format!("line {line}"),
                 default: marks.contains("default"),
@@ -356,6 +383,9 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
                 rich,
                 unknown: Vec::new(),
                 ingress_priority: 0,
+                priority,
+                ingress_zones,
+                egress_zones,
             });
         } else if is_ipset {
             let kind = take("type")
@@ -414,6 +444,7 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
 pub(super) fn build(file: &str, config: Config, format: Format) -> Result<Ruleset, AuditError> {
     let Config {
         zones,
+        mut policies,
         services,
         ipsets,
         default_zone,
@@ -470,7 +501,7 @@ pub(super) fn build(file: &str, config: Config, format: Format) -> Result<Rulese
     };
 
     let mut chains: Vec<Chain> = Vec::new();
-    // Chains 0 and 1: the dispatch on input, and forwarded traffic (policies are not read).
+    // Chains 0 and 1: the dispatch on input, and forwarded traffic (not evaluated).
     chains.push(Chain {
         name: "firewalld input (zone dispatch)".into(),
         base: Some(Base {
@@ -491,15 +522,87 @@ pub(super) fn build(file: &str, config: Config, format: Format) -> Result<Rulese
         }),
         rules: vec![Rule {
             matches: vec![Match::is(Cond::Unknown(
-                "forwarded traffic (firewalld policies are not read)".into(),
+                "forwarded traffic (firewalld's forwarding between zones and its policies for \
+                 forwarded traffic are not evaluated)"
+                    .into(),
             ))],
             action: Action::Drop,
             origin: "firewalld forward".into(),
             spec: String::new(),
         }],
     });
+    // The policies to the host (egress `HOST`) from a zone or from `ANY`: firewalld jumps to them
+    // from every zone's chain, those of negative priority first, the others before the target.
+    policies.retain(|p| {
+        p.egress_zones.iter().any(|z| z == "HOST") && p.ingress_zones.iter().any(|z| z != "HOST")
+    });
+    policies.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
+    let n = zones.len();
+    let (pre_at, post_at) = (n + 2, n + 3);
+    let has_pre = policies.iter().any(|p| p.priority < 0);
+    let has_post = policies.iter().any(|p| p.priority >= 0);
     for z in &zones {
-        chains.push(model.zone_chain(z)?);
+        let jump = |at: usize, which: &str| Rule {
+            matches: Vec::new(),
+            action: Action::Jump(at),
+            origin: format!("zone {} ({}): policies {which}", z.name, z.at),
+            spec: String::new(),
+        };
+        let mut chain = model.zone_chain(z)?;
+        if has_post {
+            let target = chain.rules.len() - 1;
+            chain.rules.insert(target, jump(post_at, "after the zone"));
+        }
+        if has_pre {
+            chain.rules.insert(0, jump(pre_at, "before the zone"));
+        }
+        chains.push(chain);
+    }
+    if !policies.is_empty() {
+        let mut pre = Vec::new();
+        let mut post = Vec::new();
+        for (i, p) in policies.iter().enumerate() {
+            let at = post_at + 1 + i;
+            let origin = format!(
+                "policy {} ({}): ingress {}",
+                p.name,
+                p.at,
+                p.ingress_zones.join(" ")
+            );
+            let mut rules = Vec::new();
+            if p.ingress_zones.iter().any(|z| z == "ANY") {
+                rules.push(Vec::new());
+            } else {
+                for name in &p.ingress_zones {
+                    let Some(z) = zones.iter().find(|z| &z.name == name) else {
+                        continue; // a zone that does not exist sends nothing
+                    };
+                    rules.push(vec![Match::is(model.ingress_cond(z, &default))]);
+                }
+            }
+            let list = if p.priority < 0 { &mut pre } else { &mut post };
+            list.extend(rules.into_iter().map(|matches| Rule {
+                matches,
+                action: Action::Jump(at),
+                origin: origin.clone(),
+                spec: String::new(),
+            }));
+        }
+        chains.push(Chain {
+            name: "firewalld input policies (pre)".into(),
+            base: None,
+            rules: pre,
+        });
+        chains.push(Chain {
+            name: "firewalld input policies (post)".into(),
+            base: None,
+            rules: post,
+        });
+        for p in &policies {
+            let mut chain = model.zone_chain(p)?;
+            chain.name = format!("firewalld policy {}", super::clean(&p.name));
+            chains.push(chain);
+        }
     }
     let zone_index = |i: usize| i + 2;
     let mut dispatch: Vec<(i64, Rule)> = Vec::new();
@@ -577,6 +680,36 @@ struct Model<'a> {
 }
 
 impl Model<'_> {
+    /// "The packet comes from zone `z`", as a policy's ingress dispatch tests it: its source
+    /// addresses; a zone bound by interface (or the default zone, which takes what no other
+    /// zone does) cannot be decided.
+    fn ingress_cond(&self, z: &Zone, default: &str) -> Cond {
+        let mut spans = Vec::new();
+        for s in &z.sources {
+            let got = match s.text.strip_prefix("ipset:") {
+                Some(set) => self.ipset(set).ok(),
+                None => addr(&s.text).map(|a| vec![a]),
+            };
+            match got {
+                Some(list) => spans.extend(list),
+                None => {
+                    return Cond::Unknown(format!(
+                        "zone {} source `{}` (policy dispatch)",
+                        z.name,
+                        super::clip(&s.text)
+                    ));
+                }
+            }
+        }
+        if !z.interfaces.is_empty() || z.name == default {
+            return Cond::Unknown(format!(
+                "whether the packet comes from zone {} (by interface), for a policy",
+                z.name
+            ));
+        }
+        Cond::Saddr(spans)
+    }
+
     fn ipset(&self, name: &str) -> Result<Vec<Span>, String> {
         match self.ipsets.get(name) {
             Some(set) => set.spans(name),
@@ -652,7 +785,12 @@ impl Model<'_> {
     }
 
     fn zone_chain(&self, z: &Zone) -> Result<Chain, AuditError> {
-        let at = |what: &str| format!("zone {} ({}): {what}", z.name, z.at);
+        let kind = if z.ingress_zones.is_empty() && z.egress_zones.is_empty() {
+            "zone"
+        } else {
+            "policy"
+        };
+        let at = |what: &str| format!("{kind} {} ({}): {what}", z.name, z.at);
         let fail = |loc: &Loc, what: String| err_at(loc, self.format, what);
         let mut rules: Vec<(i64, u8, Rule)> = Vec::new(); // (priority, class, rule): class 0 deny, 1 allow, 2 service/port
         for item in &z.unknown {
@@ -661,13 +799,13 @@ impl Model<'_> {
                 0,
                 Rule {
                     matches: vec![Match::is(Cond::Unknown(format!(
-                        "zone {} element {}",
+                        "{kind} {} element {}",
                         z.name,
                         super::clip(&item.text)
                     )))],
                     action: Action::Unknown(format!("element {}", super::clip(&item.text))),
                     origin: format!(
-                        "zone {} ({}:{}): {}",
+                        "{kind} {} ({}:{}): {}",
                         z.name,
                         item.loc.file,
                         item.loc.line,
@@ -680,10 +818,10 @@ impl Model<'_> {
         for r in &z.rich {
             let (prio, class, list) = self
                 .rich_rule(&r.words)
-                .map_err(|e| fail(&r.loc, format!("zone {}: {e}", z.name)))?;
+                .map_err(|e| fail(&r.loc, format!("{kind} {}: {e}", z.name)))?;
             let text = r.text();
             for mut rule in list {
-                rule.origin = format!("zone {} {}: {}", z.name, r.at, text);
+                rule.origin = format!("{kind} {} {}: {}", z.name, r.at, text);
                 rules.push((prio, class, rule));
             }
         }
@@ -714,7 +852,7 @@ impl Model<'_> {
                 return Err(fail(
                     &p.loc,
                     format!(
-                        "zone {}: port `{}` (PORT or FIRST-LAST, 1-65535, then /PROTOCOL)",
+                        "{kind} {}: port `{}` (PORT or FIRST-LAST, 1-65535, then /PROTOCOL)",
                         z.name,
                         super::clip(&p.text)
                     ),
@@ -746,7 +884,7 @@ impl Model<'_> {
             let Some((lo, hi, proto)) = port_proto(&p.text) else {
                 return Err(fail(
                     &p.loc,
-                    format!("zone {}: source port `{}`", z.name, super::clip(&p.text)),
+                    format!("{kind} {}: source port `{}`", z.name, super::clip(&p.text)),
                 ));
             };
             plain.push(Rule {
@@ -790,6 +928,8 @@ impl Model<'_> {
         let action = match target {
             "ACCEPT" => Action::Accept,
             "DROP" => Action::Drop,
+            // A policy's default: on to what comes after it.
+            "CONTINUE" => Action::Return,
             // `default` and %%REJECT%% reject what the zone does not admit.
             _ => Action::Reject,
         };
@@ -927,10 +1067,12 @@ impl Model<'_> {
                 ("limit", None) => limited = true,
                 ("log" | "audit" | "nflog", None) => element = "log",
                 ("mark", None) => element = "mark",
-                (
-                    "icmp-block" | "icmp-type" | "forward-port" | "masquerade" | "tcp-mss-clamp",
-                    None,
-                ) => {
+                // ICMP only: never a TCP or UDP connection.
+                ("icmp-block" | "icmp-type", None) => {
+                    element = "other";
+                    matches.push(Match::is(Cond::Proto(vec![1, 58])));
+                }
+                ("forward-port" | "masquerade" | "tcp-mss-clamp", None) => {
                     element = "other";
                     matches.push(Match::is(Cond::Unknown(format!("rich rule element {k}"))));
                 }

@@ -96,16 +96,29 @@ fn elements<'a, 'i>(n: roxmltree::Node<'a, 'i>) -> impl Iterator<Item = roxmltre
     n.children().filter(|c| c.is_element())
 }
 
-/// A zone file: its name is the file's name (as firewalld names it).
-fn zone(d: &Doc, name: &str) -> Result<Zone, AuditError> {
-    let root = d.root("zone")?;
+/// A zone or policy file (`kind`): its name is the file's name (as firewalld names it).
+fn zone(d: &Doc, name: &str, kind: &str) -> Result<Zone, AuditError> {
+    let root = d.root(kind)?;
     let loc = d.loc(root);
+    let policy = kind == "policy";
     let mut z = Zone {
         name: name.to_string(),
         at: format!("{}:{}", d.file, loc.line),
-        target: root.attribute("target").unwrap_or("default").to_string(),
+        target: root
+            .attribute("target")
+            .unwrap_or(if policy { "CONTINUE" } else { "default" })
+            .to_string(),
+        priority: -1,
         ..Zone::default()
     };
+    if let Some(p) = root.attribute("priority").filter(|_| policy) {
+        z.priority = p.trim().parse().map_err(|_| {
+            d.fail(
+                root,
+                format!("priority `{}` is not a number", super::clip(p)),
+            )
+        })?;
+    }
     if let Some(p) = root.attribute("ingress-priority") {
         z.ingress_priority = p.trim().parse().map_err(|_| {
             d.fail(
@@ -130,6 +143,8 @@ fn zone(d: &Doc, name: &str) -> Result<Zone, AuditError> {
             | "icmp-block"
             | "icmp-block-inversion" => {}
             "interface" => z.interfaces.push(item(d.need(e, "name")?.to_string())),
+            "ingress-zone" if policy => z.ingress_zones.push(d.need(e, "name")?.to_string()),
+            "egress-zone" if policy => z.egress_zones.push(d.need(e, "name")?.to_string()),
             "source" => {
                 let text = if let Some(a) = e.attribute("address") {
                     a.to_string()
@@ -329,7 +344,8 @@ pub fn read_dir(name: &str, files: &[ConfigFile]) -> Result<Ruleset, AuditError>
             "zones" => "zones",
             "services" => "services",
             "ipsets" => "ipsets",
-            _ => continue, // policies, helpers, icmptypes: not read
+            "policies" => "policies",
+            _ => continue, // helpers, icmptypes: nothing that filters new connections
         };
         let Some(stem) = file.strip_suffix(".xml").filter(|s| !s.contains('/')) else {
             continue;
@@ -351,7 +367,8 @@ pub fn read_dir(name: &str, files: &[ConfigFile]) -> Result<Ruleset, AuditError>
     for ((kind, stem), f) in &chosen {
         let d = Doc::parse(&f.display, &f.text)?;
         match *kind {
-            "zones" => config.zones.push(zone(&d, stem)?),
+            "zones" => config.zones.push(zone(&d, stem, "zone")?),
+            "policies" => config.policies.push(zone(&d, stem, "policy")?),
             "services" => {
                 config.services.insert(stem.clone(), service(&d)?);
             }
@@ -388,7 +405,7 @@ pub fn read_one(name: &str, text: &str) -> Result<Ruleset, AuditError> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| "zone".into());
-    let z = zone(&d, &stem)?;
+    let z = zone(&d, &stem, "zone")?;
     let config = Config {
         default_zone: Some(z.name.clone()),
         zones: vec![z],

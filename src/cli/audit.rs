@@ -61,7 +61,7 @@ pub(super) fn load_ruleset(path: &std::path::Path) -> Result<crate::audit::Rules
 
 /// A firewalld configuration: a copy of `/etc/firewalld`, or a root holding `etc/firewalld` and
 /// `usr/lib/firewalld`. Only `firewalld.conf` and the `*.xml` files directly in `zones`,
-/// `services` and `ipsets` are read (no recursion, so no symlink loop); each is a regular file
+/// `services`, `ipsets` and `policies` are read (no recursion, so no symlink loop); each is a regular file
 /// of bounded size, and so is the sum.
 fn load_firewalld_dir(path: &std::path::Path) -> Result<crate::audit::Ruleset> {
     use crate::audit::ConfigFile;
@@ -125,7 +125,7 @@ fn load_firewalld_dir(path: &std::path::Path) -> Result<crate::audit::Ruleset> {
         if std::fs::symlink_metadata(&conf).is_ok() {
             add(system, "firewalld.conf".into(), &conf)?;
         }
-        for kind in ["zones", "services", "ipsets"] {
+        for kind in ["zones", "services", "ipsets", "policies"] {
             let sub = dir.join(kind);
             if !sub.is_dir() {
                 continue;
