@@ -781,6 +781,40 @@ fn text_export_ipsets_and_continued_lists() {
     assert_eq!(verdict(&rs, "fd00::3", "fd00::9", tcp, 1234), Outcome::Drop);
 }
 
+/// Names and text from the files never reach the terminal raw: a zone file named with an escape
+/// sequence, a rich rule value with one.
+#[cfg(unix)]
+#[test]
+fn hostile_names_are_cleaned() {
+    let dir = tempfile::tempdir().unwrap();
+    let zones = dir.path().join("zones");
+    std::fs::create_dir_all(&zones).unwrap();
+    std::fs::write(
+        dir.path().join("firewalld.conf"),
+        "DefaultZone=x\u{1b}]0;pwned\u{7}\n",
+    )
+    .unwrap();
+    let zone = "<zone><rule><source address=\"10.88.1.0/24\"/><log prefix=\"\u{9b}31m\u{202e}\"/><accept/></rule></zone>";
+    std::fs::write(zones.join("x\u{1b}]0;pwned\u{7}.xml"), zone).unwrap();
+    for format in ["table", "json"] {
+        let (code, out, err) = cli(&[
+            "audit",
+            LAB,
+            "--node",
+            "APP1",
+            "--ruleset",
+            &dir.path().display().to_string(),
+            "--format",
+            format,
+        ]);
+        assert_eq!(code, 1, "{err}");
+        assert!(out.contains("pwned"), "{out}");
+        for c in ['\u{1b}', '\u{7}', '\u{9b}', '\u{202e}'] {
+            assert!(!out.contains(c), "{c:?} in {out}");
+        }
+    }
+}
+
 /// A configuration directory is read within bounds: a FIFO, a device, a symlink loop or a
 /// directory in the place of a file is an error naming it (exit 2), never a hang; backups and
 /// subdirectories are not read.

@@ -611,7 +611,12 @@ pub(super) fn build(file: &str, config: Config, format: Format) -> Result<Rulese
             continue;
         }
         let words: Vec<&str> = z.sources.iter().map(|s| s.text.as_str()).collect();
-        let origin = format!("zone {} ({}): sources {}", z.name, z.at, words.join(" "));
+        let origin = super::clean(&format!(
+            "zone {} ({}): sources {}",
+            z.name,
+            z.at,
+            words.join(" ")
+        ));
         // The addresses the audit can read in one rule; each other source in its own.
         let mut spans = Vec::new();
         let mut unknown = Vec::new();
@@ -790,7 +795,7 @@ impl Model<'_> {
         } else {
             "policy"
         };
-        let at = |what: &str| format!("{kind} {} ({}): {what}", z.name, z.at);
+        let at = |what: &str| super::clean(&format!("{kind} {} ({}): {what}", z.name, z.at));
         let fail = |loc: &Loc, what: String| err_at(loc, self.format, what);
         let mut rules: Vec<(i64, u8, Rule)> = Vec::new(); // (priority, class, rule): class 0 deny, 1 allow, 2 service/port
         for item in &z.unknown {
@@ -821,7 +826,7 @@ impl Model<'_> {
                 .map_err(|e| fail(&r.loc, format!("{kind} {}: {e}", z.name)))?;
             let text = r.text();
             for mut rule in list {
-                rule.origin = format!("{kind} {} {}: {}", z.name, r.at, text);
+                rule.origin = super::clean(&format!("{kind} {} {}: {}", z.name, r.at, text));
                 rules.push((prio, class, rule));
             }
         }
@@ -864,7 +869,7 @@ impl Model<'_> {
                     Match::is(Cond::Dport(vec![(lo, hi)])),
                 ],
                 action: Action::Accept,
-                origin: at(&format!("port {}", p.text)),
+                origin: at(&format!("port {}", super::clean(&p.text))),
                 spec: String::new(),
             });
         }
@@ -873,7 +878,7 @@ impl Model<'_> {
                 plain.push(Rule {
                     matches: vec![Match::is(Cond::Proto(vec![n]))],
                     action: Action::Accept,
-                    origin: at(&format!("protocol {}", p.text)),
+                    origin: at(&format!("protocol {}", super::clean(&p.text))),
                     spec: String::new(),
                 });
             }

@@ -112,7 +112,8 @@ fn load_firewalld_dir(path: &std::path::Path) -> Result<crate::audit::Ruleset> {
         files.push(ConfigFile {
             system,
             rel,
-            display: file.display().to_string(),
+            // File names inside the directory are input too: no control character goes out.
+            display: crate::audit::clean(&file.display().to_string()),
             text: source.text.to_string(),
         });
         Ok(())
