@@ -647,6 +647,14 @@ fn text_and_xml_agree_packet_by_packet() {
             &[],
         );
     }
+    // The hand-written /etc/firewalld of the goldens, over this machine's /usr/lib/firewalld.
+    let s = Scratch::new();
+    copy_tree(
+        &Path::new(ROOT).join(FIXTURE).join("etc/firewalld"),
+        &s.etc(),
+    );
+    s.offline(&["--check-config"]);
+    check(&s, "the goldens' /etc/firewalld", 7, &[]);
     let s = Scratch::new();
     s.apply(LAB, "APP1");
     for (i, ((what, calls), spots)) in mutations().into_iter().zip(spots()).enumerate() {
