@@ -238,8 +238,13 @@ type Block = (usize, String, Vec<(usize, String)>);
 
 /// The words of a text field with their columns (1-based).
 fn items(file: &str, line: usize, raw: &str, value: &str) -> Vec<Item> {
-    let base = raw.len() - raw.trim_start().len();
-    let start = raw.find(value).unwrap_or(base);
+    // The value follows the key's `:`; a tab-continued line is all value.
+    let start = if raw.trim() == value {
+        raw.len() - raw.trim_start().len()
+    } else {
+        let after = raw.find(':').map_or(0, |i| i + 1);
+        raw[after..].find(value).map_or(after, |i| after + i)
+    };
     let mut out = Vec::new();
     let mut col = start;
     for w in value.split_whitespace() {
