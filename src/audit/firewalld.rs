@@ -103,7 +103,7 @@ pub(super) struct IpSet {
 
 impl IpSet {
     /// The addresses of a `hash:ip` or `hash:net` set; Err(why not) for the other types and for
-    /// entries the audit cannot read (options such as `nomatch`, another family).
+    /// entries the audit cannot read (ranges, options such as `nomatch`, another family).
     fn spans(&self, name: &str) -> Result<Vec<Span>, String> {
         if self.kind != "hash:ip" && self.kind != "hash:net" {
             return Err(format!(
@@ -115,7 +115,17 @@ impl IpSet {
         let family = self.family.unwrap_or(Family::V4);
         let mut out = Vec::new();
         for e in &self.entries {
-            let span = entry_span(e)
+            // firewalld 1.3 with its nftables backend fails to load a range entry and falls
+            // back to its stock configuration: what is in force then is not this one.
+            if e.contains('-') {
+                return Err(format!(
+                    "ipset {} entry `{}` (a range, which firewalld's nftables backend fails to \
+                     load)",
+                    super::clip(name),
+                    super::clip(e.trim())
+                ));
+            }
+            let span = addr(e.trim())
                 .filter(|s| s.family == family)
                 .ok_or_else(|| {
                     format!(
@@ -128,25 +138,6 @@ impl IpSet {
         }
         Ok(out)
     }
-}
-
-/// An ipset entry: an address, a network, or `first-last`.
-fn entry_span(e: &str) -> Option<Span> {
-    let e = e.trim();
-    if let Some((a, b)) = e.split_once('-') {
-        let a: std::net::IpAddr = a.trim().parse().ok()?;
-        let b: std::net::IpAddr = b.trim().parse().ok()?;
-        let (lo, hi) = (super::addr_num(&a), super::addr_num(&b));
-        if Family::of(&a) != Family::of(&b) || lo > hi {
-            return None;
-        }
-        return Some(Span {
-            family: Family::of(&a),
-            lo,
-            hi,
-        });
-    }
-    addr(e)
 }
 
 /// The configuration both front ends read, in the order the sources give it.
