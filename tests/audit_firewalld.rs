@@ -180,6 +180,11 @@ impl Scratch {
             node,
         ]);
         assert_eq!(code, 0, "{err}");
+        self.run_script(&script, &format!("{deployment} {node}"));
+    }
+
+    /// Runs a generated firewalld script offline into etc.
+    fn run_script(&self, script: &str, what: &str) {
         let file = self.root().join("rules.sh");
         std::fs::write(&file, script).unwrap();
         let out = Command::new("sh")
@@ -190,7 +195,7 @@ impl Scratch {
             .unwrap();
         assert!(
             out.status.success(),
-            "{deployment} {node}: the script failed:\n{}{}",
+            "{what}: the script failed:\n{}{}",
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
@@ -336,6 +341,25 @@ fn generated_configuration_audits_exact() {
             &s.etc().display().to_string(),
         ]);
         assert_eq!(code, 0, "{what} (etc only): {out}{err}");
+
+        // The network firewall: a policy from ANY to ANY; the zones forward nothing else.
+        let s = Scratch::new();
+        let (code, script, err) =
+            cli(&["firewall", deployment, "--target", "firewalld", "--network"]);
+        assert_eq!(code, 0, "{err}");
+        s.run_script(&script, &what);
+        let (code, out, err) = cli(&[
+            "audit",
+            deployment,
+            "--network",
+            "--ruleset",
+            &s.root().display().to_string(),
+        ]);
+        assert_eq!(code, 0, "{what} --network: {out}{err}");
+        assert!(
+            out.contains("the ruleset admits exactly the plan"),
+            "{what}: {out}"
+        );
     }
 }
 
@@ -446,7 +470,12 @@ fn agree(text: &Ruleset, xml: &Ruleset, what: &str, seed: u64, count: usize) -> 
             } else {
                 rng.pick(&ports)
             },
-            hook: Hook::Input,
+            // To the host, or through it (`--network`).
+            hook: if rng.below(2) == 0 {
+                Hook::Input
+            } else {
+                Hook::Forward
+            },
         };
         let (a, b) = (text.evaluate(&p), xml.evaluate(&p));
         assert_eq!(
@@ -498,6 +527,7 @@ fn spots() -> Vec<Vec<Spot>> {
             (ext, app, Tcp, 12345, "accept"),
             ("10.88.4.9", app, Tcp, 22, "accept"),
         ],
+        vec![],
         vec![
             (ext, app, Tcp, 8443, "cannot decide"),
             ("10.88.6.7", app, Tcp, 4000, "cannot decide"),
@@ -580,6 +610,21 @@ fn mutations() -> Vec<(&'static str, Vec<Vec<&'static str>>)> {
                 vec!["--policy=late", "--add-egress-zone=HOST"],
                 vec!["--policy=late", "--set-target=ACCEPT"],
                 vec!["--policy=late", "--set-priority=100"],
+            ],
+        ),
+        (
+            "forwarded traffic: a policy between zones, a zone that forwards to its own sources",
+            vec![
+                vec!["--new-policy=fwd"],
+                vec!["--policy=fwd", "--add-ingress-zone=work"],
+                vec!["--policy=fwd", "--add-egress-zone=trusted"],
+                vec!["--policy=fwd", "--set-priority=-20"],
+                vec!["--policy=fwd", "--add-port=6000-6100/tcp"],
+                vec!["--zone=internal", "--add-source=10.88.7.0/24"],
+                vec!["--new-policy=fwd-late"],
+                vec!["--policy=fwd-late", "--add-ingress-zone=ANY"],
+                vec!["--policy=fwd-late", "--add-egress-zone=internal"],
+                vec!["--policy=fwd-late", "--set-target=DROP"],
             ],
         ),
         (
@@ -844,7 +889,12 @@ fn agree_where_decided(live: &Ruleset, xml: &Ruleset, what: &str, seed: u64) -> 
             } else {
                 rng.pick(&ports)
             },
-            hook: Hook::Input,
+            // To the host, or through it (`--network`).
+            hook: if rng.below(2) == 0 {
+                Hook::Input
+            } else {
+                Hook::Forward
+            },
         };
         let (a, b) = (live.evaluate(&p), xml.evaluate(&p));
         if matches!(a.outcome, Outcome::Undecided(_)) || matches!(b.outcome, Outcome::Undecided(_))
@@ -893,6 +943,15 @@ fn xml_agrees_with_firewalld_itself() {
     let s = Scratch::new();
     s.apply("examples/services.toml", "DB1");
     check(&s, "services DB1 (an ipset)", 22);
+    let s = Scratch::new();
+    let (code, script, err) = cli(&["firewall", LAB, "--target", "firewalld", "--network"]);
+    assert_eq!(code, 0, "{err}");
+    s.run_script(&script, "the lab's --network");
+    check(
+        &s,
+        "the lab's generated network configuration (a policy ANY to ANY)",
+        25,
+    );
     let s = Scratch::new();
     copy_tree(
         &Path::new(ROOT).join(FIXTURE).join("etc/firewalld"),

@@ -5,7 +5,9 @@
 //! has the line). The XML front end is [`super::firewalld_xml`]. Zones become chains, entered by
 //! source address (or ipset), else the default zone; inside a zone: the policies to the host of
 //! negative priority, rich rules by priority (deny before allow at priority 0), services and
-//! ports, the other policies to the host, then the zone's target.
+//! ports, the other policies to the host, then the zone's target. Forwarded traffic enters each
+//! zone's forward chain the same way: the forward policies around the zone's own forwarding,
+//! then its target.
 
 use std::collections::HashMap;
 
@@ -77,6 +79,8 @@ pub(super) struct Zone {
     pub unknown: Vec<Item>,
     /// `ingress-priority` (firewalld 2): the order of source dispatch, lowest first.
     pub ingress_priority: i64,
+    /// `forward` (`<forward/>`, `forward: yes`): forwarding between the zone's own sources.
+    pub forward: bool,
     /// A policy's priority (negative: before the zone's own rules, else after them).
     pub priority: i64,
     /// A policy's ingress and egress zones (`ANY`, `HOST` or zone names); empty for a zone.
@@ -339,6 +343,7 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
                 None => -1,
             };
             let words = |list: Vec<Item>| list.into_iter().map(|i| i.text).collect();
+            let forward = take("forward").first().is_some_and(|i| i.text == "yes");
             let ingress_zones = words(take("ingress-zones"));
             let egress_zones = words(take("egress-zones"));
             let list = if is_policy {
@@ -379,6 +384,7 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
                 rich,
                 unknown: Vec::new(),
                 ingress_priority: 0,
+                forward,
                 priority,
                 ingress_zones,
                 egress_zones,
@@ -497,7 +503,7 @@ pub(super) fn build(file: &str, config: Config, format: Format) -> Result<Rulese
     };
 
     let mut chains: Vec<Chain> = Vec::new();
-    // Chains 0 and 1: the dispatch on input, and forwarded traffic (not evaluated).
+    // Chains 0 and 1: the dispatch of traffic to the host, and of forwarded traffic.
     chains.push(Chain {
         name: "firewalld input (zone dispatch)".into(),
         base: Some(Base {
@@ -516,23 +522,22 @@ pub(super) fn build(file: &str, config: Config, format: Format) -> Result<Rulese
             families: vec![Family::V4, Family::V6],
             policy_accept: false,
         }),
-        rules: vec![Rule {
-            matches: vec![Match::is(Cond::Unknown(
-                "forwarded traffic (firewalld's forwarding between zones and its policies for \
-                 forwarded traffic are not evaluated)"
-                    .into(),
-            ))],
-            action: Action::Drop,
-            origin: "firewalld forward".into(),
-            spec: String::new(),
-        }],
+        rules: Vec::new(), // the dispatch of forwarded traffic, once the zones are known
     });
     // The policies to the host (egress `HOST`) from a zone or from `ANY`: firewalld jumps to them
     // from every zone's chain, those of negative priority first, the others before the target.
-    policies.retain(|p| {
-        p.egress_zones.iter().any(|z| z == "HOST") && p.ingress_zones.iter().any(|z| z != "HOST")
-    });
+    // The policies between zones (neither side `HOST`) are for forwarded traffic.
+    let host = |list: &[String]| list.iter().any(|z| z == "HOST");
+    let mut forward: Vec<Zone> = Vec::new();
+    for p in std::mem::take(&mut policies) {
+        if host(&p.egress_zones) && p.ingress_zones.iter().any(|z| z != "HOST") {
+            policies.push(p);
+        } else if !host(&p.egress_zones) && !host(&p.ingress_zones) {
+            forward.push(p);
+        }
+    }
     policies.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
+    forward.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
     let n = zones.len();
     let (pre_at, post_at) = (n + 2, n + 3);
     let has_pre = policies.iter().any(|p| p.priority < 0);
@@ -573,7 +578,7 @@ pub(super) fn build(file: &str, config: Config, format: Format) -> Result<Rulese
                     let Some(z) = zones.iter().find(|z| &z.name == name) else {
                         continue; // a zone that does not exist sends nothing
                     };
-                    rules.push(vec![Match::is(model.ingress_cond(z, &default))]);
+                    rules.push(vec![Match::is(model.zone_cond(z, &default, true))]);
                 }
             }
             let list = if p.priority < 0 { &mut pre } else { &mut post };
@@ -665,6 +670,137 @@ pub(super) fn build(file: &str, config: Config, format: Format) -> Result<Rulese
         origin: format!("default zone {default}"),
         spec: String::new(),
     });
+    // Forwarded traffic: the same dispatch by source into each zone's forward chain.
+    let fwd_zones = chains.len();
+    let fwd_pre = fwd_zones + zones.len();
+    let fwd_post = fwd_pre + 1;
+    let has_pre = forward.iter().any(|p| p.priority < 0);
+    let has_post = forward.iter().any(|p| p.priority >= 0);
+    for z in &zones {
+        let at = |what: &str| super::clean(&format!("zone {} ({}): {what}", z.name, z.at));
+        let mut rules = Vec::new();
+        if has_pre {
+            rules.push(Rule {
+                matches: Vec::new(),
+                action: Action::Jump(fwd_pre),
+                origin: at("forward policies before the zone"),
+                spec: String::new(),
+            });
+        }
+        // `forward`: to the zone's own sources (and interfaces, which are not known).
+        if z.forward && (!z.sources.is_empty() || !z.interfaces.is_empty()) {
+            rules.push(Rule {
+                matches: vec![Match::is(model.zone_cond(z, &default, false))],
+                action: Action::Accept,
+                origin: at("forward (within the zone)"),
+                spec: String::new(),
+            });
+        }
+        if has_post {
+            rules.push(Rule {
+                matches: Vec::new(),
+                action: Action::Jump(fwd_post),
+                origin: at("forward policies after the zone"),
+                spec: String::new(),
+            });
+        }
+        rules.push(Rule {
+            matches: Vec::new(),
+            action: match z.target.as_str() {
+                "ACCEPT" => Action::Accept,
+                "DROP" => Action::Drop,
+                _ => Action::Reject,
+            },
+            origin: at(&format!("target {} (forwarded)", super::clean(&z.target))),
+            spec: String::new(),
+        });
+        chains.push(Chain {
+            name: format!("firewalld forward zone {}", super::clean(&z.name)),
+            base: None,
+            rules,
+        });
+    }
+    let mut pre = Vec::new();
+    let mut post = Vec::new();
+    for (i, p) in forward.iter().enumerate() {
+        let at = fwd_post + 1 + i;
+        let side = |names: &[String], ingress: bool| -> Vec<Vec<Match>> {
+            if names.iter().any(|z| z == "ANY") {
+                return vec![Vec::new()];
+            }
+            names
+                .iter()
+                .filter_map(|n| zones.iter().find(|z| &z.name == n))
+                .map(|z| vec![Match::is(model.zone_cond(z, &default, ingress))])
+                .collect()
+        };
+        let origin = super::clean(&format!(
+            "policy {} ({}): {} to {}",
+            p.name,
+            p.at,
+            p.ingress_zones.join(" "),
+            p.egress_zones.join(" ")
+        ));
+        let list = if p.priority < 0 { &mut pre } else { &mut post };
+        for a in side(&p.ingress_zones, true) {
+            for b in side(&p.egress_zones, false) {
+                list.push(Rule {
+                    matches: a.iter().chain(&b).cloned().collect(),
+                    action: Action::Jump(at),
+                    origin: origin.clone(),
+                    spec: String::new(),
+                });
+            }
+        }
+    }
+    for (name, rules) in [("pre", pre), ("post", post)] {
+        chains.push(Chain {
+            name: format!("firewalld forward policies ({name})"),
+            base: None,
+            rules,
+        });
+    }
+    for p in &forward {
+        let mut chain = model.zone_chain(p)?;
+        chain.name = format!("firewalld policy {}", super::clean(&p.name));
+        chains.push(chain);
+    }
+    // firewalld.conf's RFC3964_IPv4 (on unless it says no, which an export does not show)
+    // rejects forwarding to IPv4-compatible, IPv4-mapped and 6to4 addresses of private ranges.
+    let rfc3964: Vec<Span> = [
+        "::/96",
+        "::ffff:0.0.0.0/96",
+        "2002::/24",
+        "2002:a00::/24",
+        "2002:7f00::/24",
+        "2002:a9fe::/32",
+        "2002:ac10::/28",
+        "2002:c0a8::/32",
+        "2002:e000::/19",
+    ]
+    .iter()
+    .filter_map(|a| addr(a))
+    .collect();
+    let mut fwd = vec![Rule {
+        matches: vec![
+            Match::is(Cond::Daddr(rfc3964)),
+            Match::is(Cond::Unknown(
+                "RFC3964_IPv4 of firewalld.conf (forwarding to IPv4-mapped and 6to4 addresses)"
+                    .into(),
+            )),
+        ],
+        action: Action::Reject,
+        origin: "firewalld forward: RFC3964_IPv4".into(),
+        spec: String::new(),
+    }];
+    fwd.extend(dispatch.iter().map(|r| {
+        let mut r = r.clone();
+        if let Action::Goto(z) = r.action {
+            r.action = Action::Goto(z - 2 + fwd_zones);
+        }
+        r
+    }));
+    chains[1].rules = fwd;
     chains[0].rules = dispatch;
     Ok(Ruleset {
         format,
@@ -681,10 +817,10 @@ struct Model<'a> {
 }
 
 impl Model<'_> {
-    /// "The packet comes from zone `z`", as a policy's ingress dispatch tests it: its source
-    /// addresses; a zone bound by interface (or the default zone, which takes what no other
-    /// zone does) cannot be decided.
-    fn ingress_cond(&self, z: &Zone, default: &str) -> Cond {
+    /// "The packet comes from zone `z`" (`ingress`), or "goes to it", as a policy's dispatch
+    /// tests it: its source (destination) addresses; a zone bound by interface (or the default
+    /// zone, which takes what no other zone does) cannot be decided.
+    fn zone_cond(&self, z: &Zone, default: &str, ingress: bool) -> Cond {
         let mut spans = Vec::new();
         for s in &z.sources {
             let got = match s.text.strip_prefix("ipset:") {
@@ -695,7 +831,7 @@ impl Model<'_> {
                 Some(list) => spans.extend(list),
                 None => {
                     return Cond::Unknown(format!(
-                        "zone {} source `{}` (policy dispatch)",
+                        "zone {} source `{}` (zone dispatch of a policy or a forward)",
                         z.name,
                         super::clip(&s.text)
                     ));
@@ -704,11 +840,16 @@ impl Model<'_> {
         }
         if !z.interfaces.is_empty() || z.name == default {
             return Cond::Unknown(format!(
-                "whether the packet comes from zone {} (by interface), for a policy",
+                "whether the packet {} zone {} (by interface)",
+                if ingress { "comes from" } else { "goes to" },
                 z.name
             ));
         }
-        Cond::Saddr(spans)
+        if ingress {
+            Cond::Saddr(spans)
+        } else {
+            Cond::Daddr(spans)
+        }
     }
 
     fn ipset(&self, name: &str) -> Result<Vec<Span>, String> {

@@ -136,12 +136,8 @@ fn zone(d: &Doc, name: &str, kind: &str) -> Result<Zone, AuditError> {
             Ok(format!("{}/{}", d.need(e, "port")?, d.need(e, "protocol")?))
         };
         match e.tag_name().name() {
-            "short"
-            | "description"
-            | "forward"
-            | "masquerade"
-            | "icmp-block"
-            | "icmp-block-inversion" => {}
+            "forward" => z.forward = true,
+            "short" | "description" | "masquerade" | "icmp-block" | "icmp-block-inversion" => {}
             "interface" => z.interfaces.push(item(d.need(e, "name")?.to_string())),
             "ingress-zone" if policy => z.ingress_zones.push(d.need(e, "name")?.to_string()),
             "egress-zone" if policy => z.egress_zones.push(d.need(e, "name")?.to_string()),
