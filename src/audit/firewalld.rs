@@ -1,8 +1,13 @@
-//! Reader of a firewalld export: `firewall-cmd --list-all-zones` followed by the definitions of
-//! the services the zones use (`firewall-cmd --info-service=NAME`), optionally preceded by
-//! `default-zone: NAME` (docs/audit.md has the line). Zones become chains, entered by source
-//! address, else the default zone; inside a zone: rich rules by priority (deny before allow at
-//! priority 0), services and ports, then the zone's target.
+//! firewalld: the model both of its front ends feed (zones, services, ipsets, the default zone)
+//! and the one builder that turns it into chains; and the front end for the text export
+//! (`firewall-cmd --list-all-zones` followed by `--info-service=NAME` and `--info-ipset=NAME`
+//! blocks and `--list-all-policies`, optionally preceded by `default-zone: NAME`: docs/audit.md
+//! has the line). The XML front end is [`super::firewalld_xml`]. Zones become chains, entered by
+//! source address (or ipset), else the default zone; inside a zone: the policies to the host of
+//! negative priority, rich rules by priority (deny before allow at priority 0), services and
+//! ports, the other policies to the host, then the zone's target. Forwarded traffic enters each
+//! zone's forward chain the same way: the forward policies around the zone's own forwarding,
+//! then its target.
 
 use std::collections::HashMap;
 
@@ -10,21 +15,145 @@ use super::{
     Action, AuditError, Base, Chain, Cond, Family, Format, Hook, Match, Rule, Ruleset, Span,
 };
 
+/// Where an item of the configuration is: the file (for messages), line and column.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(super) struct Loc {
+    pub file: String,
+    pub line: usize,
+    pub col: usize,
+}
+
+/// One word of a zone's list (a source, a service, `8000-8010/udp`…) and where it is.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Item {
+    pub text: String,
+    pub loc: Loc,
+}
+
+/// A rich rule as words (`rule`, `family="ipv4"`, `source`, `NOT`, `address="…"`, …): what the
+/// text export writes, and what the XML front end makes of a `<rule>` element.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Rich {
+    /// How the report names where the rule is: `line 95`, `etc/firewalld/zones/public.xml:12`.
+    pub at: String,
+    pub loc: Loc,
+    pub words: Vec<(String, Option<String>)>,
+}
+
+impl Rich {
+    /// The rule in firewalld's own text syntax (values quoted, as `--list-rich-rules`).
+    pub fn text(&self) -> String {
+        let words: Vec<String> = self
+            .words
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => format!("{k}=\"{v}\""),
+                None => k.clone(),
+            })
+            .collect();
+        super::clean(&words.join(" "))
+    }
+}
+
 #[derive(Debug, Default)]
-struct Zone {
-    name: String,
-    line: usize,
-    default: bool,
-    fields: HashMap<String, String>,
-    rich: Vec<(usize, String)>,
+pub(super) struct Zone {
+    pub name: String,
+    /// How the report names where the zone is: `line 93`, `etc/firewalld/zones/public.xml:2`.
+    pub at: String,
+    /// Marked `(default)` in the text export.
+    pub default: bool,
+    /// `default`, `ACCEPT`, `DROP`, `%%REJECT%%` (or anything else, read as a reject).
+    pub target: String,
+    /// Addresses, networks, `ipset:NAME`, MAC addresses.
+    pub sources: Vec<Item>,
+    pub interfaces: Vec<Item>,
+    pub services: Vec<Item>,
+    /// `PORT[-PORT]/PROTO`
+    pub ports: Vec<Item>,
+    pub protocols: Vec<Item>,
+    pub source_ports: Vec<Item>,
+    /// `PORT[-PORT]/PROTO` of destination NAT entries.
+    pub forward_ports: Vec<Item>,
+    pub rich: Vec<Rich>,
+    /// Elements the reader does not know, each "cannot decide" for the zone's traffic.
+    pub unknown: Vec<Item>,
+    /// `ingress-priority` (firewalld 2): the order of source dispatch, lowest first.
+    pub ingress_priority: i64,
+    /// `forward` (`<forward/>`, `forward: yes`): forwarding between the zone's own sources.
+    pub forward: bool,
+    /// A policy's priority (negative: before the zone's own rules, else after them).
+    pub priority: i64,
+    /// A policy's ingress and egress zones (`ANY`, `HOST` or zone names); empty for a zone.
+    pub ingress_zones: Vec<String>,
+    pub egress_zones: Vec<String>,
 }
 
 #[derive(Debug, Default, Clone)]
-struct Service {
-    ports: Vec<(u16, u16, u8)>,
-    protocols: Vec<u8>,
-    destination: Vec<Span>,
-    includes: Vec<String>,
+pub(super) struct Service {
+    pub ports: Vec<(u16, u16, u8)>,
+    pub protocols: Vec<u8>,
+    pub source_ports: Vec<(u16, u16, u8)>,
+    pub destination: Vec<Span>,
+    pub includes: Vec<String>,
+}
+
+/// An ipset as firewalld defines it: `hash:net`, `hash:ip`, … with its family and entries.
+#[derive(Debug, Default, Clone)]
+pub(super) struct IpSet {
+    pub kind: String,
+    pub family: Option<Family>,
+    pub entries: Vec<String>,
+}
+
+impl IpSet {
+    /// The addresses of a `hash:ip` or `hash:net` set; Err(why not) for the other types and for
+    /// entries the audit cannot read (ranges, options such as `nomatch`, another family).
+    fn spans(&self, name: &str) -> Result<Vec<Span>, String> {
+        if self.kind != "hash:ip" && self.kind != "hash:net" {
+            return Err(format!(
+                "ipset {} of type {} (only hash:ip and hash:net are evaluated)",
+                super::clip(name),
+                super::clip(&self.kind)
+            ));
+        }
+        let family = self.family.unwrap_or(Family::V4);
+        let mut out = Vec::new();
+        for e in &self.entries {
+            // firewalld 1.3 with its nftables backend fails to load a range entry and falls
+            // back to its stock configuration: what is in force then is not this one.
+            if e.contains('-') {
+                return Err(format!(
+                    "ipset {} entry `{}` (a range, which firewalld's nftables backend fails to \
+                     load)",
+                    super::clip(name),
+                    super::clip(e.trim())
+                ));
+            }
+            let span = addr(e.trim())
+                .filter(|s| s.family == family)
+                .ok_or_else(|| {
+                    format!(
+                        "ipset {} entry `{}`",
+                        super::clip(name),
+                        super::clip(e.trim())
+                    )
+                })?;
+            out.push(span);
+        }
+        Ok(out)
+    }
+}
+
+/// The configuration both front ends read, in the order the sources give it.
+#[derive(Debug, Default)]
+pub(super) struct Config {
+    pub zones: Vec<Zone>,
+    /// Policies (firewalld ≥ 0.9), read like zones; `target` is CONTINUE, ACCEPT, DROP or REJECT.
+    pub policies: Vec<Zone>,
+    pub services: HashMap<String, Service>,
+    pub ipsets: HashMap<String, IpSet>,
+    /// The default zone, when the input names it (`default-zone:`, `DefaultZone=`).
+    pub default_zone: Option<String>,
 }
 
 /// Whether text looks like `firewall-cmd --list-all-zones` output.
@@ -35,17 +164,36 @@ pub fn looks_firewalld(text: &str) -> bool {
             .any(|l| l.trim_start().starts_with("icmp-block-inversion:"))
 }
 
+const TEXT_HINT: &str = "give the unmodified output of the firewalld export line in docs/audit.md";
+pub(super) const XML_HINT: &str = "give firewalld's own files (a copy of /etc/firewalld, and \
+                                   of /usr/lib/firewalld): docs/audit.md has the line";
+
 fn err(file: &str, line: usize, col: usize, what: String) -> AuditError {
     AuditError::Syntax {
         file: file.to_string(),
         line,
         col,
         what,
-        hint: "give the unmodified output of the firewalld export line in docs/audit.md".into(),
+        hint: TEXT_HINT.into(),
     }
 }
 
-fn port_proto(s: &str) -> Option<(u16, u16, u8)> {
+fn err_at(loc: &Loc, format: Format, what: String) -> AuditError {
+    AuditError::Syntax {
+        file: loc.file.clone(),
+        line: loc.line,
+        col: loc.col,
+        what,
+        hint: if format == Format::FirewalldXml {
+            XML_HINT
+        } else {
+            TEXT_HINT
+        }
+        .into(),
+    }
+}
+
+pub(super) fn port_proto(s: &str) -> Option<(u16, u16, u8)> {
     let (ports, proto) = s.split_once('/')?;
     let proto = super::nft::proto_name(proto)?;
     let (lo, hi) = match ports.split_once('-') {
@@ -55,10 +203,13 @@ fn port_proto(s: &str) -> Option<(u16, u16, u8)> {
             (p, p)
         }
     };
+    if lo > hi {
+        return None;
+    }
     Some((lo, hi, proto))
 }
 
-fn addr(s: &str) -> Option<Span> {
+pub(super) fn addr(s: &str) -> Option<Span> {
     let net: ipnet::IpNet = s
         .parse()
         .ok()
@@ -66,13 +217,49 @@ fn addr(s: &str) -> Option<Span> {
     Some(Span::net(&net.trunc()))
 }
 
+/// A service's destination `ipv4:ADDR` / `ipv6:ADDR` (text) or an address (XML attribute).
+pub(super) fn destination(d: &str) -> Option<Span> {
+    let a = d.split_once(':').map_or(
+        d,
+        |(fam, a)| {
+            if fam == "ipv4" || fam == "ipv6" { a } else { d }
+        },
+    );
+    addr(a)
+}
+
 /// A block of the export: its line, its name line, and its indented (line, text) lines.
 type Block = (usize, String, Vec<(usize, String)>);
 
+/// The words of a text field with their columns (1-based).
+fn items(file: &str, line: usize, raw: &str, value: &str) -> Vec<Item> {
+    // The value follows the key's `:`; a tab-continued line is all value.
+    let start = if raw.trim() == value {
+        raw.len() - raw.trim_start().len()
+    } else {
+        let after = raw.find(':').map_or(0, |i| i + 1);
+        raw[after..].find(value).map_or(after, |i| after + i)
+    };
+    let mut out = Vec::new();
+    let mut col = start;
+    for w in value.split_whitespace() {
+        let at = value[col - start..].find(w).map_or(col, |i| col + i);
+        out.push(Item {
+            text: w.to_string(),
+            loc: Loc {
+                file: file.to_string(),
+                line,
+                col: at + 1,
+            },
+        });
+        col = at + w.len();
+    }
+    out
+}
+
+/// Reads the text export.
 pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
-    let mut zones: Vec<Zone> = Vec::new();
-    let mut services: HashMap<String, Service> = HashMap::new();
-    let mut default_zone: Option<String> = None;
+    let mut config = Config::default();
     // Blocks: a name at column 0, then indented `key: value` lines; rich rules indented further.
     let mut blocks: Vec<Block> = Vec::new();
     for (n, line) in text.lines().enumerate() {
@@ -80,7 +267,7 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
             continue;
         }
         if let Some(z) = line.strip_prefix("default-zone:") {
-            default_zone = Some(z.trim().to_string());
+            config.default_zone = Some(z.trim().to_string());
             continue;
         }
         if !line.starts_with([' ', '\t']) {
@@ -100,13 +287,31 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
         let mut words = header.split_whitespace();
         let name = words.next().unwrap_or("").to_string();
         let marks = header[name.len()..].to_string();
-        let mut fields = HashMap::new();
+        let mut fields: HashMap<String, Vec<Item>> = HashMap::new();
         let mut rich = Vec::new();
         let mut in_rich = false;
+        let mut last_key: Option<String> = None;
         for (n, l) in &body {
             let t = l.trim();
+            // Lists of one item per line (`forward-ports:`) go on indented by a tab.
+            if !in_rich && l.starts_with('\t') {
+                if let Some(k) = &last_key {
+                    let more = items(file, *n, l, t);
+                    fields.entry(k.clone()).or_default().extend(more);
+                    continue;
+                }
+            }
             if in_rich && t.starts_with("rule") {
-                rich.push((*n, t.to_string()));
+                let words = rich_words(t).map_err(|e| err(file, *n, 1, e))?;
+                rich.push(Rich {
+                    at: format!("line {n}"),
+                    loc: Loc {
+                        file: file.to_string(),
+                        line: *n,
+                        col: l.len() - l.trim_start().len() + 1,
+                    },
+                    words,
+                });
                 continue;
             }
             let Some((k, v)) = t.split_once(':') else {
@@ -118,72 +323,148 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
                 ));
             };
             in_rich = k == "rich rules";
-            fields.insert(k.to_string(), v.trim().to_string());
+            last_key = Some(k.to_string());
+            fields.insert(k.to_string(), items(file, *n, l, v.trim()));
         }
-        if fields.contains_key("target") {
-            zones.push(Zone {
+        let is_policy = fields.contains_key("ingress-zones");
+        let is_zone = fields.contains_key("target");
+        let is_ipset = fields.contains_key("type");
+        let mut take = |k: &str| fields.remove(k).unwrap_or_default();
+        if is_zone || is_policy {
+            let target = take("target");
+            let priority = match take("priority").first() {
+                Some(p) => p.text.parse().map_err(|_| {
+                    err_at(
+                        &p.loc,
+                        Format::FirewalldText,
+                        format!("policy {name}: priority `{}`", super::clip(&p.text)),
+                    )
+                })?,
+                None => -1,
+            };
+            let words = |list: Vec<Item>| list.into_iter().map(|i| i.text).collect();
+            let forward = take("forward").first().is_some_and(|i| i.text == "yes");
+            let ingress_zones = words(take("ingress-zones"));
+            let egress_zones = words(take("egress-zones"));
+            let list = if is_policy {
+                &mut config.policies
+            } else {
+                &mut config.zones
+            };
+            list.push(Zone {
                 name,
-                line,
+                at: format!("line {line}"),
                 default: marks.contains("default"),
-                fields,
+                target: target
+                    .iter()
+                    .map(|i| i.text.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                sources: take("sources"),
+                interfaces: take("interfaces"),
+                services: take("services"),
+                ports: take("ports"),
+                protocols: take("protocols"),
+                source_ports: take("source-ports"),
+                forward_ports: take("forward-ports")
+                    .into_iter()
+                    .map(|mut i| {
+                        // `port=80:proto=tcp:toport=8080:toaddr=`
+                        let get = |k: &str| {
+                            i.text
+                                .split(':')
+                                .find_map(|kv| kv.strip_prefix(k))
+                                .unwrap_or("")
+                                .to_string()
+                        };
+                        i.text = format!("{}/{}", get("port="), get("proto="));
+                        i
+                    })
+                    .collect(),
                 rich,
+                unknown: Vec::new(),
+                ingress_priority: 0,
+                forward,
+                priority,
+                ingress_zones,
+                egress_zones,
             });
+        } else if is_ipset {
+            let kind = take("type")
+                .first()
+                .map(|i| i.text.clone())
+                .unwrap_or_default();
+            let family = take("options")
+                .iter()
+                .any(|o| o.text == "family=inet6")
+                .then_some(Family::V6);
+            let entries = take("entries").into_iter().map(|i| i.text).collect();
+            config.ipsets.insert(
+                name,
+                IpSet {
+                    kind,
+                    family,
+                    entries,
+                },
+            );
         } else {
             let mut s = Service::default();
-            for p in fields
-                .get("ports")
-                .map(String::as_str)
-                .unwrap_or("")
-                .split_whitespace()
-            {
-                s.ports.push(port_proto(p).ok_or_else(|| {
-                    err(
-                        file,
-                        line,
-                        1,
-                        format!("service {name}: port `{}`", super::clip(p)),
-                    )
-                })?);
+            for (key, list) in [("ports", false), ("source-ports", true)] {
+                for p in take(key) {
+                    let v = port_proto(&p.text).ok_or_else(|| {
+                        err_at(
+                            &p.loc,
+                            Format::FirewalldText,
+                            format!("service {name}: port `{}`", super::clip(&p.text)),
+                        )
+                    })?;
+                    if list {
+                        s.source_ports.push(v);
+                    } else {
+                        s.ports.push(v);
+                    }
+                }
             }
-            for p in fields
-                .get("protocols")
-                .map(String::as_str)
-                .unwrap_or("")
-                .split_whitespace()
-            {
-                if let Some(n) = super::nft::proto_name(p) {
+            for p in take("protocols") {
+                if let Some(n) = super::nft::proto_name(&p.text) {
                     s.protocols.push(n);
                 }
             }
-            for d in fields
-                .get("destination")
-                .map(String::as_str)
-                .unwrap_or("")
-                .split_whitespace()
-            {
-                let a =
-                    d.split_once(':').map_or(
-                        d,
-                        |(fam, a)| {
-                            if fam == "ipv4" || fam == "ipv6" { a } else { d }
-                        },
-                    );
-                if let Some(span) = addr(a) {
+            for d in take("destination") {
+                if let Some(span) = destination(&d.text) {
                     s.destination.push(span);
                 }
             }
-            s.includes = fields
-                .get("includes")
-                .map(|v| v.split_whitespace().map(str::to_string).collect())
-                .unwrap_or_default();
-            services.insert(name, s);
+            s.includes = take("includes").into_iter().map(|i| i.text).collect();
+            config.services.insert(name, s);
         }
     }
+    build(file, config, Format::FirewalldText)
+}
+
+/// The one builder of both front ends: chains from zones, services and ipsets.
+pub(super) fn build(file: &str, config: Config, format: Format) -> Result<Ruleset, AuditError> {
+    let Config {
+        zones,
+        mut policies,
+        services,
+        ipsets,
+        default_zone,
+    } = config;
     if zones.is_empty() {
         return Err(AuditError::Content {
             file: file.to_string(),
-            what: "no zone (a block with `target:`) in the firewalld export".into(),
-            hint: "give the output of the firewalld export line in docs/audit.md".into(),
+            what: if format == Format::FirewalldXml {
+                "no zone in the firewalld configuration".into()
+            } else {
+                "no zone (a block with `target:`) in the firewalld export".into()
+            },
+            hint: if format == Format::FirewalldXml {
+                XML_HINT
+            } else {
+                "give the output of the firewalld export line in docs/audit.md"
+            }
+            .into(),
         });
     }
     let default = default_zone
@@ -199,15 +480,30 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
         return Err(AuditError::Content {
             file: file.to_string(),
             what: format!(
-                "the default zone `{}` is not in the export",
-                super::clip(&default)
+                "the default zone `{}` is not in the {}",
+                super::clip(&default),
+                if format == Format::FirewalldXml {
+                    "configuration"
+                } else {
+                    "export"
+                }
             ),
-            hint: "export every zone (`--list-all-zones`)".into(),
+            hint: if format == Format::FirewalldXml {
+                "give the zones directories too (etc/firewalld/zones, usr/lib/firewalld/zones)"
+            } else {
+                "export every zone (`--list-all-zones`)"
+            }
+            .into(),
         });
+    };
+    let model = Model {
+        services: &services,
+        ipsets: &ipsets,
+        format,
     };
 
     let mut chains: Vec<Chain> = Vec::new();
-    // Chains 0 and 1: the dispatch on input, and forwarded traffic (policies are not read).
+    // Chains 0 and 1: the dispatch of traffic to the host, and of forwarded traffic.
     chains.push(Chain {
         name: "firewalld input (zone dispatch)".into(),
         base: Some(Base {
@@ -226,63 +522,136 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
             families: vec![Family::V4, Family::V6],
             policy_accept: false,
         }),
-        rules: vec![Rule {
-            matches: vec![Match::is(Cond::Unknown(
-                "forwarded traffic (firewalld policies are not read)".into(),
-            ))],
-            action: Action::Drop,
-            origin: "firewalld forward".into(),
-            spec: String::new(),
-        }],
+        rules: Vec::new(), // the dispatch of forwarded traffic, once the zones are known
     });
+    // The policies to the host (egress `HOST`) from a zone or from `ANY`: firewalld jumps to them
+    // from every zone's chain, those of negative priority first, the others before the target.
+    // The policies between zones (neither side `HOST`) are for forwarded traffic.
+    let host = |list: &[String]| list.iter().any(|z| z == "HOST");
+    let mut forward: Vec<Zone> = Vec::new();
+    for p in std::mem::take(&mut policies) {
+        if host(&p.egress_zones) && p.ingress_zones.iter().any(|z| z != "HOST") {
+            policies.push(p);
+        } else if !host(&p.egress_zones) && !host(&p.ingress_zones) {
+            forward.push(p);
+        }
+    }
+    policies.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
+    forward.sort_by(|a, b| (a.priority, &a.name).cmp(&(b.priority, &b.name)));
+    let n = zones.len();
+    let (pre_at, post_at) = (n + 2, n + 3);
+    let has_pre = policies.iter().any(|p| p.priority < 0);
+    let has_post = policies.iter().any(|p| p.priority >= 0);
     for z in &zones {
-        chains.push(zone_chain(file, z, &services)?);
+        let jump = |at: usize, which: &str| Rule {
+            matches: Vec::new(),
+            action: Action::Jump(at),
+            origin: format!("zone {} ({}): policies {which}", z.name, z.at),
+            spec: String::new(),
+        };
+        let mut chain = model.zone_chain(z)?;
+        if has_post {
+            let target = chain.rules.len() - 1;
+            chain.rules.insert(target, jump(post_at, "after the zone"));
+        }
+        if has_pre {
+            chain.rules.insert(0, jump(pre_at, "before the zone"));
+        }
+        chains.push(chain);
+    }
+    if !policies.is_empty() {
+        let mut pre = Vec::new();
+        let mut post = Vec::new();
+        for (i, p) in policies.iter().enumerate() {
+            let at = post_at + 1 + i;
+            let origin = format!(
+                "policy {} ({}): ingress {}",
+                p.name,
+                p.at,
+                p.ingress_zones.join(" ")
+            );
+            let mut rules = Vec::new();
+            if p.ingress_zones.iter().any(|z| z == "ANY") {
+                rules.push(Vec::new());
+            } else {
+                for name in &p.ingress_zones {
+                    let Some(z) = zones.iter().find(|z| &z.name == name) else {
+                        continue; // a zone that does not exist sends nothing
+                    };
+                    rules.push(vec![Match::is(model.zone_cond(z, &default, true))]);
+                }
+            }
+            let list = if p.priority < 0 { &mut pre } else { &mut post };
+            list.extend(rules.into_iter().map(|matches| Rule {
+                matches,
+                action: Action::Jump(at),
+                origin: origin.clone(),
+                spec: String::new(),
+            }));
+        }
+        chains.push(Chain {
+            name: "firewalld input policies (pre)".into(),
+            base: None,
+            rules: pre,
+        });
+        chains.push(Chain {
+            name: "firewalld input policies (post)".into(),
+            base: None,
+            rules: post,
+        });
+        for p in &policies {
+            let mut chain = model.zone_chain(p)?;
+            chain.name = format!("firewalld policy {}", super::clean(&p.name));
+            chains.push(chain);
+        }
     }
     let zone_index = |i: usize| i + 2;
-    let mut dispatch = Vec::new();
+    let mut dispatch: Vec<(i64, Rule)> = Vec::new();
     for (i, z) in zones.iter().enumerate() {
-        let sources: Vec<&str> = z
-            .fields
-            .get("sources")
-            .map(String::as_str)
-            .unwrap_or("")
-            .split_whitespace()
-            .collect();
-        if sources.is_empty() {
+        if z.sources.is_empty() {
             continue;
         }
-        let spans: Option<Vec<Span>> = sources.iter().map(|s| addr(s)).collect();
-        let cond = match spans {
-            Some(s) => Cond::Saddr(s),
-            None => Cond::Unknown(format!(
-                "zone {} sources `{}`",
-                z.name,
-                super::clip(&sources.join(" "))
-            )),
-        };
-        dispatch.push(Rule {
+        let words: Vec<&str> = z.sources.iter().map(|s| s.text.as_str()).collect();
+        let origin = super::clean(&format!(
+            "zone {} ({}): sources {}",
+            z.name,
+            z.at,
+            words.join(" ")
+        ));
+        // The addresses the audit can read in one rule; each other source in its own.
+        let mut spans = Vec::new();
+        let mut unknown = Vec::new();
+        for s in &z.sources {
+            match s.text.strip_prefix("ipset:") {
+                Some(set) => match model.ipset(set) {
+                    Ok(list) => spans.extend(list),
+                    Err(what) => unknown.push(what),
+                },
+                None => match addr(&s.text) {
+                    Some(span) => spans.push(span),
+                    None => {
+                        unknown.push(format!("zone {} source `{}`", z.name, super::clip(&s.text)))
+                    }
+                },
+            }
+        }
+        let goto = |cond| Rule {
             matches: vec![Match::is(cond)],
             action: Action::Goto(zone_index(i)),
-            origin: format!(
-                "zone {} (line {}): sources {}",
-                z.name,
-                z.line,
-                sources.join(" ")
-            ),
+            origin: origin.clone(),
             spec: String::new(),
-        });
+        };
+        if !spans.is_empty() {
+            dispatch.push((z.ingress_priority, goto(Cond::Saddr(spans))));
+        }
+        for what in unknown {
+            dispatch.push((z.ingress_priority, goto(Cond::Unknown(what))));
+        }
     }
-    let with_ifaces: Vec<&Zone> = zones
-        .iter()
-        .filter(|z| {
-            !z.fields
-                .get("interfaces")
-                .map(String::as_str)
-                .unwrap_or("")
-                .trim()
-                .is_empty()
-        })
-        .collect();
+    // firewalld 2 orders source dispatch by the zones' ingress priority; stable otherwise.
+    dispatch.sort_by_key(|(p, _)| *p);
+    let mut dispatch: Vec<Rule> = dispatch.into_iter().map(|(_, r)| r).collect();
+    let with_ifaces: Vec<&Zone> = zones.iter().filter(|z| !z.interfaces.is_empty()).collect();
     let only_default = with_ifaces.iter().all(|z| z.name == default);
     dispatch.push(Rule {
         matches: if only_default {
@@ -301,155 +670,582 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
         origin: format!("default zone {default}"),
         spec: String::new(),
     });
+    // Forwarded traffic: the same dispatch by source into each zone's forward chain.
+    let fwd_zones = chains.len();
+    let fwd_pre = fwd_zones + zones.len();
+    let fwd_post = fwd_pre + 1;
+    let has_pre = forward.iter().any(|p| p.priority < 0);
+    let has_post = forward.iter().any(|p| p.priority >= 0);
+    for z in &zones {
+        let at = |what: &str| super::clean(&format!("zone {} ({}): {what}", z.name, z.at));
+        let mut rules = Vec::new();
+        if has_pre {
+            rules.push(Rule {
+                matches: Vec::new(),
+                action: Action::Jump(fwd_pre),
+                origin: at("forward policies before the zone"),
+                spec: String::new(),
+            });
+        }
+        // `forward`: to the zone's own sources (and interfaces, which are not known).
+        if z.forward && (!z.sources.is_empty() || !z.interfaces.is_empty()) {
+            rules.push(Rule {
+                matches: vec![Match::is(model.zone_cond(z, &default, false))],
+                action: Action::Accept,
+                origin: at("forward (within the zone)"),
+                spec: String::new(),
+            });
+        }
+        if has_post {
+            rules.push(Rule {
+                matches: Vec::new(),
+                action: Action::Jump(fwd_post),
+                origin: at("forward policies after the zone"),
+                spec: String::new(),
+            });
+        }
+        rules.push(Rule {
+            matches: Vec::new(),
+            action: match z.target.as_str() {
+                "ACCEPT" => Action::Accept,
+                "DROP" => Action::Drop,
+                _ => Action::Reject,
+            },
+            origin: at(&format!("target {} (forwarded)", super::clean(&z.target))),
+            spec: String::new(),
+        });
+        chains.push(Chain {
+            name: format!("firewalld forward zone {}", super::clean(&z.name)),
+            base: None,
+            rules,
+        });
+    }
+    let mut pre = Vec::new();
+    let mut post = Vec::new();
+    for (i, p) in forward.iter().enumerate() {
+        let at = fwd_post + 1 + i;
+        let side = |names: &[String], ingress: bool| -> Vec<Vec<Match>> {
+            if names.iter().any(|z| z == "ANY") {
+                return vec![Vec::new()];
+            }
+            names
+                .iter()
+                .filter_map(|n| zones.iter().find(|z| &z.name == n))
+                .map(|z| vec![Match::is(model.zone_cond(z, &default, ingress))])
+                .collect()
+        };
+        let origin = super::clean(&format!(
+            "policy {} ({}): {} to {}",
+            p.name,
+            p.at,
+            p.ingress_zones.join(" "),
+            p.egress_zones.join(" ")
+        ));
+        let list = if p.priority < 0 { &mut pre } else { &mut post };
+        for a in side(&p.ingress_zones, true) {
+            for b in side(&p.egress_zones, false) {
+                list.push(Rule {
+                    matches: a.iter().chain(&b).cloned().collect(),
+                    action: Action::Jump(at),
+                    origin: origin.clone(),
+                    spec: String::new(),
+                });
+            }
+        }
+    }
+    for (name, rules) in [("pre", pre), ("post", post)] {
+        chains.push(Chain {
+            name: format!("firewalld forward policies ({name})"),
+            base: None,
+            rules,
+        });
+    }
+    for p in &forward {
+        let mut chain = model.zone_chain(p)?;
+        chain.name = format!("firewalld policy {}", super::clean(&p.name));
+        chains.push(chain);
+    }
+    // firewalld.conf's RFC3964_IPv4 (on unless it says no, which an export does not show)
+    // rejects forwarding to IPv4-compatible, IPv4-mapped and 6to4 addresses of private ranges.
+    let rfc3964: Vec<Span> = [
+        "::/96",
+        "::ffff:0.0.0.0/96",
+        "2002::/24",
+        "2002:a00::/24",
+        "2002:7f00::/24",
+        "2002:a9fe::/32",
+        "2002:ac10::/28",
+        "2002:c0a8::/32",
+        "2002:e000::/19",
+    ]
+    .iter()
+    .filter_map(|a| addr(a))
+    .collect();
+    let mut fwd = vec![Rule {
+        matches: vec![
+            Match::is(Cond::Daddr(rfc3964)),
+            Match::is(Cond::Unknown(
+                "RFC3964_IPv4 of firewalld.conf (forwarding to IPv4-mapped and 6to4 addresses)"
+                    .into(),
+            )),
+        ],
+        action: Action::Reject,
+        origin: "firewalld forward: RFC3964_IPv4".into(),
+        spec: String::new(),
+    }];
+    fwd.extend(dispatch.iter().map(|r| {
+        let mut r = r.clone();
+        if let Action::Goto(z) = r.action {
+            r.action = Action::Goto(z - 2 + fwd_zones);
+        }
+        r
+    }));
+    chains[1].rules = fwd;
     chains[0].rules = dispatch;
     Ok(Ruleset {
-        format: Format::FirewalldText,
+        format,
         chains,
         families: vec![Family::V4, Family::V6],
     })
 }
 
-/// The rules a service admits: one per protocol, with its ports and destination.
-fn service_rules(
-    name: &str,
-    services: &HashMap<String, Service>,
-    depth: usize,
-) -> Result<Vec<Vec<Match>>, String> {
-    let Some(s) = services.get(name) else {
-        return Err(format!(
-            "service {name} (its definition is not in the export)"
-        ));
-    };
-    let mut out = Vec::new();
-    let mut by_proto: Vec<(u8, Vec<(u16, u16)>)> = Vec::new();
-    for &(lo, hi, p) in &s.ports {
-        match by_proto.iter_mut().find(|(q, _)| *q == p) {
-            Some((_, v)) => v.push((lo, hi)),
-            None => by_proto.push((p, vec![(lo, hi)])),
-        }
-    }
-    let dest = |m: &mut Vec<Match>| {
-        if !s.destination.is_empty() {
-            m.push(Match::is(Cond::Daddr(s.destination.clone())));
-        }
-    };
-    for (p, ports) in by_proto {
-        let mut m = vec![
-            Match::is(Cond::Proto(vec![p])),
-            Match::is(Cond::Dport(ports)),
-        ];
-        dest(&mut m);
-        out.push(m);
-    }
-    if !s.protocols.is_empty() {
-        let mut m = vec![Match::is(Cond::Proto(s.protocols.clone()))];
-        dest(&mut m);
-        out.push(m);
-    }
-    if depth < 8 {
-        for inc in &s.includes {
-            out.extend(service_rules(inc, services, depth + 1)?);
-        }
-    }
-    Ok(out)
+/// What a zone's rules refer to by name.
+struct Model<'a> {
+    services: &'a HashMap<String, Service>,
+    ipsets: &'a HashMap<String, IpSet>,
+    format: Format,
 }
 
-fn zone_chain(
-    file: &str,
-    z: &Zone,
-    services: &HashMap<String, Service>,
-) -> Result<Chain, AuditError> {
-    let at = |what: &str| format!("zone {} (line {}): {what}", z.name, z.line);
-    let field = |k: &str| z.fields.get(k).map(String::as_str).unwrap_or("");
-    let mut rules: Vec<(i64, u8, Rule)> = Vec::new(); // (priority, class, rule): class 0 deny, 1 allow, 2 service/port
-    for (n, text) in &z.rich {
-        let (prio, class, list) = rich_rule(text, services).map_err(|e| err(file, *n, 1, e))?;
-        for mut r in list {
-            r.origin = format!("zone {} line {n}: {}", z.name, super::clean(text));
-            rules.push((prio, class, r));
-        }
-    }
-    let mut plain = Vec::new();
-    for s in field("services").split_whitespace() {
-        match service_rules(s, services, 0) {
-            Ok(list) => {
-                for m in list {
-                    plain.push(Rule {
-                        matches: m,
-                        action: Action::Accept,
-                        origin: at(&format!("service {s}")),
-                        spec: String::new(),
-                    });
+impl Model<'_> {
+    /// "The packet comes from zone `z`" (`ingress`), or "goes to it", as a policy's dispatch
+    /// tests it: its source (destination) addresses; a zone bound by interface (or the default
+    /// zone, which takes what no other zone does) cannot be decided.
+    fn zone_cond(&self, z: &Zone, default: &str, ingress: bool) -> Cond {
+        let mut spans = Vec::new();
+        for s in &z.sources {
+            let got = match s.text.strip_prefix("ipset:") {
+                Some(set) => self.ipset(set).ok(),
+                None => addr(&s.text).map(|a| vec![a]),
+            };
+            match got {
+                Some(list) => spans.extend(list),
+                None => {
+                    return Cond::Unknown(format!(
+                        "zone {} source `{}` (zone dispatch of a policy or a forward)",
+                        z.name,
+                        super::clip(&s.text)
+                    ));
                 }
             }
-            Err(what) => plain.push(Rule {
-                matches: vec![Match::is(Cond::Unknown(what))],
-                action: Action::Accept,
-                origin: at(&format!("service {s}")),
-                spec: String::new(),
-            }),
+        }
+        if !z.interfaces.is_empty() || z.name == default {
+            return Cond::Unknown(format!(
+                "whether the packet {} zone {} (by interface)",
+                if ingress { "comes from" } else { "goes to" },
+                z.name
+            ));
+        }
+        if ingress {
+            Cond::Saddr(spans)
+        } else {
+            Cond::Daddr(spans)
         }
     }
-    for p in field("ports").split_whitespace() {
-        let Some((lo, hi, proto)) = port_proto(p) else {
-            return Err(err(
-                file,
-                z.line,
-                1,
-                format!("zone {}: port `{}`", z.name, super::clip(p)),
+
+    fn ipset(&self, name: &str) -> Result<Vec<Span>, String> {
+        match self.ipsets.get(name) {
+            Some(set) => set.spans(name),
+            None => Err(format!(
+                "ipset {} (its definition is not in the {})",
+                super::clip(name),
+                if self.format == Format::FirewalldXml {
+                    "configuration"
+                } else {
+                    "export"
+                }
+            )),
+        }
+    }
+
+    /// The rules a service admits: one per protocol, with its ports and destination.
+    fn service_rules(&self, name: &str, depth: usize) -> Result<Vec<Vec<Match>>, String> {
+        let Some(s) = self.services.get(name) else {
+            return Err(format!(
+                "service {} (its definition is not in the {})",
+                super::clip(name),
+                if self.format == Format::FirewalldXml {
+                    "configuration"
+                } else {
+                    "export"
+                }
             ));
         };
-        plain.push(Rule {
-            matches: vec![
-                Match::is(Cond::Proto(vec![proto])),
-                Match::is(Cond::Dport(vec![(lo, hi)])),
-            ],
-            action: Action::Accept,
-            origin: at(&format!("port {p}")),
-            spec: String::new(),
-        });
+        let mut out = Vec::new();
+        let group = |list: &[(u16, u16, u8)]| {
+            let mut by_proto: Vec<(u8, Vec<(u16, u16)>)> = Vec::new();
+            for &(lo, hi, p) in list {
+                match by_proto.iter_mut().find(|(q, _)| *q == p) {
+                    Some((_, v)) => v.push((lo, hi)),
+                    None => by_proto.push((p, vec![(lo, hi)])),
+                }
+            }
+            by_proto
+        };
+        let dest = |m: &mut Vec<Match>| {
+            if !s.destination.is_empty() {
+                m.push(Match::is(Cond::Daddr(s.destination.clone())));
+            }
+        };
+        for (p, ports) in group(&s.ports) {
+            let mut m = vec![
+                Match::is(Cond::Proto(vec![p])),
+                Match::is(Cond::Dport(ports)),
+            ];
+            dest(&mut m);
+            out.push(m);
+        }
+        // A service's source ports open every destination port to packets from those ports.
+        for (p, ports) in group(&s.source_ports) {
+            let mut m = vec![
+                Match::is(Cond::Proto(vec![p])),
+                Match::is(Cond::Sport(ports)),
+            ];
+            dest(&mut m);
+            out.push(m);
+        }
+        if !s.protocols.is_empty() {
+            let mut m = vec![Match::is(Cond::Proto(s.protocols.clone()))];
+            dest(&mut m);
+            out.push(m);
+        }
+        if depth < 8 {
+            for inc in &s.includes {
+                out.extend(self.service_rules(inc, depth + 1)?);
+            }
+        }
+        Ok(out)
     }
-    for p in field("protocols").split_whitespace() {
-        if let Some(n) = super::nft::proto_name(p) {
+
+    fn zone_chain(&self, z: &Zone) -> Result<Chain, AuditError> {
+        let kind = if z.ingress_zones.is_empty() && z.egress_zones.is_empty() {
+            "zone"
+        } else {
+            "policy"
+        };
+        let at = |what: &str| super::clean(&format!("{kind} {} ({}): {what}", z.name, z.at));
+        let fail = |loc: &Loc, what: String| err_at(loc, self.format, what);
+        let mut rules: Vec<(i64, u8, Rule)> = Vec::new(); // (priority, class, rule): class 0 deny, 1 allow, 2 service/port
+        for item in &z.unknown {
+            rules.push((
+                i64::MIN,
+                0,
+                Rule {
+                    matches: vec![Match::is(Cond::Unknown(format!(
+                        "{kind} {} element {}",
+                        z.name,
+                        super::clip(&item.text)
+                    )))],
+                    action: Action::Unknown(format!("element {}", super::clip(&item.text))),
+                    origin: format!(
+                        "{kind} {} ({}:{}): {}",
+                        z.name,
+                        item.loc.file,
+                        item.loc.line,
+                        super::clip(&item.text)
+                    ),
+                    spec: String::new(),
+                },
+            ));
+        }
+        for r in &z.rich {
+            let (prio, class, list) = self
+                .rich_rule(&r.words)
+                .map_err(|e| fail(&r.loc, format!("{kind} {}: {e}", z.name)))?;
+            let text = r.text();
+            for mut rule in list {
+                rule.origin = super::clean(&format!("{kind} {} {}: {}", z.name, r.at, text));
+                rules.push((prio, class, rule));
+            }
+        }
+        let mut plain = Vec::new();
+        for s in &z.services {
+            let s = s.text.as_str();
+            match self.service_rules(s, 0) {
+                Ok(list) => {
+                    for m in list {
+                        plain.push(Rule {
+                            matches: m,
+                            action: Action::Accept,
+                            origin: at(&format!("service {}", super::clean(s))),
+                            spec: String::new(),
+                        });
+                    }
+                }
+                Err(what) => plain.push(Rule {
+                    matches: vec![Match::is(Cond::Unknown(what))],
+                    action: Action::Accept,
+                    origin: at(&format!("service {}", super::clean(s))),
+                    spec: String::new(),
+                }),
+            }
+        }
+        for p in &z.ports {
+            let Some((lo, hi, proto)) = port_proto(&p.text) else {
+                return Err(fail(
+                    &p.loc,
+                    format!(
+                        "{kind} {}: port `{}` (PORT or FIRST-LAST, 1-65535, then /PROTOCOL)",
+                        z.name,
+                        super::clip(&p.text)
+                    ),
+                ));
+            };
             plain.push(Rule {
-                matches: vec![Match::is(Cond::Proto(vec![n]))],
+                matches: vec![
+                    Match::is(Cond::Proto(vec![proto])),
+                    Match::is(Cond::Dport(vec![(lo, hi)])),
+                ],
                 action: Action::Accept,
-                origin: at(&format!("protocol {p}")),
+                origin: at(&format!("port {}", super::clean(&p.text))),
                 spec: String::new(),
             });
         }
-    }
-    for p in field("source-ports").split_whitespace() {
-        plain.push(Rule {
-            matches: vec![Match::is(Cond::Unknown(format!("source port {p}")))],
-            action: Action::Accept,
-            origin: at(&format!("source-port {p}")),
+        for p in &z.protocols {
+            if let Some(n) = super::nft::proto_name(&p.text) {
+                plain.push(Rule {
+                    matches: vec![Match::is(Cond::Proto(vec![n]))],
+                    action: Action::Accept,
+                    origin: at(&format!("protocol {}", super::clean(&p.text))),
+                    spec: String::new(),
+                });
+            }
+        }
+        // A source port opens every destination port to packets from it: whether the client
+        // uses that port is not known.
+        for p in &z.source_ports {
+            let Some((lo, hi, proto)) = port_proto(&p.text) else {
+                return Err(fail(
+                    &p.loc,
+                    format!("{kind} {}: source port `{}`", z.name, super::clip(&p.text)),
+                ));
+            };
+            plain.push(Rule {
+                matches: vec![
+                    Match::is(Cond::Proto(vec![proto])),
+                    Match::is(Cond::Sport(vec![(lo, hi)])),
+                ],
+                action: Action::Accept,
+                origin: at(&format!("source-port {}", super::clean(&p.text))),
+                spec: String::new(),
+            });
+        }
+        // A destination NAT entry sends the port elsewhere: what happens there is not modelled.
+        for p in &z.forward_ports {
+            let mut m = Vec::new();
+            if let Some((lo, hi, proto)) = port_proto(&p.text) {
+                m.push(Match::is(Cond::Proto(vec![proto])));
+                m.push(Match::is(Cond::Dport(vec![(lo, hi)])));
+            }
+            m.push(Match::is(Cond::Unknown(format!(
+                "forward-port {} (destination NAT is not evaluated)",
+                super::clip(&p.text)
+            ))));
+            rules.push((
+                i64::MIN,
+                0,
+                Rule {
+                    matches: m,
+                    action: Action::Accept,
+                    origin: at(&format!("forward-port {}", super::clean(&p.text))),
+                    spec: String::new(),
+                },
+            ));
+        }
+        rules.extend(plain.into_iter().map(|r| (0, 2, r)));
+        // firewalld's order: negative priorities, then at 0 deny before allow before services
+        // and ports, then positive priorities; the order of the input within one class.
+        rules.sort_by_key(|(p, c, _)| (*p, if *p == 0 { *c } else { 0 }));
+        let mut out: Vec<Rule> = rules.into_iter().map(|(_, _, r)| r).collect();
+        let target = z.target.as_str();
+        let action = match target {
+            "ACCEPT" => Action::Accept,
+            "DROP" => Action::Drop,
+            // A policy's default: on to what comes after it.
+            "CONTINUE" => Action::Return,
+            // `default` and %%REJECT%% reject what the zone does not admit.
+            _ => Action::Reject,
+        };
+        out.push(Rule {
+            matches: Vec::new(),
+            action,
+            origin: at(&format!("target {}", super::clean(target))),
             spec: String::new(),
         });
+        Ok(Chain {
+            name: format!("firewalld zone {}", super::clean(&z.name)),
+            base: None,
+            rules: out,
+        })
     }
-    rules.extend(plain.into_iter().map(|r| (0, 2, r)));
-    // firewalld's order: negative priorities, then at 0 deny before allow before services and
-    // ports, then positive priorities; the order of the export within one class.
-    rules.sort_by_key(|(p, c, _)| (*p, if *p == 0 { *c } else { 0 }));
-    let mut out: Vec<Rule> = rules.into_iter().map(|(_, _, r)| r).collect();
-    let target = field("target");
-    let action = match target {
-        "ACCEPT" => Action::Accept,
-        "DROP" => Action::Drop,
-        // `default` and %%REJECT%% reject what the zone does not admit.
-        _ => Action::Reject,
-    };
-    out.push(Rule {
-        matches: Vec::new(),
-        action,
-        origin: at(&format!("target {target}")),
-        spec: String::new(),
-    });
-    Ok(Chain {
-        name: format!("firewalld zone {}", z.name),
-        base: None,
-        rules: out,
-    })
+
+    /// One rich rule: (priority, class, its rules without origin: one per protocol of a service).
+    fn rich_rule(
+        &self,
+        words: &[(String, Option<String>)],
+    ) -> Result<(i64, u8, Vec<Rule>), String> {
+        let mut matches = Vec::new();
+        let mut prio = 0i64;
+        let mut action = Action::Continue;
+        let mut class = 1u8;
+        let mut i = 0;
+        let mut element = "";
+        let mut negate = false;
+        let mut limited = false;
+        let mut service_alts: Option<Vec<Vec<Match>>> = None;
+        while i < words.len() {
+            let (k, v) = (&words[i].0, words[i].1.as_deref());
+            match (k.as_str(), v) {
+                ("rule", None) => {}
+                ("family", Some(f)) => matches.push(Match::is(Cond::Family(if f == "ipv6" {
+                    Family::V6
+                } else {
+                    Family::V4
+                }))),
+                ("priority", Some(p)) => {
+                    prio = p
+                        .parse()
+                        .map_err(|_| format!("priority `{}`", super::clip(p)))?
+                }
+                ("source" | "destination", None) => {
+                    element = if k == "source" {
+                        "source"
+                    } else {
+                        "destination"
+                    };
+                    negate = false;
+                }
+                ("NOT", None) => negate = true,
+                ("address" | "ipset", Some(a))
+                    if element == "source" || element == "destination" =>
+                {
+                    let spans = if k == "address" {
+                        addr(a)
+                            .map(|s| vec![s])
+                            .ok_or_else(|| format!("address `{}` in a rich rule", super::clip(a)))?
+                    } else {
+                        match self.ipset(a) {
+                            Ok(s) => s,
+                            Err(what) => {
+                                matches.push(Match::is(Cond::Unknown(what)));
+                                i += 1;
+                                continue;
+                            }
+                        }
+                    };
+                    let c = if element == "source" {
+                        Cond::Saddr(spans)
+                    } else {
+                        Cond::Daddr(spans)
+                    };
+                    matches.push(Match::not(c, negate));
+                }
+                ("mac", Some(x)) => {
+                    matches.push(Match::is(Cond::Unknown(format!("mac {}", super::clip(x)))))
+                }
+                ("service", None) | ("port", None) | ("protocol", None) | ("source-port", None) => {
+                    element = k.as_str()
+                }
+                ("name", Some(s)) if element == "service" => {
+                    service_alts = Some(
+                        self.service_rules(s, 0)
+                            .unwrap_or_else(|what| vec![vec![Match::is(Cond::Unknown(what))]]),
+                    );
+                }
+                ("port", Some(p)) if element == "port" || element == "source-port" => {
+                    let proto = words
+                        .get(i + 1)
+                        .filter(|w| w.0 == "protocol")
+                        .and_then(|w| w.1.clone())
+                        .unwrap_or_default();
+                    let (lo, hi, n) = port_proto(&format!("{p}/{proto}")).ok_or_else(|| {
+                        format!(
+                            "port `{}` protocol `{}`",
+                            super::clip(p),
+                            super::clip(&proto)
+                        )
+                    })?;
+                    if element == "source-port" {
+                        matches.push(Match::is(Cond::Proto(vec![n])));
+                        matches.push(Match::is(Cond::Sport(vec![(lo, hi)])));
+                    } else {
+                        matches.push(Match::is(Cond::Proto(vec![n])));
+                        matches.push(Match::is(Cond::Dport(vec![(lo, hi)])));
+                    }
+                    i += 1;
+                }
+                ("value", Some(p)) if element == "protocol" => match super::nft::proto_name(p) {
+                    Some(n) => matches.push(Match::is(Cond::Proto(vec![n]))),
+                    None => matches.push(Match::is(Cond::Unknown(format!(
+                        "protocol {}",
+                        super::clip(p)
+                    )))),
+                },
+                ("accept", None) => {
+                    action = Action::Accept;
+                    element = "action";
+                }
+                ("reject", None) => {
+                    action = Action::Reject;
+                    class = 0;
+                    element = "action";
+                }
+                ("drop", None) => {
+                    action = Action::Drop;
+                    class = 0;
+                    element = "action";
+                }
+                // A limit on a log only limits the logging; on the verdict, the verdict.
+                ("limit", None) if matches!(element, "log" | "mark") => {}
+                ("limit", None) => limited = true,
+                ("log" | "audit" | "nflog", None) => element = "log",
+                ("mark", None) => element = "mark",
+                // ICMP only: never a TCP or UDP connection.
+                ("icmp-block" | "icmp-type", None) => {
+                    element = "other";
+                    matches.push(Match::is(Cond::Proto(vec![1, 58])));
+                }
+                ("forward-port" | "masquerade" | "tcp-mss-clamp", None) => {
+                    element = "other";
+                    matches.push(Match::is(Cond::Unknown(format!("rich rule element {k}"))));
+                }
+                (_, Some(_)) if matches!(element, "log" | "mark" | "other") || limited => {}
+                ("type", Some(_)) => {} // reject type
+                _ => {
+                    return Err(format!("unexpected `{}` in a rich rule", super::clip(k)));
+                }
+            }
+            i += 1;
+        }
+        if limited {
+            matches.push(Match::is(Cond::Unknown("rich rule limit".into())));
+        }
+        let rule = |extra: Vec<Match>| {
+            let mut m = matches.clone();
+            m.extend(extra);
+            Rule {
+                matches: m,
+                action: action.clone(),
+                origin: String::new(),
+                spec: String::new(),
+            }
+        };
+        // A service with several protocols (or ports per protocol) is one rule per alternative.
+        let list = match service_alts {
+            Some(alts) => alts.into_iter().map(rule).collect(),
+            None => vec![rule(Vec::new())],
+        };
+        Ok((prio, class, list))
+    }
 }
 
 /// Splits a rich rule into words, keeping `key="value with spaces"` together.
@@ -496,128 +1292,4 @@ fn rich_words(text: &str) -> Result<Vec<(String, Option<String>)>, String> {
         }
     }
     Ok(out)
-}
-
-/// One rich rule: (priority, class, its rules without origin: one per protocol of a service).
-fn rich_rule(
-    text: &str,
-    services: &HashMap<String, Service>,
-) -> Result<(i64, u8, Vec<Rule>), String> {
-    let words = rich_words(text)?;
-    let mut matches = Vec::new();
-    let mut prio = 0i64;
-    let mut action = Action::Continue;
-    let mut class = 1u8;
-    let mut i = 0;
-    let mut element = "";
-    let mut negate = false;
-    let mut limited = false;
-    let mut service_alts: Option<Vec<Vec<Match>>> = None;
-    while i < words.len() {
-        let (k, v) = (&words[i].0, words[i].1.as_deref());
-        match (k.as_str(), v) {
-            ("rule", None) => {}
-            ("family", Some(f)) => matches.push(Match::is(Cond::Family(if f == "ipv6" {
-                Family::V6
-            } else {
-                Family::V4
-            }))),
-            ("priority", Some(p)) => {
-                prio = p
-                    .parse()
-                    .map_err(|_| format!("priority `{}`", super::clip(p)))?
-            }
-            ("source" | "destination", None) => {
-                element = if k == "source" {
-                    "source"
-                } else {
-                    "destination"
-                };
-                negate = false;
-            }
-            ("NOT", None) => negate = true,
-            ("address", Some(a)) => {
-                let span = addr(a).ok_or_else(|| format!("address `{}`", super::clip(a)))?;
-                let c = if element == "source" {
-                    Cond::Saddr(vec![span])
-                } else {
-                    Cond::Daddr(vec![span])
-                };
-                matches.push(Match::not(c, negate));
-            }
-            ("ipset" | "mac", Some(x)) => {
-                matches.push(Match::is(Cond::Unknown(format!("{k} {x}"))))
-            }
-            ("service", None) | ("port", None) | ("protocol", None) | ("source-port", None) => {
-                element = k.as_str()
-            }
-            ("name", Some(s)) if element == "service" => {
-                service_alts = Some(
-                    service_rules(s, services, 0)
-                        .unwrap_or_else(|what| vec![vec![Match::is(Cond::Unknown(what))]]),
-                );
-            }
-            ("port", Some(p)) if element == "port" || element == "source-port" => {
-                let proto = words
-                    .get(i + 1)
-                    .filter(|w| w.0 == "protocol")
-                    .and_then(|w| w.1.clone())
-                    .unwrap_or_default();
-                let (lo, hi, n) = port_proto(&format!("{p}/{proto}"))
-                    .ok_or_else(|| format!("port `{}`", super::clip(p)))?;
-                if element == "source-port" {
-                    matches.push(Match::is(Cond::Unknown(format!("source-port {p}"))));
-                } else {
-                    matches.push(Match::is(Cond::Proto(vec![n])));
-                    matches.push(Match::is(Cond::Dport(vec![(lo, hi)])));
-                }
-                i += 1;
-            }
-            ("value", Some(p)) if element == "protocol" => match super::nft::proto_name(p) {
-                Some(n) => matches.push(Match::is(Cond::Proto(vec![n]))),
-                None => matches.push(Match::is(Cond::Unknown(format!("protocol {p}")))),
-            },
-            ("accept", None) => action = Action::Accept,
-            ("reject", None) => {
-                action = Action::Reject;
-                class = 0;
-            }
-            ("drop", None) => {
-                action = Action::Drop;
-                class = 0;
-            }
-            ("limit", None) => limited = true,
-            ("log" | "audit" | "nflog", None) => element = "log",
-            ("mark", None) => element = "mark",
-            (
-                "icmp-block" | "icmp-type" | "forward-port" | "masquerade" | "tcp-mss-clamp",
-                None,
-            ) => {
-                matches.push(Match::is(Cond::Unknown(format!("rich rule element {k}"))));
-            }
-            (_, Some(_)) if matches!(element, "log" | "mark") || limited => {}
-            ("type", Some(_)) => {} // reject type
-            _ => return Err(format!("unexpected `{}` in a rich rule", super::clip(k))),
-        }
-        i += 1;
-    }
-    if limited {
-        matches.push(Match::is(Cond::Unknown("rich rule limit".into())));
-    }
-    let rule = |extra: Vec<Match>| {
-        let mut m = matches.clone();
-        m.extend(extra);
-        Rule {
-            matches: m,
-            action: action.clone(),
-            origin: String::new(),
-            spec: String::new(),
-        }
-    };
-    // A service with several protocols (or ports per protocol) is one rule per alternative.
-    let list = match service_alts {
-        Some(alts) => alts.into_iter().map(rule).collect(),
-        None => vec![rule(Vec::new())],
-    };
-    Ok((prio, class, list))
 }

@@ -6,6 +6,7 @@ mod cloud;
 pub mod compare;
 pub mod diff;
 mod firewalld;
+mod firewalld_xml;
 mod iptables;
 mod nft;
 mod nft_text;
@@ -33,6 +34,8 @@ pub enum Format {
     AwsJson,
     /// `firewall-cmd --list-all-zones` with the services' definitions (docs/audit.md)
     FirewalldText,
+    /// firewalld's XML files: a copy of /etc/firewalld (over /usr/lib/firewalld), or one zone
+    FirewalldXml,
 }
 
 impl Format {
@@ -45,6 +48,7 @@ impl Format {
             Format::WindowsJson => "windows-json",
             Format::AwsJson => "aws-json",
             Format::FirewalldText => "firewalld",
+            Format::FirewalldXml => "firewalld-xml",
         }
     }
 }
@@ -99,6 +103,9 @@ pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
             hint: "see docs/audit.md for the supported exports".into(),
         });
     }
+    if firewalld_xml::looks_xml(text) {
+        return firewalld_xml::read_one(name, text);
+    }
     if firewalld::looks_firewalld(text) {
         return firewalld::read(name, text);
     }
@@ -136,11 +143,30 @@ pub fn fits_scope(file: &str, rs: &Ruleset, network: bool) -> Result<(), AuditEr
     Ok(())
 }
 
-/// Export text made safe for one line of output: control characters escaped.
+/// One file of a firewalld configuration directory, as the caller read it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigFile {
+    /// True for `/usr/lib/firewalld` (the shipped files), false for `/etc/firewalld` (which
+    /// overrides a shipped file of the same kind and name).
+    pub system: bool,
+    /// The path inside that directory: `firewalld.conf`, `zones/public.xml`, `ipsets/x.xml`.
+    pub rel: String,
+    /// The path messages name.
+    pub display: String,
+    pub text: String,
+}
+
+/// Reads a firewalld configuration from its files (docs/audit.md: which files, which wins).
+pub fn read_firewalld_dir(name: &str, files: &[ConfigFile]) -> Result<Ruleset, AuditError> {
+    firewalld_xml::read_dir(name, files)
+}
+
+/// Export text made safe for one line of output: control, bidirectional-formatting and line
+/// separator characters escaped (`\u{202e}`), as every sink of `crate::safe` forbids them.
 pub fn clean(text: &str) -> String {
     text.chars()
         .flat_map(|c| {
-            if c.is_control() {
+            if crate::safe::is_forbidden(c) {
                 c.escape_default().collect::<Vec<_>>()
             } else {
                 vec![c]
@@ -149,14 +175,14 @@ pub fn clean(text: &str) -> String {
         .collect()
 }
 
-/// Export text quoted in an error message: one line, control characters escaped, at most 80
+/// Export text quoted in an error message: one line, forbidden characters escaped, at most 80
 /// characters (the input is hostile: it must not reach the terminal raw).
 pub fn clip(text: &str) -> String {
     let mut out: String = text
         .chars()
         .take(80)
         .flat_map(|c| {
-            if c.is_control() {
+            if crate::safe::is_forbidden(c) {
                 c.escape_default().collect::<Vec<_>>()
             } else {
                 vec![c]

@@ -43,12 +43,118 @@ pub(super) fn scope(
     ))
 }
 
-/// Reads and parses a ruleset export; unreadable input is an error (exit 2).
+/// Most files read from a firewalld configuration (a stock one has about 250).
+const MAX_CONFIG_FILES: usize = 10_000;
+
+/// Reads and parses a ruleset export, or a firewalld configuration directory; unreadable input
+/// is an error (exit 2).
 pub(super) fn load_ruleset(path: &std::path::Path) -> Result<crate::audit::Ruleset> {
+    if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
+        return load_firewalld_dir(path);
+    }
     let source = read_file(path)?;
     Ok(crate::audit::read(
         &path.display().to_string(),
         &source.text,
+    )?)
+}
+
+/// A firewalld configuration: a copy of `/etc/firewalld`, or a root holding `etc/firewalld` and
+/// `usr/lib/firewalld`. Only `firewalld.conf` and the `*.xml` files directly in `zones`,
+/// `services`, `ipsets` and `policies` are read (no recursion, so no symlink loop); each is a regular file
+/// of bounded size, and so is the sum.
+fn load_firewalld_dir(path: &std::path::Path) -> Result<crate::audit::Ruleset> {
+    use crate::audit::ConfigFile;
+    let etc = path.join("etc/firewalld");
+    let usr = path.join("usr/lib/firewalld");
+    let layers: Vec<(bool, std::path::PathBuf)> = if etc.is_dir() || usr.is_dir() {
+        vec![(true, usr), (false, etc)]
+    } else if path.join("zones").is_dir() || path.join("firewalld.conf").is_file() {
+        vec![(false, path.to_path_buf())]
+    } else {
+        return Err(super::not_an_input(
+            path,
+            format!(
+                "{} is a directory, but not a firewalld configuration (no zones/, \
+                 firewalld.conf, etc/firewalld or usr/lib/firewalld)",
+                path.display()
+            ),
+            "give a copy of /etc/firewalld, or of / with etc/firewalld and usr/lib/firewalld \
+             (docs/audit.md), or an export file",
+        ));
+    };
+    let mut files = Vec::new();
+    let mut total: u64 = 0;
+    let mut add = |system: bool, rel: String, file: &std::path::Path| -> Result<()> {
+        if files.len() >= MAX_CONFIG_FILES {
+            return Err(super::not_an_input(
+                path,
+                format!(
+                    "{} holds more than {MAX_CONFIG_FILES} firewalld files",
+                    path.display()
+                ),
+                "is it the right directory?",
+            ));
+        }
+        let source = read_file(file)?;
+        total += source.text.len() as u64;
+        if total > super::MAX_INPUT_BYTES {
+            return Err(super::not_an_input(
+                path,
+                format!(
+                    "the firewalld files of {} are too large (at most {} MiB in all are read)",
+                    path.display(),
+                    super::MAX_INPUT_BYTES >> 20
+                ),
+                "is it the right directory?",
+            ));
+        }
+        files.push(ConfigFile {
+            system,
+            rel,
+            // File names inside the directory are input too: no control character goes out.
+            display: crate::audit::clean(&file.display().to_string()),
+            text: source.text.to_string(),
+        });
+        Ok(())
+    };
+    for (system, dir) in layers {
+        if !dir.is_dir() {
+            continue;
+        }
+        let conf = dir.join("firewalld.conf");
+        if std::fs::symlink_metadata(&conf).is_ok() {
+            add(system, "firewalld.conf".into(), &conf)?;
+        }
+        for kind in ["zones", "services", "ipsets", "policies"] {
+            let sub = dir.join(kind);
+            if !sub.is_dir() {
+                continue;
+            }
+            let list = std::fs::read_dir(&sub)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", sub.display()))?;
+            let mut names: Vec<std::ffi::OsString> = Vec::new();
+            for entry in list {
+                let entry =
+                    entry.map_err(|e| anyhow::anyhow!("cannot read {}: {e}", sub.display()))?;
+                names.push(entry.file_name());
+                if names.len() > MAX_CONFIG_FILES {
+                    break; // `add` says why
+                }
+            }
+            names.sort();
+            for name in names {
+                let text = name.to_string_lossy();
+                if !text.ends_with(".xml") {
+                    continue; // firewalld reads only *.xml (backups stay out)
+                }
+                add(system, format!("{kind}/{text}"), &sub.join(&name))?;
+            }
+        }
+    }
+    Ok(crate::audit::read_firewalld_dir(
+        &path.display().to_string(),
+        &files,
     )?)
 }
 
@@ -100,6 +206,8 @@ fn short_rule(rule: &str, room: usize) -> String {
 
 /// A detail line wrapped at spaces to `width` columns: the first line indented 4, the others 6.
 fn wrap_detail(detail: &str, width: usize, out: &mut String) {
+    // The export's text is hostile: nothing of it reaches the terminal raw.
+    let detail = crate::safe::clean(crate::safe::Sink::Terminal, detail);
     let mut col = 4;
     out.push_str("    ");
     let mut first = true;
