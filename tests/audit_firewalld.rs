@@ -382,6 +382,42 @@ impl Rng {
     fn pick<T: Copy>(&mut self, list: &[T]) -> T {
         list[self.below(list.len())]
     }
+
+    /// A new connection's first packet: a source of `sources`, a destination of its family (or
+    /// itself), TCP or UDP, one of `ports` (one time in eight any port), to the host or through it
+    /// (`--network`).
+    fn packet(&mut self, sources: &[IpAddr], dests: &[IpAddr], ports: &[u16]) -> Packet {
+        let src = self.pick(sources);
+        let same: Vec<IpAddr> = dests
+            .iter()
+            .copied()
+            .filter(|d| d.is_ipv4() == src.is_ipv4())
+            .collect();
+        Packet {
+            src,
+            dst: if same.is_empty() {
+                src
+            } else {
+                self.pick(&same)
+            },
+            transport: if self.below(2) == 0 {
+                Transport::Tcp
+            } else {
+                Transport::Udp
+            },
+            sport: None,
+            dport: if self.below(8) == 0 {
+                1 + self.below(65535) as u16
+            } else {
+                self.pick(ports)
+            },
+            hook: if self.below(2) == 0 {
+                Hook::Input
+            } else {
+                Hook::Forward
+            },
+        }
+    }
 }
 
 fn num_addr(family: Family, n: u128) -> IpAddr {
@@ -445,38 +481,7 @@ fn agree(text: &Ruleset, xml: &Ruleset, what: &str, seed: u64, count: usize) -> 
     ports.extend([22, 546, 5353, 9090]);
     let mut tally = [0; 4];
     for _ in 0..count {
-        let src = rng.pick(&sources);
-        let same: Vec<IpAddr> = dests
-            .iter()
-            .copied()
-            .filter(|d| d.is_ipv4() == src.is_ipv4())
-            .collect();
-        let dst = if same.is_empty() {
-            src
-        } else {
-            rng.pick(&same)
-        };
-        let p = Packet {
-            src,
-            dst,
-            transport: if rng.below(2) == 0 {
-                Transport::Tcp
-            } else {
-                Transport::Udp
-            },
-            sport: None,
-            dport: if rng.below(8) == 0 {
-                1 + rng.below(65535) as u16
-            } else {
-                rng.pick(&ports)
-            },
-            // To the host, or through it (`--network`).
-            hook: if rng.below(2) == 0 {
-                Hook::Input
-            } else {
-                Hook::Forward
-            },
-        };
+        let p = rng.packet(&sources, &dests, &ports);
         let (a, b) = (text.evaluate(&p), xml.evaluate(&p));
         assert_eq!(
             kind(&a.outcome),
@@ -865,37 +870,7 @@ fn agree_where_decided(live: &Ruleset, xml: &Ruleset, what: &str, seed: u64) -> 
         .collect();
     let (mut compared, mut left) = (0, 0);
     for _ in 0..4000 {
-        let src = rng.pick(&sources);
-        let same: Vec<IpAddr> = dests
-            .iter()
-            .copied()
-            .filter(|d| d.is_ipv4() == src.is_ipv4())
-            .collect();
-        let p = Packet {
-            src,
-            dst: if same.is_empty() {
-                src
-            } else {
-                rng.pick(&same)
-            },
-            transport: if rng.below(2) == 0 {
-                Transport::Tcp
-            } else {
-                Transport::Udp
-            },
-            sport: None,
-            dport: if rng.below(8) == 0 {
-                1 + rng.below(65535) as u16
-            } else {
-                rng.pick(&ports)
-            },
-            // To the host, or through it (`--network`).
-            hook: if rng.below(2) == 0 {
-                Hook::Input
-            } else {
-                Hook::Forward
-            },
-        };
+        let p = rng.packet(&sources, &dests, &ports);
         let (a, b) = (live.evaluate(&p), xml.evaluate(&p));
         if matches!(a.outcome, Outcome::Undecided(_)) || matches!(b.outcome, Outcome::Undecided(_))
         {
