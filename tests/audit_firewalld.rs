@@ -1177,48 +1177,34 @@ fn verdict(rs: &Ruleset, src: &str, dst: &str, t: Transport, port: u16) -> Outco
 #[test]
 fn etc_overrides_usr_lib() {
     let rs = fixture();
-    let tcp = Transport::Tcp;
-    // The shipped public zone opens ssh to everyone; the site's copy does not.
-    assert_eq!(
-        verdict(&rs, "10.88.5.5", "10.88.1.11", tcp, 22),
-        Outcome::Drop
-    );
-    // ssh from the admins zone (an ipset of two networks).
-    assert_eq!(
-        verdict(&rs, "10.88.3.200", "10.88.1.11", tcp, 22),
-        Outcome::Accept
-    );
-    assert_eq!(
-        verdict(&rs, "10.88.3.5", "10.88.1.11", tcp, 22),
-        Outcome::Accept
-    );
-    // The site's cockpit is 9091, not the shipped 9090; not to 10.88.1.11 (NOT destination).
-    assert_eq!(
-        verdict(&rs, "10.88.3.5", "10.88.1.100", tcp, 9091),
-        Outcome::Accept
-    );
-    assert_eq!(
-        verdict(&rs, "10.88.3.5", "10.88.1.100", tcp, 9090),
-        Outcome::Drop
-    );
-    assert_eq!(
-        verdict(&rs, "10.88.3.5", "10.88.1.11", tcp, 9091),
-        Outcome::Drop
-    );
-    // The default zone is etc's `public` (dhcpv6-client), not usr/lib's `drop`.
-    assert_eq!(
-        verdict(&rs, "fe80::1", "fe80::2", Transport::Udp, 546),
-        Outcome::Accept
-    );
-    // An IPv6 ipset source (admins6) sends its addresses to the admins zone.
-    assert_eq!(
-        verdict(&rs, "fd00:88:3::9", "fd00::1", tcp, 22),
-        Outcome::Accept
-    );
-    assert_eq!(
-        verdict(&rs, "fd00:88:4::9", "fd00::1", tcp, 22),
-        Outcome::Drop
-    );
+    let (tcp, udp) = (Transport::Tcp, Transport::Udp);
+    let (accept, drop) = (Outcome::Accept, Outcome::Drop);
+    // (source, destination, transport, port, verdict, why)
+    #[rustfmt::skip]
+    let cases = [
+        ("10.88.5.5", "10.88.1.11", tcp, 22, &drop,
+         "the shipped public zone opens ssh to everyone; the site's copy does not"),
+        ("10.88.3.200", "10.88.1.11", tcp, 22, &accept,
+         "ssh from the admins zone (an ipset of two networks)"),
+        ("10.88.3.5", "10.88.1.11", tcp, 22, &accept, "the ipset's other network"),
+        ("10.88.3.5", "10.88.1.100", tcp, 9091, &accept,
+         "the site's cockpit is 9091, not the shipped 9090"),
+        ("10.88.3.5", "10.88.1.100", tcp, 9090, &drop, "the shipped cockpit port"),
+        ("10.88.3.5", "10.88.1.11", tcp, 9091, &drop,
+         "cockpit not to 10.88.1.11 (NOT destination)"),
+        ("fe80::1", "fe80::2", udp, 546, &accept,
+         "the default zone is etc's `public` (dhcpv6-client), not usr/lib's `drop`"),
+        ("fd00:88:3::9", "fd00::1", tcp, 22, &accept,
+         "an IPv6 ipset source (admins6) sends its addresses to the admins zone"),
+        ("fd00:88:4::9", "fd00::1", tcp, 22, &drop, "outside admins6"),
+    ];
+    for (src, dst, t, port, want, why) in cases {
+        assert_eq!(
+            &verdict(&rs, src, dst, t, port),
+            want,
+            "{why}: {src} -> {dst} {t:?}/{port}"
+        );
+    }
     // Without etc, usr/lib alone: DefaultZone=drop, the shipped public with ssh is not default.
     let system: Vec<ConfigFile> = config_files(&Path::new(ROOT).join(FIXTURE))
         .into_iter()
