@@ -10,10 +10,6 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
 
-fn required() -> bool {
-    std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1")
-}
-
 fn have(tool: &str) -> bool {
     Command::new("sh")
         .args(["-c", &format!("command -v {tool}")])
@@ -175,6 +171,7 @@ fn local_playbook_names_the_held_port_and_leaves_nothing_running() {
 mod common;
 
 use common::netns::{self, Netns};
+use common::required;
 
 /// Processes the namespace test started (sshd per host): killed and reaped on drop, by their pid.
 struct Children(Vec<std::process::Child>);

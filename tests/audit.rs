@@ -19,10 +19,10 @@ use std::time::{Duration, Instant};
 
 use common::burst;
 use common::netns::{self, Netns};
+use common::{cli, required};
 use scc_ports::audit::{Hook, Outcome, Packet};
 use scc_ports::catalog::Transport;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scc-ports");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const LAB: &str = "tests/audit/lab.toml";
 const SERVER: [Ipv4Addr; 3] = [
@@ -73,19 +73,6 @@ fn seed() -> u64 {
         .unwrap_or(11)
 }
 
-fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .current_dir(ROOT)
-        .args(args)
-        .output()
-        .expect("run scc-ports");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 fn tool(name: &str) -> bool {
     Command::new(name)
         .arg("--version")
@@ -102,7 +89,7 @@ fn kernel_ready(what: &str) -> bool {
     }
     for t in ["iptables-restore", "iptables-save"] {
         if !tool(t) {
-            if std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
+            if required() {
                 panic!("{what}: `{t}` not found and SCC_PORTS_REQUIRE_ROOT_TESTS=1");
             }
             eprintln!("skipping {what}: `{t}` not found");

@@ -10,6 +10,8 @@
 
 mod common;
 
+use common::{cli, required};
+
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -18,7 +20,6 @@ use std::process::Command;
 use scc_ports::audit::{self, ConfigFile, Family, Hook, Outcome, Packet, Ruleset};
 use scc_ports::catalog::Transport;
 
-const BIN: &str = env!("CARGO_BIN_EXE_scc-ports");
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const LAB: &str = "tests/audit/lab.toml";
 const FIXTURE: &str = "tests/audit/firewalld-xml";
@@ -32,23 +33,6 @@ const GENERATED: [(&str, &str); 5] = [
     ("examples/large.toml", "APP_A1"),
     ("examples/services.toml", "DB1"),
 ];
-
-fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .current_dir(ROOT)
-        .args(args)
-        .output()
-        .expect("run scc-ports");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn required() -> bool {
-    std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1")
-}
 
 /// Whether firewall-offline-cmd can run here (prints why not; panics when it is required).
 fn offline_usable() -> bool {

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::burst::{self, Outcome};
+use common::required;
 use ipnet::IpNet;
 use scc_ports::catalog::{Catalog, Role, Transport};
 use scc_ports::deployment::Deployment;
@@ -333,7 +334,7 @@ fn skip_unless(what: &str, reason: Option<String>) -> bool {
     match reason {
         None => true,
         Some(r) => {
-            if std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
+            if required() {
                 panic!("{what}: {r}, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires this test");
             }
             eprintln!("skipping {what}: {r}");

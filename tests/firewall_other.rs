@@ -6,6 +6,10 @@
 //! (CI), where a missing Debian-installable tool (firewalld, python3) or root is a failure.
 //! Terraform and PowerShell are not Debian packages, so their checks always only skip.
 
+mod common;
+
+use common::required;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -72,10 +76,6 @@ fn outputs(target: &str) -> Vec<(String, String, String)> {
         }
     }
     all
-}
-
-fn required() -> bool {
-    std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1")
 }
 
 /// Skips (prints the reason, returns true) or, when the checks are required, fails.

@@ -2,8 +2,12 @@
 //! probe results (tests/report/: one filtered, one closed, one open, a zone with no result), the
 //! exit code, the errors for bad result files, and hostile names escaped in every output.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+use common::required;
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/report")
@@ -258,7 +262,7 @@ fn hostile_names_are_escaped_in_every_output() {
 #[test]
 fn html_report_renders_in_headless_chromium() {
     let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
-    let required = std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1");
+    let required = required();
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
     let missing = if !browser.join("node_modules/playwright-core").is_dir() {
         Some("tests/browser/node_modules is missing (npm ci in tests/browser)")

@@ -4,11 +4,15 @@
 //! is turned into JSON by the toml crate here); the README installs first and names only files
 //! in the repository.
 
+mod common;
+
 use std::path::PathBuf;
 use std::process::Command;
 
 use scc_ports::deployment::shape::{DEPLOYMENT, Field, Shape};
 use serde_json::{Value, json};
+
+use common::required;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -108,7 +112,7 @@ fn python() -> Option<PathBuf> {
         }
     }
     let why = "no python3 with the `jsonschema` module (Debian: python3-jsonschema)";
-    if std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
+    if required() {
         panic!("schema validation test: {why}, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires it");
     }
     eprintln!("skipping schema validation: {why}");

@@ -11,6 +11,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::netns::{self, Netns};
+use common::required;
 
 fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_scc-ports")
@@ -297,7 +298,7 @@ fn kernel_ready(test: &str, tool: &str) -> bool {
         return false;
     }
     if which(tool).is_none() {
-        if std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
+        if required() {
             panic!("{test}: `{tool}` not found, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires it");
         }
         eprintln!("skipping {test}: `{tool}` not found");

@@ -22,6 +22,7 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use common::netns::{self, Netns};
+use common::required;
 use scc_ports::catalog::Transport;
 use scc_ports::net::probe::{self, ProbeOptions};
 use scc_ports::net::{Endpoint, Secret};
@@ -41,10 +42,6 @@ static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn required() -> bool {
-    std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1")
 }
 
 fn skip_or_fail(test: &str, why: &str) -> bool {

@@ -15,6 +15,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::netns::{self, Netns};
+use common::required;
 
 const EXAMPLES: [&str; 3] = ["all-in-one", "redundant", "large"];
 const TARGETS: [&str; 6] = ["nftables", "iptables", "firewalld", "windows", "aws", "csv"];
@@ -56,7 +57,7 @@ fn windows(test: &str) -> Option<(PathBuf, PathBuf)> {
             return Some((e.clone(), wine));
         }
     };
-    if std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
+    if required() {
         panic!("{test}: the Windows tests are required but cannot run: {why}");
     }
     eprintln!("skipping {test}: {why}");

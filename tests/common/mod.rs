@@ -3,3 +3,23 @@
 
 pub mod burst;
 pub mod netns;
+
+/// Whether CI requires the tests that need root or a tool: they fail instead of skipping
+/// (`.ci/run` sets `SCC_PORTS_REQUIRE_ROOT_TESTS=1`).
+pub fn required() -> bool {
+    std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1")
+}
+
+/// Runs the built `scc-ports` from the crate's root: (exit code, stdout, stderr).
+pub fn cli(args: &[&str]) -> (i32, String, String) {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_scc-ports"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .expect("run scc-ports");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}

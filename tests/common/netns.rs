@@ -38,7 +38,7 @@ pub fn available(test: &str) -> bool {
     match why {
         None => true,
         Some(why) => {
-            if std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1") {
+            if super::required() {
                 panic!("{test}: namespace tests are required but cannot run: {why}");
             }
             eprintln!("skipping {test}: {why}");
