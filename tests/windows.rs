@@ -291,6 +291,24 @@ fn start_listener(mut cmd: Command, within: Duration) -> (Running, String, Durat
     }
 }
 
+/// The Linux listener for node LO of `dir/lo.toml` with `dir/secret`, ready (within 20 s).
+fn linux_listener(dir: &Path, duration: &str) -> (Running, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scc-ports"));
+    cmd.args([
+        "listen",
+        "lo.toml",
+        "--node",
+        "LO",
+        "--secret-file",
+        "secret",
+    ])
+    .args(["--duration", duration])
+    .current_dir(dir)
+    .env_remove("SCC_PORTS_SECRET");
+    let (listener, ready, _) = start_listener(cmd, Duration::from_secs(20));
+    (listener, ready)
+}
+
 /// The probe JSON's summary, checked: every planned port `verified`.
 fn assert_all_verified(out: &Output, who: &str) {
     let text = String::from_utf8_lossy(&out.stdout);
@@ -569,19 +587,7 @@ fn windows_prober_verifies_a_linux_listener() {
     )
     .unwrap();
     std::fs::write(dir.path().join("secret"), "wine-live\n").unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scc-ports"));
-    cmd.args([
-        "listen",
-        "lo.toml",
-        "--node",
-        "LO",
-        "--secret-file",
-        "secret",
-    ])
-    .args(["--duration", "90s"])
-    .current_dir(dir.path())
-    .env_remove("SCC_PORTS_SECRET");
-    let (listener, ready, _) = start_listener(cmd, Duration::from_secs(20));
+    let (listener, ready) = linux_listener(dir.path(), "90s");
     assert!(ready.contains("ready: 1611 of 1611 ports bound"), "{ready}");
     let started = Instant::now();
     let probe = wine(
@@ -655,19 +661,7 @@ fn windows_sweep_finds_exactly_the_unexpected_listeners() {
     )
     .unwrap();
     std::fs::write(dir.path().join("secret"), "wine-sweep-secret-0123456789\n").unwrap();
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_scc-ports"));
-    cmd.args([
-        "listen",
-        "lo.toml",
-        "--node",
-        "LO",
-        "--secret-file",
-        "secret",
-    ])
-    .args(["--duration", "120s"])
-    .current_dir(dir.path())
-    .env_remove("SCC_PORTS_SECRET");
-    let (listener, ready, _) = start_listener(cmd, Duration::from_secs(20));
+    let (listener, ready) = linux_listener(dir.path(), "120s");
     assert!(ready.contains("ready: 2 of 2 ports bound"), "{ready}");
     // Unplanned listeners, low, mid and in the dynamic range; an accepted connection stays in
     // the backlog (no accept needed).
