@@ -158,15 +158,49 @@ fn load_firewalld_dir(path: &std::path::Path) -> Result<crate::audit::Ruleset> {
     )?)
 }
 
-pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
-    let dep = load_deployment(args.file.as_deref(), catalog)?;
+/// What `audit` and `firewall --diff` start from: the export, read and fit for the scope, and
+/// the scope's planned flows.
+struct Start {
+    rules: crate::audit::Ruleset,
+    flows: Vec<crate::flows::Flow>,
+    mode: Mode,
+    scope: Scope,
+}
+
+fn start(
+    catalog: &Catalog,
+    file: Option<&std::path::Path>,
+    node: Option<&str>,
+    ruleset: &std::path::Path,
+) -> Result<Start> {
+    let dep = load_deployment(file, catalog)?;
     let plan = crate::plan::resolve(&dep, catalog);
-    let (mode, scope) = scope(&dep, &plan, args.node.as_deref())?;
-    let rules = load_ruleset(&args.ruleset)?;
+    let (mode, scope) = scope(&dep, &plan, node)?;
+    let rules = load_ruleset(ruleset)?;
     let network = matches!(scope, Scope::Network);
-    crate::audit::fits_scope(&args.ruleset.display().to_string(), &rules, network)?;
+    crate::audit::fits_scope(&ruleset.display().to_string(), &rules, network)?;
     let all = crate::flows::flows(&dep, catalog, &plan);
     let flows = crate::firewall::select(&all, &mode);
+    Ok(Start {
+        rules,
+        flows,
+        mode,
+        scope,
+    })
+}
+
+pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
+    let Start {
+        rules,
+        flows,
+        scope,
+        ..
+    } = start(
+        catalog,
+        args.file.as_deref(),
+        args.node.as_deref(),
+        &args.ruleset,
+    )?;
     let report = compare::audit(&rules, &flows, &scope);
     let text = match args.format {
         AuditFormat::Json => json(&report)?,
@@ -365,15 +399,13 @@ fn table(r: &Report) -> String {
 
 /// `firewall --diff RULES`: the changes that bring the exported ruleset to the plan.
 pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<ExitCode> {
-    let dep = load_deployment(args.file.as_deref(), catalog)?;
-    let plan = crate::plan::resolve(&dep, catalog);
-    let (mode, scope) = scope(&dep, &plan, args.node.as_deref())?;
     let path = args.diff.as_deref().expect("called with --diff");
-    let rules = load_ruleset(path)?;
-    let network = matches!(scope, Scope::Network);
-    crate::audit::fits_scope(&path.display().to_string(), &rules, network)?;
-    let all = crate::flows::flows(&dep, catalog, &plan);
-    let flows = crate::firewall::select(&all, &mode);
+    let Start {
+        rules,
+        flows,
+        mode,
+        scope,
+    } = start(catalog, args.file.as_deref(), args.node.as_deref(), path)?;
     let (changes, after) = crate::audit::diff::diff(&rules, &flows, &scope);
     let header = vec![
         format!(
