@@ -1334,31 +1334,20 @@ fn golden_nft_text() {
         report("tests/audit/admin.json")
     );
     // --diff must delete rules there: without `nft -a` handles it refuses, and says why.
-    let (code, out, err) = cli(&[
-        "firewall",
-        LAB,
-        "--target",
-        "nftables",
-        "--node",
-        "APP1",
-        "--diff",
-        "tests/audit/admin.nft",
-    ]);
+    let (code, out, err) = diff_app1("nftables", "tests/audit/admin.nft");
     assert_eq!(code, 2, "{out}");
     assert!(err.contains("nft -a list ruleset"), "{err}");
     // iptables --diff of nft text: the target does not match the export
-    let (code, _, err) = cli(&[
-        "firewall",
-        LAB,
-        "--target",
-        "iptables",
-        "--node",
-        "APP1",
-        "--diff",
-        "tests/audit/admin.nft-text",
-    ]);
+    let (code, _, err) = diff_app1("iptables", "tests/audit/admin.nft-text");
     assert_eq!(code, 2);
     assert!(err.contains("nftables-text"), "{err}");
+}
+
+/// `firewall --target TARGET --node APP1 --diff EXPORT` on the lab: (exit code, stdout, stderr).
+fn diff_app1(target: &str, export: &str) -> (i32, String, String) {
+    cli(&[
+        "firewall", LAB, "--target", target, "--node", "APP1", "--diff", export,
+    ])
 }
 
 #[test]
@@ -1370,25 +1359,14 @@ fn golden_diff_for_both_targets() {
         ("nftables", "admin.nft-text", "nftables_text"),
     ] {
         let path = format!("tests/audit/{file}");
-        let (code, out, err) = cli(&[
-            "firewall", LAB, "--target", target, "--node", "APP1", "--diff", &path,
-        ]);
+        let (code, out, err) = diff_app1(target, &path);
         assert_eq!(code, 0, "{err}");
         assert!(out.contains("(exactly the plan)"), "{out}");
         insta::assert_snapshot!(format!("audit_diff_{name}"), out);
     }
     // The generator's set-based rules with an element deleted and one widened (a kernel export):
     // the fix is set elements, not rules.
-    let (_, out, _) = cli(&[
-        "firewall",
-        LAB,
-        "--target",
-        "nftables",
-        "--node",
-        "APP1",
-        "--diff",
-        "tests/audit/sets.json",
-    ]);
+    let (_, out, _) = diff_app1("nftables", "tests/audit/sets.json");
     for line in [
         "delete element inet scc_ports clients_udp_v4 { 10.88.1.101 . 9000-9061 }",
         "add element inet scc_ports clients_udp_v4 { 10.88.1.101 . 9000-9060 }",
@@ -1408,16 +1386,7 @@ fn golden_diff_for_both_targets() {
         "*filter\n:INPUT DROP [0:0]\n-A INPUT -p tcp -m tcp --dport 21012 -m limit --limit 1/s -j ACCEPT\nCOMMIT\n",
     )
     .unwrap();
-    let (code, out, err) = cli(&[
-        "firewall",
-        LAB,
-        "--target",
-        "iptables",
-        "--node",
-        "APP1",
-        "--diff",
-        limited.to_str().unwrap(),
-    ]);
+    let (code, out, err) = diff_app1("iptables", limited.to_str().unwrap());
     assert_eq!(code, 1, "{err}");
     assert!(
         out.contains("NOT exactly the plan") && out.contains("# Notes"),
@@ -1425,28 +1394,10 @@ fn golden_diff_for_both_targets() {
     );
     assert!(out.contains("-m limit"), "{out}");
     // A target the export does not match, and a target --diff does not write: exit 2.
-    let (code, _, err) = cli(&[
-        "firewall",
-        LAB,
-        "--target",
-        "iptables",
-        "--node",
-        "APP1",
-        "--diff",
-        "tests/audit/admin.json",
-    ]);
+    let (code, _, err) = diff_app1("iptables", "tests/audit/admin.json");
     assert_eq!(code, 2);
     assert!(err.contains("iptables-save"), "{err}");
-    let (code, _, err) = cli(&[
-        "firewall",
-        LAB,
-        "--target",
-        "aws",
-        "--node",
-        "APP1",
-        "--diff",
-        "tests/audit/aws.json",
-    ]);
+    let (code, _, err) = diff_app1("aws", "tests/audit/aws.json");
     assert_eq!(code, 2, "{err}");
 }
 
@@ -1597,16 +1548,7 @@ fn windows_diff_applied_to_the_export_admits_exactly_the_plan() {
     let dir = tempfile::tempdir().unwrap();
     let before = dir.path().join("before.json");
     std::fs::write(&before, export.to_string()).unwrap();
-    let (code, script, err) = cli(&[
-        "firewall",
-        LAB,
-        "--target",
-        "windows",
-        "--node",
-        "APP1",
-        "--diff",
-        before.to_str().unwrap(),
-    ]);
+    let (code, script, err) = diff_app1("windows", before.to_str().unwrap());
     assert_eq!(code, 0, "{err}\n{script}");
     assert!(script.contains("(exactly the plan)"), "{script}");
     assert!(
@@ -1633,16 +1575,7 @@ fn windows_diff_applied_to_the_export_admits_exactly_the_plan() {
     let (code, out, err) = audit(&after);
     assert_eq!(code, 0, "after the diff: {err}\n{out}");
     // The same export for the wrong target, and an nft export for windows: exit 2, with the hint.
-    let (code, _, err) = cli(&[
-        "firewall",
-        LAB,
-        "--target",
-        "windows",
-        "--node",
-        "APP1",
-        "--diff",
-        "tests/audit/admin.json",
-    ]);
+    let (code, _, err) = diff_app1("windows", "tests/audit/admin.json");
     assert_eq!(code, 2);
     assert!(err.contains("PowerShell line in docs/audit.md"), "{err}");
     // Windows Firewall is never the firewall between zones.
