@@ -99,6 +99,17 @@ impl Listener {
         }
     }
 
+    /// A listener with the default options whose live events are kept, for the test to read.
+    fn recording(endpoints: Vec<Endpoint>) -> (Listener, Arc<Mutex<Vec<ListenEvent>>>) {
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let seen = events.clone();
+        let opts = ListenOptions {
+            events: Some(EventSink(Arc::new(move |e| seen.lock().unwrap().push(e)))),
+            ..ListenOptions::default()
+        };
+        (Listener::start(endpoints, opts), events)
+    }
+
     fn stop(mut self) -> ListenReport {
         let _ = self.stop.take().unwrap().send(());
         self.thread.take().unwrap().join().unwrap()
@@ -245,13 +256,7 @@ fn a_wrong_secret_flood_from_a_thousand_sources_is_reported_at_most_once_a_secon
         ep(a, Transport::Udp, 31000, 31049),
         ep(a, Transport::Tcp, 31000, 31001),
     ];
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let seen = events.clone();
-    let opts = ListenOptions {
-        events: Some(EventSink(Arc::new(move |e| seen.lock().unwrap().push(e)))),
-        ..ListenOptions::default()
-    };
-    let l = Listener::start(eps.clone(), opts);
+    let (l, events) = Listener::recording(eps.clone());
     let to = SocketAddr::new(ip(a), 31000);
     let wrong = Secret::new("not the listener's secret").unwrap();
     let forged = proto::encode_request(&wrong, &proto::new_nonce().unwrap(), 31000);
@@ -463,13 +468,7 @@ fn a_prober_with_another_secret_is_told_the_secrets_probably_differ() {
         ep(a, Transport::Tcp, 31000, 31002),
         ep(a, Transport::Udp, 31000, 31002),
     ];
-    let events = Arc::new(Mutex::new(Vec::new()));
-    let seen = events.clone();
-    let opts = ListenOptions {
-        events: Some(EventSink(Arc::new(move |e| seen.lock().unwrap().push(e)))),
-        ..ListenOptions::default()
-    };
-    let l = Listener::start(eps.clone(), opts);
+    let (l, events) = Listener::recording(eps.clone());
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
