@@ -421,10 +421,9 @@ fn undecided_text(d: &Decision) -> String {
     }
 }
 
-/// The destinations a flow's rows are about: each host, or a network's first address and each
-/// destination boundary the rules draw inside it.
-/// The pieces of a destination network that every rule treats alike: each piece's first address
-/// (what is evaluated) and the piece as the report names it.
+/// The destinations a flow's rows are about: the pieces of a destination network that every rule
+/// treats alike (cut at each boundary the rules draw inside it; a host is one piece), each as its
+/// first address (what is evaluated) and as the report names it.
 fn destinations(cuts: &DestCuts, net: &ipnet::IpNet) -> Vec<(IpAddr, String)> {
     let s = Span::net(net);
     let cuts = match s.family {

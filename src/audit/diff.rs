@@ -708,7 +708,7 @@ fn render_windows(
     after: &Report,
     header: &[String],
 ) -> String {
-    use crate::firewall::windows::{GROUP, allow_rule, comment, ps_string};
+    use crate::firewall::windows::{GROUP, allow_rule, comment, ps_string, rule_name};
     let mut out = String::new();
     for line in header {
         let _ = writeln!(out, "# {}", comment(line));
@@ -719,20 +719,11 @@ fn render_windows(
     );
     out.push_str("# Names refer to that export.\n");
     if changes.is_empty() {
-        out.push_str(
-            "# Nothing to change: the rules admit exactly the plan.
-",
-        );
+        out.push_str("# Nothing to change: the rules admit exactly the plan.\n");
         return out;
     }
-    let _ = write!(
-        out,
-        "#Requires -RunAsAdministrator
-$ErrorActionPreference = 'Stop'
-$group = {}
-",
-        ps_string(GROUP)
-    );
+    out.push_str("#Requires -RunAsAdministrator\n$ErrorActionPreference = 'Stop'\n");
+    let _ = writeln!(out, "$group = {}", ps_string(GROUP));
     for (block, title) in [
         (false, "Disable: allow rules that open more than the plan"),
         (true, "Disable: block rules that block planned flows"),
@@ -775,13 +766,7 @@ $group = {}
         let _ = writeln!(out, "\n# Add: planned flows the rules block");
     }
     for f in adds {
-        let name = format!(
-            "SCC {} {} from {}",
-            f.label(),
-            crate::firewall::text::ports_text(f),
-            f.role.as_str()
-        );
-        allow_rule(&mut out, &name, &[f]);
+        allow_rule(&mut out, &rule_name(f), &[f]);
     }
     notes(&mut out, changes, comment);
     out

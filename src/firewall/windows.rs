@@ -97,6 +97,16 @@ fn list(items: impl IntoIterator<Item = String>) -> String {
         .join(", ")
 }
 
+/// The display name of one flow's rule: `SCC hac.admin-port tcp 21014 from admins`.
+pub(crate) fn rule_name(f: &Flow) -> String {
+    format!(
+        "SCC {} {} from {}",
+        f.label(),
+        text::ports_text(f),
+        f.role.as_str()
+    )
+}
+
 /// One inbound allow rule of `$group` for flows that share sources, destinations and transport
 /// (its `-LocalPort` is the array of their ports, its description names every flow), after a
 /// comment line per flow.
@@ -230,12 +240,7 @@ Get-NetFirewallRule -Group $group -ErrorAction SilentlyContinue | Remove-NetFire
                 }
             }
             let mut name = match flows.as_slice() {
-                [one] => format!(
-                    "SCC {} {} from {}",
-                    one.label(),
-                    text::ports_text(one),
-                    one.role.as_str()
-                ),
+                [one] => rule_name(one),
                 many => {
                     let mut roles: Vec<&str> = Vec::new();
                     for g in many {
