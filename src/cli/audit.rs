@@ -238,27 +238,20 @@ fn short_rule(rule: &str, room: usize) -> String {
         .join("; ")
 }
 
-/// A detail line wrapped at spaces to `width` columns: the first line indented 4, the others 6.
+/// A detail line wrapped to `width` columns: the first line indented 4, the others 6.
 fn wrap_detail(detail: &str, width: usize, out: &mut String) {
     // The export's text is hostile: nothing of it reaches the terminal raw.
     let detail = crate::safe::clean(crate::safe::Sink::Terminal, detail);
-    let mut col = 4;
-    out.push_str("    ");
-    let mut first = true;
-    for word in detail.split(' ') {
-        let len = word.chars().count();
-        if !first && col + 1 + len > width {
-            out.push_str("\n      ");
-            col = 6;
-        } else if !first {
-            out.push(' ');
-            col += 1;
-        }
-        out.push_str(word);
-        col += len;
-        first = false;
+    let lines = crate::render::table::wrap_hanging(
+        &detail,
+        width.saturating_sub(4),
+        width.saturating_sub(6),
+    );
+    for (i, line) in lines.iter().enumerate() {
+        out.push_str(if i == 0 { "    " } else { "      " });
+        out.push_str(line);
+        out.push('\n');
     }
-    out.push('\n');
 }
 
 /// A grid without wrapping columns (one line per row), each row followed by its detail line.

@@ -139,15 +139,24 @@ fn line(out: &mut String, indent: usize, widths: &[usize], cells: &[String]) {
 
 /// Greedy word wrap; a word longer than the width is cut.
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
-    let width = width.max(1);
-    let mut lines = Vec::new();
+    wrap_hanging(text, width, width)
+}
+
+/// [`wrap`] with a first line of its own width (a hanging indent: the first line indented less
+/// than the rest).
+pub fn wrap_hanging(text: &str, first: usize, rest: usize) -> Vec<String> {
+    let width = |line: usize| if line == 0 { first } else { rest }.max(1);
+    let mut lines: Vec<String> = Vec::new();
     let mut cur = String::new();
     for word in text.split_whitespace() {
         let mut word = word.to_string();
-        while word.chars().count() > width {
+        // The line the word starts on if the current one cannot take it.
+        let next = |lines: &Vec<String>, cur: &String| lines.len() + usize::from(!cur.is_empty());
+        while word.chars().count() > width(next(&lines, &cur)) {
             if !cur.is_empty() {
                 lines.push(std::mem::take(&mut cur));
             }
+            let width = width(lines.len());
             // Break a long name after a separator (`.`, `+`, `-`, `/`) where one fits, else cut.
             let chars: Vec<char> = word.chars().collect();
             let at = (1..width)
@@ -162,7 +171,7 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
         } else {
             cur.chars().count() + 1
         } + word.chars().count();
-        if need > width && !cur.is_empty() {
+        if need > width(lines.len()) && !cur.is_empty() {
             lines.push(std::mem::take(&mut cur));
         }
         if !cur.is_empty() {
@@ -189,6 +198,16 @@ mod tests {
             vec!["media-routing-server.", "prompt-area"]
         );
         assert_eq!(wrap("", 3), vec![""]);
+        // A hanging indent: the first line wider than the rest.
+        assert_eq!(
+            wrap_hanging("aa bb cc dd ee", 8, 5),
+            vec!["aa bb cc", "dd ee"]
+        );
+        assert_eq!(
+            wrap_hanging("aa bb cc dd ee", 5, 2),
+            vec!["aa bb", "cc", "dd", "ee"]
+        );
+        assert_eq!(wrap_hanging("abcdefg", 4, 2), vec!["abcd", "ef", "g"]);
     }
 
     fn grid() -> Grid {
