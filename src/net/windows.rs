@@ -373,9 +373,6 @@ mod sys {
     /// The listener's limits, as on the tokio path (`ListenOptions`).
     pub(crate) struct PollOptions {
         pub request_len: usize,
-        pub max_sessions: usize,
-        pub max_sessions_per_source: usize,
-        pub evict_min_age: Duration,
         pub first_byte_timeout: Duration,
         pub idle_timeout: Duration,
     }
@@ -419,9 +416,14 @@ mod sys {
     /// TCP is served first and again after every [`UDP_CHUNK`] datagrams: a node's 1,603 UDP
     /// probes arrive at once, and a TCP session must not wait for all of them (a prober on a
     /// LAN gives it a few hundred milliseconds).
+    ///
+    /// TCP sessions are admitted through `table`, the listener's one [`SessionTable`] (the same
+    /// caps and eviction as the tokio path: one host's idle connections only ever evict its own,
+    /// so a prober's connection is always served).
     pub(crate) fn serve(
         socks: &[Sock],
         opts: &PollOptions,
+        table: &mut SessionTable,
         answer: &Answer<'_>,
         note: &dyn Fn(Note),
         stop: &AtomicBool,
@@ -435,13 +437,6 @@ mod sys {
             })
             .collect();
         let mut sessions: Vec<Session> = Vec::new();
-        // The same caps and eviction as the tokio path: one host's idle connections only ever
-        // evict its own, so a prober's connection is always served.
-        let mut table = SessionTable::new(
-            opts.max_sessions,
-            opts.max_sessions_per_source,
-            opts.evict_min_age,
-        );
         let mut fds: Vec<WSAPOLLFD> = Vec::with_capacity(socks.len());
         let mut buf = vec![0u8; opts.request_len + 1];
         while !stop.load(Ordering::Relaxed) {
@@ -486,7 +481,7 @@ mod sys {
             for (s, fd) in sessions.iter_mut().zip(&fds[socks.len()..]) {
                 s.ready |= fd.revents != 0;
             }
-            tcp_pass(&tcp, &mut sessions, &mut table, opts, answer, note);
+            tcp_pass(&tcp, &mut sessions, table, opts, answer, note);
             let mut since = 0;
             for (i, s) in socks.iter().enumerate() {
                 let Sock::Udp(u) = s else { continue };
@@ -495,11 +490,11 @@ mod sys {
                 }
                 since += udp_pass(u, i, &mut buf, opts, answer, note);
                 if since >= UDP_CHUNK {
-                    tcp_pass(&tcp, &mut sessions, &mut table, opts, answer, note);
+                    tcp_pass(&tcp, &mut sessions, table, opts, answer, note);
                     since = 0;
                 }
             }
-            tcp_pass(&tcp, &mut sessions, &mut table, opts, answer, note);
+            tcp_pass(&tcp, &mut sessions, table, opts, answer, note);
             let now = Instant::now();
             sessions.retain(|s| {
                 let alive = now < s.due();

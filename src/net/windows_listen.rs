@@ -32,7 +32,7 @@ pub(super) async fn run(
             max_sources: opts.max_udp_sources.max(1),
             buckets: HashMap::new(),
         }),
-        // The tokio path's table; the WSAPoll loop keeps its own, with the same caps.
+        // Held by the WSAPoll thread for as long as it serves.
         sessions: Mutex::new(super::SessionTable::new(
             opts.max_tcp_sessions,
             opts.max_tcp_sessions_per_source,
@@ -62,9 +62,6 @@ pub(super) async fn run(
     let stop = Arc::new(AtomicBool::new(false));
     let poll_opts = PollOptions {
         request_len: proto::REQUEST_LEN,
-        max_sessions: opts.max_tcp_sessions,
-        max_sessions_per_source: opts.max_tcp_sessions_per_source,
-        evict_min_age: opts.evict_min_age,
         first_byte_timeout: opts.first_byte_timeout.min(opts.idle_timeout),
         idle_timeout: opts.idle_timeout,
     };
@@ -88,7 +85,8 @@ pub(super) async fn run(
                     Note::SessionRefused => bump(&c.sessions_refused),
                     Note::SessionEvicted => bump(&c.sessions_evicted),
                 };
-                serve(&socks, &poll_opts, &answer, &note, &stop);
+                let mut table = super::lock(&shared.sessions);
+                serve(&socks, &poll_opts, &mut table, &answer, &note, &stop);
             })
     };
     let mut failures = failures;
