@@ -4,7 +4,8 @@
 use super::*;
 use crate::catalog::Transport;
 
-fn pkt(src: &str, dst: &str, t: Transport, port: u16) -> Packet {
+/// A new connection's first packet to the host (the readers' tests use it too).
+pub(super) fn pkt(src: &str, dst: &str, t: Transport, port: u16) -> Packet {
     Packet {
         src: src.parse().unwrap(),
         dst: dst.parse().unwrap(),

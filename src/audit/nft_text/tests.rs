@@ -2,6 +2,7 @@
 //! files (define, comments, `add rule`), what becomes "cannot decide", and the located errors.
 
 use super::*;
+use crate::audit::tests::pkt;
 use crate::audit::{Action, Cond, Hook, Outcome, Packet};
 use crate::catalog::Transport;
 
@@ -196,17 +197,6 @@ fn rules_are_named_by_their_text_with_handle_or_line() {
         "inet f c line 3: tcp dport 22 accept comment \"ssh\""
     );
     assert_eq!(rs.chains[0].rules[0].spec, "");
-}
-
-fn pkt(src: &str, dst: &str, t: Transport, port: u16) -> Packet {
-    Packet {
-        src: src.parse().unwrap(),
-        dst: dst.parse().unwrap(),
-        transport: t,
-        sport: None,
-        dport: port,
-        hook: Hook::Input,
-    }
 }
 
 fn outcome(rs: &Ruleset, src: &str, port: u16) -> Outcome {
