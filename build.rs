@@ -72,6 +72,7 @@ fn main() {
     println!("cargo::rerun-if-env-changed=SCC_PORTS_WINDOWS_EXE");
     println!("cargo::rerun-if-env-changed=SCC_PORTS_WINDOWS_SKIP");
     println!("cargo::rerun-if-env-changed=PATH");
+    println!("cargo::rerun-if-env-changed=SCC_PORTS_ACLGEN");
     // Installing a package changes these directories' contents: look again then.
     for dir in ["/usr/bin", "/usr/sbin"] {
         if Path::new(dir).is_dir() {
@@ -108,6 +109,13 @@ fn main() {
         if here || (required && in_ci) {
             println!("cargo::rustc-cfg={cfg}");
         }
+    }
+    // Aerleon's aclgen (CI's .ci/before.d/30-aerleon.sh installs it in a venv and names it).
+    println!("cargo::rustc-check-cfg=cfg(scc_aerleon)");
+    let aclgen = std::env::var_os("SCC_PORTS_ACLGEN").is_some_and(|p| Path::new(&p).is_file())
+        || (unix && on_path("aclgen"));
+    if aclgen || required {
+        println!("cargo::rustc-cfg=scc_aerleon");
     }
     // The Windows build under Wine: CI's before-job builds the .exe and names it.
     println!("cargo::rustc-check-cfg=cfg(scc_wine)");

@@ -23,3 +23,10 @@ pub fn cli(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Aerleon's `aclgen`: `SCC_PORTS_ACLGEN` (CI's venv, .ci/before.d/30-aerleon.sh) or the PATH's.
+pub fn aclgen() -> std::path::PathBuf {
+    std::env::var_os("SCC_PORTS_ACLGEN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| "aclgen".into())
+}
