@@ -12,8 +12,8 @@ use super::raw::{
     RawDeployment, RawExcluded, RawNode, RawService, RawTrunk, RawUnit, in_file_order,
 };
 use super::{
-    Deployment, ExcludedRange, Node, Service, ServiceTarget, Setting, SipTransport, TrunkPeer, Unit,
-    Zone,
+    Deployment, ExcludedRange, Node, Service, ServiceTarget, Setting, SipTransport, TrunkPeer,
+    Unit, Zone,
 };
 use crate::catalog::{Catalog, Placement, PortDefault, Role, Transport, VariableKind};
 use crate::diag::{Diagnostic, Diagnostics, Source, did_you_mean, from_toml};
