@@ -464,10 +464,7 @@ fn trunk_peer(cx: &mut Ctx, key: &Spanned<String>, raw: Spanned<RawTrunk>) -> Op
         );
         ok = false;
     }
-    let media = match &raw.media {
-        Some(v) => Some(port_value(cx, v, "E026")),
-        None => None,
-    };
+    let media = raw.media.as_ref().map(|v| port_value(cx, v, "E026"));
     let media = media.map_or(Some(None), |m| m.map(Some));
     ok.then_some(())?;
     Some(TrunkPeer {
