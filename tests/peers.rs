@@ -509,6 +509,8 @@ fn a_trunk_peer_is_a_trunk_source_and_listens_for_the_servers() {
             "servers trunk-peer.media udp 16384-32767",
         ]
     );
+    // The peer's zone does not carry trunk: probe, report and diagram would miss its flows.
+    assert!(codes(&dep).contains(&"C118"));
     // No zone carries trunk, yet check does not say nobody reaches the trunk's ports: the peer
     // does (C105 speaks only of the clients here).
     let catalog = Catalog::embedded();
@@ -772,4 +774,126 @@ fn kernel_the_sbc_reaches_only_the_trunk_and_the_trunk_passes_both_ways() {
         to_hac.len() + to_sbc.len()
     );
     drop((hac, sbc));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Read back by the audit: every node's policy (and the network firewall's) admits exactly the
+// flow matrix once loaded (nftables, iptables in the kernel) or applied (firewalld, offline).
+
+fn exec_in(ns: &Netns, args: &[&str], stdin: Option<&str>) -> String {
+    use std::io::Write;
+    let mut child = std::process::Command::new("ip")
+        .args(["netns", "exec", ns.name()])
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    if let Some(text) = stdin {
+        child
+            .stdin
+            .take()
+            .expect("stdin")
+            .write_all(text.as_bytes())
+            .expect("write stdin");
+    }
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("wait");
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8")
+}
+
+fn scopes() -> Vec<Vec<String>> {
+    modes()
+        .into_iter()
+        .filter(|(label, _)| label != "workstations")
+        .map(|(_, mode)| mode)
+        .collect()
+}
+
+fn audit(ruleset: &std::path::Path, scope: &[String]) -> serde_json::Value {
+    let path = ruleset.to_str().unwrap();
+    let mut args = vec!["audit", EXAMPLE, "--ruleset", path, "--format", "json"];
+    args.extend(scope.iter().map(String::as_str));
+    let (code, out, err) = cli(&args);
+    assert!(code == 0 || code == 1, "audit {args:?}: {err}");
+    serde_json::from_str(&out).expect("audit JSON")
+}
+
+#[cfg_attr(
+    not(all(scc_netns, scc_iptables)),
+    ignore = "needs root, iproute2, nftables and iptables (network namespaces)"
+)]
+#[test]
+fn kernel_nftables_and_iptables_admit_exactly_the_flows() {
+    if !netns::available("peers audit test") {
+        return;
+    }
+    let ns = Netns::new().expect("namespace");
+    let dir = tempfile::tempdir().unwrap();
+    let mut checked = 0;
+    for scope in scopes() {
+        for target in ["nftables", "iptables"] {
+            let rules = firewall(target, &scope);
+            exec_in(&ns, &["nft", "flush", "ruleset"], None);
+            let export = if target == "nftables" {
+                exec_in(&ns, &["nft", "-f", "-"], Some(&rules));
+                exec_in(&ns, &["nft", "-j", "list", "ruleset"], None)
+            } else {
+                exec_in(&ns, &["iptables-restore"], Some(&rules));
+                exec_in(&ns, &["iptables-save"], None)
+            };
+            let path = dir.path().join(format!("{target}-{checked}"));
+            std::fs::write(&path, export).unwrap();
+            let report = audit(&path, &scope);
+            assert_eq!(
+                report["summary"]["exact"], true,
+                "{target} {scope:?}: not exact:\n{report:#}"
+            );
+            assert!(report["summary"]["flows"].as_u64().unwrap() > 0);
+            checked += 1;
+        }
+    }
+    assert_eq!(checked, 8);
+}
+
+/// firewalld's generated script applied to a scratch configuration (firewall-offline-cmd, the
+/// host's /etc/firewalld untouched): every flow admitted, and nothing beyond the plan opened by
+/// our rules (the stock `public` zone's own services, e.g. ssh, are the distribution's).
+#[cfg_attr(not(scc_firewalld), ignore = "needs firewalld (firewall-offline-cmd)")]
+#[test]
+fn firewalld_admits_the_flows_and_opens_nothing_more() {
+    for scope in scopes() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("firewalld.conf"), "DefaultZone=public\n").unwrap();
+        let script = dir.path().join("rules.sh");
+        std::fs::write(&script, firewall("firewalld", &scope)).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg(&script)
+            .env("FIREWALLD_DIR", dir.path())
+            .env_remove("ZONE")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{scope:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::remove_file(&script).unwrap();
+        let report = audit(dir.path(), &scope);
+        let s = &report["summary"];
+        assert_eq!(s["admitted"], s["flows"], "{scope:?}:\n{report:#}");
+        for e in report["extra"].as_array().unwrap() {
+            let rule = e["rule"].as_str().unwrap();
+            assert!(
+                !rule.contains("scc-ports"),
+                "{scope:?}: our rule opens more than the plan: {e}"
+            );
+        }
+    }
 }

@@ -112,6 +112,12 @@ pub const CHECKS: &[(&str, &str, Severity, &str)] = &[
         Severity::Warning,
         "a zone carries no role, holds no node and no service names it: nothing in it reaches anything",
     ),
+    (
+        "C118",
+        "peer-zone-without-trunk",
+        Severity::Warning,
+        "a trunk peer sits in a zone that does not carry trunk: probe, report and diagram miss its flows",
+    ),
 ];
 
 /// Something involved in a finding.
@@ -251,6 +257,7 @@ pub fn check(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Finding> {
     excluded_ranges(dep, plan, &loc, &mut out);
     plain_hosts(dep, &loc, &mut out);
     zones_without_roles(dep, &mut out);
+    peers_outside_trunk_zones(dep, &loc, &mut out);
     for u in &plan.unset {
         out.push(finding(
             "C108",
@@ -680,6 +687,31 @@ fn plain_hosts(dep: &Deployment, loc: &Locator, out: &mut Vec<Finding>) {
             format!(
                 "write `scc = false` in [nodes.{}] to say it runs no SCC component (a `trunk` table for an SBC); if it does run SCC, give it HAC or a unit instance",
                 n.name
+            ),
+        ));
+    }
+}
+
+/// C118: a trunk peer whose zone does not carry `trunk`. Its address is a trunk source in every
+/// rule all the same, but `probe --from ZONE`, the report and the diagram plan per zone and role,
+/// so none of them would test or draw what the peer reaches.
+fn peers_outside_trunk_zones(dep: &Deployment, loc: &Locator, out: &mut Vec<Finding>) {
+    for (n, _) in dep.peers() {
+        let zone = &dep.zones[n.zone];
+        if zone.roles.contains(&Role::Trunk) {
+            continue;
+        }
+        out.push(finding(
+            "C118",
+            format!(
+                "trunk peer {} sits in zone {}, which does not carry trunk: the rules admit it to the trunk's ports, but probe, the report and the diagram (per zone) miss those flows",
+                n.name, zone.name
+            ),
+            vec![loc.node(&n.name)],
+            format!(
+                "add \"trunk\" to zone {}'s roles, or give the peer a zone of its own (cidrs = [\"{}\"], roles = [\"trunk\"])",
+                zone.name,
+                ipnet::IpNet::from(n.address)
             ),
         ));
     }
