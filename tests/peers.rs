@@ -766,6 +766,23 @@ fn kernel_the_sbc_reaches_only_the_trunk_and_the_trunk_passes_both_ways() {
         "disagreements with the flows:\n{}",
         wrong.join("\n")
     );
+    // What reached HAC1 from the SBC is a trunk port (the catalog's role trunk), whatever the
+    // sources of the flows: never HAC's own ports, nor an internal one.
+    for (t, o) in to_hac.iter().zip(&got_hac) {
+        let trunk_port = flows.iter().any(|f| {
+            f.node == "HAC1" && f.role == Role::Trunk && f.transport == t.1 && f.ports.contains(t.2)
+        });
+        assert!(
+            *o != Outcome::Reached || trunk_port,
+            "the SBC reached {}:{} {:?}, not a trunk port",
+            t.0,
+            t.2,
+            t.1
+        );
+        if t.2 == 21012 || t.2 == 21014 {
+            assert_ne!(*o, Outcome::Reached, "the SBC reached HAC's port {}", t.2);
+        }
+    }
     // Both ways pass, and most of HAC1's ports (every internal one) stay shut to the SBC.
     assert!(got_hac.contains(&Outcome::Reached) && got_sbc.contains(&Outcome::Reached));
     assert!(blocked > passed, "{passed} passed, {blocked} blocked");
