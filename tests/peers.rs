@@ -914,3 +914,75 @@ fn firewalld_admits_the_flows_and_opens_nothing_more() {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The probe's plan, the report's matrix and the diagram say what the flows say.
+
+/// For every zone and every flow to a server: the zone's networks are among the flow's sources
+/// exactly when the probe's plan (`probe --from ZONE`) tests that port, and the report's planned
+/// rows count the same ports; the diagram draws the DMZ only to the VOICE unit (SIP Bridge and
+/// MRS) and the servers' zone to the SBC.
+#[test]
+fn probe_report_and_diagram_say_what_the_flows_say() {
+    let dep = example();
+    let catalog = Catalog::embedded();
+    let plan = scc_ports::plan::resolve(&dep, &catalog);
+    let flows = scc_ports::flows::flows(&dep, &catalog, &plan);
+    let rows = scc_ports::report::planned(&dep, &plan);
+    for zone in &dep.zones {
+        let covered = |f: &Flow| {
+            zone.cidrs
+                .iter()
+                .all(|c| f.sources.iter().any(|s| s.contains(c)))
+        };
+        let from_flows: BTreeSet<(IpAddr, Transport, u16)> = flows
+            .iter()
+            .filter(|f| !f.workstations && covered(f))
+            .flat_map(|f| {
+                let a = f.destination[0].addr();
+                f.ports.ports().map(move |p| (a, f.transport, p))
+            })
+            .collect();
+        let probed: BTreeSet<(IpAddr, Transport, u16)> = plan
+            .zone_targets(zone, None)
+            .flat_map(|(b, a, _)| b.ports.ports().map(move |p| (a, b.transport, p)))
+            .collect();
+        assert_eq!(from_flows, probed, "zone {}", zone.name);
+        let reported: BTreeSet<(IpAddr, Transport, u16)> = rows
+            .iter()
+            .filter(|r| r.zone == zone.name)
+            .map(|r| (r.address, r.transport, r.port))
+            .collect();
+        assert_eq!(reported, probed, "zone {}", zone.name);
+    }
+    let g = scc_ports::report::graph::build(&dep, &plan, None);
+    let name = |id: &str| {
+        g.zones
+            .iter()
+            .chain(&g.units)
+            .chain(&g.nodes)
+            .find(|v| v.id == id)
+            .map(|v| v.label.clone())
+            .unwrap()
+    };
+    let edges: BTreeSet<(String, String)> = g
+        .edges
+        .iter()
+        .filter(|e| e.kind == scc_ports::report::graph::EdgeKind::Flow)
+        .map(|e| (name(&e.from), name(&e.to)))
+        .collect();
+    let of = |what: &str| -> Vec<&(String, String)> {
+        edges
+            .iter()
+            .filter(|(a, b)| a == what || b == what)
+            .collect()
+    };
+    assert_eq!(of("dmz"), [&("dmz".to_string(), "VOICE".to_string())]);
+    assert_eq!(
+        of("SBC1"),
+        [
+            &("admins".to_string(), "SBC1".to_string()),
+            &("datacenter".to_string(), "SBC1".to_string())
+        ]
+    );
+}
