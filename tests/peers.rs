@@ -986,3 +986,61 @@ fn probe_report_and_diagram_say_what_the_flows_say() {
         ]
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Any trunk table is an answer: a peer, or located errors; never a panic.
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn value() -> impl Strategy<Value = String> {
+        prop_oneof![
+            any::<i64>().prop_map(|n| n.to_string()),
+            (0u32..70_000).prop_map(|n| n.to_string()),
+            (0u32..70_000, 0u32..70_000).prop_map(|(a, b)| format!("\"{a}-{b}\"")),
+            "[ -~]{0,12}".prop_map(|s| format!("{s:?}")),
+            Just("true".to_string()),
+            Just("[5060]".to_string()),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 300, ..ProptestConfig::default() })]
+
+        #[test]
+        fn any_trunk_table_parses_or_is_refused(
+            keys in prop::collection::vec(prop::sample::select(&["udp", "tcp", "tls", "media", "sip"][..]), 0..5),
+            values in prop::collection::vec(value(), 5),
+            scc in prop::option::of(any::<bool>()),
+            hac in prop::option::of(any::<bool>()),
+        ) {
+            let mut text = format!("{BASE}\n[nodes.SBC1]\naddress = \"10.50.0.10\"\nzone = \"dmz\"\n");
+            if let Some(s) = scc {
+                text.push_str(&format!("scc = {s}\n"));
+            }
+            if let Some(h) = hac {
+                text.push_str(&format!("hac = {h}\n"));
+            }
+            text.push_str("[nodes.SBC1.trunk]\n");
+            let mut seen = BTreeSet::new();
+            for (k, v) in keys.iter().zip(&values) {
+                if seen.insert(*k) {
+                    text.push_str(&format!("{k} = {v}\n"));
+                }
+            }
+            if let Ok(dep) = load(&text) {
+                let peer = dep.nodes[1].trunk.as_ref().expect("a trunk peer");
+                prop_assert!(!peer.sip.is_empty());
+                prop_assert!(!dep.nodes[1].hac && !dep.nodes[1].scc);
+                let flows = flows_of(&dep);
+                let sbc: IpAddr = "10.50.0.10".parse().unwrap();
+                for f in &flows {
+                    if f.sources.iter().any(|n| n.contains(&sbc)) {
+                        prop_assert_eq!(f.role, Role::Trunk);
+                    }
+                }
+            }
+        }
+    }
+}
