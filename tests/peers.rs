@@ -797,34 +797,6 @@ fn kernel_the_sbc_reaches_only_the_trunk_and_the_trunk_passes_both_ways() {
 // Read back by the audit: every node's policy (and the network firewall's) admits exactly the
 // flow matrix once loaded (nftables, iptables in the kernel) or applied (firewalld, offline).
 
-fn exec_in(ns: &Netns, args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let mut child = std::process::Command::new("ip")
-        .args(["netns", "exec", ns.name()])
-        .args(args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    if let Some(text) = stdin {
-        child
-            .stdin
-            .take()
-            .expect("stdin")
-            .write_all(text.as_bytes())
-            .expect("write stdin");
-    }
-    drop(child.stdin.take());
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
-}
-
 fn scopes() -> Vec<Vec<String>> {
     modes()
         .into_iter()
@@ -857,13 +829,13 @@ fn kernel_nftables_and_iptables_admit_exactly_the_flows() {
     for scope in scopes() {
         for target in ["nftables", "iptables"] {
             let rules = firewall(target, &scope);
-            exec_in(&ns, &["nft", "flush", "ruleset"], None);
+            ns.exec(&["nft", "flush", "ruleset"], None);
             let export = if target == "nftables" {
-                exec_in(&ns, &["nft", "-f", "-"], Some(&rules));
-                exec_in(&ns, &["nft", "-j", "list", "ruleset"], None)
+                ns.exec(&["nft", "-f", "-"], Some(&rules));
+                ns.exec(&["nft", "-j", "list", "ruleset"], None)
             } else {
-                exec_in(&ns, &["iptables-restore"], Some(&rules));
-                exec_in(&ns, &["iptables-save"], None)
+                ns.exec(&["iptables-restore"], Some(&rules));
+                ns.exec(&["iptables-save"], None)
             };
             let path = dir.path().join(format!("{target}-{checked}"));
             std::fs::write(&path, export).unwrap();
