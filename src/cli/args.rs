@@ -462,9 +462,26 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub listen_log: Vec<PathBuf>,
 
+    /// The zone a result file was made in, as the one who ran its prober knows it (repeatable;
+    /// the playbook gives one per prober): a file naming another zone does not count
+    #[arg(long, value_name = "FILE=ZONE", value_parser = file_zone)]
+    pub expect_zone: Vec<(PathBuf, String)>,
+
     /// Write to FILE instead of standard output
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// `FILE=ZONE`, split at the last `=` (a zone name has none, a file name may).
+fn file_zone(text: &str) -> Result<(PathBuf, String), String> {
+    match text.rsplit_once('=') {
+        Some((file, zone)) if !file.is_empty() && !zone.is_empty() => {
+            Ok((PathBuf::from(file), zone.to_string()))
+        }
+        _ => Err(format!(
+            "`{text}` is not FILE=ZONE (a result file and the zone its prober ran in)"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
