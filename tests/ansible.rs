@@ -798,6 +798,13 @@ fn a_local_user_cannot_hijack_the_work_directory() {
         (&5.into(), &5.into()),
         "{report:#}"
     );
+    // Each result records where it was sent from; the report checked it against the zone.
+    assert_eq!(report["rejected"], serde_json::json!([]), "{report:#}");
+    let dc: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join("results/dc-prober-dc.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(dc["sources"], serde_json::json!(["127.0.74.200"]));
     assert!(
         !loot.join("ran").exists(),
         "the attacker's binary ran:\n{log}"
