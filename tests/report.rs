@@ -366,6 +366,12 @@ fn forged_fixtures() -> tempfile::TempDir {
         .unwrap();
     closed["detail"] = FORGED.into();
     std::fs::write(dir.path().join("dc.json"), dc.to_string()).unwrap();
+    // And an agent PC's empty result that names zone dc.
+    std::fs::write(
+        dir.path().join("agent-pc.json"),
+        r#"{"format_version": 1, "zone": "dc", "sources": ["127.0.71.23"], "results": []}"#,
+    )
+    .unwrap();
     dir
 }
 
@@ -417,7 +423,8 @@ fn a_result_file_cannot_forge_lines_or_reorder_text() {
     );
 }
 
-/// Issue 23, item 5, in the browser: the page shows no bidi control and the real verdict.
+/// Issue 23, item 5, in the browser: the page shows no bidi control, the real verdict, and the
+/// file that does not count.
 #[cfg_attr(
     not(scc_chromium),
     ignore = "needs chromium and node (with playwright-core in tests/browser)"
@@ -428,20 +435,25 @@ fn a_forged_detail_shows_as_text_in_headless_chromium() {
     let html = dir.path().join("report.html");
     let mut args = vec!["report"];
     args.extend(RESULTS);
-    args.extend(["--format", "html", "-o", html.to_str().unwrap()]);
+    args.extend([
+        "agent-pc.json",
+        "--format",
+        "html",
+        "-o",
+        html.to_str().unwrap(),
+    ]);
     let (code, _, err) = run(dir.path(), &args);
     assert_eq!(code, 1, "{err}");
     let Some(found) = chromium_check(&html, "report-forged.png", 9) else {
         return;
     };
     assert_eq!(found["bidi"], 0, "{found}");
-    assert!(
-        found["verdict"]
-            .as_str()
-            .unwrap()
-            .starts_with("FAILED: 45 of 79"),
+    assert_eq!(
+        found["verdict"],
+        "FAILED: 45 of 79 planned ports not verified (1 open, 1 closed, 6 filtered, 37 untested); 1 result file does not count for the zone it names",
         "{found}"
     );
+    assert_eq!(found["rejected_rows"], 1, "{found}");
 }
 
 /// Issue 23, item 5: an agent PC's result relabelled `"zone": "dc"` does not turn the dc zone
