@@ -170,9 +170,15 @@ pub enum Command {
             failure gets its likely cause (filtered: a firewall on the path, with the hops that must \
             admit it; closed: nothing bound; open: another process holds the port) and the rule that \
             would admit it in the --target's syntax. Planned ports no result covers are `untested`.\n\n\
-            Exit 0 only when every planned port is verified (the report is written either way).",
+            A result file counts only for the zone it was made in: at least one address it was sent \
+            from lies in the zone it names, and it names the zone --expect-zone gives for it; else it \
+            is listed as not counting and its results are not used. A result of a newer format is \
+            refused.\n\n\
+            Exit 0 only when every planned port is verified and every result file counts (the report \
+            is written either way).",
         after_help = "Examples:\n  scc-ports report acme.toml results/*.json\n  \
             scc-ports report acme.toml agents.json carrier.json --format html -o report.html\n  \
+            scc-ports report acme.toml agents.json --expect-zone agents.json=agents\n  \
             scc-ports report acme.toml results/*.json --format junit --target iptables > report.xml"
     )]
     Report(ReportArgs),
@@ -462,9 +468,26 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub listen_log: Vec<PathBuf>,
 
+    /// The zone a result file was made in, as the one who ran its prober knows it (repeatable;
+    /// the playbook gives one per prober): a file naming another zone does not count
+    #[arg(long, value_name = "FILE=ZONE", value_parser = file_zone)]
+    pub expect_zone: Vec<(PathBuf, String)>,
+
     /// Write to FILE instead of standard output
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// `FILE=ZONE`, split at the last `=` (a zone name has none, a file name may).
+fn file_zone(text: &str) -> Result<(PathBuf, String), String> {
+    match text.rsplit_once('=') {
+        Some((file, zone)) if !file.is_empty() && !zone.is_empty() => {
+            Ok((PathBuf::from(file), zone.to_string()))
+        }
+        _ => Err(format!(
+            "`{text}` is not FILE=ZONE (a result file and the zone its prober ran in)"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -574,8 +574,21 @@ pub fn probe_cmd(catalog: &Catalog, args: ProbeArgs) -> Result<ExitCode> {
         b.finish_and_clear();
     }
     let elsewhere = planned_elsewhere(&dep, &plan, zone, &report.unexpected);
+    // What the report checks the file's zone against: the addresses this probe was sent from.
+    let sources: Vec<IpAddr> = match args.source {
+        Some(a) => vec![a],
+        None => {
+            let mut to: Vec<IpAddr> = targets.iter().map(|t| t.address).collect();
+            to.sort();
+            to.dedup();
+            let mut v: Vec<IpAddr> = to.into_iter().filter_map(source_toward).collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+    };
     let text = match args.format {
-        ProbeFormat::Json => super::json(&report_json(&report, &args.from, &elsewhere))?,
+        ProbeFormat::Json => super::json(&report_json(&report, &args.from, &sources, &elsewhere))?,
         ProbeFormat::Junit => report.to_junit(),
         ProbeFormat::Table => report_table(&report, &elsewhere),
     };
@@ -642,6 +655,7 @@ const SECRETS_DIFFER: &str = "every TCP port accepted the connection but none an
 pub fn report_json(
     report: &ProbeReport,
     zone: &str,
+    sources: &[IpAddr],
     elsewhere: &[Option<PlannedElsewhere>],
 ) -> serde_json::Value {
     let unexpected: Vec<serde_json::Value> = report
@@ -662,6 +676,7 @@ pub fn report_json(
     let mut v = serde_json::json!({
         "format_version": crate::FORMAT_VERSION,
         "zone": zone,
+        "sources": sources,
         "summary": report.summary(),
         "results": report.results,
         "unexpected": unexpected,
