@@ -150,6 +150,24 @@ fn abort(sock: Socket) {
     drop(sock);
 }
 
+/// Returns a socket whose connect failed to the unconnected state (a connect to `AF_UNSPEC`),
+/// so it can connect again; false if the kernel refuses.
+#[cfg(target_os = "linux")]
+fn disconnect(sock: &Socket) -> bool {
+    // SAFETY: a zeroed sockaddr with family AF_UNSPEC, valid for the length given.
+    let mut unspec: libc::sockaddr = unsafe { std::mem::zeroed() };
+    unspec.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+    // SAFETY: the descriptor is open; the address lives across the call.
+    let rc = unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            &unspec,
+            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        )
+    };
+    rc == 0
+}
+
 #[cfg(target_os = "linux")]
 struct Epoll(OwnedFd);
 
@@ -395,9 +413,15 @@ fn worker(
     let mut live = 0usize;
     let mut generation = 0u64;
 
+    // A socket refused at once is disconnected and used for the next connect: socket() and
+    // close() cost about as much as the loopback connect itself.
+    let mut spare: Option<(Domain, Socket)> = None;
+
     loop {
         while let Some(target) = e.next(live) {
-            let sock = match new_socket(Domain::for_address(target)) {
+            let domain = Domain::for_address(target);
+            let reused = spare.take().filter(|(d, _)| *d == domain).map(|(_, s)| s);
+            let sock = match reused.map_or_else(|| new_socket(domain), Ok) {
                 Ok(s) => s,
                 Err(err) => {
                     if !(matches!(errno_ended(&err), Ended::Retry)
@@ -420,7 +444,11 @@ fn worker(
                     // On loopback the answer is usually in before connect() returns: take it
                     // now and skip epoll for this socket.
                     if let Ok(Some(err)) = sock.take_error() {
-                        e.finish(errno_ended(&err), target);
+                        let ended = errno_ended(&err);
+                        if matches!(ended, Ended::NotOpen) && disconnect(&sock) {
+                            spare = Some((domain, sock));
+                        }
+                        e.finish(ended, target);
                         continue;
                     }
                     let idx = free.pop().unwrap_or_else(|| {
