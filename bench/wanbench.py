@@ -268,7 +268,7 @@ def scenario_sweep(wan, binary, dep, secret, reps, tcp):
         extra.stop()
         lis.stop()
     print(f"sweep: {len(EXTRA)} unexpected open ports on each of {', '.join(SERVER_ADDRS)} "
-          f"({len(want)} in all; plus APP1's planned ports), {reps} runs, load average {min(loads)}-{max(loads)}")
+          f"({len(want)} in all; plus APP1's planned ports), {reps} runs, load average {min(loads, key=float)}-{max(loads, key=float)}")
     print(f"  scc-ports probe --unexpected: median {med(walls):.2f} s, max {max(walls):.2f} s; "
           f"all {len(want)} found in {reps - misses} of {reps} runs; false open {false_open}; exit codes {codes}")
     print(f"  nmap -n -Pn -sT -p- --min-rate 10000 (the same 3 addresses): median {med(nm):.2f} s, "
@@ -297,7 +297,8 @@ def main():
     dep = os.path.join(work, "wan.toml")
     open(dep, "w").write(deployment())
     secret = os.path.join(work, "secret")
-    open(secret, "w").write("wanbench")
+    with open(os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+        f.write("wanbench secret of 32 bytes, ok!")
     tcp, udp = planned_ports(args.bin, dep)
     wan = Wan(delayline, args.delay_ms, args.loss)
     print(f"path: {2 * args.delay_ms:.0f} ms round trip, {args.loss}% loss each way (delayline, fixed seed)")
