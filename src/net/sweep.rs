@@ -15,6 +15,8 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 #[cfg(target_os = "linux")]
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+#[cfg(any(target_os = "linux", windows))]
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
@@ -209,12 +211,14 @@ impl Epoll {
     }
 }
 
-/// The connects one thread keeps in flight, adapted to the path: a burst larger than a queue
-/// on the way (a TUN device holds 500 packets) is partly dropped, and every drop costs a whole
-/// timeout and a retry. Judged per batch of answers: while the share of silent connects stays
-/// near the lowest share seen (random loss, or a firewall dropping everything: that share is
-/// the path's, not ours), the window doubles up to `max`; when it rises clearly above, the
-/// window halves (never below `MIN`).
+/// The connects a pass keeps in flight, over all its threads and addresses, adapted to the
+/// path: a burst larger than a queue on the way (a TUN device holds 500 packets) is partly
+/// dropped, and every drop costs a whole timeout and a retry. Judged per batch of answers:
+/// while the share of silent connects stays near the lowest share seen (random loss, or a
+/// firewall dropping everything: that share is the path's, not ours), the window doubles up to
+/// `max`; when it rises clearly above, the window halves (never below `MIN`). One window for
+/// the pass, shared by its threads ([`Engine::end_turn`] reports to it), so every address and
+/// every thread sees the same path.
 struct Congestion {
     size: usize,
     max: usize,
@@ -222,20 +226,37 @@ struct Congestion {
     base: f64,
     batch_done: u64,
     batch_silent: u64,
+    /// Connects ended so far over every thread, and how many of them silent.
+    done: u64,
+    silent: u64,
 }
 
 impl Congestion {
     const MIN: usize = 32;
     const INITIAL: usize = 256;
 
+    #[cfg(test)]
     fn new(max: usize) -> Congestion {
+        Congestion::starting_at(Congestion::INITIAL, max)
+    }
+
+    fn starting_at(initial: usize, max: usize) -> Congestion {
         Congestion {
-            size: Congestion::INITIAL.min(max).max(1),
+            size: initial.min(max).max(1),
             max: max.max(1),
             base: 1.0,
             batch_done: 0,
             batch_silent: 0,
+            done: 0,
+            silent: 0,
         }
+    }
+
+    /// One thread's `done` more connects ended, `silent` of them without an answer.
+    fn add(&mut self, done: u64, silent: u64) {
+        self.done += done;
+        self.silent += silent;
+        self.observe(self.done, self.silent);
     }
 
     fn size(&self) -> usize {
@@ -260,6 +281,38 @@ impl Congestion {
     }
 }
 
+/// The window of one pass: `in_flight` connects at most over its `threads` threads, adapted
+/// to the path in one [`Congestion`] they share.
+#[cfg(any(target_os = "linux", windows))]
+struct Window {
+    cc: Mutex<Congestion>,
+    threads: usize,
+    per_thread: usize,
+}
+
+#[cfg(any(target_os = "linux", windows))]
+impl Window {
+    fn new(in_flight: usize, threads: usize) -> Window {
+        let threads = threads.max(1);
+        let per_thread = (in_flight / threads).max(1);
+        Window {
+            // Each thread starts where a window of its own used to.
+            cc: Mutex::new(Congestion::starting_at(
+                Congestion::INITIAL * threads,
+                per_thread * threads,
+            )),
+            threads,
+            per_thread,
+        }
+    }
+
+    /// One thread's share of the window now.
+    fn share(&self) -> usize {
+        let size = self.cc.lock().unwrap_or_else(|e| e.into_inner()).size();
+        (size / self.threads).clamp(1, self.per_thread)
+    }
+}
+
 /// What a connect engine keeps across its loop, the same on Linux and Windows: the targets
 /// still to connect to, the connects allowed in flight (the congestion window and the limit a
 /// shortage of local resources imposes), the second ask of silent targets, the bounded retries
@@ -271,8 +324,15 @@ struct Engine<'a> {
     /// Targets already asked twice in this pass, and how many were put back for it.
     asked_again: HashSet<SocketAddr>,
     requeued: u64,
+    /// This thread's most connects in flight: its share of the pass's window.
     window: usize,
-    cc: Congestion,
+    /// The pass's window, shared by its threads; `share` of it is this thread's.
+    cc: &'a Mutex<Congestion>,
+    threads: usize,
+    share: usize,
+    /// Connects ended and silent already reported to `cc`.
+    reported_done: u64,
+    reported_silent: u64,
     limit: usize,
     /// Connects started in this turn (a bounded batch per turn: harvesting answers often keeps
     /// their timers honest).
@@ -290,17 +350,20 @@ struct Engine<'a> {
 impl<'a> Engine<'a> {
     const BATCH: usize = 256;
 
-    fn new(targets: &[SocketAddr], window: usize, progress: &'a (dyn Fn(u64) + Sync)) -> Self {
-        let window = window.max(1);
-        let cc = Congestion::new(window);
+    fn new(targets: &[SocketAddr], window: &'a Window, progress: &'a (dyn Fn(u64) + Sync)) -> Self {
+        let share = window.share();
         Engine {
             out: Pass::default(),
             todo: targets.iter().copied().collect(),
             asked_again: HashSet::new(),
             requeued: 0,
-            window,
-            limit: cc.size(),
-            cc,
+            window: window.per_thread,
+            cc: &window.cc,
+            threads: window.threads,
+            share,
+            reported_done: 0,
+            reported_silent: 0,
+            limit: share,
             batch: 0,
             starved: false,
             done: 0,
@@ -358,7 +421,7 @@ impl<'a> Engine<'a> {
         }
         if live == 0 && self.starved {
             std::thread::sleep(Duration::from_millis(5));
-            self.limit = self.cc.size();
+            self.limit = self.share;
         }
         false
     }
@@ -366,13 +429,22 @@ impl<'a> Engine<'a> {
     /// After a turn's answers: the window follows them, progress is reported.
     fn end_turn(&mut self) {
         if self.limit < self.window && !self.starved {
-            self.limit = (self.limit * 2).min(self.cc.size());
+            self.limit = (self.limit * 2).min(self.share);
         }
-        self.cc.observe(
+        let (done, silent) = (
             self.done + self.requeued,
             self.out.silent.len() as u64 + self.requeued,
         );
-        self.limit = self.limit.min(self.cc.size());
+        if done > self.reported_done {
+            let size = {
+                let mut cc = self.cc.lock().unwrap_or_else(|e| e.into_inner());
+                cc.add(done - self.reported_done, silent - self.reported_silent);
+                cc.size()
+            };
+            self.share = (size / self.threads).clamp(1, self.window);
+            (self.reported_done, self.reported_silent) = (done, silent);
+        }
+        self.limit = self.limit.min(self.share);
         if self.done - self.reported >= 1024 {
             (self.progress)(self.done - self.reported);
             self.reported = self.done;
@@ -396,7 +468,7 @@ impl<'a> Engine<'a> {
 fn worker(
     targets: &[SocketAddr],
     timeout: Duration,
-    window: usize,
+    window: &Window,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Pass {
     let mut e = Engine::new(targets, window, progress);
@@ -588,7 +660,7 @@ fn no_syn_retransmissions(sock: &Socket) {
 fn worker(
     targets: &[SocketAddr],
     timeout: Duration,
-    window: usize,
+    window: &Window,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Pass {
     use std::os::windows::io::AsRawSocket;
@@ -711,14 +783,15 @@ fn pass(
 ) -> Pass {
     // Small passes (retries, confirmations) need no second thread.
     let threads = threads.clamp(1, 64).min(targets.len().div_ceil(256).max(1));
-    let per_thread = (window / threads).max(1);
+    let window = Window::new(window, threads);
     let mut total = Pass::default();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let share: Vec<SocketAddr> =
                     targets.iter().copied().skip(t).step_by(threads).collect();
-                s.spawn(move || worker(&share, timeout, per_thread, progress))
+                let window = &window;
+                s.spawn(move || worker(&share, timeout, window, progress))
             })
             .collect();
         for h in handles {
@@ -1031,6 +1104,28 @@ mod tests {
         small.observe(128, 64);
         small.observe(192, 128);
         assert!(small.size() >= 1 && small.size() <= 8);
+    }
+
+    #[test]
+    fn threads_share_one_window() {
+        // Two threads' answers add up in the one window of the pass.
+        let w = Window::new(4096, 2);
+        assert_eq!(
+            w.share(),
+            256,
+            "each thread starts where a window of its own did"
+        );
+        w.cc.lock().unwrap().add(300, 3);
+        assert_eq!(w.share(), 256, "half a batch: no change yet");
+        w.cc.lock().unwrap().add(300, 3);
+        assert_eq!(
+            w.share(),
+            512,
+            "a batch of both threads' answers, little silence"
+        );
+        w.cc.lock().unwrap().add(1024, 600);
+        assert_eq!(w.share(), 256, "a rise in silence halves it for both");
+        assert_eq!(Window::new(8, 16).share(), 1);
     }
 
     #[test]
