@@ -65,27 +65,18 @@ pub fn zone_targets(
 /// unit's virtual address; with `--node`, that node's address and the units it holds an
 /// instance of.
 pub fn sweep_addresses(dep: &Deployment, node: Option<&str>) -> Vec<IpAddr> {
-    let mut out: Vec<IpAddr> = Vec::new();
-    let mut add = |a: IpAddr| {
-        if !out.contains(&a) {
-            out.push(a);
-        }
-    };
-    for (i, n) in dep.nodes.iter().enumerate() {
-        if node.is_some_and(|want| want != n.name) {
-            continue;
-        }
-        add(n.address);
-        for u in dep.units.iter().filter(|u| u.instances.contains(&i)) {
-            add(u.address);
-        }
-    }
-    if node.is_none() {
-        for u in &dep.units {
-            add(u.address);
-        }
-    }
-    out
+    let mut seen = std::collections::HashSet::new();
+    let chosen = |i: usize| node.is_none_or(|want| dep.nodes[i].name == want);
+    let nodes = (0..dep.nodes.len()).filter(|&i| chosen(i));
+    let units = dep
+        .units
+        .iter()
+        .filter(|u| node.is_none() || u.instances.iter().any(|&i| chosen(i)));
+    nodes
+        .map(|i| dep.nodes[i].address)
+        .chain(units.map(|u| u.address))
+        .filter(|a| seen.insert(*a))
+        .collect()
 }
 
 fn secret(file: Option<&Path>) -> Result<(Secret, SecretOrigin)> {

@@ -1023,12 +1023,13 @@ pub async fn run(
     let mut not_swept: Vec<SweepSummary> = Vec::new();
     let mut sweep_addresses: Vec<IpAddr> = Vec::new();
     if opts.unexpected {
+        let mut seen = std::collections::HashSet::new();
         for a in keys
             .iter()
             .map(|k| k.address)
             .chain(opts.sweep_addresses.iter().copied())
         {
-            if sweep_addresses.contains(&a) || not_swept.iter().any(|s| s.address == a) {
+            if !seen.insert(a) {
                 continue;
             }
             match unsweepable(a) {
@@ -1061,18 +1062,18 @@ pub async fn run(
             pings.spawn(async move { rtt_ping(SocketAddr::new(address, port), &ad).await });
         }
     }
+    let mut planned_tcp: HashMap<IpAddr, std::collections::HashSet<u16>> = HashMap::new();
+    for k in keys.iter().filter(|k| k.transport == Transport::Tcp) {
+        planned_tcp.entry(k.address).or_default().insert(k.port);
+    }
     let sweep_plan: Vec<(IpAddr, Vec<u16>)> = sweep_addresses
         .iter()
         .map(|&a| {
-            let planned: std::collections::HashSet<u16> = keys
-                .iter()
-                .filter(|k| k.address == a && k.transport == Transport::Tcp)
-                .map(|k| k.port)
-                .collect();
+            let planned = planned_tcp.get(&a);
             let ports = opts
                 .sweep_ports
                 .clone()
-                .filter(|p| *p != 0 && !planned.contains(p))
+                .filter(|p| *p != 0 && !planned.is_some_and(|s| s.contains(p)))
                 .collect();
             (a, ports)
         })
