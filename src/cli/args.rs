@@ -154,8 +154,9 @@ pub enum Command {
             destination is classified as verified (our listener's token came back), open (something \
             else accepts or answers), closed (refused), filtered (no answer in time) or error. It \
             refuses to run from a host that is not in ZONE (--source ADDR behind NAT). With \
-            --unexpected, every other TCP port of each destination is swept too and those that \
-            accept are listed: the proof that nothing else is reachable. Exit 0 only when every \
+            --unexpected, every other TCP port of every node and unit address is swept too (with \
+            --node, that node's and its units') and those that accept are listed: the proof that \
+            nothing else is reachable; an address that cannot be swept is named and fails the run. Exit 0 only when every \
             flow is verified (and, with --unexpected, nothing unexpected answers).",
         after_help = "Examples:\n  scc-ports probe acme.toml --from agents --secret-file scc.secret\n  \
             scc-ports probe acme.toml --from carrier --node APP1 --format junit > probe.xml\n  \
@@ -395,7 +396,8 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "ADDR")]
     pub source: Option<std::net::IpAddr>,
 
-    /// Also sweep every other TCP port (1-65535) of each destination and list what accepts
+    /// Also sweep every other TCP port (1-65535) of every node and unit address (with --node:
+    /// the node's and its units') and list what accepts; an address that cannot be swept fails
     #[arg(long)]
     pub unexpected: bool,
 
