@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, Role, Transport};
-use crate::deployment::Deployment;
+use crate::deployment::{Deployment, Firewall};
 use crate::plan::{Host, Origin, Plan};
 use crate::range::PortRange;
 
@@ -457,6 +457,82 @@ pub fn network_flows(flows: &[Flow]) -> Vec<Flow> {
         })
         .cloned()
         .collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Which flows cross which network firewall (`[firewalls.NAME]`): answered here once; every target,
+// the network team's sheet, `audit --network` and `report` ask, none recomputes it.
+
+/// The zone pairs of flows, and which of them cross a network firewall. Built once per
+/// deployment (name lookups are maps, not scans of thousands of zones).
+pub struct Crossings<'a> {
+    dep: &'a Deployment,
+    zones: HashMap<&'a str, usize>,
+    nodes: HashMap<&'a str, usize>,
+}
+
+impl<'a> Crossings<'a> {
+    pub fn new(dep: &'a Deployment) -> Crossings<'a> {
+        Crossings {
+            dep,
+            zones: (dep.zones.iter().enumerate())
+                .map(|(i, z)| (z.name.as_str(), i))
+                .collect(),
+            nodes: (dep.nodes.iter().enumerate())
+                .map(|(i, n)| (n.name.as_str(), i))
+                .collect(),
+        }
+    }
+
+    /// The zone a flow's destination sits in (an index into [`Deployment::zones`]): the zone of
+    /// the node that holds the address (a unit's virtual IP lives on its instance nodes), or the
+    /// client zone of a workstation flow.
+    pub fn destination_zone(&self, flow: &Flow) -> Option<usize> {
+        if flow.workstations {
+            return self.zones.get(flow.node.as_str()).copied();
+        }
+        let node = self.nodes.get(flow.node.as_str())?;
+        Some(self.dep.nodes[*node].zone)
+    }
+
+    /// Every (source zone, destination zone) of a flow, in the order of its source zones, those
+    /// inside one zone included. Sources that are not a zone (the system's own addresses outside
+    /// every zone, for role `servers`) have no pair.
+    pub fn zone_pairs(&self, flow: &Flow) -> Vec<(usize, usize)> {
+        let Some(to) = self.destination_zone(flow) else {
+            return Vec::new();
+        };
+        (flow.source_zones.iter())
+            .filter_map(|z| self.zones.get(z.as_str()).map(|&from| (from, to)))
+            .collect()
+    }
+
+    /// The zone pairs of a flow that cross `firewall`: both zones among its zones, and different.
+    pub fn through(&self, flow: &Flow, firewall: &Firewall) -> Vec<(usize, usize)> {
+        (self.zone_pairs(flow).into_iter())
+            .filter(|&(from, to)| crosses(firewall, from, to))
+            .collect()
+    }
+
+    /// The zone pairs of a flow that cross some network firewall. A deployment that declares
+    /// none is read as one firewall between every two zones: every pair of different zones.
+    pub fn through_any(&self, flow: &Flow) -> Vec<(usize, usize)> {
+        (self.zone_pairs(flow).into_iter())
+            .filter(|&(from, to)| {
+                from != to
+                    && (self.dep.firewalls.is_empty()
+                        || self.dep.firewalls.iter().any(|f| crosses(f, from, to)))
+            })
+            .collect()
+    }
+}
+
+/// Whether traffic from zone `from` to zone `to` (indexes into [`Deployment::zones`]) crosses
+/// `firewall`: both are among its zones and they differ. A flow inside one zone crosses none.
+pub fn crosses(firewall: &Firewall, from: usize, to: usize) -> bool {
+    from != to
+        && firewall.zones.iter().any(|z| z.zone == from)
+        && firewall.zones.iter().any(|z| z.zone == to)
 }
 
 #[cfg(test)]
