@@ -469,6 +469,20 @@ pub struct Crossings<'a> {
     dep: &'a Deployment,
     zones: HashMap<&'a str, usize>,
     nodes: HashMap<&'a str, usize>,
+    units: HashMap<&'a str, usize>,
+}
+
+/// What a flow's destination is, for the names of rules and the network team's sheet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// The agent workstations of a client zone (an index into [`Deployment::zones`]).
+    Workstations(usize),
+    /// A unit's virtual IP (an index into [`Deployment::units`]): held by its instance nodes.
+    Unit(usize),
+    /// A node's own address (an index into [`Deployment::nodes`]).
+    Node(usize),
+    /// Addresses that are none of these.
+    Addresses,
 }
 
 impl<'a> Crossings<'a> {
@@ -481,6 +495,50 @@ impl<'a> Crossings<'a> {
             nodes: (dep.nodes.iter().enumerate())
                 .map(|(i, n)| (n.name.as_str(), i))
                 .collect(),
+            units: (dep.units.iter().enumerate())
+                .map(|(i, u)| (u.name.as_str(), i))
+                .collect(),
+        }
+    }
+
+    /// What the flow's destination is: a unit's virtual IP is the unit (not the instance node
+    /// the flow was planned on).
+    pub fn destination(&self, flow: &Flow) -> Destination {
+        if flow.workstations {
+            return match self.zones.get(flow.node.as_str()) {
+                Some(&z) => Destination::Workstations(z),
+                None => Destination::Addresses,
+            };
+        }
+        let one = |a: IpAddr| flow.destination == [IpNet::from(a)];
+        if let Some(&u) = flow.unit.as_deref().and_then(|u| self.units.get(u)) {
+            if one(self.dep.units[u].address) {
+                return Destination::Unit(u);
+            }
+        }
+        match self.nodes.get(flow.node.as_str()) {
+            Some(&n) if one(self.dep.nodes[n].address) => Destination::Node(n),
+            _ => Destination::Addresses,
+        }
+    }
+
+    /// The destination in words: `unit CORE (virtual IP on APP1 APP2)`, `node APP1`,
+    /// `workstations of agents`, or the addresses.
+    pub fn destination_words(&self, flow: &Flow) -> String {
+        match self.destination(flow) {
+            Destination::Workstations(z) => format!("workstations of {}", self.dep.zones[z].name),
+            Destination::Unit(u) => {
+                let unit = &self.dep.units[u];
+                let on: Vec<&str> = (unit.instances.iter())
+                    .map(|&i| self.dep.nodes[i].name.as_str())
+                    .collect();
+                format!("unit {} (virtual IP on {})", unit.name, on.join(" "))
+            }
+            Destination::Node(n) => format!("node {}", self.dep.nodes[n].name),
+            Destination::Addresses => (flow.destination.iter())
+                .map(net_text)
+                .collect::<Vec<_>>()
+                .join(" "),
         }
     }
 

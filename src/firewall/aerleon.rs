@@ -25,7 +25,7 @@ use super::text::{comment_text, header, one_line, segments, span};
 use super::{Generator, Mode, Request};
 use crate::catalog::Transport;
 use crate::deployment::{Deployment, Firewall};
-use crate::flows::{Crossings, Flow};
+use crate::flows::{Crossings, Destination, Flow};
 
 pub struct Aerleon;
 
@@ -116,7 +116,7 @@ fn comment(parts: &[&str]) -> String {
     let text = parts
         .iter()
         .flat_map(|p| p.split_whitespace())
-        .map(|w| comment_text(w, COMMENT_MAX))
+        .map(|w| comment_text(w.trim_matches(['(', ')']), COMMENT_MAX))
         .filter(|p| !p.is_empty())
         .collect::<Vec<_>>()
         .join(" ");
@@ -180,53 +180,25 @@ impl Defs {
         )
     }
 
-    /// A flow's destination: the client zone, the unit's virtual IP, the node, or its addresses.
-    /// With the words for comments and a short word for term names.
-    fn destination(&mut self, dep: &Deployment, f: &Flow) -> (String, String, String) {
-        if f.workstations {
-            if let Some(i) = dep.zones.iter().position(|z| z.name == f.node) {
-                let what = format!("workstations of {}", f.node);
-                return (self.zone(dep, i), what, "workstations".to_string());
+    /// A flow's destination ([`Crossings::destination`]) as a network, with the words for
+    /// comments and a short word for term names.
+    fn destination(&mut self, crossings: &Crossings, dep: &Deployment, f: &Flow) -> (String, String, String) {
+        let what = crossings.destination_words(f);
+        let (key, text, short) = match crossings.destination(f) {
+            Destination::Workstations(z) => {
+                return (self.zone(dep, z), what, "workstations".to_string());
             }
-        }
-        if let Some(u) = f.unit.as_deref().and_then(|u| dep.units.iter().find(|x| x.name == u)) {
-            if f.destination == [IpNet::from(u.address)] {
-                let on: Vec<&str> = u
-                    .instances
-                    .iter()
-                    .map(|&i| dep.nodes[i].name.as_str())
-                    .collect();
-                let what = format!("unit {} virtual IP on {}", u.name, on.join(" "));
-                let name = self.network(
-                    &format!("unit:{}", u.name),
-                    &format!("unit {}", u.name),
-                    &f.destination,
-                    &what,
-                );
-                return (name, what, u.name.clone());
+            Destination::Unit(u) => {
+                let name = &dep.units[u].name;
+                (format!("unit:{name}"), format!("unit {name}"), name.clone())
             }
-        }
-        if let Some(n) = dep.node(&f.node) {
-            if f.destination == [IpNet::from(n.address)] {
-                let what = format!("node {}", n.name);
-                let name = self.network(
-                    &format!("node:{}", n.name),
-                    &format!("node {}", n.name),
-                    &f.destination,
-                    &what,
-                );
-                return (name, what, n.name.clone());
+            Destination::Node(n) => {
+                let name = &dep.nodes[n].name;
+                (format!("node:{name}"), format!("node {name}"), name.clone())
             }
-        }
-        let text = f
-            .destination
-            .iter()
-            .map(crate::flows::net_text)
-            .collect::<Vec<_>>()
-            .join(" ");
-        let what = format!("{} {text}", f.node);
-        let name = self.network(&format!("dst:{text}"), &format!("host {text}"), &f.destination, &what);
-        (name, what, text)
+            Destination::Addresses => (format!("dst:{what}"), format!("host {what}"), what.clone()),
+        };
+        (self.network(&key, &text, &f.destination, &what), what, short)
     }
 
     /// The sources of a flow as one network (host firewalls: the role's networks).
@@ -399,7 +371,7 @@ fn network_policy(
                 continue;
             };
             let source = defs.zone(dep, from);
-            let (destination, what, short) = defs.destination(dep, f);
+            let (destination, what, short) = defs.destination(crossings, dep, f);
             let service = defs.service(f);
             let key = format!("{a}/{b}/{destination}/{service}");
             let name = names.name(
@@ -563,11 +535,12 @@ fn network_policy(
 /// (input), iptables (INPUT) and the Windows firewall.
 fn host_policy(request: &Request, defs: &mut Defs) -> String {
     let dep = request.deployment;
+    let crossings = &Crossings::new(dep);
     let mut names = Namer::default();
     let mut terms: Vec<Term> = Vec::new();
     for f in &request.flows {
         let source = defs.sources(f);
-        let (destination, what, short) = defs.destination(dep, f);
+        let (destination, what, short) = defs.destination(crossings, dep, f);
         let service = defs.service(f);
         let name = names.name(
             &format!("{source}/{destination}/{service}"),
