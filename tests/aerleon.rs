@@ -932,3 +932,91 @@ fn kernel_catches_a_moved_port() {
         .collect();
     assert_eq!(differ, BTreeSet::from([21018, 21999]), "the moved port went unnoticed");
 }
+
+mod no_panics {
+    use proptest::prelude::*;
+    use scc_ports::catalog::Catalog;
+    use scc_ports::diag::Source;
+    use scc_ports::firewall::{Mode, Policy, Request};
+
+    const BASE: &str = include_str!("../examples/redundant.toml");
+
+    /// Words a firewall table may hold: zones, near misses, hostile and long text.
+    fn word() -> impl Strategy<Value = String> {
+        prop::sample::select(vec![
+            "datacenter".to_string(),
+            "dmz".into(),
+            "agents".into(),
+            "admins".into(),
+            "carrier".into(),
+            "internet".into(),
+            "agentz".into(),
+            "".into(),
+            "in side".into(),
+            "a\\u001b]0;x".into(),
+            "x".repeat(70),
+            "ciscoasa".into(),
+            "paloalto".into(),
+            "srx".into(),
+            "fortigate".into(),
+            "nftables".into(),
+            "iptables".into(),
+            "juniper".into(),
+        ])
+    }
+
+    fn list(words: &[String]) -> String {
+        let quoted: Vec<String> = words.iter().map(|w| format!("\"{w}\"")).collect();
+        format!("[{}]", quoted.join(", "))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 120, ..ProptestConfig::default() })]
+        /// Any firewall table: a located error, or a policy and a sheet whose names are tokens
+        /// within the limits; never a panic.
+        #[test]
+        fn any_firewall_table(
+            zones in prop::collection::vec(word(), 0..6),
+            platforms in prop::option::of(prop::collection::vec(word(), 0..4)),
+            names in prop::collection::vec((word(), word()), 0..3),
+        ) {
+            let start = BASE.find("[firewalls.EDGE]").unwrap();
+            let end = BASE.find("# Site services").unwrap();
+            let mut table = format!("[firewalls.EDGE]\nzones = {}\n", list(&zones));
+            if let Some(p) = &platforms {
+                table.push_str(&format!("platforms = {}\n", list(p)));
+            }
+            if !names.is_empty() {
+                table.push_str("\n[firewalls.EDGE.names]\n");
+                let mut seen = std::collections::HashSet::new();
+                for (k, v) in &names {
+                    if seen.insert(k.clone()) {
+                        table.push_str(&format!("\"{k}\" = \"{v}\"\n"));
+                    }
+                }
+            }
+            let text = format!("{}{table}\n{}", &BASE[..start], &BASE[end..]);
+            let catalog = Catalog::embedded();
+            match scc_ports::deployment::parse(&Source::new("f.toml", text), &catalog) {
+                Err(d) => prop_assert!(d.to_string().contains("f.toml:"), "located: {d}"),
+                Ok(dep) => {
+                    let plan = scc_ports::plan::resolve(&dep, &catalog);
+                    let all = scc_ports::flows::flows(&dep, &catalog, &plan);
+                    let flows = scc_ports::firewall::select(&all, &Mode::Network);
+                    let request = Request { deployment: &dep, mode: Mode::Network, policy: Policy::Drop, flows };
+                    let files = scc_ports::firewall::target("aerleon").unwrap().files(&request).unwrap();
+                    prop_assert_eq!(files.len(), dep.firewalls.len() + 2);
+                    for (_, body) in &files {
+                        for l in body.lines().filter(|l| !l.starts_with('#')) {
+                            if let Some(name) = l.trim().strip_prefix("- name: ") {
+                                prop_assert!(name.len() <= 50 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-'), "{}", name);
+                            }
+                            prop_assert!(!l.contains('\u{1b}'), "{}", l);
+                        }
+                    }
+                    let _ = scc_ports::firewall::target("csv").unwrap().generate(&request);
+                }
+            }
+        }
+    }
+}
