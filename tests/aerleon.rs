@@ -280,13 +280,15 @@ fn appliance_rules_are_named_commented_and_end_in_a_deny() {
         .filter_map(|l| l.strip_prefix("access-list "))
         .filter_map(|l| l.split(' ').next())
         .collect();
-    assert!(acls.contains("inside_access_in") && acls.contains("agents_access_in"), "{acls:?}");
+    assert!(
+        acls.contains("inside_access_in") && acls.contains("agents_access_in"),
+        "{acls:?}"
+    );
     for acl in &acls {
         assert!(acl.len() <= 64, "ASA ACL name {acl}");
         let last = asa
             .lines()
-            .filter(|l| l.starts_with(&format!("access-list {acl} extended")))
-            .last()
+            .rfind(|l| l.starts_with(&format!("access-list {acl} extended")))
             .unwrap();
         assert!(last.ends_with("extended deny ip any any"), "{acl}: {last}");
     }
@@ -306,9 +308,15 @@ fn appliance_rules_are_named_commented_and_end_in_a_deny() {
     }
     // FortiGate and SRX: every policy names a zone pair the firewall separates.
     let srx = read("edge.srx");
-    assert!(srx.contains("from-zone inside to-zone dmz"), "SRX zone pair");
+    assert!(
+        srx.contains("from-zone inside to-zone dmz"),
+        "SRX zone pair"
+    );
     let fgt = read("edge.fgacl");
-    assert!(fgt.contains("set srcintf \"agents\""), "FortiGate interface");
+    assert!(
+        fgt.contains("set srcintf \"agents\""),
+        "FortiGate interface"
+    );
 }
 
 /// Bad input: a located error, exit 2, and nothing written into DIR (a new DIR is not created,
@@ -322,7 +330,10 @@ fn bad_input_writes_nothing() {
             "unknown zone",
             "zones = [\"datacenter\", \"dmz\", \"agents\", \"admins\", \"carrier\", \"internet\"]",
             "zones = [\"datacenter\", \"dmz\", \"agentz\", \"admins\", \"carrier\", \"internet\"]",
-            &["error[E030]: unknown zone `agentz`", "did you mean `agents`?"],
+            &[
+                "error[E030]: unknown zone `agentz`",
+                "did you mean `agents`?",
+            ],
         ),
         (
             "a zone named twice",
@@ -340,7 +351,10 @@ fn bad_input_writes_nothing() {
             "an unknown platform",
             "# platforms = [\"ciscoasa\", \"paloalto\"]",
             "platforms = [\"ciscoasa\", \"paloalt\"]",
-            &["error[E031]: unknown platform `paloalt`", "did you mean `paloalto`?"],
+            &[
+                "error[E031]: unknown platform `paloalt`",
+                "did you mean `paloalto`?",
+            ],
         ),
     ];
     let existing = tmp.path().join("existing");
@@ -367,11 +381,20 @@ fn bad_input_writes_nothing() {
             }
             assert!(err.contains(".toml:"), "{what}: located: {err}");
         }
-        assert!(!tmp.path().join("new").exists(), "{what}: a new DIR appeared");
+        assert!(
+            !tmp.path().join("new").exists(),
+            "{what}: a new DIR appeared"
+        );
         assert_eq!(listing(&existing), before, "{what}: DIR changed");
     }
     // No -o; no firewall to render; a DIR holding something else: refused, nothing written.
-    let (code, _, err) = scc(&["firewall", "examples/redundant.toml", "--target", "aerleon", "--network"]);
+    let (code, _, err) = scc(&[
+        "firewall",
+        "examples/redundant.toml",
+        "--target",
+        "aerleon",
+        "--network",
+    ]);
     assert_eq!(code, 2);
     assert!(err.contains("give it with -o DIR"), "{err}");
     let no_fw = tmp.path().join("no-firewall.toml");
@@ -389,7 +412,10 @@ fn bad_input_writes_nothing() {
         dir.to_str().unwrap(),
     ]);
     assert_eq!(code, 2);
-    assert!(err.contains("declares no network firewall") && err.contains("[firewalls.EDGE]"), "{err}");
+    assert!(
+        err.contains("declares no network firewall") && err.contains("[firewalls.EDGE]"),
+        "{err}"
+    );
     assert!(!dir.exists());
     let foreign = tmp.path().join("foreign");
     std::fs::create_dir(&foreign).unwrap();
@@ -474,7 +500,10 @@ zones = ["dc_a", "dc-a", "{long}"]
         .collect();
     let distinct: BTreeSet<&&str> = tokens.iter().collect();
     assert_eq!(distinct.len(), tokens.len(), "{tokens:?}");
-    assert!(tokens.contains(&"ZONE-DC-A") && tokens.len() >= 5, "{tokens:?}");
+    assert!(
+        tokens.contains(&"ZONE-DC-A") && tokens.len() >= 5,
+        "{tokens:?}"
+    );
     for t in &tokens {
         assert!(t.len() <= 48, "{t}");
     }
@@ -691,7 +720,11 @@ fn probes(network: bool) -> (Vec<Probe>, Vec<Probe>) {
             }
         }
     }
-    ports.extend([(Transport::Tcp, 22), (Transport::Tcp, 21999), (Transport::Udp, 8999)]);
+    ports.extend([
+        (Transport::Tcp, 22),
+        (Transport::Tcp, 21999),
+        (Transport::Udp, 8999),
+    ]);
     let mut clients = CLIENTS.to_vec();
     if !network {
         clients.push(DATACENTER_CLIENT);
@@ -721,7 +754,11 @@ fn probes(network: bool) -> (Vec<Probe>, Vec<Probe>) {
     (to_server, to_agent)
 }
 
-fn responder(ns: &Netns, probes: &[Probe], stop: std::sync::Arc<AtomicBool>) -> std::thread::JoinHandle<std::io::Result<()>> {
+fn responder(
+    ns: &Netns,
+    probes: &[Probe],
+    stop: std::sync::Arc<AtomicBool>,
+) -> std::thread::JoinHandle<std::io::Result<()>> {
     let tcp: BTreeSet<u16> = probes
         .iter()
         .filter(|p| p.transport == Transport::Tcp)
@@ -780,7 +817,11 @@ fn admitted(network: bool, loader: Loader, rules: &str) -> Vec<bool> {
         clients.push(DATACENTER_CLIENT);
     }
     let lab = lab(&clients);
-    load(if network { &lab.router } else { &lab.server }, loader, rules);
+    load(
+        if network { &lab.router } else { &lab.server },
+        loader,
+        rules,
+    );
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let server = responder(&lab.server, &to_server, stop.clone());
     let agent = (!to_agent.is_empty()).then(|| responder(&lab.client, &to_agent, stop.clone()));
@@ -841,10 +882,19 @@ fn agree(network: bool) {
     let all: Vec<Probe> = to_server.into_iter().chain(to_agent).collect();
     let (nft, ipt) = theirs(network);
     let runs = [
-        ("our nftables", admitted(network, Loader::Nft, &ours("nftables", network))),
-        ("our iptables", admitted(network, Loader::Restore, &ours("iptables", network))),
+        (
+            "our nftables",
+            admitted(network, Loader::Nft, &ours("nftables", network)),
+        ),
+        (
+            "our iptables",
+            admitted(network, Loader::Restore, &ours("iptables", network)),
+        ),
         ("Aerleon's nftables", admitted(network, Loader::Nft, &nft)),
-        ("Aerleon's iptables", admitted(network, Loader::Commands, &ipt)),
+        (
+            "Aerleon's iptables",
+            admitted(network, Loader::Commands, &ipt),
+        ),
     ];
     let reference = &runs[0].1;
     let reached = reference.iter().filter(|r| **r).count();
@@ -930,7 +980,11 @@ fn kernel_catches_a_moved_port() {
         .filter(|(_, (a, b))| a != b)
         .map(|(p, _)| p.port)
         .collect();
-    assert_eq!(differ, BTreeSet::from([21018, 21999]), "the moved port went unnoticed");
+    assert_eq!(
+        differ,
+        BTreeSet::from([21018, 21999]),
+        "the moved port went unnoticed"
+    );
 }
 
 mod no_panics {

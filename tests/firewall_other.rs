@@ -132,7 +132,15 @@ fn targets_are_listed_in_order_and_deterministic() {
         .collect();
     assert_eq!(
         names,
-        ["nftables", "iptables", "firewalld", "windows", "aws", "csv", "aerleon"]
+        [
+            "nftables",
+            "iptables",
+            "firewalld",
+            "windows",
+            "aws",
+            "csv",
+            "aerleon"
+        ]
     );
     for target in TARGETS {
         let mode = ["--network".to_string()];

@@ -230,12 +230,17 @@ fn every_example_is_valid_and_broken_files_are_not() {
         ("firewall with one zone", |d| {
             d["firewalls"] = json!({"EDGE": {"zones": ["agents"]}})
         }),
-        ("firewall platform juniper", |d| {
-            d["firewalls"] = json!({"EDGE": {"zones": ["agents", "datacenter"], "platforms": ["juniper"]}})
-        }),
-        ("firewall appliance name with a space", |d| {
-            d["firewalls"] = json!({"EDGE": {"zones": ["agents", "datacenter"], "names": {"agents": "in side"}}})
-        }),
+        (
+            "firewall platform juniper",
+            |d| {
+                d["firewalls"] =
+                    json!({"EDGE": {"zones": ["agents", "datacenter"], "platforms": ["juniper"]}})
+            },
+        ),
+        (
+            "firewall appliance name with a space",
+            |d| d["firewalls"] = json!({"EDGE": {"zones": ["agents", "datacenter"], "names": {"agents": "in side"}}}),
+        ),
     ];
     for (what, edit) in broken {
         let mut d = base.clone();

@@ -346,7 +346,10 @@ pub(super) fn write_dir_atomically(dir: &Path, files: &[(String, String)]) -> Re
             }
         }
     } else if dir.exists() {
-        anyhow::bail!("{} exists and is not a directory: nothing was written", dir.display());
+        anyhow::bail!(
+            "{} exists and is not a directory: nothing was written",
+            dir.display()
+        );
     }
     let side = |what: &str| {
         let mut n = std::ffi::OsString::from(".");

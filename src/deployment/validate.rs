@@ -905,7 +905,12 @@ fn firewall(
             .and_then(|&i| members.iter_mut().find(|m| m.zone == i))
         else {
             ok = false;
-            let listed: Vec<&str> = raw.zones.get_ref().iter().map(|z| z.get_ref().as_str()).collect();
+            let listed: Vec<&str> = raw
+                .zones
+                .get_ref()
+                .iter()
+                .map(|z| z.get_ref().as_str())
+                .collect();
             cx.err(
                 "E030",
                 zone_key.span(),
@@ -925,8 +930,13 @@ fn firewall(
                 })
                 .map(|(p, max)| {
                     (
-                        format!("{p} does not accept the name `{text}`: longer than {max} characters"),
-                        format!("shorten it to at most {max} characters (it has {})", text.len()),
+                        format!(
+                            "{p} does not accept the name `{text}`: longer than {max} characters"
+                        ),
+                        format!(
+                            "shorten it to at most {max} characters (it has {})",
+                            text.len()
+                        ),
                     )
                 })
         } else {
@@ -949,10 +959,11 @@ fn firewall(
         if renamed.contains(&m.zone) {
             continue;
         }
-        if let Some((p, max)) = platforms
-            .iter()
-            .find_map(|p| appliance_name_max(p).filter(|&max| m.name.len() > max).map(|max| (p, max)))
-        {
+        if let Some((p, max)) = platforms.iter().find_map(|p| {
+            appliance_name_max(p)
+                .filter(|&max| m.name.len() > max)
+                .map(|max| (p, max))
+        }) {
             ok = false;
             let span = raw
                 .zones
@@ -963,7 +974,10 @@ fn firewall(
             cx.err(
                 "E032",
                 span,
-                format!("zone name `{}` is too long for {p} ({max} characters at most)", m.name),
+                format!(
+                    "zone name `{}` is too long for {p} ({max} characters at most)",
+                    m.name
+                ),
                 format!(
                     "give the appliance's name under [firewalls.{}.names]: {} = \"…\"",
                     key.get_ref(),

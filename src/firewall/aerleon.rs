@@ -87,7 +87,10 @@ impl Namer {
             name = case(format!("{head}-{tag}"));
             let mut n = 2;
             while self.taken.contains_key(&name) {
-                name = case(format!("{}-{tag}{n}", fit(text, max - 10 - n.to_string().len())));
+                name = case(format!(
+                    "{}-{tag}{n}",
+                    fit(text, max - 10 - n.to_string().len())
+                ));
                 n += 1;
             }
         }
@@ -162,11 +165,15 @@ struct Defs {
 
 impl Defs {
     fn network(&mut self, key: &str, text: &str, nets: &[IpNet], what: &str) -> String {
-        let name = self.names.name(&format!("net:{key}"), text, TOKEN_MAX, true);
-        self.networks.entry(name.clone()).or_insert_with(|| Network {
-            nets: nets.to_vec(),
-            comment: comment(&[what]),
-        });
+        let name = self
+            .names
+            .name(&format!("net:{key}"), text, TOKEN_MAX, true);
+        self.networks
+            .entry(name.clone())
+            .or_insert_with(|| Network {
+                nets: nets.to_vec(),
+                comment: comment(&[what]),
+            });
         name
     }
 
@@ -182,7 +189,12 @@ impl Defs {
 
     /// A flow's destination ([`Crossings::destination`]) as a network, with the words for
     /// comments and a short word for term names.
-    fn destination(&mut self, crossings: &Crossings, dep: &Deployment, f: &Flow) -> (String, String, String) {
+    fn destination(
+        &mut self,
+        crossings: &Crossings,
+        dep: &Deployment,
+        f: &Flow,
+    ) -> (String, String, String) {
         let what = crossings.destination_words(f);
         let (key, text, short) = match crossings.destination(f) {
             Destination::Workstations(z) => {
@@ -198,14 +210,23 @@ impl Defs {
             }
             Destination::Addresses => (format!("dst:{what}"), format!("host {what}"), what.clone()),
         };
-        (self.network(&key, &text, &f.destination, &what), what, short)
+        (
+            self.network(&key, &text, &f.destination, &what),
+            what,
+            short,
+        )
     }
 
     /// The sources of a flow as one network (host firewalls: the role's networks).
     fn sources(&mut self, f: &Flow) -> String {
         let key = f.source_key();
         let what = format!("{} from zones {}", key, f.source_zones.join(" "));
-        self.network(&format!("src:{key}"), &format!("from {key}"), &f.sources, &what)
+        self.network(
+            &format!("src:{key}"),
+            &format!("from {key}"),
+            &f.sources,
+            &what,
+        )
     }
 
     /// The service of a flow: named after its component and port ids; another flow with the
@@ -218,11 +239,13 @@ impl Defs {
             TOKEN_MAX,
             true,
         );
-        self.services.entry(name.clone()).or_insert_with(|| Service {
-            transport: f.transport,
-            spans: segments(f.ports),
-            comment: comment(&[&f.label(), &super::text::ports_text(f)]),
-        });
+        self.services
+            .entry(name.clone())
+            .or_insert_with(|| Service {
+                transport: f.transport,
+                spans: segments(f.ports),
+                comment: comment(&[&f.label(), &super::text::ports_text(f)]),
+            });
         name
     }
 
@@ -247,11 +270,20 @@ pub fn files(request: &Request) -> Vec<(String, String)> {
         }
         Mode::Node { .. } | Mode::Workstations => {
             let text = host_policy(request, &mut defs);
-            out.push((format!("pol/{}.yaml", fit(request.mode.scope(), TERM_MAX)), text));
+            out.push((
+                format!("pol/{}.yaml", fit(request.mode.scope(), TERM_MAX)),
+                text,
+            ));
         }
     }
-    out.push(("def/networks.yaml".to_string(), networks_yaml(request, &defs)));
-    out.push(("def/services.yaml".to_string(), services_yaml(request, &defs)));
+    out.push((
+        "def/networks.yaml".to_string(),
+        networks_yaml(request, &defs),
+    ));
+    out.push((
+        "def/services.yaml".to_string(),
+        services_yaml(request, &defs),
+    ));
     out
 }
 
@@ -268,7 +300,11 @@ fn preamble(request: &Request, what: &str) -> String {
 fn networks_yaml(request: &Request, defs: &Defs) -> String {
     let mut s = preamble(request, "Aerleon network definitions");
     // An empty table, not a null: aclgen warns about a null.
-    s.push_str(if defs.networks.is_empty() { "networks: {}\n" } else { "networks:\n" });
+    s.push_str(if defs.networks.is_empty() {
+        "networks: {}\n"
+    } else {
+        "networks:\n"
+    });
     for (name, n) in &defs.networks {
         let _ = writeln!(s, "  {name}:");
         let _ = writeln!(s, "    values:");
@@ -284,7 +320,11 @@ fn networks_yaml(request: &Request, defs: &Defs) -> String {
 
 fn services_yaml(request: &Request, defs: &Defs) -> String {
     let mut s = preamble(request, "Aerleon service definitions");
-    s.push_str(if defs.services.is_empty() { "services: {}\n" } else { "services:\n" });
+    s.push_str(if defs.services.is_empty() {
+        "services: {}\n"
+    } else {
+        "services:\n"
+    });
     for (name, svc) in &defs.services {
         let _ = writeln!(s, "  {name}:");
         for (i, seg) in svc.spans.iter().enumerate() {
@@ -321,7 +361,9 @@ fn write_filter(s: &mut String, f: &Filter) {
     let mut names = Namer::default();
     if f.iptables {
         s.push_str("      - name: established\n");
-        s.push_str("        comment: \"replies and related packets of the admitted flows below\"\n");
+        s.push_str(
+            "        comment: \"replies and related packets of the admitted flows below\"\n",
+        );
         s.push_str("        option: established\n");
         s.push_str("        action: accept\n");
         names.name("established", "established", IPTABLES_TERM_MAX, false);
@@ -392,13 +434,7 @@ fn network_policy(
             let v4 = defs.has_v4(&source) && defs.has_v4(&destination);
             terms.push(Term {
                 name,
-                comment: comment(&[
-                    &f.label(),
-                    "from",
-                    &dep.zones[from].name,
-                    "to",
-                    &what,
-                ]),
+                comment: comment(&[&f.label(), "from", &dep.zones[from].name, "to", &what]),
                 source,
                 destination,
                 service,
@@ -466,7 +502,12 @@ fn network_policy(
                     terms: terms.iter().filter(|t| t.pair == (a, b)).collect(),
                     iptables: false,
                     deny: Some((
-                        names.name(&format!("deny/{a}/{b}"), &format!("deny {from} to {to}"), TERM_MAX, false),
+                        names.name(
+                            &format!("deny/{a}/{b}"),
+                            &format!("deny {from} to {to}"),
+                            TERM_MAX,
+                            false,
+                        ),
                         comment(&["final deny: anything else from", &words]),
                     )),
                 },
@@ -491,7 +532,12 @@ fn network_policy(
                     terms: list,
                     iptables: false,
                     deny: Some((
-                        names.name(&format!("deny/{a}"), &format!("deny from {}", fw.zones[a].name), TERM_MAX, false),
+                        names.name(
+                            &format!("deny/{a}"),
+                            &format!("deny from {}", fw.zones[a].name),
+                            TERM_MAX,
+                            false,
+                        ),
                         comment(&["final deny: anything else in from", &zone_words(a)]),
                     )),
                 },
@@ -544,7 +590,12 @@ fn host_policy(request: &Request, defs: &mut Defs) -> String {
         let service = defs.service(f);
         let name = names.name(
             &format!("{source}/{destination}/{service}"),
-            &format!("{} {short} {} {}", f.source_key(), f.component, f.port_id_text()),
+            &format!(
+                "{} {short} {} {}",
+                f.source_key(),
+                f.component,
+                f.port_id_text()
+            ),
             TERM_MAX,
             false,
         );
@@ -597,7 +648,10 @@ fn host_policy(request: &Request, defs: &mut Defs) -> String {
     write_filter(
         &mut s,
         &Filter {
-            comment: comment(&[&scope, "inbound, Windows firewall: its default blocks the rest"]),
+            comment: comment(&[
+                &scope,
+                "inbound, Windows firewall: its default blocks the rest",
+            ]),
             targets: vec![("windows_advfirewall", "in".to_string())],
             terms: all,
             iptables: false,
@@ -627,7 +681,12 @@ mod tests {
         assert!(d.len() <= TOKEN_MAX);
         assert_eq!(n.name("zone:a_b", "ignored", TOKEN_MAX, true), c);
         for len in [1, 23, 24, 25, 63, 64, 200] {
-            let t = n.name(&format!("k{len}"), &"9".repeat(len), IPTABLES_TERM_MAX, false);
+            let t = n.name(
+                &format!("k{len}"),
+                &"9".repeat(len),
+                IPTABLES_TERM_MAX,
+                false,
+            );
             assert!(t.len() <= IPTABLES_TERM_MAX && t.starts_with('n'), "{t}");
         }
     }
@@ -635,7 +694,11 @@ mod tests {
     #[test]
     fn comments_hold_no_quote_or_line_break() {
         let c = comment(&["a\"b\nc*/d", "e\u{202e}f"]);
-        assert!(c.chars().all(|c| c.is_ascii_alphanumeric() || "._+-:/ ".contains(c)), "{c}");
+        assert!(
+            c.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._+-:/ ".contains(c)),
+            "{c}"
+        );
         assert!(!c.contains("*/"));
     }
 }

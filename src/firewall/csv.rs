@@ -88,7 +88,14 @@ fn network(request: &Request) -> String {
     let mut seen = std::collections::HashSet::new();
     for f in &request.flows {
         for (from, to) in crossings.through_any(f) {
-            if !seen.insert((from, to, f.destination.clone(), f.transport, f.ports, f.label())) {
+            if !seen.insert((
+                from,
+                to,
+                f.destination.clone(),
+                f.transport,
+                f.ports,
+                f.label(),
+            )) {
                 continue; // the same opening for another role of the same zone
             }
             let firewalls: Vec<&str> = (dep.firewalls.iter())
