@@ -608,4 +608,39 @@ mod tests {
         assert_eq!(union(p(5060), p(5062)), None);
         assert_eq!(union(even, p(5031)), None);
     }
+
+    #[test]
+    fn crossings_leave_out_flows_inside_one_zone() {
+        use crate::deployment::Template;
+        let catalog = Catalog::embedded();
+        let dep = Template::Redundant.load(&catalog).unwrap();
+        let plan = crate::plan::resolve(&dep, &catalog);
+        let flows = network_flows(&flows(&dep, &catalog, &plan));
+        let c = Crossings::new(&dep);
+        let zone = |n: &str| dep.zones.iter().position(|z| z.name == n).unwrap();
+        let edge = &dep.firewalls[0];
+        // Agent Server on unit CORE (datacenter) from role servers (datacenter, dmz).
+        let f = flows
+            .iter()
+            .find(|f| f.label() == "agent-server.port" && f.role == Role::Servers)
+            .unwrap();
+        assert_eq!(c.destination(f), Destination::Unit(0));
+        assert_eq!(
+            c.destination_words(f),
+            "unit CORE (virtual IP on APP1 APP2)"
+        );
+        let (dc, dmz) = (zone("datacenter"), zone("dmz"));
+        assert_eq!(c.zone_pairs(f), vec![(dc, dc), (dmz, dc)]);
+        assert_eq!(c.through(f, edge), vec![(dmz, dc)]);
+        assert_eq!(c.through_any(f), vec![(dmz, dc)]);
+        // A firewall that does not hold the dmz: nothing of this flow crosses it.
+        let mut inner = edge.clone();
+        inner.zones.retain(|z| z.zone != dmz);
+        assert!(c.through(f, &inner).is_empty());
+        assert!(!crosses(edge, dc, dc) && crosses(edge, dmz, dc) && crosses(edge, dc, dmz));
+        // Without [firewalls]: every pair of two different zones.
+        let mut open = dep.clone();
+        open.firewalls.clear();
+        assert_eq!(Crossings::new(&open).through_any(f), vec![(dmz, dc)]);
+    }
 }
