@@ -121,6 +121,17 @@ fn golden_every_example_and_scope() {
     }
 }
 
+/// The network team's sheet as a Markdown table (the CSV one is in tests/it's goldens).
+#[test]
+fn golden_network_sheet_markdown() {
+    for (example, _) in EXAMPLES {
+        let file = format!("examples/{example}.toml");
+        let (code, out, err) = scc(&["firewall", &file, "--target", "markdown", "--network"]);
+        assert_eq!(code, 0, "{err}");
+        insta::assert_snapshot!(format!("sheet_markdown__{example}"), out);
+    }
+}
+
 /// The platforms a case renders and the file each one writes (Aerleon's suffixes).
 fn expected_outputs(file: &str, scope: &[String], dir: &Path) -> Vec<String> {
     let suffix = |p: &str| match p {

@@ -139,6 +139,7 @@ fn targets_are_listed_in_order_and_deterministic() {
             "windows",
             "aws",
             "csv",
+            "markdown",
             "aerleon"
         ]
     );

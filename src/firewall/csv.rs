@@ -1,12 +1,15 @@
-//! `csv`: the network team's request sheet, one row per flow (`--network`: per zone pair,
-//! destination and service, only what crosses a network firewall), every cell made safe for a
-//! spreadsheet ([`Sink::CsvCell`]).
+//! `csv` and `markdown`: the network team's request sheet, one row per flow (`--network`: per
+//! zone pair, destination and service, only what crosses a network firewall), as CSV (every cell
+//! made safe for a spreadsheet, [`crate::safe::Sink::CsvCell`]) or as a Markdown table (tickets,
+//! wikis).
 
 use super::{Generator, Mode, Request};
 use crate::flows::Crossings;
-use crate::safe::{Sink, clean};
+use crate::render::{Column, Format, Grid};
 
 pub struct Csv;
+
+pub struct Markdown;
 
 impl Generator for Csv {
     fn name(&self) -> &'static str {
@@ -14,15 +17,42 @@ impl Generator for Csv {
     }
 
     fn about(&self) -> &'static str {
-        "request sheet for the network team: source zone, CIDRs, destination, transport, ports, component, purpose"
+        "request sheet for the network team: source and destination zone, CIDRs, destination, transport, ports, component, purpose"
     }
 
     fn generate(&self, request: &Request) -> String {
-        if request.mode == Mode::Network {
-            return network(request);
-        }
-        let mut w = ::csv::Writer::from_writer(Vec::new());
-        let header = [
+        sheet(request).render(Format::Csv, usize::MAX)
+    }
+}
+
+impl Generator for Markdown {
+    fn name(&self) -> &'static str {
+        "markdown"
+    }
+
+    fn about(&self) -> &'static str {
+        "the network team's request sheet as a Markdown table (tickets, wikis)"
+    }
+
+    fn generate(&self, request: &Request) -> String {
+        sheet(request).render(Format::Markdown, usize::MAX)
+    }
+}
+
+fn join(v: &[ipnet::IpNet]) -> String {
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The sheet of the request's flows: by zone pair for `--network`, one row per flow otherwise.
+fn sheet(request: &Request) -> Grid {
+    if request.mode == Mode::Network {
+        return network(request);
+    }
+    let mut grid = Grid::new(
+        [
             "scope",
             "source_role",
             "source_zones",
@@ -36,44 +66,28 @@ impl Generator for Csv {
             "port_ids",
             "unit",
             "purpose",
-        ];
-        w.write_record(header).expect("in memory");
-        for f in &request.flows {
-            let join = |v: &[ipnet::IpNet]| {
-                v.iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(" ")
-            };
-            w.write_record(
-                [
-                    request.mode.scope().to_string(),
-                    f.role.as_str().to_string(),
-                    f.source_zones.join(" "),
-                    join(&f.sources),
-                    f.node.clone(),
-                    join(&f.destination),
-                    f.transport.as_str().to_string(),
-                    f.ports.span_text(),
-                    f.ports.parity().map_or("", |p| p.as_str()).to_string(),
-                    f.component.clone(),
-                    f.port_id_text(),
-                    f.unit.clone().unwrap_or_default(),
-                    f.purpose.clone(),
-                ]
-                .map(|cell| clean(Sink::CsvCell, &cell).into_owned()),
-            )
-            .expect("in memory");
-        }
-        String::from_utf8(w.into_inner().expect("in memory")).expect("UTF-8")
+        ]
+        .map(Column::new)
+        .to_vec(),
+    );
+    for f in &request.flows {
+        grid.push(vec![
+            request.mode.scope().to_string(),
+            f.role.as_str().to_string(),
+            f.source_zones.join(" "),
+            join(&f.sources),
+            f.node.clone(),
+            join(&f.destination),
+            f.transport.as_str().to_string(),
+            f.ports.span_text(),
+            f.ports.parity().map_or("", |p| p.as_str()).to_string(),
+            f.component.clone(),
+            f.port_id_text(),
+            f.unit.clone().unwrap_or_default(),
+            f.purpose.clone(),
+        ]);
     }
-}
-
-fn join(v: &[ipnet::IpNet]) -> String {
-    v.iter()
-        .map(ToString::to_string)
-        .collect::<Vec<_>>()
-        .join(" ")
+    grid
 }
 
 /// `--network`: one row per (source zone, destination zone, destination, service) that crosses a
@@ -81,10 +95,10 @@ fn join(v: &[ipnet::IpNet]) -> String {
 /// firewall between every two zones), grouped by zone pair in the file's zone order. A flow
 /// inside one zone never reaches the sheet. A unit's virtual IP is named as the unit, with its
 /// instance nodes.
-fn network(request: &Request) -> String {
+fn network(request: &Request) -> Grid {
     let dep = request.deployment;
     let crossings = Crossings::new(dep);
-    let mut rows: Vec<((usize, usize), [String; 13])> = Vec::new();
+    let mut rows: Vec<((usize, usize), Vec<String>)> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for f in &request.flows {
         for (from, to) in crossings.through_any(f) {
@@ -104,7 +118,7 @@ fn network(request: &Request) -> String {
                 .collect();
             rows.push((
                 (from, to),
-                [
+                vec![
                     request.mode.scope().to_string(),
                     firewalls.join(" "),
                     dep.zones[from].name.clone(),
@@ -123,26 +137,27 @@ fn network(request: &Request) -> String {
         }
     }
     rows.sort_by_key(|(pair, _)| *pair);
-    let mut w = ::csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "scope",
-        "firewalls",
-        "source_zone",
-        "destination_zone",
-        "source_cidrs",
-        "destination",
-        "destination_address",
-        "transport",
-        "ports",
-        "parity",
-        "component",
-        "port_ids",
-        "purpose",
-    ])
-    .expect("in memory");
+    let mut grid = Grid::new(
+        [
+            "scope",
+            "firewalls",
+            "source_zone",
+            "destination_zone",
+            "source_cidrs",
+            "destination",
+            "destination_address",
+            "transport",
+            "ports",
+            "parity",
+            "component",
+            "port_ids",
+            "purpose",
+        ]
+        .map(Column::new)
+        .to_vec(),
+    );
     for (_, row) in rows {
-        w.write_record(row.map(|cell| clean(Sink::CsvCell, &cell).into_owned()))
-            .expect("in memory");
+        grid.push(row);
     }
-    String::from_utf8(w.into_inner().expect("in memory")).expect("UTF-8")
+    grid
 }

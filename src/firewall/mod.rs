@@ -121,6 +121,7 @@ pub const TARGETS: &[&dyn Generator] = &[
     &windows::Windows,
     &aws::Aws,
     &csv::Csv,
+    &csv::Markdown,
     &aerleon::Aerleon,
 ];
 
