@@ -496,7 +496,14 @@ zones = ["dc_a", "dc-a", "{long}"]
 
 [firewalls.{long}.names]
 {long} = "agents"
-"#
+
+[firewalls.{upper}]
+zones = ["dc_a", "dc-a", "{long}"]
+
+[firewalls.{upper}.names]
+{long} = "agents"
+"#,
+        upper = long.to_ascii_uppercase()
     );
     let tmp = tempfile::tempdir().unwrap();
     let file = tmp.path().join("long.toml");
@@ -531,8 +538,10 @@ zones = ["dc_a", "dc-a", "{long}"]
         }
     }
     let out = tmp.path().join("out");
+    // Two firewalls whose names differ only in case: two policies, two sets of renderings.
+    assert_eq!(std::fs::read_dir(dir.join("pol")).unwrap().count(), 2);
     let rendered = aclgen(&dir, &out);
-    assert_eq!(rendered.len(), 6, "{rendered:?}");
+    assert_eq!(rendered.len(), 12, "{rendered:?}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -263,9 +263,12 @@ pub fn files(request: &Request) -> Vec<(String, String)> {
     match &request.mode {
         Mode::Network => {
             let crossings = Crossings::new(request.deployment);
+            // Firewalls `EDGE` and `edge` are two files (aclgen names its outputs after them).
+            let mut files = Namer::default();
             for fw in &request.deployment.firewalls {
                 let text = network_policy(request, fw, &crossings, &mut defs);
-                out.push((format!("pol/{}.yaml", fit(&fw.name, TERM_MAX)), text));
+                let stem = files.name(&fw.name, &fw.name, TERM_MAX, false);
+                out.push((format!("pol/{stem}.yaml"), text));
             }
         }
         Mode::Node { .. } | Mode::Workstations => {
@@ -547,7 +550,7 @@ fn network_policy(
     // A Linux router: one forward filter over every pair.
     let all: Vec<&Term> = terms.iter().collect();
     let deny = (
-        "deny-forward".to_string(),
+        names.name("deny/forward", "deny forward", TERM_MAX, false),
         comment(&["final deny: anything else forwarded through", &fw.name]),
     );
     if has("nftables") {
@@ -619,7 +622,7 @@ fn host_policy(request: &Request, defs: &mut Defs) -> String {
     s.push_str("filters:\n");
     let all: Vec<&Term> = terms.iter().collect();
     let deny = (
-        "deny-input".to_string(),
+        names.name("deny/input", "deny input", TERM_MAX, false),
         comment(&["final deny: anything else inbound to", &scope]),
     );
     write_filter(
