@@ -142,8 +142,8 @@ struct Service {
 /// One term: a flow from one source network to one destination on one service.
 #[derive(Clone)]
 struct Term {
+    /// Unique in its policy file; iptables' filter cuts it to 24 characters when it is written.
     name: String,
-    /// The name for iptables (24 characters), made when the filter is written.
     comment: String,
     source: String,
     destination: String,
@@ -410,6 +410,7 @@ fn network_policy(
     let position = |zone: usize| fw.zones.iter().position(|z| z.zone == zone);
     let mut terms: Vec<Term> = Vec::new();
     let mut names = Namer::default();
+    let mut seen = std::collections::HashSet::new();
     for f in &request.flows {
         for (from, to) in crossings.through(f, fw) {
             let (Some(a), Some(b)) = (position(from), position(to)) else {
@@ -431,7 +432,7 @@ fn network_policy(
                 TERM_MAX,
                 false,
             );
-            if terms.iter().any(|t| t.name == name) {
+            if !seen.insert(key) {
                 continue; // the same (pair, destination, service) from another role
             }
             let v4 = defs.has_v4(&source) && defs.has_v4(&destination);
@@ -587,12 +588,14 @@ fn host_policy(request: &Request, defs: &mut Defs) -> String {
     let crossings = &Crossings::new(dep);
     let mut names = Namer::default();
     let mut terms: Vec<Term> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for f in &request.flows {
         let source = defs.sources(f);
         let (destination, what, short) = defs.destination(crossings, dep, f);
         let service = defs.service(f);
+        let key = format!("{source}/{destination}/{service}");
         let name = names.name(
-            &format!("{source}/{destination}/{service}"),
+            &key,
             &format!(
                 "{} {short} {} {}",
                 f.source_key(),
@@ -602,7 +605,7 @@ fn host_policy(request: &Request, defs: &mut Defs) -> String {
             TERM_MAX,
             false,
         );
-        if terms.iter().any(|t| t.name == name) {
+        if !seen.insert(key) {
             continue;
         }
         let v4 = defs.has_v4(&source) && defs.has_v4(&destination);
