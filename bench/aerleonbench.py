@@ -28,7 +28,7 @@ def main():
     args = ap.parse_args()
     print("| example | policy (pol + def) | aclgen, median of %d | files written (bytes) |" % args.reps)
     print("| --- | ---: | ---: | --- |")
-    for example in ["all-in-one", "redundant", "large", "services"]:
+    for example in ["all-in-one", "redundant", "large", "services", "two-offices"]:
         with tempfile.TemporaryDirectory() as tmp:
             pol = os.path.join(tmp, "policy")
             subprocess.run([BIN, "firewall", os.path.join(ROOT, "examples", example + ".toml"),

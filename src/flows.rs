@@ -165,13 +165,31 @@ impl Flow {
     }
 }
 
-/// The networks a role's traffic comes from: its zones' CIDRs, and for `servers` every node and
-/// unit address not already inside one of them.
+/// The networks a role's traffic comes from: its zones' CIDRs; for `servers` also the address of
+/// every node that runs SCC components (HAC or a unit instance) and every unit's address, for
+/// `trunk` every trunk peer's address, where not already inside one of those CIDRs. A plain host
+/// (an SBC, a database or mail server, a jump host) is never a source of the servers' flows.
 pub fn sources(dep: &Deployment, role: Role) -> (Vec<String>, Vec<IpNet>) {
     let zones: Vec<&crate::deployment::Zone> = dep.zones_with(role).collect();
     let mut nets: Vec<IpNet> = zones.iter().flat_map(|z| z.cidrs.iter().copied()).collect();
     let mut names: Vec<String> = zones.iter().map(|z| z.name.clone()).collect();
-    if role == Role::Servers {
+    let (own, label): (Vec<IpAddr>, &str) = match role {
+        Role::Servers => (
+            dep.nodes
+                .iter()
+                .filter(|n| n.scc)
+                .map(|n| n.address)
+                .chain(dep.units.iter().map(|u| u.address))
+                .collect(),
+            "(system addresses)",
+        ),
+        Role::Trunk => (
+            dep.peers().map(|(n, _)| n.address).collect(),
+            "(trunk peers)",
+        ),
+        _ => (Vec::new(), ""),
+    };
+    if !own.is_empty() {
         // Aggregated first, so "is this address covered" is a binary search, not a scan of
         // every zone network for every address.
         let zone_nets = IpNet::aggregate(&nets);
@@ -180,11 +198,6 @@ pub fn sources(dep: &Deployment, role: Role) -> (Vec<String>, Vec<IpNet>) {
             i > 0 && zone_nets[i - 1].contains(a)
         };
         let mut extra = false;
-        let own = dep
-            .nodes
-            .iter()
-            .map(|n| n.address)
-            .chain(dep.units.iter().map(|u| u.address));
         for a in own {
             if !covered(&a) {
                 nets.push(IpNet::from(a));
@@ -192,7 +205,7 @@ pub fn sources(dep: &Deployment, role: Role) -> (Vec<String>, Vec<IpNet>) {
             }
         }
         if extra {
-            names.push("(system addresses)".to_string());
+            names.push(label.to_string());
         }
     }
     (names, IpNet::aggregate(&nets))
@@ -267,7 +280,9 @@ pub fn flows(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Flow> {
     let mut by_key: HashMap<Key, Vec<usize>> = HashMap::new();
     for b in &plan.bindings {
         let service = b.origin == Origin::Service;
-        let purpose = if service {
+        let purpose = if b.origin == Origin::Peer {
+            crate::plan::peer_purpose(&b.port_id).to_string()
+        } else if service {
             notes
                 .get(b.port_id.as_str())
                 .copied()
@@ -563,6 +578,19 @@ impl<'a> Crossings<'a> {
         (flow.source_zones.iter())
             .filter_map(|z| self.zones.get(z.as_str()).map(|&from| (from, to)))
             .collect()
+    }
+
+    /// A flow's sources inside one of its source zones: the zone's networks that the sources
+    /// cover, and the sources inside the zone (a trunk peer's own address, not its whole zone).
+    pub fn sources_in(&self, flow: &Flow, zone: usize) -> Vec<IpNet> {
+        let cidrs = &self.dep.zones[zone].cidrs;
+        let covered = |n: &IpNet| flow.sources.iter().any(|s| s.contains(n));
+        let inside = |n: &IpNet| cidrs.iter().any(|c| c.contains(n));
+        let nets: Vec<IpNet> = (cidrs.iter().filter(|c| covered(c)))
+            .chain(flow.sources.iter().filter(|s| inside(s)))
+            .copied()
+            .collect();
+        IpNet::aggregate(&nets)
     }
 
     /// The zone pairs of a flow that cross `firewall`: both zones among its zones, and different.

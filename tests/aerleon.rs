@@ -26,12 +26,27 @@ const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 const BIN: &str = env!("CARGO_BIN_EXE_scc-ports");
 
 /// Every example and the nodes whose host policy is covered (one holding units, one without).
-const EXAMPLES: [(&str, &[&str]); 4] = [
+const EXAMPLES: [(&str, &[&str]); 5] = [
     ("all-in-one", &["SCC1"]),
     ("redundant", &["APP1", "WEB1", "DB1"]),
     ("large", &["APP_A1", "VOICE_A"]),
     ("services", &["APP1", "DB1"]),
+    ("two-offices", &["HAC1", "SBC1"]),
 ];
+
+/// Every example is covered: a new one must be added above.
+#[test]
+fn every_example_is_covered() {
+    let mut files: Vec<String> = std::fs::read_dir(Path::new(ROOT).join("examples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter_map(|n| n.strip_suffix(".toml").map(str::to_string))
+        .collect();
+    files.sort();
+    let mut covered: Vec<String> = EXAMPLES.iter().map(|(e, _)| e.to_string()).collect();
+    covered.sort();
+    assert_eq!(files, covered);
+}
 
 /// (snapshot name, deployment file, scope arguments) of every case.
 fn cases() -> Vec<(String, String, Vec<String>)> {

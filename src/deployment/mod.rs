@@ -85,6 +85,52 @@ pub struct Node {
     pub windows_excluded: Vec<ExcludedRange>,
     pub location: Location,
     pub address_location: Location,
+    /// Whether the node runs SCC components: HAC, or an instance of a unit. A node that runs none
+    /// is a plain host (an SBC, a database, a mail or jump host): a source only of the flows
+    /// named for it (a trunk peer's, site services'), never of the servers' flows.
+    pub scc: bool,
+    /// Whether the file says so (`scc = false`, or a `trunk` table): check C116 asks otherwise.
+    pub plain_declared: bool,
+    /// `[nodes.NAME.trunk]`: the node is a SIP trunk peer.
+    pub trunk: Option<TrunkPeer>,
+}
+
+/// The SIP transports a trunk peer speaks: TLS runs over TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SipTransport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl SipTransport {
+    pub fn transport(self) -> Transport {
+        match self {
+            SipTransport::Udp => Transport::Udp,
+            SipTransport::Tcp | SipTransport::Tls => Transport::Tcp,
+        }
+    }
+
+    /// The key in `[nodes.NAME.trunk]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            SipTransport::Udp => "udp",
+            SipTransport::Tcp => "tcp",
+            SipTransport::Tls => "tls",
+        }
+    }
+}
+
+/// An SBC or a carrier's SIP peer (`[nodes.NAME.trunk]`): its side of the trunk. Its address is a
+/// source of the catalog's trunk ports (SIP Bridge's SIP, MRS's media areas, CDT's media), and it
+/// listens on its SIP ports and media range for SIP Bridge and MRS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkPeer {
+    /// Its SIP port (or range) per transport, in the order udp, tcp, tls.
+    pub sip: Vec<(SipTransport, crate::range::PortRange)>,
+    /// Its RTP/RTCP ports (UDP), when given.
+    pub media: Option<crate::range::PortRange>,
+    pub location: Location,
 }
 
 /// A Windows excluded port range of a node, as `netsh interface ipv4 show excludedportrange
@@ -213,6 +259,13 @@ pub struct Deployment {
 impl Deployment {
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The trunk peers: nodes with a `trunk` table.
+    pub fn peers(&self) -> impl Iterator<Item = (&Node, &TrunkPeer)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.trunk.as_ref().map(|t| (n, t)))
     }
 
     pub fn zone(&self, name: &str) -> Option<&Zone> {

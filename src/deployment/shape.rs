@@ -56,6 +56,15 @@ const NODE: &[Field] = &[
     opt("hac", Shape::Bool),
     opt("variables", VARIABLES),
     opt("windows_excluded_ports", Shape::Table(EXCLUDED)),
+    opt("scc", Shape::Bool),
+    opt("trunk", Shape::Table(TRUNK)),
+];
+/// A trunk peer's SIP port per transport and its media range (`[nodes.NAME.trunk]`).
+const TRUNK: &[Field] = &[
+    opt("udp", Shape::TextOrWhole),
+    opt("tcp", Shape::TextOrWhole),
+    opt("tls", Shape::TextOrWhole),
+    opt("media", Shape::TextOrWhole),
 ];
 /// `netsh` lists a node's excluded ranges per transport.
 const EXCLUDED: &[Field] = &[opt("tcp", TEXTS), opt("udp", TEXTS)];

@@ -9,11 +9,11 @@ use ipnet::IpNet;
 use toml::Spanned;
 
 use super::raw::{
-    RawDeployment, RawExcluded, RawFirewall, RawNode, RawService, RawUnit, in_file_order,
+    RawDeployment, RawExcluded, RawFirewall, RawNode, RawService, RawTrunk, RawUnit, in_file_order,
 };
 use super::{
-    Deployment, ExcludedRange, Firewall, FirewallZone, Node, Service, ServiceTarget, Setting, Unit,
-    Zone,
+    Deployment, ExcludedRange, Firewall, FirewallZone, Node, Service, ServiceTarget, Setting,
+    SipTransport, TrunkPeer, Unit, Zone,
 };
 use crate::catalog::{Catalog, Placement, PortDefault, Role, Transport, VariableKind};
 use crate::diag::{Diagnostic, Diagnostics, Source, did_you_mean, from_toml};
@@ -121,6 +121,11 @@ pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnosti
             &zone_names,
         ) {
             firewalls.push(f);
+        }
+    }
+    for u in &units {
+        for &i in &u.instances {
+            nodes[i].scc = true;
         }
     }
 
@@ -382,20 +387,104 @@ fn node(
         );
         false
     });
+    let plain = plain_host(cx, key, &raw);
     let excluded = raw
         .windows_excluded_ports
         .map(|e| excluded_ranges(cx, e.into_inner()));
+    // None: no table; Some(None): a bad one (reported).
+    let trunk = raw.trunk.map(|t| trunk_peer(cx, key, t));
+    let trunk = match trunk {
+        None => Some(None),
+        Some(t) => t.map(Some),
+    };
+    let hac = raw.hac.unwrap_or(!plain?);
     Some(Node {
         name: key.get_ref().clone(),
         address: address?,
         zone: zone?,
-        hac: raw.hac.unwrap_or(true),
+        hac,
         variables: variables?,
         windows_excluded: excluded.unwrap_or(Some(vec![]))?,
         location: cx.source.locate(&key.span()),
         address_location: cx.source.locate(&raw.address.span()),
+        // Instances are counted once the units are read.
+        scc: hac,
+        plain_declared: plain?,
+        trunk: trunk?,
     })
     .filter(|_| ok_name)
+}
+
+/// Whether a node is declared a plain host (`scc = false`, or a trunk peer), which rules out HAC
+/// on it; `None` after reporting a contradiction.
+fn plain_host(cx: &mut Ctx, key: &Spanned<String>, raw: &RawNode) -> Option<bool> {
+    if let Some(scc) = raw.scc.as_ref().filter(|s| *s.get_ref()) {
+        cx.err(
+            "E026",
+            scc.span(),
+            format!("node {}: `scc = true` is not a setting", key.get_ref()),
+            "leave it out: a node runs SCC when it has HAC or holds a unit instance; write              `scc = false` for a host that runs no SCC component"
+                .to_string(),
+        );
+        return None;
+    }
+    let plain = raw.scc.is_some() || raw.trunk.is_some();
+    if plain && raw.hac == Some(true) {
+        let why = if raw.scc.is_some() {
+            "`scc = false`"
+        } else {
+            "a trunk peer"
+        };
+        cx.err(
+            "E026",
+            key.span(),
+            format!(
+                "node {} is {why} (it runs no SCC component) but sets `hac = true`",
+                key.get_ref()
+            ),
+            "remove `hac = true`, or the node's `scc = false` / `trunk` if it runs HAC".to_string(),
+        );
+        return None;
+    }
+    Some(plain)
+}
+
+/// `[nodes.NAME.trunk]`: at least one SIP transport, each a port or range; media a port or range.
+fn trunk_peer(cx: &mut Ctx, key: &Spanned<String>, raw: Spanned<RawTrunk>) -> Option<TrunkPeer> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let mut ok = true;
+    let mut sip = Vec::new();
+    for (t, v) in [
+        (SipTransport::Udp, &raw.udp),
+        (SipTransport::Tcp, &raw.tcp),
+        (SipTransport::Tls, &raw.tls),
+    ] {
+        if let Some(v) = v {
+            match port_value(cx, v, "E026") {
+                Some(r) => sip.push((t, r)),
+                None => ok = false,
+            }
+        }
+    }
+    if sip.is_empty() && ok {
+        cx.err(
+            "E026",
+            span.clone(),
+            format!("trunk peer {} names no SIP transport", key.get_ref()),
+            "give the peer's SIP port per transport it speaks: udp = 5060, tcp = 5060, tls = 5061"
+                .to_string(),
+        );
+        ok = false;
+    }
+    let media = raw.media.as_ref().map(|v| port_value(cx, v, "E026"));
+    let media = media.map_or(Some(None), |m| m.map(Some));
+    ok.then_some(())?;
+    Some(TrunkPeer {
+        sip,
+        media: media?,
+        location: cx.source.locate(&span),
+    })
 }
 
 fn unit(
@@ -1051,13 +1140,19 @@ fn excluded_ranges(cx: &mut Ctx, raw: RawExcluded) -> Option<Vec<ExcludedRange>>
 
 /// A service's `ports`: a whole number, or text holding a port or a range `a-b`.
 fn service_ports(cx: &mut Ctx, raw: &Spanned<toml::Value>) -> Option<PortRange> {
+    port_value(cx, raw, "E022")
+}
+
+/// A port or range value (a service's `ports`, a trunk peer's SIP ports and media): a whole
+/// number, or text holding a port or a range `a-b`; problems reported under `code`.
+fn port_value(cx: &mut Ctx, raw: &Spanned<toml::Value>, code: &'static str) -> Option<PortRange> {
     let hint = "a port 1-65535 (\"3389\") or a range \"first-last\" (\"5985-5986\")";
     let port = |cx: &mut Ctx, text: &str| -> Option<u16> {
         match text.trim().parse::<u32>() {
             Ok(p @ 1..=65535) => Some(p as u16),
             Ok(p) => {
                 cx.err(
-                    "E022",
+                    code,
                     raw.span(),
                     format!("port {p} is out of range"),
                     hint.to_string(),
@@ -1066,7 +1161,7 @@ fn service_ports(cx: &mut Ctx, raw: &Spanned<toml::Value>) -> Option<PortRange> 
             }
             Err(_) => {
                 cx.err(
-                    "E022",
+                    code,
                     raw.span(),
                     format!("`{}` is not a port number", text.trim()),
                     hint.to_string(),
@@ -1087,7 +1182,7 @@ fn service_ports(cx: &mut Ctx, raw: &Spanned<toml::Value>) -> Option<PortRange> 
             };
             if lo > hi {
                 cx.err(
-                    "E022",
+                    code,
                     raw.span(),
                     format!("the range {lo}-{hi} runs backwards"),
                     format!("write it first-last: \"{hi}-{lo}\""),

@@ -217,6 +217,34 @@ impl Defs {
         )
     }
 
+    /// A flow's sources in one source zone: the zone itself, or for sources that are part of
+    /// it (a trunk peer in the DMZ) those addresses, named after the role and the zone.
+    fn sources_in(
+        &mut self,
+        crossings: &Crossings,
+        dep: &Deployment,
+        f: &Flow,
+        zone: usize,
+    ) -> String {
+        let nets = crossings.sources_in(f, zone);
+        let z = &dep.zones[zone];
+        if IpNet::aggregate(&z.cidrs) == nets {
+            return self.zone(dep, zone);
+        }
+        let role = f.source_key();
+        let text = nets
+            .iter()
+            .map(crate::flows::net_text)
+            .collect::<Vec<_>>()
+            .join(" ");
+        self.network(
+            &format!("in:{role}:{}:{text}", z.name),
+            &format!("{role} in {}", z.name),
+            &nets,
+            &format!("{role} sources in zone {}", z.name),
+        )
+    }
+
     /// The sources of a flow as one network (host firewalls: the role's networks).
     fn sources(&mut self, f: &Flow) -> String {
         let key = f.source_key();
@@ -416,7 +444,7 @@ fn network_policy(
             let (Some(a), Some(b)) = (position(from), position(to)) else {
                 continue;
             };
-            let source = defs.zone(dep, from);
+            let source = defs.sources_in(crossings, dep, f, from);
             let (destination, what, short) = defs.destination(crossings, dep, f);
             let service = defs.service(f);
             let key = format!("{a}/{b}/{destination}/{service}");

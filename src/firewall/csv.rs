@@ -99,19 +99,29 @@ fn network(request: &Request) -> Grid {
     let dep = request.deployment;
     let crossings = Crossings::new(dep);
     let mut rows: Vec<((usize, usize), Vec<String>)> = Vec::new();
-    let mut seen = std::collections::HashSet::new();
+    // The row of each (pair, destination, service): another role with the same opening (servers
+    // and a site service's zones) adds its name to the row.
+    let mut seen: std::collections::HashMap<_, usize> = std::collections::HashMap::new();
     for f in &request.flows {
         for (from, to) in crossings.through_any(f) {
-            if !seen.insert((
+            let key = (
                 from,
                 to,
                 f.destination.clone(),
                 f.transport,
                 f.ports,
                 f.label(),
-            )) {
-                continue; // the same opening for another role of the same zone
+            );
+            let role = f.role.as_str();
+            if let Some(&i) = seen.get(&key) {
+                let roles = &mut rows[i].1[4];
+                if !roles.split(' ').any(|r| r == role) {
+                    roles.push(' ');
+                    roles.push_str(role);
+                }
+                continue;
             }
+            seen.insert(key, rows.len());
             let firewalls: Vec<&str> = (dep.firewalls.iter())
                 .filter(|fw| crate::flows::crosses(fw, from, to))
                 .map(|fw| fw.name.as_str())
@@ -123,7 +133,8 @@ fn network(request: &Request) -> Grid {
                     firewalls.join(" "),
                     dep.zones[from].name.clone(),
                     dep.zones[to].name.clone(),
-                    join(&dep.zones[from].cidrs),
+                    role.to_string(),
+                    join(&crossings.sources_in(f, from)),
                     crossings.destination_words(f),
                     join(&f.destination),
                     f.transport.as_str().to_string(),
@@ -143,6 +154,7 @@ fn network(request: &Request) -> Grid {
             "firewalls",
             "source_zone",
             "destination_zone",
+            "source_roles",
             "source_cidrs",
             "destination",
             "destination_address",
