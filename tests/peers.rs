@@ -311,19 +311,26 @@ fn rules_of(target: &str, text: &str, node: Option<IpAddr>) -> Vec<Rule> {
                 })
                 .collect()
         }
-        "csv" => text
-            .lines()
-            .skip(1)
-            .map(|l| {
-                let c: Vec<&str> = l.split(',').collect();
-                Rule {
-                    sources: nets(c[3]),
-                    destinations: nets(c[5]),
-                    transport: transport(c[6]),
-                    ports: port_list(c[7], '-'),
-                }
-            })
-            .collect(),
+        "csv" => {
+            // Columns by name: the network sheet has its own (source_zone, destination_address).
+            let header: Vec<&str> = text.lines().next().unwrap_or("").split(',').collect();
+            let col = |name: &str| header.iter().position(|h| *h == name);
+            let source = col("source_cidrs").unwrap();
+            let dest = col("destination_address").or(col("destination")).unwrap();
+            let (proto, ports) = (col("transport").unwrap(), col("ports").unwrap());
+            text.lines()
+                .skip(1)
+                .map(|l| {
+                    let c: Vec<&str> = l.split(',').collect();
+                    Rule {
+                        sources: nets(c[source]),
+                        destinations: nets(c[dest]),
+                        transport: transport(c[proto]),
+                        ports: port_list(c[ports], '-'),
+                    }
+                })
+                .collect()
+        }
         _ => unreachable!("{target}"),
     }
 }

@@ -124,10 +124,14 @@ pub enum Command {
             nftables and iptables output is a complete host policy (default drop; established, \
             loopback and essential ICMP accepted); --policy accept gives only the allow rules.\n\
             --workstations  the agent PCs' rules (Communication Desktop's RTP/RTCP ports).\n\
-            --network       the zone-to-zone rules for a firewall between zones (forwarded traffic).",
+            --network       the zone-to-zone rules for a firewall between zones (forwarded traffic).\n\n\
+            --target aerleon writes a directory (-o DIR): an Aerleon policy for aclgen, which renders \
+            it for Cisco ASA, PAN-OS, SRX, FortiGate, nftables, iptables and the Windows firewall; \
+            --network renders each [firewalls.NAME] of the file (docs/firewall.md).",
         after_help = "Examples:\n  scc-ports firewall acme.toml --target nftables --node APP1 -o app1.nft\n  \
             scc-ports firewall acme.toml --target windows --workstations > cdt.ps1\n  \
-            scc-ports firewall acme.toml --target csv --network > request.csv"
+            scc-ports firewall acme.toml --target csv --network > request.csv\n  \
+            scc-ports firewall acme.toml --target aerleon --network -o policy"
     )]
     Firewall(FirewallArgs),
 
@@ -283,7 +287,7 @@ pub struct FirewallArgs {
     #[arg(long, value_enum, default_value_t = Policy::Drop)]
     pub policy: Policy,
 
-    /// Write to FILE instead of standard output
+    /// Write to FILE instead of standard output (--target aerleon: the directory DIR, required)
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 

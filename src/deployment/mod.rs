@@ -185,6 +185,63 @@ pub struct Service {
     pub location: Location,
 }
 
+/// A network firewall (appliance) between zones (`[firewalls.NAME]`): which zones it separates,
+/// the appliance's name for each, and the Aerleon platforms to render its policy for. Which
+/// flows cross it is answered in [`crate::flows::crossings`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Firewall {
+    pub name: String,
+    /// The zones it separates, in file order, each once, at least two.
+    pub zones: Vec<FirewallZone>,
+    /// Validated Aerleon platform names, defaults filled in.
+    pub platforms: Vec<String>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallZone {
+    /// Index into [`Deployment::zones`].
+    pub zone: usize,
+    /// The appliance's name for it (security zone, nameif, interface or ACL name); default: the
+    /// zone's name.
+    pub name: String,
+    pub location: Location,
+}
+
+/// The Aerleon platforms a `--network` policy renders for, in the order of [`Firewall::platforms`]
+/// when the file gives none.
+pub const NETWORK_PLATFORMS: [&str; 6] = [
+    "ciscoasa",
+    "paloalto",
+    "srx",
+    "fortigate",
+    "nftables",
+    "iptables",
+];
+
+/// The longest appliance name a platform accepts for a zone (its security zone, `nameif` or
+/// interface), or None when the platform does not use the name (nftables and iptables match the
+/// zones' addresses). PAN-OS zone names stop at 31 characters, FortiOS zones at 35, ASA `nameif`
+/// at 48, SRX zones at 63.
+pub fn appliance_name_max(platform: &str) -> Option<usize> {
+    match platform {
+        "paloalto" => Some(31),
+        "fortigate" => Some(35),
+        "ciscoasa" => Some(48),
+        "srx" => Some(63),
+        _ => None,
+    }
+}
+
+/// Whether every platform takes `name` for a zone: letters, digits, `-`, `_` and `.`, starting
+/// with a letter or digit (the characters PAN-OS, FortiOS, ASA and SRX share).
+pub fn appliance_name_chars(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
 /// A validated system model: every name it refers to exists, every value is in range.
 #[derive(Debug, Clone)]
 pub struct Deployment {
@@ -195,6 +252,8 @@ pub struct Deployment {
     pub units: Vec<Unit>,
     /// Site services, in file order.
     pub services: Vec<Service>,
+    /// Network firewalls between zones, in file order.
+    pub firewalls: Vec<Firewall>,
 }
 
 impl Deployment {

@@ -19,6 +19,8 @@ pub struct RawDeployment {
     pub units: BTreeMap<Key, Spanned<RawUnit>>,
     #[serde(default)]
     pub services: BTreeMap<Key, Spanned<RawService>>,
+    #[serde(default)]
+    pub firewalls: BTreeMap<Key, Spanned<RawFirewall>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -86,6 +88,17 @@ pub struct RawService {
     pub from: Spanned<Vec<Spanned<String>>>,
     pub to: Spanned<Vec<Spanned<String>>>,
     pub note: Option<Spanned<String>>,
+}
+
+/// A network firewall (appliance) between zones (`[firewalls.NAME]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFirewall {
+    pub zones: Spanned<Vec<Spanned<String>>>,
+    pub platforms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The appliance's own name for a zone, by zone name.
+    #[serde(default)]
+    pub names: BTreeMap<Key, Spanned<String>>,
 }
 
 /// Map entries in the order the file gives them (a `BTreeMap` sorts by name; spans restore order).

@@ -82,6 +82,12 @@ const SERVICE: &[Field] = &[
     opt("note", Shape::Text),
 ];
 
+const FIREWALL: &[Field] = &[
+    req("zones", TEXTS),
+    opt("platforms", TEXTS),
+    opt("names", Shape::MapOf(&Shape::Text)),
+];
+
 /// The whole file.
 pub const DEPLOYMENT: &[Field] = &[
     opt("name", Shape::Text),
@@ -89,6 +95,7 @@ pub const DEPLOYMENT: &[Field] = &[
     opt("nodes", Shape::MapOf(&Shape::Table(NODE))),
     opt("units", Shape::MapOf(&Shape::Table(UNIT))),
     opt("services", Shape::MapOf(&Shape::Table(SERVICE))),
+    opt("firewalls", Shape::MapOf(&Shape::Table(FIREWALL))),
 ];
 
 impl Shape {

@@ -1141,6 +1141,7 @@ mod site_tests {
             nodes: vec![],
             units: vec![],
             services: vec![],
+            firewalls: vec![],
         }
     }
 
