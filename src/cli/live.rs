@@ -412,20 +412,43 @@ pub fn bind_failure_lines(
         lines.push(format!("cannot bind {short} ports: {}", f.reason));
     }
     let mut privileged = false;
+    // One line per address, transport and reason (a port range held by one process, or a whole
+    // area refused, is one line), in the order of their first port.
+    let mut grouped: Vec<(&BindFailure, Vec<u16>, Vec<String>)> = Vec::new();
     for f in failures
         .iter()
         .filter(|f| f.kind != BindFailureKind::AddressNotAvailable && !nofile(f))
     {
         privileged |= f.kind == BindFailureKind::PermissionDenied && f.port < 1024;
+        let id = format!("{}.{}", f.component, f.port_id);
+        match grouped.iter_mut().find(|(g, ..)| {
+            g.address == f.address && g.transport == f.transport && g.reason == f.reason
+        }) {
+            Some((_, ports, ids)) => {
+                ports.push(f.port);
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            None => grouped.push((f, vec![f.port], vec![id])),
+        }
+    }
+    for (f, mut ports, ids) in grouped {
+        ports.sort_unstable();
+        ports.dedup();
+        let count = if ports.len() > 1 {
+            format!("{} ports: ", ports.len())
+        } else {
+            String::new()
+        };
         // The reason can carry another process's name (the holder of a busy port): its text
         // is that process's to choose, so it reaches the terminal cleaned.
         lines.push(format!(
-            "cannot bind {} {} {} ({}.{}): {}",
+            "cannot bind {} {} {} ({count}{}): {}",
             f.address,
             f.transport.as_str(),
-            f.port,
-            f.component,
-            f.port_id,
+            port_runs(&ports),
+            ids.join(", "),
             crate::safe::clean(crate::safe::Sink::Terminal, &f.reason)
         ));
     }
@@ -437,6 +460,39 @@ pub fn bind_failure_lines(
         );
     }
     lines
+}
+
+/// Sorted ports as runs: `5060`, `21000-21097`, `5004-5030 even` (a run of every other port),
+/// joined by `, `; the report reads them back (`report::parse_port_runs`).
+pub fn port_runs(ports: &[u16]) -> String {
+    let mut runs: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ports.len() {
+        let step = match ports.get(i + 1) {
+            Some(&n) if n.wrapping_sub(ports[i]) <= 2 => n.wrapping_sub(ports[i]),
+            _ => 0,
+        };
+        let mut j = i;
+        while step > 0
+            && ports
+                .get(j + 1)
+                .is_some_and(|&n| n.wrapping_sub(ports[j]) == step)
+        {
+            j += 1;
+        }
+        // Two ports two apart read better as two ports than as a run.
+        if step == 2 && j == i + 1 {
+            j = i;
+        }
+        let (lo, hi) = (ports[i], ports[j]);
+        runs.push(match (j > i, step) {
+            (false, _) => lo.to_string(),
+            (true, 2) => format!("{lo}-{hi} {}", crate::range::Parity::of(lo).as_str()),
+            (true, _) => format!("{lo}-{hi}"),
+        });
+        i = j + 1;
+    }
+    runs.join(", ")
 }
 
 fn is_root() -> bool {
@@ -967,6 +1023,8 @@ mod tests {
             failure("10.0.0.1", Transport::Tcp, 80, PermissionDenied),
             failure("10.0.0.1", Transport::Tcp, 8080, InUse),
         ];
+        let mut f = f;
+        f[4].reason = "in use".into();
         let lines = bind_failure_lines(&f, None, false);
         assert_eq!(lines.len(), 4, "{lines:#?}");
         assert_eq!(
@@ -974,6 +1032,7 @@ mod tests {
             "cannot bind 192.0.2.1: not an address of this host (1 tcp, 2 udp ports); add 192.0.2.1 to this server (the node's address or a unit's virtual IP), or use --bind ADDR"
         );
         assert_eq!(lines[1], "cannot bind 10.0.0.1 tcp 80 (c.p): why");
+        assert_eq!(lines[2], "cannot bind 10.0.0.1 tcp 8080 (c.p): in use");
         assert!(lines[3].starts_with(
             "hint: ports below 1024 need root or the CAP_NET_BIND_SERVICE capability"
         ));
@@ -1000,6 +1059,34 @@ mod tests {
             fail_fast(&f[3..], 0, own).as_deref(),
             Some("not listening: no port could be bound")
         );
+    }
+
+    #[test]
+    fn failures_with_one_reason_are_one_line_of_port_runs() {
+        use BindFailureKind::*;
+        let mut f: Vec<BindFailure> = (5004..=5031)
+            .map(|p| failure("10.0.0.1", Transport::Udp, p, InUse))
+            .collect();
+        f[27].port_id = "q".into();
+        f.push(failure("10.0.0.1", Transport::Tcp, 5004, InUse));
+        let mut other = failure("10.0.0.1", Transport::Udp, 6000, InUse);
+        other.reason = "held by pid 9 x".into();
+        f.push(other);
+        let lines = bind_failure_lines(&f, None, true);
+        assert_eq!(
+            lines,
+            [
+                "cannot bind 10.0.0.1 udp 5004-5031 (28 ports: c.p, c.q): why",
+                "cannot bind 10.0.0.1 tcp 5004 (c.p): why",
+                "cannot bind 10.0.0.1 udp 6000 (c.p): held by pid 9 x",
+            ]
+        );
+        assert_eq!(
+            port_runs(&[7, 8, 5004, 5006, 5008, 5010]),
+            "7-8, 5004-5010 even"
+        );
+        assert_eq!(port_runs(&[1, 3, 9]), "1, 3, 9");
+        assert_eq!(port_runs(&[]), "");
     }
 
     fn zone(cidrs: &[&str]) -> Zone {

@@ -258,30 +258,48 @@ pub struct BindFailure {
     pub log: String,
     pub address: IpAddr,
     pub transport: Transport,
-    pub port: u16,
+    /// The ports of the line (`listen` writes one line per address, transport and reason).
+    pub ports: Vec<PortRange>,
     /// The line as the listener wrote it.
     pub line: String,
 }
 
-/// The `cannot bind ADDRESS PROTO PORT (component.port): REASON` lines of a listener's log;
+/// Reads `listen`'s port runs back: `5060`, `21000-21097`, `5004-5030 even`, joined by `, `.
+pub fn parse_port_runs(text: &str) -> Option<Vec<PortRange>> {
+    text.split(", ")
+        .map(|run| {
+            let (span, parity) = match run.split_once(' ') {
+                Some((span, "even")) => (span, Some(crate::range::Parity::Even)),
+                Some((span, "odd")) => (span, Some(crate::range::Parity::Odd)),
+                Some(_) => return None,
+                None => (run, None),
+            };
+            let (lo, hi) = span.split_once('-').unwrap_or((span, span));
+            PortRange::new(lo.parse().ok()?, hi.parse().ok()?, parity).ok()
+        })
+        .collect()
+}
+
+/// The `cannot bind ADDRESS PROTO PORTS (component.port, …): REASON` lines of a listener's log;
 /// other lines are ignored (the log also holds `ready:` and the summary).
 pub fn parse_listen_log(name: &str, text: &str) -> Vec<BindFailure> {
     text.lines()
         .filter_map(|line| {
             let rest = line.strip_prefix("cannot bind ")?;
-            let mut words = rest.split(' ');
+            let mut words = rest.splitn(3, ' ');
             let address = words.next()?.parse().ok()?;
             let transport = match words.next()? {
                 "tcp" => Transport::Tcp,
                 "udp" => Transport::Udp,
                 _ => return None,
             };
-            let port = words.next()?.parse().ok()?;
+            let (runs, _) = words.next()?.split_once(" (")?;
+            let ports = parse_port_runs(runs)?;
             Some(BindFailure {
                 log: name.to_string(),
                 address,
                 transport,
-                port,
+                ports,
                 line: line.chars().filter(|c| !c.is_control()).collect(),
             })
         })
@@ -301,7 +319,7 @@ pub fn attach_listener_logs(report: &mut Report, logs: &[BindFailure]) {
             .filter(|b| {
                 b.address == g.address
                     && b.transport == g.transport
-                    && (g.ports.lo()..=g.ports.hi()).contains(&b.port)
+                    && b.ports.iter().any(|r| r.overlaps(&g.ports))
             })
             .map(|b| format!("{}: {}", b.log, b.line))
             .collect();
@@ -793,7 +811,15 @@ pub fn rule_lines(text: &str, label: &str) -> String {
     let body = if picked.is_empty() || !own {
         lines.join("\n")
     } else {
-        picked.join("\n")
+        // A snippet runs on its own: the variables its statements use (PowerShell's `$group`)
+        // are assigned first, as the whole script does.
+        let mut body: Vec<String> = assignments(&lines)
+            .into_iter()
+            .filter(|(name, _)| picked.iter().any(|p| uses_variable(p, name)))
+            .map(|(_, line)| line.to_string())
+            .collect();
+        body.extend(picked);
+        body.join("\n")
     };
     let body = body.trim_matches('\n');
     // Without the chain around it, a rule's indentation only pushes it off the page.
@@ -814,6 +840,30 @@ pub fn rule_lines(text: &str, label: &str) -> String {
 
 /// An nftables policy names its flows on set elements (`10.1.0.100 . 21002 comment "a.b",`), not
 /// on rules: the fix is then the element, added to its set, and the rule that matches the set.
+/// A script's top-level variable assignments (`$group = '…'`): the name and the line.
+fn assignments<'a>(lines: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let (name, _) = l.strip_prefix('$')?.split_once(" = ")?;
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                .then_some((name, *l))
+        })
+        .collect()
+}
+
+/// Whether `text` uses the variable `$name` (not a longer name that starts with it).
+fn uses_variable(text: &str, name: &str) -> bool {
+    let needle = format!("${name}");
+    text.match_indices(&needle).any(|(i, _)| {
+        text[i + needle.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'))
+    })
+}
+
 fn nft_set_element(text: &str, label: &str) -> Option<String> {
     let quoted = format!("comment \"{label}\"");
     let mut table = None;
@@ -874,6 +924,12 @@ mod tests {
         assert_eq!(
             rule_lines(ps, "a.b"),
             "New-NetFirewallRule -Group $g `\n    -DisplayName 'SCC a.b' `\n    -LocalPort '1' | Out-Null\n"
+        );
+        // The snippet runs on its own: `$g` is assigned first (and `$gx`, unused, is not).
+        let script = format!("$gx = 'y'\n$g = 'scc-ports APP1'\nGet-X -Group $g\n{ps}");
+        assert_eq!(
+            rule_lines(&script, "a.b"),
+            format!("$g = 'scc-ports APP1'\n{}", rule_lines(ps, "a.b"))
         );
         let tf = "resource \"r\" \"x\" {\n  from_port = 1\n  description = \"a.b\"\n}\n";
         assert_eq!(rule_lines(tf, "a.b"), tf);
@@ -1155,10 +1211,12 @@ instances = ["B", "A"]
         let mut r = build(&dep, &catalog, &plan, &files, nft());
         let log = "cannot bind 10.0.0.2 tcp 21012 (hac.server-port): address in use (held by pid 7 nc)\n\
                    cannot bind 10.0.0.2 udp 21012 (x.y): address in use\n\
+                   cannot bind 10.0.0.2 tcp 21010-21020 even, 9 (2 ports: a.b, c.d): address in use\n\
                    cannot bind nonsense\n\
                    ready: 4 of 5 ports bound\n";
         let parsed = parse_listen_log("listen-B.log", log);
-        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(parsed[2].ports.len(), 2);
         attach_listener_logs(&mut r, &parsed);
         let f = r
             .failures
@@ -1168,7 +1226,8 @@ instances = ["B", "A"]
         assert_eq!(
             f.listener,
             [
-                "listen-B.log: cannot bind 10.0.0.2 tcp 21012 (hac.server-port): address in use (held by pid 7 nc)"
+                "listen-B.log: cannot bind 10.0.0.2 tcp 21012 (hac.server-port): address in use (held by pid 7 nc)",
+                "listen-B.log: cannot bind 10.0.0.2 tcp 21010-21020 even, 9 (2 ports: a.b, c.d): address in use"
             ]
         );
         // Untested and filtered failures take no listener notes.
