@@ -91,10 +91,28 @@ fn json_keeps_every_planned_port_and_names_the_failures() {
     assert_eq!(count("closed"), 1);
     assert_eq!(count("filtered"), 6); // one client port and five of the recording area
     assert!(count("untested") > 0);
+    // Untested: the carrier's zone (no result), and the agents' PCs (no PC probed).
     assert!(
         rows.iter()
             .filter(|r| r["status"] == "untested")
-            .all(|r| r["zone"] == "carrier")
+            .all(|r| r["zone"] == "carrier" || r["node"] == "PCs of agents")
+    );
+    assert_eq!(
+        v["flows"],
+        serde_json::json!({"planned": 21, "passed": 6, "failed": 4, "untested": 11})
+    );
+    assert_eq!(
+        v["untested_zones"],
+        serde_json::json!([{"zone": "carrier", "flows": 7, "ports": 65,
+            "action": "run `scc-ports probe FILE --from carrier --format json` on a host in that zone and add its result"}])
+    );
+    // An untested zone is one line, not a failure per flow.
+    assert!(
+        v["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["zone"] != "carrier")
     );
     let filtered = v["failures"]
         .as_array()
@@ -153,7 +171,13 @@ fn all_verified_exits_zero_and_no_results_is_all_untested() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, out, _) = run(dir.path(), &args);
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("System loop: PASSED: all 79 planned ports verified"));
+    // The agents' PCs too (a sample PC's results, here at the zone's first address).
+    assert!(
+        out.starts_with(
+            "System loop: PASSED: all 21 planned flows verified from every zone (163 ports)"
+        ),
+        "{out}"
+    );
 }
 
 #[test]

@@ -184,6 +184,9 @@ pub struct Row {
     /// The role of the zone that the port admits (for the fix's rule).
     #[serde(skip)]
     pub role: Role,
+    /// For a port of agent PCs: their client zone (the address is a sample PC's).
+    #[serde(skip)]
+    pub workstations: Option<String>,
 }
 
 /// Consecutive ports of one planned range with one status: a line of the readable matrix.
@@ -203,6 +206,8 @@ pub struct Group {
     pub detail: Option<String>,
     #[serde(skip)]
     pub role: Role,
+    #[serde(skip)]
+    pub workstations: Option<String>,
 }
 
 fn ser_ports<S: serde::Serializer>(r: &PortRange, s: S) -> Result<S::Ok, S::Error> {
@@ -387,6 +392,10 @@ pub struct Report {
     /// True when every planned port is verified from every zone.
     pub passed: bool,
     pub summary: Summary,
+    /// The planned flows (zone × destination × service) by outcome: the headline's figure.
+    pub flows: FlowCounts,
+    /// Zones no probe result covers: each one line, not a failure per flow.
+    pub untested_zones: Vec<UntestedZone>,
     pub inputs: Vec<Input>,
     /// Failures first, in matrix order: what to fix.
     pub failures: Vec<Failure>,
@@ -403,7 +412,7 @@ pub struct Report {
 /// The ports each zone must reach: every server binding one of the zone's roles connects to, each
 /// (address, transport, range, component, port id) once. A unit's binding appears once per
 /// instance node in the plan; here once, naming every instance node. Workstation ports (agent PCs)
-/// are not probed by `probe` and are not in the matrix.
+/// are [`workstation_rows`].
 pub fn planned(dep: &Deployment, plan: &Plan) -> Vec<Row> {
     // A unit's bindings name every instance node (the VIP moves between them).
     let instances: std::collections::HashMap<&str, String> = dep
@@ -441,12 +450,164 @@ pub fn planned(dep: &Deployment, plan: &Plan) -> Vec<Row> {
                     source: None,
                     range: b.ports,
                     role,
+                    workstations: None,
                 });
             }
         }
     }
     out
 }
+
+// --- workstations and flow counts (issue 19) ---
+
+/// The rows toward agent PCs: for each client zone's workstation binding, every zone that sends
+/// to it, on each sample PC a probe result names (`probe --to-workstation ADDR`); a client zone
+/// no result names gets its rows on the zone's first network address, all `untested`, so that
+/// its flows count as planned and untested.
+pub fn workstation_rows(dep: &Deployment, plan: &Plan, files: &[ProbeFile]) -> Vec<Row> {
+    let mut out = Vec::new();
+    for zone in &dep.zones {
+        for b in &plan.bindings {
+            let crate::plan::Host::Workstations { zone: wz, cidrs } = &b.host else {
+                continue;
+            };
+            let Some(role) = b.reached_as(zone) else {
+                continue;
+            };
+            let mut samples: Vec<IpAddr> = files
+                .iter()
+                .flat_map(|f| &f.results)
+                .filter(|r| {
+                    r.component == b.component
+                        && r.port_id == b.port_id
+                        && cidrs.iter().any(|c| c.contains(&r.address))
+                })
+                .map(|r| r.address)
+                .collect();
+            samples.sort();
+            samples.dedup();
+            if samples.is_empty() {
+                samples.extend(cidrs.first().map(IpNet::network));
+            }
+            for address in samples {
+                for port in b.ports.ports() {
+                    out.push(Row {
+                        zone: zone.name.clone(),
+                        node: format!("PCs of {wz}"),
+                        unit: None,
+                        address,
+                        transport: b.transport,
+                        port,
+                        component: b.component.clone(),
+                        port_id: b.port_id.clone(),
+                        status: Status::Untested,
+                        detail: None,
+                        rtt_ms: None,
+                        source: None,
+                        range: b.ports,
+                        role,
+                        workstations: Some(wz.clone()),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Planned flows (zone × destination × service: one planned range of one component from one
+/// zone to one address) by outcome: `failed` when a port of it failed, else `untested` when a
+/// port of it is untested, else `passed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FlowCounts {
+    pub planned: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub untested: usize,
+}
+
+/// A zone no probe result covers at all: one line instead of one failure per flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UntestedZone {
+    pub zone: String,
+    pub flows: usize,
+    pub ports: usize,
+    pub action: String,
+}
+
+type FlowKey<'a> = (&'a str, IpAddr, Transport, &'a str, &'a str, PortRange);
+
+fn flow_key(r: &Row) -> FlowKey<'_> {
+    (
+        r.zone.as_str(),
+        r.address,
+        r.transport,
+        r.component.as_str(),
+        r.port_id.as_str(),
+        r.range,
+    )
+}
+
+/// Each planned flow's outcome, in row order: (key, worst kind: 0 passed, 1 untested, 2 failed).
+fn flow_outcomes(rows: &[Row]) -> Vec<(FlowKey<'_>, u8)> {
+    let mut index: HashMap<FlowKey, usize> = HashMap::new();
+    let mut out: Vec<(FlowKey, u8)> = Vec::new();
+    for r in rows {
+        let kind = match r.status {
+            Status::Verified => 0,
+            Status::Untested => 1,
+            _ => 2,
+        };
+        let key = flow_key(r);
+        match index.get(&key) {
+            Some(&i) => out[i].1 = out[i].1.max(kind),
+            None => {
+                index.insert(key, out.len());
+                out.push((key, kind));
+            }
+        }
+    }
+    out
+}
+
+pub fn count_flows(rows: &[Row]) -> FlowCounts {
+    let mut c = FlowCounts::default();
+    for (_, kind) in flow_outcomes(rows) {
+        c.planned += 1;
+        match kind {
+            0 => c.passed += 1,
+            1 => c.untested += 1,
+            _ => c.failed += 1,
+        }
+    }
+    c
+}
+
+/// The zones whose every planned port is untested, in file order.
+pub fn untested_zones(dep: &Deployment, rows: &[Row]) -> Vec<UntestedZone> {
+    let outcomes = flow_outcomes(rows);
+    dep.zones
+        .iter()
+        .filter_map(|z| {
+            let mine: Vec<&Row> = rows.iter().filter(|r| r.zone == z.name).collect();
+            if mine.is_empty() || mine.iter().any(|r| r.status != Status::Untested) {
+                return None;
+            }
+            let flows = outcomes.iter().filter(|(k, _)| k.0 == z.name).count();
+            Some(UntestedZone {
+                zone: z.name.clone(),
+                flows,
+                ports: mine.len(),
+                action: format!(
+                    "run `scc-ports probe FILE --from {} --format json` on a host in that zone and add its result",
+                    z.name
+                ),
+            })
+        })
+        .collect()
+}
+
+// --- end of workstations and flow counts ---
 
 /// Merges the probe files into the planned matrix and diagnoses every failure, with fixes in
 /// `target`'s syntax (a name from [`crate::firewall::TARGETS`]).
@@ -458,6 +619,7 @@ pub fn build(
     target: &'static dyn crate::firewall::Generator,
 ) -> Report {
     let mut rows = planned(dep, plan);
+    rows.extend(workstation_rows(dep, plan, files));
     type Key<'a> = (&'a str, IpAddr, Transport, u16, &'a str, &'a str);
     let index: HashMap<Key, usize> = rows
         .iter()
@@ -514,6 +676,7 @@ pub fn build(
                     source: Some(f.name.clone()),
                     range: PortRange::single(r.port.max(1)).expect("port >= 1"),
                     role: Role::Servers,
+                    workstations: None,
                 }),
             }
         }
@@ -533,9 +696,13 @@ pub fn build(
         summary.add(r.status);
     }
     let groups = group(&rows);
+    let flows = count_flows(&rows);
+    let untested_zones = untested_zones(dep, &rows);
+    // A zone nothing covers is one line (`untested_zones`), not a failure per flow.
     let failures = groups
         .iter()
         .filter(|g| g.status != Status::Verified)
+        .filter(|g| !untested_zones.iter().any(|u| u.zone == g.zone))
         .map(|g| diagnose(dep, catalog, g, target))
         .collect();
     let mut inputs: Vec<Input> = files
@@ -553,6 +720,8 @@ pub fn build(
         target: target.name().to_string(),
         passed: summary.verified == summary.planned,
         summary,
+        flows,
+        untested_zones,
         inputs,
         failures,
         groups,
@@ -597,6 +766,7 @@ pub fn group(rows: &[Row]) -> Vec<Group> {
                 status: r.status,
                 detail: r.detail.clone(),
                 role: r.role,
+                workstations: r.workstations.clone(),
             });
         }
     }
@@ -631,10 +801,13 @@ fn diagnose(
         g.address,
         g.node
     );
-    let listener = format!(
-        "scc-ports listen FILE --node {}",
-        g.node.split(',').next().unwrap_or_default()
-    );
+    let listener = match &g.workstations {
+        Some(wz) => format!("scc-ports listen FILE --workstations {wz}, on the agent PC"),
+        None => format!(
+            "scc-ports listen FILE --node {}",
+            g.node.split(',').next().unwrap_or_default()
+        ),
+    };
     let (cause, action, hops) = match g.status {
         Status::Filtered => {
             let hops = hops(dep, catalog, g, target);
@@ -673,10 +846,16 @@ fn diagnose(
         ),
         Status::Untested => (
             format!("no probe result from zone {} covers it", g.zone),
-            format!(
-                "run `scc-ports probe FILE --from {} --format json` on a host in that zone and add its result",
-                g.zone
-            ),
+            match &g.workstations {
+                Some(wz) => format!(
+                    "on an agent PC of zone {wz} run `scc-ports listen FILE --workstations {wz}`; where zone {}'s media comes from, `scc-ports probe FILE --from {} --to-workstation PC-ADDRESS --format json`, and add its result",
+                    g.zone, g.zone
+                ),
+                None => format!(
+                    "run `scc-ports probe FILE --from {} --format json` on a host in that zone and add its result",
+                    g.zone
+                ),
+            },
             Vec::new(),
         ),
         Status::Verified => (String::new(), String::new(), Vec::new()),
@@ -706,13 +885,21 @@ fn hops(
         .component(&g.component)
         .and_then(|c| c.port(&g.port_id))
         .map_or_else(String::new, |p| p.usage.clone());
+    // Toward agent PCs the rule admits the client zone's networks (as the generated policy does).
+    let ws_cidrs = g
+        .workstations
+        .as_deref()
+        .and_then(|wz| dep.zone(wz))
+        .map(|z| z.cidrs.clone());
     let flow_to = |node: &str| Flow {
         role: g.role,
         source_zones: vec![zone.name.clone()].into(),
         sources: IpNet::aggregate(&zone.cidrs).into(),
         node: node.to_string(),
-        destination: vec![IpNet::from(g.address)],
-        workstations: false,
+        destination: ws_cidrs
+            .clone()
+            .unwrap_or_else(|| vec![IpNet::from(g.address)]),
+        workstations: ws_cidrs.is_some(),
         unit: g.unit.clone(),
         transport: g.transport,
         ports: g.ports,
@@ -740,7 +927,14 @@ fn hops(
             full,
         });
     };
-    for node in g.node.split(',') {
+    if let Some(wz) = &g.workstations {
+        run(
+            format!("host firewall of the agent PCs of zone {wz}"),
+            Mode::Workstations,
+            flow_to(wz),
+        );
+    }
+    for node in g.node.split(',').filter(|_| g.workstations.is_none()) {
         run(
             format!("host firewall of node {node}"),
             Mode::Node {
@@ -758,7 +952,11 @@ fn hops(
                     zone.name
                 ),
                 Mode::Network,
-                flow_to(g.node.split(',').next().unwrap_or_default()),
+                flow_to(
+                    g.workstations
+                        .as_deref()
+                        .unwrap_or(g.node.split(',').next().unwrap_or_default()),
+                ),
             );
         }
     }
@@ -996,6 +1194,84 @@ instances = ["B", "A"]
 
     fn nft() -> &'static dyn crate::firewall::Generator {
         crate::firewall::target("nftables").unwrap()
+    }
+
+    #[test]
+    fn a_sample_pc_gets_every_zone_that_sends_to_it_and_counts_as_flows() {
+        let (dep, catalog, plan) = system();
+        let ws = |port: u16, status: &str| ProbeLine {
+            transport: Transport::Udp,
+            ..line(
+                "10.1.0.7",
+                port,
+                "communication-desktop",
+                if port % 2 == 0 { "rtp" } else { "rtcp" },
+                status,
+            )
+        };
+        let mut results: Vec<ProbeLine> = (5004..=5031).map(|p| ws(p, "verified")).collect();
+        results[6] = ws(5010, "filtered");
+        let r = build(
+            &dep,
+            &catalog,
+            &plan,
+            &[file("dc", "w.json", results)],
+            nft(),
+        );
+        // dc, agents and trunk each send to the PC: 28 ports each, only dc's probed.
+        let to_pc: Vec<&Row> = r.rows.iter().filter(|r| r.workstations.is_some()).collect();
+        assert_eq!(to_pc.len(), 3 * 28);
+        assert!(
+            to_pc
+                .iter()
+                .all(|r| r.address.to_string() == "10.1.0.7" && r.node == "PCs of agents")
+        );
+        let dc: Vec<&&Row> = to_pc.iter().filter(|r| r.zone == "dc").collect();
+        assert_eq!(
+            dc.iter().filter(|r| r.status == Status::Verified).count(),
+            27
+        );
+        let f = r
+            .failures
+            .iter()
+            .find(|f| f.group.zone == "dc" && f.group.workstations.is_some())
+            .expect("the filtered port is a failure");
+        assert_eq!(f.group.ports.to_string(), "5010");
+        let hops: Vec<&str> = f.hops.iter().map(|h| h.firewall.as_str()).collect();
+        assert_eq!(
+            hops,
+            [
+                "host firewall of the agent PCs of zone agents",
+                "network firewall between zones dc and agents"
+            ]
+        );
+        assert!(
+            f.hops[0].rule.contains("10.1.0.0/24 . 5010"),
+            "{}",
+            f.hops[0].rule
+        );
+        // Flows: the RTP and RTCP ranges from each of three zones are six of them; dc's RTP
+        // (with 5010) failed, dc's RTCP passed, the other zones' four are untested.
+        let ws_flows = count_flows(&to_pc.iter().map(|r| (*r).clone()).collect::<Vec<_>>());
+        assert_eq!(
+            ws_flows,
+            FlowCounts {
+                planned: 6,
+                passed: 1,
+                failed: 1,
+                untested: 4
+            }
+        );
+        // No PC probed at all: the zone's first address stands for them, untested.
+        let none = build(&dep, &catalog, &plan, &[], nft());
+        assert!(
+            none.rows
+                .iter()
+                .filter(|r| r.workstations.is_some())
+                .all(|r| r.address.to_string() == "10.1.0.0" && r.status == Status::Untested)
+        );
+        assert_eq!(none.untested_zones.len(), 3);
+        assert!(none.failures.is_empty());
     }
 
     #[test]

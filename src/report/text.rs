@@ -36,9 +36,11 @@ fn matrix(report: &Report) -> Grid {
     g
 }
 
-/// One line: `FAILED: 3 of 120 planned ports not verified (1 filtered, …)` or `PASSED`.
+/// One line, flows first and ports second: `FAILED: 12 planned flows: 9 passed, 1 failed, 2
+/// untested (ports: 3 of 120 not verified: 1 filtered, 2 untested)` or `PASSED: …`.
 pub fn verdict(report: &Report) -> String {
     let s = &report.summary;
+    let f = &report.flows;
     let parts: Vec<String> = Status::ALL
         .iter()
         .filter(|st| **st != Status::Verified && s.count(**st) > 0)
@@ -46,17 +48,39 @@ pub fn verdict(report: &Report) -> String {
         .collect();
     if report.passed {
         format!(
-            "PASSED: all {} planned ports verified from every zone",
-            s.planned
+            "PASSED: all {} planned flows verified from every zone ({} ports)",
+            f.planned, s.planned
         )
     } else {
         format!(
-            "FAILED: {} of {} planned ports not verified ({})",
+            "FAILED: {} planned flows: {} passed, {} failed, {} untested (ports: {} of {} not verified{})",
+            f.planned,
+            f.passed,
+            f.failed,
+            f.untested,
             s.planned - s.verified,
             s.planned,
-            parts.join(", ")
+            if parts.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", parts.join(", "))
+            }
         )
     }
+}
+
+/// One line per zone no result covers: `carrier: 12 flows, 32770 ports untested: run …`.
+pub fn untested_zone_lines(report: &Report) -> Vec<String> {
+    report
+        .untested_zones
+        .iter()
+        .map(|u| {
+            format!(
+                "zone {}: {} flows, {} ports untested: {}",
+                u.zone, u.flows, u.ports, u.action
+            )
+        })
+        .collect()
 }
 
 fn failure_heading(f: &Failure) -> String {
@@ -69,9 +93,11 @@ fn failure_heading(f: &Failure) -> String {
         g.transport.as_str(),
         g.ports_text(),
         g.node,
-        g.unit
-            .as_deref()
-            .map_or("node address".into(), |u| format!("unit {u}")),
+        match (&g.unit, &g.workstations) {
+            (Some(u), _) => format!("unit {u}"),
+            (None, Some(_)) => "a sample agent PC".into(),
+            (None, None) => "node address".into(),
+        },
         g.status.as_str()
     )
 }
@@ -79,6 +105,13 @@ fn failure_heading(f: &Failure) -> String {
 /// The terminal report: verdict, each failure with cause and fix, the grouped matrix.
 pub fn table(report: &Report, width: usize) -> String {
     let mut s = format!("System {}: {}\n", plain(&report.name), verdict(report));
+    let untested = untested_zone_lines(report);
+    if !untested.is_empty() {
+        let _ = writeln!(s, "\nUntested zones (no probe result covers them):");
+        for l in &untested {
+            let _ = writeln!(s, "  {}", plain(l));
+        }
+    }
     if !report.failures.is_empty() {
         let _ = writeln!(s, "\nFailures ({}):", report.failures.len());
         for (i, f) in report.failures.iter().enumerate() {
@@ -157,6 +190,13 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(s, "| status | ports |\n|---|---|");
     for st in Status::ALL {
         let _ = writeln!(s, "| {} | {} |", st.as_str(), report.summary.count(st));
+    }
+    let untested = untested_zone_lines(report);
+    if !untested.is_empty() {
+        let _ = writeln!(s, "\n## Untested zones\n");
+        for l in &untested {
+            let _ = writeln!(s, "- {}", md(l));
+        }
     }
     if !report.failures.is_empty() {
         let _ = writeln!(s, "\n## Failures\n");
