@@ -523,7 +523,7 @@ fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
     assert_eq!(
         network.1,
         "add element inet scc_ports clients_tcp_v4 { 10.71.1.100 . 21002 comment \"connection-server.client-port\" }\n\
-         ip saddr 10.71.2.0/24 ip daddr . tcp dport @clients_tcp_v4 accept comment \"from:clients/tcp\"\n"
+         ip saddr @from_clients_v4 ip daddr . tcp dport @clients_tcp_v4 accept comment \"from:clients/tcp\"\n"
     );
     assert!(
         failures[0]["action"]
