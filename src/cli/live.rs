@@ -447,7 +447,7 @@ pub fn bind_failure_lines(
             "cannot bind {} {} {} ({count}{}): {}",
             f.address,
             f.transport.as_str(),
-            port_runs(&ports),
+            crate::report::port_runs(&ports),
             ids.join(", "),
             crate::safe::clean(crate::safe::Sink::Terminal, &f.reason)
         ));
@@ -460,39 +460,6 @@ pub fn bind_failure_lines(
         );
     }
     lines
-}
-
-/// Sorted ports as runs: `5060`, `21000-21097`, `5004-5030 even` (a run of every other port),
-/// joined by `, `; the report reads them back (`report::parse_port_runs`).
-pub fn port_runs(ports: &[u16]) -> String {
-    let mut runs: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < ports.len() {
-        let step = match ports.get(i + 1) {
-            Some(&n) if n.wrapping_sub(ports[i]) <= 2 => n.wrapping_sub(ports[i]),
-            _ => 0,
-        };
-        let mut j = i;
-        while step > 0
-            && ports
-                .get(j + 1)
-                .is_some_and(|&n| n.wrapping_sub(ports[j]) == step)
-        {
-            j += 1;
-        }
-        // Two ports two apart read better as two ports than as a run.
-        if step == 2 && j == i + 1 {
-            j = i;
-        }
-        let (lo, hi) = (ports[i], ports[j]);
-        runs.push(match (j > i, step) {
-            (false, _) => lo.to_string(),
-            (true, 2) => format!("{lo}-{hi} {}", crate::range::Parity::of(lo).as_str()),
-            (true, _) => format!("{lo}-{hi}"),
-        });
-        i = j + 1;
-    }
-    runs.join(", ")
 }
 
 fn is_root() -> bool {
@@ -1082,11 +1049,11 @@ mod tests {
             ]
         );
         assert_eq!(
-            port_runs(&[7, 8, 5004, 5006, 5008, 5010]),
+            crate::report::port_runs(&[7, 8, 5004, 5006, 5008, 5010]),
             "7-8, 5004-5010 even"
         );
-        assert_eq!(port_runs(&[1, 3, 9]), "1, 3, 9");
-        assert_eq!(port_runs(&[]), "");
+        assert_eq!(crate::report::port_runs(&[1, 3, 9]), "1, 3, 9");
+        assert_eq!(crate::report::port_runs(&[]), "");
     }
 
     fn zone(cidrs: &[&str]) -> Zone {

@@ -269,6 +269,39 @@ pub struct BindFailure {
     pub line: String,
 }
 
+/// Sorted ports as runs: `5060`, `21000-21097`, `5004-5030 even` (a run of every other port),
+/// joined by `, `; `listen` writes its `cannot bind` lines with them, [`parse_port_runs`] reads them back.
+pub fn port_runs(ports: &[u16]) -> String {
+    let mut runs: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ports.len() {
+        let step = match ports.get(i + 1) {
+            Some(&n) if n.wrapping_sub(ports[i]) <= 2 => n.wrapping_sub(ports[i]),
+            _ => 0,
+        };
+        let mut j = i;
+        while step > 0
+            && ports
+                .get(j + 1)
+                .is_some_and(|&n| n.wrapping_sub(ports[j]) == step)
+        {
+            j += 1;
+        }
+        // Two ports two apart read better as two ports than as a run.
+        if step == 2 && j == i + 1 {
+            j = i;
+        }
+        let (lo, hi) = (ports[i], ports[j]);
+        runs.push(match (j > i, step) {
+            (false, _) => lo.to_string(),
+            (true, 2) => format!("{lo}-{hi} {}", crate::range::Parity::of(lo).as_str()),
+            (true, _) => format!("{lo}-{hi}"),
+        });
+        i = j + 1;
+    }
+    runs.join(", ")
+}
+
 /// Reads `listen`'s port runs back: `5060`, `21000-21097`, `5004-5030 even`, joined by `, `.
 pub fn parse_port_runs(text: &str) -> Option<Vec<PortRange>> {
     text.split(", ")
@@ -1194,6 +1227,31 @@ instances = ["B", "A"]
 
     fn nft() -> &'static dyn crate::firewall::Generator {
         crate::firewall::target("nftables").unwrap()
+    }
+
+    proptest::proptest! {
+        /// `listen` writes a port set as runs; the report reads back exactly that set, and any
+        /// text after `cannot bind` is a line or nothing, never a panic.
+        #[test]
+        fn port_runs_read_back_to_the_same_ports(
+            mut ports in proptest::collection::vec(1u16.., 0..60),
+            junk in ".{0,80}",
+        ) {
+            ports.sort_unstable();
+            ports.dedup();
+            let text = port_runs(&ports);
+            let back: Vec<u16> = if ports.is_empty() {
+                Vec::new()
+            } else {
+                parse_port_runs(&text)
+                    .expect("listen's runs parse")
+                    .iter()
+                    .flat_map(|r| r.ports())
+                    .collect()
+            };
+            proptest::prop_assert_eq!(back, ports);
+            let _ = parse_listen_log("l", &format!("cannot bind {junk}"));
+        }
     }
 
     #[test]
