@@ -464,7 +464,7 @@ fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
         .expect("run ansible-playbook");
     let elapsed = started.elapsed();
     eprintln!(
-        "namespace playbook run (5 SSH hosts, 4 zones): {:.1} s",
+        "namespace playbook run (6 SSH hosts, 4 zones, an agent PC): {:.1} s",
         elapsed.as_secs_f64()
     );
     // Close the SSH control masters ansible left (they would outlive the test by a minute).
