@@ -29,14 +29,21 @@ fn inventory(work: &Path) -> String {
             work.join("remote").display()
         )
     };
+    // Both zones send media to the agents' PCs: each prober also probes the sample PC.
+    let to_pc = "          scc_probe_workstations: [pc-agents]\n";
     format!(
-        "all:\n  children:\n    scc_nodes:\n      hosts:\n{}{}    scc_probers:\n      hosts:\n{}{}",
+        "all:\n  children:\n    scc_nodes:\n      hosts:\n{}{}    scc_probers:\n      hosts:\n{}{}    scc_workstations:\n      hosts:\n{}",
         host("APP1", "scc_node", "APP1"),
         host("APP2", "scc_node", "APP2"),
         // One machine: the probers send from 127.0.0.1, so each says which address its zone
         // sees it as (probe's zone guard would refuse otherwise, rightly).
-        host("prober-dc", "scc_zone", "dc") + "          scc_source: 127.0.74.200\n",
-        host("prober-agents", "scc_zone", "agents") + "          scc_source: 127.0.75.200\n",
+        host("prober-dc", "scc_zone", "dc") + "          scc_source: 127.0.74.200\n" + to_pc,
+        host("prober-agents", "scc_zone", "agents")
+            + "          scc_source: 127.0.75.200\n"
+            + to_pc,
+        // The sample agent PC: its listener on one loopback address of the agents' network.
+        host("pc-agents", "scc_workstation_zone", "agents")
+            + "          scc_bind: 127.0.75.50\n          scc_workstation_address: 127.0.75.50\n",
     )
 }
 
@@ -90,16 +97,17 @@ fn local_playbook_names_the_held_port_and_leaves_nothing_running() {
     eprintln!("playbook run: {:.1} s", elapsed.as_secs_f64());
     drop(stranger);
     assert_ne!(out.status.code(), Some(0), "the playbook must fail:\n{log}");
+    // Flows first: the held port is the one failed flow; the PC's 56 ports are verified.
     assert!(
-        log.contains("FAILED: 1 of 5 planned ports not verified (1 open)"),
+        log.contains("1 failed, 0 untested (ports: 1 of 61 not verified: 1 open)"),
         "{log}"
     );
 
     let report: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(results.join("report.json")).unwrap())
             .unwrap();
-    assert_eq!(report["summary"]["planned"], 5, "{report:#}");
-    assert_eq!(report["summary"]["verified"], 4, "{report:#}");
+    assert_eq!(report["summary"]["planned"], 61, "{report:#}");
+    assert_eq!(report["summary"]["verified"], 60, "{report:#}");
     let failures = report["failures"].as_array().unwrap();
     assert_eq!(failures.len(), 1, "{report:#}");
     let f = &failures[0];
@@ -137,7 +145,16 @@ fn local_playbook_names_the_held_port_and_leaves_nothing_running() {
     assert!(junit.contains("127.0.74.12 tcp/21012 server-port (APP2)"));
     let html = std::fs::read_to_string(results.join("report.html")).unwrap();
     assert!(html.contains("hac.server-port tcp 21012 to 127.0.74.12 on APP2"));
-    for zone in ["dc-prober-dc.json", "agents-prober-agents.json"] {
+    assert!(
+        html.contains("PCs of agents"),
+        "the PC's flows in the HTML matrix"
+    );
+    for zone in [
+        "dc-prober-dc.json",
+        "agents-prober-agents.json",
+        "dc-prober-dc-pcs.json",
+        "agents-prober-agents-pcs.json",
+    ] {
         assert!(results.join(zone).is_file(), "{zone} fetched");
     }
 
@@ -256,6 +273,9 @@ fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
         ("A", "10.71.2.10", "10.71.2.1"),
         ("C", "10.71.3.10", "10.71.3.1"),
         ("M", "10.71.4.10", "10.71.4.1"),
+        // The sample agent PC (scc_workstations), probed from S2 (the media unit VOICE's node),
+        // A and C: every zone that sends it media.
+        ("P", "10.71.6.50", "10.71.6.1"),
     ]
     .into_iter()
     .map(|(n, a, gw)| (n, a, gw, Netns::new().unwrap()))
@@ -269,12 +289,46 @@ fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
             "S1" => ns
                 .ip(&["addr", "add", "10.71.1.100/24", "dev", &inner])
                 .unwrap(),
-            "S2" => ns
-                .ip(&["addr", "add", "10.71.5.101/24", "dev", &inner])
-                .unwrap(),
+            "S2" => {
+                ns.ip(&["addr", "add", "10.71.5.101/24", "dev", &inner])
+                    .unwrap();
+                // Media leaves from the media unit's address, as it does from MRS.
+                ns.ip(&[
+                    "route",
+                    "add",
+                    "10.71.6.0/24",
+                    "via",
+                    gateway,
+                    "src",
+                    "10.71.5.101",
+                ])
+                .unwrap();
+            }
             _ => {}
         }
     }
+    // The agent PC's own policy, as generated; and a counter of what reaches its media ports
+    // from the media unit's address.
+    let pc = &hosts.iter().find(|h| h.0 == "P").unwrap().3;
+    let ws_rules = Command::new(bin)
+        .args(["firewall"])
+        .arg(&deployment)
+        .args(["--target", "nftables", "--workstations"])
+        .output()
+        .unwrap();
+    let ws_rules = String::from_utf8(ws_rules.stdout).unwrap();
+    // sshd must stay reachable from the controller (the router): the generated policy is
+    // default-drop and admits only the Contact Center's flows (docs/firewall.md).
+    let ws_rules = ws_rules.replace(
+        "iif \"lo\" accept",
+        "iif \"lo\" accept\n\t\tip saddr 10.71.6.1 tcp dport 22 accept",
+    );
+    pc.nft(&ws_rules).unwrap();
+    pc.nft(
+        "table inet scc_test {\n chain c {\n  type filter hook input priority -10; policy accept;\n  \
+         ip saddr 10.71.5.101 udp dport 5004-5031 counter\n }\n}\n",
+    )
+    .unwrap();
     sh(Command::new("ip").args([
         "netns",
         "exec",
@@ -359,14 +413,16 @@ fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
             remote.display()
         )
     };
+    let to_pc = "          scc_probe_workstations: [P]\n";
     let inventory = format!(
-        "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {key}\n    ansible_python_interpreter: /usr/bin/python3\n  children:\n    scc_nodes:\n      hosts:\n{}{}    scc_probers:\n      hosts:\n{}{}{}{}",
+        "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {key}\n    ansible_python_interpreter: /usr/bin/python3\n  children:\n    scc_nodes:\n      hosts:\n{}{}    scc_probers:\n      hosts:\n{}{}{}{}    scc_workstations:\n      hosts:\n{}",
         host("S1", "10.71.1.11", "scc_node", "S1"),
         host("S2", "10.71.5.12", "scc_node", "S2"),
-        host("S1", "10.71.1.11", "scc_zone", "dc"),
-        host("A", "10.71.2.10", "scc_zone", "agents"),
-        host("C", "10.71.3.10", "scc_zone", "carrier"),
+        host("S2", "10.71.5.12", "scc_zone", "dc") + to_pc,
+        host("A", "10.71.2.10", "scc_zone", "agents") + to_pc,
+        host("C", "10.71.3.10", "scc_zone", "carrier") + to_pc,
         host("M", "10.71.4.10", "scc_zone", "admins"),
+        host("P", "10.71.6.50", "scc_workstation_zone", "agents"),
         key = dir.join("id").display()
     );
     std::fs::write(dir.join("inventory.yml"), inventory).unwrap();
@@ -378,7 +434,7 @@ fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
         .expect("run ansible-playbook");
     let elapsed = started.elapsed();
     eprintln!(
-        "namespace playbook run (5 SSH hosts, 4 zones): {:.1} s",
+        "namespace playbook run (6 SSH hosts, 4 zones, an agent PC): {:.1} s",
         elapsed.as_secs_f64()
     );
     close_masters(&r, dir);
@@ -428,7 +484,7 @@ fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
     assert_eq!(
         network.1,
         "add element inet scc_ports clients_tcp_v4 { 10.71.1.100 . 21002 comment \"connection-server.client-port\" }\n\
-         ip saddr 10.71.2.0/24 ip daddr . tcp dport @clients_tcp_v4 accept comment \"from:clients/tcp\"\n"
+         ip saddr @from_clients_v4 ip daddr . tcp dport @clients_tcp_v4 accept comment \"from:clients/tcp\"\n"
     );
     assert!(
         failures[0]["action"]
@@ -437,6 +493,39 @@ fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
             .contains("sport = :21012")
     );
     assert!(report["summary"]["untested"] == 0, "every zone probed");
+    // The agent PC's media ports, from each zone that sends it media: all verified, and what
+    // came from the servers came from the media unit's address.
+    let to_pc: Vec<&serde_json::Value> = report["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["address"] == "10.71.6.50")
+        .collect();
+    assert_eq!(to_pc.len(), 3 * 28, "dc, agents and carrier to the PC");
+    assert!(
+        to_pc
+            .iter()
+            .all(|r| r["status"] == "verified" && r["node"] == "PCs of agents"),
+        "{to_pc:?}"
+    );
+    let counted = pc.exec(&["nft", "list", "table", "inet", "scc_test"], None);
+    assert!(
+        counted
+            .split("packets ")
+            .nth(1)
+            .and_then(|r| r.split(' ').next())
+            .and_then(|n| n.parse::<u64>().ok())
+            .is_some_and(|n| n >= 28),
+        "{counted}"
+    );
+    assert_eq!(report["flows"]["failed"], 2, "{:#}", report["flows"]);
+    assert_eq!(report["flows"]["untested"], 0);
+    let html = std::fs::read_to_string(results.join("report.html")).unwrap();
+    assert!(
+        html.contains("PCs of agents"),
+        "the PC's flows in the HTML matrix"
+    );
+    assert!(results.join("dc-S2-pcs.json").is_file());
     let junit = std::fs::read_to_string(results.join("report.xml")).unwrap();
     assert_eq!(junit.matches("<failure").count(), 2);
     assert!(results.join("report.html").is_file());

@@ -159,13 +159,26 @@ impl Listener {
         stderr: PathBuf,
         extra: &[&str],
     ) -> Listener {
+        let mut args = vec!["--node", NODE];
+        args.extend_from_slice(extra);
+        Listener::start_as(ns, file, secret, stderr, &args)
+    }
+
+    /// `listen FILE ARGS` (ARGS name the host: `--node NAME` or `--workstations ZONE`).
+    fn start_as(
+        ns: &Netns,
+        file: &Path,
+        secret: &Path,
+        stderr: PathBuf,
+        args: &[&str],
+    ) -> Listener {
         let mut child = Command::new("ip")
             .args(["netns", "exec", ns.name(), BIN, "listen"])
             .arg(file)
-            .args(["--node", NODE, "--secret-file"])
+            .arg("--secret-file")
             .arg(secret)
             .args(["--duration", "30s"])
-            .args(extra)
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::from(
@@ -962,4 +975,129 @@ fn the_sweep_covers_every_node_address_and_names_what_it_cannot() {
         "{out}"
     );
     assert!(out.contains(&format!("sweep {GHOST} not swept")), "{out}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Workstations (issue 19): an agent PC's listener, probed from where the media comes from.
+
+/// The agent PC of the lab: the agents' namespace (10.78.2.10).
+const AGENT_PC: &str = "10.78.2.10";
+
+/// `probe --from datacenter --to-workstation AGENT_PC` in the server namespace: the prober runs
+/// where the media comes from.
+fn probe_workstation(lab: &Lab, file: &Path) -> Probe {
+    let secret = lab.secret();
+    let args = [
+        "probe",
+        path(file),
+        "--from",
+        "datacenter",
+        "--to-workstation",
+        AGENT_PC,
+        "--secret-file",
+        path(&secret),
+        "--timeout",
+        "200ms",
+        "--format",
+        "json",
+    ];
+    let (code, out, err) = scc(Some(&lab.server), &args, PROBE_WITHIN);
+    let json: Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("probe to the workstation: not JSON ({e}): {out}\n{err}"));
+    Probe {
+        zone: "datacenter".to_owned(),
+        code,
+        json,
+        stderr: err,
+    }
+}
+
+/// The agent PC runs `listen --workstations agents` behind the generated `--workstations`
+/// nftables policy; the server sends from the media unit's address (VOICE, the MRS unit), as MRS
+/// does: every Communication Desktop port (5004-5031, RTP even, RTCP odd) is verified, the
+/// packets came from VOICE (a counter in the PC's namespace), and with the rule for one port
+/// taken out of the policy that port, and only it, is filtered.
+#[cfg_attr(
+    not(scc_netns),
+    ignore = "needs root, iproute2 and nftables (network namespaces)"
+)]
+#[test]
+fn a_workstation_listener_verifies_every_media_port_from_the_mrs_unit() {
+    if !netns::available("a_workstation_listener_verifies_every_media_port_from_the_mrs_unit") {
+        return;
+    }
+    let lab = Lab::new(&["agents"]);
+    let file = lab.write("deployment.toml", &deployment(None, 20));
+    let pc = lab.client("agents");
+    pc.nft(&firewall(&file, &["--workstations"]))
+        .expect("load the workstations' rules");
+    // Counts what reaches the PC's media ports from the MRS unit's address, before the policy.
+    pc.nft(&format!(
+        "table inet scc_test {{\n chain c {{\n  type filter hook input priority -10; policy accept;\n  \
+         ip saddr {VOICE} udp dport 5004-5031 counter\n }}\n}}\n"
+    ))
+    .expect("load the counter");
+    // The media leaves the server from the MRS unit's address.
+    lab.server
+        .ip(&[
+            "route",
+            "replace",
+            "10.78.0.0/16",
+            "via",
+            "10.78.1.1",
+            "src",
+            VOICE,
+        ])
+        .expect("media route from the unit's address");
+
+    let mut listener = Listener::start_as(
+        pc,
+        &file,
+        &lab.secret(),
+        lab.dir.path().join("listen-pc.stderr"),
+        &["--workstations", "agents"],
+    );
+    let (before, ready) = listener.ready();
+    assert!(before.is_empty(), "{before:?}");
+    assert!(
+        ready.starts_with(
+            "ready: 28 of 28 ports bound on 0.0.0.0 for workstations of zone agents, 0 failed;"
+        ),
+        "{ready}"
+    );
+
+    let planned: BTreeSet<Port> = (5004..=5031)
+        .map(|p| (AGENT_PC.parse().unwrap(), "udp".to_owned(), p))
+        .collect();
+    let probe = probe_workstation(&lab, &file);
+    probe.assert_statuses(&planned, &BTreeMap::new());
+    assert_eq!(probe.code, 0, "{}", probe.stderr);
+    let counted = pc.exec(&["nft", "list", "table", "inet", "scc_test"], None);
+    let packets: u64 = counted
+        .split("packets ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no counter: {counted}"));
+    assert!(packets >= 28, "from {VOICE}: {packets} packets\n{counted}");
+
+    // One rule less: port 5010 is no longer admitted from the servers' zone.
+    pc.exec(
+        &["nft", "-f", "-"],
+        Some(
+            "delete element inet scc_ports servers_udp_v4 { 10.78.2.0/24 . 5004-5031 }\n\
+             add element inet scc_ports servers_udp_v4 { 10.78.2.0/24 . 5004-5009, 10.78.2.0/24 . 5011-5031 }\n",
+        ),
+    );
+    let probe = probe_workstation(&lab, &file);
+    let one: BTreeMap<Port, &str> = BTreeMap::from([(
+        (AGENT_PC.parse().unwrap(), "udp".to_owned(), 5010),
+        "filtered",
+    )]);
+    probe.assert_statuses(&planned, &one);
+    assert_eq!(probe.code, 1, "{}", probe.stderr);
+
+    let (status, lines) = listener.stop();
+    assert!(status.success(), "{status:?}\n{}", listener.context());
+    assert!(answered(&lines) >= 28 + 27, "{lines:?}");
 }

@@ -91,10 +91,28 @@ fn json_keeps_every_planned_port_and_names_the_failures() {
     assert_eq!(count("closed"), 1);
     assert_eq!(count("filtered"), 6); // one client port and five of the recording area
     assert!(count("untested") > 0);
+    // Untested: the carrier's zone (no result), and the agents' PCs (no PC probed).
     assert!(
         rows.iter()
             .filter(|r| r["status"] == "untested")
-            .all(|r| r["zone"] == "carrier")
+            .all(|r| r["zone"] == "carrier" || r["node"] == "PCs of agents")
+    );
+    assert_eq!(
+        v["flows"],
+        serde_json::json!({"planned": 21, "passed": 6, "failed": 4, "untested": 11})
+    );
+    assert_eq!(
+        v["untested_zones"],
+        serde_json::json!([{"zone": "carrier", "flows": 7, "ports": 65,
+            "action": "run `scc-ports probe FILE --from carrier --format json` on a host in that zone and add its result"}])
+    );
+    // An untested zone is one line, not a failure per flow.
+    assert!(
+        v["failures"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| f["zone"] != "carrier")
     );
     let filtered = v["failures"]
         .as_array()
@@ -160,7 +178,13 @@ fn all_verified_exits_zero_and_no_results_is_all_untested() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, out, _) = run(dir.path(), &args);
     assert_eq!(code, 0, "{out}");
-    assert!(out.starts_with("System loop: PASSED: all 79 planned ports verified"));
+    // The agents' PCs too (a sample PC's results, here at the zone's first address).
+    assert!(
+        out.starts_with(
+            "System loop: PASSED: all 21 planned flows verified from every zone (163 ports)"
+        ),
+        "{out}"
+    );
 }
 
 #[test]
@@ -320,8 +344,10 @@ fn html_report_renders_in_headless_chromium() {
     args.extend(["--format", "html", "-o", html.to_str().unwrap()]);
     let (code, _, err) = run(&fixtures(), &args);
     assert_eq!(code, 1, "{err}");
-    // Nine failure groups in the fixtures: closed, open, two filtered, five untested.
-    let Some(found) = chromium_check(&html, "report.png", 9) else {
+    // Eight failure groups in the fixtures: closed, open, two filtered, and the agents' PCs
+    // (RTP and RTCP) untested from dc and from agents; the carrier zone, untested as a whole, is
+    // one line of its own.
+    let Some(found) = chromium_check(&html, "report.png", 8) else {
         return;
     };
     let shot = PathBuf::from(found["screenshot"].as_str().unwrap());
@@ -334,7 +360,7 @@ fn html_report_renders_in_headless_chromium() {
         found["verdict"]
             .as_str()
             .unwrap()
-            .starts_with("FAILED: 45 of 79")
+            .starts_with("FAILED: 21 planned flows: 6 passed, 4 failed, 11 untested")
     );
     assert!(found["pdf_bytes"].as_u64().unwrap() > 10_000, "printable");
     let png = std::fs::read(&shot).unwrap();
@@ -412,7 +438,7 @@ fn a_result_file_cannot_forge_lines_or_reorder_text() {
         &["report", "system.toml", "dc.json", "agents.json"],
     );
     assert!(
-        table.starts_with("System loop: FAILED: 45 of 79"),
+        table.starts_with("System loop: FAILED: 21 planned flows"),
         "{table}"
     );
     assert!(
@@ -444,7 +470,7 @@ fn a_forged_detail_shows_as_text_in_headless_chromium() {
     ]);
     let (code, _, err) = run(dir.path(), &args);
     assert_eq!(code, 1, "{err}");
-    let Some(found) = chromium_check(&html, "report-forged.png", 9) else {
+    let Some(found) = chromium_check(&html, "report-forged.png", 8) else {
         return;
     };
     assert_eq!(found["bidi"], 0, "{found}");

@@ -145,9 +145,13 @@ pub enum Command {
             SIGTERM, then prints what it answered. Exit 1 when a port could not be bound; at once \
             when a planned address is not on this host or no port could be bound.\n\n\
             The secret comes from --secret-file or SCC_PORTS_SECRET; without either, one is made \
-            and printed (`secret: ...`).",
+            and printed (`secret: ...`).\n\n\
+            On an agent PC, --workstations ZONE answers instead on the workstation ports of the \
+            client zone ZONE (Communication Desktop's RTP/RTCP), on every address of the PC \
+            (--bind ADDR for one); the servers then probe it with `probe --to-workstation ADDR`.",
         after_help = "Examples:\n  scc-ports listen acme.toml --node APP1 --secret-file scc.secret\n  \
             SCC_PORTS_SECRET=s3cret scc-ports listen acme.toml --node APP1 --duration 90s\n  \
+            scc-ports listen acme.toml --workstations agents --secret-file scc.secret    on an agent PC\n  \
             scc-ports listen --node SCC1 --bind 127.0.0.1 --duration 10m    try it on one machine"
     )]
     Listen(ListenArgs),
@@ -161,8 +165,13 @@ pub enum Command {
             --unexpected, every other TCP port of every node and unit address is swept too (with \
             --node, that node's and its units') and those that accept are listed: the proof that \
             nothing else is reachable; an address that cannot be swept is named and fails the run. Exit 0 only when every \
-            flow is verified (and, with --unexpected, nothing unexpected answers).",
+            flow is verified (and, with --unexpected, nothing unexpected answers).\n\n\
+            --to-workstation ADDR (repeatable) probes instead the workstation ports of the agent PC \
+            at ADDR (running `listen --workstations ZONE`) that ZONE sends to: run it where the \
+            media comes from (for the servers' zone, the node holding the media unit's address, \
+            with --source that address when it is not the one routing picks).",
         after_help = "Examples:\n  scc-ports probe acme.toml --from agents --secret-file scc.secret\n  \
+            scc-ports probe acme.toml --from datacenter --to-workstation 10.1.2.3 --source 10.0.0.101\n  \
             scc-ports probe acme.toml --from carrier --node APP1 --format junit > probe.xml\n  \
             SCC_PORTS_SECRET=s3cret scc-ports probe acme.toml --from datacenter --unexpected --format json"
     )]
@@ -342,13 +351,19 @@ fn target_names() -> clap::builder::PossibleValuesParser {
 }
 
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("host").required(true).args(["node", "workstations"])))]
 pub struct ListenArgs {
     /// The deployment file (TOML); the embedded all-in-one demo when omitted
     pub file: Option<PathBuf>,
 
     /// The node whose planned ports to bind
     #[arg(long, value_name = "NAME")]
-    pub node: String,
+    pub node: Option<String>,
+
+    /// This host is an agent PC of client zone ZONE: bind its workstation ports (Communication
+    /// Desktop's RTP/RTCP) on every address (or on --bind)
+    #[arg(long, value_name = "ZONE")]
+    pub workstations: Option<String>,
 
     /// Read the shared secret from FILE (else SCC_PORTS_SECRET, else a new one is printed)
     #[arg(long, value_name = "FILE")]
@@ -385,6 +400,11 @@ pub struct ProbeArgs {
     /// Only destinations on this node's addresses
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
+
+    /// Probe the workstation ports of the agent PC at ADDR (running `listen --workstations`)
+    /// instead of the servers' ports (repeatable: one sample PC per zone or more)
+    #[arg(long, value_name = "ADDR", conflicts_with = "node")]
+    pub to_workstation: Vec<std::net::IpAddr>,
 
     /// Read the listener's secret from FILE (else SCC_PORTS_SECRET)
     #[arg(long, value_name = "FILE")]

@@ -44,6 +44,107 @@ pub fn node_endpoints(plan: &Plan, node: &str) -> Vec<Endpoint> {
     out
 }
 
+// --- workstations (issue 19): listen on an agent PC, probe it from where the media comes from ---
+
+/// The endpoints an agent PC of client zone `zone` listens on: the zone's workstation bindings,
+/// on `bind` or on the unspecified address of each family of the zone's networks (a PC's address
+/// is not in the model: DHCP gives it, so every address of the PC answers).
+pub fn workstation_endpoints(plan: &Plan, zone: &Zone, bind: Option<IpAddr>) -> Vec<Endpoint> {
+    let mut addresses: Vec<IpAddr> = match bind {
+        Some(a) => vec![a],
+        None => zone
+            .cidrs
+            .iter()
+            .map(|c| match c {
+                ipnet::IpNet::V4(_) => IpAddr::from(std::net::Ipv4Addr::UNSPECIFIED),
+                ipnet::IpNet::V6(_) => IpAddr::from(std::net::Ipv6Addr::UNSPECIFIED),
+            })
+            .collect(),
+    };
+    addresses.sort();
+    addresses.dedup();
+    let mut out = Vec::new();
+    for b in &plan.bindings {
+        if !matches!(&b.host, Host::Workstations { zone: z, .. } if *z == zone.name) {
+            continue;
+        }
+        for &a in &addresses {
+            out.push(endpoint(a, b));
+        }
+    }
+    out
+}
+
+/// The endpoints a prober in `zone` must reach on the agent PCs at `addresses`: each PC's
+/// workstation bindings (of the client zone whose networks hold it) that `zone` sends to. A PC
+/// in no client zone, or one `zone` sends nothing to, is refused (E043, exit 2).
+pub fn workstation_targets(
+    dep: &Deployment,
+    plan: &Plan,
+    zone: &Zone,
+    addresses: &[IpAddr],
+) -> Result<Vec<Endpoint>> {
+    let mut out = Vec::new();
+    for &a in addresses {
+        let mut held = None;
+        let mut found = 0;
+        for b in &plan.bindings {
+            let Host::Workstations { zone: wz, cidrs } = &b.host else {
+                continue;
+            };
+            if !cidrs.iter().any(|c| c.contains(&a)) {
+                continue;
+            }
+            held = Some(wz.clone());
+            if b.reachable_from(zone)
+                && !out.iter().any(|e: &Endpoint| {
+                    e.address == a && e.transport == b.transport && e.ports == b.ports
+                })
+            {
+                out.push(endpoint(a, b));
+                found += 1;
+            }
+        }
+        let problem = match held {
+            None => {
+                let clients: Vec<String> = dep
+                    .zones
+                    .iter()
+                    .filter(|z| plan.bindings.iter().any(|b| matches!(&b.host, Host::Workstations { zone: n, .. } if *n == z.name)))
+                    .map(|z| format!("{} ({})", z.name, z.cidrs.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")))
+                    .collect();
+                Some((
+                    format!("--to-workstation {a} is in no client zone's networks"),
+                    format!(
+                        "give the address of an agent PC; the client zones: {}",
+                        if clients.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            clients.join("; ")
+                        }
+                    ),
+                ))
+            }
+            Some(wz) if found == 0 => Some((
+                format!(
+                    "zone `{}` sends nothing to the workstations of zone `{wz}` ({a})",
+                    zone.name
+                ),
+                format!(
+                    "`scc-ports flows FILE --node {wz}` lists the zones that do; probe from one of them"
+                ),
+            )),
+            Some(_) => None,
+        };
+        if let Some((message, hint)) = problem {
+            return Err(Diagnostics(vec![Diagnostic::error("E043", message).hint(hint)]).into());
+        }
+    }
+    Ok(out)
+}
+
+// --- end of workstations ---
+
 /// The endpoints a prober in `zone` must reach: every server binding that one of the zone's roles
 /// connects to (the role `servers` of a zone that carries it), each address once.
 pub fn zone_targets(
@@ -330,20 +431,43 @@ pub fn bind_failure_lines(
         lines.push(format!("cannot bind {short} ports: {}", f.reason));
     }
     let mut privileged = false;
+    // One line per address, transport and reason (a port range held by one process, or a whole
+    // area refused, is one line), in the order of their first port.
+    let mut grouped: Vec<(&BindFailure, Vec<u16>, Vec<String>)> = Vec::new();
     for f in failures
         .iter()
         .filter(|f| f.kind != BindFailureKind::AddressNotAvailable && !nofile(f))
     {
         privileged |= f.kind == BindFailureKind::PermissionDenied && f.port < 1024;
+        let id = format!("{}.{}", f.component, f.port_id);
+        match grouped.iter_mut().find(|(g, ..)| {
+            g.address == f.address && g.transport == f.transport && g.reason == f.reason
+        }) {
+            Some((_, ports, ids)) => {
+                ports.push(f.port);
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            None => grouped.push((f, vec![f.port], vec![id])),
+        }
+    }
+    for (f, mut ports, ids) in grouped {
+        ports.sort_unstable();
+        ports.dedup();
+        let count = if ports.len() > 1 {
+            format!("{} ports: ", ports.len())
+        } else {
+            String::new()
+        };
         // The reason can carry another process's name (the holder of a busy port): its text
         // is that process's to choose, so it reaches the terminal cleaned.
         lines.push(format!(
-            "cannot bind {} {} {} ({}.{}): {}",
+            "cannot bind {} {} {} ({count}{}): {}",
             f.address,
             f.transport.as_str(),
-            f.port,
-            f.component,
-            f.port_id,
+            crate::report::port_runs(&ports),
+            ids.join(", "),
             crate::safe::clean(crate::safe::Sink::Terminal, &f.reason)
         ));
     }
@@ -412,8 +536,30 @@ pub fn event_line(e: &ListenEvent) -> String {
 pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
     let dep = load_deployment(args.file.as_deref(), catalog)?;
     let plan = crate::plan::resolve(&dep, catalog);
-    require_host(&dep, &plan, &args.node)?;
-    let endpoints = node_endpoints(&plan, &args.node);
+    // One name for the ready line: `node APP1` or `workstations of zone agents`.
+    let (endpoints, host) = match (&args.node, &args.workstations) {
+        (Some(node), _) => {
+            require_host(&dep, &plan, node)?;
+            (node_endpoints(&plan, node), format!("node {node}"))
+        }
+        (None, Some(zone)) => {
+            require_zone(&dep, zone)?;
+            let z = dep.zone(zone).expect("zone checked above");
+            let endpoints = workstation_endpoints(&plan, z, args.bind);
+            if endpoints.is_empty() {
+                return Err(Diagnostics(vec![
+                    Diagnostic::error(
+                        "E042",
+                        format!("zone `{zone}` has no workstation ports: nothing to listen on"),
+                    )
+                    .hint("workstation ports are planned for zones with the role `clients` (agent PCs); `scc-ports flows FILE` lists them"),
+                ])
+                .into());
+            }
+            (endpoints, format!("workstations of zone {zone}"))
+        }
+        (None, None) => unreachable!("clap requires --node or --workstations"),
+    };
     let (secret, origin) = secret(args.secret_file.as_deref())?;
     let duration: Duration = args.duration.into();
     let mut out = std::io::stdout();
@@ -443,14 +589,16 @@ pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
             v.iter().map(ToString::to_string).collect()
         }
     };
-    let own = match args.bind {
-        Some(_) => None,
-        None => dep
+    let own = match (args.bind, &args.node) {
+        (None, Some(node)) => dep
             .nodes
             .iter()
-            .find(|n| n.name == args.node)
+            .find(|n| &n.name == node)
             .map(|n| n.address),
+        _ => None,
     };
+    // A workstation's endpoints already carry --bind (or the unspecified address).
+    let bind = args.bind.filter(|_| args.node.is_some());
     let rt = runtime()?;
     let interrupted = {
         let _in_runtime = rt.enter();
@@ -468,12 +616,12 @@ pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
     let mut stopped = None;
     let report = rt.block_on(listen::run(
         &endpoints,
-        args.bind,
+        bind,
         &secret,
         opts,
         |failures| {
             let mut out = std::io::stdout();
-            for line in bind_failure_lines(failures, args.bind, is_root()) {
+            for line in bind_failure_lines(failures, bind, is_root()) {
                 let _ = writeln!(out, "{line}");
             }
             let bound = ports.saturating_sub(failures.len() as u64);
@@ -486,9 +634,8 @@ pub fn listen_cmd(catalog: &Catalog, args: ListenArgs) -> Result<ExitCode> {
                 None => {
                     let _ = writeln!(
                         out,
-                        "ready: {bound} of {ports} ports bound on {} for node {}, {} failed; answering for {}",
+                        "ready: {bound} of {ports} ports bound on {} for {host}, {} failed; answering for {}",
                         addresses.join(" "),
-                        args.node,
                         failures.len(),
                         humantime::format_duration(duration)
                     );
@@ -546,13 +693,17 @@ pub fn probe_cmd(catalog: &Catalog, args: ProbeArgs) -> Result<ExitCode> {
         require_host(&dep, &plan, n)?;
     }
     let timeout = check_timeout(args.timeout.into())?;
-    let targets = zone_targets(&dep, &plan, &args.from, args.node.as_deref());
+    let zone = dep.zone(&args.from).expect("zone checked above");
+    let targets = if args.to_workstation.is_empty() {
+        zone_targets(&dep, &plan, &args.from, args.node.as_deref())
+    } else {
+        workstation_targets(&dep, &plan, zone, &args.to_workstation)?
+    };
     let swept = if args.unexpected {
         sweep_addresses(&dep, args.node.as_deref())
     } else {
         Vec::new()
     };
-    let zone = dep.zone(&args.from).expect("zone checked above");
     let addresses: Vec<IpAddr> = targets
         .iter()
         .map(|t| t.address)
@@ -905,6 +1056,8 @@ mod tests {
             failure("10.0.0.1", Transport::Tcp, 80, PermissionDenied),
             failure("10.0.0.1", Transport::Tcp, 8080, InUse),
         ];
+        let mut f = f;
+        f[4].reason = "in use".into();
         let lines = bind_failure_lines(&f, None, false);
         assert_eq!(lines.len(), 4, "{lines:#?}");
         assert_eq!(
@@ -912,6 +1065,7 @@ mod tests {
             "cannot bind 192.0.2.1: not an address of this host (1 tcp, 2 udp ports); add 192.0.2.1 to this server (the node's address or a unit's virtual IP), or use --bind ADDR"
         );
         assert_eq!(lines[1], "cannot bind 10.0.0.1 tcp 80 (c.p): why");
+        assert_eq!(lines[2], "cannot bind 10.0.0.1 tcp 8080 (c.p): in use");
         assert!(lines[3].starts_with(
             "hint: ports below 1024 need root or the CAP_NET_BIND_SERVICE capability"
         ));
@@ -938,6 +1092,34 @@ mod tests {
             fail_fast(&f[3..], 0, own).as_deref(),
             Some("not listening: no port could be bound")
         );
+    }
+
+    #[test]
+    fn failures_with_one_reason_are_one_line_of_port_runs() {
+        use BindFailureKind::*;
+        let mut f: Vec<BindFailure> = (5004..=5031)
+            .map(|p| failure("10.0.0.1", Transport::Udp, p, InUse))
+            .collect();
+        f[27].port_id = "q".into();
+        f.push(failure("10.0.0.1", Transport::Tcp, 5004, InUse));
+        let mut other = failure("10.0.0.1", Transport::Udp, 6000, InUse);
+        other.reason = "held by pid 9 x".into();
+        f.push(other);
+        let lines = bind_failure_lines(&f, None, true);
+        assert_eq!(
+            lines,
+            [
+                "cannot bind 10.0.0.1 udp 5004-5031 (28 ports: c.p, c.q): why",
+                "cannot bind 10.0.0.1 tcp 5004 (c.p): why",
+                "cannot bind 10.0.0.1 udp 6000 (c.p): held by pid 9 x",
+            ]
+        );
+        assert_eq!(
+            crate::report::port_runs(&[7, 8, 5004, 5006, 5008, 5010]),
+            "7-8, 5004-5010 even"
+        );
+        assert_eq!(crate::report::port_runs(&[1, 3, 9]), "1, 3, 9");
+        assert_eq!(crate::report::port_runs(&[]), "");
     }
 
     fn zone(cidrs: &[&str]) -> Zone {

@@ -95,9 +95,11 @@ pub fn build(dep: &Deployment, plan: &Plan, rows: Option<&[Row]>) -> Graph {
         let Some(from) = zone_id.get(r.zone.as_str()) else {
             continue;
         };
-        let to = match &r.unit {
-            Some(u) => unit_id.get(u.as_str()),
-            None => node_id.get(r.node.as_str()),
+        let to = match (&r.unit, &r.workstations) {
+            (Some(u), _) => unit_id.get(u.as_str()),
+            // Toward agent PCs: the edge ends on their client zone (not on itself: no loops).
+            (None, Some(wz)) => zone_id.get(wz.as_str()).filter(|&to| to != from),
+            (None, None) => node_id.get(r.node.as_str()),
         };
         let Some(to) = to else { continue };
         let key = (from.clone(), to.clone());

@@ -83,6 +83,15 @@ pub fn render(report: &Report, picture: &Graph) -> String {
         report.summary.planned
     );
 
+    let untested = super::text::untested_zone_lines(report);
+    if !untested.is_empty() {
+        h.push_str("<h2 id=\"untested\">Untested zones</h2>\n<ul>\n");
+        for l in &untested {
+            let _ = writeln!(h, "<li>{}</li>", esc(l));
+        }
+        h.push_str("</ul>\n");
+    }
+
     h.push_str("<h2 id=\"picture\">Zones, units, nodes and flows</h2>\n<p class=\"legend\">");
     for st in Status::ALL {
         let _ = write!(

@@ -266,6 +266,9 @@ pub struct Row {
     /// The role of the zone that the port admits (for the fix's rule).
     #[serde(skip)]
     pub role: Role,
+    /// For a port of agent PCs: their client zone (the address is a sample PC's).
+    #[serde(skip)]
+    pub workstations: Option<String>,
 }
 
 /// Consecutive ports of one planned range with one status: a line of the readable matrix.
@@ -285,6 +288,8 @@ pub struct Group {
     pub detail: Option<String>,
     #[serde(skip)]
     pub role: Role,
+    #[serde(skip)]
+    pub workstations: Option<String>,
 }
 
 fn ser_ports<S: serde::Serializer>(r: &PortRange, s: S) -> Result<S::Ok, S::Error> {
@@ -340,30 +345,81 @@ pub struct BindFailure {
     pub log: String,
     pub address: IpAddr,
     pub transport: Transport,
-    pub port: u16,
+    /// The ports of the line (`listen` writes one line per address, transport and reason).
+    pub ports: Vec<PortRange>,
     /// The line as the listener wrote it.
     pub line: String,
 }
 
-/// The `cannot bind ADDRESS PROTO PORT (component.port): REASON` lines of a listener's log;
+/// Sorted ports as runs: `5060`, `21000-21097`, `5004-5030 even` (a run of every other port),
+/// joined by `, `; `listen` writes its `cannot bind` lines with them, [`parse_port_runs`] reads them back.
+pub fn port_runs(ports: &[u16]) -> String {
+    let mut runs: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < ports.len() {
+        let step = match ports.get(i + 1) {
+            Some(&n) if n.wrapping_sub(ports[i]) <= 2 => n.wrapping_sub(ports[i]),
+            _ => 0,
+        };
+        let mut j = i;
+        while step > 0
+            && ports
+                .get(j + 1)
+                .is_some_and(|&n| n.wrapping_sub(ports[j]) == step)
+        {
+            j += 1;
+        }
+        // Two ports two apart read better as two ports than as a run.
+        if step == 2 && j == i + 1 {
+            j = i;
+        }
+        let (lo, hi) = (ports[i], ports[j]);
+        runs.push(match (j > i, step) {
+            (false, _) => lo.to_string(),
+            (true, 2) => format!("{lo}-{hi} {}", crate::range::Parity::of(lo).as_str()),
+            (true, _) => format!("{lo}-{hi}"),
+        });
+        i = j + 1;
+    }
+    runs.join(", ")
+}
+
+/// Reads `listen`'s port runs back: `5060`, `21000-21097`, `5004-5030 even`, joined by `, `.
+pub fn parse_port_runs(text: &str) -> Option<Vec<PortRange>> {
+    text.split(", ")
+        .map(|run| {
+            let (span, parity) = match run.split_once(' ') {
+                Some((span, "even")) => (span, Some(crate::range::Parity::Even)),
+                Some((span, "odd")) => (span, Some(crate::range::Parity::Odd)),
+                Some(_) => return None,
+                None => (run, None),
+            };
+            let (lo, hi) = span.split_once('-').unwrap_or((span, span));
+            PortRange::new(lo.parse().ok()?, hi.parse().ok()?, parity).ok()
+        })
+        .collect()
+}
+
+/// The `cannot bind ADDRESS PROTO PORTS (component.port, …): REASON` lines of a listener's log;
 /// other lines are ignored (the log also holds `ready:` and the summary).
 pub fn parse_listen_log(name: &str, text: &str) -> Vec<BindFailure> {
     text.lines()
         .filter_map(|line| {
             let rest = line.strip_prefix("cannot bind ")?;
-            let mut words = rest.split(' ');
+            let mut words = rest.splitn(3, ' ');
             let address = words.next()?.parse().ok()?;
             let transport = match words.next()? {
                 "tcp" => Transport::Tcp,
                 "udp" => Transport::Udp,
                 _ => return None,
             };
-            let port = words.next()?.parse().ok()?;
+            let (runs, _) = words.next()?.split_once(" (")?;
+            let ports = parse_port_runs(runs)?;
             Some(BindFailure {
                 log: name.to_string(),
                 address,
                 transport,
-                port,
+                ports,
                 line: line.chars().filter(|c| !c.is_control()).collect(),
             })
         })
@@ -383,7 +439,7 @@ pub fn attach_listener_logs(report: &mut Report, logs: &[BindFailure]) {
             .filter(|b| {
                 b.address == g.address
                     && b.transport == g.transport
-                    && (g.ports.lo()..=g.ports.hi()).contains(&b.port)
+                    && b.ports.iter().any(|r| r.overlaps(&g.ports))
             })
             .map(|b| format!("{}: {}", b.log, b.line))
             .collect();
@@ -451,6 +507,10 @@ pub struct Report {
     /// True when every planned port is verified from every zone and every result file counts.
     pub passed: bool,
     pub summary: Summary,
+    /// The planned flows (zone × destination × service) by outcome: the headline's figure.
+    pub flows: FlowCounts,
+    /// Zones no probe result covers: each one line, not a failure per flow.
+    pub untested_zones: Vec<UntestedZone>,
     pub inputs: Vec<Input>,
     /// Result files that do not count for the zone they name (their results are not used).
     pub rejected: Vec<Rejected>,
@@ -469,7 +529,7 @@ pub struct Report {
 /// The ports each zone must reach: every server binding one of the zone's roles connects to, each
 /// (address, transport, range, component, port id) once. A unit's binding appears once per
 /// instance node in the plan; here once, naming every instance node. Workstation ports (agent PCs)
-/// are not probed by `probe` and are not in the matrix.
+/// are [`workstation_rows`].
 pub fn planned(dep: &Deployment, plan: &Plan) -> Vec<Row> {
     // A unit's bindings name every instance node (the VIP moves between them).
     let instances: std::collections::HashMap<&str, String> = dep
@@ -507,12 +567,164 @@ pub fn planned(dep: &Deployment, plan: &Plan) -> Vec<Row> {
                     source: None,
                     range: b.ports,
                     role,
+                    workstations: None,
                 });
             }
         }
     }
     out
 }
+
+// --- workstations and flow counts (issue 19) ---
+
+/// The rows toward agent PCs: for each client zone's workstation binding, every zone that sends
+/// to it, on each sample PC a probe result names (`probe --to-workstation ADDR`); a client zone
+/// no result names gets its rows on the zone's first network address, all `untested`, so that
+/// its flows count as planned and untested.
+pub fn workstation_rows(dep: &Deployment, plan: &Plan, files: &[ProbeFile]) -> Vec<Row> {
+    let mut out = Vec::new();
+    for zone in &dep.zones {
+        for b in &plan.bindings {
+            let crate::plan::Host::Workstations { zone: wz, cidrs } = &b.host else {
+                continue;
+            };
+            let Some(role) = b.reached_as(zone) else {
+                continue;
+            };
+            let mut samples: Vec<IpAddr> = files
+                .iter()
+                .flat_map(|f| &f.results)
+                .filter(|r| {
+                    r.component == b.component
+                        && r.port_id == b.port_id
+                        && cidrs.iter().any(|c| c.contains(&r.address))
+                })
+                .map(|r| r.address)
+                .collect();
+            samples.sort();
+            samples.dedup();
+            if samples.is_empty() {
+                samples.extend(cidrs.first().map(IpNet::network));
+            }
+            for address in samples {
+                for port in b.ports.ports() {
+                    out.push(Row {
+                        zone: zone.name.clone(),
+                        node: format!("PCs of {wz}"),
+                        unit: None,
+                        address,
+                        transport: b.transport,
+                        port,
+                        component: b.component.clone(),
+                        port_id: b.port_id.clone(),
+                        status: Status::Untested,
+                        detail: None,
+                        rtt_ms: None,
+                        source: None,
+                        range: b.ports,
+                        role,
+                        workstations: Some(wz.clone()),
+                    });
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Planned flows (zone × destination × service: one planned range of one component from one
+/// zone to one address) by outcome: `failed` when a port of it failed, else `untested` when a
+/// port of it is untested, else `passed`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct FlowCounts {
+    pub planned: usize,
+    pub passed: usize,
+    pub failed: usize,
+    pub untested: usize,
+}
+
+/// A zone no probe result covers at all: one line instead of one failure per flow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UntestedZone {
+    pub zone: String,
+    pub flows: usize,
+    pub ports: usize,
+    pub action: String,
+}
+
+type FlowKey<'a> = (&'a str, IpAddr, Transport, &'a str, &'a str, PortRange);
+
+fn flow_key(r: &Row) -> FlowKey<'_> {
+    (
+        r.zone.as_str(),
+        r.address,
+        r.transport,
+        r.component.as_str(),
+        r.port_id.as_str(),
+        r.range,
+    )
+}
+
+/// Each planned flow's outcome, in row order: (key, worst kind: 0 passed, 1 untested, 2 failed).
+fn flow_outcomes(rows: &[Row]) -> Vec<(FlowKey<'_>, u8)> {
+    let mut index: HashMap<FlowKey, usize> = HashMap::new();
+    let mut out: Vec<(FlowKey, u8)> = Vec::new();
+    for r in rows {
+        let kind = match r.status {
+            Status::Verified => 0,
+            Status::Untested => 1,
+            _ => 2,
+        };
+        let key = flow_key(r);
+        match index.get(&key) {
+            Some(&i) => out[i].1 = out[i].1.max(kind),
+            None => {
+                index.insert(key, out.len());
+                out.push((key, kind));
+            }
+        }
+    }
+    out
+}
+
+pub fn count_flows(rows: &[Row]) -> FlowCounts {
+    let mut c = FlowCounts::default();
+    for (_, kind) in flow_outcomes(rows) {
+        c.planned += 1;
+        match kind {
+            0 => c.passed += 1,
+            1 => c.untested += 1,
+            _ => c.failed += 1,
+        }
+    }
+    c
+}
+
+/// The zones whose every planned port is untested, in file order.
+pub fn untested_zones(dep: &Deployment, rows: &[Row]) -> Vec<UntestedZone> {
+    let outcomes = flow_outcomes(rows);
+    dep.zones
+        .iter()
+        .filter_map(|z| {
+            let mine: Vec<&Row> = rows.iter().filter(|r| r.zone == z.name).collect();
+            if mine.is_empty() || mine.iter().any(|r| r.status != Status::Untested) {
+                return None;
+            }
+            let flows = outcomes.iter().filter(|(k, _)| k.0 == z.name).count();
+            Some(UntestedZone {
+                zone: z.name.clone(),
+                flows,
+                ports: mine.len(),
+                action: format!(
+                    "run `scc-ports probe FILE --from {} --format json` on a host in that zone and add its result",
+                    z.name
+                ),
+            })
+        })
+        .collect()
+}
+
+// --- end of workstations and flow counts ---
 
 /// Merges the probe files into the planned matrix and diagnoses every failure, with fixes in
 /// `target`'s syntax (a name from [`crate::firewall::TARGETS`]).
@@ -524,6 +736,7 @@ pub fn build(
     target: &'static dyn crate::firewall::Generator,
 ) -> Report {
     let mut rows = planned(dep, plan);
+    rows.extend(workstation_rows(dep, plan, files));
     type Key<'a> = (&'a str, IpAddr, Transport, u16, &'a str, &'a str);
     let index: HashMap<Key, usize> = rows
         .iter()
@@ -589,6 +802,7 @@ pub fn build(
                     source: Some(f.name.clone()),
                     range: PortRange::single(r.port.max(1)).expect("port >= 1"),
                     role: Role::Servers,
+                    workstations: None,
                 }),
             }
         }
@@ -608,9 +822,13 @@ pub fn build(
         summary.add(r.status);
     }
     let groups = group(&rows);
+    let flows = count_flows(&rows);
+    let untested_zones = untested_zones(dep, &rows);
+    // A zone nothing covers is one line (`untested_zones`), not a failure per flow.
     let failures = groups
         .iter()
         .filter(|g| g.status != Status::Verified)
+        .filter(|g| !untested_zones.iter().any(|u| u.zone == g.zone))
         .map(|g| diagnose(dep, catalog, g, target))
         .collect();
     let mut inputs: Vec<Input> = files
@@ -628,6 +846,8 @@ pub fn build(
         target: target.name().to_string(),
         passed: summary.verified == summary.planned && rejected.is_empty(),
         summary,
+        flows,
+        untested_zones,
         inputs,
         rejected,
         failures,
@@ -673,6 +893,7 @@ pub fn group(rows: &[Row]) -> Vec<Group> {
                 status: r.status,
                 detail: r.detail.clone(),
                 role: r.role,
+                workstations: r.workstations.clone(),
             });
         }
     }
@@ -707,10 +928,13 @@ fn diagnose(
         g.address,
         g.node
     );
-    let listener = format!(
-        "scc-ports listen FILE --node {}",
-        g.node.split(',').next().unwrap_or_default()
-    );
+    let listener = match &g.workstations {
+        Some(wz) => format!("scc-ports listen FILE --workstations {wz}, on the agent PC"),
+        None => format!(
+            "scc-ports listen FILE --node {}",
+            g.node.split(',').next().unwrap_or_default()
+        ),
+    };
     let (cause, action, hops) = match g.status {
         Status::Filtered => {
             let hops = hops(dep, catalog, g, target);
@@ -749,10 +973,16 @@ fn diagnose(
         ),
         Status::Untested => (
             format!("no probe result from zone {} covers it", g.zone),
-            format!(
-                "run `scc-ports probe FILE --from {} --format json` on a host in that zone and add its result",
-                g.zone
-            ),
+            match &g.workstations {
+                Some(wz) => format!(
+                    "on an agent PC of zone {wz} run `scc-ports listen FILE --workstations {wz}`; where zone {}'s media comes from, `scc-ports probe FILE --from {} --to-workstation PC-ADDRESS --format json`, and add its result",
+                    g.zone, g.zone
+                ),
+                None => format!(
+                    "run `scc-ports probe FILE --from {} --format json` on a host in that zone and add its result",
+                    g.zone
+                ),
+            },
             Vec::new(),
         ),
         Status::Verified => (String::new(), String::new(), Vec::new()),
@@ -782,13 +1012,21 @@ fn hops(
         .component(&g.component)
         .and_then(|c| c.port(&g.port_id))
         .map_or_else(String::new, |p| p.usage.clone());
+    // Toward agent PCs the rule admits the client zone's networks (as the generated policy does).
+    let ws_cidrs = g
+        .workstations
+        .as_deref()
+        .and_then(|wz| dep.zone(wz))
+        .map(|z| z.cidrs.clone());
     let flow_to = |node: &str| Flow {
         role: g.role,
         source_zones: vec![zone.name.clone()].into(),
         sources: IpNet::aggregate(&zone.cidrs).into(),
         node: node.to_string(),
-        destination: vec![IpNet::from(g.address)],
-        workstations: false,
+        destination: ws_cidrs
+            .clone()
+            .unwrap_or_else(|| vec![IpNet::from(g.address)]),
+        workstations: ws_cidrs.is_some(),
         unit: g.unit.clone(),
         transport: g.transport,
         ports: g.ports,
@@ -816,7 +1054,14 @@ fn hops(
             full,
         });
     };
-    for node in g.node.split(',') {
+    if let Some(wz) = &g.workstations {
+        run(
+            format!("host firewall of the agent PCs of zone {wz}"),
+            Mode::Workstations,
+            flow_to(wz),
+        );
+    }
+    for node in g.node.split(',').filter(|_| g.workstations.is_none()) {
         run(
             format!("host firewall of node {node}"),
             Mode::Node {
@@ -834,7 +1079,11 @@ fn hops(
                     zone.name
                 ),
                 Mode::Network,
-                flow_to(g.node.split(',').next().unwrap_or_default()),
+                flow_to(
+                    g.workstations
+                        .as_deref()
+                        .unwrap_or(g.node.split(',').next().unwrap_or_default()),
+                ),
             );
         }
     }
@@ -887,7 +1136,15 @@ pub fn rule_lines(text: &str, label: &str) -> String {
     let body = if picked.is_empty() || !own {
         lines.join("\n")
     } else {
-        picked.join("\n")
+        // A snippet runs on its own: the variables its statements use (PowerShell's `$group`)
+        // are assigned first, as the whole script does.
+        let mut body: Vec<String> = assignments(&lines)
+            .into_iter()
+            .filter(|(name, _)| picked.iter().any(|p| uses_variable(p, name)))
+            .map(|(_, line)| line.to_string())
+            .collect();
+        body.extend(picked);
+        body.join("\n")
     };
     let body = body.trim_matches('\n');
     // Without the chain around it, a rule's indentation only pushes it off the page.
@@ -908,6 +1165,30 @@ pub fn rule_lines(text: &str, label: &str) -> String {
 
 /// An nftables policy names its flows on set elements (`10.1.0.100 . 21002 comment "a.b",`), not
 /// on rules: the fix is then the element, added to its set, and the rule that matches the set.
+/// A script's top-level variable assignments (`$group = '…'`): the name and the line.
+fn assignments<'a>(lines: &[&'a str]) -> Vec<(&'a str, &'a str)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let (name, _) = l.strip_prefix('$')?.split_once(" = ")?;
+            name.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_')
+                .then_some((name, *l))
+        })
+        .collect()
+}
+
+/// Whether `text` uses the variable `$name` (not a longer name that starts with it).
+fn uses_variable(text: &str, name: &str) -> bool {
+    let needle = format!("${name}");
+    text.match_indices(&needle).any(|(i, _)| {
+        text[i + needle.len()..]
+            .chars()
+            .next()
+            .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'))
+    })
+}
+
 fn nft_set_element(text: &str, label: &str) -> Option<String> {
     let quoted = format!("comment \"{label}\"");
     let mut table = None;
@@ -968,6 +1249,12 @@ mod tests {
         assert_eq!(
             rule_lines(ps, "a.b"),
             "New-NetFirewallRule -Group $g `\n    -DisplayName 'SCC a.b' `\n    -LocalPort '1' | Out-Null\n"
+        );
+        // The snippet runs on its own: `$g` is assigned first (and `$gx`, unused, is not).
+        let script = format!("$gx = 'y'\n$g = 'scc-ports APP1'\nGet-X -Group $g\n{ps}");
+        assert_eq!(
+            rule_lines(&script, "a.b"),
+            format!("$g = 'scc-ports APP1'\n{}", rule_lines(ps, "a.b"))
         );
         let tf = "resource \"r\" \"x\" {\n  from_port = 1\n  description = \"a.b\"\n}\n";
         assert_eq!(rule_lines(tf, "a.b"), tf);
@@ -1042,6 +1329,109 @@ instances = ["B", "A"]
 
     fn nft() -> &'static dyn crate::firewall::Generator {
         crate::firewall::target("nftables").unwrap()
+    }
+
+    proptest::proptest! {
+        /// `listen` writes a port set as runs; the report reads back exactly that set, and any
+        /// text after `cannot bind` is a line or nothing, never a panic.
+        #[test]
+        fn port_runs_read_back_to_the_same_ports(
+            mut ports in proptest::collection::vec(1u16.., 0..60),
+            junk in ".{0,80}",
+        ) {
+            ports.sort_unstable();
+            ports.dedup();
+            let text = port_runs(&ports);
+            let back: Vec<u16> = if ports.is_empty() {
+                Vec::new()
+            } else {
+                parse_port_runs(&text)
+                    .expect("listen's runs parse")
+                    .iter()
+                    .flat_map(|r| r.ports())
+                    .collect()
+            };
+            proptest::prop_assert_eq!(back, ports);
+            let _ = parse_listen_log("l", &format!("cannot bind {junk}"));
+        }
+    }
+
+    #[test]
+    fn a_sample_pc_gets_every_zone_that_sends_to_it_and_counts_as_flows() {
+        let (dep, catalog, plan) = system();
+        let ws = |port: u16, status: &str| ProbeLine {
+            transport: Transport::Udp,
+            ..line(
+                "10.1.0.7",
+                port,
+                "communication-desktop",
+                if port % 2 == 0 { "rtp" } else { "rtcp" },
+                status,
+            )
+        };
+        let mut results: Vec<ProbeLine> = (5004..=5031).map(|p| ws(p, "verified")).collect();
+        results[6] = ws(5010, "filtered");
+        let r = build(
+            &dep,
+            &catalog,
+            &plan,
+            &[file("dc", "w.json", results)],
+            nft(),
+        );
+        // dc, agents and trunk each send to the PC: 28 ports each, only dc's probed.
+        let to_pc: Vec<&Row> = r.rows.iter().filter(|r| r.workstations.is_some()).collect();
+        assert_eq!(to_pc.len(), 3 * 28);
+        assert!(
+            to_pc
+                .iter()
+                .all(|r| r.address.to_string() == "10.1.0.7" && r.node == "PCs of agents")
+        );
+        let dc: Vec<&&Row> = to_pc.iter().filter(|r| r.zone == "dc").collect();
+        assert_eq!(
+            dc.iter().filter(|r| r.status == Status::Verified).count(),
+            27
+        );
+        let f = r
+            .failures
+            .iter()
+            .find(|f| f.group.zone == "dc" && f.group.workstations.is_some())
+            .expect("the filtered port is a failure");
+        assert_eq!(f.group.ports.to_string(), "5010");
+        let hops: Vec<&str> = f.hops.iter().map(|h| h.firewall.as_str()).collect();
+        assert_eq!(
+            hops,
+            [
+                "host firewall of the agent PCs of zone agents",
+                "network firewall between zones dc and agents"
+            ]
+        );
+        assert!(
+            f.hops[0].rule.contains("10.1.0.0/24 . 5010"),
+            "{}",
+            f.hops[0].rule
+        );
+        // Flows: the RTP and RTCP ranges from each of three zones are six of them; dc's RTP
+        // (with 5010) failed, dc's RTCP passed, the other zones' four are untested.
+        let ws_flows = count_flows(&to_pc.iter().map(|r| (*r).clone()).collect::<Vec<_>>());
+        assert_eq!(
+            ws_flows,
+            FlowCounts {
+                planned: 6,
+                passed: 1,
+                failed: 1,
+                untested: 4
+            }
+        );
+        // No PC probed at all: the zone's first address stands for them, untested.
+        let none = build(&dep, &catalog, &plan, &[], nft());
+        assert!(
+            none.rows
+                .iter()
+                .filter(|r| r.workstations.is_some())
+                .all(|r| r.address.to_string() == "10.1.0.0" && r.status == Status::Untested)
+        );
+        assert_eq!(none.untested_zones.len(), 3);
+        assert!(none.failures.is_empty());
     }
 
     #[test]
@@ -1365,10 +1755,12 @@ instances = ["B", "A"]
         let mut r = build(&dep, &catalog, &plan, &files, nft());
         let log = "cannot bind 10.0.0.2 tcp 21012 (hac.server-port): address in use (held by pid 7 nc)\n\
                    cannot bind 10.0.0.2 udp 21012 (x.y): address in use\n\
+                   cannot bind 10.0.0.2 tcp 21010-21020 even, 9 (2 ports: a.b, c.d): address in use\n\
                    cannot bind nonsense\n\
                    ready: 4 of 5 ports bound\n";
         let parsed = parse_listen_log("listen-B.log", log);
-        assert_eq!(parsed.len(), 2);
+        assert_eq!(parsed.len(), 3);
+        assert_eq!(parsed[2].ports.len(), 2);
         attach_listener_logs(&mut r, &parsed);
         let f = r
             .failures
@@ -1378,7 +1770,8 @@ instances = ["B", "A"]
         assert_eq!(
             f.listener,
             [
-                "listen-B.log: cannot bind 10.0.0.2 tcp 21012 (hac.server-port): address in use (held by pid 7 nc)"
+                "listen-B.log: cannot bind 10.0.0.2 tcp 21012 (hac.server-port): address in use (held by pid 7 nc)",
+                "listen-B.log: cannot bind 10.0.0.2 tcp 21010-21020 even, 9 (2 ports: a.b, c.d): address in use"
             ]
         );
         // Untested and filtered failures take no listener notes.

@@ -36,9 +36,11 @@ fn matrix(report: &Report) -> Grid {
     g
 }
 
-/// One line: `FAILED: 3 of 120 planned ports not verified (1 filtered, …)` or `PASSED`.
+/// One line, flows first and ports second: `FAILED: 12 planned flows: 9 passed, 1 failed, 2
+/// untested (ports: 3 of 120 not verified: 1 filtered, 2 untested)` or `PASSED: …`.
 pub fn verdict(report: &Report) -> String {
     let s = &report.summary;
+    let f = &report.flows;
     let parts: Vec<String> = Status::ALL
         .iter()
         .filter(|st| **st != Status::Verified && s.count(**st) > 0)
@@ -51,17 +53,25 @@ pub fn verdict(report: &Report) -> String {
     };
     if report.passed {
         format!(
-            "PASSED: all {} planned ports verified from every zone",
-            s.planned
+            "PASSED: all {} planned flows verified from every zone ({} ports)",
+            f.planned, s.planned
         )
     } else if s.verified == s.planned {
         format!("FAILED: {rejected}")
     } else {
         let mut v = format!(
-            "FAILED: {} of {} planned ports not verified ({})",
+            "FAILED: {} planned flows: {} passed, {} failed, {} untested (ports: {} of {} not verified{})",
+            f.planned,
+            f.passed,
+            f.failed,
+            f.untested,
             s.planned - s.verified,
             s.planned,
-            parts.join(", ")
+            if parts.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", parts.join(", "))
+            }
         );
         if !rejected.is_empty() {
             v = format!("{v}; {rejected}");
@@ -79,6 +89,20 @@ fn rejected_lines(report: &Report) -> Vec<String> {
         .collect()
 }
 
+/// One line per zone no result covers: `carrier: 12 flows, 32770 ports untested: run …`.
+pub fn untested_zone_lines(report: &Report) -> Vec<String> {
+    report
+        .untested_zones
+        .iter()
+        .map(|u| {
+            format!(
+                "zone {}: {} flows, {} ports untested: {}",
+                u.zone, u.flows, u.ports, u.action
+            )
+        })
+        .collect()
+}
+
 fn failure_heading(f: &Failure) -> String {
     let g = &f.group;
     format!(
@@ -89,9 +113,11 @@ fn failure_heading(f: &Failure) -> String {
         g.transport.as_str(),
         g.ports_text(),
         g.node,
-        g.unit
-            .as_deref()
-            .map_or("node address".into(), |u| format!("unit {u}")),
+        match (&g.unit, &g.workstations) {
+            (Some(u), _) => format!("unit {u}"),
+            (None, Some(_)) => "a sample agent PC".into(),
+            (None, None) => "node address".into(),
+        },
         g.status.as_str()
     )
 }
@@ -107,6 +133,13 @@ pub fn table(report: &Report, width: usize) -> String {
         );
         for l in rejected_lines(report) {
             let _ = writeln!(s, "  {}", plain(&l));
+        }
+    }
+    let untested = untested_zone_lines(report);
+    if !untested.is_empty() {
+        let _ = writeln!(s, "\nUntested zones (no probe result covers them):");
+        for l in &untested {
+            let _ = writeln!(s, "  {}", plain(l));
         }
     }
     if !report.failures.is_empty() {
@@ -185,6 +218,13 @@ pub fn markdown(report: &Report) -> String {
         let _ = writeln!(s, "\n## Result files that do not count\n");
         for l in rejected_lines(report) {
             let _ = writeln!(s, "- {}", md(&l));
+        }
+    }
+    let untested = untested_zone_lines(report);
+    if !untested.is_empty() {
+        let _ = writeln!(s, "\n## Untested zones\n");
+        for l in &untested {
+            let _ = writeln!(s, "- {}", md(l));
         }
     }
     if !report.failures.is_empty() {

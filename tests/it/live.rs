@@ -532,7 +532,8 @@ zone = "lo"
         .file("held.toml", dep)
         .args(["listen", "held.toml", "--node", "SOLO", "--duration", "60s"])
         .status(1)
-        .stdout_has("cannot bind 127.0.53.2 tcp 21012 (hac.server-port): address in use")
+        // One line for the address, transport and reason, the ports as runs.
+        .stdout_has("cannot bind 127.0.53.2 tcp 21012, 21014 (2 ports: hac.server-port, hac.admin-port): address in use")
         .stdout_has("not listening: no port could be bound")
         .run();
     assert!(!out.stdout.contains("ready:"), "{}", out.stdout);
@@ -665,7 +666,7 @@ instances = ["PRIV"]
     assert_eq!(out.status.code(), Some(1), "{stdout}");
     assert!(
         stdout
-            .contains("cannot bind 127.0.53.105 tcp 80 (web-server.http-port): permission denied"),
+            .contains("cannot bind 127.0.53.105 tcp 80, 443 (2 ports: web-server.http-port, web-server.https-port): permission denied"),
         "{stdout}"
     );
     assert!(
