@@ -476,7 +476,7 @@ fn a_forged_detail_shows_as_text_in_headless_chromium() {
     assert_eq!(found["bidi"], 0, "{found}");
     assert_eq!(
         found["verdict"],
-        "FAILED: 45 of 79 planned ports not verified (1 open, 1 closed, 6 filtered, 37 untested); 1 result file does not count for the zone it names",
+        "FAILED: 21 planned flows: 6 passed, 4 failed, 11 untested (ports: 129 of 163 not verified: 1 open, 1 closed, 6 filtered, 121 untested); 1 result file does not count for the zone it names",
         "{found}"
     );
     assert_eq!(found["rejected_rows"], 1, "{found}");
