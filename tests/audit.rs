@@ -1838,3 +1838,19 @@ fn generated_rules_of_every_example_audit_exact() {
     }
     assert_eq!(checked, 8);
 }
+
+#[test]
+fn a_ruleset_that_is_not_a_text_file_is_refused_with_a_ruleset_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let nul = dir.path().join("nul.rules");
+    std::fs::write(&nul, "*filter\n\0COMMIT\n").unwrap();
+    let fifo = dir.path().join("fifo.rules");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for path in [&nul, &fifo] {
+        let (code, _, err) = cli(&["audit", LAB, "--node", "APP1", "--ruleset", path.to_str().unwrap()]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("ruleset export"), "{err}");
+        assert!(!err.contains("TOML"), "{err}");
+    }
+}

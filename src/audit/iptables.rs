@@ -104,7 +104,17 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
         what,
         hint: hint.to_string(),
     };
-    let v6 = text.contains("ip6tables-save") || (!text.contains("iptables-save") && looks_v6(text));
+    // The header names the tool (and so the family) of the whole file; without one, a file is
+    // IPv6 only when every address it holds is. One IPv6 address in an IPv4 file is that rule's
+    // problem (see `parse_rule`), never a switch of the whole file to the other family.
+    let v6 = if text.contains("ip6tables-save") {
+        true
+    } else if text.contains("iptables-save") {
+        false
+    } else {
+        let (v4, v6) = address_families(text);
+        v6 && !v4
+    };
     let family = if v6 { Family::V6 } else { Family::V4 };
     let mut chains: Vec<Chain> = Vec::new();
     let mut index: HashMap<(String, String), usize> = HashMap::new();
@@ -211,7 +221,7 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
                 "iptables-save declares every chain (`:NAME POLICY`) before the rules",
             ));
         };
-        let mut rule = parse_rule(&toks[2..], &t, &index, &sets).map_err(|(col, what)| {
+        let mut rule = parse_rule(&toks[2..], &t, &index, &sets, family).map_err(|(col, what)| {
             err(
                 lineno,
                 col,
@@ -235,11 +245,18 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
     })
 }
 
-fn looks_v6(text: &str) -> bool {
-    text.split_whitespace().any(|w| {
-        let w = w.split('/').next().unwrap_or("");
-        w.contains(':') && w.parse::<std::net::Ipv6Addr>().is_ok()
-    })
+/// Whether the text holds IPv4 addresses, and whether it holds IPv6 ones (in `-s`, `-d`,
+/// ranges and lists).
+fn address_families(text: &str) -> (bool, bool) {
+    let (mut v4, mut v6) = (false, false);
+    for w in text.split([' ', '\t', '\n', ',', '-']) {
+        match w.split('/').next().unwrap_or("").parse::<IpAddr>() {
+            Ok(IpAddr::V4(_)) => v4 = true,
+            Ok(IpAddr::V6(_)) if w.contains(':') => v6 = true,
+            _ => {}
+        }
+    }
+    (v4, v6)
 }
 
 /// `a`, `a:b`, `:b`, `a:` as a port interval.
@@ -342,7 +359,26 @@ fn parse_rule(
     table: &str,
     index: &HashMap<(String, String), usize>,
     sets: &HashMap<String, Option<Vec<Span>>>,
+    family: Family,
 ) -> Result<Rule, (usize, String)> {
+    // An address of the other family cannot be in this file (the tool refuses it): the rule
+    // cannot be decided, and the rest of the file still is.
+    let of_family = |spans: Vec<Span>, text: &str, c: fn(Vec<Span>) -> Cond| {
+        if spans.iter().all(|s| s.family == family) {
+            c(spans)
+        } else {
+            Cond::Unknown(format!(
+                "`{}`: an {} address in an {} file",
+                crate::audit::clip(text),
+                if family == Family::V4 { "IPv6" } else { "IPv4" },
+                if family == Family::V4 {
+                    "iptables-save (IPv4)"
+                } else {
+                    "ip6tables-save (IPv6)"
+                }
+            ))
+        }
+    };
     let mut matches = Vec::new();
     let mut action = Action::Continue;
     let mut negate = false;
@@ -367,9 +403,9 @@ fn parse_rule(
                 let v = value(i)?;
                 let spans = addr_list(&v.text).ok_or_else(|| bad(v, "not an address"))?;
                 let c = if word.starts_with("-s") || word == "--source" {
-                    Cond::Saddr(spans)
+                    of_family(spans, &v.text, Cond::Saddr)
                 } else {
-                    Cond::Daddr(spans)
+                    of_family(spans, &v.text, Cond::Daddr)
                 };
                 matches.push(Match::not(c, neg));
                 i += 2;
@@ -449,9 +485,9 @@ fn parse_rule(
                 let v = value(i)?;
                 let span = addr_range(&v.text).ok_or_else(|| bad(v, "not an address range"))?;
                 let c = if word == "--src-range" {
-                    Cond::Saddr(vec![span])
+                    of_family(vec![span], &v.text, Cond::Saddr)
                 } else {
-                    Cond::Daddr(vec![span])
+                    of_family(vec![span], &v.text, Cond::Daddr)
                 };
                 matches.push(Match::not(c, neg));
                 i += 2;

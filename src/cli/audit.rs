@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::args::{AuditArgs, AuditFormat};
-use super::{EXIT_NO, emit, json, load_deployment, read_file, terminal_width, unknown};
+use super::{EXIT_NO, RULESET_HINT, emit, json, load_deployment, read_text, terminal_width, unknown};
 use crate::audit::compare::{self, Report, Scope};
 use crate::catalog::Catalog;
 use crate::firewall::Mode;
@@ -52,7 +52,7 @@ pub(super) fn load_ruleset(path: &std::path::Path) -> Result<crate::audit::Rules
     if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         return load_firewalld_dir(path);
     }
-    let source = read_file(path)?;
+    let source = read_text(path, RULESET_HINT)?;
     Ok(crate::audit::read(
         &path.display().to_string(),
         &source.text,
@@ -96,7 +96,7 @@ fn load_firewalld_dir(path: &std::path::Path) -> Result<crate::audit::Ruleset> {
                 "is it the right directory?",
             ));
         }
-        let source = read_file(file)?;
+        let source = read_text(file, RULESET_HINT)?;
         total += source.text.len() as u64;
         if total > super::MAX_INPUT_BYTES {
             return Err(super::not_an_input(
