@@ -221,14 +221,15 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
                 "iptables-save declares every chain (`:NAME POLICY`) before the rules",
             ));
         };
-        let mut rule = parse_rule(&toks[2..], &t, &index, &sets, family).map_err(|(col, what)| {
-            err(
-                lineno,
-                col,
-                what,
-                "give the unmodified output of iptables-save",
-            )
-        })?;
+        let mut rule =
+            parse_rule(&toks[2..], &t, &index, &sets, family).map_err(|(col, what)| {
+                err(
+                    lineno,
+                    col,
+                    what,
+                    "give the unmodified output of iptables-save",
+                )
+            })?;
         rule.origin = format!("line {lineno}: {}", l);
         let end = toks[1].col - 1 + toks[1].raw.len();
         rule.spec = line.get(end..).unwrap_or("").trim().to_string();

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::args::{AuditArgs, AuditFormat};
-use super::{EXIT_NO, RULESET_HINT, emit, json, load_deployment, read_text, terminal_width, unknown};
+use super::{
+    EXIT_NO, RULESET_HINT, emit, json, load_deployment, read_text, terminal_width, unknown,
+};
 use crate::audit::compare::{self, Report, Scope};
 use crate::catalog::Catalog;
 use crate::firewall::Mode;
@@ -409,7 +411,20 @@ pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<E
                 _ => "the network firewall".to_string(),
             }
         ),
-        format!("{} changes", changes.len()),
+        {
+            // Notes are what is not written: counted apart from the changes.
+            let notes = changes
+                .iter()
+                .filter(|c| matches!(c, crate::audit::diff::Change::Note(_)))
+                .count();
+            match notes {
+                0 => format!("{} changes", changes.len()),
+                n => format!(
+                    "{} changes; {n} not made or not written (see the notes)",
+                    changes.len() - n
+                ),
+            }
+        },
     ];
     let text = crate::audit::diff::render(&args.target, &rules, &flows, &changes, &after, &header)?;
     match &args.output {
