@@ -727,7 +727,39 @@ fn rule_matches(rule: &Rule, p: &Packet) -> Tri {
     }
 }
 
+/// The longest rule text a decision carries: a rule's origin is the export's text, which a
+/// hostile export makes hundreds of kilobytes long, and decisions are made for every piece.
+const ORIGIN_MAX: usize = 1000;
+
+/// A rule's origin as a decision names it: whole, or its first [`ORIGIN_MAX`] bytes (at a
+/// character boundary) and `…`.
+fn origin_text(origin: &str) -> String {
+    if origin.len() <= ORIGIN_MAX {
+        return origin.to_string();
+    }
+    let mut end = ORIGIN_MAX;
+    while !origin.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &origin[..end])
+}
+
+/// The most rules one packet's walk visits: jumps may make the walk exponential (40 chains each
+/// jumping to the next twice), and a chain walked once is remembered, but a bound on the total
+/// work is what keeps a hostile export from hanging the audit.
+const MAX_VISITS: usize = 100_000;
+
+/// One packet's walk: the rules visited so far, and each chain's result once known (the result
+/// of walking a chain depends only on the chain and the packet, unless the depth bound cut it).
+struct WalkState {
+    visits: usize,
+    memo: Vec<Option<Walk>>,
+    /// Set when the depth bound cut a walk: such a result is not remembered.
+    cut: bool,
+}
+
 /// The end of a chain walk: a verdict, or "fell off / returned" (go on in the caller).
+#[derive(Clone)]
 enum Walk {
     Final(Decision),
     Fallthrough,
@@ -762,6 +794,21 @@ impl Ruleset {
     /// As [`Ruleset::evaluate`], walking only the rules listed per chain (see
     /// [`Ruleset::relevant`]): the answer is the same when the rules left out cannot match.
     pub fn evaluate_only(&self, p: &Packet, only: Option<&[Vec<u32>]>) -> Decision {
+        self.evaluate_counted(p, only).0
+    }
+
+    /// As [`Ruleset::evaluate_only`], with the number of rules the walk visited.
+    fn evaluate_counted(&self, p: &Packet, only: Option<&[Vec<u32>]>) -> (Decision, usize) {
+        let mut state = WalkState {
+            visits: 0,
+            memo: vec![None; self.chains.len()],
+            cut: false,
+        };
+        let d = self.decide(p, only, &mut state);
+        (d, state.visits)
+    }
+
+    fn decide(&self, p: &Packet, only: Option<&[Vec<u32>]>, state: &mut WalkState) -> Decision {
         let fam = Family::of(&p.src);
         if Family::of(&p.dst) != fam {
             return Decision {
@@ -791,7 +838,7 @@ impl Ruleset {
         let mut by_rule: Option<Decision> = None;
         for i in self.base_chains(p) {
             let chain = &self.chains[i];
-            let d = match self.walk(i, p, 0, only) {
+            let d = match self.walk(i, p, 0, only, state) {
                 Walk::Final(d) => {
                     if d.outcome == Outcome::Accept && by_rule.is_none() {
                         by_rule = Some(d.clone());
@@ -823,14 +870,42 @@ impl Ruleset {
         by_rule.unwrap_or(last)
     }
 
-    fn walk(&self, chain: usize, p: &Packet, depth: usize, only: Option<&[Vec<u32>]>) -> Walk {
+    fn walk(
+        &self,
+        chain: usize,
+        p: &Packet,
+        depth: usize,
+        only: Option<&[Vec<u32>]>,
+        state: &mut WalkState,
+    ) -> Walk {
         if depth > MAX_DEPTH {
+            state.cut = true;
             return Walk::Final(Decision {
                 outcome: Outcome::Undecided("jumps nested deeper than 64 (a loop?)".into()),
                 rule: self.chains[chain].name.clone(),
                 at: Some((chain, None)),
             });
         }
+        if let Some(w) = &state.memo[chain] {
+            return w.clone();
+        }
+        let outer_cut = std::mem::take(&mut state.cut);
+        let w = self.walk_rules(chain, p, depth, only, state);
+        if !state.cut {
+            state.memo[chain] = Some(w.clone());
+        }
+        state.cut |= outer_cut;
+        w
+    }
+
+    fn walk_rules(
+        &self,
+        chain: usize,
+        p: &Packet,
+        depth: usize,
+        only: Option<&[Vec<u32>]>,
+        state: &mut WalkState,
+    ) -> Walk {
         let rules = &self.chains[chain].rules;
         let list: Box<dyn Iterator<Item = usize>> = match only {
             Some(o) => Box::new(o[chain].iter().map(|&i| i as usize)),
@@ -839,6 +914,17 @@ impl Ruleset {
         for index in list {
             let rule = &rules[index];
             let at = Some((chain, Some(index)));
+            state.visits += 1;
+            if state.visits > MAX_VISITS {
+                return Walk::Final(Decision {
+                    outcome: Outcome::Undecided(format!(
+                        "the walk visits more than {MAX_VISITS} rules for one packet (jumps \
+                         that multiply the work?)"
+                    )),
+                    rule: origin_text(&rule.origin),
+                    at,
+                });
+            }
             match rule_matches(rule, p) {
                 Tri::No => continue,
                 Tri::Unknown(what) => {
@@ -847,7 +933,7 @@ impl Ruleset {
                     }
                     return Walk::Final(Decision {
                         outcome: Outcome::Undecided(what),
-                        rule: rule.origin.clone(),
+                        rule: origin_text(&rule.origin),
                         at,
                     });
                 }
@@ -862,7 +948,7 @@ impl Ruleset {
             }
             let decided = |outcome| {
                 // A set lookup names the element that holds: which of a thousand decides.
-                let mut text = rule.origin.clone();
+                let mut text = origin_text(&rule.origin);
                 for m in rule.matches.iter().filter(|m| !m.negate) {
                     if let Cond::Concat(c) = &m.cond {
                         if let Some(e) = c.holding(p) {
@@ -882,11 +968,11 @@ impl Ruleset {
                 Action::Continue => {}
                 Action::Return => return Walk::Fallthrough,
                 Action::Jump(target) => {
-                    if let Walk::Final(d) = self.walk(*target, p, depth + 1, only) {
+                    if let Walk::Final(d) = self.walk(*target, p, depth + 1, only, state) {
                         return Walk::Final(d);
                     }
                 }
-                Action::Goto(target) => return self.walk(*target, p, depth + 1, only),
+                Action::Goto(target) => return self.walk(*target, p, depth + 1, only, state),
                 Action::Unknown(what) => return decided(Outcome::Undecided(what.clone())),
                 Action::DportMap(_) => {
                     return decided(Outcome::Undecided("nested verdict map".into()));

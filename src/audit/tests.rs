@@ -130,6 +130,65 @@ fn one_ipv6_rule_in_an_iptables_file_is_that_rules_problem_not_the_files_family(
     assert_eq!(rs.format, Format::Ip6tablesSave);
 }
 
+/// 40 chains, each jumping to the next twice (1.7 KB): walked naively, 2^40 walks. Each chain is
+/// walked once per packet, and the answer is the real one.
+#[test]
+fn chains_that_jump_to_the_next_twice_are_walked_once_each() {
+    let mut text = String::from("*filter\n:INPUT ACCEPT [0:0]\n");
+    for i in 0..40 {
+        text.push_str(&format!(":C{i} - [0:0]\n"));
+    }
+    text.push_str("-A INPUT -j C0\n");
+    for i in 0..39 {
+        text.push_str(&format!("-A C{i} -j C{n}\n-A C{i} -j C{n}\n", n = i + 1));
+    }
+    text.push_str("-A C39 -p tcp -m tcp --dport 1 -j DROP\nCOMMIT\n");
+    let rs = ipt(&text);
+    let (d, visits) = rs.evaluate_counted(&pkt("10.9.9.9", "10.0.0.1", Transport::Tcp, 1), None);
+    assert_eq!(d.outcome, Outcome::Drop);
+    let (d, visits2) = rs.evaluate_counted(&pkt("10.9.9.9", "10.0.0.1", Transport::Tcp, 2), None);
+    assert_eq!(d.outcome, Outcome::Accept);
+    assert!(visits <= 2 * 40 && visits2 <= 2 * 40, "{visits} {visits2}");
+}
+
+/// Work that no memory of chains can spare (a chain of 60 levels, each with 2,000 rules that
+/// jump deeper): bounded, and then the packet cannot be decided.
+#[test]
+fn the_walk_of_one_packet_is_bounded_in_total() {
+    let mut text = String::from("*filter\n:INPUT ACCEPT [0:0]\n");
+    for i in 0..60 {
+        text.push_str(&format!(":C{i} - [0:0]\n"));
+    }
+    text.push_str("-A INPUT -j C0\n");
+    for i in 0..59 {
+        for _ in 0..2_000 {
+            text.push_str(&format!("-A C{i} -p udp -j C{n}\n", n = i + 1));
+        }
+        text.push_str(&format!("-A C{i} -j C{n}\n", n = i + 1));
+    }
+    text.push_str("COMMIT\n");
+    let rs = ipt(&text);
+    let (d, visits) = rs.evaluate_counted(&pkt("10.9.9.9", "10.0.0.1", Transport::Tcp, 1), None);
+    assert!(visits <= MAX_VISITS + 1, "{visits}");
+    match d.outcome {
+        Outcome::Undecided(w) => assert!(w.contains("more than 100000 rules"), "{w}"),
+        o => panic!("{o:?}"),
+    }
+}
+
+#[test]
+fn a_decision_carries_a_bounded_copy_of_a_huge_rule_text() {
+    let huge = format!(
+        "-A INPUT -m comment --comment \"{}\" -j DROP",
+        "x".repeat(240_000)
+    );
+    let rs = ipt(&format!("{HEAD}{huge}\nCOMMIT\n"));
+    let d = rs.evaluate(&pkt("10.9.9.9", "10.0.0.1", Transport::Tcp, 1));
+    assert_eq!(d.outcome, Outcome::Drop);
+    assert!(d.rule.len() <= ORIGIN_MAX + 3, "{}", d.rule.len());
+    assert!(d.rule.ends_with('…'));
+}
+
 #[test]
 fn a_loop_of_jumps_is_undecided_not_a_stack_overflow() {
     let rs = ipt(&format!(
