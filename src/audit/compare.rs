@@ -161,18 +161,23 @@ impl Mask {
 /// The verdicts over one destination and transport: sources × ports, split at the boundaries.
 /// Each source piece has its own port pieces: only the rules that can match that source cut its
 /// ports (a thousand rules for a thousand sources give a thousand small rows, not a product).
+/// Source pieces that every rule treats alike (one signature: [`Ruleset::source_signatures`])
+/// share one row, evaluated once: a blocklist of 20,000 addresses gives two rows, not 40,000.
 struct Grid {
     srcs: Vec<Span>,
+    /// Per source piece, its row.
+    row: Vec<u32>,
+    /// Per row, its port pieces.
     ports: Vec<Vec<(u16, u16)>>,
-    /// Per source piece, per port piece: the decision for an even and for an odd port (indices
-    /// into `decisions`); equal when no rule tests parity.
+    /// Per row, per port piece: the decision for an even and for an odd port (indices into
+    /// `decisions`); equal when no rule tests parity.
     cells: Vec<Vec<(u32, u32)>>,
     decisions: Vec<Decision>,
 }
 
 impl Grid {
-    fn cell(&self, s: usize, p: usize) -> (&Decision, &Decision) {
-        let (e, o) = self.cells[s][p];
+    fn cell(&self, r: usize, p: usize) -> (&Decision, &Decision) {
+        let (e, o) = self.cells[r][p];
         (&self.decisions[e as usize], &self.decisions[o as usize])
     }
 }
@@ -198,10 +203,13 @@ struct Auditor<'a> {
     port_cuts: Vec<u128>,
     parity: bool,
     grids: BTreeMap<(IpAddr, Transport), Grid>,
-    /// The rules relevant to each source piece, shared by every destination and transport.
-    relevant: std::cell::RefCell<BTreeMap<Span, std::rc::Rc<Vec<Vec<u32>>>>>,
-    src_cuts: std::cell::RefCell<BTreeMap<Family, std::rc::Rc<Vec<u128>>>>,
+    /// The rules relevant to each source signature, shared by every destination and transport.
+    relevant: std::cell::RefCell<BTreeMap<(Family, u128), std::rc::Rc<Vec<Vec<u32>>>>>,
+    /// Per family: the source pieces and their signatures (the same for every destination).
+    src_pieces: std::cell::RefCell<BTreeMap<Family, SourcePieces>>,
 }
+
+type SourcePieces = std::rc::Rc<(Vec<Span>, Vec<u128>)>;
 
 impl Auditor<'_> {
     fn grid(&mut self, dst: IpAddr, transport: Transport) -> &Grid {
@@ -214,8 +222,8 @@ impl Auditor<'_> {
 
     /// The source boundaries of the rules and the flows, per family (the same for every
     /// destination: computed once).
-    fn source_cuts(&self, family: Family) -> std::rc::Rc<Vec<u128>> {
-        self.src_cuts
+    fn source_pieces(&self, family: Family) -> SourcePieces {
+        self.src_pieces
             .borrow_mut()
             .entry(family)
             .or_insert_with(|| {
@@ -234,18 +242,20 @@ impl Auditor<'_> {
                 }
                 cuts.sort_unstable();
                 cuts.dedup();
-                std::rc::Rc::new(cuts)
+                let srcs: Vec<Span> = pieces(0, family.max(), &cuts)
+                    .into_iter()
+                    .map(|(lo, hi)| Span { family, lo, hi })
+                    .collect();
+                let sigs = self.rs.source_signatures(family, &srcs);
+                std::rc::Rc::new((srcs, sigs))
             })
             .clone()
     }
 
     fn build(&self, dst: IpAddr, transport: Transport) -> Grid {
         let family = Family::of(&dst);
-        let cuts = self.source_cuts(family);
-        let srcs: Vec<Span> = pieces(0, family.max(), &cuts)
-            .into_iter()
-            .map(|(lo, hi)| Span { family, lo, hi })
-            .collect();
+        let shared = self.source_pieces(family);
+        let (srcs, sigs) = (&shared.0, &shared.1);
         let mut decisions: Vec<Decision> = Vec::new();
         let mut index: BTreeMap<Decision, u32> = BTreeMap::new();
         let mut intern = |d: Decision| -> u32 {
@@ -257,13 +267,21 @@ impl Auditor<'_> {
             index.insert(d, i);
             i
         };
-        let mut cells = Vec::with_capacity(srcs.len());
-        let mut all_ports = Vec::with_capacity(srcs.len());
-        for s in &srcs {
+        let mut cells = Vec::new();
+        let mut all_ports = Vec::new();
+        let mut rows: std::collections::HashMap<u128, u32> = Default::default();
+        let mut row = Vec::with_capacity(srcs.len());
+        for (s, sig) in srcs.iter().zip(sigs) {
+            if let Some(&r) = rows.get(sig) {
+                row.push(r);
+                continue;
+            }
+            rows.insert(*sig, cells.len() as u32);
+            row.push(cells.len() as u32);
             let only = self
                 .relevant
                 .borrow_mut()
-                .entry(*s)
+                .entry((family, *sig))
                 .or_insert_with(|| std::rc::Rc::new(self.rs.relevant(s)))
                 .clone();
             let mut cuts: Vec<u32> = Vec::new();
@@ -303,7 +321,8 @@ impl Auditor<'_> {
             all_ports.push(ports);
         }
         Grid {
-            srcs,
+            srcs: srcs.clone(),
+            row,
             ports: all_ports,
             cells,
             decisions,
@@ -482,7 +501,7 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
         parity: rs.has_parity(),
         grids: BTreeMap::new(),
         relevant: Default::default(),
-        src_cuts: Default::default(),
+        src_pieces: Default::default(),
     };
     let mut rows = Vec::new();
     for (i, f) in flows.iter().enumerate() {
@@ -552,11 +571,12 @@ fn flow_row(a: &mut Auditor, f: &Flow, dst: IpAddr, address: String) -> FlowRow 
         }
         let mut src_blocked = false;
         let mut src_ok = false;
-        for (pi, &(lo, hi)) in g.ports[si].iter().enumerate() {
+        let r = g.row[si] as usize;
+        for (pi, &(lo, hi)) in g.ports[r].iter().enumerate() {
             if hi < flo || lo > fhi {
                 continue;
             }
-            let (even, odd) = g.cell(si, pi);
+            let (even, odd) = g.cell(r, pi);
             let m = want.within(lo, hi);
             let mut bad = Mask::NONE;
             for (d, part) in [
@@ -683,67 +703,45 @@ fn extra_rows(a: &mut Auditor, dst: IpAddr, address: &str, t: Transport) -> Vec<
         .collect();
     let g = a.grid(dst, t);
     // (rule, ports) -> source spans
-    let mut found: BTreeMap<(String, PortsKey), Vec<Span>> = BTreeMap::new();
+    let mut found: Vec<((String, PortsKey), Vec<Span>)> = Vec::new();
+    let mut slot: std::collections::HashMap<(String, PortsKey), usize> = Default::default();
     let mut decider: BTreeMap<String, Decision> = BTreeMap::new();
+    // A row's openings depend on the row and on which planned flows cover the source: computed
+    // once per such pair, not per source piece (a blocklist's 20,000 pieces share two rows).
+    let mut done: std::collections::HashMap<(u32, Vec<usize>), Vec<usize>> = Default::default();
     for (si, s) in g.srcs.iter().enumerate() {
         if s.family != family {
             continue;
         }
-        let mut by_rule: BTreeMap<String, Vec<(u16, u16, Mask)>> = BTreeMap::new();
-        for (pi, &(lo, hi)) in g.ports[si].iter().enumerate() {
-            let (even, odd) = g.cell(si, pi);
-            let mut covered = Mask::NONE;
-            for (spans, r) in &covering {
-                if r.lo() <= lo
-                    && hi <= r.hi()
-                    && spans
-                        .iter()
-                        .any(|fs| fs.family == family && fs.lo <= s.lo && s.hi <= fs.hi)
-                {
-                    covered = covered.or(Mask::of(r.parity()));
-                }
-            }
-            for (d, part) in [
-                (
-                    even,
-                    Mask {
-                        even: true,
-                        odd: false,
-                    },
-                ),
-                (
-                    odd,
-                    Mask {
-                        even: false,
-                        odd: true,
-                    },
-                ),
-            ] {
-                let open = match d.outcome {
-                    Outcome::Accept => true,
-                    Outcome::Drop => false,
-                    Outcome::Undecided(_) => true,
-                };
-                let m = part.within(lo, hi).minus(covered);
-                if open && m.any() {
-                    let rule = match d.outcome {
-                        Outcome::Accept => clean(&d.rule),
-                        _ => clean(&undecided_text(d)),
-                    };
-                    decider.entry(rule.clone()).or_insert_with(|| d.clone());
-                    by_rule.entry(rule).or_default().push((lo, hi, m));
-                }
-            }
-        }
-        for (rule, list) in by_rule {
-            // Even and odd parts of one piece that are both open join into the whole piece.
-            let key: Vec<(u16, u16, u8)> = join(union(list))
+        let r = g.row[si];
+        let cov: Vec<usize> = covering
+            .iter()
+            .enumerate()
+            .filter(|(_, (spans, _))| {
+                spans
+                    .iter()
+                    .any(|fs| fs.family == family && fs.lo <= s.lo && s.hi <= fs.hi)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let key = (r, cov);
+        if !done.contains_key(&key) {
+            let slots = openings(g, r as usize, &key.1, &covering, &mut decider)
                 .into_iter()
-                .map(|(l, h, m)| (l, h, u8::from(m.even) | (u8::from(m.odd) << 1)))
+                .map(|k| {
+                    *slot.entry(k.clone()).or_insert_with(|| {
+                        found.push((k, Vec::new()));
+                        found.len() - 1
+                    })
+                })
                 .collect();
-            found.entry((rule, key)).or_default().push(*s);
+            done.insert(key.clone(), slots);
+        }
+        for &i in &done[&key] {
+            found[i].1.push(*s);
         }
     }
+    found.sort_by(|x, y| x.0.cmp(&y.0));
     let mut rows = Vec::new();
     for ((rule, ports), srcs) in found {
         for span in join_spans(srcs) {
@@ -779,6 +777,70 @@ fn extra_rows(a: &mut Auditor, dst: IpAddr, address: &str, t: Transport) -> Vec<
         ))
     });
     rows
+}
+
+/// The openings beyond the plan of one grid row for sources that the flows `cov` (indices into
+/// `covering`) cover: (rule, ports) each.
+fn openings(
+    g: &Grid,
+    r: usize,
+    cov: &[usize],
+    covering: &[(Vec<Span>, PortRange)],
+    decider: &mut BTreeMap<String, Decision>,
+) -> Vec<(String, PortsKey)> {
+    let mut by_rule: BTreeMap<String, Vec<(u16, u16, Mask)>> = BTreeMap::new();
+    for (pi, &(lo, hi)) in g.ports[r].iter().enumerate() {
+        let (even, odd) = g.cell(r, pi);
+        let mut covered = Mask::NONE;
+        for &c in cov {
+            let (_, range) = &covering[c];
+            if range.lo() <= lo && hi <= range.hi() {
+                covered = covered.or(Mask::of(range.parity()));
+            }
+        }
+        for (d, part) in [
+            (
+                even,
+                Mask {
+                    even: true,
+                    odd: false,
+                },
+            ),
+            (
+                odd,
+                Mask {
+                    even: false,
+                    odd: true,
+                },
+            ),
+        ] {
+            let open = match d.outcome {
+                Outcome::Accept => true,
+                Outcome::Drop => false,
+                Outcome::Undecided(_) => true,
+            };
+            let m = part.within(lo, hi).minus(covered);
+            if open && m.any() {
+                let rule = match d.outcome {
+                    Outcome::Accept => clean(&d.rule),
+                    _ => clean(&undecided_text(d)),
+                };
+                decider.entry(rule.clone()).or_insert_with(|| d.clone());
+                by_rule.entry(rule).or_default().push((lo, hi, m));
+            }
+        }
+    }
+    by_rule
+        .into_iter()
+        .map(|(rule, list)| {
+            // Even and odd parts of one piece that are both open join into the whole piece.
+            let key: Vec<(u16, u16, u8)> = join(union(list))
+                .into_iter()
+                .map(|(l, h, m)| (l, h, u8::from(m.even) | (u8::from(m.odd) << 1)))
+                .collect();
+            (rule, key)
+        })
+        .collect()
 }
 
 fn addr_key(cidr: &str) -> (u8, u128, String) {

@@ -429,13 +429,13 @@ fn model_rules(f: &Flow) -> Vec<Rule> {
     for (fam, src, dst) in family_spans(f) {
         let mut matches = vec![
             Match::is(Cond::Family(fam)),
-            Match::is(Cond::Saddr(src)),
-            Match::is(Cond::Daddr(dst)),
+            Match::is(Cond::saddr(src)),
+            Match::is(Cond::daddr(dst)),
             Match::is(Cond::Proto(vec![match f.transport {
                 Transport::Tcp => 6,
                 Transport::Udp => 17,
             }])),
-            Match::is(Cond::Dport(vec![(f.ports.lo(), f.ports.hi())])),
+            Match::is(Cond::dport(vec![(f.ports.lo(), f.ports.hi())])),
         ];
         if let (Some(p), false) = (f.ports.parity(), f.ports.is_single()) {
             matches.push(Match::is(Cond::DportParity(u8::from(p == Parity::Odd))));

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::{
-    Action, AuditError, Base, Chain, Cond, Family, Format, Hook, Match, Rule, Ruleset, Span,
+    Action, Addrs, AuditError, Base, Chain, Cond, Family, Format, Hook, Match, Rule, Ruleset, Span,
 };
 
 /// Targets that only log, mark or count: evaluation goes on with the next rule.
@@ -322,7 +322,7 @@ fn addr_range(s: &str) -> Option<Span> {
 
 /// The sets of an `ipset save` given with the export (`{ ipset save; iptables-save; }`): name →
 /// members, or None for a set type whose members are not plain addresses or networks.
-fn ipsets(text: &str) -> HashMap<String, Option<Vec<Span>>> {
+fn ipsets(text: &str) -> HashMap<String, Option<Addrs>> {
     let mut sets: HashMap<String, Option<Vec<Span>>> = HashMap::new();
     let mut in_table = false;
     for line in text.lines() {
@@ -352,14 +352,17 @@ fn ipsets(text: &str) -> HashMap<String, Option<Vec<Span>>> {
             }
         }
     }
-    sets
+    // Each set is built once and shared by every rule that matches it.
+    sets.into_iter()
+        .map(|(name, members)| (name, members.map(Addrs::new)))
+        .collect()
 }
 
 fn parse_rule(
     toks: &[Tok],
     table: &str,
     index: &HashMap<(String, String), usize>,
-    sets: &HashMap<String, Option<Vec<Span>>>,
+    sets: &HashMap<String, Option<Addrs>>,
     family: Family,
 ) -> Result<Rule, (usize, String)> {
     // An address of the other family cannot be in this file (the tool refuses it): the rule
@@ -404,9 +407,9 @@ fn parse_rule(
                 let v = value(i)?;
                 let spans = addr_list(&v.text).ok_or_else(|| bad(v, "not an address"))?;
                 let c = if word.starts_with("-s") || word == "--source" {
-                    of_family(spans, &v.text, Cond::Saddr)
+                    of_family(spans, &v.text, Cond::saddr)
                 } else {
-                    of_family(spans, &v.text, Cond::Daddr)
+                    of_family(spans, &v.text, Cond::daddr)
                 };
                 matches.push(Match::not(c, neg));
                 i += 2;
@@ -457,9 +460,9 @@ fn parse_rule(
                 let v = value(i)?;
                 let span = port_span(&v.text).ok_or_else(|| bad(v, "not a port or range"))?;
                 let c = if word.contains('d') {
-                    Cond::Dport(vec![span])
+                    Cond::dport(vec![span])
                 } else {
-                    Cond::Sport(vec![span])
+                    Cond::sport(vec![span])
                 };
                 matches.push(Match::not(c, neg));
                 i += 2;
@@ -469,9 +472,9 @@ fn parse_rule(
                 let list: Option<Vec<(u16, u16)>> = v.text.split(',').map(port_span).collect();
                 let list = list.ok_or_else(|| bad(v, "not a port list"))?;
                 let c = if word.contains('d') {
-                    Cond::Dport(list)
+                    Cond::dport(list)
                 } else {
-                    Cond::Sport(list)
+                    Cond::sport(list)
                 };
                 matches.push(Match::not(c, neg));
                 i += 2;
@@ -486,9 +489,9 @@ fn parse_rule(
                 let v = value(i)?;
                 let span = addr_range(&v.text).ok_or_else(|| bad(v, "not an address range"))?;
                 let c = if word == "--src-range" {
-                    of_family(vec![span], &v.text, Cond::Saddr)
+                    of_family(vec![span], &v.text, Cond::saddr)
                 } else {
-                    of_family(vec![span], &v.text, Cond::Daddr)
+                    of_family(vec![span], &v.text, Cond::daddr)
                 };
                 matches.push(Match::not(c, neg));
                 i += 2;
@@ -497,8 +500,8 @@ fn parse_rule(
                 let v = value(i)?;
                 let dir = toks.get(i + 2).map_or("", |t| t.text.as_str());
                 let c = match (sets.get(&v.text), dir) {
-                    (Some(Some(members)), "src") => Cond::Saddr(members.clone()),
-                    (Some(Some(members)), "dst") => Cond::Daddr(members.clone()),
+                    (Some(Some(members)), "src") => Cond::saddr(members.clone()),
+                    (Some(Some(members)), "dst") => Cond::daddr(members.clone()),
                     (Some(Some(_)), _) => Cond::Unknown(format!("ipset `{}` {dir}", v.text)),
                     (Some(None), _) => Cond::Unknown(format!(
                         "ipset `{}` (a set type other than hash:ip or hash:net)",
