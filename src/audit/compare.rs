@@ -204,12 +204,15 @@ struct Auditor<'a> {
     parity: bool,
     grids: BTreeMap<(IpAddr, Transport), Grid>,
     /// The rules relevant to each source signature, shared by every destination and transport.
-    relevant: std::cell::RefCell<BTreeMap<(Family, u128), std::rc::Rc<Vec<Vec<u32>>>>>,
+    relevant: std::cell::RefCell<BTreeMap<(Family, u128), Relevant>>,
     /// Per family: the source pieces and their signatures (the same for every destination).
     src_pieces: std::cell::RefCell<BTreeMap<Family, SourcePieces>>,
 }
 
 type SourcePieces = std::rc::Rc<(Vec<Span>, Vec<u128>)>;
+
+/// Per chain, the indices of the rules that can match a row's sources.
+type Relevant = std::rc::Rc<Vec<Vec<u32>>>;
 
 impl Auditor<'_> {
     fn grid(&mut self, dst: IpAddr, transport: Transport) -> &Grid {

@@ -398,7 +398,9 @@ impl From<Vec<Span>> for Addrs {
 /// The ports a condition tests: the intervals as given, and a sorted, merged copy for binary
 /// search; shared as [`Addrs`] is.
 #[derive(Clone, PartialEq, Eq)]
-pub struct Ports(std::sync::Arc<(Vec<(u16, u16)>, Vec<(u16, u16)>)>);
+pub struct Ports(std::sync::Arc<(PortList, PortList)>);
+
+type PortList = Vec<(u16, u16)>;
 
 impl Ports {
     pub fn new(list: Vec<(u16, u16)>) -> Ports {
