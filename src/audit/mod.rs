@@ -416,6 +416,11 @@ impl Ports {
         Ports(std::sync::Arc::new((list, out)))
     }
 
+    /// The merged intervals, sorted.
+    pub fn merged(&self) -> &[(u16, u16)] {
+        &self.0.1
+    }
+
     pub fn contains(&self, p: u16) -> bool {
         let merged = &self.0.1;
         let i = merged.partition_point(|r| r.0 <= p);
@@ -925,17 +930,21 @@ impl Ruleset {
 
     /// Does this new connection's first packet pass, and which rule decides.
     pub fn evaluate(&self, p: &Packet) -> Decision {
-        self.evaluate_only(p, None)
+        self.evaluate_only::<Vec<u32>>(p, None)
     }
 
     /// As [`Ruleset::evaluate`], walking only the rules listed per chain (see
     /// [`Ruleset::relevant`]): the answer is the same when the rules left out cannot match.
-    pub fn evaluate_only(&self, p: &Packet, only: Option<&[Vec<u32>]>) -> Decision {
+    pub fn evaluate_only<L: AsRef<[u32]>>(&self, p: &Packet, only: Option<&[L]>) -> Decision {
         self.evaluate_counted(p, only).0
     }
 
     /// As [`Ruleset::evaluate_only`], with the number of rules the walk visited.
-    fn evaluate_counted(&self, p: &Packet, only: Option<&[Vec<u32>]>) -> (Decision, usize) {
+    fn evaluate_counted<L: AsRef<[u32]>>(
+        &self,
+        p: &Packet,
+        only: Option<&[L]>,
+    ) -> (Decision, usize) {
         let mut state = WalkState {
             visits: 0,
             memo: vec![None; self.chains.len()],
@@ -945,7 +954,12 @@ impl Ruleset {
         (d, state.visits)
     }
 
-    fn decide(&self, p: &Packet, only: Option<&[Vec<u32>]>, state: &mut WalkState) -> Decision {
+    fn decide<L: AsRef<[u32]>>(
+        &self,
+        p: &Packet,
+        only: Option<&[L]>,
+        state: &mut WalkState,
+    ) -> Decision {
         let fam = Family::of(&p.src);
         if Family::of(&p.dst) != fam {
             return Decision {
@@ -1007,12 +1021,12 @@ impl Ruleset {
         by_rule.unwrap_or(last)
     }
 
-    fn walk(
+    fn walk<L: AsRef<[u32]>>(
         &self,
         chain: usize,
         p: &Packet,
         depth: usize,
-        only: Option<&[Vec<u32>]>,
+        only: Option<&[L]>,
         state: &mut WalkState,
     ) -> Walk {
         if depth > MAX_DEPTH {
@@ -1035,17 +1049,17 @@ impl Ruleset {
         w
     }
 
-    fn walk_rules(
+    fn walk_rules<L: AsRef<[u32]>>(
         &self,
         chain: usize,
         p: &Packet,
         depth: usize,
-        only: Option<&[Vec<u32>]>,
+        only: Option<&[L]>,
         state: &mut WalkState,
     ) -> Walk {
         let rules = &self.chains[chain].rules;
         let list: Box<dyn Iterator<Item = usize>> = match only {
-            Some(o) => Box::new(o[chain].iter().map(|&i| i as usize)),
+            Some(o) => Box::new(o[chain].as_ref().iter().map(|&i| i as usize)),
             None => Box::new(0..rules.len()),
         };
         for index in list {
@@ -1209,6 +1223,26 @@ impl Ruleset {
                 add(out, &l);
             }
         }
+    }
+
+    /// The rules of `only` (per chain, as [`Ruleset::relevant`] gives them) that test the
+    /// destination port (not negated): (chain, rule, ports). A piece of ports outside a rule's
+    /// ports cannot match it, whatever its other conditions.
+    pub fn dport_gates(&self, only: &[Vec<u32>]) -> Vec<(u32, u32, Ports)> {
+        let mut out = Vec::new();
+        for (c, list) in only.iter().enumerate() {
+            for &i in list {
+                let rule = &self.chains[c].rules[i as usize];
+                let gate = rule.matches.iter().find_map(|m| match &m.cond {
+                    Cond::Dport(p) if !m.negate => Some(p.clone()),
+                    _ => None,
+                });
+                if let Some(p) = gate {
+                    out.push((c as u32, i, p));
+                }
+            }
+        }
+        out
     }
 
     /// Whether any rule tests the port's parity (then each piece is evaluated for an even and an

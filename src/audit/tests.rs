@@ -144,9 +144,11 @@ fn chains_that_jump_to_the_next_twice_are_walked_once_each() {
     }
     text.push_str("-A C39 -p tcp -m tcp --dport 1 -j DROP\nCOMMIT\n");
     let rs = ipt(&text);
-    let (d, visits) = rs.evaluate_counted(&pkt("10.9.9.9", "10.0.0.1", Transport::Tcp, 1), None);
+    let (d, visits) =
+        rs.evaluate_counted::<Vec<u32>>(&pkt("10.9.9.9", "10.0.0.1", Transport::Tcp, 1), None);
     assert_eq!(d.outcome, Outcome::Drop);
-    let (d, visits2) = rs.evaluate_counted(&pkt("10.9.9.9", "10.0.0.1", Transport::Tcp, 2), None);
+    let (d, visits2) =
+        rs.evaluate_counted::<Vec<u32>>(&pkt("10.9.9.9", "10.0.0.1", Transport::Tcp, 2), None);
     assert_eq!(d.outcome, Outcome::Accept);
     assert!(visits <= 2 * 40 && visits2 <= 2 * 40, "{visits} {visits2}");
 }
@@ -168,7 +170,8 @@ fn the_walk_of_one_packet_is_bounded_in_total() {
     }
     text.push_str("COMMIT\n");
     let rs = ipt(&text);
-    let (d, visits) = rs.evaluate_counted(&pkt("10.9.9.9", "10.0.0.1", Transport::Tcp, 1), None);
+    let (d, visits) =
+        rs.evaluate_counted::<Vec<u32>>(&pkt("10.9.9.9", "10.0.0.1", Transport::Tcp, 1), None);
     assert!(visits <= MAX_VISITS + 1, "{visits}");
     match d.outcome {
         Outcome::Undecided(w) => assert!(w.contains("more than 100000 rules"), "{w}"),
