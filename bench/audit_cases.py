@@ -55,15 +55,23 @@ def chains40():
     return "\n".join(lines)
 
 
+# The blocklist cases are a host firewall as CrowdSec or fail2ban leave it: policy drop, the
+# blocklist dropped first, then the site's zones accepted (so the report lists the few openings
+# of that accept, not one per address outside the blocklist).
+ZONES = {"prefix": {"addr": "10.88.0.0", "len": 16}}
+
+
 def blocklist_nft(n):
     return nft_doc([("blocklist", "ipv4_addr", [addr(2 * i) for i in range(n)])],
-                   [[match("ip", "saddr", "@blocklist"), {"drop": None}]])
+                   [[match("ip", "saddr", "@blocklist"), {"drop": None}],
+                    [match("ip", "saddr", ZONES), {"accept": None}]], policy="drop")
 
 
 def blocklist_ipset(n):
     lines = ["create blocklist hash:ip family inet hashsize 1024 maxelem 1000000"]
     lines += [f"add blocklist {addr(2 * i)}" for i in range(n)]
-    lines += ["*filter", ":INPUT ACCEPT [0:0]", "-A INPUT -m set --match-set blocklist src -j DROP", "COMMIT", ""]
+    lines += ["*filter", ":INPUT DROP [0:0]", "-A INPUT -m set --match-set blocklist src -j DROP",
+              "-A INPUT -s 10.88.0.0/16 -j ACCEPT", "COMMIT", ""]
     return "\n".join(lines)
 
 
@@ -82,13 +90,14 @@ def aws(n):
 def rules_times_set(n_rules, n_elems):
     rules = [[match("ip", "saddr", "@blocklist"), match("tcp", "dport", 1 + i), {"drop": None}]
              for i in range(n_rules)]
-    return nft_doc([("blocklist", "ipv4_addr", [addr(2 * i) for i in range(n_elems)])], rules)
+    rules.append([match("ip", "saddr", ZONES), {"accept": None}])
+    return nft_doc([("blocklist", "ipv4_addr", [addr(2 * i) for i in range(n_elems)])], rules, policy="drop")
 
 
 def unparsed(size, nested):
-    body = ("{ " * (size // 4) + "}" * 0) if nested else ("x" * size)
+    body = ("{ " * (size // 4) + "} " * (size // 4)) if nested else ("x" * size)
     return ("table inet f {\n  chain input {\n    type filter hook input priority 0; policy accept;\n"
-            f"    tcp dport 1-65535 frobnicate {body}\n  }}\n}}\n")
+            f"    tcp dport 1-65535 frobnicate {body} accept\n  }}\n}}\n")
 
 
 CASES = {

@@ -667,13 +667,18 @@ fn flow_row(a: &mut Auditor, f: &Flow, dst: IpAddr, address: String) -> FlowRow 
     let mut blocked_srcs: Vec<Span> = Vec::new();
     let mut any_ok = false;
     let mut all_srcs_blocked = true;
-    for (si, s) in g.srcs.iter().enumerate() {
-        if !flow_spans
-            .iter()
-            .any(|fs| fs.family == s.family && fs.lo <= s.lo && s.hi <= fs.hi)
-        {
-            continue;
-        }
+    // The pieces inside the flow's sources, found by binary search (the pieces are sorted and
+    // cut at every source boundary of the flows), each once.
+    let mut inside: Vec<usize> = Vec::new();
+    for fs in flow_spans.iter().filter(|fs| fs.family == Family::of(&dst)) {
+        let from = g.srcs.partition_point(|s| s.lo < fs.lo);
+        let to = g.srcs.partition_point(|s| s.lo <= fs.hi);
+        inside.extend(from..to);
+    }
+    inside.sort_unstable();
+    inside.dedup();
+    for si in inside {
+        let s = &g.srcs[si];
         let mut src_blocked = false;
         let mut src_ok = false;
         let r = g.row[si] as usize;
