@@ -334,7 +334,8 @@ pub struct Addrs(std::sync::Arc<(Vec<Span>, Vec<Span>)>);
 
 impl Addrs {
     pub fn new(spans: Vec<Span>) -> Addrs {
-        let mut merged = spans.clone();
+        // A reversed interval holds no address (as a scan would find).
+        let mut merged: Vec<Span> = spans.iter().copied().filter(|s| s.lo <= s.hi).collect();
         merged.sort_unstable();
         let mut out: Vec<Span> = Vec::with_capacity(merged.len());
         for x in merged {
@@ -404,7 +405,8 @@ type PortList = Vec<(u16, u16)>;
 
 impl Ports {
     pub fn new(list: Vec<(u16, u16)>) -> Ports {
-        let mut sorted: Vec<(u16, u16)> = list.iter().map(|&(a, b)| (a.min(b), a.max(b))).collect();
+        // A reversed interval holds no port (as a scan of `lo..=hi` would find).
+        let mut sorted: Vec<(u16, u16)> = list.iter().copied().filter(|(a, b)| a <= b).collect();
         sorted.sort_unstable();
         let mut out: Vec<(u16, u16)> = Vec::with_capacity(sorted.len());
         for (lo, hi) in sorted {

@@ -743,3 +743,36 @@ fn span_text_names_addresses_networks_and_ranges_and_span_start_reads_them_back(
     }
     assert_eq!(span_start("not an address"), None);
 }
+
+proptest::proptest! {
+    /// The interval sets answer as a scan of the intervals as given would (overlapping,
+    /// adjacent, unsorted, both families).
+    #[test]
+    fn interval_sets_answer_as_a_scan(
+        spans in proptest::collection::vec((0u8..2, 0u128..64, 0u128..16), 0..20),
+        ports in proptest::collection::vec((0u16..100, 0u16..100), 0..20),
+    ) {
+        let spans: Vec<Span> = spans
+            .into_iter()
+            .map(|(f, lo, len)| Span {
+                family: if f == 0 { Family::V4 } else { Family::V6 },
+                lo,
+                hi: lo + len,
+            })
+            .collect();
+        let set = Addrs::new(spans.clone());
+        for family in [Family::V4, Family::V6] {
+            for n in 0..90u128 {
+                let a = num_addr(family, n);
+                proptest::prop_assert_eq!(set.contains(&a), spans.iter().any(|s| s.contains(&a)));
+            }
+        }
+        let list = Ports::new(ports.clone());
+        for p in 0..120u16 {
+            proptest::prop_assert_eq!(
+                list.contains(p),
+                ports.iter().any(|&(a, b)| (a..=b).contains(&p))
+            );
+        }
+    }
+}
