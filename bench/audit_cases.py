@@ -77,7 +77,8 @@ def blocklist_ipset(n):
 
 def ports_set(n):
     return nft_doc([("ports", "inet_service", [1 + 2 * i for i in range(n)])],
-                   [[match("tcp", "dport", "@ports"), {"drop": None}]])
+                   [[match("tcp", "dport", "@ports"), {"drop": None}],
+                    [match("ip", "saddr", ZONES), {"accept": None}]], policy="drop")
 
 
 def aws(n):
@@ -119,7 +120,7 @@ def run(name, timeout):
     with tempfile.NamedTemporaryFile("w", suffix="." + ext, delete=False) as f:
         f.write(text)
         path = f.name
-    cmd = ["/usr/bin/time", "-f", "%e %M", BIN, "audit", LAB, "--node", "APP1", "--ruleset", path,
+    cmd = ["/usr/bin/time", "-f", "%e %U %S %M", BIN, "audit", LAB, "--node", "APP1", "--ruleset", path,
            "--format", "json"]
     t0 = time.time()
     try:
@@ -129,17 +130,18 @@ def run(name, timeout):
         return f"{name:22} {len(text) / 1e6:7.2f} MB  over {timeout} s (stopped)"
     os.unlink(path)
     last = p.stderr.strip().splitlines()[-1] if p.stderr.strip() else ""
-    m = re.match(r"([\d.]+) (\d+)$", last)
+    m = re.match(r"([\d.]+) ([\d.]+) ([\d.]+) (\d+)$", last)
     if not m:
         return f"{name:22} exit {p.returncode}: {p.stderr.strip()[-300:]}"
-    secs, kb = float(m.group(1)), int(m.group(2))
+    secs, cpu, kb = float(m.group(1)), float(m.group(2)) + float(m.group(3)), int(m.group(4))
     summary = ""
     try:
         s = json.loads(p.stdout)["summary"]
         summary = f"admitted {s['admitted']}/{s['flows']}, undecided {s['undecided']}, extra {s['extra']}"
     except (ValueError, KeyError):
         summary = p.stderr.strip().splitlines()[0][:120] if p.stderr.strip() else ""
-    return f"{name:22} {len(text) / 1e6:7.2f} MB  {secs:7.2f} s  {kb / 1024:8.1f} MiB  exit {p.returncode}  {summary}"
+    return (f"{name:22} {len(text) / 1e6:7.2f} MB  {secs:7.2f} s wall  {cpu:7.2f} s CPU  {kb / 1024:8.1f} MiB"
+            f"  exit {p.returncode}  {summary}")
 
 
 def main():

@@ -164,7 +164,8 @@ impl Mask {
 /// Source pieces that every rule treats alike (one signature: [`Ruleset::source_signatures`])
 /// share one row, evaluated once: a blocklist of 20,000 addresses gives two rows, not 40,000.
 struct Grid {
-    srcs: Vec<Span>,
+    /// The source pieces and their signatures, shared by every grid of the family.
+    shared: SourcePieces,
     /// Per source piece, its row.
     row: Vec<u32>,
     /// Per row, its port pieces.
@@ -176,6 +177,10 @@ struct Grid {
 }
 
 impl Grid {
+    fn srcs(&self) -> &[Span] {
+        &self.shared.0
+    }
+
     fn cell(&self, r: usize, p: usize) -> (&Decision, &Decision) {
         let (e, o) = self.cells[r][p];
         (&self.decisions[e as usize], &self.decisions[o as usize])
@@ -333,7 +338,7 @@ impl Auditor<'_> {
             all_ports.push(ports);
         }
         Grid {
-            srcs: srcs.clone(),
+            shared: shared.clone(),
             row,
             ports: all_ports,
             cells,
@@ -671,14 +676,14 @@ fn flow_row(a: &mut Auditor, f: &Flow, dst: IpAddr, address: String) -> FlowRow 
     // cut at every source boundary of the flows), each once.
     let mut inside: Vec<usize> = Vec::new();
     for fs in flow_spans.iter().filter(|fs| fs.family == Family::of(&dst)) {
-        let from = g.srcs.partition_point(|s| s.lo < fs.lo);
-        let to = g.srcs.partition_point(|s| s.lo <= fs.hi);
+        let from = g.srcs().partition_point(|s| s.lo < fs.lo);
+        let to = g.srcs().partition_point(|s| s.lo <= fs.hi);
         inside.extend(from..to);
     }
     inside.sort_unstable();
     inside.dedup();
     for si in inside {
-        let s = &g.srcs[si];
+        let s = &g.srcs()[si];
         let mut src_blocked = false;
         let mut src_ok = false;
         let r = g.row[si] as usize;
@@ -819,7 +824,7 @@ fn extra_rows(a: &mut Auditor, dst: IpAddr, address: &str, t: Transport) -> Vec<
     // A row's openings depend on the row and on which planned flows cover the source: computed
     // once per such pair, not per source piece (a blocklist's 20,000 pieces share two rows).
     let mut done: std::collections::HashMap<(u32, Vec<usize>), Vec<usize>> = Default::default();
-    for (si, s) in g.srcs.iter().enumerate() {
+    for (si, s) in g.srcs().iter().enumerate() {
         if s.family != family {
             continue;
         }
@@ -1015,7 +1020,7 @@ mod tests {
         let rs = rules_on_one_set(1, 20_000);
         let mut a = auditor(&rs);
         let g = a.grid("10.0.0.1".parse().unwrap(), Transport::Tcp);
-        assert_eq!(g.srcs.len(), 40_001);
+        assert_eq!(g.srcs().len(), 40_001);
         assert_eq!(g.cells.len(), 2);
     }
 
