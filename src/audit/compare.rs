@@ -262,6 +262,23 @@ impl Auditor<'_> {
             .clone()
     }
 
+    /// The rules relevant to the rows of a signature (computed for every row of the family
+    /// at once, the first time one is asked).
+    fn relevant_for(&self, family: Family, sig: u128) -> Relevant {
+        if !self.relevant.borrow().contains_key(&(family, 0)) {
+            let shared = self.source_pieces(family);
+            let rows = self.rs.relevant_rows(family, &shared.0, &shared.1);
+            let mut map = self.relevant.borrow_mut();
+            // (family, 0) marks the family as done (0 is also the signature of no set).
+            map.entry((family, 0))
+                .or_insert_with(|| std::rc::Rc::new(Vec::new()));
+            for (k, v) in rows {
+                map.insert((family, k), std::rc::Rc::new(v));
+            }
+        }
+        self.relevant.borrow()[&(family, sig)].clone()
+    }
+
     fn build(&self, dst: IpAddr, transport: Transport) -> Grid {
         let family = Family::of(&dst);
         let shared = self.source_pieces(family);
@@ -288,12 +305,7 @@ impl Auditor<'_> {
             }
             rows.insert(*sig, cells.len() as u32);
             row.push(cells.len() as u32);
-            let only = self
-                .relevant
-                .borrow_mut()
-                .entry((family, *sig))
-                .or_insert_with(|| std::rc::Rc::new(self.rs.relevant(s)))
-                .clone();
+            let only = self.relevant_for(family, *sig);
             let mut cuts: Vec<u32> = Vec::new();
             self.rs.port_cuts_for(&only, s, &dst, &mut cuts);
             let mut cuts: Vec<u128> = cuts.into_iter().map(u128::from).collect();

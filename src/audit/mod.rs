@@ -902,6 +902,21 @@ struct WalkState {
     cut: bool,
 }
 
+/// Whether a rule's source or family test excludes a source piece (one whose address conditions
+/// answer the same for all of it).
+fn excluded(r: &Rule, src: &Span) -> bool {
+    let probe = num_addr(src.family, src.lo);
+    r.matches.iter().any(|m| match &m.cond {
+        Cond::Family(f) => (*f == src.family) == m.negate,
+        Cond::Saddr(spans) => spans.contains(&probe) == m.negate,
+        Cond::Concat(c) if !m.negate && c.fields[0] == Field::Saddr => {
+            c.family.is_some_and(|f| f != src.family)
+                || !c.elems.iter().any(|e| (e[0].0..=e[0].1).contains(&src.lo))
+        }
+        _ => false,
+    })
+}
+
 /// The end of a chain walk: a verdict, or "fell off / returned" (go on in the caller).
 #[derive(Clone)]
 enum Walk {
@@ -1172,26 +1187,91 @@ impl Ruleset {
     /// conditions answer the same for all of it): those whose source or family test excludes it
     /// are left out.
     pub fn relevant(&self, src: &Span) -> Vec<Vec<u32>> {
-        let probe = num_addr(src.family, src.lo);
-        let excluded = |r: &Rule| {
-            r.matches.iter().any(|m| match &m.cond {
-                Cond::Family(f) => (*f == src.family) == m.negate,
-                Cond::Saddr(spans) => spans.contains(&probe) == m.negate,
-                Cond::Concat(c) if !m.negate && c.fields[0] == Field::Saddr => {
-                    c.family.is_some_and(|f| f != src.family)
-                        || !c.elems.iter().any(|e| (e[0].0..=e[0].1).contains(&src.lo))
-                }
-                _ => false,
-            })
-        };
         self.chains
             .iter()
             .map(|c| {
                 (0..c.rules.len() as u32)
-                    .filter(|&i| !excluded(&c.rules[i as usize]))
+                    .filter(|&i| !excluded(&c.rules[i as usize], src))
                     .collect()
             })
             .collect()
+    }
+
+    /// [`Ruleset::relevant`] for every row of source pieces at once: `pieces` sorted, cut at
+    /// every source boundary, with their signatures ([`Ruleset::source_signatures`]); the
+    /// answer per signature. A rule that tests its source against a set is a candidate only
+    /// where a sweep over the pieces finds that set active, so 10,000 rules for 10,000
+    /// different sources cost about 10,000 candidates in all, not 10,000 per row.
+    pub fn relevant_rows(
+        &self,
+        family: Family,
+        pieces: &[Span],
+        sigs: &[u128],
+    ) -> std::collections::HashMap<u128, Vec<Vec<u32>>> {
+        // Rules gated by a source set (per distinct set), and the others.
+        let mut set_of: std::collections::HashMap<usize, usize> = Default::default();
+        let mut gated: Vec<(Addrs, Vec<(u32, u32)>)> = Vec::new();
+        let mut always: Vec<(u32, u32)> = Vec::new();
+        for (c, chain) in self.chains.iter().enumerate() {
+            for (i, r) in chain.rules.iter().enumerate() {
+                let gate = r.matches.iter().find_map(|m| match &m.cond {
+                    Cond::Saddr(a) if !m.negate => Some(a),
+                    _ => None,
+                });
+                let at = (c as u32, i as u32);
+                match gate {
+                    Some(a) => {
+                        let k = *set_of.entry(a.id()).or_insert_with(|| {
+                            gated.push((a.clone(), Vec::new()));
+                            gated.len() - 1
+                        });
+                        gated[k].1.push(at);
+                    }
+                    None => always.push(at),
+                }
+            }
+        }
+        let mut events: Vec<(u128, bool, usize)> = Vec::new();
+        for (k, (a, _)) in gated.iter().enumerate() {
+            for s in a.merged().iter().filter(|s| s.family == family) {
+                events.push((s.lo, true, k));
+                if s.hi < family.max() {
+                    events.push((s.hi + 1, false, k));
+                }
+            }
+        }
+        events.sort_unstable();
+        let mut active: std::collections::BTreeSet<usize> = Default::default();
+        let mut next = 0;
+        let mut out: std::collections::HashMap<u128, Vec<Vec<u32>>> = Default::default();
+        for (p, sig) in pieces.iter().zip(sigs) {
+            while next < events.len() && events[next].0 <= p.lo {
+                let (_, start, k) = events[next];
+                if start {
+                    active.insert(k);
+                } else {
+                    active.remove(&k);
+                }
+                next += 1;
+            }
+            if out.contains_key(sig) {
+                continue;
+            }
+            let mut lists: Vec<Vec<u32>> = vec![Vec::new(); self.chains.len()];
+            let candidates = always
+                .iter()
+                .chain(active.iter().flat_map(|&k| gated[k].1.iter()));
+            for &(c, i) in candidates {
+                if !excluded(&self.chains[c as usize].rules[i as usize], p) {
+                    lists[c as usize].push(i);
+                }
+            }
+            for l in &mut lists {
+                l.sort_unstable();
+            }
+            out.insert(*sig, lists);
+        }
+        out
     }
 
     /// The port boundaries of the rules that can match a source piece (one whose address
