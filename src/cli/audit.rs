@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::args::{AuditArgs, AuditFormat};
-use super::{EXIT_NO, emit, json, load_deployment, read_file, terminal_width, unknown};
+use super::{
+    EXIT_NO, RULESET_HINT, emit, json, load_deployment, read_text, terminal_width, unknown,
+};
 use crate::audit::compare::{self, Report, Scope};
 use crate::catalog::Catalog;
 use crate::firewall::Mode;
@@ -52,7 +54,7 @@ pub(super) fn load_ruleset(path: &std::path::Path) -> Result<crate::audit::Rules
     if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         return load_firewalld_dir(path);
     }
-    let source = read_file(path)?;
+    let source = read_text(path, RULESET_HINT)?;
     Ok(crate::audit::read(
         &path.display().to_string(),
         &source.text,
@@ -96,7 +98,7 @@ fn load_firewalld_dir(path: &std::path::Path) -> Result<crate::audit::Ruleset> {
                 "is it the right directory?",
             ));
         }
-        let source = read_file(file)?;
+        let source = read_text(file, RULESET_HINT)?;
         total += source.text.len() as u64;
         if total > super::MAX_INPUT_BYTES {
             return Err(super::not_an_input(
@@ -409,7 +411,20 @@ pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<E
                 _ => "the network firewall".to_string(),
             }
         ),
-        format!("{} changes", changes.len()),
+        {
+            // Notes are what is not written: counted apart from the changes.
+            let notes = changes
+                .iter()
+                .filter(|c| matches!(c, crate::audit::diff::Change::Note(_)))
+                .count();
+            match notes {
+                0 => format!("{} changes", changes.len()),
+                n => format!(
+                    "{} changes; {n} not made or not written (see the notes)",
+                    changes.len() - n
+                ),
+            }
+        },
     ];
     let text = crate::audit::diff::render(&args.target, &rules, &flows, &changes, &after, &header)?;
     match &args.output {
