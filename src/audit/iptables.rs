@@ -235,6 +235,14 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
     })
 }
 
+/// Whether the text looks like `iptables-save` output: a table, a chain policy or a rule line.
+pub fn looks_save(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim();
+        l.starts_with('*') || l.starts_with(":INPUT") || l.starts_with("-A ")
+    })
+}
+
 fn looks_v6(text: &str) -> bool {
     text.split_whitespace().any(|w| {
         let w = w.split('/').next().unwrap_or("");

@@ -72,11 +72,66 @@ pub enum AuditError {
     },
 }
 
-/// Reads an export of any supported format, detected from its content.
+/// An export as the readers' "is this mine?" tests see it: the text, and its JSON parsed once
+/// when it looks like JSON.
+struct Input<'a> {
+    text: &'a str,
+    json: Option<serde_json::Value>,
+}
+
+/// One export format's reader: a cheap test on the content, and the reader itself.
+struct Reader {
+    mine: fn(&Input) -> bool,
+    read: fn(&str, &Input) -> Result<Ruleset, AuditError>,
+}
+
+fn json_has(i: &Input, key: &str) -> bool {
+    i.json.as_ref().is_some_and(|v| v.get(key).is_some())
+}
+
+fn json_of<'a>(i: &'a Input) -> &'a serde_json::Value {
+    i.json.as_ref().unwrap_or(&serde_json::Value::Null)
+}
+
+/// Every reader, in the order their tests are asked: the first that claims the content reads
+/// it. A new format adds its file and one line here.
+const READERS: &[Reader] = &[
+    Reader {
+        mine: |i| json_has(i, "nftables"),
+        read: |f, i| nft::read(f, json_of(i)),
+    },
+    Reader {
+        mine: |i| json_has(i, "SecurityGroups"),
+        read: |f, i| cloud::read_aws(f, json_of(i)),
+    },
+    Reader {
+        mine: |i| i.json.as_ref().is_some_and(cloud::looks_windows),
+        read: |f, i| cloud::read_windows(f, json_of(i)),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && firewalld_xml::looks_xml(i.text),
+        read: |f, i| firewalld_xml::read_one(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && firewalld::looks_firewalld(i.text),
+        read: |f, i| firewalld::read(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && iptables::looks_save(i.text),
+        read: |f, i| iptables::read(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && nft_text::looks_nft(i.text),
+        read: |f, i| nft_text::read(f, i.text),
+    },
+];
+
+/// Reads an export of any supported format, detected from its content once, by the first
+/// reader of [`READERS`] that claims it.
 pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
     let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let value: serde_json::Value =
+    let json = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        Some(
             serde_json::from_str(text).map_err(|e| AuditError::Syntax {
                 file: name.to_string(),
                 line: e.line(),
@@ -85,16 +140,16 @@ pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
                 hint: "give the unmodified output of `nft -j list ruleset`, `aws ec2 \
                        describe-security-groups` or the PowerShell export in docs/audit.md"
                     .into(),
-            })?;
-        if value.get("nftables").is_some() {
-            return nft::read(name, &value);
-        }
-        if value.get("SecurityGroups").is_some() {
-            return cloud::read_aws(name, &value);
-        }
-        if cloud::looks_windows(&value) {
-            return cloud::read_windows(name, &value);
-        }
+            })?,
+        )
+    } else {
+        None
+    };
+    let input = Input { text, json };
+    if let Some(r) = READERS.iter().find(|r| (r.mine)(&input)) {
+        return (r.read)(name, &input);
+    }
+    if input.json.is_some() {
         return Err(AuditError::Content {
             file: name.to_string(),
             what: "JSON of an unknown shape: no `nftables`, `SecurityGroups` or Windows \
@@ -102,21 +157,6 @@ pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
                 .into(),
             hint: "see docs/audit.md for the supported exports".into(),
         });
-    }
-    if firewalld_xml::looks_xml(text) {
-        return firewalld_xml::read_one(name, text);
-    }
-    if firewalld::looks_firewalld(text) {
-        return firewalld::read(name, text);
-    }
-    if text.lines().any(|l| {
-        let l = l.trim();
-        l.starts_with('*') || l.starts_with(":INPUT") || l.starts_with("-A ")
-    }) {
-        return iptables::read(name, text);
-    }
-    if nft_text::looks_nft(text) {
-        return nft_text::read(name, text);
     }
     Err(AuditError::Content {
         file: name.to_string(),
