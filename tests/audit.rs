@@ -508,6 +508,7 @@ fn run_case(c: &Case, rng: &mut Rng) -> CaseResult {
             sport: None,
             dport: p.port,
             hook: if network { Hook::Forward } else { Hook::Input },
+            sides: Default::default(),
         });
         let eval = match d.outcome {
             Outcome::Accept => Some(true),
@@ -602,6 +603,7 @@ fn text_exports_agree(
                 } else {
                     Hook::Input
                 },
+                sides: Default::default(),
             });
             let eval = match d.outcome {
                 Outcome::Accept => Some(true),
@@ -1613,6 +1615,7 @@ fn evaluate_some(rs: &scc_ports::audit::Ruleset) {
                 sport: None,
                 dport: port,
                 hook: Hook::Input,
+                sides: Default::default(),
             });
         }
     }

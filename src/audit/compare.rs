@@ -285,6 +285,7 @@ impl Auditor<'_> {
                     sport: None,
                     dport: port,
                     hook: self.hook,
+                    sides: Default::default(),
                 };
                 let first = intern(self.rs.evaluate_only(&packet(lo), Some(&only)));
                 let other = if self.parity && hi > lo {

@@ -2,6 +2,7 @@
 //! one evaluator ("does this packet pass, and which rule decides"), and the comparison with the
 //! plan's flows ([`compare`]).
 
+pub mod appliance;
 mod cloud;
 pub mod compare;
 pub mod diff;
@@ -36,6 +37,18 @@ pub enum Format {
     FirewalldText,
     /// firewalld's XML files: a copy of /etc/firewalld (over /usr/lib/firewalld), or one zone
     FirewalldXml,
+    /// Cisco ASA `show running-config`
+    CiscoAsa,
+    /// PAN-OS configuration XML (`show config running` or an exported `running-config.xml`)
+    PanosXml,
+    /// PAN-OS `set` format (`set cli config-output-format set`, `show`)
+    PanosSet,
+    /// FortiOS `show firewall …` / a configuration backup
+    FortiOs,
+    /// Junos `show configuration` (hierarchical)
+    Junos,
+    /// Junos `show configuration | display set`
+    JunosSet,
 }
 
 impl Format {
@@ -49,6 +62,12 @@ impl Format {
             Format::AwsJson => "aws-json",
             Format::FirewalldText => "firewalld",
             Format::FirewalldXml => "firewalld-xml",
+            Format::CiscoAsa => "cisco-asa",
+            Format::PanosXml => "panos-xml",
+            Format::PanosSet => "panos-set",
+            Format::FortiOs => "fortios",
+            Format::Junos => "junos",
+            Format::JunosSet => "junos-set",
         }
     }
 }
@@ -109,6 +128,30 @@ const READERS: &[Reader] = &[
         read: |f, i| cloud::read_windows(f, json_of(i)),
     },
     Reader {
+        mine: |i| i.json.is_none() && appliance::asa::looks_asa(i.text),
+        read: |f, i| appliance::asa::read(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::panos::looks_xml(i.text),
+        read: |f, i| appliance::panos::read_xml(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::panos::looks_set(i.text),
+        read: |f, i| appliance::panos::read_set(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::junos::looks_set(i.text),
+        read: |f, i| appliance::junos::read_set(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::junos::looks_hierarchical(i.text),
+        read: |f, i| appliance::junos::read_hierarchical(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::fortios::looks_fortios(i.text),
+        read: |f, i| appliance::fortios::read(f, i.text),
+    },
+    Reader {
         mine: |i| i.json.is_none() && firewalld_xml::looks_xml(i.text),
         read: |f, i| firewalld_xml::read_one(f, i.text),
     },
@@ -131,8 +174,8 @@ const READERS: &[Reader] = &[
 pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
     let trimmed = text.trim_start();
     let json = if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        Some(
-            serde_json::from_str(text).map_err(|e| AuditError::Syntax {
+        Some(serde_json::from_str(text).map_err(|e| {
+            AuditError::Syntax {
                 file: name.to_string(),
                 line: e.line(),
                 col: e.column(),
@@ -140,8 +183,8 @@ pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
                 hint: "give the unmodified output of `nft -j list ruleset`, `aws ec2 \
                        describe-security-groups` or the PowerShell export in docs/audit.md"
                     .into(),
-            })?,
-        )
+            }
+        })?)
     } else {
         None
     };
@@ -398,6 +441,14 @@ pub enum Cond {
     Syn,
     /// A lookup of concatenated fields in a set: `ip daddr . tcp dport @servers_tcp_v4`.
     Concat(Concat),
+    /// An appliance's zone, `nameif` or interface where the packet enters (`output`: leaves),
+    /// one of `names` (see [`appliance::Sides`]).
+    Side {
+        output: bool,
+        names: Vec<String>,
+    },
+    /// The packet leaves an appliance by the zone it entered.
+    SameSide,
     /// A construct the audit cannot evaluate, named as the export wrote it.
     Unknown(String),
 }
@@ -671,6 +722,8 @@ pub struct Packet {
     pub dport: u16,
     /// Input (to the host) or Forward (through it).
     pub hook: Hook,
+    /// Where it enters and leaves an appliance, by the appliance's names (unknown for hosts).
+    pub sides: appliance::Sides,
 }
 
 /// The answer for one packet.
@@ -743,6 +796,14 @@ fn test(cond: &Cond, p: &Packet) -> Tri {
         Cond::CtState(states) => yes(states.iter().any(|s| s == "new")),
         Cond::Syn => yes(p.transport == Transport::Tcp),
         Cond::Concat(c) => c.test(p),
+        Cond::Side { output, names } => match appliance::side_holds(*output, names, &p.sides) {
+            Ok(b) => yes(b),
+            Err(what) => Tri::Unknown(what),
+        },
+        Cond::SameSide => match appliance::same_side_holds(&p.sides) {
+            Ok(b) => yes(b),
+            Err(what) => Tri::Unknown(what),
+        },
         Cond::Unknown(what) => Tri::Unknown(what.clone()),
     }
 }
