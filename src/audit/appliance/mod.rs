@@ -66,11 +66,12 @@ pub struct Sides {
 }
 
 impl Sides {
-    /// Both sides, by name (a name too long for any appliance is left unknown).
+    /// Both sides, by name (an empty name, or one too long for any appliance, is unknown).
     pub fn of(input: &str, output: &str) -> Sides {
+        let name = |n: &str| SideName::new(n).filter(|_| !n.is_empty());
         Sides {
-            input: SideName::new(input),
-            output: SideName::new(output),
+            input: name(input),
+            output: name(output),
         }
     }
 }
@@ -313,24 +314,28 @@ pub fn err(file: &str, line: usize, col: usize, what: String, hint: &str) -> Aud
     }
 }
 
-/// Named groups whose members are values or other groups, resolved with cycles and nesting
-/// refused.
+/// Most values one group may expand to (a hostile config nests wide groups in wide groups).
+pub const MAX_MEMBERS: usize = 1_000_000;
+
+/// Named groups whose members are values or other groups, resolved with cycles, deep nesting
+/// and runaway expansion refused; each group is resolved once.
 pub struct Groups<V> {
     /// name → (line, members: Ok(value) or Err(group name))
     pub defs: BTreeMap<String, (usize, Vec<Result<V, String>>)>,
+    done: std::cell::RefCell<BTreeMap<String, std::rc::Rc<Vec<V>>>>,
 }
 
 impl<V: Clone> Default for Groups<V> {
     fn default() -> Self {
         Groups {
             defs: BTreeMap::new(),
+            done: Default::default(),
         }
     }
 }
 
 impl<V: Clone> Groups<V> {
-    /// Every value of the group, nested groups flattened; `stack` holds the groups being
-    /// resolved (a group met again is a cycle).
+    /// Every value of the group, nested groups flattened.
     pub fn resolve(
         &self,
         name: &str,
@@ -338,6 +343,21 @@ impl<V: Clone> Groups<V> {
         file: &str,
         hint: &str,
     ) -> Result<Vec<V>, AuditError> {
+        Ok(self.resolved(name, stack, file, hint)?.to_vec())
+    }
+
+    /// As [`Groups::resolve`], shared; `stack` holds the groups being resolved (a group met
+    /// again is a cycle).
+    fn resolved(
+        &self,
+        name: &str,
+        stack: &mut Vec<String>,
+        file: &str,
+        hint: &str,
+    ) -> Result<std::rc::Rc<Vec<V>>, AuditError> {
+        if let Some(v) = self.done.borrow().get(name) {
+            return Ok(v.clone());
+        }
         let Some((line, members)) = self.defs.get(name) else {
             return Err(AuditError::Content {
                 file: file.to_string(),
@@ -353,7 +373,7 @@ impl<V: Clone> Groups<V> {
                 format!(
                     "group `{}` contains itself (through {})",
                     super::clip(name),
-                    super::clip(&stack.join(" → "))
+                    super::clip(&stack.join(" > "))
                 ),
                 hint,
             ));
@@ -372,10 +392,24 @@ impl<V: Clone> Groups<V> {
         for m in members {
             match m {
                 Ok(v) => out.push(v.clone()),
-                Err(g) => out.extend(self.resolve(g, stack, file, hint)?),
+                Err(g) => out.extend(self.resolved(g, stack, file, hint)?.iter().cloned()),
+            }
+            if out.len() > MAX_MEMBERS {
+                return Err(err(
+                    file,
+                    *line,
+                    1,
+                    format!(
+                        "group `{}` expands to more than {MAX_MEMBERS} members",
+                        super::clip(name)
+                    ),
+                    hint,
+                ));
             }
         }
         stack.pop();
+        let out = std::rc::Rc::new(out);
+        self.done.borrow_mut().insert(name.to_string(), out.clone());
         Ok(out)
     }
 }
