@@ -225,6 +225,162 @@ fn as_config(platform: &str, text: &str) -> String {
     }
 }
 
+/// PAN-OS XML as the `set` commands that make the same configuration (written here from the
+/// XML tree, so that the set reader is checked against the kernel too).
+fn panos_set_of(xml: &str) -> String {
+    let doc = roxmltree::Document::parse(xml).expect("aclgen's XML");
+    let q = |s: &str| {
+        if s.contains(' ') {
+            format!("\"{s}\"")
+        } else {
+            s.to_string()
+        }
+    };
+    let members = |n: roxmltree::Node, tag: &str| -> Vec<String> {
+        n.children()
+            .filter(|c| c.has_tag_name(tag))
+            .flat_map(|c| c.children().filter(|m| m.has_tag_name("member")))
+            .filter_map(|m| m.text().map(|t| q(t.trim())))
+            .collect()
+    };
+    let mut out = String::new();
+    for e in doc.descendants().filter(|n| n.has_tag_name("entry")) {
+        let (Some(parent), Some(name)) = (e.parent_element(), e.attribute("name")) else {
+            continue;
+        };
+        let name = q(name);
+        match parent.tag_name().name() {
+            "address" => {
+                for k in e
+                    .children()
+                    .filter(|k| k.has_tag_name("ip-netmask") || k.has_tag_name("ip-range"))
+                {
+                    out.push_str(&format!(
+                        "set address {name} {} {}\n",
+                        k.tag_name().name(),
+                        k.text().unwrap_or("").trim()
+                    ));
+                }
+            }
+            "address-group" => {
+                out.push_str(&format!(
+                    "set address-group {name} static [ {} ]\n",
+                    members(e, "static").join(" ")
+                ));
+            }
+            "service" => {
+                for p in e
+                    .descendants()
+                    .filter(|p| p.has_tag_name("tcp") || p.has_tag_name("udp"))
+                {
+                    let port = p
+                        .children()
+                        .find(|c| c.has_tag_name("port"))
+                        .and_then(|c| c.text())
+                        .unwrap_or("");
+                    out.push_str(&format!(
+                        "set service {name} protocol {} port {port}\n",
+                        p.tag_name().name()
+                    ));
+                }
+            }
+            "rules" => {
+                let r = format!("set rulebase security rules {name}");
+                for tag in [
+                    "from",
+                    "to",
+                    "source",
+                    "destination",
+                    "service",
+                    "application",
+                ] {
+                    out.push_str(&format!("{r} {tag} [ {} ]\n", members(e, tag).join(" ")));
+                }
+                for tag in ["action", "negate-source", "negate-destination", "disabled"] {
+                    if let Some(v) = e
+                        .children()
+                        .find(|c| c.has_tag_name(tag))
+                        .and_then(|c| c.text())
+                    {
+                        out.push_str(&format!("{r} {tag} {}\n", v.trim()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// Junos hierarchical text as `display set` lines (comments dropped, lists one line per value).
+fn junos_set_of(text: &str) -> String {
+    let mut out = String::new();
+    let mut path: Vec<Vec<String>> = Vec::new();
+    let mut words: Vec<String> = Vec::new();
+    let mut list: Option<Vec<String>> = None;
+    let mut in_comment = false;
+    for raw in text.lines() {
+        let line = raw.trim();
+        if in_comment {
+            in_comment = !line.contains("*/");
+            continue;
+        }
+        if line.starts_with("/*") {
+            in_comment = !line.contains("*/");
+            continue;
+        }
+        let spaced = line
+            .replace('{', " { ")
+            .replace('}', " } ")
+            .replace(';', " ; ")
+            .replace('[', " [ ")
+            .replace(']', " ] ");
+        for w in spaced.split_whitespace() {
+            let prefix = || {
+                path.iter()
+                    .flatten()
+                    .cloned()
+                    .collect::<Vec<String>>()
+                    .join(" ")
+            };
+            match w {
+                "{" => path.push(std::mem::take(&mut words)),
+                "}" => {
+                    path.pop();
+                }
+                ";" => {
+                    if !words.is_empty() {
+                        out.push_str(&format!("set {} {}\n", prefix(), words.join(" ")));
+                    }
+                    words.clear();
+                }
+                "[" => list = Some(Vec::new()),
+                "]" => {
+                    for v in list.take().unwrap_or_default() {
+                        out.push_str(&format!("set {} {} {v}\n", prefix(), words.join(" ")));
+                    }
+                    words.clear();
+                    words.push("\u{0}".into());
+                }
+                "replace:" => {}
+                w => match &mut list {
+                    Some(l) => l.push(w.to_string()),
+                    None => {
+                        if words.first().is_some_and(|f| f == "\u{0}") {
+                            words.clear();
+                        }
+                        words.push(w.to_string());
+                    }
+                },
+            }
+        }
+    }
+    out.lines()
+        .filter(|l| !l.contains('\u{0}'))
+        .map(|l| l.replace("set  ", "set ") + "\n")
+        .collect()
+}
+
 #[derive(Debug, Clone, Copy)]
 struct Probe {
     src: Ipv4Addr,
@@ -349,6 +505,7 @@ fn every_vendor_rendering_agrees_with_the_kernel_packet_by_packet() {
     let mut total = 0;
     let mut passed = 0;
     let mut per_vendor = vec![(0usize, 0usize); VENDORS.len()];
+    let mut per_set = [(0usize, 0usize); 2];
     let mut wrong = Vec::new();
     for case in 0..POLICIES {
         let p = policy(&mut rng);
@@ -361,6 +518,21 @@ fn every_vendor_rendering_agrees_with_the_kernel_packet_by_packet() {
                     .unwrap_or_else(|e| panic!("{platform} rendering of case {case}: {e}\n{text}"))
             })
             .collect();
+        // The set formats of the same configurations, written from Aerleon's XML and tree.
+        let mut set_rulesets: Vec<(&str, usize, Ruleset)> = Vec::new();
+        let derived = [
+            ("panos-set", panos_set_of(&texts[2].1), 1),
+            ("srx-display-set", junos_set_of(&texts[3].1), 2),
+        ];
+        for (name, text, like) in &derived {
+            let rs = scc_ports::audit::read(name, text)
+                .unwrap_or_else(|e| panic!("{name} of case {case}: {e}\n{text}"));
+            assert_ne!(
+                rs.format, rulesets[*like].format,
+                "{name}: read as the set format"
+            );
+            set_rulesets.push((*name, *like, rs));
+        }
         let srcs: Vec<Ipv4Addr> = p.srcs.iter().copied().collect();
         let dsts: Vec<Ipv4Addr> = p.dsts.iter().copied().collect();
         let ports: Vec<u16> = p.ports.iter().copied().collect();
@@ -407,11 +579,30 @@ fn every_vendor_rendering_agrees_with_the_kernel_packet_by_packet() {
                 }
             }
         }
+        for (i, (name, like, rs)) in set_rulesets.iter().enumerate() {
+            for (pr, &k) in probes.iter().zip(&reached) {
+                let d = rs.evaluate(&packet(pr, VENDORS[*like].sides));
+                per_set[i].0 += 1;
+                if (d.outcome == Outcome::Accept) != k || matches!(d.outcome, Outcome::Undecided(_))
+                {
+                    per_set[i].1 += 1;
+                    if wrong.len() < 20 {
+                        wrong.push(format!(
+                            "case {case} {name}: {pr:?}: kernel {k}, audit {:?} by {}",
+                            d.outcome, d.rule
+                        ));
+                    }
+                }
+            }
+        }
         total += probes.len();
     }
     let _ = std::fs::remove_dir_all(&tmp);
     for (v, (n, bad)) in VENDORS.iter().zip(&per_vendor) {
         eprintln!("{what}: {}: {n} packets, {bad} disagreements", v.platform);
+    }
+    for (name, (n, bad)) in ["panos-set", "srx-display-set"].iter().zip(&per_set) {
+        eprintln!("{what}: {name}: {n} packets, {bad} disagreements");
     }
     eprintln!(
         "{what}: {total} packets through the kernel ({passed} passed), {POLICIES} policies, \

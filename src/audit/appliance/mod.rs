@@ -4,6 +4,7 @@
 //! located errors.
 
 pub mod asa;
+pub mod bind;
 pub mod fortios;
 pub mod junos;
 pub mod panos;
@@ -13,6 +14,20 @@ use std::collections::BTreeMap;
 use super::{
     Action, AuditError, Base, Chain, Cond, Family, Format, Hook, Match, Rule, Ruleset, Span,
 };
+
+/// Whether a format is an appliance's configuration (its rules name the appliance's zones or
+/// interfaces, which `[firewalls.NAME]` maps to the deployment's zones).
+pub fn is_appliance(format: Format) -> bool {
+    matches!(
+        format,
+        Format::CiscoAsa
+            | Format::PanosXml
+            | Format::PanosSet
+            | Format::FortiOs
+            | Format::Junos
+            | Format::JunosSet
+    )
+}
 
 /// Deepest nesting of groups followed (object-groups in object-groups, address sets in address
 /// sets); deeper is an error, and so is a group that contains itself.

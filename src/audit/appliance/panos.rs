@@ -116,10 +116,21 @@ pub fn read_xml(file: &str, text: &str) -> Result<Ruleset, AuditError> {
             HINT,
         )
     })?;
-    let line = |n: roxmltree::Node| doc.text_pos_at(n.range().start).row as usize;
+    // roxmltree's text_pos_at counts from the start each time: lines are looked up in a table
+    // of line starts instead (a 10,000-rule export has as many entries).
+    let starts: Vec<usize> = std::iter::once(0)
+        .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    let pos = |n: roxmltree::Node| -> (usize, usize) {
+        let at = n.range().start;
+        let row = starts.partition_point(|&s| s <= at);
+        let col = text[starts[row - 1]..at].chars().count() + 1;
+        (row, col)
+    };
+    let line = |n: roxmltree::Node| pos(n).0;
     let fail = |n: roxmltree::Node, what: String| {
-        let p = doc.text_pos_at(n.range().start);
-        err(file, p.row as usize, p.col as usize, what, HINT)
+        let (row, col) = pos(n);
+        err(file, row, col, what, HINT)
     };
     let child = |n: roxmltree::Node<'_, '_>, tag: &str| -> Option<String> {
         n.children()
