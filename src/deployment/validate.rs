@@ -117,6 +117,7 @@ pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnosti
         nodes,
         units,
         services,
+        firewalls: Vec::new(),
     })
 }
 

@@ -1032,6 +1032,7 @@ mod site_tests {
             nodes: vec![],
             units: vec![],
             services: vec![],
+            firewalls: vec![],
         }
     }
 
