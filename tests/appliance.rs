@@ -986,3 +986,203 @@ mod robustness {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// The appliance bound to the deployment's zones (`[firewalls.NAME]`): the lab's flows that cross
+// the firewall, audited through an ASA configuration written from them.
+
+const LAB: &str = "tests/audit/lab.toml";
+
+/// The lab, with a firewall `EDGE` between every zone (the datacenter's `nameif` is `inside`).
+fn lab_with_firewall() -> scc_ports::deployment::Deployment {
+    use scc_ports::deployment::{Firewall, FirewallZone};
+    let catalog = scc_ports::catalog::Catalog::embedded();
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(LAB)).unwrap();
+    let mut dep =
+        scc_ports::deployment::parse(&scc_ports::diag::Source::new(LAB, text.as_str()), &catalog)
+            .expect("lab loads");
+    let loc = scc_ports::diag::Location {
+        file: LAB.into(),
+        line: 1,
+        column: 1,
+    };
+    let zones = (0..dep.zones.len())
+        .map(|i| FirewallZone {
+            zone: i,
+            name: match dep.zones[i].name.as_str() {
+                "datacenter" => "inside".to_string(),
+                n => n.to_string(),
+            },
+            location: loc.clone(),
+        })
+        .collect();
+    dep.firewalls.push(Firewall {
+        name: "EDGE".into(),
+        zones,
+        platforms: vec!["ciscoasa".into()],
+        location: loc,
+    });
+    dep
+}
+
+/// An ASA running-config admitting exactly `flows`: one inbound ACL per zone's `nameif`.
+fn asa_for(dep: &scc_ports::deployment::Deployment, flows: &[scc_ports::flows::Flow]) -> String {
+    let fw = &dep.firewalls[0];
+    let mut t = String::from("ASA Version 9.16(4)\n");
+    for (i, z) in fw.zones.iter().enumerate() {
+        t.push_str(&format!(
+            "interface GigabitEthernet0/{i}\n nameif {}\n security-level 50\n!\n",
+            z.name
+        ));
+    }
+    let name_of = |zone: &str| {
+        fw.zones
+            .iter()
+            .find(|z| dep.zones[z.zone].name == zone)
+            .map(|z| z.name.clone())
+            .expect("a firewall zone")
+    };
+    let mask = |n: &ipnet::IpNet| match n {
+        ipnet::IpNet::V4(v) if v.prefix_len() == 32 => format!("host {}", v.addr()),
+        ipnet::IpNet::V4(v) => format!("{} {}", v.network(), v.netmask()),
+        ipnet::IpNet::V6(v) => format!("{v}"),
+    };
+    let mut acls: Vec<String> = Vec::new();
+    for f in flows {
+        for z in f.source_zones.iter() {
+            let acl = format!("{}_IN", name_of(z));
+            if !acls.contains(&acl) {
+                acls.push(acl.clone());
+            }
+            let zone = dep.zone(z).expect("zone");
+            let ports: Vec<String> = match f.ports.parity() {
+                None if f.ports.lo() == f.ports.hi() => vec![format!("eq {}", f.ports.lo())],
+                None => vec![format!("range {} {}", f.ports.lo(), f.ports.hi())],
+                Some(_) => (f.ports.lo()..=f.ports.hi())
+                    .step_by(2)
+                    .map(|p| format!("eq {p}"))
+                    .collect(),
+            };
+            for src in &zone.cidrs {
+                for dst in &f.destination {
+                    for p in &ports {
+                        t.push_str(&format!(
+                            "access-list {acl} extended permit {} {} {} {p}\n",
+                            f.transport.as_str(),
+                            mask(src),
+                            mask(dst)
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    for acl in acls {
+        let nameif = acl.trim_end_matches("_IN");
+        t.push_str(&format!("access-group {acl} in interface {nameif}\n"));
+    }
+    t
+}
+
+#[test]
+fn lab_audited_through_an_asa_bound_to_its_zones() {
+    use scc_ports::audit::appliance::bind::{bind, crossing, zones_of};
+    use scc_ports::audit::compare::{Scope, audit};
+    let dep = lab_with_firewall();
+    let catalog = scc_ports::catalog::Catalog::embedded();
+    let plan = scc_ports::plan::resolve(&dep, &catalog);
+    let all = scc_ports::flows::flows(&dep, &catalog, &plan);
+    let network = scc_ports::firewall::select(&all, &scc_ports::firewall::Mode::Network);
+    let fw = &dep.firewalls[0];
+    let flows = crossing(&dep, fw, network.clone());
+    assert!(!flows.is_empty() && flows.len() <= network.len());
+    let text = asa_for(&dep, &flows);
+    let rs = scc_ports::audit::read("edge.cfg", &text).expect("the ASA config reads");
+    let bound = bind(&rs, &fw.name, &zones_of(&dep, fw)).expect("every zone is named");
+    let report = audit(&bound, &flows, &Scope::Network);
+    assert!(
+        report.summary.exact,
+        "{:#?}\n{text}",
+        serde_json::to_value(&report.summary).unwrap()
+    );
+    assert_eq!(report.summary.admitted, flows.len());
+    eprintln!(
+        "{} crossing flows of {} network flows, {} ACEs: exact",
+        flows.len(),
+        network.len(),
+        text.lines()
+            .filter(|l| l.starts_with("access-list "))
+            .count()
+    );
+    // One ACE less: that flow is no longer admitted, and the implicit deny says so.
+    let acl_of = |l: &str| l.split_whitespace().nth(1).unwrap_or("").to_string();
+    let aces: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("access-list "))
+        .collect();
+    let line = aces
+        .iter()
+        .find(|l| aces.iter().filter(|m| acl_of(m) == acl_of(l)).count() > 1)
+        .expect("an ACL of two entries")
+        .to_string();
+    let cut = text.replacen(&format!("{line}\n"), "", 1);
+    let rs = scc_ports::audit::read("edge.cfg", &cut).expect("reads");
+    let bound = bind(&rs, &fw.name, &zones_of(&dep, fw)).expect("bound");
+    let report = audit(&bound, &flows, &Scope::Network);
+    let json = serde_json::to_string(&report).unwrap();
+    assert!(
+        !report.summary.exact && report.summary.blocked + report.summary.partial >= 1,
+        "{json}"
+    );
+    assert!(json.contains("implicit deny"), "{json}");
+    // A zone the configuration never names is said, not guessed.
+    let mut zones = zones_of(&dep, fw);
+    zones[1].name = "nowhere".into();
+    let e = bind(&rs, &fw.name, &zones).expect_err("unmapped");
+    assert_eq!(
+        e.zones,
+        vec![(zones[1].zone.clone(), "nowhere".to_string())]
+    );
+    assert!(e.known.contains(&"inside".to_string()), "{:?}", e.known);
+}
+
+/// Through the CLI: an appliance's configuration is refused with `--node`, and with
+/// `--network` when the deployment declares no firewall to map its zones (exit 2, located).
+#[test]
+fn cli_refuses_an_appliance_without_its_firewall() {
+    for f in [
+        "asa.cfg",
+        "panos.xml",
+        "panos.set",
+        "fortios.conf",
+        "srx.conf",
+        "srx.set",
+    ] {
+        let path = format!("tests/appliance/{f}");
+        let (code, out, err) = common::cli(&["audit", LAB, "--node", "APP1", "--ruleset", &path]);
+        assert_eq!(code, 2, "{f}: {err}");
+        assert!(
+            out.is_empty() && err.contains("cannot be audited with --node"),
+            "{err}"
+        );
+        let (code, out, err) = common::cli(&["audit", LAB, "--network", "--ruleset", &path]);
+        assert_eq!(code, 2, "{f}: {err}");
+        assert!(
+            out.is_empty()
+                && err.contains(&format!("{path}:1:1"))
+                && err.contains("declares no [firewalls.NAME]"),
+            "{err}"
+        );
+    }
+    let (code, _, err) = common::cli(&[
+        "audit",
+        LAB,
+        "--network",
+        "--ruleset",
+        "tests/audit/admin.save",
+        "--firewall",
+        "EDGE",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--firewall names an appliance"), "{err}");
+}

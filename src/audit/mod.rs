@@ -223,6 +223,19 @@ pub fn fits_scope(file: &str, rs: &Ruleset, network: bool) -> Result<(), AuditEr
             hint: "audit it with --node NAME for the server it was exported from".into(),
         });
     }
+    if !network && appliance::is_appliance(rs.format) {
+        return Err(AuditError::Content {
+            file: file.to_string(),
+            what: format!(
+                "a {} configuration cannot be audited with --node: the appliance filters the \
+                 traffic between zones, not a server's own",
+                rs.format.as_str()
+            ),
+            hint: "audit it with --network (and --firewall NAME when the deployment declares \
+                   several firewalls)"
+                .into(),
+        });
+    }
     Ok(())
 }
 

@@ -8,6 +8,8 @@ use std::collections::BTreeSet;
 
 use super::{daddr, saddr};
 use crate::audit::{Action, Cond, Match, Rule, Ruleset, Span};
+use crate::deployment::{Deployment, Firewall};
+use crate::flows::{Crossings, Flow, Shared};
 
 /// One zone the firewall separates: the deployment's name, the appliance's, its addresses.
 #[derive(Debug, Clone)]
@@ -115,4 +117,44 @@ pub fn bind(rs: &Ruleset, firewall: &str, zones: &[BoundZone]) -> Result<Ruleset
         chain.rules = rules;
     }
     Ok(out)
+}
+
+/// The zones `firewall` separates, with the appliance's names and the zones' addresses.
+pub fn zones_of(dep: &Deployment, firewall: &Firewall) -> Vec<BoundZone> {
+    firewall
+        .zones
+        .iter()
+        .map(|z| BoundZone {
+            zone: dep.zones[z.zone].name.clone(),
+            name: z.name.clone(),
+            spans: dep.zones[z.zone].cidrs.iter().map(Span::net).collect(),
+        })
+        .collect()
+}
+
+/// The flows that cross `firewall`, each from the zones it crosses from (a flow from several
+/// zones, one of them the destination's own, keeps only the others).
+pub fn crossing(dep: &Deployment, firewall: &Firewall, flows: Vec<Flow>) -> Vec<Flow> {
+    let crossings = Crossings::new(dep);
+    let mut out = Vec::new();
+    for f in flows {
+        let pairs = crossings.through(&f, firewall);
+        if pairs.is_empty() {
+            continue;
+        }
+        let mut from: Vec<String> = Vec::new();
+        for (z, _) in pairs {
+            let n = &dep.zones[z].name;
+            if !from.contains(n) {
+                from.push(n.clone());
+            }
+        }
+        let mut g = f.clone();
+        if from.len() < f.source_zones.len() {
+            g.sources = Shared::new(crate::flows::zone_sources(dep, &from));
+            g.source_zones = Shared::new(from);
+        }
+        out.push(g);
+    }
+    out
 }
