@@ -459,69 +459,6 @@ pub fn network_flows(flows: &[Flow]) -> Vec<Flow> {
         .collect()
 }
 
-// ---------------------------------------------------------------------------------------------
-// Which flows cross which network firewall (`[firewalls.NAME]`): h17's shape, the part
-// `audit --network` asks (h17's src/flows.rs replaces it at merge).
-
-/// The zone pairs of flows, and which of them cross a network firewall.
-pub struct Crossings<'a> {
-    dep: &'a Deployment,
-    zones: HashMap<&'a str, usize>,
-    nodes: HashMap<&'a str, usize>,
-}
-
-impl<'a> Crossings<'a> {
-    pub fn new(dep: &'a Deployment) -> Crossings<'a> {
-        Crossings {
-            dep,
-            zones: (dep.zones.iter().enumerate())
-                .map(|(i, z)| (z.name.as_str(), i))
-                .collect(),
-            nodes: (dep.nodes.iter().enumerate())
-                .map(|(i, n)| (n.name.as_str(), i))
-                .collect(),
-        }
-    }
-
-    /// The zone a flow's destination sits in (an index into [`Deployment::zones`]).
-    pub fn destination_zone(&self, flow: &Flow) -> Option<usize> {
-        if flow.workstations {
-            return self.zones.get(flow.node.as_str()).copied();
-        }
-        let node = self.nodes.get(flow.node.as_str())?;
-        Some(self.dep.nodes[*node].zone)
-    }
-
-    /// Every (source zone, destination zone) of a flow, in the order of its source zones.
-    pub fn zone_pairs(&self, flow: &Flow) -> Vec<(usize, usize)> {
-        let Some(to) = self.destination_zone(flow) else {
-            return Vec::new();
-        };
-        (flow.source_zones.iter())
-            .filter_map(|z| self.zones.get(z.as_str()).map(|&from| (from, to)))
-            .collect()
-    }
-
-    /// The zone pairs of a flow that cross `firewall`: both zones among its zones, and different.
-    pub fn through(
-        &self,
-        flow: &Flow,
-        firewall: &crate::deployment::Firewall,
-    ) -> Vec<(usize, usize)> {
-        (self.zone_pairs(flow).into_iter())
-            .filter(|&(from, to)| crosses(firewall, from, to))
-            .collect()
-    }
-}
-
-/// Whether traffic from zone `from` to zone `to` crosses `firewall`: both are among its zones
-/// and they differ.
-pub fn crosses(firewall: &crate::deployment::Firewall, from: usize, to: usize) -> bool {
-    from != to
-        && firewall.zones.iter().any(|z| z.zone == from)
-        && firewall.zones.iter().any(|z| z.zone == to)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -139,29 +139,6 @@ pub struct Service {
     pub location: Location,
 }
 
-/// A network firewall (appliance) between zones (`[firewalls.NAME]`): which zones it separates,
-/// the appliance's name for each, and the Aerleon platforms to render its policy for. Which
-/// flows cross it is answered in [`crate::flows::Crossings`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Firewall {
-    pub name: String,
-    /// The zones it separates, in file order, each once, at least two.
-    pub zones: Vec<FirewallZone>,
-    /// Validated Aerleon platform names, defaults filled in.
-    pub platforms: Vec<String>,
-    pub location: Location,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FirewallZone {
-    /// Index into [`Deployment::zones`].
-    pub zone: usize,
-    /// The appliance's name for it (security zone, nameif, interface or ACL name); default: the
-    /// zone's name.
-    pub name: String,
-    pub location: Location,
-}
-
 /// A validated system model: every name it refers to exists, every value is in range.
 #[derive(Debug, Clone)]
 pub struct Deployment {
@@ -172,8 +149,6 @@ pub struct Deployment {
     pub units: Vec<Unit>,
     /// Site services, in file order.
     pub services: Vec<Service>,
-    /// Network firewalls between zones, in file order.
-    pub firewalls: Vec<Firewall>,
 }
 
 impl Deployment {

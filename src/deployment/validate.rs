@@ -117,7 +117,6 @@ pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnosti
         nodes,
         units,
         services,
-        firewalls: Vec::new(),
     })
 }
 

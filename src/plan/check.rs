@@ -1032,7 +1032,6 @@ mod site_tests {
             nodes: vec![],
             units: vec![],
             services: vec![],
-            firewalls: vec![],
         }
     }
 
