@@ -7,7 +7,8 @@ VOICE unit's TCP ports, SIP over UDP and both MRS areas: 1,624 ports on three lo
 (`-sT -T5` for TCP, `-sU -T5` for UDP). Prints medians and the ratio; checks both answers.
 Only 127.0.50.x (loopback) is ever probed.
 
-Usage: bench/clibench.py [--reps N] [--nmap-udp-reps N]   (build first: cargo build --release)
+Prerequisites: python3, nmap, a release build (cargo build --release).
+Usage: bench/clibench.py [--reps N] [--nmap-udp-reps N]
 """
 
 import argparse

@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The real CLI over a WAN path against nmap: 80 ms round trip, 1% loss each way (fixed seed).
 
-Two network namespaces (server, client) joined by `delayline` (../shared/tools/delayline.c,
-built here with gcc): two TUN devices, a fixed one-way delay and seeded random loss. The
+Two network namespaces (server, client) joined by `delayline` (bench/delayline.c, built
+into target/wan/ with gcc): two TUN devices, a fixed one-way delay and seeded random loss. The
 server namespace holds node APP1 of examples/redundant.toml at its real addresses (10.1.0.11,
 unit CORE 10.1.0.100, unit VOICE 10.1.0.101, on its loopback); the client is 10.1.0.200 (in
 the datacenter zone, whose roles are widened so one probe covers every port of APP1, both MRS areas at their maximum: 1,626).
@@ -13,13 +13,15 @@ Scenarios:
           --node APP1 --format json` in the client: every run must verify every port; counts
           false results (anything not verified) and exit codes; vs `nmap -n -Pn -sT` on the
           same TCP ports (which must all be open).
-  sweep   200 extra TCP listeners (40000-40199 on 10.1.0.11) beside the listener; `probe
-          --unexpected` must report exactly those 200 (and exit 1 for them, not inconclusive);
-          vs `nmap -n -Pn -sT -p- --min-rate 10000` on the same three addresses, which must
-          find the same 200 on 10.1.0.11.
+  sweep   200 extra TCP listeners on each of the three addresses (40000-40199: 600 in all)
+          beside the listener; `probe --unexpected` must report exactly those 600 (and exit 1
+          for them, not inconclusive); vs `nmap -n -Pn -sT -p- --min-rate 10000` on the same
+          three addresses in the same run, which must find the same 600.
 
-Usage (root; cargo build --release first):
-  bench/wanbench.py [--reps 10] [--only probe,sweep] [--delay-ms 40] [--loss 1] [--bin PATH]
+Prerequisites: root (network namespaces, TUN devices), gcc, nmap, python3, a release build.
+Usage (cargo build --release first):
+  sudo bench/wanbench.py [--reps 10] [--only probe,sweep] [--delay-ms 40] [--loss 1]
+                         [--bin PATH] [--delayline FILE.c]
 """
 
 import argparse
@@ -41,19 +43,21 @@ CLIENT = "10.1.0.200"
 EXTRA = list(range(40000, 40200))
 
 
-def delayline_source():
-    for cand in (os.environ.get("SCC_PORTS_DELAYLINE_C"),
-                 os.path.join(ROOT, "..", "shared", "tools", "delayline.c"),
-                 os.path.join(ROOT, "..", "..", "shared", "tools", "delayline.c")):
-        if cand and os.path.exists(cand):
+def delayline_source(given):
+    """The delay line's C source: --delayline, else $SCC_PORTS_DELAYLINE_C, else the copy in bench/."""
+    for cand in (given, os.environ.get("SCC_PORTS_DELAYLINE_C"),
+                 os.path.join(ROOT, "bench", "delayline.c")):
+        if cand:
+            if not os.path.exists(cand):
+                sys.exit(f"delayline source {cand} not found")
             return cand
-    sys.exit("delayline.c not found (../shared/tools/delayline.c)")
+    sys.exit("unreachable")
 
 
-def build_delayline():
+def build_delayline(given):
     out = os.path.join(TARGET, "wan", "delayline")
     os.makedirs(os.path.dirname(out), exist_ok=True)
-    subprocess.run(["gcc", "-O2", "-o", out, delayline_source()], check=True)
+    subprocess.run(["gcc", "-O2", "-o", out, delayline_source(given)], check=True)
     return out
 
 
@@ -135,13 +139,13 @@ class Listener:
 
 
 class Extra:
-    """200 TCP listeners the plan does not know, in the server namespace."""
+    """200 TCP listeners the plan does not know on each server address, in the server namespace."""
 
     def __init__(self, wan):
-        code = ("import socket,sys\nss=[]\nfor p in range(%d,%d):\n s=socket.socket(); "
-                "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); s.bind(('10.1.0.11',p)); "
+        code = ("import socket,sys\nss=[]\nfor a in %r:\n for p in range(%d,%d):\n  s=socket.socket(); "
+                "s.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1); s.bind((a,p)); "
                 "s.listen(64); ss.append(s)\nprint('up',flush=True)\nsys.stdin.read()\n"
-                % (EXTRA[0], EXTRA[-1] + 1))
+                % (SERVER_ADDRS, EXTRA[0], EXTRA[-1] + 1))
         self.proc = subprocess.Popen(["ip", "netns", "exec", wan.srv, sys.executable, "-c", code],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
         assert self.proc.stdout.readline().strip() == "up"
@@ -182,14 +186,18 @@ def nmap_sweep(wan):
     wall = time.monotonic() - t
     found = set()
     for line in out.splitlines():
-        if line.startswith("Host: " + SERVER_ADDRS[0] + " ") and "Ports:" in line:
-            found |= {int(p) for p in re.findall(r"(\d+)/open/tcp", line)}
+        m = re.match(r"Host: (\S+) .*Ports:", line)
+        if m:
+            found |= {(m.group(1), int(p)) for p in re.findall(r"(\d+)/open/tcp", line)}
     return wall, found
 
 
-def tcp_planned(binary, dep):
-    tcp, _ = planned_ports(binary, dep)
-    return tcp.get(SERVER_ADDRS[0], set())
+def expected_extra():
+    return {(a, p) for a in SERVER_ADDRS for p in EXTRA}
+
+
+def load():
+    return open("/proc/loadavg").read().split()[0]
 
 
 def med(xs):
@@ -228,38 +236,44 @@ def scenario_probe(wan, binary, dep, secret, reps, tcp, udp):
     print(f"  ratio ours (all {total}) / nmap -sT (TCP only) = {med(walls) / med(nm):.2f}")
 
 
-def scenario_sweep(wan, binary, dep, secret, reps):
+def scenario_sweep(wan, binary, dep, secret, reps, tcp):
     lis = Listener(wan, binary, dep, secret)
     extra = Extra(wan)
+    want = expected_extra()
+    planned = {(a, p) for a, ports in tcp.items() for p in ports}
     try:
-        walls, misses, codes = [], 0, []
+        walls, nm, misses, false_open, nm_ok, codes, loads = [], [], 0, 0, 0, [], []
+        # Ours and nmap's alternate, run by run, so both see the same machine.
         for i in range(reps):
+            loads.append(load())
             wall, code, rep = run_probe(wan, binary, dep, secret, unexpected=True)
-            found = {u["port"] for u in rep["unexpected"] if u["address"] == SERVER_ADDRS[0]}
-            others = [u for u in rep["unexpected"] if u["address"] != SERVER_ADDRS[0]]
-            ok = found == set(EXTRA) and not others
+            found = {(u["address"], u["port"]) for u in rep["unexpected"]}
+            ok = found == want
             misses += not ok
+            false_open += len(found - want)
             walls.append(wall)
             codes.append(code)
-            sw = rep.get("sweep", {})
-            print(f"  sweep run {i + 1}: {wall:.2f} s, exit {code}, found {len(found)} of {len(EXTRA)}"
-                  f"{'' if ok else ' WRONG'}, not verified "
-                  f"{sum(r['status'] != 'verified' for r in rep['results'])}, sweep {sw}")
-        nm, nm_ok = [], 0
-        for _ in range(reps):
-            w, found = nmap_sweep(wan)
+            w, nfound = nmap_sweep(wan)
             nm.append(w)
-            nm_ok += (found - set(tcp_planned(binary, dep))) == set(EXTRA)
+            nm_ok += (nfound - planned) == want
+            sw = rep.get("sweep", {})
+            passes = [s["passes"] for s in sw.get("addresses", [])]
+            print(f"  run {i + 1} (load {loads[-1]}): ours {wall:.2f} s, exit {code}, found "
+                  f"{len(found & want)} of {len(want)}{'' if ok else ' WRONG'}, false open "
+                  f"{len(found - want)}, not verified "
+                  f"{sum(r['status'] != 'verified' for r in rep['results'])}, passes {passes}, "
+                  f"inconclusive {sw.get('inconclusive')}; nmap {w:.2f} s, found "
+                  f"{len((nfound - planned) & want)}", flush=True)
     finally:
         extra.stop()
         lis.stop()
-    print(f"sweep: 200 unexpected open ports on {SERVER_ADDRS[0]} (plus APP1's planned ports and "
-          f"the sweep of all 3 addresses), {reps} runs")
+    print(f"sweep: {len(EXTRA)} unexpected open ports on each of {', '.join(SERVER_ADDRS)} "
+          f"({len(want)} in all; plus APP1's planned ports), {reps} runs, load average {min(loads, key=float)}-{max(loads, key=float)}")
     print(f"  scc-ports probe --unexpected: median {med(walls):.2f} s, max {max(walls):.2f} s; "
-          f"wrong in {misses} of {reps} runs; exit codes {codes}")
-    print(f"  nmap -sT -p- --min-rate 10000 (the same 3 addresses): median {med(nm):.2f} s, all 200 found in "
-          f"{nm_ok} of {reps}")
-    print(f"  ratio ours / nmap = {med(walls) / med(nm):.2f}")
+          f"all {len(want)} found in {reps - misses} of {reps} runs; false open {false_open}; exit codes {codes}")
+    print(f"  nmap -n -Pn -sT -p- --min-rate 10000 (the same 3 addresses): median {med(nm):.2f} s, "
+          f"all {len(want)} found in {nm_ok} of {reps}")
+    print(f"  ratio ours / nmap = {med(walls) / med(nm):.2f} (target <= 0.5)")
 
 
 def main():
@@ -269,19 +283,22 @@ def main():
     ap.add_argument("--delay-ms", type=float, default=40.0, help="one-way delay")
     ap.add_argument("--loss", type=float, default=1.0, help="loss percent, each way")
     ap.add_argument("--bin", default=BIN)
+    ap.add_argument("--delayline", help="the delay line's C source (default: bench/delayline.c)")
     args = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit("needs root (network namespaces, TUN devices)")
     if not os.path.exists(args.bin):
         sys.exit(f"build first: cargo build --release ({args.bin} missing)")
-    if not shutil.which("nmap"):
-        sys.exit("nmap is not installed")
-    delayline = build_delayline()
+    for tool in ("nmap", "gcc"):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is not installed (bench/wanbench.py needs root, gcc, nmap)")
+    delayline = build_delayline(args.delayline)
     work = tempfile.mkdtemp()
     dep = os.path.join(work, "wan.toml")
     open(dep, "w").write(deployment())
     secret = os.path.join(work, "secret")
-    open(secret, "w").write("wanbench")
+    with open(os.open(secret, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+        f.write("wanbench secret of 32 bytes, ok!")
     tcp, udp = planned_ports(args.bin, dep)
     wan = Wan(delayline, args.delay_ms, args.loss)
     print(f"path: {2 * args.delay_ms:.0f} ms round trip, {args.loss}% loss each way (delayline, fixed seed)")
@@ -290,7 +307,7 @@ def main():
         if "probe" in only:
             scenario_probe(wan, args.bin, dep, secret, args.reps, tcp, udp)
         if "sweep" in only:
-            scenario_sweep(wan, args.bin, dep, secret, args.reps)
+            scenario_sweep(wan, args.bin, dep, secret, args.reps, tcp)
     finally:
         print("delayline:", wan.close())
         shutil.rmtree(work, ignore_errors=True)

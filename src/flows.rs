@@ -9,7 +9,7 @@ use ipnet::IpNet;
 use serde::Serialize;
 
 use crate::catalog::{Catalog, Role, Transport};
-use crate::deployment::Deployment;
+use crate::deployment::{Deployment, Firewall};
 use crate::plan::{Host, Origin, Plan};
 use crate::range::PortRange;
 
@@ -165,13 +165,31 @@ impl Flow {
     }
 }
 
-/// The networks a role's traffic comes from: its zones' CIDRs, and for `servers` every node and
-/// unit address not already inside one of them.
+/// The networks a role's traffic comes from: its zones' CIDRs; for `servers` also the address of
+/// every node that runs SCC components (HAC or a unit instance) and every unit's address, for
+/// `trunk` every trunk peer's address, where not already inside one of those CIDRs. A plain host
+/// (an SBC, a database or mail server, a jump host) is never a source of the servers' flows.
 pub fn sources(dep: &Deployment, role: Role) -> (Vec<String>, Vec<IpNet>) {
     let zones: Vec<&crate::deployment::Zone> = dep.zones_with(role).collect();
     let mut nets: Vec<IpNet> = zones.iter().flat_map(|z| z.cidrs.iter().copied()).collect();
     let mut names: Vec<String> = zones.iter().map(|z| z.name.clone()).collect();
-    if role == Role::Servers {
+    let (own, label): (Vec<IpAddr>, &str) = match role {
+        Role::Servers => (
+            dep.nodes
+                .iter()
+                .filter(|n| n.scc)
+                .map(|n| n.address)
+                .chain(dep.units.iter().map(|u| u.address))
+                .collect(),
+            "(system addresses)",
+        ),
+        Role::Trunk => (
+            dep.peers().map(|(n, _)| n.address).collect(),
+            "(trunk peers)",
+        ),
+        _ => (Vec::new(), ""),
+    };
+    if !own.is_empty() {
         // Aggregated first, so "is this address covered" is a binary search, not a scan of
         // every zone network for every address.
         let zone_nets = IpNet::aggregate(&nets);
@@ -180,11 +198,6 @@ pub fn sources(dep: &Deployment, role: Role) -> (Vec<String>, Vec<IpNet>) {
             i > 0 && zone_nets[i - 1].contains(a)
         };
         let mut extra = false;
-        let own = dep
-            .nodes
-            .iter()
-            .map(|n| n.address)
-            .chain(dep.units.iter().map(|u| u.address));
         for a in own {
             if !covered(&a) {
                 nets.push(IpNet::from(a));
@@ -192,7 +205,7 @@ pub fn sources(dep: &Deployment, role: Role) -> (Vec<String>, Vec<IpNet>) {
             }
         }
         if extra {
-            names.push("(system addresses)".to_string());
+            names.push(label.to_string());
         }
     }
     (names, IpNet::aggregate(&nets))
@@ -267,7 +280,9 @@ pub fn flows(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Flow> {
     let mut by_key: HashMap<Key, Vec<usize>> = HashMap::new();
     for b in &plan.bindings {
         let service = b.origin == Origin::Service;
-        let purpose = if service {
+        let purpose = if b.origin == Origin::Peer {
+            crate::plan::peer_purpose(&b.port_id).to_string()
+        } else if service {
             notes
                 .get(b.port_id.as_str())
                 .copied()
@@ -459,6 +474,153 @@ pub fn network_flows(flows: &[Flow]) -> Vec<Flow> {
         .collect()
 }
 
+// ---------------------------------------------------------------------------------------------
+// Which flows cross which network firewall (`[firewalls.NAME]`): answered here once; every target,
+// the network team's sheet, `audit --network` and `report` ask, none recomputes it.
+
+/// The zone pairs of flows, and which of them cross a network firewall. Built once per
+/// deployment (name lookups are maps, not scans of thousands of zones).
+pub struct Crossings<'a> {
+    dep: &'a Deployment,
+    zones: HashMap<&'a str, usize>,
+    nodes: HashMap<&'a str, usize>,
+    units: HashMap<&'a str, usize>,
+}
+
+/// What a flow's destination is, for the names of rules and the network team's sheet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Destination {
+    /// The agent workstations of a client zone (an index into [`Deployment::zones`]).
+    Workstations(usize),
+    /// A unit's virtual IP (an index into [`Deployment::units`]): held by its instance nodes.
+    Unit(usize),
+    /// A node's own address (an index into [`Deployment::nodes`]).
+    Node(usize),
+    /// Addresses that are none of these.
+    Addresses,
+}
+
+impl<'a> Crossings<'a> {
+    pub fn new(dep: &'a Deployment) -> Crossings<'a> {
+        Crossings {
+            dep,
+            zones: (dep.zones.iter().enumerate())
+                .map(|(i, z)| (z.name.as_str(), i))
+                .collect(),
+            nodes: (dep.nodes.iter().enumerate())
+                .map(|(i, n)| (n.name.as_str(), i))
+                .collect(),
+            units: (dep.units.iter().enumerate())
+                .map(|(i, u)| (u.name.as_str(), i))
+                .collect(),
+        }
+    }
+
+    /// What the flow's destination is: a unit's virtual IP is the unit (not the instance node
+    /// the flow was planned on).
+    pub fn destination(&self, flow: &Flow) -> Destination {
+        if flow.workstations {
+            return match self.zones.get(flow.node.as_str()) {
+                Some(&z) => Destination::Workstations(z),
+                None => Destination::Addresses,
+            };
+        }
+        let one = |a: IpAddr| flow.destination == [IpNet::from(a)];
+        if let Some(&u) = flow.unit.as_deref().and_then(|u| self.units.get(u)) {
+            if one(self.dep.units[u].address) {
+                return Destination::Unit(u);
+            }
+        }
+        match self.nodes.get(flow.node.as_str()) {
+            Some(&n) if one(self.dep.nodes[n].address) => Destination::Node(n),
+            _ => Destination::Addresses,
+        }
+    }
+
+    /// The destination in words: `unit CORE (virtual IP on APP1 APP2)`, `node APP1`,
+    /// `workstations of agents`, or the addresses.
+    pub fn destination_words(&self, flow: &Flow) -> String {
+        match self.destination(flow) {
+            Destination::Workstations(z) => format!("workstations of {}", self.dep.zones[z].name),
+            Destination::Unit(u) => {
+                let unit = &self.dep.units[u];
+                let on: Vec<&str> = (unit.instances.iter())
+                    .map(|&i| self.dep.nodes[i].name.as_str())
+                    .collect();
+                format!("unit {} (virtual IP on {})", unit.name, on.join(" "))
+            }
+            Destination::Node(n) => format!("node {}", self.dep.nodes[n].name),
+            Destination::Addresses => (flow.destination.iter())
+                .map(net_text)
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+
+    /// The zone a flow's destination sits in (an index into [`Deployment::zones`]): the zone of
+    /// the node that holds the address (a unit's virtual IP lives on its instance nodes), or the
+    /// client zone of a workstation flow.
+    pub fn destination_zone(&self, flow: &Flow) -> Option<usize> {
+        if flow.workstations {
+            return self.zones.get(flow.node.as_str()).copied();
+        }
+        let node = self.nodes.get(flow.node.as_str())?;
+        Some(self.dep.nodes[*node].zone)
+    }
+
+    /// Every (source zone, destination zone) of a flow, in the order of its source zones, those
+    /// inside one zone included. Sources that are not a zone (the system's own addresses outside
+    /// every zone, for role `servers`) have no pair.
+    pub fn zone_pairs(&self, flow: &Flow) -> Vec<(usize, usize)> {
+        let Some(to) = self.destination_zone(flow) else {
+            return Vec::new();
+        };
+        (flow.source_zones.iter())
+            .filter_map(|z| self.zones.get(z.as_str()).map(|&from| (from, to)))
+            .collect()
+    }
+
+    /// A flow's sources inside one of its source zones: the zone's networks that the sources
+    /// cover, and the sources inside the zone (a trunk peer's own address, not its whole zone).
+    pub fn sources_in(&self, flow: &Flow, zone: usize) -> Vec<IpNet> {
+        let cidrs = &self.dep.zones[zone].cidrs;
+        let covered = |n: &IpNet| flow.sources.iter().any(|s| s.contains(n));
+        let inside = |n: &IpNet| cidrs.iter().any(|c| c.contains(n));
+        let nets: Vec<IpNet> = (cidrs.iter().filter(|c| covered(c)))
+            .chain(flow.sources.iter().filter(|s| inside(s)))
+            .copied()
+            .collect();
+        IpNet::aggregate(&nets)
+    }
+
+    /// The zone pairs of a flow that cross `firewall`: both zones among its zones, and different.
+    pub fn through(&self, flow: &Flow, firewall: &Firewall) -> Vec<(usize, usize)> {
+        (self.zone_pairs(flow).into_iter())
+            .filter(|&(from, to)| crosses(firewall, from, to))
+            .collect()
+    }
+
+    /// The zone pairs of a flow that cross some network firewall. A deployment that declares
+    /// none is read as one firewall between every two zones: every pair of different zones.
+    pub fn through_any(&self, flow: &Flow) -> Vec<(usize, usize)> {
+        (self.zone_pairs(flow).into_iter())
+            .filter(|&(from, to)| {
+                from != to
+                    && (self.dep.firewalls.is_empty()
+                        || self.dep.firewalls.iter().any(|f| crosses(f, from, to)))
+            })
+            .collect()
+    }
+}
+
+/// Whether traffic from zone `from` to zone `to` (indexes into [`Deployment::zones`]) crosses
+/// `firewall`: both are among its zones and they differ. A flow inside one zone crosses none.
+pub fn crosses(firewall: &Firewall, from: usize, to: usize) -> bool {
+    from != to
+        && firewall.zones.iter().any(|z| z.zone == from)
+        && firewall.zones.iter().any(|z| z.zone == to)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,5 +635,40 @@ mod tests {
         assert_eq!(union(p(5060), p(5061)).unwrap().to_string(), "5060-5061");
         assert_eq!(union(p(5060), p(5062)), None);
         assert_eq!(union(even, p(5031)), None);
+    }
+
+    #[test]
+    fn crossings_leave_out_flows_inside_one_zone() {
+        use crate::deployment::Template;
+        let catalog = Catalog::embedded();
+        let dep = Template::Redundant.load(&catalog).unwrap();
+        let plan = crate::plan::resolve(&dep, &catalog);
+        let flows = network_flows(&flows(&dep, &catalog, &plan));
+        let c = Crossings::new(&dep);
+        let zone = |n: &str| dep.zones.iter().position(|z| z.name == n).unwrap();
+        let edge = &dep.firewalls[0];
+        // Agent Server on unit CORE (datacenter) from role servers (datacenter, dmz).
+        let f = flows
+            .iter()
+            .find(|f| f.label() == "agent-server.port" && f.role == Role::Servers)
+            .unwrap();
+        assert_eq!(c.destination(f), Destination::Unit(0));
+        assert_eq!(
+            c.destination_words(f),
+            "unit CORE (virtual IP on APP1 APP2)"
+        );
+        let (dc, dmz) = (zone("datacenter"), zone("dmz"));
+        assert_eq!(c.zone_pairs(f), vec![(dc, dc), (dmz, dc)]);
+        assert_eq!(c.through(f, edge), vec![(dmz, dc)]);
+        assert_eq!(c.through_any(f), vec![(dmz, dc)]);
+        // A firewall that does not hold the dmz: nothing of this flow crosses it.
+        let mut inner = edge.clone();
+        inner.zones.retain(|z| z.zone != dmz);
+        assert!(c.through(f, &inner).is_empty());
+        assert!(!crosses(edge, dc, dc) && crosses(edge, dmz, dc) && crosses(edge, dc, dmz));
+        // Without [firewalls]: every pair of two different zones.
+        let mut open = dep.clone();
+        open.firewalls.clear();
+        assert_eq!(Crossings::new(&open).through_any(f), vec![(dmz, dc)]);
     }
 }

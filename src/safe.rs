@@ -20,6 +20,14 @@
 //! - [`Sink::RuleComment`]: the text inside a double-quoted nft/iptables rule comment: ASCII
 //!   letters, digits and `._+-:/` only (anything else `_`), at most [`RULE_COMMENT_MAX`] bytes
 //!   (nft's comment limit is 128 bytes, iptables' comment match 256).
+//! - [`Sink::Markup`]: text or an attribute value in HTML, SVG or XML 1.0 (the report's page and
+//!   picture, JUnit): forbidden characters become a space, then `& < > " '` become entities.
+//! - [`Sink::Markdown`]: Markdown text outside tables: forbidden characters become a space, then
+//!   every character that could start markup (`` \ ` * _ [ ] < > # | ~ ``) gets a backslash.
+//!
+//! Every sink makes one line: a line break from a file cannot start a line of its own (forge a
+//! verdict) anywhere. A text whose line breaks are structure (a rule of several lines) goes
+//! through [`lines`], which cleans each line and keeps the breaks.
 //!
 //! Forbidden everywhere: every control character (C0, DEL, C1 including U+009B CSI), the bidi
 //! controls (U+061C, U+200E, U+200F, U+202A–U+202E, U+2066–U+2069) and the Unicode line and
@@ -40,6 +48,10 @@ pub enum Sink {
     Comment,
     /// The inside of a quoted nft/iptables rule comment.
     RuleComment,
+    /// Text or an attribute value in HTML, SVG or XML 1.0 (escaped: the result is markup).
+    Markup,
+    /// Markdown text outside tables (escaped: the result is markup).
+    Markdown,
 }
 
 /// Characters of user text kept in a [`Sink::Comment`]; longer text is cut, ending in `...`.
@@ -112,6 +124,38 @@ pub fn clean(sink: Sink, text: &str) -> Cow<'_, str> {
             }
             Cow::Owned(out)
         }
+        Sink::Markup => {
+            let one = spaces(text);
+            if !one.contains(['&', '<', '>', '"', '\'']) {
+                return one;
+            }
+            let mut out = String::with_capacity(one.len() + 16);
+            for c in one.chars() {
+                match c {
+                    '&' => out.push_str("&amp;"),
+                    '<' => out.push_str("&lt;"),
+                    '>' => out.push_str("&gt;"),
+                    '"' => out.push_str("&quot;"),
+                    '\'' => out.push_str("&#39;"),
+                    c => out.push(c),
+                }
+            }
+            Cow::Owned(out)
+        }
+        Sink::Markdown => {
+            let one = spaces(text);
+            if !one.chars().any(is_markdown_special) {
+                return one;
+            }
+            let mut out = String::with_capacity(one.len() + 16);
+            for c in one.chars() {
+                if is_markdown_special(c) {
+                    out.push('\\');
+                }
+                out.push(c);
+            }
+            Cow::Owned(out)
+        }
         Sink::RuleComment => Cow::Owned(
             text.chars()
                 .map(|c| {
@@ -140,13 +184,23 @@ fn spaces(text: &str) -> Cow<'_, str> {
     }
 }
 
-/// A multi-line text for the terminal (a diagnostic with its source excerpt): each line
-/// cleaned, the line breaks kept.
-pub fn terminal_lines(text: &str) -> String {
+/// Starts markup in Markdown text.
+fn is_markdown_special(c: char) -> bool {
+    "\\`*_[]<>#|~".contains(c)
+}
+
+/// A text whose line breaks are structure (a rule of several lines, a diagnostic with its
+/// source excerpt): each line cleaned for `sink`, the line breaks kept.
+pub fn lines(sink: Sink, text: &str) -> String {
     text.split('\n')
-        .map(|l| clean(Sink::Terminal, l))
+        .map(|l| clean(sink, l))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// [`lines`] for the terminal.
+pub fn terminal_lines(text: &str) -> String {
+    lines(Sink::Terminal, text)
 }
 
 #[cfg(test)]
@@ -154,13 +208,34 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const SINKS: [Sink; 5] = [
+    const SINKS: [Sink; 7] = [
+        Sink::CsvCell,
+        Sink::Terminal,
+        Sink::Json,
+        Sink::Comment,
+        Sink::RuleComment,
+        Sink::Markup,
+        Sink::Markdown,
+    ];
+
+    /// The sinks whose output is text again (the escaping ones make markup, which cleaning
+    /// escapes once more, by design).
+    const TEXT_SINKS: [Sink; 5] = [
         Sink::CsvCell,
         Sink::Terminal,
         Sink::Json,
         Sink::Comment,
         Sink::RuleComment,
     ];
+
+    /// Markup back to its text (the five entities of [`Sink::Markup`]).
+    fn unmarkup(text: &str) -> String {
+        text.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&#39;", "'")
+            .replace("&amp;", "&")
+    }
 
     /// Text rich in what attackers use: controls, C1, bidi, formula starts, quotes, long runs.
     fn hostile() -> impl Strategy<Value = String> {
@@ -213,7 +288,7 @@ mod tests {
 
         #[test]
         fn cleaning_is_idempotent(text in hostile()) {
-            for sink in SINKS {
+            for sink in TEXT_SINKS {
                 let once = clean(sink, &text).into_owned();
                 prop_assert_eq!(clean(sink, &once), once.as_str(), "{:?}", sink);
             }
@@ -242,6 +317,39 @@ mod tests {
             prop_assert!(!safe.chars().any(|c| is_forbidden(c) && c != '\n'));
             let back: serde_json::Value = serde_json::from_str(&safe).unwrap();
             prop_assert_eq!(back["t"].as_str().unwrap(), text.as_str());
+        }
+
+        #[test]
+        fn markup_is_the_terminal_text_escaped(text in hostile()) {
+            let out = clean(Sink::Markup, &text);
+            prop_assert!(!out.contains(['<', '>', '"', '\'', '\n']), "{out:?}");
+            prop_assert_eq!(unmarkup(&out), clean(Sink::Terminal, &text));
+        }
+
+        #[test]
+        fn markdown_escapes_every_special(text in hostile()) {
+            let out = clean(Sink::Markdown, &text);
+            let mut back = String::new();
+            let mut chars = out.chars();
+            while let Some(c) = chars.next() {
+                if c == '\\' {
+                    let next = chars.next();
+                    prop_assert!(next.is_some_and(is_markdown_special), "{out:?}");
+                    back.extend(next);
+                } else {
+                    prop_assert!(!is_markdown_special(c), "{out:?}");
+                    back.push(c);
+                }
+            }
+            prop_assert_eq!(back, clean(Sink::Terminal, &text));
+        }
+
+        #[test]
+        fn lines_keep_only_the_breaks(text in hostile()) {
+            for sink in SINKS {
+                let out = lines(sink, &text);
+                prop_assert_eq!(out.matches('\n').count(), text.matches('\n').count());
+            }
         }
 
         #[test]
@@ -275,5 +383,11 @@ mod tests {
         assert!(c.ends_with("..."));
         assert_eq!(clean(Sink::RuleComment, "a\"b c\n.d"), "a_b_c_.d");
         assert_eq!(terminal_lines("a\u{1b}\nb"), "a \nb");
+        assert_eq!(
+            clean(Sink::Markup, "<a href=\"x\">'&'\u{1b}\u{202e}</a>\nPASSED"),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;  &lt;/a&gt; PASSED"
+        );
+        assert_eq!(clean(Sink::Markdown, "a|b*c-d\n#"), "a\\|b\\*c-d \\#");
+        assert_eq!(lines(Sink::Markup, "a<\nb\u{202e}"), "a&lt;\nb ");
     }
 }

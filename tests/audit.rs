@@ -100,30 +100,7 @@ fn kernel_ready(what: &str) -> bool {
 }
 
 fn exec_in(ns: &Netns, args: &[&str], stdin: Option<&str>) -> String {
-    use std::io::Write;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns.name()])
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    {
-        let mut input = child.stdin.take().expect("stdin");
-        if let Some(text) = stdin {
-            input.write_all(text.as_bytes()).expect("write stdin");
-        }
-    }
-    let out = child.wait_with_output().expect("wait");
-    assert!(
-        out.status.success(),
-        "{args:?} in {}: {}\n{}",
-        ns.name(),
-        String::from_utf8_lossy(&out.stderr),
-        stdin.unwrap_or("")
-    );
-    String::from_utf8(out.stdout).expect("UTF-8")
+    ns.exec(args, stdin)
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]

@@ -132,7 +132,16 @@ fn targets_are_listed_in_order_and_deterministic() {
         .collect();
     assert_eq!(
         names,
-        ["nftables", "iptables", "firewalld", "windows", "aws", "csv"]
+        [
+            "nftables",
+            "iptables",
+            "firewalld",
+            "windows",
+            "aws",
+            "csv",
+            "markdown",
+            "aerleon"
+        ]
     );
     for target in TARGETS {
         let mode = ["--network".to_string()];

@@ -463,7 +463,7 @@ async fn unexpected_sweep_lists_unplanned_listeners_only() {
     drop(stray);
     l.stop().await;
     assert_eq!(report.results[0].status, Status::Verified);
-    assert!(report.swept);
+    assert!(report.swept());
     assert_eq!(last.get(), (65535, 65535));
     let found: Vec<u16> = report.unexpected.iter().map(|(_, p)| *p).collect();
     assert!(found.contains(&21005), "{found:?}");

@@ -794,3 +794,172 @@ fn ctrl_c_right_after_ready_ends_the_listener_cleanly() {
         assert_eq!(answered(&lines), 0, "round {round}: {lines:?}");
     }
 }
+
+/// Issue 22: `probe --unexpected` sweeps every node's address whatever the node plans. DB is a
+/// mock node with no units (it plans nothing at all), SPARE a mock node whose only planned
+/// ports are on unit VOICE's address, held by SRV; both have a stray listener. GHOST's address
+/// has no route from the client: it cannot be swept, and that is said (exit 1), never passed
+/// over as "nothing else open".
+#[cfg_attr(
+    not(scc_netns),
+    ignore = "needs root, iproute2 and nftables (network namespaces)"
+)]
+#[test]
+fn the_sweep_covers_every_node_address_and_names_what_it_cannot() {
+    const TEST: &str = "the_sweep_covers_every_node_address_and_names_what_it_cannot";
+    if !netns::available(TEST) {
+        return;
+    }
+    const DB: &str = "10.78.1.12";
+    const SPARE: &str = "10.78.1.13";
+    const GHOST: &str = "192.0.2.77";
+    let lab = Lab::new(&["admins"]);
+    let shown = Command::new("ip")
+        .args([
+            "-n",
+            lab.server.name(),
+            "-o",
+            "-4",
+            "addr",
+            "show",
+            "to",
+            NODE_ADDRESS,
+        ])
+        .output()
+        .expect("ip addr show");
+    let shown = String::from_utf8_lossy(&shown.stdout);
+    let eth = shown
+        .split_whitespace()
+        .nth(1)
+        .expect("link name")
+        .to_owned();
+    for a in [DB, SPARE] {
+        lab.server
+            .ip(&["addr", "add", &format!("{a}/24"), "dev", &eth])
+            .expect("node address");
+    }
+    let text = deployment(None, 20).replace(
+        "instances = [\"SRV\"]\n\n[units.VOICE.variables]",
+        "instances = [\"SRV\", \"SPARE\"]\n\n[units.VOICE.variables]",
+    ) + &format!(
+        "\n[nodes.DB]\naddress = \"{DB}\"\nzone = \"datacenter\"\nhac = false\n\
+         \n[nodes.SPARE]\naddress = \"{SPARE}\"\nzone = \"datacenter\"\nhac = false\n\
+         \n[nodes.GHOST]\naddress = \"{GHOST}\"\nzone = \"datacenter\"\nhac = false\n"
+    );
+    let file = lab.write("deployment.toml", &text);
+    let _db = Holder::start(&lab.server, sock(DB, 2222));
+    let _spare = Holder::start(&lab.server, sock(SPARE, 3333));
+    let secret = lab.secret();
+    let sweep = |node: Option<&str>, format: &str| {
+        let mut args = vec!["probe", path(&file), "--from", "admins"];
+        if let Some(n) = node {
+            args.extend(["--node", n]);
+        }
+        if node == Some("GHOST") {
+            // The zone guard refuses a probe with no route to any target; --source vouches.
+            args.extend(["--source", "10.78.3.10"]);
+        }
+        args.extend(["--secret-file", path(&secret), "--unexpected"]);
+        args.extend(["--format", format]);
+        scc(Some(lab.client("admins")), &args, Duration::from_secs(120))
+    };
+    let by_address = |json: &Value| -> BTreeMap<String, Value> {
+        json["sweep"]["addresses"]
+            .as_array()
+            .expect("sweep addresses")
+            .iter()
+            .map(|a| (a["address"].as_str().unwrap().to_owned(), a.clone()))
+            .collect()
+    };
+    let unexpected = |json: &Value| -> BTreeSet<(String, u64)> {
+        json["unexpected"]
+            .as_array()
+            .expect("unexpected")
+            .iter()
+            .map(|u| {
+                (
+                    u["address"].as_str().unwrap().to_owned(),
+                    u["port"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+
+    // A node that plans nothing: swept all the same, its stray found.
+    let (code, out, err) = sweep(Some("DB"), "json");
+    let json: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert_eq!(json["results"].as_array().unwrap().len(), 0, "{out}");
+    assert_eq!(json["swept"], true, "{out}");
+    let swept = by_address(&json);
+    assert_eq!(swept.keys().collect::<Vec<_>>(), [DB], "{out}");
+    assert_eq!(swept[DB]["swept"], true);
+    assert_eq!(swept[DB]["ports"], 65_535);
+    assert_eq!(
+        unexpected(&json),
+        BTreeSet::from([(DB.to_owned(), 2222)]),
+        "{out}"
+    );
+
+    // A node whose planned ports are all on a unit address held by SRV: its own address too.
+    let (code, out, err) = sweep(Some("SPARE"), "json");
+    let json: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    assert_eq!(code, 1, "{out}\n{err}");
+    let swept = by_address(&json);
+    assert!(
+        swept.contains_key(SPARE) && swept.contains_key(VOICE),
+        "{out}"
+    );
+    assert!(swept.values().all(|a| a["swept"] == true), "{out}");
+    assert_eq!(
+        unexpected(&json),
+        BTreeSet::from([(SPARE.to_owned(), 3333)]),
+        "{out}"
+    );
+
+    // An address with no route: not swept, said, exit 1; "swept" false when nothing else was.
+    let (code, out, err) = sweep(Some("GHOST"), "json");
+    let json: Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}\n{err}"));
+    assert_eq!(code, 1, "{out}\n{err}");
+    assert_eq!(json["swept"], false, "{out}");
+    assert_eq!(json["sweep"]["inconclusive"], true, "{out}");
+    assert_eq!(json["sweep"]["not_swept"], 1, "{out}");
+    let ghost = &by_address(&json)[GHOST];
+    assert_eq!(ghost["swept"], false, "{out}");
+    assert!(
+        ghost["reason"]
+            .as_str()
+            .is_some_and(|r| r.starts_with("network unreachable")),
+        "{out}"
+    );
+    let (code, out, _) = sweep(Some("GHOST"), "table");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains(&format!("sweep {GHOST} not swept: network unreachable")),
+        "{out}"
+    );
+    assert!(
+        out.contains("sweep inconclusive (0 ports unanswered, 1 address not swept)"),
+        "{out}"
+    );
+
+    // The whole zone at once: every node and unit address in one sweep.
+    let (code, out, err) = sweep(None, "table");
+    assert_eq!(code, 1, "{out}\n{err}");
+    let line = out
+        .lines()
+        .find(|l| l.starts_with("swept "))
+        .unwrap_or_else(|| panic!("no `swept` line: {out}"));
+    for a in [NODE_ADDRESS, CORE, VOICE, DB, SPARE] {
+        assert!(line.contains(a), "{a} not swept: {line}");
+    }
+    assert!(
+        out.contains(&format!("unexpected: {DB} tcp 2222 accepts connections")),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!("unexpected: {SPARE} tcp 3333 accepts connections")),
+        "{out}"
+    );
+    assert!(out.contains(&format!("sweep {GHOST} not swept")), "{out}");
+}

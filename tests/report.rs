@@ -140,12 +140,19 @@ fn all_verified_exits_zero_and_no_results_is_all_untested() {
             .push(r);
     }
     assert_eq!(v["summary"]["untested"], v["summary"]["planned"]);
+    // Where each zone's prober sent from (inside the zone, as `probe` records it).
+    let source = |zone: &str| match zone {
+        "dc" => "127.0.70.200",
+        "agents" => "127.0.71.200",
+        _ => "127.0.72.200",
+    };
     let mut args = vec!["report".to_string(), "system.toml".to_string()];
     for (zone, results) in &zones {
         let name = format!("{zone}.json");
         std::fs::write(
             dir.path().join(&name),
-            serde_json::json!({ "zone": zone, "results": results }).to_string(),
+            serde_json::json!({ "zone": zone, "sources": [source(zone)], "results": results })
+                .to_string(),
         )
         .unwrap();
         args.push(name);
@@ -252,15 +259,10 @@ fn hostile_names_are_escaped_in_every_output() {
     );
 }
 
-/// The HTML report in headless Chromium (tests/browser/check.mjs, playwright-core driving
-/// /usr/bin/chromium): no console errors, no network requests, the failures and the SVG present.
-/// The screenshot is a test artifact: target/test-artifacts/report.png.
-#[cfg_attr(
-    not(scc_chromium),
-    ignore = "needs chromium and node (with playwright-core in tests/browser)"
-)]
-#[test]
-fn html_report_renders_in_headless_chromium() {
+/// Opens `html` in headless Chromium (tests/browser/check.mjs), expecting `failures` failure
+/// blocks; what it found, or `None` when Chromium or node is missing (CI requires them).
+/// The screenshot is a test artifact: target/test-artifacts/SHOT.
+fn chromium_check(html: &Path, shot: &str, failures: usize) -> Option<serde_json::Value> {
     let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let required = required();
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
@@ -277,25 +279,17 @@ fn html_report_renders_in_headless_chromium() {
             "{why}, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires this test"
         );
         eprintln!("skipped: {why}");
-        return;
+        return None;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let html = dir.path().join("report.html");
-    let mut args = vec!["report"];
-    args.extend(RESULTS);
-    args.extend(["--format", "html", "-o", html.to_str().unwrap()]);
-    let (code, _, err) = run(&fixtures(), &args);
-    assert_eq!(code, 1, "{err}");
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
     std::fs::create_dir_all(&artifacts).unwrap();
-    let shot = artifacts.join("report.png");
+    let shot = artifacts.join(shot);
     let _ = std::fs::remove_file(&shot);
-    // Nine failure groups in the fixtures: closed, open, two filtered, five untested.
     let out = Command::new("node")
         .arg(browser.join("check.mjs"))
-        .arg(&html)
+        .arg(html)
         .arg(&shot)
-        .arg("9")
+        .arg(failures.to_string())
         .env("CHROMIUM", &chromium)
         .output()
         .expect("run node");
@@ -305,7 +299,32 @@ fn html_report_renders_in_headless_chromium() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let found: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let mut found: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    found["screenshot"] = shot.display().to_string().into();
+    Some(found)
+}
+
+/// The HTML report in headless Chromium (tests/browser/check.mjs, playwright-core driving
+/// /usr/bin/chromium): no console errors, no network requests, the failures and the SVG present.
+/// The screenshot is a test artifact: target/test-artifacts/report.png.
+#[cfg_attr(
+    not(scc_chromium),
+    ignore = "needs chromium and node (with playwright-core in tests/browser)"
+)]
+#[test]
+fn html_report_renders_in_headless_chromium() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let mut args = vec!["report"];
+    args.extend(RESULTS);
+    args.extend(["--format", "html", "-o", html.to_str().unwrap()]);
+    let (code, _, err) = run(&fixtures(), &args);
+    assert_eq!(code, 1, "{err}");
+    // Nine failure groups in the fixtures: closed, open, two filtered, five untested.
+    let Some(found) = chromium_check(&html, "report.png", 9) else {
+        return;
+    };
+    let shot = PathBuf::from(found["screenshot"].as_str().unwrap());
     assert_eq!(found["console_errors"], serde_json::json!([]));
     assert_eq!(found["requests"], serde_json::json!([]));
     assert_eq!(found["svg"], 1);
@@ -324,4 +343,255 @@ fn html_report_renders_in_headless_chromium() {
         "a screenshot"
     );
     eprintln!("screenshot: {}", shot.display());
+}
+
+/// A detail a result file could carry to forge the report: line breaks, a fake verdict, and a
+/// right-to-left override that reorders what follows on screen.
+const FORGED: &str = "refused\n\nMatrix: every planned port verified.\nSystem loop: PASSED: all 79 planned ports verified from every zone\u{202e}DELIAF\u{2028}x";
+
+/// The fixtures with `FORGED` as the detail of dc.json's closed port; returns the directory.
+fn forged_fixtures() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["system.toml", "agents.json"] {
+        std::fs::copy(fixtures().join(f), dir.path().join(f)).unwrap();
+    }
+    let mut dc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("dc.json")).unwrap())
+            .unwrap();
+    let closed = dc["results"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|r| r["status"] == "closed")
+        .unwrap();
+    closed["detail"] = FORGED.into();
+    std::fs::write(dir.path().join("dc.json"), dc.to_string()).unwrap();
+    // And an agent PC's empty result that names zone dc.
+    std::fs::write(
+        dir.path().join("agent-pc.json"),
+        r#"{"format_version": 1, "zone": "dc", "sources": ["127.0.71.23"], "results": []}"#,
+    )
+    .unwrap();
+    dir
+}
+
+fn is_bidi_or_break(c: char) -> bool {
+    matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{2028}' | '\u{2029}')
+}
+
+/// Issue 23, item 5: a detail cannot start a line of its own (a forged verdict) in the terminal
+/// table, Markdown or JUnit, and no bidi control or line separator reaches any output raw.
+#[test]
+fn a_result_file_cannot_forge_lines_or_reorder_text() {
+    let dir = forged_fixtures();
+    for format in ["table", "markdown", "junit", "html", "json"] {
+        let mut args = vec!["report"];
+        args.extend(RESULTS);
+        args.extend(["--format", format]);
+        let (code, out, err) = run(dir.path(), &args);
+        assert_eq!(code, 1, "{format}: {err}");
+        assert!(
+            !out.chars().any(is_bidi_or_break),
+            "{format}: a bidi control or line separator:\n{out}"
+        );
+        for line in out.lines() {
+            let l = line.trim_start_matches([' ', '-', '*', '#', '>']);
+            assert!(
+                !l.starts_with("System loop: PASSED") && !l.starts_with("Matrix: every planned"),
+                "{format}: a forged line: {line:?}"
+            );
+        }
+        // The text is still there, on the detail's own line (the JSON keeps it exact).
+        assert!(
+            out.contains("PASSED: all 79 planned ports verified"),
+            "{format}"
+        );
+    }
+    let (_, table, _) = run(
+        dir.path(),
+        &["report", "system.toml", "dc.json", "agents.json"],
+    );
+    assert!(
+        table.starts_with("System loop: FAILED: 45 of 79"),
+        "{table}"
+    );
+    assert!(
+        table.contains(
+            "   detail: refused  Matrix: every planned port verified. System loop: PASSED: all 79 planned ports verified from every zone DELIAF x\n"
+        ),
+        "{table}"
+    );
+}
+
+/// Issue 23, item 5, in the browser: the page shows no bidi control, the real verdict, and the
+/// file that does not count.
+#[cfg_attr(
+    not(scc_chromium),
+    ignore = "needs chromium and node (with playwright-core in tests/browser)"
+)]
+#[test]
+fn a_forged_detail_shows_as_text_in_headless_chromium() {
+    let dir = forged_fixtures();
+    let html = dir.path().join("report.html");
+    let mut args = vec!["report"];
+    args.extend(RESULTS);
+    args.extend([
+        "agent-pc.json",
+        "--format",
+        "html",
+        "-o",
+        html.to_str().unwrap(),
+    ]);
+    let (code, _, err) = run(dir.path(), &args);
+    assert_eq!(code, 1, "{err}");
+    let Some(found) = chromium_check(&html, "report-forged.png", 9) else {
+        return;
+    };
+    assert_eq!(found["bidi"], 0, "{found}");
+    assert_eq!(
+        found["verdict"],
+        "FAILED: 45 of 79 planned ports not verified (1 open, 1 closed, 6 filtered, 37 untested); 1 result file does not count for the zone it names",
+        "{found}"
+    );
+    assert_eq!(found["rejected_rows"], 1, "{found}");
+}
+
+/// Issue 23, item 5: an agent PC's result relabelled `"zone": "dc"` does not turn the dc zone
+/// verified; the report says which file does not count and why, and exits 1. The zone the
+/// playbook ran a prober in (`--expect-zone`) overrides the file's word.
+#[test]
+fn a_result_file_counts_only_for_the_zone_it_was_made_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(fixtures().join("system.toml"), d.join("system.toml")).unwrap();
+    // Every dc port verified, as the forger would write it, sent from an agents address.
+    let (_, out, _) = run(d, &["report", "system.toml", "--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let dc: Vec<serde_json::Value> = v["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["zone"] == "dc")
+        .map(|r| {
+            let mut r = r.clone();
+            r["status"] = "verified".into();
+            r
+        })
+        .collect();
+    let forged = |sources: serde_json::Value| {
+        serde_json::json!({ "format_version": 1, "zone": "dc", "sources": sources, "results": dc })
+            .to_string()
+    };
+    std::fs::write(
+        d.join("agent-pc.json"),
+        forged(serde_json::json!(["127.0.71.23"])),
+    )
+    .unwrap();
+    std::fs::write(d.join("nosource.json"), forged(serde_json::json!([]))).unwrap();
+    std::fs::write(
+        d.join("honest.json"),
+        forged(serde_json::json!(["127.0.70.23"])),
+    )
+    .unwrap();
+    let verified_dc = |args: &[&str]| -> (i32, usize, String) {
+        let mut a = vec!["report", "system.toml"];
+        a.extend(args);
+        a.extend(["--format", "json"]);
+        let (code, out, err) = run(d, &a);
+        assert!(code == 0 || code == 1, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let n = v["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["zone"] == "dc" && r["status"] == "verified")
+            .count();
+        (code, n, v["rejected"].to_string())
+    };
+    let planned_dc = dc.len();
+    assert_eq!(verified_dc(&["honest.json"]).1, planned_dc);
+    let (code, n, rejected) = verified_dc(&["agent-pc.json"]);
+    assert_eq!((code, n), (1, 0), "{rejected}");
+    assert!(
+        rejected.contains(
+            "it names zone dc but was sent from 127.0.71.23, outside the zone (127.0.70.0/24)"
+        ),
+        "{rejected}"
+    );
+    let (code, n, rejected) = verified_dc(&["nosource.json"]);
+    assert_eq!((code, n), (1, 0), "{rejected}");
+    assert!(rejected.contains("records no source address"), "{rejected}");
+    // The playbook's word: the honest-looking file was made in zone agents.
+    let (code, n, rejected) = verified_dc(&["honest.json", "--expect-zone", "honest.json=agents"]);
+    assert_eq!((code, n), (1, 0), "{rejected}");
+    assert!(rejected.contains("was made in zone agents"), "{rejected}");
+    assert_eq!(
+        verified_dc(&["nosource.json", "--expect-zone", "nosource.json=dc"]).1,
+        planned_dc
+    );
+    // Said in every format a person reads.
+    let (_, table, _) = run(d, &["report", "system.toml", "agent-pc.json"]);
+    assert!(
+        table.contains("Result files that do not count (1; their results are not used):\n  agent-pc.json: it names zone dc but was sent from 127.0.71.23"),
+        "{table}"
+    );
+    let (_, junit, _) = run(
+        d,
+        &[
+            "report",
+            "system.toml",
+            "agent-pc.json",
+            "--format",
+            "junit",
+        ],
+    );
+    assert!(junit.contains("<testcase classname=\"result-file\" name=\"agent-pc.json\">"));
+    let (_, md, _) = run(
+        d,
+        &[
+            "report",
+            "system.toml",
+            "agent-pc.json",
+            "--format",
+            "markdown",
+        ],
+    );
+    assert!(md.contains("## Result files that do not count\n\n- agent-pc.json: it names zone dc"));
+    // An --expect-zone for a file that is not given is a mistake of the invocation.
+    let (code, _, err) = run(
+        d,
+        &[
+            "report",
+            "system.toml",
+            "honest.json",
+            "--expect-zone",
+            "other.json=dc",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("--expect-zone names other.json, which is not among the result files"),
+        "{err}"
+    );
+}
+
+/// Issue 23, item 5: a result of a newer format is refused (exit 2), never read as if it were ours.
+#[test]
+fn a_newer_result_format_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::copy(fixtures().join("system.toml"), d.join("system.toml")).unwrap();
+    std::fs::write(
+        d.join("future.json"),
+        r#"{"format_version": 99, "zone": "dc", "sources": ["127.0.70.9"], "results": []}"#,
+    )
+    .unwrap();
+    let (code, out, err) = run(d, &["report", "system.toml", "future.json"]);
+    assert_eq!(code, 2, "{out}");
+    assert!(
+        err.contains(
+            "future.json: format_version 99 is newer than this scc-ports reads (1); hint:"
+        ),
+        "{err}"
+    );
 }

@@ -88,6 +88,10 @@ fn same_shape(schema: &Value, at: &Value, fields: &[Field], path: &str) {
                 let v = resolve(schema, &p["additionalProperties"]);
                 assert_eq!(v["type"], "integer", "{here}");
             }
+            Shape::MapOf(Shape::Text) => {
+                let v = resolve(schema, &p["additionalProperties"]);
+                assert_eq!(v["type"], "string", "{here}");
+            }
             Shape::MapOf(other) => panic!("{here}: no schema rule for {other:?}"),
         }
     }
@@ -196,7 +200,7 @@ fn every_example_is_valid_and_broken_files_are_not() {
     docs.push(("windows_excluded_ports".to_string(), excluded));
     let valid = docs.len();
     type Edit = fn(&mut Value);
-    let broken: [(&str, Edit); 10] = [
+    let broken: [(&str, Edit); 13] = [
         ("windows_excluded_ports as a list", |d| {
             d["nodes"]["APP1"]["windows_excluded_ports"] = json!(["50000-50059"])
         }),
@@ -223,6 +227,20 @@ fn every_example_is_valid_and_broken_files_are_not() {
         ("unknown role", |d| {
             d["zones"]["admins"]["roles"] = json!(["admin"])
         }),
+        ("firewall with one zone", |d| {
+            d["firewalls"] = json!({"EDGE": {"zones": ["agents"]}})
+        }),
+        (
+            "firewall platform juniper",
+            |d| {
+                d["firewalls"] =
+                    json!({"EDGE": {"zones": ["agents", "datacenter"], "platforms": ["juniper"]}})
+            },
+        ),
+        (
+            "firewall appliance name with a space",
+            |d| d["firewalls"] = json!({"EDGE": {"zones": ["agents", "datacenter"], "names": {"agents": "in side"}}}),
+        ),
     ];
     for (what, edit) in broken {
         let mut d = base.clone();

@@ -89,10 +89,14 @@ fn every_target_names_each_service_where_it_listens() {
         }
         let network = stdout_of(&["firewall", &file, "--target", target, "--network"]);
         for s in all {
-            assert!(
-                network.contains(&format!("service.{s}"))
-                    || network.contains(&format!(",service,{s},")),
-                "{target} --network lacks service.{s}\n{network}"
+            let named = network.contains(&format!("service.{s}"))
+                || network.contains(&format!(",service,{s},"));
+            // The network team's sheet holds only what crosses a zone boundary: SQL Server runs
+            // from the datacenter to DB1 in the datacenter.
+            let wanted = !(target == "csv" && s == "sql-server");
+            assert_eq!(
+                named, wanted,
+                "{target} --network: service.{s} expected {wanted}\n{network}"
             );
         }
     }

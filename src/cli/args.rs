@@ -124,10 +124,14 @@ pub enum Command {
             nftables and iptables output is a complete host policy (default drop; established, \
             loopback and essential ICMP accepted); --policy accept gives only the allow rules.\n\
             --workstations  the agent PCs' rules (Communication Desktop's RTP/RTCP ports).\n\
-            --network       the zone-to-zone rules for a firewall between zones (forwarded traffic).",
+            --network       the zone-to-zone rules for a firewall between zones (forwarded traffic).\n\n\
+            --target aerleon writes a directory (-o DIR): an Aerleon policy for aclgen, which renders \
+            it for Cisco ASA, PAN-OS, SRX, FortiGate, nftables, iptables and the Windows firewall; \
+            --network renders each [firewalls.NAME] of the file (docs/firewall.md).",
         after_help = "Examples:\n  scc-ports firewall acme.toml --target nftables --node APP1 -o app1.nft\n  \
             scc-ports firewall acme.toml --target windows --workstations > cdt.ps1\n  \
-            scc-ports firewall acme.toml --target csv --network > request.csv"
+            scc-ports firewall acme.toml --target csv --network > request.csv\n  \
+            scc-ports firewall acme.toml --target aerleon --network -o policy"
     )]
     Firewall(FirewallArgs),
 
@@ -154,8 +158,9 @@ pub enum Command {
             destination is classified as verified (our listener's token came back), open (something \
             else accepts or answers), closed (refused), filtered (no answer in time) or error. It \
             refuses to run from a host that is not in ZONE (--source ADDR behind NAT). With \
-            --unexpected, every other TCP port of each destination is swept too and those that \
-            accept are listed: the proof that nothing else is reachable. Exit 0 only when every \
+            --unexpected, every other TCP port of every node and unit address is swept too (with \
+            --node, that node's and its units') and those that accept are listed: the proof that \
+            nothing else is reachable; an address that cannot be swept is named and fails the run. Exit 0 only when every \
             flow is verified (and, with --unexpected, nothing unexpected answers).",
         after_help = "Examples:\n  scc-ports probe acme.toml --from agents --secret-file scc.secret\n  \
             scc-ports probe acme.toml --from carrier --node APP1 --format junit > probe.xml\n  \
@@ -170,9 +175,15 @@ pub enum Command {
             failure gets its likely cause (filtered: a firewall on the path, with the hops that must \
             admit it; closed: nothing bound; open: another process holds the port) and the rule that \
             would admit it in the --target's syntax. Planned ports no result covers are `untested`.\n\n\
-            Exit 0 only when every planned port is verified (the report is written either way).",
+            A result file counts only for the zone it was made in: at least one address it was sent \
+            from lies in the zone it names, and it names the zone --expect-zone gives for it; else it \
+            is listed as not counting and its results are not used. A result of a newer format is \
+            refused.\n\n\
+            Exit 0 only when every planned port is verified and every result file counts (the report \
+            is written either way).",
         after_help = "Examples:\n  scc-ports report acme.toml results/*.json\n  \
             scc-ports report acme.toml agents.json carrier.json --format html -o report.html\n  \
+            scc-ports report acme.toml agents.json --expect-zone agents.json=agents\n  \
             scc-ports report acme.toml results/*.json --format junit --target iptables > report.xml"
     )]
     Report(ReportArgs),
@@ -279,7 +290,7 @@ pub struct FirewallArgs {
     #[arg(long, value_enum, default_value_t = Policy::Drop)]
     pub policy: Policy,
 
-    /// Write to FILE instead of standard output
+    /// Write to FILE instead of standard output (--target aerleon: the directory DIR, required)
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
@@ -398,7 +409,8 @@ pub struct ProbeArgs {
     #[arg(long, value_name = "ADDR")]
     pub source: Option<std::net::IpAddr>,
 
-    /// Also sweep every other TCP port (1-65535) of each destination and list what accepts
+    /// Also sweep every other TCP port (1-65535) of every node and unit address (with --node:
+    /// the node's and its units') and list what accepts; an address that cannot be swept fails
     #[arg(long)]
     pub unexpected: bool,
 
@@ -471,9 +483,26 @@ pub struct ReportArgs {
     #[arg(long, value_name = "FILE")]
     pub listen_log: Vec<PathBuf>,
 
+    /// The zone a result file was made in, as the one who ran its prober knows it (repeatable;
+    /// the playbook gives one per prober): a file naming another zone does not count
+    #[arg(long, value_name = "FILE=ZONE", value_parser = file_zone)]
+    pub expect_zone: Vec<(PathBuf, String)>,
+
     /// Write to FILE instead of standard output
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
+}
+
+/// `FILE=ZONE`, split at the last `=` (a zone name has none, a file name may).
+fn file_zone(text: &str) -> Result<(PathBuf, String), String> {
+    match text.rsplit_once('=') {
+        Some((file, zone)) if !file.is_empty() && !zone.is_empty() => {
+            Ok((PathBuf::from(file), zone.to_string()))
+        }
+        _ => Err(format!(
+            "`{text}` is not FILE=ZONE (a result file and the zone its prober ran in)"
+        )),
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -60,6 +60,25 @@ pub fn zone_targets(
         .collect()
 }
 
+/// Every address `probe --unexpected` sweeps besides the targets': each node's own address,
+/// whatever it plans for the zone (a database or an SBC may plan nothing at all), and each
+/// unit's virtual address; with `--node`, that node's address and the units it holds an
+/// instance of.
+pub fn sweep_addresses(dep: &Deployment, node: Option<&str>) -> Vec<IpAddr> {
+    let mut seen = std::collections::HashSet::new();
+    let chosen = |i: usize| node.is_none_or(|want| dep.nodes[i].name == want);
+    let nodes = (0..dep.nodes.len()).filter(|&i| chosen(i));
+    let units = dep
+        .units
+        .iter()
+        .filter(|u| node.is_none() || u.instances.iter().any(|&i| chosen(i)));
+    nodes
+        .map(|i| dep.nodes[i].address)
+        .chain(units.map(|u| u.address))
+        .filter(|a| seen.insert(*a))
+        .collect()
+}
+
 fn secret(file: Option<&Path>) -> Result<(Secret, SecretOrigin)> {
     let (secret, origin) = match file {
         Some(p) => (Secret::from_file(p)?, SecretOrigin::File),
@@ -163,7 +182,7 @@ fn source_toward(target: IpAddr) -> Option<IpAddr> {
 /// targets reached from outside the zone (to warn about), or the refusal.
 pub fn zone_guard(
     zone: &Zone,
-    targets: &[Endpoint],
+    targets: &[IpAddr],
     source: Option<IpAddr>,
     route: impl Fn(IpAddr) -> Option<IpAddr>,
 ) -> Result<Vec<(IpAddr, IpAddr)>> {
@@ -186,7 +205,7 @@ pub fn zone_guard(
         ])
         .into());
     }
-    let mut addresses: Vec<IpAddr> = targets.iter().map(|t| t.address).collect();
+    let mut addresses: Vec<IpAddr> = targets.to_vec();
     addresses.sort();
     addresses.dedup();
     if addresses.is_empty() {
@@ -528,8 +547,18 @@ pub fn probe_cmd(catalog: &Catalog, args: ProbeArgs) -> Result<ExitCode> {
     }
     let timeout = check_timeout(args.timeout.into())?;
     let targets = zone_targets(&dep, &plan, &args.from, args.node.as_deref());
+    let swept = if args.unexpected {
+        sweep_addresses(&dep, args.node.as_deref())
+    } else {
+        Vec::new()
+    };
     let zone = dep.zone(&args.from).expect("zone checked above");
-    let outside = zone_guard(zone, &targets, args.source, source_toward)?;
+    let addresses: Vec<IpAddr> = targets
+        .iter()
+        .map(|t| t.address)
+        .chain(swept.iter().copied())
+        .collect();
+    let outside = zone_guard(zone, &addresses, args.source, source_toward)?;
     let secret = match args.secret_file.as_deref() {
         Some(p) => Secret::from_file(p)?,
         None => Secret::from_env()?.context(
@@ -551,6 +580,7 @@ pub fn probe_cmd(catalog: &Catalog, args: ProbeArgs) -> Result<ExitCode> {
     let opts = ProbeOptions {
         timeout,
         unexpected: args.unexpected,
+        sweep_addresses: swept,
         ..ProbeOptions::default()
     };
     let bar = (args.format == ProbeFormat::Table && std::io::stderr().is_terminal()).then(|| {
@@ -574,8 +604,21 @@ pub fn probe_cmd(catalog: &Catalog, args: ProbeArgs) -> Result<ExitCode> {
         b.finish_and_clear();
     }
     let elsewhere = planned_elsewhere(&dep, &plan, zone, &report.unexpected);
+    // What the report checks the file's zone against: the addresses this probe was sent from.
+    let sources: Vec<IpAddr> = match args.source {
+        Some(a) => vec![a],
+        None => {
+            let mut to: Vec<IpAddr> = targets.iter().map(|t| t.address).collect();
+            to.sort();
+            to.dedup();
+            let mut v: Vec<IpAddr> = to.into_iter().filter_map(source_toward).collect();
+            v.sort();
+            v.dedup();
+            v
+        }
+    };
     let text = match args.format {
-        ProbeFormat::Json => super::json(&report_json(&report, &args.from, &elsewhere))?,
+        ProbeFormat::Json => super::json(&report_json(&report, &args.from, &sources, &elsewhere))?,
         ProbeFormat::Junit => report.to_junit(),
         ProbeFormat::Table => report_table(&report, &elsewhere),
     };
@@ -642,6 +685,7 @@ const SECRETS_DIFFER: &str = "every TCP port accepted the connection but none an
 pub fn report_json(
     report: &ProbeReport,
     zone: &str,
+    sources: &[IpAddr],
     elsewhere: &[Option<PlannedElsewhere>],
 ) -> serde_json::Value {
     let unexpected: Vec<serde_json::Value> = report
@@ -662,15 +706,16 @@ pub fn report_json(
     let mut v = serde_json::json!({
         "format_version": crate::FORMAT_VERSION,
         "zone": zone,
+        "sources": sources,
         "summary": report.summary(),
         "results": report.results,
         "unexpected": unexpected,
-        "swept": report.swept,
+        "swept": report.swept(),
         "secrets_probably_differ": differ,
         "hint": if differ { serde_json::Value::from(SECRETS_DIFFER) } else { serde_json::Value::Null },
         "elapsed_ms": report.elapsed.as_secs_f64() * 1000.0,
     });
-    if report.swept {
+    if report.sweep_asked {
         v["sweep"] = report.sweep_json();
     }
     v
@@ -760,11 +805,11 @@ pub fn report_table(report: &ProbeReport, elsewhere: &[Option<PlannedElsewhere>]
         s.error,
         if report.inconclusive() {
             format!(
-                ", {} unexpected, sweep inconclusive ({} ports unanswered)",
+                ", {} unexpected, sweep inconclusive ({})",
                 report.unexpected.len(),
-                report.unanswered()
+                report.inconclusive_why()
             )
-        } else if report.swept {
+        } else if report.sweep_asked {
             format!(", {} unexpected", report.unexpected.len())
         } else {
             String::new()
@@ -778,10 +823,31 @@ pub fn report_table(report: &ProbeReport, elsewhere: &[Option<PlannedElsewhere>]
     text
 }
 
-/// The sweep's own lines: per address, the ports that never answered and whether that settles.
+/// The sweep's own lines: the addresses swept, those that could not be and why, and per
+/// address the ports that never answered and whether that settles.
 fn sweep_lines(report: &ProbeReport) -> String {
     let mut text = String::new();
-    for s in &report.sweep {
+    let swept: Vec<&probe::SweepSummary> = report.sweep.iter().filter(|s| s.swept).collect();
+    if !swept.is_empty() {
+        let list: Vec<String> = swept.iter().map(|s| s.address.to_string()).collect();
+        text.push_str(&format!(
+            "swept {} ports of {}: {}\n",
+            swept.iter().map(|s| s.ports).sum::<u64>(),
+            if swept.len() == 1 {
+                "1 address".to_owned()
+            } else {
+                format!("{} addresses", swept.len())
+            },
+            list.join(", ")
+        ));
+    }
+    for (address, why) in report.not_swept() {
+        text.push_str(&format!("sweep {address} not swept: {why}\n"));
+    }
+    if report.sweep_asked && report.sweep.is_empty() {
+        text.push_str("sweep: no address to sweep\n");
+    }
+    for s in swept {
         if s.conclusive() && s.unanswered == 0 {
             continue;
         }
@@ -887,14 +953,8 @@ mod tests {
         }
     }
 
-    fn target(a: &str) -> Endpoint {
-        Endpoint {
-            address: a.parse().unwrap(),
-            transport: Transport::Tcp,
-            ports: crate::range::PortRange::single(1).unwrap(),
-            component: "c".into(),
-            port_id: "p".into(),
-        }
+    fn target(a: &str) -> IpAddr {
+        a.parse().unwrap()
     }
 
     #[test]

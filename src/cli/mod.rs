@@ -318,6 +318,78 @@ pub(super) fn write_atomically(path: &Path, text: &str) -> Result<()> {
     Ok(())
 }
 
+/// Writes a directory of `files` (paths relative to `dir`) atomically: into a new directory beside
+/// it, flushed, then renamed into place. An existing `dir` is replaced only when it holds nothing
+/// but what this writes (its top-level entries); on any failure `dir` is as it was.
+pub(super) fn write_dir_atomically(dir: &Path, files: &[(String, String)]) -> Result<()> {
+    let parent = match dir.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = dir
+        .file_name()
+        .with_context(|| format!("cannot write {}: not a directory name", dir.display()))?;
+    let ours: Vec<&str> = files
+        .iter()
+        .filter_map(|(p, _)| p.split('/').next())
+        .collect();
+    if let Ok(entries) = std::fs::read_dir(dir) {
+        for e in entries {
+            let e = e.with_context(|| format!("cannot read {}", dir.display()))?;
+            let entry = e.file_name();
+            if !ours.iter().any(|o| std::ffi::OsStr::new(o) == entry) {
+                anyhow::bail!(
+                    "{} exists and holds {} which scc-ports did not write: nothing was written\n  hint: give a new directory, or remove it first",
+                    dir.display(),
+                    std::path::Path::new(&entry).display()
+                );
+            }
+        }
+    } else if dir.exists() {
+        anyhow::bail!(
+            "{} exists and is not a directory: nothing was written",
+            dir.display()
+        );
+    }
+    let side = |what: &str| {
+        let mut n = std::ffi::OsString::from(".");
+        n.push(name);
+        n.push(format!(".{}.{what}", std::process::id()));
+        parent.join(n)
+    };
+    let (tmp, old) = (side("tmp"), side("old"));
+    let result = (|| -> std::io::Result<()> {
+        std::fs::create_dir(&tmp)?;
+        for (path, text) in files {
+            let target = tmp.join(path);
+            if let Some(d) = target.parent() {
+                std::fs::create_dir_all(d)?;
+            }
+            let mut f = std::fs::File::create(&target)?;
+            f.write_all(text.as_bytes())?;
+            f.sync_all()?;
+        }
+        if dir.exists() {
+            std::fs::rename(dir, &old)?;
+            if let Err(e) = std::fs::rename(&tmp, dir) {
+                let _ = std::fs::rename(&old, dir);
+                return Err(e);
+            }
+            // The new directory is in place; a leftover old one is only litter.
+            let _ = std::fs::remove_dir_all(&old);
+            Ok(())
+        } else {
+            std::fs::rename(&tmp, dir)
+        }
+    })();
+    if let Err(e) = result {
+        let _ = std::fs::remove_dir_all(&tmp);
+        return Err(anyhow::Error::new(e)
+            .context(format!("cannot write {} (it is unchanged)", dir.display())));
+    }
+    Ok(())
+}
+
 /// The width of the terminal on stdout (TIOCGWINSZ), else `COLUMNS`, else 100; at least 40.
 fn terminal_width() -> usize {
     #[cfg(unix)]
@@ -520,12 +592,39 @@ fn firewall_cmd(catalog: &Catalog, args: FirewallArgs) -> Result<ExitCode> {
     let all = crate::flows::flows(&dep, catalog, &plan);
     let flows = crate::firewall::select(&all, &mode);
     let generator = crate::firewall::target(&args.target).expect("clap checked the target");
-    let text = generator.generate(&Request {
+    let network = mode == Mode::Network;
+    let request = Request {
         deployment: &dep,
         mode,
         policy: args.policy,
         flows,
-    });
+    };
+    if let Some(files) = generator.files(&request) {
+        // A target that writes a directory: checked before anything is written.
+        let Some(dir) = &args.output else {
+            anyhow::bail!(
+                "--target {} writes a directory (pol/, def/): give it with -o DIR\n  hint: scc-ports firewall FILE --target {} --network -o policy",
+                args.target,
+                args.target
+            );
+        };
+        if network && dep.firewalls.is_empty() {
+            anyhow::bail!(
+                "{} declares no network firewall: --target {} --network renders the policy of each [firewalls.NAME]\n  hint: add one, e.g.\n    [firewalls.EDGE]\n    zones = [\"{}\"]",
+                dep.source.name,
+                args.target,
+                dep.zones
+                    .iter()
+                    .map(|z| z.name.as_str())
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join("\", \"")
+            );
+        }
+        write_dir_atomically(dir, &files)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let text = generator.generate(&request);
     match &args.output {
         Some(path) => {
             write_atomically(path, &text)?;

@@ -13,10 +13,26 @@ use crate::report::{self, graph};
 pub fn report_cmd(catalog: &Catalog, args: ReportArgs) -> Result<ExitCode> {
     let dep = load_deployment(Some(&args.file), catalog)?;
     let plan = crate::plan::resolve(&dep, catalog);
+    if let Some((file, _)) = args
+        .expect_zone
+        .iter()
+        .find(|(f, _)| !args.results.contains(f))
+    {
+        anyhow::bail!(
+            "--expect-zone names {}, which is not among the result files; hint: give the same path as a result file",
+            crate::safe::clean(crate::safe::Sink::Terminal, &file.display().to_string())
+        );
+    }
     let mut files = Vec::new();
     for path in &args.results {
         let source = read_file(path)?;
-        files.push(report::parse_probe(&source.name, &source.text, &dep)?);
+        let mut file = report::parse_probe(&source.name, &source.text, &dep)?;
+        file.expected_zone = args
+            .expect_zone
+            .iter()
+            .find(|(f, _)| f == path)
+            .map(|(_, z)| z.clone());
+        files.push(file);
     }
     let target = crate::firewall::target(&args.target).expect("clap checked the target");
     let mut rep = report::build(&dep, catalog, &plan, &files, target);

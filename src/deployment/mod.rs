@@ -85,6 +85,52 @@ pub struct Node {
     pub windows_excluded: Vec<ExcludedRange>,
     pub location: Location,
     pub address_location: Location,
+    /// Whether the node runs SCC components: HAC, or an instance of a unit. A node that runs none
+    /// is a plain host (an SBC, a database, a mail or jump host): a source only of the flows
+    /// named for it (a trunk peer's, site services'), never of the servers' flows.
+    pub scc: bool,
+    /// Whether the file says so (`scc = false`, or a `trunk` table): check C116 asks otherwise.
+    pub plain_declared: bool,
+    /// `[nodes.NAME.trunk]`: the node is a SIP trunk peer.
+    pub trunk: Option<TrunkPeer>,
+}
+
+/// The SIP transports a trunk peer speaks: TLS runs over TCP.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SipTransport {
+    Udp,
+    Tcp,
+    Tls,
+}
+
+impl SipTransport {
+    pub fn transport(self) -> Transport {
+        match self {
+            SipTransport::Udp => Transport::Udp,
+            SipTransport::Tcp | SipTransport::Tls => Transport::Tcp,
+        }
+    }
+
+    /// The key in `[nodes.NAME.trunk]`.
+    pub fn key(self) -> &'static str {
+        match self {
+            SipTransport::Udp => "udp",
+            SipTransport::Tcp => "tcp",
+            SipTransport::Tls => "tls",
+        }
+    }
+}
+
+/// An SBC or a carrier's SIP peer (`[nodes.NAME.trunk]`): its side of the trunk. Its address is a
+/// source of the catalog's trunk ports (SIP Bridge's SIP, MRS's media areas, CDT's media), and it
+/// listens on its SIP ports and media range for SIP Bridge and MRS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrunkPeer {
+    /// Its SIP port (or range) per transport, in the order udp, tcp, tls.
+    pub sip: Vec<(SipTransport, crate::range::PortRange)>,
+    /// Its RTP/RTCP ports (UDP), when given.
+    pub media: Option<crate::range::PortRange>,
+    pub location: Location,
 }
 
 /// A Windows excluded port range of a node, as `netsh interface ipv4 show excludedportrange
@@ -139,6 +185,63 @@ pub struct Service {
     pub location: Location,
 }
 
+/// A network firewall (appliance) between zones (`[firewalls.NAME]`): which zones it separates,
+/// the appliance's name for each, and the Aerleon platforms to render its policy for. Which
+/// flows cross it is answered in [`crate::flows::crossings`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Firewall {
+    pub name: String,
+    /// The zones it separates, in file order, each once, at least two.
+    pub zones: Vec<FirewallZone>,
+    /// Validated Aerleon platform names, defaults filled in.
+    pub platforms: Vec<String>,
+    pub location: Location,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FirewallZone {
+    /// Index into [`Deployment::zones`].
+    pub zone: usize,
+    /// The appliance's name for it (security zone, nameif, interface or ACL name); default: the
+    /// zone's name.
+    pub name: String,
+    pub location: Location,
+}
+
+/// The Aerleon platforms a `--network` policy renders for, in the order of [`Firewall::platforms`]
+/// when the file gives none.
+pub const NETWORK_PLATFORMS: [&str; 6] = [
+    "ciscoasa",
+    "paloalto",
+    "srx",
+    "fortigate",
+    "nftables",
+    "iptables",
+];
+
+/// The longest appliance name a platform accepts for a zone (its security zone, `nameif` or
+/// interface), or None when the platform does not use the name (nftables and iptables match the
+/// zones' addresses). PAN-OS zone names stop at 31 characters, FortiOS zones at 35, ASA `nameif`
+/// at 48, SRX zones at 63.
+pub fn appliance_name_max(platform: &str) -> Option<usize> {
+    match platform {
+        "paloalto" => Some(31),
+        "fortigate" => Some(35),
+        "ciscoasa" => Some(48),
+        "srx" => Some(63),
+        _ => None,
+    }
+}
+
+/// Whether every platform takes `name` for a zone: letters, digits, `-`, `_` and `.`, starting
+/// with a letter or digit (the characters PAN-OS, FortiOS, ASA and SRX share).
+pub fn appliance_name_chars(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+}
+
 /// A validated system model: every name it refers to exists, every value is in range.
 #[derive(Debug, Clone)]
 pub struct Deployment {
@@ -149,11 +252,20 @@ pub struct Deployment {
     pub units: Vec<Unit>,
     /// Site services, in file order.
     pub services: Vec<Service>,
+    /// Network firewalls between zones, in file order.
+    pub firewalls: Vec<Firewall>,
 }
 
 impl Deployment {
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.iter().find(|n| n.name == name)
+    }
+
+    /// The trunk peers: nodes with a `trunk` table.
+    pub fn peers(&self) -> impl Iterator<Item = (&Node, &TrunkPeer)> {
+        self.nodes
+            .iter()
+            .filter_map(|n| n.trunk.as_ref().map(|t| (n, t)))
     }
 
     pub fn zone(&self, name: &str) -> Option<&Zone> {

@@ -19,6 +19,8 @@ pub struct RawDeployment {
     pub units: BTreeMap<Key, Spanned<RawUnit>>,
     #[serde(default)]
     pub services: BTreeMap<Key, Spanned<RawService>>,
+    #[serde(default)]
+    pub firewalls: BTreeMap<Key, Spanned<RawFirewall>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -37,6 +39,21 @@ pub struct RawNode {
     #[serde(default)]
     pub variables: BTreeMap<Key, Spanned<i64>>,
     pub windows_excluded_ports: Option<Spanned<RawExcluded>>,
+    /// `scc = false`: the node runs no SCC component (an SBC, a database, a mail or jump host).
+    pub scc: Option<Spanned<bool>>,
+    /// `[nodes.NAME.trunk]`: the node is a SIP trunk peer (an SBC or a carrier's peer).
+    pub trunk: Option<Spanned<RawTrunk>>,
+}
+
+/// A trunk peer's side of the trunk: its SIP port per transport it speaks, and its media range.
+/// Each a port (`5060` or `"5060"`) or a range `"16384-32767"`, checked in validation.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrunk {
+    pub udp: Option<Spanned<toml::Value>>,
+    pub tcp: Option<Spanned<toml::Value>>,
+    pub tls: Option<Spanned<toml::Value>>,
+    pub media: Option<Spanned<toml::Value>>,
 }
 
 /// A node's Windows excluded port ranges, per transport, as `netsh int ipv4 show
@@ -71,6 +88,17 @@ pub struct RawService {
     pub from: Spanned<Vec<Spanned<String>>>,
     pub to: Spanned<Vec<Spanned<String>>>,
     pub note: Option<Spanned<String>>,
+}
+
+/// A network firewall (appliance) between zones (`[firewalls.NAME]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFirewall {
+    pub zones: Spanned<Vec<Spanned<String>>>,
+    pub platforms: Option<Spanned<Vec<Spanned<String>>>>,
+    /// The appliance's own name for a zone, by zone name.
+    #[serde(default)]
+    pub names: BTreeMap<Key, Spanned<String>>,
 }
 
 /// Map entries in the order the file gives them (a `BTreeMap` sorts by name; spans restore order).

@@ -56,6 +56,15 @@ const NODE: &[Field] = &[
     opt("hac", Shape::Bool),
     opt("variables", VARIABLES),
     opt("windows_excluded_ports", Shape::Table(EXCLUDED)),
+    opt("scc", Shape::Bool),
+    opt("trunk", Shape::Table(TRUNK)),
+];
+/// A trunk peer's SIP port per transport and its media range (`[nodes.NAME.trunk]`).
+const TRUNK: &[Field] = &[
+    opt("udp", Shape::TextOrWhole),
+    opt("tcp", Shape::TextOrWhole),
+    opt("tls", Shape::TextOrWhole),
+    opt("media", Shape::TextOrWhole),
 ];
 /// `netsh` lists a node's excluded ranges per transport.
 const EXCLUDED: &[Field] = &[opt("tcp", TEXTS), opt("udp", TEXTS)];
@@ -73,6 +82,12 @@ const SERVICE: &[Field] = &[
     opt("note", Shape::Text),
 ];
 
+const FIREWALL: &[Field] = &[
+    req("zones", TEXTS),
+    opt("platforms", TEXTS),
+    opt("names", Shape::MapOf(&Shape::Text)),
+];
+
 /// The whole file.
 pub const DEPLOYMENT: &[Field] = &[
     opt("name", Shape::Text),
@@ -80,6 +95,7 @@ pub const DEPLOYMENT: &[Field] = &[
     opt("nodes", Shape::MapOf(&Shape::Table(NODE))),
     opt("units", Shape::MapOf(&Shape::Table(UNIT))),
     opt("services", Shape::MapOf(&Shape::Table(SERVICE))),
+    opt("firewalls", Shape::MapOf(&Shape::Table(FIREWALL))),
 ];
 
 impl Shape {

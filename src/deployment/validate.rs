@@ -8,8 +8,13 @@ use std::ops::Range;
 use ipnet::IpNet;
 use toml::Spanned;
 
-use super::raw::{RawDeployment, RawExcluded, RawNode, RawService, RawUnit, in_file_order};
-use super::{Deployment, ExcludedRange, Node, Service, ServiceTarget, Setting, Unit, Zone};
+use super::raw::{
+    RawDeployment, RawExcluded, RawFirewall, RawNode, RawService, RawTrunk, RawUnit, in_file_order,
+};
+use super::{
+    Deployment, ExcludedRange, Firewall, FirewallZone, Node, Service, ServiceTarget, Setting,
+    SipTransport, TrunkPeer, Unit, Zone,
+};
 use crate::catalog::{Catalog, Placement, PortDefault, Role, Transport, VariableKind};
 use crate::diag::{Diagnostic, Diagnostics, Source, did_you_mean, from_toml};
 use crate::range::PortRange;
@@ -106,6 +111,23 @@ pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnosti
         }
     }
     drop(names);
+    let mut firewalls = Vec::new();
+    for (key, raw_firewall) in in_file_order(raw.firewalls) {
+        if let Some(f) = firewall(
+            &mut cx,
+            &key,
+            raw_firewall.into_inner(),
+            &zone_index,
+            &zone_names,
+        ) {
+            firewalls.push(f);
+        }
+    }
+    for u in &units {
+        for &i in &u.instances {
+            nodes[i].scc = true;
+        }
+    }
 
     if !cx.problems.is_empty() {
         return Err(Diagnostics(cx.problems));
@@ -117,6 +139,7 @@ pub fn parse(source: &Source, catalog: &Catalog) -> Result<Deployment, Diagnosti
         nodes,
         units,
         services,
+        firewalls,
     })
 }
 
@@ -364,20 +387,104 @@ fn node(
         );
         false
     });
+    let plain = plain_host(cx, key, &raw);
     let excluded = raw
         .windows_excluded_ports
         .map(|e| excluded_ranges(cx, e.into_inner()));
+    // None: no table; Some(None): a bad one (reported).
+    let trunk = raw.trunk.map(|t| trunk_peer(cx, key, t));
+    let trunk = match trunk {
+        None => Some(None),
+        Some(t) => t.map(Some),
+    };
+    let hac = raw.hac.unwrap_or(!plain?);
     Some(Node {
         name: key.get_ref().clone(),
         address: address?,
         zone: zone?,
-        hac: raw.hac.unwrap_or(true),
+        hac,
         variables: variables?,
         windows_excluded: excluded.unwrap_or(Some(vec![]))?,
         location: cx.source.locate(&key.span()),
         address_location: cx.source.locate(&raw.address.span()),
+        // Instances are counted once the units are read.
+        scc: hac,
+        plain_declared: plain?,
+        trunk: trunk?,
     })
     .filter(|_| ok_name)
+}
+
+/// Whether a node is declared a plain host (`scc = false`, or a trunk peer), which rules out HAC
+/// on it; `None` after reporting a contradiction.
+fn plain_host(cx: &mut Ctx, key: &Spanned<String>, raw: &RawNode) -> Option<bool> {
+    if let Some(scc) = raw.scc.as_ref().filter(|s| *s.get_ref()) {
+        cx.err(
+            "E026",
+            scc.span(),
+            format!("node {}: `scc = true` is not a setting", key.get_ref()),
+            "leave it out: a node runs SCC when it has HAC or holds a unit instance; write              `scc = false` for a host that runs no SCC component"
+                .to_string(),
+        );
+        return None;
+    }
+    let plain = raw.scc.is_some() || raw.trunk.is_some();
+    if plain && raw.hac == Some(true) {
+        let why = if raw.scc.is_some() {
+            "`scc = false`"
+        } else {
+            "a trunk peer"
+        };
+        cx.err(
+            "E026",
+            key.span(),
+            format!(
+                "node {} is {why} (it runs no SCC component) but sets `hac = true`",
+                key.get_ref()
+            ),
+            "remove `hac = true`, or the node's `scc = false` / `trunk` if it runs HAC".to_string(),
+        );
+        return None;
+    }
+    Some(plain)
+}
+
+/// `[nodes.NAME.trunk]`: at least one SIP transport, each a port or range; media a port or range.
+fn trunk_peer(cx: &mut Ctx, key: &Spanned<String>, raw: Spanned<RawTrunk>) -> Option<TrunkPeer> {
+    let span = raw.span();
+    let raw = raw.into_inner();
+    let mut ok = true;
+    let mut sip = Vec::new();
+    for (t, v) in [
+        (SipTransport::Udp, &raw.udp),
+        (SipTransport::Tcp, &raw.tcp),
+        (SipTransport::Tls, &raw.tls),
+    ] {
+        if let Some(v) = v {
+            match port_value(cx, v, "E026") {
+                Some(r) => sip.push((t, r)),
+                None => ok = false,
+            }
+        }
+    }
+    if sip.is_empty() && ok {
+        cx.err(
+            "E026",
+            span.clone(),
+            format!("trunk peer {} names no SIP transport", key.get_ref()),
+            "give the peer's SIP port per transport it speaks: udp = 5060, tcp = 5060, tls = 5061"
+                .to_string(),
+        );
+        ok = false;
+    }
+    let media = raw.media.as_ref().map(|v| port_value(cx, v, "E026"));
+    let media = media.map_or(Some(None), |m| m.map(Some));
+    ok.then_some(())?;
+    Some(TrunkPeer {
+        sip,
+        media: media?,
+        location: cx.source.locate(&span),
+    })
 }
 
 fn unit(
@@ -769,6 +876,214 @@ fn service(cx: &mut Ctx, key: &Spanned<String>, raw: RawService, names: &Names) 
     .filter(|_| ok_name)
 }
 
+/// A network firewall: its zones (known, each once, at least two), its platforms (Aerleon's names
+/// the policy renders for) and the appliance's name for each zone, which every platform listed
+/// must accept.
+fn firewall(
+    cx: &mut Ctx,
+    key: &Spanned<String>,
+    raw: RawFirewall,
+    zones: &HashMap<&str, usize>,
+    zone_names: &[&str],
+) -> Option<Firewall> {
+    use super::{NETWORK_PLATFORMS, appliance_name_chars, appliance_name_max};
+    let ok_name = check_name(
+        cx,
+        key,
+        "firewall",
+        |b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_',
+        "firewall names use letters, digits, `-` and `_` (they name the Aerleon policy file)",
+    );
+    let mut ok = true;
+    let mut platforms: Vec<String> = Vec::new();
+    match &raw.platforms {
+        None => platforms.extend(NETWORK_PLATFORMS.iter().map(|p| p.to_string())),
+        Some(list) => {
+            if list.get_ref().is_empty() {
+                ok = false;
+                cx.err(
+                    "E031",
+                    list.span(),
+                    format!("firewall `{}` lists no platforms", key.get_ref()),
+                    format!(
+                        "name at least one of {}, or drop the key for all of them",
+                        NETWORK_PLATFORMS.join(", ")
+                    ),
+                );
+            }
+            for p in list.get_ref() {
+                let word = p.get_ref();
+                if !NETWORK_PLATFORMS.contains(&word.as_str()) {
+                    ok = false;
+                    cx.err(
+                        "E031",
+                        p.span(),
+                        format!("unknown platform `{word}`"),
+                        did_you_mean(word, NETWORK_PLATFORMS.iter().copied()),
+                    );
+                } else if platforms.contains(word) {
+                    ok = false;
+                    cx.err(
+                        "E021",
+                        p.span(),
+                        format!("platform `{word}` is listed twice"),
+                        "list each platform once".to_string(),
+                    );
+                } else {
+                    platforms.push(word.clone());
+                }
+            }
+        }
+    }
+    let mut members: Vec<FirewallZone> = Vec::new();
+    for z in raw.zones.get_ref() {
+        let word = z.get_ref();
+        match zones.get(word.as_str()) {
+            Some(&i) if members.iter().any(|m| m.zone == i) => {
+                ok = false;
+                let first = members.iter().find(|m| m.zone == i).expect("found");
+                cx.err(
+                    "E030",
+                    z.span(),
+                    format!("zone `{word}` is named twice"),
+                    format!("first named at {}; list each zone once", first.location),
+                );
+            }
+            Some(&i) => members.push(FirewallZone {
+                zone: i,
+                name: word.clone(),
+                location: cx.source.locate(&z.span()),
+            }),
+            None => {
+                ok = false;
+                cx.err(
+                    "E030",
+                    z.span(),
+                    format!("unknown zone `{word}`"),
+                    if zone_names.is_empty() {
+                        "define it under [zones.NAME] with cidrs and roles".to_string()
+                    } else {
+                        did_you_mean(word, zone_names.iter().copied())
+                    },
+                );
+            }
+        }
+    }
+    if ok && members.len() < 2 {
+        ok = false;
+        cx.err(
+            "E030",
+            raw.zones.span(),
+            format!(
+                "firewall `{}` separates fewer than two zones",
+                key.get_ref()
+            ),
+            "a firewall between zones names at least two, e.g. zones = [\"datacenter\", \"agents\"]"
+                .to_string(),
+        );
+    }
+    let renamed: Vec<usize> = raw
+        .names
+        .keys()
+        .filter_map(|k| zones.get(k.get_ref().as_str()).copied())
+        .collect();
+    for (zone_key, name) in in_file_order(raw.names) {
+        let zone = zone_key.get_ref();
+        let Some(member) = zones
+            .get(zone.as_str())
+            .and_then(|&i| members.iter_mut().find(|m| m.zone == i))
+        else {
+            ok = false;
+            let listed: Vec<&str> = raw
+                .zones
+                .get_ref()
+                .iter()
+                .map(|z| z.get_ref().as_str())
+                .collect();
+            cx.err(
+                "E030",
+                zone_key.span(),
+                format!("`{zone}` is not a zone of firewall `{}`", key.get_ref()),
+                did_you_mean(zone, listed.iter().copied()),
+            );
+            continue;
+        };
+        let text = name.get_ref();
+        let refused = if appliance_name_chars(text) {
+            platforms
+                .iter()
+                .find_map(|p| {
+                    appliance_name_max(p)
+                        .filter(|&max| text.len() > max)
+                        .map(|max| (p, max))
+                })
+                .map(|(p, max)| {
+                    (
+                        format!(
+                            "{p} does not accept the name `{text}`: longer than {max} characters"
+                        ),
+                        format!(
+                            "shorten it to at most {max} characters (it has {})",
+                            text.len()
+                        ),
+                    )
+                })
+        } else {
+            Some((
+                format!("no appliance accepts the name `{text}`"),
+                "appliances take letters, digits, `-`, `_` and `.`, starting with a letter or digit"
+                    .to_string(),
+            ))
+        };
+        match refused {
+            Some((msg, hint)) => {
+                ok = false;
+                cx.err("E032", name.span(), msg, hint);
+            }
+            None => member.name = text.clone(),
+        }
+    }
+    // The default names (the zones' own) must fit too: a long zone name needs an appliance name.
+    for m in &members {
+        if renamed.contains(&m.zone) {
+            continue;
+        }
+        if let Some((p, max)) = platforms.iter().find_map(|p| {
+            appliance_name_max(p)
+                .filter(|&max| m.name.len() > max)
+                .map(|max| (p, max))
+        }) {
+            ok = false;
+            let span = raw
+                .zones
+                .get_ref()
+                .iter()
+                .find(|z| z.get_ref() == &m.name)
+                .map_or(raw.zones.span(), |z| z.span());
+            cx.err(
+                "E032",
+                span,
+                format!(
+                    "zone name `{}` is too long for {p} ({max} characters at most)",
+                    m.name
+                ),
+                format!(
+                    "give the appliance's name under [firewalls.{}.names]: {} = \"…\"",
+                    key.get_ref(),
+                    m.name
+                ),
+            );
+        }
+    }
+    Some(Firewall {
+        name: key.get_ref().clone(),
+        zones: members,
+        platforms,
+        location: cx.source.locate(&key.span()),
+    })
+    .filter(|_| ok && ok_name)
+}
+
 /// A node's `windows_excluded_ports`: each item a port `"1433"` or a range `"50000-50059"`
 /// (netsh's Start Port and End Port), tcp first, then udp, each in file order.
 fn excluded_ranges(cx: &mut Ctx, raw: RawExcluded) -> Option<Vec<ExcludedRange>> {
@@ -825,13 +1140,19 @@ fn excluded_ranges(cx: &mut Ctx, raw: RawExcluded) -> Option<Vec<ExcludedRange>>
 
 /// A service's `ports`: a whole number, or text holding a port or a range `a-b`.
 fn service_ports(cx: &mut Ctx, raw: &Spanned<toml::Value>) -> Option<PortRange> {
+    port_value(cx, raw, "E022")
+}
+
+/// A port or range value (a service's `ports`, a trunk peer's SIP ports and media): a whole
+/// number, or text holding a port or a range `a-b`; problems reported under `code`.
+fn port_value(cx: &mut Ctx, raw: &Spanned<toml::Value>, code: &'static str) -> Option<PortRange> {
     let hint = "a port 1-65535 (\"3389\") or a range \"first-last\" (\"5985-5986\")";
     let port = |cx: &mut Ctx, text: &str| -> Option<u16> {
         match text.trim().parse::<u32>() {
             Ok(p @ 1..=65535) => Some(p as u16),
             Ok(p) => {
                 cx.err(
-                    "E022",
+                    code,
                     raw.span(),
                     format!("port {p} is out of range"),
                     hint.to_string(),
@@ -840,7 +1161,7 @@ fn service_ports(cx: &mut Ctx, raw: &Spanned<toml::Value>) -> Option<PortRange> 
             }
             Err(_) => {
                 cx.err(
-                    "E022",
+                    code,
                     raw.span(),
                     format!("`{}` is not a port number", text.trim()),
                     hint.to_string(),
@@ -861,7 +1182,7 @@ fn service_ports(cx: &mut Ctx, raw: &Spanned<toml::Value>) -> Option<PortRange> 
             };
             if lo > hi {
                 cx.err(
-                    "E022",
+                    code,
                     raw.span(),
                     format!("the range {lo}-{hi} runs backwards"),
                     format!("write it first-last: \"{hi}-{lo}\""),

@@ -1,5 +1,6 @@
 //! Firewall generators: one file per target, each a [`Generator`], registered in [`TARGETS`].
 
+mod aerleon;
 mod aws;
 mod csv;
 mod firewalld;
@@ -80,13 +81,18 @@ impl Request<'_> {
         if s.len() <= SLUG_MAX {
             return s;
         }
-        // FNV-1a: stable across versions and platforms, unlike std's hasher.
-        let hash = s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
-        });
+        let hash = fnv1a(&s);
         let head = s[..SLUG_MAX - 17].trim_end_matches('-');
         format!("{head}-{hash:016x}")
     }
+}
+
+/// FNV-1a of a text: stable across versions and platforms, unlike std's hasher (the hash that
+/// keeps cut names distinct).
+pub(crate) fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
+    })
 }
 
 /// The longest identifier [`Request::slug`] makes.
@@ -100,6 +106,11 @@ pub trait Generator: Sync {
     fn about(&self) -> &'static str;
     /// The rules, deterministic: the same request gives the same bytes.
     fn generate(&self, request: &Request) -> String;
+    /// A target that writes a directory (`-o DIR`): its files, as paths relative to DIR and
+    /// their text; None for a target that writes one file.
+    fn files(&self, _request: &Request) -> Option<Vec<(String, String)>> {
+        None
+    }
 }
 
 /// Every target; the CLI's `--target` choices come from here.
@@ -110,6 +121,8 @@ pub const TARGETS: &[&dyn Generator] = &[
     &windows::Windows,
     &aws::Aws,
     &csv::Csv,
+    &csv::Markdown,
+    &aerleon::Aerleon,
 ];
 
 pub fn target(name: &str) -> Option<&'static dyn Generator> {

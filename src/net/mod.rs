@@ -17,8 +17,7 @@ pub mod proto;
 mod sysinfo;
 pub mod windows;
 
-#[cfg(any(target_os = "linux", windows))]
-mod sweep;
+pub mod sweep;
 
 /// One planned set of ports on one address, as the listener binds it and the prober tests it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -92,8 +92,13 @@ pub struct ProbeOptions {
     pub tcp_attempts: u32,
     /// UDP requests per port at most (each with a fresh nonce), one adapted timeout apart.
     pub udp_attempts: u32,
-    /// Also sweep every TCP port of `sweep_ports` not planned on each destination address.
+    /// Also sweep every TCP port of `sweep_ports` not planned on each destination address and
+    /// on each of `sweep_addresses`.
     pub unexpected: bool,
+    /// Addresses to sweep besides the targets' own: those the prober has no planned port on
+    /// (a node that plans nothing for this zone, a node whose only planned ports are on unit
+    /// addresses held elsewhere).
+    pub sweep_addresses: Vec<IpAddr>,
     pub sweep_ports: RangeInclusive<u16>,
     /// Sweep connections in flight at once (across all sweep threads).
     pub sweep_in_flight: usize,
@@ -114,6 +119,7 @@ impl Default for ProbeOptions {
             tcp_attempts: 4,
             udp_attempts: 4,
             unexpected: false,
+            sweep_addresses: Vec::new(),
             sweep_ports: 1..=65535,
             sweep_in_flight: 4096,
             sweep_threads: 0,
@@ -138,8 +144,9 @@ pub struct Summary {
 /// an address is `settled` when it has no silent port left or when a pass asked again and not
 /// one port answered (what is left is consistently silent: dropped by a firewall, which is a
 /// fine answer: nothing accepts there). It is inconclusive when answers still came in on the
-/// last pass allowed (the path loses or delays too much to tell), or when ports could not be
-/// tried at all (local errors).
+/// last pass allowed (the path loses or delays too much to tell), when ports could not be
+/// tried at all (local errors), or when the address could not be swept (`swept` false, with
+/// the `reason`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct SweepSummary {
     pub address: IpAddr,
@@ -150,11 +157,28 @@ pub struct SweepSummary {
     pub errors: u64,
     pub passes: u32,
     pub settled: bool,
+    /// Whether anything was learned about the address; if not, `reason` says why.
+    pub swept: bool,
+    pub reason: Option<String>,
 }
 
 impl SweepSummary {
     pub fn conclusive(&self) -> bool {
-        self.settled && self.errors == 0
+        self.swept && self.settled && self.errors == 0
+    }
+
+    /// An address the sweep could not cover, and why.
+    fn not_swept(address: IpAddr, ports: u64, reason: String) -> SweepSummary {
+        SweepSummary {
+            address,
+            ports,
+            unanswered: 0,
+            errors: 0,
+            passes: 0,
+            settled: false,
+            swept: false,
+            reason: Some(reason),
+        }
     }
 }
 
@@ -164,11 +188,11 @@ pub struct ProbeReport {
     pub results: Vec<ProbeResult>,
     /// Unplanned TCP ports that accepted connections (only filled when sweeping).
     pub unexpected: Vec<(IpAddr, u16)>,
-    /// Whether the unexpected-port sweep ran.
-    pub swept: bool,
+    /// Whether the unexpected-port sweep was asked for (see [`ProbeReport::swept`]).
+    pub sweep_asked: bool,
     /// Sweep connections that failed locally (not counted as anything about the target).
     pub sweep_errors: u64,
-    /// The sweep of each destination address (empty unless it ran).
+    /// The sweep of each address it was asked to cover, swept or not (empty unless asked).
     pub sweep: Vec<SweepSummary>,
     /// Sweep connections discarded as the prober's own doing: loopback self-connects, and
     /// connections that did not survive the lone re-check (two of its sockets paired up).
@@ -199,9 +223,39 @@ impl ProbeReport {
             && !self.inconclusive()
     }
 
-    /// Whether the sweep could not tell for some ports (see [`SweepSummary::conclusive`]).
+    /// Whether the sweep could not tell for some ports or addresses (see
+    /// [`SweepSummary::conclusive`]); a sweep asked for over no address at all tells nothing.
     pub fn inconclusive(&self) -> bool {
-        self.sweep.iter().any(|s| !s.conclusive())
+        self.sweep.iter().any(|s| !s.conclusive()) || (self.sweep_asked && !self.swept())
+    }
+
+    /// Whether the sweep covered at least one address.
+    pub fn swept(&self) -> bool {
+        self.sweep.iter().any(|s| s.swept)
+    }
+
+    /// The addresses the sweep could not cover, with the reason.
+    pub fn not_swept(&self) -> impl Iterator<Item = (IpAddr, &str)> {
+        self.sweep
+            .iter()
+            .filter(|s| !s.swept)
+            .map(|s| (s.address, s.reason.as_deref().unwrap_or("not swept")))
+    }
+
+    /// What makes the sweep inconclusive, in a few words: unanswered ports, addresses not swept.
+    pub fn inconclusive_why(&self) -> String {
+        let not_swept = self.not_swept().count();
+        let mut why = vec![format!("{} ports unanswered", self.unanswered())];
+        if not_swept > 0 {
+            why.push(format!(
+                "{not_swept} address{} not swept",
+                if not_swept == 1 { "" } else { "es" }
+            ));
+        }
+        if self.sweep_asked && self.sweep.is_empty() {
+            why.push("no address to sweep".into());
+        }
+        why.join(", ")
     }
 
     /// Swept ports that never answered, over every address.
@@ -214,7 +268,7 @@ impl ProbeReport {
         let s = self.summary();
         let failures = self.results.len() - s.verified
             + usize::from(!self.unexpected.is_empty() || self.inconclusive());
-        let tests = self.results.len() + usize::from(self.swept);
+        let tests = self.results.len() + usize::from(self.sweep_asked);
         let mut x = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
         x += &format!(
             "<testsuites name=\"scc-ports probe\" tests=\"{tests}\" failures=\"{failures}\" time=\"{:.3}\">\n",
@@ -252,15 +306,12 @@ impl ProbeReport {
                 );
             }
         }
-        if self.swept {
+        if self.sweep_asked {
             x += "    <testcase classname=\"unexpected\" name=\"no unplanned TCP port accepts\"";
             if self.unexpected.is_empty() && self.inconclusive() {
                 x += &format!(
                     ">\n      <failure type=\"inconclusive\" message=\"{}\"/>\n    </testcase>\n",
-                    xml_escape(&format!(
-                        "inconclusive: {} swept ports never answered",
-                        self.unanswered()
-                    ))
+                    xml_escape(&format!("inconclusive: {}", self.inconclusive_why()))
                 );
             } else if self.unexpected.is_empty() {
                 x += "/>\n";
@@ -282,11 +333,13 @@ impl ProbeReport {
 }
 
 impl ProbeReport {
-    /// The sweep's part of the JSON: whether it is conclusive, and per address what it saw.
+    /// The sweep's part of the JSON: whether it is conclusive, and per address what it saw
+    /// (or why it could not be swept).
     pub fn sweep_json(&self) -> serde_json::Value {
         serde_json::json!({
             "inconclusive": self.inconclusive(),
             "unanswered": self.unanswered(),
+            "not_swept": self.not_swept().count(),
             "addresses": self.sweep,
         })
     }
@@ -335,7 +388,7 @@ impl Serialize for ProbeReport {
         m.serialize_entry("summary", &self.summary())?;
         m.serialize_entry("results", &self.results)?;
         m.serialize_entry("unexpected", &Unexpected(&self.unexpected))?;
-        if self.swept {
+        if self.sweep_asked {
             m.serialize_entry("sweep", &self.sweep_json())?;
         }
         m.end()
@@ -834,6 +887,18 @@ fn is_local(address: IpAddr) -> bool {
     address.is_loopback() || std::net::UdpSocket::bind(SocketAddr::new(address, 0)).is_ok()
 }
 
+/// Why `address` cannot be swept, if so: a connect scan reaches unicast addresses only.
+fn unsweepable(address: IpAddr) -> Option<&'static str> {
+    let broadcast = matches!(address, IpAddr::V4(a) if a.is_broadcast());
+    if address.is_unspecified() {
+        Some("the unspecified address is no host to connect to")
+    } else if address.is_multicast() || broadcast {
+        Some("a multicast or broadcast address: TCP connects only to one host")
+    } else {
+        None
+    }
+}
+
 /// Ports the round-trip pings try (the first two the plan does not use): tcpmux, the top
 /// port and echo, which almost never run on a contact-center node.
 const PING_PORTS: [u16; 3] = [1, 65535, 7];
@@ -954,10 +1019,33 @@ pub async fn run(
             rows.push((key, ep));
         }
     }
+    // Every address the sweep covers: the targets' and the extra ones, each once, in order.
+    let mut not_swept: Vec<SweepSummary> = Vec::new();
+    let mut sweep_addresses: Vec<IpAddr> = Vec::new();
+    if opts.unexpected {
+        let mut seen = std::collections::HashSet::new();
+        for a in keys
+            .iter()
+            .map(|k| k.address)
+            .chain(opts.sweep_addresses.iter().copied())
+        {
+            if !seen.insert(a) {
+                continue;
+            }
+            match unsweepable(a) {
+                Some(why) => not_swept.push(SweepSummary::not_swept(a, 0, why.into())),
+                None => sweep_addresses.push(a),
+            }
+        }
+    }
     let mut adaptive: BTreeMap<IpAddr, Arc<Adaptive>> = BTreeMap::new();
-    for k in &keys {
+    for a in keys
+        .iter()
+        .map(|k| k.address)
+        .chain(sweep_addresses.iter().copied())
+    {
         adaptive
-            .entry(k.address)
+            .entry(a)
             .or_insert_with(|| Arc::new(Adaptive::new(opts.min_timeout, opts.timeout)));
     }
     // Round-trip pings: a connect to an unplanned port usually meets a reset at once, which
@@ -974,26 +1062,22 @@ pub async fn run(
             pings.spawn(async move { rtt_ping(SocketAddr::new(address, port), &ad).await });
         }
     }
-    let sweep_plan: Vec<(IpAddr, Vec<u16>)> = if opts.unexpected {
-        adaptive
-            .keys()
-            .map(|&a| {
-                let planned: std::collections::HashSet<u16> = keys
-                    .iter()
-                    .filter(|k| k.address == a && k.transport == Transport::Tcp)
-                    .map(|k| k.port)
-                    .collect();
-                let ports = opts
-                    .sweep_ports
-                    .clone()
-                    .filter(|p| *p != 0 && !planned.contains(p))
-                    .collect();
-                (a, ports)
-            })
-            .collect()
-    } else {
-        Vec::new()
-    };
+    let mut planned_tcp: HashMap<IpAddr, std::collections::HashSet<u16>> = HashMap::new();
+    for k in keys.iter().filter(|k| k.transport == Transport::Tcp) {
+        planned_tcp.entry(k.address).or_default().insert(k.port);
+    }
+    let sweep_plan: Vec<(IpAddr, Vec<u16>)> = sweep_addresses
+        .iter()
+        .map(|&a| {
+            let planned = planned_tcp.get(&a);
+            let ports = opts
+                .sweep_ports
+                .clone()
+                .filter(|p| *p != 0 && !planned.is_some_and(|s| s.contains(p)))
+                .collect();
+            (a, ports)
+        })
+        .collect();
     let total = keys.len() as u64 + sweep_plan.iter().map(|(_, p)| p.len() as u64).sum::<u64>();
     let mut done = 0u64;
     progress(0, total);
@@ -1102,7 +1186,6 @@ pub async fn run(
     let mut sweep_errors = 0;
     let mut sweep_discarded = 0;
     let mut sweep = Vec::new();
-    let swept = opts.unexpected;
     let threads = if opts.sweep_threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -1125,7 +1208,7 @@ pub async fn run(
         let worker = std::thread::Builder::new()
             .name("scc-sweep".into())
             .spawn(move || {
-                sweep_ports(&plan, timeout, sweep_window, threads, &|n| {
+                super::sweep::sweep(&plan, &is_local, timeout, sweep_window, threads, &|n| {
                     let _ = tx.send(n);
                 })
             });
@@ -1152,6 +1235,8 @@ pub async fn run(
                         errors: out.errors,
                         passes: out.passes,
                         settled: out.settled,
+                        swept: out.not_swept.is_none(),
+                        reason: out.not_swept,
                     });
                 }
             }
@@ -1160,17 +1245,19 @@ pub async fn run(
                 for (address, ports) in counts {
                     sweep_errors += ports;
                     sweep.push(SweepSummary {
-                        address,
-                        ports,
-                        unanswered: 0,
                         errors: ports,
-                        passes: 0,
-                        settled: false,
+                        ..SweepSummary::not_swept(
+                            address,
+                            ports,
+                            "the sweep thread could not start or failed".into(),
+                        )
                     });
                 }
             }
         }
     }
+
+    sweep.extend(not_swept);
 
     let results = rows
         .into_iter()
@@ -1194,7 +1281,7 @@ pub async fn run(
     ProbeReport {
         results,
         unexpected,
-        swept,
+        sweep_asked: opts.unexpected,
         sweep_errors,
         sweep_discarded,
         sweep,
@@ -1263,80 +1350,6 @@ impl ProbeReport {
     }
 }
 
-/// What a sweep of one address found.
-#[derive(Debug, Default)]
-pub(crate) struct SweepOutcome {
-    pub accepted: Vec<u16>,
-    pub errors: u64,
-    /// Connections that were the sweep's own doing (self-connects, pairs of its sockets).
-    pub discarded: u64,
-    /// Ports that never answered.
-    pub unanswered: u64,
-    pub passes: u32,
-    /// See [`SweepSummary`].
-    pub settled: bool,
-}
-
-#[cfg(any(target_os = "linux", windows))]
-fn sweep_ports(
-    plan: &[(IpAddr, Vec<u16>)],
-    timeout: Duration,
-    window: usize,
-    threads: usize,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Vec<SweepOutcome> {
-    super::sweep::sweep(plan, &is_local, timeout, window, threads, progress)
-}
-
-/// Portable fallback: one blocking connect at a time (slow, but correct), asking silent ports
-/// once more.
-#[cfg(not(any(target_os = "linux", windows)))]
-fn sweep_ports(
-    plan: &[(IpAddr, Vec<u16>)],
-    timeout: Duration,
-    _window: usize,
-    _threads: usize,
-    progress: &(dyn Fn(u64) + Sync),
-) -> Vec<SweepOutcome> {
-    let try_port = |address: IpAddr, p: u16, timeout: Duration| -> Result<bool, ()> {
-        match std::net::TcpStream::connect_timeout(&SocketAddr::new(address, p), timeout) {
-            Ok(s) => {
-                let _ = socket2::SockRef::from(&s).set_linger(Some(Duration::ZERO));
-                Ok(s.local_addr().ok() != s.peer_addr().ok())
-            }
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => Err(()),
-            Err(_) => Ok(false),
-        }
-    };
-    plan.iter()
-        .map(|&(address, ref ports)| {
-            let mut out = SweepOutcome {
-                passes: 2,
-                ..SweepOutcome::default()
-            };
-            let mut silent = Vec::new();
-            for &p in ports {
-                match try_port(address, p, timeout) {
-                    Ok(true) => out.accepted.push(p),
-                    Ok(false) => {}
-                    Err(()) => silent.push(p),
-                }
-                progress(1);
-            }
-            let asked = silent.len();
-            for &p in &silent {
-                match try_port(address, p, timeout * 2) {
-                    Ok(true) => out.accepted.push(p),
-                    Ok(false) => {}
-                    Err(()) => out.unanswered += 1,
-                }
-            }
-            out.settled = out.unanswered == 0 || out.unanswered as usize == asked;
-            out
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1377,7 +1390,7 @@ mod tests {
                 rtt_ms: Some(80.0),
                 detail: None,
             }],
-            swept: true,
+            sweep_asked: true,
             sweep: vec![SweepSummary {
                 address: "10.1.0.11".parse().unwrap(),
                 ports: 65_534,
@@ -1385,6 +1398,8 @@ mod tests {
                 errors,
                 passes: 5,
                 settled,
+                swept: true,
+                reason: None,
             }],
             ..ProbeReport::default()
         }
@@ -1411,6 +1426,57 @@ mod tests {
             serde_json::to_value(swept(false, 0, 3)).unwrap()["sweep"]["unanswered"],
             3
         );
+    }
+
+    #[test]
+    fn an_address_not_swept_or_a_sweep_over_nothing_fails_and_says_why() {
+        let mut r = swept(true, 0, 0);
+        r.sweep.push(SweepSummary::not_swept(
+            "10.1.0.12".parse().unwrap(),
+            65_535,
+            "network unreachable: 65535 of 65535 ports had no route from this host".into(),
+        ));
+        assert!(r.swept() && r.inconclusive() && !r.passed());
+        assert_eq!(
+            r.not_swept().collect::<Vec<_>>(),
+            vec![(
+                "10.1.0.12".parse().unwrap(),
+                "network unreachable: 65535 of 65535 ports had no route from this host"
+            )]
+        );
+        assert_eq!(
+            r.inconclusive_why(),
+            "0 ports unanswered, 1 address not swept"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["sweep"]["not_swept"], 1);
+        assert_eq!(json["sweep"]["addresses"][0]["swept"], true);
+        assert_eq!(json["sweep"]["addresses"][1]["swept"], false);
+        assert!(
+            json["sweep"]["addresses"][1]["reason"]
+                .as_str()
+                .unwrap()
+                .starts_with("network unreachable")
+        );
+        assert!(
+            r.to_junit()
+                .contains("inconclusive: 0 ports unanswered, 1 address not swept")
+        );
+        // Asked for, over no address at all: never a clean pass.
+        let nothing = ProbeReport {
+            sweep_asked: true,
+            ..ProbeReport::default()
+        };
+        assert!(!nothing.swept() && nothing.inconclusive() && !nothing.passed());
+        assert_eq!(
+            nothing.inconclusive_why(),
+            "0 ports unanswered, no address to sweep"
+        );
+        assert!(unsweepable("0.0.0.0".parse().unwrap()).is_some());
+        assert!(unsweepable("224.0.0.1".parse().unwrap()).is_some());
+        assert!(unsweepable("255.255.255.255".parse().unwrap()).is_some());
+        assert!(unsweepable("ff02::1".parse().unwrap()).is_some());
+        assert!(unsweepable("10.1.0.11".parse().unwrap()).is_none());
     }
 
     #[test]
@@ -1514,7 +1580,7 @@ mod tests {
                 detail: Some("no \"answer\"\u{1}".into()),
             }],
             unexpected: vec![("127.0.0.1".parse().unwrap(), 22)],
-            swept: true,
+            sweep_asked: true,
             ..ProbeReport::default()
         };
         let x = r.to_junit();

@@ -1,23 +1,44 @@
-//! The unexpected-port sweep: non-blocking TCP connects to thousands of ports, driven by one
-//! raw epoll loop per thread (Linux) or one WSAPoll loop per thread (Windows), then a lone
-//! re-connect to confirm each port that accepted. The passes, what settles an address and the
-//! confirmation ([`sweep_with`]) are the same on both; only the connect engine (`worker`) differs.
+//! The unexpected-port sweep: non-blocking TCP connects to every port of any number of
+//! addresses at once, driven by one raw epoll loop per thread (Linux) or one WSAPoll loop per
+//! thread (Windows), then a re-connect to confirm each port that accepted. The passes, what
+//! settles an address, what says it could not be swept and the confirmation ([`sweep_with`])
+//! are the same everywhere; only the connect engine (`worker`, around the shared [`Engine`]
+//! state) differs, and elsewhere a portable one connects one port at a time.
 //!
 //! Why not tokio: a 65,535-port sweep is bound by syscalls, and the reactor's per-socket
 //! registration and task wake-ups cost about as much as the connects themselves; this loop
 //! matches nmap's connect scan per core and splits the ports over the cores. (On Windows, tokio's
 //! IOCP/AFD readiness also stalls under Wine: docs/windows.md.)
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 #[cfg(target_os = "linux")]
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+#[cfg(any(target_os = "linux", windows))]
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use socket2::{Domain, SockAddr, Socket, Type};
 
-use super::probe::SweepOutcome;
+/// What the sweep of one address found.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SweepOutcome {
+    /// Ports that accepted and were confirmed, ascending.
+    pub accepted: Vec<u16>,
+    /// Ports not tried, for local reasons (out of descriptors or ephemeral ports).
+    pub errors: u64,
+    /// Connections that were the sweep's own doing (self-connects, pairs of its sockets).
+    pub discarded: u64,
+    /// Ports that never answered.
+    pub unanswered: u64,
+    pub passes: u32,
+    /// No silent port left, or what is left stayed silent when asked again ([`settles`]).
+    pub settled: bool,
+    /// Why nothing could be learned about the address, when so: every port ended in a local
+    /// error or "network unreachable". Such an address is not swept, whatever else it says.
+    pub not_swept: Option<String>,
+}
 
 #[cfg(target_os = "linux")]
 struct Slot {
@@ -33,6 +54,8 @@ struct Pass {
     silent: Vec<SocketAddr>,
     errors: Vec<SocketAddr>,
     discarded: Vec<SocketAddr>,
+    /// "Network unreachable": no route from this host (or a router says so).
+    no_route: Vec<SocketAddr>,
 }
 
 impl Pass {
@@ -43,8 +66,17 @@ impl Pass {
             Ended::NotOpen => {}
             Ended::SelfConnect => self.discarded.push(target),
             Ended::Silent => self.silent.push(target),
+            Ended::NoRoute => self.no_route.push(target),
             Ended::Error | Ended::Retry => self.errors.push(target),
         }
+    }
+
+    fn extend(&mut self, o: Pass) {
+        self.accepted.extend(o.accepted);
+        self.silent.extend(o.silent);
+        self.errors.extend(o.errors);
+        self.discarded.extend(o.discarded);
+        self.no_route.extend(o.no_route);
     }
 }
 
@@ -52,6 +84,8 @@ impl Pass {
 enum Ended {
     Accepted,
     NotOpen,
+    /// Network unreachable: says nothing about the address's ports.
+    NoRoute,
     /// Connected to itself (simultaneous open on loopback): nothing listens there.
     SelfConnect,
     /// Out of local resources (descriptors, ephemeral ports): try the port again later.
@@ -64,9 +98,8 @@ enum Ended {
 #[cfg(target_os = "linux")]
 fn errno_ended(e: &io::Error) -> Ended {
     match e.raw_os_error() {
-        Some(libc::ECONNREFUSED | libc::ECONNRESET | libc::EHOSTUNREACH | libc::ENETUNREACH) => {
-            Ended::NotOpen
-        }
+        Some(libc::ECONNREFUSED | libc::ECONNRESET | libc::EHOSTUNREACH) => Ended::NotOpen,
+        Some(libc::ENETUNREACH) => Ended::NoRoute,
         Some(libc::EAGAIN | libc::EADDRNOTAVAIL | libc::EMFILE | libc::ENFILE | libc::ENOBUFS) => {
             Ended::Retry
         }
@@ -88,7 +121,7 @@ fn new_socket(domain: Domain) -> io::Result<Socket> {
     Socket::new(domain, Type::STREAM.nonblocking(), None)
 }
 
-#[cfg(windows)]
+#[cfg(not(target_os = "linux"))]
 fn new_socket(domain: Domain) -> io::Result<Socket> {
     let sock = Socket::new(domain, Type::STREAM, None)?;
     sock.set_nonblocking(true)?;
@@ -99,8 +132,10 @@ fn new_socket(domain: Domain) -> io::Result<Socket> {
 #[cfg(any(windows, test))]
 fn wsa_ended(code: Option<i32>) -> Ended {
     match code {
-        // WSAECONNREFUSED, WSAECONNRESET, WSAEHOSTUNREACH, WSAENETUNREACH
-        Some(10061 | 10054 | 10065 | 10051) => Ended::NotOpen,
+        // WSAECONNREFUSED, WSAECONNRESET, WSAEHOSTUNREACH
+        Some(10061 | 10054 | 10065) => Ended::NotOpen,
+        // WSAENETUNREACH
+        Some(10051) => Ended::NoRoute,
         // WSAETIMEDOUT: the stack gave up on its own SYN retransmissions.
         Some(10060) => Ended::Silent,
         // WSAEWOULDBLOCK, WSAEADDRNOTAVAIL, WSAEMFILE, WSAENOBUFS, WSAEADDRINUSE (out of
@@ -115,6 +150,24 @@ fn wsa_ended(code: Option<i32>) -> Ended {
 fn abort(sock: Socket) {
     let _ = sock.set_linger(Some(Duration::ZERO));
     drop(sock);
+}
+
+/// Returns a socket whose connect failed to the unconnected state (a connect to `AF_UNSPEC`),
+/// so it can connect again; false if the kernel refuses.
+#[cfg(target_os = "linux")]
+fn disconnect(sock: &Socket) -> bool {
+    // SAFETY: a zeroed sockaddr with family AF_UNSPEC, valid for the length given.
+    let mut unspec: libc::sockaddr = unsafe { std::mem::zeroed() };
+    unspec.sa_family = libc::AF_UNSPEC as libc::sa_family_t;
+    // SAFETY: the descriptor is open; the address lives across the call.
+    let rc = unsafe {
+        libc::connect(
+            sock.as_raw_fd(),
+            &unspec,
+            std::mem::size_of::<libc::sockaddr>() as libc::socklen_t,
+        )
+    };
+    rc == 0
 }
 
 #[cfg(target_os = "linux")]
@@ -158,12 +211,14 @@ impl Epoll {
     }
 }
 
-/// The connects one thread keeps in flight, adapted to the path: a burst larger than a queue
-/// on the way (a TUN device holds 500 packets) is partly dropped, and every drop costs a whole
-/// timeout and a retry. Judged per batch of answers: while the share of silent connects stays
-/// near the lowest share seen (random loss, or a firewall dropping everything: that share is
-/// the path's, not ours), the window doubles up to `max`; when it rises clearly above, the
-/// window halves (never below `MIN`).
+/// The connects a pass keeps in flight, over all its threads and addresses, adapted to the
+/// path: a burst larger than a queue on the way (a TUN device holds 500 packets) is partly
+/// dropped, and every drop costs a whole timeout and a retry. Judged per batch of answers:
+/// while the share of silent connects stays near the lowest share seen (random loss, or a
+/// firewall dropping everything: that share is the path's, not ours), the window doubles up to
+/// `max`; when it rises clearly above, the window halves (never below `MIN`). One window for
+/// the pass, shared by its threads ([`Engine::end_turn`] reports to it), so every address and
+/// every thread sees the same path.
 struct Congestion {
     size: usize,
     max: usize,
@@ -171,20 +226,37 @@ struct Congestion {
     base: f64,
     batch_done: u64,
     batch_silent: u64,
+    /// Connects ended so far over every thread, and how many of them silent.
+    done: u64,
+    silent: u64,
 }
 
 impl Congestion {
     const MIN: usize = 32;
     const INITIAL: usize = 256;
 
+    #[cfg(test)]
     fn new(max: usize) -> Congestion {
+        Congestion::starting_at(Congestion::INITIAL, max)
+    }
+
+    fn starting_at(initial: usize, max: usize) -> Congestion {
         Congestion {
-            size: Congestion::INITIAL.min(max).max(1),
+            size: initial.min(max).max(1),
             max: max.max(1),
             base: 1.0,
             batch_done: 0,
             batch_silent: 0,
+            done: 0,
+            silent: 0,
         }
+    }
+
+    /// One thread's `done` more connects ended, `silent` of them without an answer.
+    fn add(&mut self, done: u64, silent: u64) {
+        self.done += done;
+        self.silent += silent;
+        self.observe(self.done, self.silent);
     }
 
     fn size(&self) -> usize {
@@ -209,77 +281,246 @@ impl Congestion {
     }
 }
 
-/// One thread's share of one pass: connects to every target, `window` at a time; a target that
-/// stays silent is asked once more in the same pass before it counts as silent.
+/// The window of one pass: `in_flight` connects at most over its `threads` threads, adapted
+/// to the path in one [`Congestion`] they share.
+#[cfg(any(target_os = "linux", windows))]
+struct Window {
+    cc: Mutex<Congestion>,
+    threads: usize,
+    per_thread: usize,
+}
+
+#[cfg(any(target_os = "linux", windows))]
+impl Window {
+    fn new(in_flight: usize, threads: usize) -> Window {
+        let threads = threads.max(1);
+        let per_thread = (in_flight / threads).max(1);
+        Window {
+            // Each thread starts where a window of its own used to.
+            cc: Mutex::new(Congestion::starting_at(
+                Congestion::INITIAL * threads,
+                per_thread * threads,
+            )),
+            threads,
+            per_thread,
+        }
+    }
+
+    /// One thread's share of the window now.
+    fn share(&self) -> usize {
+        let size = self.cc.lock().unwrap_or_else(|e| e.into_inner()).size();
+        (size / self.threads).clamp(1, self.per_thread)
+    }
+}
+
+/// What a connect engine keeps across its loop, the same on Linux and Windows: the targets
+/// still to connect to, the connects allowed in flight (the congestion window and the limit a
+/// shortage of local resources imposes), the second ask of silent targets, the bounded retries
+/// and the progress reports. Each engine adds only its own readiness mechanism.
+#[cfg(any(target_os = "linux", windows))]
+struct Engine<'a> {
+    out: Pass,
+    todo: VecDeque<SocketAddr>,
+    /// Targets already asked twice in this pass, and how many were put back for it.
+    asked_again: HashSet<SocketAddr>,
+    requeued: u64,
+    /// This thread's most connects in flight: its share of the pass's window.
+    window: usize,
+    /// The pass's window, shared by its threads; `share` of it is this thread's.
+    cc: &'a Mutex<Congestion>,
+    threads: usize,
+    share: usize,
+    /// Connects ended and silent already reported to `cc`.
+    reported_done: u64,
+    reported_silent: u64,
+    limit: usize,
+    /// Connects started in this turn (a bounded batch per turn: harvesting answers often keeps
+    /// their timers honest).
+    batch: usize,
+    /// Out of local resources in this turn.
+    starved: bool,
+    done: u64,
+    reported: u64,
+    /// Resource shortages retry with backoff; a bounded number of times in total.
+    retries_left: usize,
+    progress: &'a (dyn Fn(u64) + Sync),
+}
+
+#[cfg(any(target_os = "linux", windows))]
+impl<'a> Engine<'a> {
+    const BATCH: usize = 256;
+
+    fn new(targets: &[SocketAddr], window: &'a Window, progress: &'a (dyn Fn(u64) + Sync)) -> Self {
+        let share = window.share();
+        Engine {
+            out: Pass::default(),
+            todo: targets.iter().copied().collect(),
+            asked_again: HashSet::new(),
+            requeued: 0,
+            window: window.per_thread,
+            cc: &window.cc,
+            threads: window.threads,
+            share,
+            reported_done: 0,
+            reported_silent: 0,
+            limit: share,
+            batch: 0,
+            starved: false,
+            done: 0,
+            reported: 0,
+            retries_left: targets.len() * 2 + 64,
+            progress,
+        }
+    }
+
+    /// The next target to connect to, while `live` connects leave room in this turn.
+    fn next(&mut self, live: usize) -> Option<SocketAddr> {
+        if live >= self.limit || self.batch >= Engine::BATCH {
+            return None;
+        }
+        self.batch += 1;
+        self.todo.pop_front()
+    }
+
+    fn finish(&mut self, ended: Ended, target: SocketAddr) {
+        self.done += 1;
+        self.out.record(ended, target);
+    }
+
+    /// A connect to `target` could not start for lack of local resources (descriptors,
+    /// ephemeral ports): put it back and start nothing more this turn, while retries last.
+    /// Returns false when they are used up (the caller ends it as an error).
+    fn short_of_resources(&mut self, target: SocketAddr, live: usize) -> bool {
+        if self.retries_left == 0 {
+            return false;
+        }
+        self.retries_left -= 1;
+        self.todo.push_back(target);
+        self.limit = live.max(1);
+        self.starved = true;
+        true
+    }
+
+    /// A connect ended silent (out of time, or the stack gave up on its SYN): the first time,
+    /// it is asked again at the back of the queue (a lost SYN or reset costs no pass of its
+    /// own); otherwise it ends as `ended`.
+    fn timed_out(&mut self, ended: Ended, target: SocketAddr) {
+        if matches!(ended, Ended::Silent) && self.asked_again.insert(target) {
+            self.todo.push_back(target);
+            self.requeued += 1;
+        } else {
+            self.finish(ended, target);
+        }
+    }
+
+    /// Whether the loop is over (nothing in flight, nothing to do); while it is starved of
+    /// resources with nothing in flight, it waits a little here first.
+    fn idle(&mut self, live: usize) -> bool {
+        if live == 0 && self.todo.is_empty() {
+            return true;
+        }
+        if live == 0 && self.starved {
+            std::thread::sleep(Duration::from_millis(5));
+            self.limit = self.share;
+        }
+        false
+    }
+
+    /// After a turn's answers: the window follows them, progress is reported.
+    fn end_turn(&mut self) {
+        if self.limit < self.window && !self.starved {
+            self.limit = (self.limit * 2).min(self.share);
+        }
+        let (done, silent) = (
+            self.done + self.requeued,
+            self.out.silent.len() as u64 + self.requeued,
+        );
+        if done > self.reported_done {
+            let size = {
+                let mut cc = self.cc.lock().unwrap_or_else(|e| e.into_inner());
+                cc.add(done - self.reported_done, silent - self.reported_silent);
+                cc.size()
+            };
+            self.share = (size / self.threads).clamp(1, self.window);
+            (self.reported_done, self.reported_silent) = (done, silent);
+        }
+        self.limit = self.limit.min(self.share);
+        if self.done - self.reported >= 1024 {
+            (self.progress)(self.done - self.reported);
+            self.reported = self.done;
+        }
+        self.batch = 0;
+        self.starved = false;
+    }
+
+    fn into_pass(self) -> Pass {
+        if self.done > self.reported {
+            (self.progress)(self.done - self.reported);
+        }
+        self.out
+    }
+}
+
+/// One thread's share of one pass: connects to every target, `window` at a time, watched by
+/// one epoll; a target that stays silent is asked once more in the same pass before it counts
+/// as silent.
 #[cfg(target_os = "linux")]
 fn worker(
     targets: &[SocketAddr],
     timeout: Duration,
-    window: usize,
+    window: &Window,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Pass {
-    let mut out = Pass::default();
+    let mut e = Engine::new(targets, window, progress);
     let Ok(ep) = Epoll::new() else {
-        out.errors = targets.to_vec();
-        progress(targets.len() as u64);
-        return out;
+        for &t in targets {
+            e.finish(Ended::Error, t);
+        }
+        return e.into_pass();
     };
-    let window = window.max(1);
-    let mut slots: Vec<Slot> = Vec::with_capacity(window);
+    let mut slots: Vec<Slot> = Vec::with_capacity(e.window);
     let mut free: Vec<usize> = Vec::new();
     let mut expiry: VecDeque<(Instant, usize, u64)> = VecDeque::new();
-    let mut todo: VecDeque<SocketAddr> = targets.iter().copied().collect();
-    // Targets already asked twice in this pass, and how many were put back for it.
-    let mut asked_again: std::collections::HashSet<SocketAddr> = std::collections::HashSet::new();
-    let mut requeued = 0u64;
     let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; 1024];
     let mut live = 0usize;
-    let mut cc = Congestion::new(window);
-    let mut limit = cc.size();
-    let mut done = 0u64;
-    let mut reported = 0u64;
     let mut generation = 0u64;
-    // Resource shortages retry with backoff; a bounded number of times in total.
-    let mut retries_left = targets.len() * 2 + 64;
 
-    let finish = |ended: Ended, target: SocketAddr, out: &mut Pass, done: &mut u64| {
-        *done += 1;
-        out.record(ended, target);
-    };
+    // A socket refused at once is disconnected and used for the next connect: socket() and
+    // close() cost about as much as the loopback connect itself.
+    let mut spare: Option<(Domain, Socket)> = None;
 
     loop {
-        let mut starved = false;
-        // Start a bounded batch per turn: harvesting answers often keeps their timers honest.
-        let mut batch = 0;
-        while live < limit && batch < 256 {
-            batch += 1;
-            let Some(target) = todo.pop_front() else {
-                break;
-            };
-            let sock = match new_socket(Domain::for_address(target)) {
+        while let Some(target) = e.next(live) {
+            let domain = Domain::for_address(target);
+            let reused = spare.take().filter(|(d, _)| *d == domain).map(|(_, s)| s);
+            let sock = match reused.map_or_else(|| new_socket(domain), Ok) {
                 Ok(s) => s,
-                Err(e) => {
-                    if matches!(errno_ended(&e), Ended::Retry) && retries_left > 0 {
-                        retries_left -= 1;
-                        todo.push_front(target);
-                        limit = live.max(1);
-                        starved = true;
+                Err(err) => {
+                    if !(matches!(errno_ended(&err), Ended::Retry)
+                        && e.short_of_resources(target, live))
+                    {
+                        e.finish(Ended::Error, target);
+                    }
+                    if e.starved {
                         break;
                     }
-                    finish(Ended::Error, target, &mut out, &mut done);
                     continue;
                 }
             };
             match sock.connect(&SockAddr::from(target)) {
                 Ok(()) => {
-                    finish(accepted(&sock), target, &mut out, &mut done);
+                    e.finish(accepted(&sock), target);
                     abort(sock);
                 }
-                Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {
+                Err(err) if err.raw_os_error() == Some(libc::EINPROGRESS) => {
                     // On loopback the answer is usually in before connect() returns: take it
                     // now and skip epoll for this socket.
-                    if let Ok(Some(e)) = sock.take_error() {
-                        finish(errno_ended(&e), target, &mut out, &mut done);
+                    if let Ok(Some(err)) = sock.take_error() {
+                        let ended = errno_ended(&err);
+                        if matches!(ended, Ended::NotOpen) && disconnect(&sock) {
+                            spare = Some((domain, sock));
+                        }
+                        e.finish(ended, target);
                         continue;
                     }
                     let idx = free.pop().unwrap_or_else(|| {
@@ -293,7 +534,7 @@ fn worker(
                     generation += 1;
                     if ep.add(sock.as_raw_fd(), idx as u64).is_err() {
                         free.push(idx);
-                        finish(Ended::Error, target, &mut out, &mut done);
+                        e.finish(Ended::Error, target);
                         continue;
                     }
                     slots[idx] = Slot {
@@ -304,25 +545,17 @@ fn worker(
                     expiry.push_back((Instant::now() + timeout, idx, generation));
                     live += 1;
                 }
-                Err(e) => match errno_ended(&e) {
-                    Ended::Retry if retries_left > 0 => {
-                        retries_left -= 1;
-                        todo.push_back(target);
-                        limit = live.max(1);
-                        starved = true;
-                        break;
-                    }
-                    ended => finish(ended, target, &mut out, &mut done),
+                Err(err) => match errno_ended(&err) {
+                    Ended::Retry if e.short_of_resources(target, live) => break,
+                    ended => e.finish(ended, target),
                 },
             }
         }
-        if live == 0 && todo.is_empty() {
+        if e.idle(live) {
             break;
         }
-        if live == 0 && starved {
-            // Out of ephemeral ports or descriptors with nothing of ours in flight: wait a bit.
-            std::thread::sleep(Duration::from_millis(5));
-            limit = cc.size();
+        if live == 0 && e.starved {
+            e.end_turn();
             continue;
         }
         let now = Instant::now();
@@ -340,10 +573,10 @@ fn worker(
             };
             let ended = match sock.take_error() {
                 Ok(None) => accepted(&sock),
-                Ok(Some(e)) => errno_ended(&e),
+                Ok(Some(err)) => errno_ended(&err),
                 Err(_) => Ended::Error,
             };
-            finish(ended, slot.target, &mut out, &mut done);
+            e.finish(ended, slot.target);
             abort(sock);
             free.push(idx);
             live -= 1;
@@ -360,39 +593,20 @@ fn worker(
                 // ask the socket itself before calling it silent.
                 if let Some(sock) = slots[idx].sock.take() {
                     let ended = match sock.take_error() {
-                        Ok(Some(e)) => errno_ended(&e),
+                        Ok(Some(err)) => errno_ended(&err),
                         Ok(None) if sock.peer_addr().is_ok() => accepted(&sock),
                         _ => Ended::Silent,
                     };
-                    let target = slots[idx].target;
-                    if matches!(ended, Ended::Silent) && asked_again.insert(target) {
-                        // Once more within this pass, at the back of the queue: a lost SYN or
-                        // reset costs no pass of its own.
-                        todo.push_back(target);
-                        requeued += 1;
-                    } else {
-                        finish(ended, target, &mut out, &mut done);
-                    }
+                    e.timed_out(ended, slots[idx].target);
                     abort(sock);
                 }
                 free.push(idx);
                 live -= 1;
             }
         }
-        if limit < window && !starved {
-            limit = (limit * 2).min(cc.size());
-        }
-        cc.observe(done + requeued, out.silent.len() as u64 + requeued);
-        limit = limit.min(cc.size());
-        if done - reported >= 1024 {
-            progress(done - reported);
-            reported = done;
-        }
+        e.end_turn();
     }
-    if done > reported {
-        progress(done - reported);
-    }
-    out
+    e.into_pass()
 }
 
 /// Asks Windows not to retransmit a refused SYN (`SIO_TCP_INITIAL_RTO` with
@@ -446,7 +660,7 @@ fn no_syn_retransmissions(sock: &Socket) {
 fn worker(
     targets: &[SocketAddr],
     timeout: Duration,
-    window: usize,
+    window: &Window,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Pass {
     use std::os::windows::io::AsRawSocket;
@@ -460,78 +674,50 @@ fn worker(
         deadline: Instant,
     }
 
-    let mut out = Pass::default();
-    let window = window.max(1);
+    let mut e = Engine::new(targets, window, progress);
     // In start order; every connect has the same timeout, so also in deadline order.
-    let mut flights: Vec<Flight> = Vec::with_capacity(window);
-    let mut fds: Vec<WSAPOLLFD> = Vec::with_capacity(window);
-    let mut todo: VecDeque<SocketAddr> = targets.iter().copied().collect();
-    let mut asked_again: std::collections::HashSet<SocketAddr> = std::collections::HashSet::new();
-    let mut requeued = 0u64;
-    let mut cc = Congestion::new(window);
-    let mut limit = cc.size();
-    let mut done = 0u64;
-    let mut reported = 0u64;
-    let mut retries_left = targets.len() * 2 + 64;
-
-    let finish = |ended: Ended, target: SocketAddr, out: &mut Pass, done: &mut u64| {
-        *done += 1;
-        out.record(ended, target);
-    };
+    let mut flights: Vec<Flight> = Vec::with_capacity(e.window);
+    let mut fds: Vec<WSAPOLLFD> = Vec::with_capacity(e.window);
 
     loop {
-        let mut starved = false;
-        let mut batch = 0;
-        while flights.len() < limit && batch < 256 {
-            batch += 1;
-            let Some(target) = todo.pop_front() else {
-                break;
-            };
+        while let Some(target) = e.next(flights.len()) {
             let sock = match new_socket(Domain::for_address(target)) {
                 Ok(s) => s,
-                Err(e) => {
-                    if matches!(wsa_ended(e.raw_os_error()), Ended::Retry) && retries_left > 0 {
-                        retries_left -= 1;
-                        todo.push_front(target);
-                        limit = flights.len().max(1);
-                        starved = true;
+                Err(err) => {
+                    if !(matches!(wsa_ended(err.raw_os_error()), Ended::Retry)
+                        && e.short_of_resources(target, flights.len()))
+                    {
+                        e.finish(Ended::Error, target);
+                    }
+                    if e.starved {
                         break;
                     }
-                    finish(Ended::Error, target, &mut out, &mut done);
                     continue;
                 }
             };
             no_syn_retransmissions(&sock);
             match sock.connect(&SockAddr::from(target)) {
                 Ok(()) => {
-                    finish(accepted(&sock), target, &mut out, &mut done);
+                    e.finish(accepted(&sock), target);
                     abort(sock);
                 }
                 // WSAEWOULDBLOCK: in progress.
-                Err(e) if e.raw_os_error() == Some(10035) => flights.push(Flight {
+                Err(err) if err.raw_os_error() == Some(10035) => flights.push(Flight {
                     sock,
                     target,
                     deadline: Instant::now() + timeout,
                 }),
-                Err(e) => match wsa_ended(e.raw_os_error()) {
-                    Ended::Retry if retries_left > 0 => {
-                        retries_left -= 1;
-                        todo.push_back(target);
-                        limit = flights.len().max(1);
-                        starved = true;
-                        break;
-                    }
-                    ended => finish(ended, target, &mut out, &mut done),
+                Err(err) => match wsa_ended(err.raw_os_error()) {
+                    Ended::Retry if e.short_of_resources(target, flights.len()) => break,
+                    ended => e.finish(ended, target),
                 },
             }
         }
-        if flights.is_empty() && todo.is_empty() {
+        if e.idle(flights.len()) {
             break;
         }
-        if flights.is_empty() && starved {
-            // Out of ephemeral ports or sockets with nothing of ours in flight: wait a bit.
-            std::thread::sleep(Duration::from_millis(5));
-            limit = cc.size();
+        if flights.is_empty() && e.starved {
+            e.end_turn();
             continue;
         }
         fds.clear();
@@ -554,17 +740,17 @@ fn worker(
             std::thread::sleep(Duration::from_millis(5));
         }
         let now = Instant::now();
-        let mut kept = Vec::with_capacity(flights.len().max(limit));
+        let mut kept = Vec::with_capacity(flights.len().max(e.limit));
         for (f, pfd) in flights.drain(..).zip(&fds) {
             let ended = if pfd.revents & (POLLWRNORM | POLLERR | POLLHUP) != 0 {
                 match f.sock.take_error() {
                     Ok(None) => accepted(&f.sock),
-                    Ok(Some(e)) => wsa_ended(e.raw_os_error()),
+                    Ok(Some(err)) => wsa_ended(err.raw_os_error()),
                     Err(_) => Ended::Error,
                 }
             } else if now >= f.deadline {
                 match f.sock.take_error() {
-                    Ok(Some(e)) => wsa_ended(e.raw_os_error()),
+                    Ok(Some(err)) => wsa_ended(err.raw_os_error()),
                     Ok(None) if f.sock.peer_addr().is_ok() => accepted(&f.sock),
                     _ => Ended::Silent,
                 }
@@ -575,32 +761,15 @@ fn worker(
             // Only a connected socket needs the reset on close (no TIME_WAIT); under Wine every
             // socket call is a round trip to the Wine server, so refused ones skip it.
             let connected = matches!(ended, Ended::Accepted | Ended::SelfConnect);
-            if matches!(ended, Ended::Silent) && asked_again.insert(f.target) {
-                // Once more within this pass, at the back of the queue.
-                todo.push_back(f.target);
-                requeued += 1;
-            } else {
-                finish(ended, f.target, &mut out, &mut done);
-            }
+            e.timed_out(ended, f.target);
             if connected {
                 abort(f.sock);
             }
         }
         flights = kept;
-        if limit < window && !starved {
-            limit = (limit * 2).min(cc.size());
-        }
-        cc.observe(done + requeued, out.silent.len() as u64 + requeued);
-        limit = limit.min(cc.size());
-        if done - reported >= 1024 {
-            progress(done - reported);
-            reported = done;
-        }
+        e.end_turn();
     }
-    if done > reported {
-        progress(done - reported);
-    }
-    out
+    e.into_pass()
 }
 
 /// One pass over `targets` with `threads` threads and `window` connects in flight in all.
@@ -614,30 +783,62 @@ fn pass(
 ) -> Pass {
     // Small passes (retries, confirmations) need no second thread.
     let threads = threads.clamp(1, 64).min(targets.len().div_ceil(256).max(1));
-    let per_thread = (window / threads).max(1);
+    let window = Window::new(window, threads);
     let mut total = Pass::default();
     std::thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
                 let share: Vec<SocketAddr> =
                     targets.iter().copied().skip(t).step_by(threads).collect();
-                s.spawn(move || worker(&share, timeout, per_thread, progress))
+                let window = &window;
+                s.spawn(move || worker(&share, timeout, window, progress))
             })
             .collect();
         for h in handles {
             match h.join() {
-                Ok(o) => {
-                    total.accepted.extend(o.accepted);
-                    total.silent.extend(o.silent);
-                    total.errors.extend(o.errors);
-                    total.discarded.extend(o.discarded);
-                }
+                Ok(o) => total.extend(o),
                 // A panicked thread's share was not swept: an error for each of its ports.
                 Err(_) => total.errors.push(SocketAddr::new(targets[0].ip(), 0)),
             }
         }
     });
     total
+}
+
+/// The portable engine: one blocking connect at a time (slow, but the same passes, settling
+/// and confirmation as the others).
+#[cfg(not(any(target_os = "linux", windows)))]
+fn pass(
+    targets: &[SocketAddr],
+    timeout: Duration,
+    _window: usize,
+    _threads: usize,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Pass {
+    let mut out = Pass::default();
+    for &t in targets {
+        let ended = match Socket::new(Domain::for_address(t), Type::STREAM, None) {
+            Ok(sock) => {
+                let ended = match sock.connect_timeout(&SockAddr::from(t), timeout) {
+                    Ok(()) => accepted(&sock),
+                    Err(e) => match e.kind() {
+                        io::ErrorKind::TimedOut | io::ErrorKind::WouldBlock => Ended::Silent,
+                        io::ErrorKind::NetworkUnreachable => Ended::NoRoute,
+                        io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::ConnectionReset
+                        | io::ErrorKind::HostUnreachable => Ended::NotOpen,
+                        _ => Ended::Error,
+                    },
+                };
+                abort(sock);
+                ended
+            }
+            Err(_) => Ended::Error,
+        };
+        out.record(ended, t);
+        progress(1);
+    }
+    out
 }
 
 /// How the sweep asks again: passes after the first go to the ports that stayed silent, each
@@ -664,9 +865,9 @@ pub(crate) fn settles(pass: u32, asked: u64, still: u64) -> bool {
 
 /// Sweeps `ports` of every address of `plan` at once (the addresses' ports interleaved over
 /// `threads` threads, `window` connects in flight in all), asks the silent ports again, and
-/// confirms each port that accepted: one outcome per address, in `plan`'s order.
-#[cfg(any(target_os = "linux", windows))]
-pub(crate) fn sweep(
+/// confirms each port that accepted: one outcome per address, in `plan`'s order. `local` says
+/// which addresses are this host's own (their confirmations go one at a time).
+pub fn sweep(
     plan: &[(IpAddr, Vec<u16>)],
     local: &dyn Fn(IpAddr) -> bool,
     timeout: Duration,
@@ -705,6 +906,7 @@ fn sweep_with(
     let mut outcomes: Vec<SweepOutcome> = plan.iter().map(|_| SweepOutcome::default()).collect();
     let slot = |a: IpAddr| plan.iter().position(|(x, _)| *x == a);
     let mut found: Vec<SocketAddr> = Vec::new();
+    let mut no_route = vec![0u64; plan.len()];
     let mut silent = targets;
     let mut passes = 0;
     while passes < MAX_PASSES && !silent.is_empty() {
@@ -730,15 +932,19 @@ fn sweep_with(
                 still[i] += 1;
             }
         }
-        for (list, field) in [(&p.errors, 0), (&p.discarded, 1)] {
-            for t in list {
-                if let Some(i) = slot(t.ip()) {
-                    if field == 0 {
-                        outcomes[i].errors += 1;
-                    } else {
-                        outcomes[i].discarded += 1;
-                    }
-                }
+        for t in &p.errors {
+            if let Some(i) = slot(t.ip()) {
+                outcomes[i].errors += 1;
+            }
+        }
+        for t in &p.discarded {
+            if let Some(i) = slot(t.ip()) {
+                outcomes[i].discarded += 1;
+            }
+        }
+        for t in &p.no_route {
+            if let Some(i) = slot(t.ip()) {
+                no_route[i] += 1;
             }
         }
         for (i, o) in outcomes.iter_mut().enumerate() {
@@ -762,9 +968,25 @@ fn sweep_with(
             outcomes[i].unanswered += 1;
         }
     }
-    for (o, (_, ports)) in outcomes.iter_mut().zip(plan) {
+    for ((o, (_, ports)), &no_route) in outcomes.iter_mut().zip(plan).zip(&no_route) {
         if ports.is_empty() {
             o.settled = true;
+        }
+        // Not one port reached: the address says nothing, whatever settled.
+        let ports = ports.len() as u64;
+        if ports > 0 && o.errors + no_route >= ports {
+            o.not_swept = Some(if no_route > 0 {
+                format!(
+                    "network unreachable: {no_route} of {ports} ports had no route from this host{}",
+                    if o.errors > 0 {
+                        format!(", {} could not be tried (local errors)", o.errors)
+                    } else {
+                        String::new()
+                    }
+                )
+            } else {
+                format!("none of its {ports} ports could be tried (local errors)")
+            });
         }
     }
 
@@ -885,11 +1107,33 @@ mod tests {
     }
 
     #[test]
+    fn threads_share_one_window() {
+        // Two threads' answers add up in the one window of the pass.
+        let w = Window::new(4096, 2);
+        assert_eq!(
+            w.share(),
+            256,
+            "each thread starts where a window of its own did"
+        );
+        w.cc.lock().unwrap().add(300, 3);
+        assert_eq!(w.share(), 256, "half a batch: no change yet");
+        w.cc.lock().unwrap().add(300, 3);
+        assert_eq!(
+            w.share(),
+            512,
+            "a batch of both threads' answers, little silence"
+        );
+        w.cc.lock().unwrap().add(1024, 600);
+        assert_eq!(w.share(), 256, "a rise in silence halves it for both");
+        assert_eq!(Window::new(8, 16).share(), 1);
+    }
+
+    #[test]
     fn winsock_errors_end_connects_as_errnos_do_on_linux() {
         assert!(matches!(wsa_ended(Some(10061)), Ended::NotOpen), "refused");
         assert!(matches!(wsa_ended(Some(10054)), Ended::NotOpen), "reset");
         assert!(matches!(wsa_ended(Some(10065)), Ended::NotOpen));
-        assert!(matches!(wsa_ended(Some(10051)), Ended::NotOpen));
+        assert!(matches!(wsa_ended(Some(10051)), Ended::NoRoute));
         assert!(matches!(wsa_ended(Some(10060)), Ended::Silent), "timed out");
         for busy in [10035, 10049, 10024, 10055, 10048] {
             assert!(matches!(wsa_ended(Some(busy)), Ended::Retry), "{busy}");
@@ -991,5 +1235,56 @@ mod tests {
         assert_eq!(asked[&SocketAddr::new(a, 22)], 2);
         assert_eq!(asked[&SocketAddr::new(c, 9)], 3);
         assert_eq!(asked[&SocketAddr::new(a, 23)], 1);
+    }
+
+    /// An address no port of which could be reached (no route) or tried (local errors) is not
+    /// swept, with the reason: never "nothing open" over nothing.
+    #[test]
+    fn an_address_no_port_reached_is_not_swept() {
+        let a: IpAddr = "192.0.2.1".parse().unwrap(); // no route
+        let b: IpAddr = "192.0.2.2".parse().unwrap(); // every socket fails locally
+        let c: IpAddr = "192.0.2.3".parse().unwrap(); // refused: swept, nothing open
+        let plan: Vec<(IpAddr, Vec<u16>)> = vec![
+            (a, (1..=10).collect()),
+            (b, (1..=5).collect()),
+            (c, (1..=5).collect()),
+        ];
+        let engine = |targets: &[SocketAddr],
+                      _: Duration,
+                      _: usize,
+                      _: usize,
+                      _: &(dyn Fn(u64) + Sync)|
+         -> Pass {
+            let mut out = Pass::default();
+            for &t in targets {
+                let ended = match t.ip() {
+                    ip if ip == a => Ended::NoRoute,
+                    ip if ip == b => Ended::Error,
+                    _ => Ended::NotOpen,
+                };
+                out.record(ended, t);
+            }
+            out
+        };
+        let outs = sweep_with(
+            &plan,
+            &|_| false,
+            Duration::from_millis(150),
+            64,
+            1,
+            &|_| {},
+            &engine,
+        );
+        assert_eq!(
+            outs[0].not_swept.as_deref(),
+            Some("network unreachable: 10 of 10 ports had no route from this host")
+        );
+        assert_eq!(
+            outs[1].not_swept.as_deref(),
+            Some("none of its 5 ports could be tried (local errors)")
+        );
+        assert_eq!(outs[1].errors, 5);
+        assert_eq!(outs[2].not_swept, None);
+        assert!(outs[2].settled && outs[2].accepted.is_empty());
     }
 }

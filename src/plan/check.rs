@@ -100,6 +100,24 @@ pub const CHECKS: &[(&str, &str, Severity, &str)] = &[
         Severity::Error,
         "a port lies in a Windows excluded port range of its node (windows_excluded_ports)",
     ),
+    (
+        "C116",
+        "plain-host-outside-servers",
+        Severity::Warning,
+        "a node runs no SCC component, is not declared a plain host and sits outside the servers' zones",
+    ),
+    (
+        "C117",
+        "zone-without-roles",
+        Severity::Warning,
+        "a zone carries no role, holds no node and no service names it: nothing in it reaches anything",
+    ),
+    (
+        "C118",
+        "peer-zone-without-trunk",
+        Severity::Warning,
+        "a trunk peer sits in a zone that does not carry trunk: probe, report and diagram miss its flows",
+    ),
 ];
 
 /// Something involved in a finding.
@@ -193,7 +211,7 @@ impl<'d> Locator<'d> {
         };
         let var = match &b.origin {
             Origin::UnitVariable(v) | Origin::NodeVariable(v) => v.first(),
-            Origin::Default | Origin::Service => None,
+            Origin::Default | Origin::Service | Origin::Peer => None,
         };
         if let (Some(var), Some(settings)) = (var, settings) {
             if let Some(s) = settings.iter().find(|s| &s.name == var) {
@@ -237,6 +255,9 @@ pub fn check(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Finding> {
     overlapping_zones(dep, &mut out);
     service_clashes(plan, &loc, &mut out);
     excluded_ranges(dep, plan, &loc, &mut out);
+    plain_hosts(dep, &loc, &mut out);
+    zones_without_roles(dep, &mut out);
+    peers_outside_trunk_zones(dep, &loc, &mut out);
     for u in &plan.unset {
         out.push(finding(
             "C108",
@@ -585,7 +606,8 @@ fn roles_without_zone(
         .iter()
         .flat_map(|z| z.roles.iter().copied())
         .collect();
-    let has = |r: Role| r == Role::Servers || carried.contains(&r);
+    let peers = dep.peers().next().is_some();
+    let has = |r: Role| r == Role::Servers || (r == Role::Trunk && peers) || carried.contains(&r);
     let mut seen = HashSet::new();
     for b in &plan.bindings {
         if !seen.insert((&b.component, &b.port_id)) {
@@ -639,6 +661,86 @@ fn roles_without_zone(
             f.severity = Severity::Info;
         }
         out.push(f);
+    }
+}
+
+/// C116: a node that runs no SCC component (no HAC, no unit instance) and that the file does not
+/// declare a plain host, outside every zone of the servers. It is a source of none of the servers'
+/// flows (only SCC hosts are); files written before plain hosts were told apart gave such a node
+/// every internal port, so the change is said, and `scc = false` says it was meant.
+fn plain_hosts(dep: &Deployment, loc: &Locator, out: &mut Vec<Finding>) {
+    let servers: Vec<&ipnet::IpNet> = dep
+        .zones_with(Role::Servers)
+        .flat_map(|z| z.cidrs.iter())
+        .collect();
+    for n in dep.nodes.iter().filter(|n| !n.scc && !n.plain_declared) {
+        if servers.iter().any(|c| c.contains(&n.address)) {
+            continue;
+        }
+        out.push(finding(
+            "C116",
+            format!(
+                "node {} runs no SCC component (hac = false, no unit instance) and sits outside the servers' zones: it is a plain host, a source only of the flows named for it (trunk, services), not of the servers' flows",
+                n.name
+            ),
+            vec![loc.node(&n.name)],
+            format!(
+                "write `scc = false` in [nodes.{}] to say it runs no SCC component (a `trunk` table for an SBC); if it does run SCC, give it HAC or a unit instance",
+                n.name
+            ),
+        ));
+    }
+}
+
+/// C118: a trunk peer whose zone does not carry `trunk`. Its address is a trunk source in every
+/// rule all the same, but `probe --from ZONE`, the report and the diagram plan per zone and role,
+/// so none of them would test or draw what the peer reaches.
+fn peers_outside_trunk_zones(dep: &Deployment, loc: &Locator, out: &mut Vec<Finding>) {
+    for (n, _) in dep.peers() {
+        let zone = &dep.zones[n.zone];
+        if zone.roles.contains(&Role::Trunk) {
+            continue;
+        }
+        out.push(finding(
+            "C118",
+            format!(
+                "trunk peer {} sits in zone {}, which does not carry trunk: the rules admit it to the trunk's ports, but probe, the report and the diagram (per zone) miss those flows",
+                n.name, zone.name
+            ),
+            vec![loc.node(&n.name)],
+            format!(
+                "add \"trunk\" to zone {}'s roles, or give the peer a zone of its own (cidrs = [\"{}\"], roles = [\"trunk\"])",
+                zone.name,
+                ipnet::IpNet::from(n.address)
+            ),
+        ));
+    }
+}
+
+/// C117: `roles = []` on a zone that holds no node and that no service names: its networks are
+/// the source of no flow and the destination of none.
+fn zones_without_roles(dep: &Deployment, out: &mut Vec<Finding>) {
+    let named: HashSet<usize> = dep
+        .services
+        .iter()
+        .flat_map(|s| s.from_zones.iter().copied())
+        .collect();
+    for (i, z) in dep.zones.iter().enumerate() {
+        if !z.roles.is_empty() || named.contains(&i) || dep.nodes.iter().any(|n| n.zone == i) {
+            continue;
+        }
+        out.push(finding(
+            "C117",
+            format!(
+                "zone {} carries no role (roles = []) and holds no node: nothing in it reaches anything",
+                z.name
+            ),
+            vec![Place {
+                what: format!("zone {}", z.name),
+                location: Some(z.location.clone()),
+            }],
+            "give it the roles of the hosts in it: clients (agents' PCs), admins, trunk (a carrier's network), ivr, visitors; servers only for SCC servers; or name it in a service's `from`".to_string(),
+        ));
     }
 }
 
@@ -977,10 +1079,17 @@ fn service_clashes(plan: &Plan, loc: &Locator, out: &mut Vec<Finding>) {
                         transport.as_str()
                     ),
                     vec![loc.binding(b), loc.binding(a)],
-                    format!(
-                        "move service {} to another port, or the other to another port",
-                        b.port_id
-                    ),
+                    if a.origin == Origin::Service {
+                        format!(
+                            "one port, one service: if both are the same service for different sources, make them one [services.{}] whose `from` lists every source (and `to` every destination); else move one to another port",
+                            a.port_id
+                        )
+                    } else {
+                        format!(
+                            "move service {} to another port, or the other to another port",
+                            b.port_id
+                        )
+                    },
                 )
             } else {
                 let mut f = finding(
@@ -1032,6 +1141,7 @@ mod site_tests {
             nodes: vec![],
             units: vec![],
             services: vec![],
+            firewalls: vec![],
         }
     }
 

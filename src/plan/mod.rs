@@ -12,7 +12,7 @@ use crate::catalog::{Role, Transport};
 use crate::range::PortRange;
 
 pub use check::{Finding, Place, check};
-pub use resolve::resolve;
+pub use resolve::{peer_purpose, resolve};
 
 /// Where a binding listens.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -56,6 +56,9 @@ pub enum Origin {
     NodeVariable(Vec<String>),
     /// A site service of the deployment file (`[services.NAME]`): component `service`, port id NAME.
     Service,
+    /// A trunk peer's side of the trunk (`[nodes.NAME.trunk]`): component `trunk-peer`, port ids
+    /// `sip-udp`, `sip-tcp`, `sip-tls` and `media`.
+    Peer,
 }
 
 impl Origin {
@@ -76,6 +79,7 @@ impl Origin {
             Origin::UnitVariable(v) => format!("unit: {}", strip(v)),
             Origin::NodeVariable(v) => format!("node: {}", strip(v)),
             Origin::Service => "service".into(),
+            Origin::Peer => "trunk peer".into(),
         }
     }
 
@@ -85,6 +89,7 @@ impl Origin {
             Origin::UnitVariable(v) => format!("unit variable {}", v.join(", ")),
             Origin::NodeVariable(v) => format!("node variable {}", v.join(", ")),
             Origin::Service => "site service".into(),
+            Origin::Peer => "trunk peer".into(),
         }
     }
 }
@@ -108,6 +113,10 @@ pub struct Binding {
 
 /// The component name of every site-service binding: its flows and rules read `service.NAME`.
 pub const SERVICE_COMPONENT: &str = "service";
+
+/// The component name of a trunk peer's bindings: its flows and rules read `trunk-peer.sip-udp`,
+/// `trunk-peer.media`.
+pub const PEER_COMPONENT: &str = "trunk-peer";
 
 impl Binding {
     /// Whether traffic from `zone` is meant to reach this binding: a role it carries, or its name.

@@ -1,8 +1,8 @@
 //! Resolution: from a validated deployment and the catalog to the bindings of every host.
 
 use super::{Binding, Host, Origin, Plan, Unset};
-use crate::catalog::{Catalog, Component, Placement, PortDefault};
-use crate::deployment::{Deployment, Service, ServiceTarget, Setting, area_values};
+use crate::catalog::{Catalog, Component, Placement, PortDefault, Role, Transport};
+use crate::deployment::{Deployment, Service, ServiceTarget, Setting, TrunkPeer, area_values};
 use crate::range::PortRange;
 
 /// The effective port of `port` given the settings in force, or `None` when it has no value.
@@ -62,6 +62,49 @@ fn bind<'c>(
                 from_zones: Vec::new(),
             });
         }
+    }
+}
+
+/// A trunk peer's side of the trunk: its SIP ports for SIP Bridge and its media range for MRS,
+/// each only when some unit with an instance runs that package. Who connects is `servers`: SIP
+/// Bridge and MRS move with their units between the servers.
+fn peer_bindings(plan: &mut Plan, deployment: &Deployment, host: &Host, peer: &TrunkPeer) {
+    let runs = |package: &str| {
+        deployment
+            .units
+            .iter()
+            .any(|u| !u.instances.is_empty() && u.packages.iter().any(|p| p == package))
+    };
+    let mut push = |port_id: String, transport, ports| {
+        plan.bindings.push(Binding {
+            host: host.clone(),
+            unit: None,
+            component: super::PEER_COMPONENT.to_string(),
+            port_id,
+            transport,
+            ports,
+            origin: Origin::Peer,
+            from: vec![Role::Servers],
+            from_zones: Vec::new(),
+        });
+    };
+    if runs("sip-bridge") {
+        for &(t, ports) in &peer.sip {
+            push(format!("sip-{}", t.key()), t.transport(), ports);
+        }
+    }
+    if let (Some(media), true) = (peer.media, runs("media-routing-server")) {
+        push("media".to_string(), Transport::Udp, media);
+    }
+}
+
+/// What a trunk peer's port is for, in rule descriptions.
+pub fn peer_purpose(port_id: &str) -> &'static str {
+    match port_id {
+        "sip-udp" => "SIP from SIP Bridge (UDP)",
+        "sip-tcp" => "SIP from SIP Bridge (TCP)",
+        "sip-tls" => "SIP over TLS from SIP Bridge",
+        _ => "RTP/RTCP from MRS",
     }
 }
 
@@ -131,6 +174,9 @@ pub fn resolve(deployment: &Deployment, catalog: &Catalog) -> Plan {
                 &unit.variables,
                 Origin::UnitVariable,
             );
+        }
+        if let Some(peer) = &node.trunk {
+            peer_bindings(&mut plan, deployment, &here(node.address), peer);
         }
         let mut seen = std::collections::HashSet::new();
         for &(s, address, unit) in services {

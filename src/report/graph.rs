@@ -206,22 +206,10 @@ pub fn colour(status: Option<Status>) -> &'static str {
     }
 }
 
-/// Text safe in HTML and SVG content and attribute values.
+/// Text safe in HTML and SVG content and attribute values: [`crate::safe::Sink::Markup`] (one
+/// line).
 pub fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            // Control characters are invalid in XML 1.0 and invisible in HTML: shown as U+FFFD.
-            c if c.is_control() && c != '\n' && c != '\t' => out.push('\u{FFFD}'),
-            c => out.push(c),
-        }
-    }
-    out
+    crate::safe::clean(crate::safe::Sink::Markup, text).into_owned()
 }
 
 const BOX_W: f64 = 230.0;
@@ -528,7 +516,7 @@ mod tests {
     fn escapes_every_markup_character() {
         assert_eq!(
             esc("<a href=\"x\">'&'\u{1b}</a>"),
-            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;\u{FFFD}&lt;/a&gt;"
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39; &lt;/a&gt;"
         );
         assert_eq!(mermaid_text("a\"]-->x#"), "a#quot;]--#gt;x#35;");
         assert_eq!(dot_text("a\"\\b\n"), "a\\\"\\\\b ");

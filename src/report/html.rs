@@ -1,6 +1,7 @@
 //! The HTML report: one self-contained page (no scripts, fonts or images from anywhere), readable
 //! without JavaScript and printable: verdict, the SVG picture, failures with their fixes, the
-//! matrix, the check findings and the inputs. Every text from a file goes through [`esc`].
+//! matrix, the check findings and the inputs. Every text from a file goes through [`esc`]
+//! (`safe.rs`'s [`crate::safe::Sink::Markup`]).
 
 use std::fmt::Write as _;
 
@@ -146,7 +147,7 @@ pub fn render(report: &Report, picture: &Graph) -> String {
                 "<p><b>{}</b> ({}):</p>\n<pre class=\"rule\">{}</pre>",
                 esc(&hop.firewall),
                 esc(&hop.target),
-                esc(&hop.rule)
+                crate::safe::lines(crate::safe::Sink::Markup, &hop.rule)
             );
         }
         h.push_str("</div>\n");
@@ -203,6 +204,23 @@ pub fn render(report: &Report, picture: &Graph) -> String {
         h.push_str("</table>\n");
     }
 
+    if !report.rejected.is_empty() {
+        let _ = writeln!(
+            h,
+            "<h2 id=\"rejected\">Result files that do not count ({})</h2>\n<p>Their results are not used.</p>\n<table><tr><th>file</th><th>zone it names</th><th>why</th></tr>",
+            report.rejected.len()
+        );
+        for r in &report.rejected {
+            let _ = writeln!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&r.file),
+                esc(&r.zone),
+                esc(&r.reason)
+            );
+        }
+        h.push_str("</table>\n");
+    }
     h.push_str("<h2 id=\"inputs\">Probe results read</h2>\n");
     if report.inputs.is_empty() {
         h.push_str("<p>None: every planned port is untested.</p>\n");

@@ -97,6 +97,11 @@ pub enum ReportError {
         zone: String,
         hint: String,
     },
+    #[error(
+        "{file}: format_version {version} is newer than this scc-ports reads ({}); hint: make the report with the scc-ports version that probed, or a newer one",
+        crate::FORMAT_VERSION
+    )]
+    FutureVersion { file: String, version: u64 },
 }
 
 /// One probe result file: what `probe --format json` writes.
@@ -105,6 +110,11 @@ pub struct ProbeFile {
     /// The file name, for messages and the report's list of inputs.
     pub name: String,
     pub zone: String,
+    /// The addresses the prober sent from (`sources`; missing in files of older versions).
+    pub sources: Option<Vec<IpAddr>>,
+    /// The zone the file was made in by the one who ran the prober (`report --expect-zone`,
+    /// which the playbook gives), when known.
+    pub expected_zone: Option<String>,
     pub results: Vec<ProbeLine>,
 }
 
@@ -125,7 +135,11 @@ pub struct ProbeLine {
 
 #[derive(Deserialize)]
 struct RawProbe {
+    #[serde(default)]
+    format_version: Option<u64>,
     zone: Option<String>,
+    #[serde(default)]
+    sources: Option<Vec<IpAddr>>,
     results: Vec<ProbeLine>,
 }
 
@@ -137,6 +151,16 @@ pub fn parse_probe(name: &str, text: &str, dep: &Deployment) -> Result<ProbeFile
         column: e.column(),
         message: e.to_string(),
     })?;
+    // A newer format may mean something else by the same fields: refused, never guessed at.
+    if let Some(version) = raw
+        .format_version
+        .filter(|v| *v > u64::from(crate::FORMAT_VERSION))
+    {
+        return Err(ReportError::FutureVersion {
+            file: name.to_string(),
+            version,
+        });
+    }
     let zone = raw.zone.ok_or_else(|| ReportError::NoZone {
         file: name.to_string(),
     })?;
@@ -155,8 +179,66 @@ pub fn parse_probe(name: &str, text: &str, dep: &Deployment) -> Result<ProbeFile
     Ok(ProbeFile {
         name: name.to_string(),
         zone,
+        sources: raw.sources,
+        expected_zone: None,
         results: raw.results,
     })
+}
+
+/// A result file that does not count for the zone it names, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Rejected {
+    pub file: String,
+    /// The zone the file names.
+    pub zone: String,
+    pub reason: String,
+}
+
+/// Why `f` cannot speak for the zone it names, if it cannot: the zone it was made in (when the
+/// caller knows it) differs, or none of the addresses it was sent from lies in the zone, or it
+/// records none. The file's own word is not enough: an agent PC's result that says `dc` would
+/// turn the untested dc zone into verified.
+fn zone_disagreement(dep: &Deployment, f: &ProbeFile) -> Option<String> {
+    if let Some(expected) = f.expected_zone.as_deref() {
+        if expected != f.zone {
+            return Some(format!(
+                "it names zone {} but was made in zone {expected} (--expect-zone)",
+                f.zone
+            ));
+        }
+    }
+    let zone = dep.zone(&f.zone)?;
+    let cidrs = || {
+        zone.cidrs
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match f.sources.as_deref() {
+        Some(sources) if !sources.is_empty() => {
+            if sources
+                .iter()
+                .any(|a| zone.cidrs.iter().any(|c| c.contains(a)))
+            {
+                None
+            } else {
+                let list: Vec<String> = sources.iter().map(ToString::to_string).collect();
+                Some(format!(
+                    "it names zone {} but was sent from {}, outside the zone ({})",
+                    f.zone,
+                    list.join(", "),
+                    cidrs()
+                ))
+            }
+        }
+        // An older probe records no source: only the caller's word can vouch for the zone.
+        _ if f.expected_zone.is_some() => None,
+        _ => Some(format!(
+            "it records no source address, so its zone {} cannot be checked; hint: probe again              with this version, or state the zone it was made in with --expect-zone FILE=ZONE",
+            f.zone
+        )),
+    }
 }
 
 /// One planned port from one zone, with what the probes found.
@@ -366,10 +448,12 @@ pub struct Report {
     pub name: String,
     /// The firewall target the fixes are written for.
     pub target: String,
-    /// True when every planned port is verified from every zone.
+    /// True when every planned port is verified from every zone and every result file counts.
     pub passed: bool,
     pub summary: Summary,
     pub inputs: Vec<Input>,
+    /// Result files that do not count for the zone they name (their results are not used).
+    pub rejected: Vec<Rejected>,
     /// Failures first, in matrix order: what to fix.
     pub failures: Vec<Failure>,
     /// The readable matrix: consecutive ports of one range with one status grouped.
@@ -462,7 +546,16 @@ pub fn build(
     type Update = (usize, Status, Option<String>, Option<f64>, String);
     let mut updates: Vec<Update> = Vec::new();
     let mut stray = Vec::new();
+    let mut rejected = Vec::new();
     for f in files {
+        if let Some(reason) = zone_disagreement(dep, f) {
+            rejected.push(Rejected {
+                file: f.name.clone(),
+                zone: f.zone.clone(),
+                reason,
+            });
+            continue;
+        }
         for r in &f.results {
             let (status, detail) = match Status::parse(&r.status) {
                 Some(Status::Untested) | None => (
@@ -533,9 +626,10 @@ pub fn build(
         format_version: crate::FORMAT_VERSION,
         name: dep.name.clone(),
         target: target.name().to_string(),
-        passed: summary.verified == summary.planned,
+        passed: summary.verified == summary.planned && rejected.is_empty(),
         summary,
         inputs,
+        rejected,
         failures,
         groups,
         rows,
@@ -930,10 +1024,18 @@ instances = ["B", "A"]
         }
     }
 
+    /// A result file probed from inside its zone (x.x.x.50 of the zone's network).
     fn file(zone: &str, name: &str, results: Vec<ProbeLine>) -> ProbeFile {
+        let net = match zone {
+            "dc" => 0,
+            "agents" => 1,
+            _ => 2,
+        };
         ProbeFile {
             name: name.into(),
             zone: zone.into(),
+            sources: Some(vec![format!("10.{net}.0.50").parse().unwrap()]),
+            expected_zone: None,
             results,
         }
     }
@@ -1142,6 +1244,114 @@ instances = ["B", "A"]
         )
         .unwrap();
         assert_eq!(ok.zone, "dc");
+    }
+
+    #[test]
+    fn newer_format_versions_are_refused() {
+        let (dep, _, _) = system();
+        let e = parse_probe(
+            "x.json",
+            r#"{"format_version": 99, "zone": "dc", "results": []}"#,
+            &dep,
+        )
+        .unwrap_err();
+        assert!(matches!(e, ReportError::FutureVersion { version: 99, .. }));
+        assert!(
+            e.to_string()
+                .starts_with("x.json: format_version 99 is newer than this scc-ports reads (1)"),
+            "{e}"
+        );
+        let ok = parse_probe(
+            "x.json",
+            r#"{"format_version": 1, "zone": "dc", "sources": ["10.0.0.9"], "results": []}"#,
+            &dep,
+        )
+        .unwrap();
+        assert_eq!(ok.sources, Some(vec!["10.0.0.9".parse().unwrap()]));
+    }
+
+    #[test]
+    fn a_file_counts_only_for_the_zone_it_was_made_in() {
+        let (dep, catalog, plan) = system();
+        let every_dc_port: Vec<ProbeLine> = planned(&dep, &plan)
+            .iter()
+            .filter(|r| r.zone == "dc")
+            .map(|r| {
+                line(
+                    &r.address.to_string(),
+                    r.port,
+                    &r.component,
+                    &r.port_id,
+                    "verified",
+                )
+            })
+            .collect();
+        let dc = |sources: Option<Vec<&str>>, expected: Option<&str>| ProbeFile {
+            sources: sources.map(|v| v.iter().map(|a| a.parse().unwrap()).collect()),
+            expected_zone: expected.map(str::to_string),
+            ..file("dc", "dc.json", every_dc_port.clone())
+        };
+        let verified_dc = |f: ProbeFile| {
+            let r = build(&dep, &catalog, &plan, &[f], nft());
+            let n = r
+                .rows
+                .iter()
+                .filter(|r| r.zone == "dc" && r.status == Status::Verified)
+                .count();
+            (n, r.rejected)
+        };
+        let planned_dc = every_dc_port.len();
+        assert!(planned_dc > 0);
+        // From inside dc: counts.
+        let (n, rejected) = verified_dc(dc(Some(vec!["10.0.0.7"]), None));
+        assert_eq!((n, rejected.len()), (planned_dc, 0));
+        // An agent PC's result relabelled `dc`: not used, and said why.
+        let (n, rejected) = verified_dc(dc(Some(vec!["10.1.0.7"]), None));
+        assert_eq!(n, 0);
+        assert_eq!(
+            rejected[0].reason,
+            "it names zone dc but was sent from 10.1.0.7, outside the zone (10.0.0.0/24)"
+        );
+        // The zone the playbook ran it in wins over the file's word.
+        let (n, rejected) = verified_dc(dc(Some(vec!["10.0.0.7"]), Some("agents")));
+        assert_eq!(n, 0);
+        assert!(
+            rejected[0].reason.contains("made in zone agents"),
+            "{rejected:?}"
+        );
+        // No source recorded: unchecked, so not counted, unless the caller vouches.
+        let (n, rejected) = verified_dc(dc(None, None));
+        assert_eq!(n, 0);
+        assert!(rejected[0].reason.contains("records no source address"));
+        let (n, rejected) = verified_dc(dc(None, Some("dc")));
+        assert_eq!((n, rejected.len()), (planned_dc, 0));
+        // Every port verified but a file rejected: not passed.
+        let mut all = vec![dc(Some(vec!["10.0.0.7"]), None)];
+        for zone in ["agents", "trunk"] {
+            let mine: Vec<ProbeLine> = planned(&dep, &plan)
+                .iter()
+                .filter(|r| r.zone == zone)
+                .map(|r| {
+                    line(
+                        &r.address.to_string(),
+                        r.port,
+                        &r.component,
+                        &r.port_id,
+                        "verified",
+                    )
+                })
+                .collect();
+            all.push(file(zone, &format!("{zone}.json"), mine));
+        }
+        assert!(build(&dep, &catalog, &plan, &all, nft()).passed);
+        all.push(dc(Some(vec!["10.1.0.7"]), None));
+        let r = build(&dep, &catalog, &plan, &all, nft());
+        assert_eq!(r.summary.verified, r.summary.planned);
+        assert!(!r.passed);
+        assert_eq!(
+            crate::report::text::verdict(&r),
+            "FAILED: 1 result file does not count for the zone it names"
+        );
     }
 
     #[test]

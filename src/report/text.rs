@@ -4,12 +4,12 @@ use std::fmt::Write as _;
 
 use super::{Failure, Report, Status};
 use crate::render::{Column, Format, Grid};
+use crate::safe::{Sink, clean, lines};
 
-/// Text safe on a terminal: control characters (escape sequences) shown as `?`.
+/// One line for the terminal ([`Sink::Terminal`]): a line break or bidi control from a result
+/// file cannot forge a line (a verdict) of its own.
 fn plain(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() && c != '\n' { '?' } else { c })
-        .collect()
+    clean(Sink::Terminal, text).into_owned()
 }
 
 fn matrix(report: &Report) -> Grid {
@@ -44,19 +44,39 @@ pub fn verdict(report: &Report) -> String {
         .filter(|st| **st != Status::Verified && s.count(**st) > 0)
         .map(|st| format!("{} {}", s.count(*st), st.as_str()))
         .collect();
+    let rejected = match report.rejected.len() {
+        0 => String::new(),
+        1 => "1 result file does not count for the zone it names".to_string(),
+        n => format!("{n} result files do not count for the zones they name"),
+    };
     if report.passed {
         format!(
             "PASSED: all {} planned ports verified from every zone",
             s.planned
         )
+    } else if s.verified == s.planned {
+        format!("FAILED: {rejected}")
     } else {
-        format!(
+        let mut v = format!(
             "FAILED: {} of {} planned ports not verified ({})",
             s.planned - s.verified,
             s.planned,
             parts.join(", ")
-        )
+        );
+        if !rejected.is_empty() {
+            v = format!("{v}; {rejected}");
+        }
+        v
     }
+}
+
+/// One line per result file that does not count: the file, the zone it names, why.
+fn rejected_lines(report: &Report) -> Vec<String> {
+    report
+        .rejected
+        .iter()
+        .map(|r| format!("{}: {}", r.file, r.reason))
+        .collect()
 }
 
 fn failure_heading(f: &Failure) -> String {
@@ -79,6 +99,16 @@ fn failure_heading(f: &Failure) -> String {
 /// The terminal report: verdict, each failure with cause and fix, the grouped matrix.
 pub fn table(report: &Report, width: usize) -> String {
     let mut s = format!("System {}: {}\n", plain(&report.name), verdict(report));
+    if !report.rejected.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nResult files that do not count ({}; their results are not used):",
+            report.rejected.len()
+        );
+        for l in rejected_lines(report) {
+            let _ = writeln!(s, "  {}", plain(&l));
+        }
+    }
     if !report.failures.is_empty() {
         let _ = writeln!(s, "\nFailures ({}):", report.failures.len());
         for (i, f) in report.failures.iter().enumerate() {
@@ -138,16 +168,9 @@ fn fence(text: &str) -> String {
     "`".repeat((longest + 1).max(3))
 }
 
-/// Markdown text outside tables: characters that would start markup escaped.
+/// Markdown text outside tables ([`Sink::Markdown`]).
 fn md(text: &str) -> String {
-    let mut out = String::new();
-    for c in plain(text).chars() {
-        if "\\`*_[]<>#|~".contains(c) {
-            out.push('\\');
-        }
-        out.push(if c == '\n' { ' ' } else { c });
-    }
-    out
+    clean(Sink::Markdown, text).into_owned()
 }
 
 /// Markdown for a wiki or a ticket: verdict, failures with fixes, the matrix, findings.
@@ -157,6 +180,12 @@ pub fn markdown(report: &Report) -> String {
     let _ = writeln!(s, "| status | ports |\n|---|---|");
     for st in Status::ALL {
         let _ = writeln!(s, "| {} | {} |", st.as_str(), report.summary.count(st));
+    }
+    if !report.rejected.is_empty() {
+        let _ = writeln!(s, "\n## Result files that do not count\n");
+        for l in rejected_lines(report) {
+            let _ = writeln!(s, "- {}", md(&l));
+        }
     }
     if !report.failures.is_empty() {
         let _ = writeln!(s, "\n## Failures\n");
@@ -208,9 +237,9 @@ pub fn markdown(report: &Report) -> String {
     s
 }
 
-/// Text safe in XML 1.0 content and attributes.
+/// Text safe in XML 1.0 content and attributes ([`Sink::Markup`], one line).
 fn xml(text: &str) -> String {
-    super::graph::esc(text)
+    clean(Sink::Markup, text).into_owned()
 }
 
 /// JUnit XML: one test suite per zone, one test case per matrix group; failures carry the cause
@@ -221,12 +250,13 @@ pub fn junit(report: &Report) -> String {
         .groups
         .iter()
         .filter(|g| !matches!(g.status, Status::Verified | Status::Untested))
-        .count();
+        .count()
+        + report.rejected.len();
     let _ = writeln!(
         x,
         "<testsuites name=\"scc-ports report {}\" tests=\"{}\" failures=\"{fails}\">",
         xml(&report.name),
-        report.groups.len()
+        report.groups.len() + report.rejected.len()
     );
     let mut zones: Vec<&str> = report.groups.iter().map(|g| g.zone.as_str()).collect();
     zones.dedup();
@@ -283,15 +313,23 @@ pub fn junit(report: &Report) -> String {
                         .iter()
                         .find(|f| &f.group == g)
                         .expect("every failing group is diagnosed");
-                    let mut body = format!("cause: {}\nfix: {}\n", f.cause, f.action);
-                    for l in f.listener.iter().rev() {
-                        body = format!("listener: {l}\n{body}");
-                    }
+                    // Markup already: each text one line, only the rules keep their breaks.
+                    let mut body = String::new();
                     if let Some(d) = &g.detail {
-                        body = format!("detail: {d}\n{body}");
+                        let _ = writeln!(body, "detail: {}", xml(d));
                     }
+                    for l in &f.listener {
+                        let _ = writeln!(body, "listener: {}", xml(l));
+                    }
+                    let _ = writeln!(body, "cause: {}\nfix: {}", xml(&f.cause), xml(&f.action));
                     for h in &f.hops {
-                        let _ = write!(body, "{} ({}):\n{}", h.firewall, h.target, h.rule);
+                        let _ = write!(
+                            body,
+                            "{} ({}):\n{}",
+                            xml(&h.firewall),
+                            xml(&h.target),
+                            lines(Sink::Markup, &h.rule)
+                        );
                     }
                     let _ = writeln!(
                         x,
@@ -299,10 +337,26 @@ pub fn junit(report: &Report) -> String {
                         st.as_str(),
                         st.as_str(),
                         xml(&f.cause),
-                        xml(&body)
+                        body
                     );
                 }
             }
+        }
+        x.push_str("  </testsuite>\n");
+    }
+    if !report.rejected.is_empty() {
+        let _ = writeln!(
+            x,
+            "  <testsuite name=\"result files\" tests=\"{n}\" failures=\"{n}\" errors=\"0\" skipped=\"0\">",
+            n = report.rejected.len()
+        );
+        for r in &report.rejected {
+            let _ = writeln!(
+                x,
+                "    <testcase classname=\"result-file\" name=\"{}\">\n      <failure type=\"zone\" message=\"does not count: {}\"/>\n    </testcase>",
+                xml(&r.file),
+                xml(&r.reason)
+            );
         }
         x.push_str("  </testsuite>\n");
     }
@@ -319,6 +373,6 @@ mod tests {
         assert_eq!(fence("a ``` b"), "````");
         assert_eq!(fence("plain"), "```");
         assert_eq!(md("a|b*c-d\n"), "a\\|b\\*c-d ");
-        assert_eq!(plain("a\u{1b}[31m"), "a?[31m");
+        assert_eq!(plain("a\u{1b}[31m\nPASSED"), "a [31m PASSED");
     }
 }

@@ -53,6 +53,10 @@ try {
   found.svg_boxes = await page.locator(".picture svg g.box").count();
   found.verdict = (await page.locator("#verdict").innerText()).trim();
   found.matrix_rows = await page.locator("#matrix + p + table tr").count();
+  // Bidi controls and line separators in what a reader sees (they reorder or split lines).
+  const text = await page.locator("body").innerText();
+  found.bidi = (text.match(/[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069\u2028\u2029]/g) || []).length;
+  found.rejected_rows = Math.max(0, (await page.locator("#rejected + p + table tr").count()) - 1);
   const box = await page.locator(".picture svg").boundingBox();
   found.svg_size = box ? [Math.round(box.width), Math.round(box.height)] : null;
   await page.screenshot({ path: shot, fullPage: true });
@@ -63,6 +67,7 @@ try {
   found.requests = requests;
   if (consoleErrors.length) problems.push(`console errors: ${consoleErrors.join(" | ")}`);
   if (requests.length) problems.push(`network requests: ${requests.join(" ")}`);
+  if (found.bidi) problems.push(`${found.bidi} bidi or line-separator characters in the page's text`);
   if (found.svg !== 1) problems.push(`expected one SVG picture, found ${found.svg}`);
   if (!box || box.width < 100 || box.height < 50) problems.push("the SVG picture is not visible");
   if (expected !== undefined && found.failures !== Number(expected))

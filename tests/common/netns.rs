@@ -103,6 +103,34 @@ impl Netns {
         run(Command::new("ip").arg("-n").arg(&self.name).args(args))
     }
 
+    /// Runs `args` in this namespace (`ip netns exec`), `stdin` fed to it, and returns its
+    /// stdout; panics with its stderr when it fails.
+    pub fn exec(&self, args: &[&str], stdin: Option<&str>) -> String {
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.name])
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn");
+        {
+            let mut input = child.stdin.take().expect("stdin");
+            if let Some(text) = stdin {
+                input.write_all(text.as_bytes()).expect("write stdin");
+            }
+        }
+        let out = child.wait_with_output().expect("wait");
+        assert!(
+            out.status.success(),
+            "{args:?} in {}: {}\n{}",
+            self.name,
+            String::from_utf8_lossy(&out.stderr),
+            stdin.unwrap_or("")
+        );
+        String::from_utf8(out.stdout).expect("UTF-8")
+    }
+
     /// Loads an nftables ruleset (text for `nft -f -`) in this namespace.
     pub fn nft(&self, ruleset: &str) -> io::Result<()> {
         let mut child = Command::new("ip")

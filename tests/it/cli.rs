@@ -297,7 +297,7 @@ fn firewall_writes_to_a_file() {
         .run();
     assert_eq!(out.stdout, "");
     let text = std::fs::read_to_string(out.dir.join("rules.csv")).unwrap();
-    assert!(text.starts_with("scope,source_role"));
+    assert!(text.starts_with("scope,firewalls,source_zone,destination_zone"));
 }
 
 #[test]

@@ -152,7 +152,7 @@ fn unknown_top_level_key() {
         &[
             "t.toml:1:1: error[E002]",
             "unknown key `nmae` at the top of the file",
-            "did you mean `name`? (keys here: name, zones, nodes, units, services)",
+            "did you mean `name`? (keys here: name, zones, nodes, units, services, firewalls)",
         ],
     );
 }
