@@ -1186,3 +1186,127 @@ fn cli_refuses_an_appliance_without_its_firewall() {
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("--firewall names an appliance"), "{err}");
 }
+
+/// The round trip: `firewall --target aerleon --network` for every example with `[firewalls]`,
+/// rendered by `aclgen`; each appliance rendering audited with `--network --firewall NAME`
+/// admits exactly the plan (exit 0). The ASA file gets what Aerleon does not write: the
+/// interfaces' `nameif`s and the `access-group` bindings (docs/firewall.md), and an interface
+/// whose zone sends nothing through the firewall an ACL that denies.
+#[cfg_attr(not(scc_aerleon), ignore = "needs Aerleon's aclgen")]
+#[test]
+fn aerleon_renderings_of_our_network_policy_audit_exact() {
+    let tmp = std::env::temp_dir().join(format!("scc-appliance-rt-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).expect("temporary directory");
+    let mut audited = 0;
+    for ex in [
+        "all-in-one",
+        "redundant",
+        "large",
+        "services",
+        "two-offices",
+    ] {
+        let file = format!("examples/{ex}.toml");
+        let dir = tmp.join(ex);
+        let (code, _, err) = common::cli(&[
+            "firewall",
+            &file,
+            "--target",
+            "aerleon",
+            "--network",
+            "-o",
+            dir.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 0, "{ex}: {err}");
+        let out = dir.join("out");
+        let o = Command::new(common::aclgen())
+            .arg(format!("--base_directory={}", dir.display()))
+            .arg(format!(
+                "--definitions_directory={}",
+                dir.join("def").display()
+            ))
+            .arg(format!("--output_directory={}", out.display()))
+            .output()
+            .expect("aclgen");
+        assert!(
+            o.status.success(),
+            "{ex}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let catalog = scc_ports::catalog::Catalog::embedded();
+        let text =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(&file)).unwrap();
+        let dep = scc_ports::deployment::parse(
+            &scc_ports::diag::Source::new(file.as_str(), text.as_str()),
+            &catalog,
+        )
+        .expect("example loads");
+        for fw in &dep.firewalls {
+            for (ext, platform) in [
+                ("asa", "ciscoasa"),
+                ("xml", "paloalto"),
+                ("srx", "srx"),
+                ("fgacl", "fortigate"),
+            ] {
+                if !fw.platforms.iter().any(|p| p == platform) {
+                    continue;
+                }
+                let Some(path) = std::fs::read_dir(&out)
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.path())
+                    .find(|p| {
+                        p.extension().is_some_and(|x| x == ext)
+                            && p.file_stem()
+                                .is_some_and(|s| s.to_string_lossy().eq_ignore_ascii_case(&fw.name))
+                    })
+                else {
+                    panic!("{ex}: no .{ext} for firewall {}", fw.name);
+                };
+                let mut config = std::fs::read_to_string(&path).unwrap();
+                if ext == "asa" {
+                    let mut head = String::new();
+                    let mut tail = String::new();
+                    for (i, z) in fw.zones.iter().enumerate() {
+                        head.push_str(&format!(
+                            "interface Port-channel1.{i}\n nameif {}\n security-level 0\n!\n",
+                            z.name
+                        ));
+                        let acl = format!("{}_access_in", z.name);
+                        if !config.contains(&format!("access-list {acl} ")) {
+                            tail.push_str(&format!("access-list {acl} extended deny ip any any\n"));
+                        }
+                        tail.push_str(&format!("access-group {acl} in interface {}\n", z.name));
+                    }
+                    config = format!("{head}{config}\n{tail}");
+                }
+                let audited_path = dir.join(format!("{}.{ext}", fw.name));
+                std::fs::write(&audited_path, &config).unwrap();
+                let (code, out_text, err) = common::cli(&[
+                    "audit",
+                    &file,
+                    "--network",
+                    "--firewall",
+                    &fw.name,
+                    "--ruleset",
+                    audited_path.to_str().unwrap(),
+                    "--format",
+                    "json",
+                ]);
+                assert_eq!(
+                    code,
+                    0,
+                    "{ex} {} .{ext}: {err}\n{}",
+                    fw.name,
+                    &out_text[..out_text.len().min(3000)]
+                );
+                audited += 1;
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    eprintln!("{audited} appliance renderings audited exact");
+    assert_eq!(
+        audited, 18,
+        "every appliance platform of every example's firewalls"
+    );
+}

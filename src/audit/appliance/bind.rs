@@ -119,23 +119,68 @@ pub fn bind(rs: &Ruleset, firewall: &str, zones: &[BoundZone]) -> Result<Ruleset
     Ok(out)
 }
 
-/// The zones `firewall` separates, with the appliance's names and the zones' addresses.
+/// The zones `firewall` separates, with the appliance's names and the zones' addresses. An
+/// address belongs to the most specific zone that holds it: a zone of `0.0.0.0/0` (the internet)
+/// is every address but those of the zones inside it.
 pub fn zones_of(dep: &Deployment, firewall: &Firewall) -> Vec<BoundZone> {
+    let all: Vec<ipnet::IpNet> = dep
+        .zones
+        .iter()
+        .flat_map(|z| z.cidrs.iter().copied())
+        .collect();
     firewall
         .zones
         .iter()
-        .map(|z| BoundZone {
-            zone: dep.zones[z.zone].name.clone(),
-            name: z.name.clone(),
-            spans: dep.zones[z.zone].cidrs.iter().map(Span::net).collect(),
+        .map(|z| {
+            let own = &dep.zones[z.zone].cidrs;
+            let mut spans: Vec<Span> = own.iter().map(Span::net).collect();
+            for inner in &all {
+                if own
+                    .iter()
+                    .any(|o| o.contains(inner) && o.prefix_len() < inner.prefix_len())
+                {
+                    spans = minus(&spans, &Span::net(inner));
+                }
+            }
+            BoundZone {
+                zone: dep.zones[z.zone].name.clone(),
+                name: z.name.clone(),
+                spans,
+            }
         })
         .collect()
 }
 
-/// The flows that cross `firewall`, each from the zones it crosses from (a flow from several
-/// zones, one of them the destination's own, keeps only the others).
+/// The intervals with `cut` taken out.
+fn minus(spans: &[Span], cut: &Span) -> Vec<Span> {
+    let mut out = Vec::with_capacity(spans.len() + 1);
+    for s in spans {
+        if s.family != cut.family || cut.hi < s.lo || cut.lo > s.hi {
+            out.push(*s);
+            continue;
+        }
+        if cut.lo > s.lo {
+            out.push(Span {
+                hi: cut.lo - 1,
+                ..*s
+            });
+        }
+        if cut.hi < s.hi {
+            out.push(Span {
+                lo: cut.hi + 1,
+                ..*s
+            });
+        }
+    }
+    out
+}
+
+/// The flows that cross `firewall`, each from the addresses of the zones it crosses from (a
+/// flow from several zones, one of them the destination's own, keeps only the others; a zone's
+/// addresses are those of [`zones_of`], so the internet's are not the other zones').
 pub fn crossing(dep: &Deployment, firewall: &Firewall, flows: Vec<Flow>) -> Vec<Flow> {
     let crossings = Crossings::new(dep);
+    let bound = zones_of(dep, firewall);
     let mut out = Vec::new();
     for f in flows {
         let pairs = crossings.through(&f, firewall);
@@ -149,9 +194,17 @@ pub fn crossing(dep: &Deployment, firewall: &Firewall, flows: Vec<Flow>) -> Vec<
                 from.push(n.clone());
             }
         }
+        let nets: Vec<ipnet::IpNet> = bound
+            .iter()
+            .filter(|b| from.contains(&b.zone))
+            .flat_map(|b| b.spans.iter().flat_map(|s| s.cidrs()))
+            .collect();
+        let nets = ipnet::IpNet::aggregate(&nets);
         let mut g = f.clone();
+        if nets[..] != f.sources[..] {
+            g.sources = Shared::new(nets);
+        }
         if from.len() < f.source_zones.len() {
-            g.sources = Shared::new(crate::flows::zone_sources(dep, &from));
             g.source_zones = Shared::new(from);
         }
         out.push(g);
