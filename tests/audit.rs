@@ -485,6 +485,7 @@ fn run_case(c: &Case, rng: &mut Rng) -> CaseResult {
             sport: None,
             dport: p.port,
             hook: if network { Hook::Forward } else { Hook::Input },
+            sides: Default::default(),
         });
         let eval = match d.outcome {
             Outcome::Accept => Some(true),
@@ -579,6 +580,7 @@ fn text_exports_agree(
                 } else {
                     Hook::Input
                 },
+                sides: Default::default(),
             });
             let eval = match d.outcome {
                 Outcome::Accept => Some(true),
@@ -1684,6 +1686,7 @@ fn evaluate_some(rs: &scc_ports::audit::Ruleset) {
                 sport: None,
                 dport: port,
                 hook: Hook::Input,
+                sides: Default::default(),
             });
         }
     }

@@ -327,6 +327,7 @@ impl Auditor<'_> {
                     sport: None,
                     dport: port,
                     hook: self.hook,
+                    sides: Default::default(),
                 };
                 let eval = |port: u16| {
                     let (d, n) = self.rs.evaluate_counted(&packet(port), Some(&only));
@@ -1060,6 +1061,7 @@ mod tests {
                     sport: None,
                     dport: lo,
                     hook: Hook::Input,
+                    sides: Default::default(),
                 };
                 assert_eq!(g.cell(r as usize, pi).0.outcome, rs.evaluate(&p).outcome);
             }

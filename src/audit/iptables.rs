@@ -260,6 +260,14 @@ fn address_families(text: &str) -> (bool, bool) {
     (v4, v6)
 }
 
+/// Whether the text looks like `iptables-save` output: a table, a chain policy or a rule line.
+pub fn looks_save(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim();
+        l.starts_with('*') || l.starts_with(":INPUT") || l.starts_with("-A ")
+    })
+}
+
 /// `a`, `a:b`, `:b`, `a:` as a port interval.
 fn port_span(s: &str) -> Option<(u16, u16)> {
     match s.split_once(':') {

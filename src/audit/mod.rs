@@ -2,6 +2,7 @@
 //! one evaluator ("does this packet pass, and which rule decides"), and the comparison with the
 //! plan's flows ([`compare`]).
 
+pub mod appliance;
 mod cloud;
 pub mod compare;
 pub mod diff;
@@ -36,6 +37,18 @@ pub enum Format {
     FirewalldText,
     /// firewalld's XML files: a copy of /etc/firewalld (over /usr/lib/firewalld), or one zone
     FirewalldXml,
+    /// Cisco ASA `show running-config`
+    CiscoAsa,
+    /// PAN-OS configuration XML (`show config running` or an exported `running-config.xml`)
+    PanosXml,
+    /// PAN-OS `set` format (`set cli config-output-format set`, `show`)
+    PanosSet,
+    /// FortiOS `show firewall …` / a configuration backup
+    FortiOs,
+    /// Junos `show configuration` (hierarchical)
+    Junos,
+    /// Junos `show configuration | display set`
+    JunosSet,
 }
 
 impl Format {
@@ -49,6 +62,12 @@ impl Format {
             Format::AwsJson => "aws-json",
             Format::FirewalldText => "firewalld",
             Format::FirewalldXml => "firewalld-xml",
+            Format::CiscoAsa => "cisco-asa",
+            Format::PanosXml => "panos-xml",
+            Format::PanosSet => "panos-set",
+            Format::FortiOs => "fortios",
+            Format::Junos => "junos",
+            Format::JunosSet => "junos-set",
         }
     }
 }
@@ -72,12 +91,91 @@ pub enum AuditError {
     },
 }
 
-/// Reads an export of any supported format, detected from its content.
+/// An export as the readers' "is this mine?" tests see it: the text, and its JSON parsed once
+/// when it looks like JSON.
+struct Input<'a> {
+    text: &'a str,
+    json: Option<serde_json::Value>,
+}
+
+/// One export format's reader: a cheap test on the content, and the reader itself.
+struct Reader {
+    mine: fn(&Input) -> bool,
+    read: fn(&str, &Input) -> Result<Ruleset, AuditError>,
+}
+
+fn json_has(i: &Input, key: &str) -> bool {
+    i.json.as_ref().is_some_and(|v| v.get(key).is_some())
+}
+
+fn json_of<'a>(i: &'a Input) -> &'a serde_json::Value {
+    i.json.as_ref().unwrap_or(&serde_json::Value::Null)
+}
+
+/// Every reader, in the order their tests are asked: the first that claims the content reads
+/// it. A new format adds its file and one line here.
+const READERS: &[Reader] = &[
+    Reader {
+        mine: |i| json_has(i, "nftables"),
+        read: |f, i| nft::read(f, json_of(i)),
+    },
+    Reader {
+        mine: |i| json_has(i, "SecurityGroups"),
+        read: |f, i| cloud::read_aws(f, json_of(i)),
+    },
+    Reader {
+        mine: |i| i.json.as_ref().is_some_and(cloud::looks_windows),
+        read: |f, i| cloud::read_windows(f, json_of(i)),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::asa::looks_asa(i.text),
+        read: |f, i| appliance::asa::read(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::panos::looks_xml(i.text),
+        read: |f, i| appliance::panos::read_xml(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::panos::looks_set(i.text),
+        read: |f, i| appliance::panos::read_set(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::junos::looks_set(i.text),
+        read: |f, i| appliance::junos::read_set(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::junos::looks_hierarchical(i.text),
+        read: |f, i| appliance::junos::read_hierarchical(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::fortios::looks_fortios(i.text),
+        read: |f, i| appliance::fortios::read(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && firewalld_xml::looks_xml(i.text),
+        read: |f, i| firewalld_xml::read_one(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && firewalld::looks_firewalld(i.text),
+        read: |f, i| firewalld::read(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && iptables::looks_save(i.text),
+        read: |f, i| iptables::read(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && nft_text::looks_nft(i.text),
+        read: |f, i| nft_text::read(f, i.text),
+    },
+];
+
+/// Reads an export of any supported format, detected from its content once, by the first
+/// reader of [`READERS`] that claims it.
 pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
     let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| AuditError::Syntax {
+    let json = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        Some(serde_json::from_str(text).map_err(|e| {
+            AuditError::Syntax {
                 file: name.to_string(),
                 line: e.line(),
                 col: e.column(),
@@ -85,16 +183,16 @@ pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
                 hint: "give the unmodified output of `nft -j list ruleset`, `aws ec2 \
                        describe-security-groups` or the PowerShell export in docs/audit.md"
                     .into(),
-            })?;
-        if value.get("nftables").is_some() {
-            return nft::read(name, &value);
-        }
-        if value.get("SecurityGroups").is_some() {
-            return cloud::read_aws(name, &value);
-        }
-        if cloud::looks_windows(&value) {
-            return cloud::read_windows(name, &value);
-        }
+            }
+        })?)
+    } else {
+        None
+    };
+    let input = Input { text, json };
+    if let Some(r) = READERS.iter().find(|r| (r.mine)(&input)) {
+        return (r.read)(name, &input);
+    }
+    if input.json.is_some() {
         return Err(AuditError::Content {
             file: name.to_string(),
             what: "JSON of an unknown shape: no `nftables`, `SecurityGroups` or Windows \
@@ -102,21 +200,6 @@ pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
                 .into(),
             hint: "see docs/audit.md for the supported exports".into(),
         });
-    }
-    if firewalld_xml::looks_xml(text) {
-        return firewalld_xml::read_one(name, text);
-    }
-    if firewalld::looks_firewalld(text) {
-        return firewalld::read(name, text);
-    }
-    if text.lines().any(|l| {
-        let l = l.trim();
-        l.starts_with('*') || l.starts_with(":INPUT") || l.starts_with("-A ")
-    }) {
-        return iptables::read(name, text);
-    }
-    if nft_text::looks_nft(text) {
-        return nft_text::read(name, text);
     }
     Err(AuditError::Content {
         file: name.to_string(),
@@ -138,6 +221,19 @@ pub fn fits_scope(file: &str, rs: &Ruleset, network: bool) -> Result<(), AuditEr
                    filters the traffic to and from its own computer, never traffic between zones"
                 .into(),
             hint: "audit it with --node NAME for the server it was exported from".into(),
+        });
+    }
+    if !network && appliance::is_appliance(rs.format) {
+        return Err(AuditError::Content {
+            file: file.to_string(),
+            what: format!(
+                "a {} configuration cannot be audited with --node: the appliance filters the \
+                 traffic between zones, not a server's own",
+                rs.format.as_str()
+            ),
+            hint: "audit it with --network (and --firewall NAME when the deployment declares \
+                   several firewalls)"
+                .into(),
         });
     }
     Ok(())
@@ -486,6 +582,14 @@ pub enum Cond {
     Syn,
     /// A lookup of concatenated fields in a set: `ip daddr . tcp dport @servers_tcp_v4`.
     Concat(Concat),
+    /// An appliance's zone, `nameif` or interface where the packet enters (`output`: leaves),
+    /// one of `names` (see [`appliance::Sides`]).
+    Side {
+        output: bool,
+        names: Vec<String>,
+    },
+    /// The packet leaves an appliance by the zone it entered.
+    SameSide,
     /// A construct the audit cannot evaluate, named as the export wrote it.
     Unknown(String),
 }
@@ -775,6 +879,8 @@ pub struct Packet {
     pub dport: u16,
     /// Input (to the host) or Forward (through it).
     pub hook: Hook,
+    /// Where it enters and leaves an appliance, by the appliance's names (unknown for hosts).
+    pub sides: appliance::Sides,
 }
 
 /// The answer for one packet.
@@ -847,6 +953,14 @@ fn test(cond: &Cond, p: &Packet) -> Tri {
         Cond::CtState(states) => yes(states.iter().any(|s| s == "new")),
         Cond::Syn => yes(p.transport == Transport::Tcp),
         Cond::Concat(c) => c.test(p),
+        Cond::Side { output, names } => match appliance::side_holds(*output, names, &p.sides) {
+            Ok(b) => yes(b),
+            Err(what) => Tri::Unknown(what),
+        },
+        Cond::SameSide => match appliance::same_side_holds(&p.sides) {
+            Ok(b) => yes(b),
+            Err(what) => Tri::Unknown(what),
+        },
         Cond::Unknown(what) => Tri::Unknown(what.clone()),
     }
 }

@@ -13,6 +13,7 @@ pub(super) fn pkt(src: &str, dst: &str, t: Transport, port: u16) -> Packet {
         sport: None,
         dport: port,
         hook: Hook::Input,
+        sides: Default::default(),
     }
 }
 

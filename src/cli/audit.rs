@@ -174,6 +174,7 @@ fn start(
     file: Option<&std::path::Path>,
     node: Option<&str>,
     ruleset: &std::path::Path,
+    firewall: Option<&str>,
 ) -> Result<Start> {
     let dep = load_deployment(file, catalog)?;
     let plan = crate::plan::resolve(&dep, catalog);
@@ -182,13 +183,107 @@ fn start(
     let network = matches!(scope, Scope::Network);
     crate::audit::fits_scope(&ruleset.display().to_string(), &rules, network)?;
     let all = crate::flows::flows(&dep, catalog, &plan);
-    let flows = crate::firewall::select(&all, &mode);
+    let mut flows = crate::firewall::select(&all, &mode);
+    let mut rules = rules;
+    if let (Some(_), false) = (
+        firewall,
+        network && crate::audit::appliance::is_appliance(rules.format),
+    ) {
+        return Err(super::not_an_input(
+            ruleset,
+            format!(
+                "--firewall names an appliance, but {} is a {} export audited with {}",
+                ruleset.display(),
+                rules.format.as_str(),
+                if network { "--network" } else { "--node" }
+            ),
+            "give --firewall only with --network and an appliance's configuration",
+        ));
+    }
+    if network && crate::audit::appliance::is_appliance(rules.format) {
+        (rules, flows) = appliance_scope(&dep, firewall, ruleset, &rules, flows)?;
+    }
     Ok(Start {
         rules,
         flows,
         mode,
         scope,
     })
+}
+
+/// An appliance's configuration audited as the firewall between zones: the deployment's
+/// `[firewalls.NAME]` says which of its zones the appliance separates and by which names; its
+/// rules are bound to those zones' addresses, and the flows are those that cross it, from the
+/// zones they cross from.
+fn appliance_scope(
+    dep: &crate::deployment::Deployment,
+    name: Option<&str>,
+    path: &std::path::Path,
+    rules: &crate::audit::Ruleset,
+    flows: Vec<crate::flows::Flow>,
+) -> Result<(crate::audit::Ruleset, Vec<crate::flows::Flow>)> {
+    use crate::audit::appliance::bind::{bind, crossing, zones_of};
+    let known: Vec<&str> = dep.firewalls.iter().map(|f| f.name.as_str()).collect();
+    let fw = match (name, dep.firewalls.as_slice()) {
+        (Some(n), list) => list
+            .iter()
+            .find(|f| f.name == n)
+            .ok_or_else(|| unknown("E033", "firewall", n, &known))?,
+        (None, [one]) => one,
+        (None, []) => {
+            return Err(super::not_an_input(
+                path,
+                format!(
+                    "{} is a {} configuration, but the deployment declares no [firewalls.NAME]: \
+                     which of its zones the appliance separates, and by which names, is not known",
+                    path.display(),
+                    rules.format.as_str()
+                ),
+                "declare the firewall in the deployment file (docs/deployment.md, [firewalls])",
+            ));
+        }
+        (None, _) => {
+            return Err(super::not_an_input(
+                path,
+                format!(
+                    "the deployment declares several firewalls ({}): which one is {}?",
+                    known.join(", "),
+                    path.display()
+                ),
+                "say which with --firewall NAME",
+            ));
+        }
+    };
+    let zones = zones_of(dep, fw);
+    let bound = bind(rules, &fw.name, &zones).map_err(|u| {
+        let missing: Vec<String> = u
+            .zones
+            .iter()
+            .map(|(zone, name)| {
+                if zone == name {
+                    format!("zone `{zone}`")
+                } else {
+                    format!("zone `{zone}` (as `{}`)", crate::audit::clip(name))
+                }
+            })
+            .collect();
+        let used: Vec<String> = u.known.iter().map(|n| crate::audit::clip(n)).collect();
+        super::not_an_input(
+            path,
+            format!(
+                "firewall {}: {} never named in this {} configuration (it names: {})",
+                fw.name,
+                missing.join(", "),
+                rules.format.as_str(),
+                if used.is_empty() { "nothing".to_string() } else { used.join(", ") }
+            ),
+            &format!(
+                "give the appliance's name of each zone in [firewalls.{}.names] (docs/deployment.md)",
+                fw.name
+            ),
+        )
+    })?;
+    Ok((bound, crossing(dep, fw, flows)))
 }
 
 pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
@@ -202,6 +297,7 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
         args.file.as_deref(),
         args.node.as_deref(),
         &args.ruleset,
+        args.firewall.as_deref(),
     )?;
     let report = compare::audit(&rules, &flows, &scope);
     let text = match args.format {
@@ -400,7 +496,13 @@ pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<E
         flows,
         mode,
         scope,
-    } = start(catalog, args.file.as_deref(), args.node.as_deref(), path)?;
+    } = start(
+        catalog,
+        args.file.as_deref(),
+        args.node.as_deref(),
+        path,
+        None,
+    )?;
     let (changes, after) = crate::audit::diff::diff(&rules, &flows, &scope);
     let header = vec![
         format!(

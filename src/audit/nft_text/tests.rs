@@ -133,6 +133,7 @@ fn outcomes(rs: &Ruleset) -> Vec<(Outcome, Place)> {
                             sport: None,
                             dport: port,
                             hook,
+                            sides: Default::default(),
                         });
                         let o = match d.outcome {
                             Outcome::Undecided(_) => Outcome::Undecided(String::new()),
