@@ -707,20 +707,34 @@ impl SshLoopback {
         self.tmp.path()
     }
 
-    /// The inventory: system.toml's two nodes and two probers, all 127.0.0.1, working in `parent`.
-    fn inventory(&self, parent: &Path) {
+    /// The inventory: system.toml's two nodes and two probers, all 127.0.0.1, working in `parent`;
+    /// with `pc`, the agents' sample PC too (probed from both zones), so every planned flow can pass.
+    fn inventory(&self, parent: &Path, pc: bool) {
         let host = |h: &str, var: &str, value: &str| {
             format!(
                 "        {h}:\n          {var}: {value}\n          scc_remote_tmp: {}\n",
                 parent.display()
             )
         };
+        let (to_pc, pcs) = if pc {
+            (
+                "          scc_probe_workstations: [pc-agents]\n",
+                format!(
+                    "    scc_workstations:\n      hosts:\n{}          scc_bind: 127.0.75.50\n          scc_workstation_address: 127.0.75.50\n",
+                    host("pc-agents", "scc_workstation_zone", "agents")
+                ),
+            )
+        } else {
+            ("", String::new())
+        };
         let inventory = format!(
-            "all:\n  vars:\n    ansible_host: 127.0.0.1\n    ansible_user: root\n    ansible_ssh_private_key_file: {key}\n    ansible_python_interpreter: /usr/bin/python3\n  children:\n    scc_nodes:\n      hosts:\n{}{}    scc_probers:\n      hosts:\n{}{}",
+            "all:\n  vars:\n    ansible_host: 127.0.0.1\n    ansible_user: root\n    ansible_ssh_private_key_file: {key}\n    ansible_python_interpreter: /usr/bin/python3\n  children:\n    scc_nodes:\n      hosts:\n{}{}    scc_probers:\n      hosts:\n{}{}{pcs}",
             host("APP1", "scc_node", "APP1"),
             host("APP2", "scc_node", "APP2"),
-            host("prober-dc", "scc_zone", "dc") + "          scc_source: 127.0.74.200\n",
-            host("prober-agents", "scc_zone", "agents") + "          scc_source: 127.0.75.200\n",
+            host("prober-dc", "scc_zone", "dc") + "          scc_source: 127.0.74.200\n" + to_pc,
+            host("prober-agents", "scc_zone", "agents")
+                + "          scc_source: 127.0.75.200\n"
+                + to_pc,
             key = self.dir().join("id").display()
         );
         std::fs::write(self.dir().join("inventory.yml"), inventory).unwrap();
@@ -816,7 +830,7 @@ fn a_local_user_cannot_hijack_the_work_directory() {
     )
     .unwrap();
     mode(&evil, 0o755);
-    t.inventory(&shared);
+    t.inventory(&shared, true);
     let uid = 61_000 + std::process::id() % 1000;
     // The old fixed names, and one with the new prefix, each with a planted pid-file symlink.
     let names = [
@@ -884,7 +898,8 @@ fn a_local_user_cannot_hijack_the_work_directory() {
             &report["summary"]["planned"],
             &report["summary"]["verified"]
         ),
-        (&5.into(), &5.into()),
+        // 5 server ports and the sample PC's 2 x 28 media ports.
+        (&61.into(), &61.into()),
         "{report:#}"
     );
     // Each result records where it was sent from; the report checked it against the zone.
@@ -964,7 +979,7 @@ fn an_interrupted_playbook_leaves_no_secret_and_no_listener() {
     let t = SshLoopback::new(secret);
     let parent = t.dir().join("remote");
     std::fs::create_dir(&parent).unwrap();
-    t.inventory(&parent);
+    t.inventory(&parent, false);
     let interrupt = |signal: i32, extra: &[&str], old: &[String]| -> Vec<String> {
         let mut child = t
             .playbook(extra)

@@ -485,6 +485,7 @@ fn run_case(c: &Case, rng: &mut Rng) -> CaseResult {
             sport: None,
             dport: p.port,
             hook: if network { Hook::Forward } else { Hook::Input },
+            sides: Default::default(),
         });
         let eval = match d.outcome {
             Outcome::Accept => Some(true),
@@ -579,6 +580,7 @@ fn text_exports_agree(
                 } else {
                     Hook::Input
                 },
+                sides: Default::default(),
             });
             let eval = match d.outcome {
                 Outcome::Accept => Some(true),
@@ -1391,16 +1393,37 @@ fn apply_windows_diff(export: &serde_json::Value, script: &str) -> serde_json::V
         );
         s[1..s.len() - 1].replace("''", "'")
     }
+    /// A string expression `'a''b'` or `('a' + [char]0x0009 + 'b')` as PowerShell evaluates it.
+    fn ps_value(s: &str) -> String {
+        let s = s.trim();
+        let Some(inner) = s.strip_prefix('(').and_then(|s| s.strip_suffix(')')) else {
+            return unquote(s);
+        };
+        let mut units: Vec<u16> = Vec::new();
+        for part in inner.split(" + ") {
+            match part.strip_prefix("[char]0x") {
+                Some(hex) => units.push(u16::from_str_radix(hex, 16).expect("a [char]")),
+                None => units.extend(unquote(part).encode_utf16()),
+            }
+        }
+        String::from_utf16(&units).expect("UTF-16")
+    }
     let mut rules = export.as_array().expect("a list of rules").clone();
     let mut call = String::new();
     for line in script.lines() {
-        if let Some(name) = line.strip_prefix("Disable-NetFirewallRule -Name ") {
-            let name = unquote(name);
-            let rule = rules
-                .iter_mut()
-                .find(|r| r["Name"] == name.as_str())
-                .unwrap_or_else(|| panic!("no rule named {name}"));
+        assert!(
+            !line.contains("Disable-NetFirewallRule -Name"),
+            "-Name takes wildcards: {line}"
+        );
+        if let Some(name) = line.strip_prefix("Disable-RuleNamedExactly ") {
+            // The script's function: exactly one rule of exactly this Name (case-sensitive).
+            let name = ps_value(name);
+            let mut found = rules.iter_mut().filter(|r| r["Name"] == name.as_str());
+            let rule = found
+                .next()
+                .unwrap_or_else(|| panic!("no rule named {name:?}"));
             rule["Enabled"] = false.into();
+            assert!(found.next().is_none(), "two rules named {name:?}");
             continue;
         }
         if line.starts_with("New-NetFirewallRule") || !call.is_empty() {
@@ -1529,7 +1552,7 @@ fn windows_diff_applied_to_the_export_admits_exactly_the_plan() {
     assert_eq!(code, 0, "{err}\n{script}");
     assert!(script.contains("(exactly the plan)"), "{script}");
     assert!(
-        script.contains("Disable-NetFirewallRule -Name '{6A2B1C9E-0005}'"),
+        script.contains("Disable-RuleNamedExactly '{6A2B1C9E-0005}'"),
         "the block rule"
     );
     // The header names the export's (temporary) path.
@@ -1570,6 +1593,79 @@ fn windows_diff_applied_to_the_export_admits_exactly_the_plan() {
     );
 }
 
+/// Hostile rule names: `*` and `[a-z]*` (wildcards to `-Name`), a tab, a quote and 300
+/// characters (rewritten before, so the script named the wrong rule or none) are disabled by
+/// exactly their names, and nothing else is; a rule without a Name is not written, and the
+/// diff says so (exit 1).
+#[test]
+fn windows_diff_disables_exactly_the_named_rules_whatever_their_names() {
+    let long = format!("a\tb'{}", "x".repeat(300));
+    let hostile = ["*", "[a-z]*", long.as_str(), "it's \u{2019}q\u{2019}"];
+    let mut rules: Vec<serde_json::Value> = serde_json::from_str::<Vec<serde_json::Value>>(
+        &std::fs::read_to_string(Path::new(ROOT).join("tests/audit/windows.json")).unwrap(),
+    )
+    .unwrap()
+    .into_iter()
+    .filter(|r| r["Profile"] == "Any" || r["Profile"] == "Domain, Private, Public")
+    .collect();
+    // What the diff disables without the hostile rules.
+    let dir = tempfile::tempdir().unwrap();
+    let before = dir.path().join("before.json");
+    let disabled = |export: &serde_json::Value, script: &str| -> BTreeSet<String> {
+        apply_windows_diff(export, script)
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["Enabled"] == false)
+            .map(|r| r["Name"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let base = serde_json::Value::Array(rules.clone());
+    std::fs::write(&before, base.to_string()).unwrap();
+    let (_, script, _) = diff_app1("windows", before.to_str().unwrap());
+    let mut want = disabled(&base, &script);
+    want.extend(hostile.iter().map(|h| h.to_string()));
+    for (i, name) in hostile.iter().enumerate() {
+        rules.push(
+            serde_json::json!({"Name": name, "DisplayName": format!("opening {i}"),
+            "Action": "Allow", "Profile": "Any", "RemoteAddress": "Any", "LocalAddress": "Any",
+            "Protocol": "TCP", "LocalPort": (7 + i).to_string(), "RemotePort": "Any"}),
+        );
+    }
+    let export = serde_json::Value::Array(rules.clone());
+    std::fs::write(&before, export.to_string()).unwrap();
+    let (code, script, err) = diff_app1("windows", before.to_str().unwrap());
+    assert_eq!(code, 0, "{err}\n{script}");
+    assert_eq!(disabled(&export, &script), want, "{script}");
+    let after = apply_windows_diff(&export, &script);
+    let path = dir.path().join("after.json");
+    std::fs::write(&path, after.to_string()).unwrap();
+    let (code, out, err) = cli(&[
+        "audit",
+        LAB,
+        "--node",
+        "APP1",
+        "--ruleset",
+        path.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "after the diff: {err}\n{out}");
+    // A rule without a Name cannot be disabled by the script: not written, and said.
+    rules.push(
+        serde_json::json!({"DisplayName": "no name", "Action": "Allow", "Profile": "Any",
+        "RemoteAddress": "Any", "LocalAddress": "Any", "Protocol": "TCP", "LocalPort": "19",
+        "RemotePort": "Any"}),
+    );
+    std::fs::write(&before, serde_json::Value::Array(rules).to_string()).unwrap();
+    let (code, script, err) = diff_app1("windows", before.to_str().unwrap());
+    assert_eq!(code, 1, "{err}\n{script}");
+    assert!(script.contains("NOT exactly the plan"), "{script}");
+    assert!(
+        script.contains("not written: the export gives no rule Name"),
+        "{script}"
+    );
+    assert!(script.contains("not made or not written"), "{script}");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Robustness: whatever the text, the readers answer (a ruleset or an error), never panic, and
 // a ruleset they return can be evaluated.
@@ -1590,6 +1686,7 @@ fn evaluate_some(rs: &scc_ports::audit::Ruleset) {
                 sport: None,
                 dport: port,
                 hook: Hook::Input,
+                sides: Default::default(),
             });
         }
     }
@@ -1814,4 +1911,105 @@ fn generated_rules_of_every_example_audit_exact() {
         }
     }
     assert_eq!(checked, 8);
+}
+
+#[test]
+fn a_ruleset_that_is_not_a_text_file_is_refused_with_a_ruleset_hint() {
+    let dir = tempfile::tempdir().unwrap();
+    let nul = dir.path().join("nul.rules");
+    std::fs::write(&nul, "*filter\n\0COMMIT\n").unwrap();
+    let fifo = dir.path().join("fifo.rules");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    for path in [&nul, &fifo] {
+        let (code, _, err) = cli(&[
+            "audit",
+            LAB,
+            "--node",
+            "APP1",
+            "--ruleset",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 2, "{err}");
+        assert!(err.contains("ruleset export"), "{err}");
+        assert!(!err.contains("TOML"), "{err}");
+    }
+}
+
+/// A set whose name nft accepts but the diff once refused (`srv/tcp`): its elements are
+/// written, and the ruleset, loaded into the kernel, changed by the diff and exported again,
+/// audits exact. Before, the diff skipped them and still said "exactly the plan", exit 0.
+#[test]
+#[cfg_attr(
+    not(scc_netns),
+    ignore = "needs root, iproute2 and nftables (network namespaces)"
+)]
+fn a_set_named_with_a_slash_is_written_and_the_diff_is_exact_in_the_kernel() {
+    if !netns::available("set name with a slash") {
+        return;
+    }
+    let json = std::fs::read_to_string(Path::new(ROOT).join("tests/audit/sets.json"))
+        .unwrap()
+        .replace("\"servers_tcp_v4\"", "\"srv/tcp\"")
+        .replace("@servers_tcp_v4", "@srv/tcp");
+    let dir = tempfile::tempdir().unwrap();
+    let before = dir.path().join("before.json");
+    std::fs::write(&before, &json).unwrap();
+    let (code, diff, err) = diff_app1("nftables", before.to_str().unwrap());
+    assert_eq!(code, 0, "{err}\n{diff}");
+    assert!(!diff.contains("not written"), "{diff}");
+    assert!(
+        diff.lines()
+            .any(|l| l == "add element inet scc_ports srv/tcp { 10.88.1.100 . 21019 }"),
+        "{diff}"
+    );
+    let ns = Netns::new().expect("namespace");
+    exec_in(&ns, &["nft", "-j", "-f", "-"], Some(&json));
+    exec_in(&ns, &["nft", "-f", "-"], Some(&diff));
+    let after = dir.path().join("after.json");
+    std::fs::write(
+        &after,
+        exec_in(&ns, &["nft", "-j", "list", "ruleset"], None),
+    )
+    .unwrap();
+    let (code, out, err) = cli(&[
+        "audit",
+        LAB,
+        "--node",
+        "APP1",
+        "--ruleset",
+        after.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "after the diff: {err}\n{out}");
+}
+
+/// A set name nft's syntax cannot carry (`x y`, from a JSON export): its elements are not
+/// written, the flows it would admit get rules in the chain instead, and what cannot be done is
+/// counted and noted, never "exactly the plan" over a change left out.
+#[test]
+fn a_set_name_that_cannot_be_written_is_worked_around_or_reported() {
+    let json = std::fs::read_to_string(Path::new(ROOT).join("tests/audit/sets.json"))
+        .unwrap()
+        .replace("\"servers_tcp_v4\"", "\"x y\"")
+        .replace("@servers_tcp_v4", "@x y");
+    let dir = tempfile::tempdir().unwrap();
+    let before = dir.path().join("before.json");
+    std::fs::write(&before, &json).unwrap();
+    let (code, diff, err) = diff_app1("nftables", before.to_str().unwrap());
+    assert!(
+        diff.contains("not written: the set name `inet scc_ports x y`"),
+        "{diff}"
+    );
+    assert!(!diff.contains("element inet scc_ports x y"), "{diff}");
+    // The missing element's flow is added as a rule instead.
+    assert!(diff.contains("insert rule"), "{diff}");
+    assert!(
+        diff.contains("not made or not written (see the notes)"),
+        "{diff}"
+    );
+    assert_eq!(
+        code,
+        i32::from(!diff.contains("(exactly the plan)")),
+        "{err}\n{diff}"
+    );
 }

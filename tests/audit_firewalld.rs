@@ -400,6 +400,7 @@ impl Rng {
             } else {
                 Hook::Forward
             },
+            sides: Default::default(),
         }
     }
 }
@@ -1153,6 +1154,7 @@ fn verdict(rs: &Ruleset, src: &str, dst: &str, t: Transport, port: u16) -> Outco
         sport: None,
         dport: port,
         hook: Hook::Input,
+        sides: Default::default(),
     })
     .outcome
 }

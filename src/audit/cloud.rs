@@ -82,7 +82,7 @@ pub fn read_aws(file: &str, doc: &Value) -> Result<Ruleset, AuditError> {
                 let to = perm["ToPort"].as_i64();
                 match (from, to) {
                     (Some(a), Some(b)) if (0..=65535).contains(&a) && (a..=65535).contains(&b) => {
-                        matches.push(Match::is(Cond::Dport(vec![(a as u16, b as u16)])));
+                        matches.push(Match::is(Cond::dport(vec![(a as u16, b as u16)])));
                     }
                     _ => {
                         return Err(content(
@@ -127,7 +127,7 @@ pub fn read_aws(file: &str, doc: &Value) -> Result<Ruleset, AuditError> {
             }
             for (s, origin) in sources {
                 let mut m = matches.clone();
-                m.push(Match::is(Cond::Saddr(vec![s])));
+                m.push(Match::is(Cond::saddr(vec![s])));
                 rules.push(Rule {
                     matches: m,
                     action: Action::Accept,
@@ -318,11 +318,11 @@ pub fn read_windows(file: &str, doc: &Value) -> Result<Ruleset, AuditError> {
         }
         let remote = strings(&o["RemoteAddress"]);
         if !any(&remote) {
-            matches.push(win_addrs(&remote, Cond::Saddr, "remote address"));
+            matches.push(win_addrs(&remote, Cond::saddr, "remote address"));
         }
         let local = strings(&o["LocalAddress"]);
         if !any(&local) {
-            matches.push(win_addrs(&local, Cond::Daddr, "local address"));
+            matches.push(win_addrs(&local, Cond::daddr, "local address"));
         }
         let ports = strings(&o["LocalPort"]);
         if !any(&ports) {
@@ -334,7 +334,7 @@ pub fn read_windows(file: &str, doc: &Value) -> Result<Ruleset, AuditError> {
                 })
                 .collect();
             match list {
-                Some(l) => matches.push(Match::is(Cond::Dport(l))),
+                Some(l) => matches.push(Match::is(Cond::dport(l))),
                 None => matches.push(Match::is(Cond::Unknown(format!(
                     "local port {} (a keyword such as RPC)",
                     super::clip(&ports.join(","))

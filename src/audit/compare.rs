@@ -161,18 +161,28 @@ impl Mask {
 /// The verdicts over one destination and transport: sources × ports, split at the boundaries.
 /// Each source piece has its own port pieces: only the rules that can match that source cut its
 /// ports (a thousand rules for a thousand sources give a thousand small rows, not a product).
+/// Source pieces that every rule treats alike (one signature: [`Ruleset::source_signatures`])
+/// share one row, evaluated once: a blocklist of 20,000 addresses gives two rows, not 40,000.
 struct Grid {
-    srcs: Vec<Span>,
+    /// The source pieces and their signatures, shared by every grid of the family.
+    shared: SourcePieces,
+    /// Per source piece, its row.
+    row: Vec<u32>,
+    /// Per row, its port pieces.
     ports: Vec<Vec<(u16, u16)>>,
-    /// Per source piece, per port piece: the decision for an even and for an odd port (indices
-    /// into `decisions`); equal when no rule tests parity.
+    /// Per row, per port piece: the decision for an even and for an odd port (indices into
+    /// `decisions`); equal when no rule tests parity.
     cells: Vec<Vec<(u32, u32)>>,
     decisions: Vec<Decision>,
 }
 
 impl Grid {
-    fn cell(&self, s: usize, p: usize) -> (&Decision, &Decision) {
-        let (e, o) = self.cells[s][p];
+    fn srcs(&self) -> &[Span] {
+        &self.shared.0
+    }
+
+    fn cell(&self, r: usize, p: usize) -> (&Decision, &Decision) {
+        let (e, o) = self.cells[r][p];
         (&self.decisions[e as usize], &self.decisions[o as usize])
     }
 }
@@ -198,10 +208,18 @@ struct Auditor<'a> {
     port_cuts: Vec<u128>,
     parity: bool,
     grids: BTreeMap<(IpAddr, Transport), Grid>,
-    /// The rules relevant to each source piece, shared by every destination and transport.
-    relevant: std::cell::RefCell<BTreeMap<Span, std::rc::Rc<Vec<Vec<u32>>>>>,
-    src_cuts: std::cell::RefCell<BTreeMap<Family, std::rc::Rc<Vec<u128>>>>,
+    /// The rules relevant to each source signature, shared by every destination and transport.
+    relevant: std::cell::RefCell<BTreeMap<(Family, u128), Relevant>>,
+    /// Per family: the source pieces and their signatures (the same for every destination).
+    src_pieces: std::cell::RefCell<BTreeMap<Family, SourcePieces>>,
+    /// Rules visited by every evaluation so far (the work the grid costs).
+    visits: std::cell::Cell<usize>,
 }
+
+type SourcePieces = std::rc::Rc<(Vec<Span>, Vec<u128>)>;
+
+/// Per chain, the indices of the rules that can match a row's sources.
+type Relevant = std::rc::Rc<Vec<Vec<u32>>>;
 
 impl Auditor<'_> {
     fn grid(&mut self, dst: IpAddr, transport: Transport) -> &Grid {
@@ -214,8 +232,8 @@ impl Auditor<'_> {
 
     /// The source boundaries of the rules and the flows, per family (the same for every
     /// destination: computed once).
-    fn source_cuts(&self, family: Family) -> std::rc::Rc<Vec<u128>> {
-        self.src_cuts
+    fn source_pieces(&self, family: Family) -> SourcePieces {
+        self.src_pieces
             .borrow_mut()
             .entry(family)
             .or_insert_with(|| {
@@ -234,18 +252,37 @@ impl Auditor<'_> {
                 }
                 cuts.sort_unstable();
                 cuts.dedup();
-                std::rc::Rc::new(cuts)
+                let srcs: Vec<Span> = pieces(0, family.max(), &cuts)
+                    .into_iter()
+                    .map(|(lo, hi)| Span { family, lo, hi })
+                    .collect();
+                let sigs = self.rs.source_signatures(family, &srcs);
+                std::rc::Rc::new((srcs, sigs))
             })
             .clone()
     }
 
+    /// The rules relevant to the rows of a signature (computed for every row of the family
+    /// at once, the first time one is asked).
+    fn relevant_for(&self, family: Family, sig: u128) -> Relevant {
+        if !self.relevant.borrow().contains_key(&(family, 0)) {
+            let shared = self.source_pieces(family);
+            let rows = self.rs.relevant_rows(family, &shared.0, &shared.1);
+            let mut map = self.relevant.borrow_mut();
+            // (family, 0) marks the family as done (0 is also the signature of no set).
+            map.entry((family, 0))
+                .or_insert_with(|| std::rc::Rc::new(Vec::new()));
+            for (k, v) in rows {
+                map.insert((family, k), std::rc::Rc::new(v));
+            }
+        }
+        self.relevant.borrow()[&(family, sig)].clone()
+    }
+
     fn build(&self, dst: IpAddr, transport: Transport) -> Grid {
         let family = Family::of(&dst);
-        let cuts = self.source_cuts(family);
-        let srcs: Vec<Span> = pieces(0, family.max(), &cuts)
-            .into_iter()
-            .map(|(lo, hi)| Span { family, lo, hi })
-            .collect();
+        let shared = self.source_pieces(family);
+        let (srcs, sigs) = (&shared.0, &shared.1);
         let mut decisions: Vec<Decision> = Vec::new();
         let mut index: BTreeMap<Decision, u32> = BTreeMap::new();
         let mut intern = |d: Decision| -> u32 {
@@ -257,15 +294,18 @@ impl Auditor<'_> {
             index.insert(d, i);
             i
         };
-        let mut cells = Vec::with_capacity(srcs.len());
-        let mut all_ports = Vec::with_capacity(srcs.len());
-        for s in &srcs {
-            let only = self
-                .relevant
-                .borrow_mut()
-                .entry(*s)
-                .or_insert_with(|| std::rc::Rc::new(self.rs.relevant(s)))
-                .clone();
+        let mut cells = Vec::new();
+        let mut all_ports = Vec::new();
+        let mut rows: std::collections::HashMap<u128, u32> = Default::default();
+        let mut row = Vec::with_capacity(srcs.len());
+        for (s, sig) in srcs.iter().zip(sigs) {
+            if let Some(&r) = rows.get(sig) {
+                row.push(r);
+                continue;
+            }
+            rows.insert(*sig, cells.len() as u32);
+            row.push(cells.len() as u32);
+            let only = self.relevant_for(family, *sig);
             let mut cuts: Vec<u32> = Vec::new();
             self.rs.port_cuts_for(&only, s, &dst, &mut cuts);
             let mut cuts: Vec<u128> = cuts.into_iter().map(u128::from).collect();
@@ -277,7 +317,9 @@ impl Auditor<'_> {
                 .map(|(a, b)| (a as u16, b as u16))
                 .collect();
             let mut row = Vec::with_capacity(ports.len());
+            let mut gates = PortGates::new(self.rs, &only);
             for &(lo, hi) in &ports {
+                let only = gates.at(lo);
                 let packet = |port: u16| Packet {
                     src: num_addr(family, s.lo),
                     dst,
@@ -285,10 +327,16 @@ impl Auditor<'_> {
                     sport: None,
                     dport: port,
                     hook: self.hook,
+                    sides: Default::default(),
                 };
-                let first = intern(self.rs.evaluate_only(&packet(lo), Some(&only)));
+                let eval = |port: u16| {
+                    let (d, n) = self.rs.evaluate_counted(&packet(port), Some(&only));
+                    self.visits.set(self.visits.get() + n);
+                    d
+                };
+                let first = intern(eval(lo));
                 let other = if self.parity && hi > lo {
-                    intern(self.rs.evaluate_only(&packet(lo + 1), Some(&only)))
+                    intern(eval(lo + 1))
                 } else {
                     first
                 };
@@ -303,11 +351,104 @@ impl Auditor<'_> {
             all_ports.push(ports);
         }
         Grid {
-            srcs,
+            shared: shared.clone(),
+            row,
             ports: all_ports,
             cells,
             decisions,
         }
+    }
+}
+
+/// The rules of a row narrowed to one piece of ports, piece after piece in ascending order: a
+/// rule that tests the destination port is left out where its ports do not reach (10,000
+/// rules on one port each leave one or none per piece, not 10,000 to walk).
+struct PortGates<'a> {
+    only: &'a [Vec<u32>],
+    /// Sorted by port: (port, true to start or false to end a gate, gate index).
+    events: Vec<(u32, bool, usize)>,
+    next: usize,
+    gates: Vec<(u32, u32)>,
+    /// Per chain with gates: its rules without one, and the gated rules active now.
+    always: BTreeMap<u32, Vec<u32>>,
+    active: BTreeMap<u32, std::collections::BTreeSet<u32>>,
+    lists: Vec<Vec<u32>>,
+}
+
+/// Fewer rules that test the port than this are walked as they are (narrowing costs more).
+const GATES_MIN: usize = 64;
+
+impl<'a> PortGates<'a> {
+    fn new(rs: &Ruleset, only: &'a [Vec<u32>]) -> PortGates<'a> {
+        let found = rs.dport_gates(only);
+        let mut g = PortGates {
+            only,
+            events: Vec::new(),
+            next: 0,
+            gates: Vec::new(),
+            always: BTreeMap::new(),
+            active: BTreeMap::new(),
+            lists: Vec::new(),
+        };
+        if found.len() < GATES_MIN {
+            return g;
+        }
+        for (k, (c, i, ports)) in found.into_iter().enumerate() {
+            for &(lo, hi) in ports.merged() {
+                g.events.push((u32::from(lo), true, k));
+                g.events.push((u32::from(hi) + 1, false, k));
+            }
+            g.gates.push((c, i));
+            g.active.entry(c).or_default();
+        }
+        g.events.sort_unstable();
+        for &c in g.active.keys() {
+            let gated: std::collections::BTreeSet<u32> = g
+                .gates
+                .iter()
+                .filter(|(gc, _)| *gc == c)
+                .map(|(_, i)| *i)
+                .collect();
+            let rest = only[c as usize]
+                .iter()
+                .copied()
+                .filter(|i| !gated.contains(i))
+                .collect();
+            g.always.insert(c, rest);
+        }
+        g
+    }
+
+    /// The rules per chain for the piece that starts at `lo` (pieces asked in ascending order).
+    fn at(&mut self, lo: u16) -> Vec<&[u32]> {
+        if self.gates.is_empty() {
+            return self.only.iter().map(Vec::as_slice).collect();
+        }
+        while self.next < self.events.len() && self.events[self.next].0 <= u32::from(lo) {
+            let (_, start, k) = self.events[self.next];
+            let (c, i) = self.gates[k];
+            let set = self.active.entry(c).or_default();
+            if start {
+                set.insert(i);
+            } else {
+                set.remove(&i);
+            }
+            self.next += 1;
+        }
+        self.lists = self
+            .active
+            .iter()
+            .map(|(c, set)| {
+                let mut v: Vec<u32> = self.always[c].iter().chain(set.iter()).copied().collect();
+                v.sort_unstable();
+                v
+            })
+            .collect();
+        let mut out: Vec<&[u32]> = self.only.iter().map(Vec::as_slice).collect();
+        for (list, c) in self.lists.iter().zip(self.active.keys()) {
+            out[*c as usize] = list;
+        }
+        out
     }
 }
 
@@ -482,7 +623,8 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
         parity: rs.has_parity(),
         grids: BTreeMap::new(),
         relevant: Default::default(),
-        src_cuts: Default::default(),
+        src_pieces: Default::default(),
+        visits: Default::default(),
     };
     let mut rows = Vec::new();
     for (i, f) in flows.iter().enumerate() {
@@ -543,20 +685,26 @@ fn flow_row(a: &mut Auditor, f: &Flow, dst: IpAddr, address: String) -> FlowRow 
     let mut blocked_srcs: Vec<Span> = Vec::new();
     let mut any_ok = false;
     let mut all_srcs_blocked = true;
-    for (si, s) in g.srcs.iter().enumerate() {
-        if !flow_spans
-            .iter()
-            .any(|fs| fs.family == s.family && fs.lo <= s.lo && s.hi <= fs.hi)
-        {
-            continue;
-        }
+    // The pieces inside the flow's sources, found by binary search (the pieces are sorted and
+    // cut at every source boundary of the flows), each once.
+    let mut inside: Vec<usize> = Vec::new();
+    for fs in flow_spans.iter().filter(|fs| fs.family == Family::of(&dst)) {
+        let from = g.srcs().partition_point(|s| s.lo < fs.lo);
+        let to = g.srcs().partition_point(|s| s.lo <= fs.hi);
+        inside.extend(from..to);
+    }
+    inside.sort_unstable();
+    inside.dedup();
+    for si in inside {
+        let s = &g.srcs()[si];
         let mut src_blocked = false;
         let mut src_ok = false;
-        for (pi, &(lo, hi)) in g.ports[si].iter().enumerate() {
+        let r = g.row[si] as usize;
+        for (pi, &(lo, hi)) in g.ports[r].iter().enumerate() {
             if hi < flo || lo > fhi {
                 continue;
             }
-            let (even, odd) = g.cell(si, pi);
+            let (even, odd) = g.cell(r, pi);
             let m = want.within(lo, hi);
             let mut bad = Mask::NONE;
             for (d, part) in [
@@ -683,67 +831,45 @@ fn extra_rows(a: &mut Auditor, dst: IpAddr, address: &str, t: Transport) -> Vec<
         .collect();
     let g = a.grid(dst, t);
     // (rule, ports) -> source spans
-    let mut found: BTreeMap<(String, PortsKey), Vec<Span>> = BTreeMap::new();
+    let mut found: Vec<((String, PortsKey), Vec<Span>)> = Vec::new();
+    let mut slot: std::collections::HashMap<(String, PortsKey), usize> = Default::default();
     let mut decider: BTreeMap<String, Decision> = BTreeMap::new();
-    for (si, s) in g.srcs.iter().enumerate() {
+    // A row's openings depend on the row and on which planned flows cover the source: computed
+    // once per such pair, not per source piece (a blocklist's 20,000 pieces share two rows).
+    let mut done: std::collections::HashMap<(u32, Vec<usize>), Vec<usize>> = Default::default();
+    for (si, s) in g.srcs().iter().enumerate() {
         if s.family != family {
             continue;
         }
-        let mut by_rule: BTreeMap<String, Vec<(u16, u16, Mask)>> = BTreeMap::new();
-        for (pi, &(lo, hi)) in g.ports[si].iter().enumerate() {
-            let (even, odd) = g.cell(si, pi);
-            let mut covered = Mask::NONE;
-            for (spans, r) in &covering {
-                if r.lo() <= lo
-                    && hi <= r.hi()
-                    && spans
-                        .iter()
-                        .any(|fs| fs.family == family && fs.lo <= s.lo && s.hi <= fs.hi)
-                {
-                    covered = covered.or(Mask::of(r.parity()));
-                }
-            }
-            for (d, part) in [
-                (
-                    even,
-                    Mask {
-                        even: true,
-                        odd: false,
-                    },
-                ),
-                (
-                    odd,
-                    Mask {
-                        even: false,
-                        odd: true,
-                    },
-                ),
-            ] {
-                let open = match d.outcome {
-                    Outcome::Accept => true,
-                    Outcome::Drop => false,
-                    Outcome::Undecided(_) => true,
-                };
-                let m = part.within(lo, hi).minus(covered);
-                if open && m.any() {
-                    let rule = match d.outcome {
-                        Outcome::Accept => clean(&d.rule),
-                        _ => clean(&undecided_text(d)),
-                    };
-                    decider.entry(rule.clone()).or_insert_with(|| d.clone());
-                    by_rule.entry(rule).or_default().push((lo, hi, m));
-                }
-            }
-        }
-        for (rule, list) in by_rule {
-            // Even and odd parts of one piece that are both open join into the whole piece.
-            let key: Vec<(u16, u16, u8)> = join(union(list))
+        let r = g.row[si];
+        let cov: Vec<usize> = covering
+            .iter()
+            .enumerate()
+            .filter(|(_, (spans, _))| {
+                spans
+                    .iter()
+                    .any(|fs| fs.family == family && fs.lo <= s.lo && s.hi <= fs.hi)
+            })
+            .map(|(i, _)| i)
+            .collect();
+        let key = (r, cov);
+        if !done.contains_key(&key) {
+            let slots = openings(g, r as usize, &key.1, &covering, &mut decider)
                 .into_iter()
-                .map(|(l, h, m)| (l, h, u8::from(m.even) | (u8::from(m.odd) << 1)))
+                .map(|k| {
+                    *slot.entry(k.clone()).or_insert_with(|| {
+                        found.push((k, Vec::new()));
+                        found.len() - 1
+                    })
+                })
                 .collect();
-            found.entry((rule, key)).or_default().push(*s);
+            done.insert(key.clone(), slots);
+        }
+        for &i in &done[&key] {
+            found[i].1.push(*s);
         }
     }
+    found.sort_by(|x, y| x.0.cmp(&y.0));
     let mut rows = Vec::new();
     for ((rule, ports), srcs) in found {
         for span in join_spans(srcs) {
@@ -781,6 +907,70 @@ fn extra_rows(a: &mut Auditor, dst: IpAddr, address: &str, t: Transport) -> Vec<
     rows
 }
 
+/// The openings beyond the plan of one grid row for sources that the flows `cov` (indices into
+/// `covering`) cover: (rule, ports) each.
+fn openings(
+    g: &Grid,
+    r: usize,
+    cov: &[usize],
+    covering: &[(Vec<Span>, PortRange)],
+    decider: &mut BTreeMap<String, Decision>,
+) -> Vec<(String, PortsKey)> {
+    let mut by_rule: BTreeMap<String, Vec<(u16, u16, Mask)>> = BTreeMap::new();
+    for (pi, &(lo, hi)) in g.ports[r].iter().enumerate() {
+        let (even, odd) = g.cell(r, pi);
+        let mut covered = Mask::NONE;
+        for &c in cov {
+            let (_, range) = &covering[c];
+            if range.lo() <= lo && hi <= range.hi() {
+                covered = covered.or(Mask::of(range.parity()));
+            }
+        }
+        for (d, part) in [
+            (
+                even,
+                Mask {
+                    even: true,
+                    odd: false,
+                },
+            ),
+            (
+                odd,
+                Mask {
+                    even: false,
+                    odd: true,
+                },
+            ),
+        ] {
+            let open = match d.outcome {
+                Outcome::Accept => true,
+                Outcome::Drop => false,
+                Outcome::Undecided(_) => true,
+            };
+            let m = part.within(lo, hi).minus(covered);
+            if open && m.any() {
+                let rule = match d.outcome {
+                    Outcome::Accept => clean(&d.rule),
+                    _ => clean(&undecided_text(d)),
+                };
+                decider.entry(rule.clone()).or_insert_with(|| d.clone());
+                by_rule.entry(rule).or_default().push((lo, hi, m));
+            }
+        }
+    }
+    by_rule
+        .into_iter()
+        .map(|(rule, list)| {
+            // Even and odd parts of one piece that are both open join into the whole piece.
+            let key: Vec<(u16, u16, u8)> = join(union(list))
+                .into_iter()
+                .map(|(l, h, m)| (l, h, u8::from(m.even) | (u8::from(m.odd) << 1)))
+                .collect();
+            (rule, key)
+        })
+        .collect()
+}
+
 fn addr_key(cidr: &str) -> (u8, u128, String) {
     match cidr.parse::<ipnet::IpNet>() {
         Ok(n) => (
@@ -789,5 +979,92 @@ fn addr_key(cidr: &str) -> (u8, u128, String) {
             cidr.to_string(),
         ),
         Err(_) => (2, 0, cidr.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auditor(rs: &Ruleset) -> Auditor<'_> {
+        Auditor {
+            rs,
+            hook: Hook::Input,
+            flows: &[],
+            port_cuts: Vec::new(),
+            parity: rs.has_parity(),
+            grids: BTreeMap::new(),
+            relevant: Default::default(),
+            src_pieces: Default::default(),
+            visits: Default::default(),
+        }
+    }
+
+    fn addr(i: u32) -> String {
+        std::net::Ipv4Addr::from((11 << 24) + 2 * i).to_string()
+    }
+
+    /// `ip saddr @blocklist tcp dport N drop` for N in 1..=rules, on a set of `elems` addresses.
+    fn rules_on_one_set(rules: usize, elems: u32) -> Ruleset {
+        let mut items = vec![
+            serde_json::json!({"table": {"family": "inet", "name": "f"}}),
+            serde_json::json!({"chain": {"family": "inet", "table": "f", "name": "input",
+                "type": "filter", "hook": "input", "prio": 0, "policy": "accept"}}),
+            serde_json::json!({"set": {"family": "inet", "table": "f", "name": "blocklist",
+                "type": "ipv4_addr", "elem": (0..elems).map(addr).collect::<Vec<_>>()}}),
+        ];
+        for n in 1..=rules {
+            items.push(serde_json::json!({"rule": {"family": "inet", "table": "f",
+                "chain": "input", "expr": [
+                    {"match": {"op": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}},
+                        "right": "@blocklist"}},
+                    {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}},
+                        "right": n}},
+                    {"drop": null}]}}));
+        }
+        let doc = serde_json::json!({ "nftables": items });
+        super::super::read("t.json", &doc.to_string()).unwrap()
+    }
+
+    /// A blocklist of 20,000 addresses makes 40,001 source pieces and two rows (in the set, not
+    /// in it): one grid row per piece was 40,001 rows.
+    #[test]
+    fn a_blocklist_makes_two_rows_not_one_per_address() {
+        let rs = rules_on_one_set(1, 20_000);
+        let mut a = auditor(&rs);
+        let g = a.grid("10.0.0.1".parse().unwrap(), Transport::Tcp);
+        assert_eq!(g.srcs().len(), 40_001);
+        assert_eq!(g.cells.len(), 2);
+    }
+
+    /// 2,000 rules on one 2,000-element set (the 10,000 × 10,000 of issue 23, smaller): the
+    /// grid holds two rows of about 4,000 port pieces (it held 4,001 × 4,001 cells), and each
+    /// piece walks only the rules whose port it is (it walked up to 2,000).
+    #[test]
+    fn many_rules_on_one_set_make_a_small_grid_and_little_work() {
+        let rs = rules_on_one_set(2_000, 2_000);
+        let mut a = auditor(&rs);
+        let g = a.grid("10.0.0.1".parse().unwrap(), Transport::Tcp);
+        let cells: usize = g.cells.iter().map(Vec::len).sum();
+        assert_eq!(g.cells.len(), 2);
+        assert!(cells <= 2 * (2 * 2_000 + 2), "{cells}");
+        // One rule at most per piece, and the chain's policy: a few visits per evaluation.
+        assert!(a.visits.get() <= 2 * cells, "{}", a.visits.get());
+        // The verdicts are those of a full walk.
+        let g = a.grid("10.0.0.1".parse().unwrap(), Transport::Tcp);
+        for (r, src) in [(g.row[1], 11u32 << 24), (g.row[2], (11 << 24) + 1)] {
+            for (pi, &(lo, _)) in g.ports[r as usize].iter().enumerate() {
+                let p = Packet {
+                    src: std::net::Ipv4Addr::from(src).into(),
+                    dst: "10.0.0.1".parse().unwrap(),
+                    transport: Transport::Tcp,
+                    sport: None,
+                    dport: lo,
+                    hook: Hook::Input,
+                    sides: Default::default(),
+                };
+                assert_eq!(g.cell(r as usize, pi).0.outcome, rs.evaluate(&p).outcome);
+            }
+        }
     }
 }

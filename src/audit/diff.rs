@@ -153,6 +153,40 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
         adds.dedup();
         elements.sort_unstable();
         elements.dedup();
+        // What cannot be written is not changed in the model: a note says why.
+        let mut refuse = |change: Change| -> bool {
+            match unwritable(rs, &change) {
+                Some(why) => {
+                    notes.push(format!("not written: {why}"));
+                    false
+                }
+                None => true,
+            }
+        };
+        removes.retain(|&(c, r)| match origin_index[c][r] {
+            Some(orig) => refuse(Change::Remove {
+                chain: c,
+                rule: orig,
+                spec: rs.chains[c].rules[orig].spec.clone(),
+                origin: rs.chains[c].rules[orig].origin.clone(),
+            }),
+            None => true,
+        });
+        policies.retain(|&c| refuse(Change::Policy { chain: c }));
+        adds.retain(|&(c, f)| refuse(Change::Add { chain: c, flow: f }));
+        elements.retain(|(c, r, m, _, add)| {
+            let Cond::Concat(cc) = &work.chains[*c].rules[*r].matches[*m].cond else {
+                return true;
+            };
+            let Some(set) = cc.set.clone() else {
+                return true;
+            };
+            refuse(Change::Element {
+                add: *add,
+                set,
+                elem: String::new(),
+            })
+        });
         let progress =
             !removes.is_empty() || !policies.is_empty() || !adds.is_empty() || !elements.is_empty();
         // Element changes first: the indices are those of this round's model.
@@ -395,13 +429,13 @@ fn model_rules(f: &Flow) -> Vec<Rule> {
     for (fam, src, dst) in family_spans(f) {
         let mut matches = vec![
             Match::is(Cond::Family(fam)),
-            Match::is(Cond::Saddr(src)),
-            Match::is(Cond::Daddr(dst)),
+            Match::is(Cond::saddr(src)),
+            Match::is(Cond::daddr(dst)),
             Match::is(Cond::Proto(vec![match f.transport {
                 Transport::Tcp => 6,
                 Transport::Udp => 17,
             }])),
-            Match::is(Cond::Dport(vec![(f.ports.lo(), f.ports.hi())])),
+            Match::is(Cond::dport(vec![(f.ports.lo(), f.ports.hi())])),
         ];
         if let (Some(p), false) = (f.ports.parity(), f.ports.is_single()) {
             matches.push(Match::is(Cond::DportParity(u8::from(p == Parity::Odd))));
@@ -414,6 +448,88 @@ fn model_rules(f: &Flow) -> Vec<Rule> {
         });
     }
     out
+}
+
+/// A name nft's own syntax can carry: its scanner's plain word, a letter, `_` or `.` and then
+/// letters, digits, `/`, `-`, `_`, `.` (`srv/tcp` is one; nft 1.0 takes no quoted names).
+fn nft_name(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || matches!(c, '_' | '.'))
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '-' | '_' | '.'))
+}
+
+/// Whether every word of a chain or set name (`family table name`, `table CHAIN`) can be
+/// written in the export's syntax.
+fn writable_name(format: Format, name: &str) -> bool {
+    let nft = matches!(format, Format::NftJson | Format::NftText);
+    // `family table name` or `table CHAIN`: a name with a space would read as more words.
+    let words: Vec<&str> = name.split(' ').collect();
+    words.len() == if nft { 3 } else { 2 }
+        && words
+            .iter()
+            .all(|w| if nft { nft_name(w) } else { safe_name(w) })
+}
+
+/// Why a change cannot be written in the syntax of the export's tool (None: it can). A change
+/// that cannot be written is not made in the model either, so that the audit after the diff,
+/// its summary and its exit status are those of what is written.
+fn unwritable(rs: &Ruleset, change: &Change) -> Option<String> {
+    let chain_name = |c: usize| -> Option<String> {
+        let name = &rs.chains[c].name;
+        (!writable_name(rs.format, name)).then(|| {
+            format!(
+                "the chain name `{}` cannot be written in {}'s syntax",
+                super::clip(name),
+                tool(rs.format)
+            )
+        })
+    };
+    match change {
+        Change::Remove {
+            chain,
+            spec,
+            origin,
+            ..
+        } => match rs.format {
+            Format::WindowsJson if spec.is_empty() => Some(format!(
+                "the export gives no rule Name for `{}`",
+                super::clip(origin)
+            )),
+            Format::WindowsJson => None,
+            Format::NftJson if spec.is_empty() || !spec.bytes().all(|b| b.is_ascii_digit()) => {
+                Some(format!(
+                    "the export gives no rule handle for `{}`",
+                    super::clip(origin)
+                ))
+            }
+            _ => chain_name(*chain),
+        },
+        Change::Add { chain, .. } | Change::Policy { chain } => {
+            if rs.format == Format::WindowsJson {
+                None
+            } else {
+                chain_name(*chain)
+            }
+        }
+        Change::Element { set, .. } => (!writable_name(rs.format, set)).then(|| {
+            format!(
+                "the set name `{}` cannot be written in nft's syntax",
+                super::clip(set)
+            )
+        }),
+        Change::Note(_) => None,
+    }
+}
+
+fn tool(format: Format) -> &'static str {
+    match format {
+        Format::NftJson | Format::NftText => "nft",
+        Format::Ip6tablesSave => "ip6tables",
+        Format::WindowsJson => "PowerShell",
+        _ => "iptables",
+    }
 }
 
 /// A name from the export that may be written into a command: letters, digits, `_`, `-`, `.`.
@@ -547,7 +663,7 @@ pub fn render(
         let name = &rs.chains[*chain].name;
         let _ = writeln!(out, "# {}", super::clean(origin));
         let words: Vec<&str> = name.split_whitespace().collect();
-        if !words.iter().all(|w| safe_name(w)) {
+        if !writable_name(rs.format, name) {
             let _ = writeln!(out, "# (not written: the chain name is not a plain name)");
             continue;
         }
@@ -588,7 +704,7 @@ pub fn render(
                 );
                 first = false;
             }
-            if !set.split_whitespace().all(safe_name) {
+            if !writable_name(rs.format, set) {
                 let _ = writeln!(out, "# (not written: the set name is not a plain name)");
                 continue;
             }
@@ -600,7 +716,7 @@ pub fn render(
         if let Change::Policy { chain } = c {
             let ch = &rs.chains[*chain];
             let words: Vec<&str> = ch.name.split_whitespace().collect();
-            if !words.iter().all(|w| safe_name(w)) {
+            if !writable_name(rs.format, &ch.name) {
                 continue;
             }
             let _ = writeln!(
@@ -645,7 +761,7 @@ pub fn render(
     for (chain, flow) in adds {
         let ch = &rs.chains[chain];
         let words: Vec<&str> = ch.name.split_whitespace().collect();
-        if !words.iter().all(|w| safe_name(w)) {
+        if !writable_name(rs.format, &ch.name) {
             let _ = writeln!(out, "# (not written: the chain name is not a plain name)");
             continue;
         }
@@ -697,9 +813,20 @@ fn summary_line(after: &Report) -> String {
     )
 }
 
+/// Disables the one rule whose `Name` is exactly the argument. `Disable-NetFirewallRule -Name`
+/// takes wildcards (a rule named `*` or `[a-z]*` would disable every rule), so the rule is
+/// selected by case-sensitive equality instead, and anything but one match stops the script.
+const DISABLE_EXACTLY: &str = "
+function Disable-RuleNamedExactly([string]$Name) {
+    $rule = @(Get-NetFirewallRule | Where-Object { $_.Name -ceq $Name })
+    if ($rule.Count -ne 1) { throw \"not one rule named exactly '$Name' (found $($rule.Count))\" }
+    $rule | Disable-NetFirewallRule
+}
+";
+
 /// The changes as a PowerShell script: the rules that open more than the plan, and the block
-/// rules that block planned flows, disabled by their `Name` (`Enable-NetFirewallRule` undoes
-/// it); then the planned flows' allow rules, as `firewall --target windows` writes them, in its
+/// rules that block planned flows, disabled by their exact `Name` ([`DISABLE_EXACTLY`];
+/// `Enable-NetFirewallRule` undoes it); then the planned flows' allow rules, as `firewall --target windows` writes them, in its
 /// group (so that a later run of the generated script replaces them).
 fn render_windows(
     rs: &Ruleset,
@@ -708,7 +835,7 @@ fn render_windows(
     after: &Report,
     header: &[String],
 ) -> String {
-    use crate::firewall::windows::{GROUP, allow_rule, comment, ps_string, rule_name};
+    use crate::firewall::windows::{GROUP, allow_rule, comment, ps_exact, ps_string, rule_name};
     let mut out = String::new();
     for line in header {
         let _ = writeln!(out, "# {}", comment(line));
@@ -724,6 +851,7 @@ fn render_windows(
     }
     out.push_str("#Requires -RunAsAdministrator\n$ErrorActionPreference = 'Stop'\n");
     let _ = writeln!(out, "$group = {}", ps_string(GROUP));
+    let mut defined = false;
     for (block, title) in [
         (false, "Disable: allow rules that open more than the plan"),
         (true, "Disable: block rules that block planned flows"),
@@ -740,6 +868,10 @@ fn render_windows(
             if (r.action == Action::Drop) != block {
                 continue;
             }
+            if !defined {
+                out.push_str(DISABLE_EXACTLY);
+                defined = true;
+            }
             if first {
                 let _ = writeln!(out, "\n# {title}");
                 first = false;
@@ -748,7 +880,7 @@ fn render_windows(
             if spec.is_empty() {
                 out.push_str("# (not written: the export gives no rule Name)\n");
             } else {
-                let _ = writeln!(out, "Disable-NetFirewallRule -Name {}", ps_string(spec));
+                let _ = writeln!(out, "Disable-RuleNamedExactly {}", ps_exact(spec));
             }
         }
     }

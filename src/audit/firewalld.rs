@@ -642,7 +642,7 @@ pub(super) fn build(file: &str, config: Config, format: Format) -> Result<Rulese
             spec: String::new(),
         };
         if !spans.is_empty() {
-            dispatch.push((z.ingress_priority, goto(Cond::Saddr(spans))));
+            dispatch.push((z.ingress_priority, goto(Cond::saddr(spans))));
         }
         for what in unknown {
             dispatch.push((z.ingress_priority, goto(Cond::Unknown(what))));
@@ -783,7 +783,7 @@ pub(super) fn build(file: &str, config: Config, format: Format) -> Result<Rulese
     .collect();
     let mut fwd = vec![Rule {
         matches: vec![
-            Match::is(Cond::Daddr(rfc3964)),
+            Match::is(Cond::daddr(rfc3964)),
             Match::is(Cond::Unknown(
                 "RFC3964_IPv4 of firewalld.conf (forwarding to IPv4-mapped and 6to4 addresses)"
                     .into(),
@@ -846,9 +846,9 @@ impl Model<'_> {
             ));
         }
         if ingress {
-            Cond::Saddr(spans)
+            Cond::saddr(spans)
         } else {
-            Cond::Daddr(spans)
+            Cond::daddr(spans)
         }
     }
 
@@ -893,13 +893,13 @@ impl Model<'_> {
         };
         let dest = |m: &mut Vec<Match>| {
             if !s.destination.is_empty() {
-                m.push(Match::is(Cond::Daddr(s.destination.clone())));
+                m.push(Match::is(Cond::daddr(s.destination.clone())));
             }
         };
         for (p, ports) in group(&s.ports) {
             let mut m = vec![
                 Match::is(Cond::Proto(vec![p])),
-                Match::is(Cond::Dport(ports)),
+                Match::is(Cond::dport(ports)),
             ];
             dest(&mut m);
             out.push(m);
@@ -908,7 +908,7 @@ impl Model<'_> {
         for (p, ports) in group(&s.source_ports) {
             let mut m = vec![
                 Match::is(Cond::Proto(vec![p])),
-                Match::is(Cond::Sport(ports)),
+                Match::is(Cond::sport(ports)),
             ];
             dest(&mut m);
             out.push(m);
@@ -1003,7 +1003,7 @@ impl Model<'_> {
             plain.push(Rule {
                 matches: vec![
                     Match::is(Cond::Proto(vec![proto])),
-                    Match::is(Cond::Dport(vec![(lo, hi)])),
+                    Match::is(Cond::dport(vec![(lo, hi)])),
                 ],
                 action: Action::Accept,
                 origin: at(&format!("port {}", super::clean(&p.text))),
@@ -1032,7 +1032,7 @@ impl Model<'_> {
             plain.push(Rule {
                 matches: vec![
                     Match::is(Cond::Proto(vec![proto])),
-                    Match::is(Cond::Sport(vec![(lo, hi)])),
+                    Match::is(Cond::sport(vec![(lo, hi)])),
                 ],
                 action: Action::Accept,
                 origin: at(&format!("source-port {}", super::clean(&p.text))),
@@ -1044,7 +1044,7 @@ impl Model<'_> {
             let mut m = Vec::new();
             if let Some((lo, hi, proto)) = port_proto(&p.text) {
                 m.push(Match::is(Cond::Proto(vec![proto])));
-                m.push(Match::is(Cond::Dport(vec![(lo, hi)])));
+                m.push(Match::is(Cond::dport(vec![(lo, hi)])));
             }
             m.push(Match::is(Cond::Unknown(format!(
                 "forward-port {} (destination NAT is not evaluated)",
@@ -1143,9 +1143,9 @@ impl Model<'_> {
                         }
                     };
                     let c = if element == "source" {
-                        Cond::Saddr(spans)
+                        Cond::saddr(spans)
                     } else {
-                        Cond::Daddr(spans)
+                        Cond::daddr(spans)
                     };
                     matches.push(Match::not(c, negate));
                 }
@@ -1176,10 +1176,10 @@ impl Model<'_> {
                     })?;
                     if element == "source-port" {
                         matches.push(Match::is(Cond::Proto(vec![n])));
-                        matches.push(Match::is(Cond::Sport(vec![(lo, hi)])));
+                        matches.push(Match::is(Cond::sport(vec![(lo, hi)])));
                     } else {
                         matches.push(Match::is(Cond::Proto(vec![n])));
-                        matches.push(Match::is(Cond::Dport(vec![(lo, hi)])));
+                        matches.push(Match::is(Cond::dport(vec![(lo, hi)])));
                     }
                     i += 1;
                 }

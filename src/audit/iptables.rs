@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::IpAddr;
 
 use super::{
-    Action, AuditError, Base, Chain, Cond, Family, Format, Hook, Match, Rule, Ruleset, Span,
+    Action, Addrs, AuditError, Base, Chain, Cond, Family, Format, Hook, Match, Rule, Ruleset, Span,
 };
 
 /// Targets that only log, mark or count: evaluation goes on with the next rule.
@@ -104,7 +104,17 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
         what,
         hint: hint.to_string(),
     };
-    let v6 = text.contains("ip6tables-save") || (!text.contains("iptables-save") && looks_v6(text));
+    // The header names the tool (and so the family) of the whole file; without one, a file is
+    // IPv6 only when every address it holds is. One IPv6 address in an IPv4 file is that rule's
+    // problem (see `parse_rule`), never a switch of the whole file to the other family.
+    let v6 = if text.contains("ip6tables-save") {
+        true
+    } else if text.contains("iptables-save") {
+        false
+    } else {
+        let (v4, v6) = address_families(text);
+        v6 && !v4
+    };
     let family = if v6 { Family::V6 } else { Family::V4 };
     let mut chains: Vec<Chain> = Vec::new();
     let mut index: HashMap<(String, String), usize> = HashMap::new();
@@ -211,14 +221,15 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
                 "iptables-save declares every chain (`:NAME POLICY`) before the rules",
             ));
         };
-        let mut rule = parse_rule(&toks[2..], &t, &index, &sets).map_err(|(col, what)| {
-            err(
-                lineno,
-                col,
-                what,
-                "give the unmodified output of iptables-save",
-            )
-        })?;
+        let mut rule =
+            parse_rule(&toks[2..], &t, &index, &sets, family).map_err(|(col, what)| {
+                err(
+                    lineno,
+                    col,
+                    what,
+                    "give the unmodified output of iptables-save",
+                )
+            })?;
         rule.origin = format!("line {lineno}: {}", l);
         let end = toks[1].col - 1 + toks[1].raw.len();
         rule.spec = line.get(end..).unwrap_or("").trim().to_string();
@@ -235,10 +246,25 @@ pub fn read(file: &str, text: &str) -> Result<Ruleset, AuditError> {
     })
 }
 
-fn looks_v6(text: &str) -> bool {
-    text.split_whitespace().any(|w| {
-        let w = w.split('/').next().unwrap_or("");
-        w.contains(':') && w.parse::<std::net::Ipv6Addr>().is_ok()
+/// Whether the text holds IPv4 addresses, and whether it holds IPv6 ones (in `-s`, `-d`,
+/// ranges and lists).
+fn address_families(text: &str) -> (bool, bool) {
+    let (mut v4, mut v6) = (false, false);
+    for w in text.split([' ', '\t', '\n', ',', '-']) {
+        match w.split('/').next().unwrap_or("").parse::<IpAddr>() {
+            Ok(IpAddr::V4(_)) => v4 = true,
+            Ok(IpAddr::V6(_)) if w.contains(':') => v6 = true,
+            _ => {}
+        }
+    }
+    (v4, v6)
+}
+
+/// Whether the text looks like `iptables-save` output: a table, a chain policy or a rule line.
+pub fn looks_save(text: &str) -> bool {
+    text.lines().any(|l| {
+        let l = l.trim();
+        l.starts_with('*') || l.starts_with(":INPUT") || l.starts_with("-A ")
     })
 }
 
@@ -304,7 +330,7 @@ fn addr_range(s: &str) -> Option<Span> {
 
 /// The sets of an `ipset save` given with the export (`{ ipset save; iptables-save; }`): name →
 /// members, or None for a set type whose members are not plain addresses or networks.
-fn ipsets(text: &str) -> HashMap<String, Option<Vec<Span>>> {
+fn ipsets(text: &str) -> HashMap<String, Option<Addrs>> {
     let mut sets: HashMap<String, Option<Vec<Span>>> = HashMap::new();
     let mut in_table = false;
     for line in text.lines() {
@@ -334,15 +360,37 @@ fn ipsets(text: &str) -> HashMap<String, Option<Vec<Span>>> {
             }
         }
     }
-    sets
+    // Each set is built once and shared by every rule that matches it.
+    sets.into_iter()
+        .map(|(name, members)| (name, members.map(Addrs::new)))
+        .collect()
 }
 
 fn parse_rule(
     toks: &[Tok],
     table: &str,
     index: &HashMap<(String, String), usize>,
-    sets: &HashMap<String, Option<Vec<Span>>>,
+    sets: &HashMap<String, Option<Addrs>>,
+    family: Family,
 ) -> Result<Rule, (usize, String)> {
+    // An address of the other family cannot be in this file (the tool refuses it): the rule
+    // cannot be decided, and the rest of the file still is.
+    let of_family = |spans: Vec<Span>, text: &str, c: fn(Vec<Span>) -> Cond| {
+        if spans.iter().all(|s| s.family == family) {
+            c(spans)
+        } else {
+            Cond::Unknown(format!(
+                "`{}`: an {} address in an {} file",
+                crate::audit::clip(text),
+                if family == Family::V4 { "IPv6" } else { "IPv4" },
+                if family == Family::V4 {
+                    "iptables-save (IPv4)"
+                } else {
+                    "ip6tables-save (IPv6)"
+                }
+            ))
+        }
+    };
     let mut matches = Vec::new();
     let mut action = Action::Continue;
     let mut negate = false;
@@ -367,9 +415,9 @@ fn parse_rule(
                 let v = value(i)?;
                 let spans = addr_list(&v.text).ok_or_else(|| bad(v, "not an address"))?;
                 let c = if word.starts_with("-s") || word == "--source" {
-                    Cond::Saddr(spans)
+                    of_family(spans, &v.text, Cond::saddr)
                 } else {
-                    Cond::Daddr(spans)
+                    of_family(spans, &v.text, Cond::daddr)
                 };
                 matches.push(Match::not(c, neg));
                 i += 2;
@@ -420,9 +468,9 @@ fn parse_rule(
                 let v = value(i)?;
                 let span = port_span(&v.text).ok_or_else(|| bad(v, "not a port or range"))?;
                 let c = if word.contains('d') {
-                    Cond::Dport(vec![span])
+                    Cond::dport(vec![span])
                 } else {
-                    Cond::Sport(vec![span])
+                    Cond::sport(vec![span])
                 };
                 matches.push(Match::not(c, neg));
                 i += 2;
@@ -432,9 +480,9 @@ fn parse_rule(
                 let list: Option<Vec<(u16, u16)>> = v.text.split(',').map(port_span).collect();
                 let list = list.ok_or_else(|| bad(v, "not a port list"))?;
                 let c = if word.contains('d') {
-                    Cond::Dport(list)
+                    Cond::dport(list)
                 } else {
-                    Cond::Sport(list)
+                    Cond::sport(list)
                 };
                 matches.push(Match::not(c, neg));
                 i += 2;
@@ -449,9 +497,9 @@ fn parse_rule(
                 let v = value(i)?;
                 let span = addr_range(&v.text).ok_or_else(|| bad(v, "not an address range"))?;
                 let c = if word == "--src-range" {
-                    Cond::Saddr(vec![span])
+                    of_family(vec![span], &v.text, Cond::saddr)
                 } else {
-                    Cond::Daddr(vec![span])
+                    of_family(vec![span], &v.text, Cond::daddr)
                 };
                 matches.push(Match::not(c, neg));
                 i += 2;
@@ -460,8 +508,8 @@ fn parse_rule(
                 let v = value(i)?;
                 let dir = toks.get(i + 2).map_or("", |t| t.text.as_str());
                 let c = match (sets.get(&v.text), dir) {
-                    (Some(Some(members)), "src") => Cond::Saddr(members.clone()),
-                    (Some(Some(members)), "dst") => Cond::Daddr(members.clone()),
+                    (Some(Some(members)), "src") => Cond::saddr(members.clone()),
+                    (Some(Some(members)), "dst") => Cond::daddr(members.clone()),
                     (Some(Some(_)), _) => Cond::Unknown(format!("ipset `{}` {dir}", v.text)),
                     (Some(None), _) => Cond::Unknown(format!(
                         "ipset `{}` (a set type other than hash:ip or hash:net)",

@@ -2,6 +2,7 @@
 //! one evaluator ("does this packet pass, and which rule decides"), and the comparison with the
 //! plan's flows ([`compare`]).
 
+pub mod appliance;
 mod cloud;
 pub mod compare;
 pub mod diff;
@@ -36,6 +37,18 @@ pub enum Format {
     FirewalldText,
     /// firewalld's XML files: a copy of /etc/firewalld (over /usr/lib/firewalld), or one zone
     FirewalldXml,
+    /// Cisco ASA `show running-config`
+    CiscoAsa,
+    /// PAN-OS configuration XML (`show config running` or an exported `running-config.xml`)
+    PanosXml,
+    /// PAN-OS `set` format (`set cli config-output-format set`, `show`)
+    PanosSet,
+    /// FortiOS `show firewall …` / a configuration backup
+    FortiOs,
+    /// Junos `show configuration` (hierarchical)
+    Junos,
+    /// Junos `show configuration | display set`
+    JunosSet,
 }
 
 impl Format {
@@ -49,6 +62,12 @@ impl Format {
             Format::AwsJson => "aws-json",
             Format::FirewalldText => "firewalld",
             Format::FirewalldXml => "firewalld-xml",
+            Format::CiscoAsa => "cisco-asa",
+            Format::PanosXml => "panos-xml",
+            Format::PanosSet => "panos-set",
+            Format::FortiOs => "fortios",
+            Format::Junos => "junos",
+            Format::JunosSet => "junos-set",
         }
     }
 }
@@ -72,12 +91,91 @@ pub enum AuditError {
     },
 }
 
-/// Reads an export of any supported format, detected from its content.
+/// An export as the readers' "is this mine?" tests see it: the text, and its JSON parsed once
+/// when it looks like JSON.
+struct Input<'a> {
+    text: &'a str,
+    json: Option<serde_json::Value>,
+}
+
+/// One export format's reader: a cheap test on the content, and the reader itself.
+struct Reader {
+    mine: fn(&Input) -> bool,
+    read: fn(&str, &Input) -> Result<Ruleset, AuditError>,
+}
+
+fn json_has(i: &Input, key: &str) -> bool {
+    i.json.as_ref().is_some_and(|v| v.get(key).is_some())
+}
+
+fn json_of<'a>(i: &'a Input) -> &'a serde_json::Value {
+    i.json.as_ref().unwrap_or(&serde_json::Value::Null)
+}
+
+/// Every reader, in the order their tests are asked: the first that claims the content reads
+/// it. A new format adds its file and one line here.
+const READERS: &[Reader] = &[
+    Reader {
+        mine: |i| json_has(i, "nftables"),
+        read: |f, i| nft::read(f, json_of(i)),
+    },
+    Reader {
+        mine: |i| json_has(i, "SecurityGroups"),
+        read: |f, i| cloud::read_aws(f, json_of(i)),
+    },
+    Reader {
+        mine: |i| i.json.as_ref().is_some_and(cloud::looks_windows),
+        read: |f, i| cloud::read_windows(f, json_of(i)),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::asa::looks_asa(i.text),
+        read: |f, i| appliance::asa::read(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::panos::looks_xml(i.text),
+        read: |f, i| appliance::panos::read_xml(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::panos::looks_set(i.text),
+        read: |f, i| appliance::panos::read_set(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::junos::looks_set(i.text),
+        read: |f, i| appliance::junos::read_set(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::junos::looks_hierarchical(i.text),
+        read: |f, i| appliance::junos::read_hierarchical(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && appliance::fortios::looks_fortios(i.text),
+        read: |f, i| appliance::fortios::read(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && firewalld_xml::looks_xml(i.text),
+        read: |f, i| firewalld_xml::read_one(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && firewalld::looks_firewalld(i.text),
+        read: |f, i| firewalld::read(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && iptables::looks_save(i.text),
+        read: |f, i| iptables::read(f, i.text),
+    },
+    Reader {
+        mine: |i| i.json.is_none() && nft_text::looks_nft(i.text),
+        read: |f, i| nft_text::read(f, i.text),
+    },
+];
+
+/// Reads an export of any supported format, detected from its content once, by the first
+/// reader of [`READERS`] that claims it.
 pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
     let trimmed = text.trim_start();
-    if trimmed.starts_with('{') || trimmed.starts_with('[') {
-        let value: serde_json::Value =
-            serde_json::from_str(text).map_err(|e| AuditError::Syntax {
+    let json = if trimmed.starts_with('{') || trimmed.starts_with('[') {
+        Some(serde_json::from_str(text).map_err(|e| {
+            AuditError::Syntax {
                 file: name.to_string(),
                 line: e.line(),
                 col: e.column(),
@@ -85,16 +183,16 @@ pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
                 hint: "give the unmodified output of `nft -j list ruleset`, `aws ec2 \
                        describe-security-groups` or the PowerShell export in docs/audit.md"
                     .into(),
-            })?;
-        if value.get("nftables").is_some() {
-            return nft::read(name, &value);
-        }
-        if value.get("SecurityGroups").is_some() {
-            return cloud::read_aws(name, &value);
-        }
-        if cloud::looks_windows(&value) {
-            return cloud::read_windows(name, &value);
-        }
+            }
+        })?)
+    } else {
+        None
+    };
+    let input = Input { text, json };
+    if let Some(r) = READERS.iter().find(|r| (r.mine)(&input)) {
+        return (r.read)(name, &input);
+    }
+    if input.json.is_some() {
         return Err(AuditError::Content {
             file: name.to_string(),
             what: "JSON of an unknown shape: no `nftables`, `SecurityGroups` or Windows \
@@ -102,21 +200,6 @@ pub fn read(name: &str, text: &str) -> Result<Ruleset, AuditError> {
                 .into(),
             hint: "see docs/audit.md for the supported exports".into(),
         });
-    }
-    if firewalld_xml::looks_xml(text) {
-        return firewalld_xml::read_one(name, text);
-    }
-    if firewalld::looks_firewalld(text) {
-        return firewalld::read(name, text);
-    }
-    if text.lines().any(|l| {
-        let l = l.trim();
-        l.starts_with('*') || l.starts_with(":INPUT") || l.starts_with("-A ")
-    }) {
-        return iptables::read(name, text);
-    }
-    if nft_text::looks_nft(text) {
-        return nft_text::read(name, text);
     }
     Err(AuditError::Content {
         file: name.to_string(),
@@ -138,6 +221,19 @@ pub fn fits_scope(file: &str, rs: &Ruleset, network: bool) -> Result<(), AuditEr
                    filters the traffic to and from its own computer, never traffic between zones"
                 .into(),
             hint: "audit it with --node NAME for the server it was exported from".into(),
+        });
+    }
+    if !network && appliance::is_appliance(rs.format) {
+        return Err(AuditError::Content {
+            file: file.to_string(),
+            what: format!(
+                "a {} configuration cannot be audited with --node: the appliance filters the \
+                 traffic between zones, not a server's own",
+                rs.format.as_str()
+            ),
+            hint: "audit it with --network (and --firewall NAME when the deployment declares \
+                   several firewalls)"
+                .into(),
         });
     }
     Ok(())
@@ -326,6 +422,134 @@ pub fn span_start(text: &str) -> Option<IpAddr> {
         .or_else(|| first.parse::<ipnet::IpNet>().ok().map(|n| n.network()))
 }
 
+/// The addresses a condition tests (`ip saddr { … }`, a named set, an ipset): the intervals as
+/// given, and a sorted, merged copy that answers membership by binary search. Cloning shares
+/// both (a named set looked up by 10,000 rules is held once).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Addrs(std::sync::Arc<(Vec<Span>, Vec<Span>)>);
+
+impl Addrs {
+    pub fn new(spans: Vec<Span>) -> Addrs {
+        // A reversed interval holds no address (as a scan would find).
+        let mut merged: Vec<Span> = spans.iter().copied().filter(|s| s.lo <= s.hi).collect();
+        merged.sort_unstable();
+        let mut out: Vec<Span> = Vec::with_capacity(merged.len());
+        for x in merged {
+            match out.last_mut() {
+                Some(m) if m.family == x.family && x.lo <= m.hi.saturating_add(1) => {
+                    m.hi = m.hi.max(x.hi)
+                }
+                _ => out.push(x),
+            }
+        }
+        Addrs(std::sync::Arc::new((spans, out)))
+    }
+
+    pub fn contains(&self, a: &IpAddr) -> bool {
+        self.contains_num(Family::of(a), addr_num(a))
+    }
+
+    fn contains_num(&self, family: Family, n: u128) -> bool {
+        let merged = &self.0.1;
+        let i = merged.partition_point(|s| (s.family, s.lo) <= (family, n));
+        i > 0 && merged[i - 1].family == family && merged[i - 1].hi >= n
+    }
+
+    /// Whether every address of `s` is in the set.
+    pub fn covers(&self, s: &Span) -> bool {
+        let merged = &self.0.1;
+        let i = merged.partition_point(|m| (m.family, m.lo) <= (s.family, s.lo));
+        i > 0 && merged[i - 1].family == s.family && merged[i - 1].hi >= s.hi
+    }
+
+    /// The merged intervals, sorted (what cuts a range into pieces that the set treats alike).
+    pub fn merged(&self) -> &[Span] {
+        &self.0.1
+    }
+
+    /// Which shared set this is: equal for the clones of one set.
+    fn id(&self) -> usize {
+        std::sync::Arc::as_ptr(&self.0) as *const () as usize
+    }
+}
+
+impl std::ops::Deref for Addrs {
+    type Target = [Span];
+    fn deref(&self) -> &[Span] {
+        &self.0.0
+    }
+}
+
+impl fmt::Debug for Addrs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl From<Vec<Span>> for Addrs {
+    fn from(v: Vec<Span>) -> Addrs {
+        Addrs::new(v)
+    }
+}
+
+/// The ports a condition tests: the intervals as given, and a sorted, merged copy for binary
+/// search; shared as [`Addrs`] is.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Ports(std::sync::Arc<(PortList, PortList)>);
+
+type PortList = Vec<(u16, u16)>;
+
+impl Ports {
+    pub fn new(list: Vec<(u16, u16)>) -> Ports {
+        // A reversed interval holds no port (as a scan of `lo..=hi` would find).
+        let mut sorted: Vec<(u16, u16)> = list.iter().copied().filter(|(a, b)| a <= b).collect();
+        sorted.sort_unstable();
+        let mut out: Vec<(u16, u16)> = Vec::with_capacity(sorted.len());
+        for (lo, hi) in sorted {
+            match out.last_mut() {
+                Some(m) if u32::from(lo) <= u32::from(m.1) + 1 => m.1 = m.1.max(hi),
+                _ => out.push((lo, hi)),
+            }
+        }
+        Ports(std::sync::Arc::new((list, out)))
+    }
+
+    /// The merged intervals, sorted.
+    pub fn merged(&self) -> &[(u16, u16)] {
+        &self.0.1
+    }
+
+    pub fn contains(&self, p: u16) -> bool {
+        let merged = &self.0.1;
+        let i = merged.partition_point(|r| r.0 <= p);
+        i > 0 && merged[i - 1].1 >= p
+    }
+
+    /// Which shared set this is: equal for the clones of one set.
+    fn id(&self) -> usize {
+        std::sync::Arc::as_ptr(&self.0) as *const () as usize
+    }
+}
+
+impl std::ops::Deref for Ports {
+    type Target = [(u16, u16)];
+    fn deref(&self) -> &[(u16, u16)] {
+        &self.0.0
+    }
+}
+
+impl fmt::Debug for Ports {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl From<Vec<(u16, u16)>> for Ports {
+    fn from(v: Vec<(u16, u16)>) -> Ports {
+        Ports::new(v)
+    }
+}
+
 /// Hooks a base chain can sit on (the ones that see inbound new connections).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Hook {
@@ -341,15 +565,15 @@ pub enum Hook {
 pub enum Cond {
     /// The packet is of this family (`ip saddr` in an inet table implies IPv4).
     Family(Family),
-    Saddr(Vec<Span>),
-    Daddr(Vec<Span>),
+    Saddr(Addrs),
+    Daddr(Addrs),
     /// The input interface by name (`lo` is the only name the audit can answer for).
     Iif(String),
     Oif(String),
     /// Layer-4 protocol numbers (6 TCP, 17 UDP).
     Proto(Vec<u8>),
-    Sport(Vec<(u16, u16)>),
-    Dport(Vec<(u16, u16)>),
+    Sport(Ports),
+    Dport(Ports),
     /// `dport & 1 == bit`: a parity test.
     DportParity(u8),
     /// Connection tracking state; the set of states named. A new connection is `new`.
@@ -358,8 +582,32 @@ pub enum Cond {
     Syn,
     /// A lookup of concatenated fields in a set: `ip daddr . tcp dport @servers_tcp_v4`.
     Concat(Concat),
+    /// An appliance's zone, `nameif` or interface where the packet enters (`output`: leaves),
+    /// one of `names` (see [`appliance::Sides`]).
+    Side {
+        output: bool,
+        names: Vec<String>,
+    },
+    /// The packet leaves an appliance by the zone it entered.
+    SameSide,
     /// A construct the audit cannot evaluate, named as the export wrote it.
     Unknown(String),
+}
+
+impl Cond {
+    /// The constructors the readers use: a list of intervals becomes a shared, searchable set.
+    pub fn saddr(spans: impl Into<Addrs>) -> Cond {
+        Cond::Saddr(spans.into())
+    }
+    pub fn daddr(spans: impl Into<Addrs>) -> Cond {
+        Cond::Daddr(spans.into())
+    }
+    pub fn sport(list: impl Into<Ports>) -> Cond {
+        Cond::Sport(list.into())
+    }
+    pub fn dport(list: impl Into<Ports>) -> Cond {
+        Cond::Dport(list.into())
+    }
 }
 
 /// A packet field that a concatenation keys on.
@@ -631,6 +879,8 @@ pub struct Packet {
     pub dport: u16,
     /// Input (to the host) or Forward (through it).
     pub hook: Hook,
+    /// Where it enters and leaves an appliance, by the appliance's names (unknown for hosts).
+    pub sides: appliance::Sides,
 }
 
 /// The answer for one packet.
@@ -675,8 +925,8 @@ fn test(cond: &Cond, p: &Packet) -> Tri {
     let yes = |b: bool| if b { Tri::Yes } else { Tri::No };
     match cond {
         Cond::Family(f) => yes(Family::of(&p.src) == *f),
-        Cond::Saddr(s) => yes(s.iter().any(|s| s.contains(&p.src))),
-        Cond::Daddr(s) => yes(s.iter().any(|s| s.contains(&p.dst))),
+        Cond::Saddr(s) => yes(s.contains(&p.src)),
+        Cond::Daddr(s) => yes(s.contains(&p.dst)),
         Cond::Iif(name) | Cond::Oif(name) => {
             let output = matches!(cond, Cond::Oif(_));
             if name == "lo" {
@@ -694,15 +944,23 @@ fn test(cond: &Cond, p: &Packet) -> Tri {
         }
         Cond::Proto(list) => yes(list.contains(&proto_number(p.transport))),
         Cond::Sport(list) => match p.sport {
-            Some(s) => yes(ports_contain(list, s)),
+            Some(s) => yes(list.contains(s)),
             None if list.iter().any(|r| *r == (0, 65535) || *r == (1, 65535)) => Tri::Yes,
             None => Tri::Unknown("source port match (the client's port is not known)".into()),
         },
-        Cond::Dport(list) => yes(ports_contain(list, p.dport)),
+        Cond::Dport(list) => yes(list.contains(p.dport)),
         Cond::DportParity(bit) => yes(u8::from(p.dport % 2 == 1) == *bit),
         Cond::CtState(states) => yes(states.iter().any(|s| s == "new")),
         Cond::Syn => yes(p.transport == Transport::Tcp),
         Cond::Concat(c) => c.test(p),
+        Cond::Side { output, names } => match appliance::side_holds(*output, names, &p.sides) {
+            Ok(b) => yes(b),
+            Err(what) => Tri::Unknown(what),
+        },
+        Cond::SameSide => match appliance::same_side_holds(&p.sides) {
+            Ok(b) => yes(b),
+            Err(what) => Tri::Unknown(what),
+        },
         Cond::Unknown(what) => Tri::Unknown(what.clone()),
     }
 }
@@ -727,7 +985,54 @@ fn rule_matches(rule: &Rule, p: &Packet) -> Tri {
     }
 }
 
+/// The longest rule text a decision carries: a rule's origin is the export's text, which a
+/// hostile export makes hundreds of kilobytes long, and decisions are made for every piece.
+const ORIGIN_MAX: usize = 1000;
+
+/// A rule's origin as a decision names it: whole, or its first [`ORIGIN_MAX`] bytes (at a
+/// character boundary) and `…`.
+fn origin_text(origin: &str) -> String {
+    if origin.len() <= ORIGIN_MAX {
+        return origin.to_string();
+    }
+    let mut end = ORIGIN_MAX;
+    while !origin.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &origin[..end])
+}
+
+/// The most rules one packet's walk visits: jumps may make the walk exponential (40 chains each
+/// jumping to the next twice), and a chain walked once is remembered, but a bound on the total
+/// work is what keeps a hostile export from hanging the audit.
+const MAX_VISITS: usize = 100_000;
+
+/// One packet's walk: the rules visited so far, and each chain's result once known (the result
+/// of walking a chain depends only on the chain and the packet, unless the depth bound cut it).
+struct WalkState {
+    visits: usize,
+    memo: Vec<Option<Walk>>,
+    /// Set when the depth bound cut a walk: such a result is not remembered.
+    cut: bool,
+}
+
+/// Whether a rule's source or family test excludes a source piece (one whose address conditions
+/// answer the same for all of it).
+fn excluded(r: &Rule, src: &Span) -> bool {
+    let probe = num_addr(src.family, src.lo);
+    r.matches.iter().any(|m| match &m.cond {
+        Cond::Family(f) => (*f == src.family) == m.negate,
+        Cond::Saddr(spans) => spans.contains(&probe) == m.negate,
+        Cond::Concat(c) if !m.negate && c.fields[0] == Field::Saddr => {
+            c.family.is_some_and(|f| f != src.family)
+                || !c.elems.iter().any(|e| (e[0].0..=e[0].1).contains(&src.lo))
+        }
+        _ => false,
+    })
+}
+
 /// The end of a chain walk: a verdict, or "fell off / returned" (go on in the caller).
+#[derive(Clone)]
 enum Walk {
     Final(Decision),
     Fallthrough,
@@ -756,12 +1061,36 @@ impl Ruleset {
 
     /// Does this new connection's first packet pass, and which rule decides.
     pub fn evaluate(&self, p: &Packet) -> Decision {
-        self.evaluate_only(p, None)
+        self.evaluate_only::<Vec<u32>>(p, None)
     }
 
     /// As [`Ruleset::evaluate`], walking only the rules listed per chain (see
     /// [`Ruleset::relevant`]): the answer is the same when the rules left out cannot match.
-    pub fn evaluate_only(&self, p: &Packet, only: Option<&[Vec<u32>]>) -> Decision {
+    pub fn evaluate_only<L: AsRef<[u32]>>(&self, p: &Packet, only: Option<&[L]>) -> Decision {
+        self.evaluate_counted(p, only).0
+    }
+
+    /// As [`Ruleset::evaluate_only`], with the number of rules the walk visited.
+    fn evaluate_counted<L: AsRef<[u32]>>(
+        &self,
+        p: &Packet,
+        only: Option<&[L]>,
+    ) -> (Decision, usize) {
+        let mut state = WalkState {
+            visits: 0,
+            memo: vec![None; self.chains.len()],
+            cut: false,
+        };
+        let d = self.decide(p, only, &mut state);
+        (d, state.visits)
+    }
+
+    fn decide<L: AsRef<[u32]>>(
+        &self,
+        p: &Packet,
+        only: Option<&[L]>,
+        state: &mut WalkState,
+    ) -> Decision {
         let fam = Family::of(&p.src);
         if Family::of(&p.dst) != fam {
             return Decision {
@@ -791,7 +1120,7 @@ impl Ruleset {
         let mut by_rule: Option<Decision> = None;
         for i in self.base_chains(p) {
             let chain = &self.chains[i];
-            let d = match self.walk(i, p, 0, only) {
+            let d = match self.walk(i, p, 0, only, state) {
                 Walk::Final(d) => {
                     if d.outcome == Outcome::Accept && by_rule.is_none() {
                         by_rule = Some(d.clone());
@@ -823,22 +1152,61 @@ impl Ruleset {
         by_rule.unwrap_or(last)
     }
 
-    fn walk(&self, chain: usize, p: &Packet, depth: usize, only: Option<&[Vec<u32>]>) -> Walk {
+    fn walk<L: AsRef<[u32]>>(
+        &self,
+        chain: usize,
+        p: &Packet,
+        depth: usize,
+        only: Option<&[L]>,
+        state: &mut WalkState,
+    ) -> Walk {
         if depth > MAX_DEPTH {
+            state.cut = true;
             return Walk::Final(Decision {
                 outcome: Outcome::Undecided("jumps nested deeper than 64 (a loop?)".into()),
                 rule: self.chains[chain].name.clone(),
                 at: Some((chain, None)),
             });
         }
+        if let Some(w) = &state.memo[chain] {
+            return w.clone();
+        }
+        let outer_cut = std::mem::take(&mut state.cut);
+        let w = self.walk_rules(chain, p, depth, only, state);
+        if !state.cut {
+            state.memo[chain] = Some(w.clone());
+        }
+        state.cut |= outer_cut;
+        w
+    }
+
+    fn walk_rules<L: AsRef<[u32]>>(
+        &self,
+        chain: usize,
+        p: &Packet,
+        depth: usize,
+        only: Option<&[L]>,
+        state: &mut WalkState,
+    ) -> Walk {
         let rules = &self.chains[chain].rules;
         let list: Box<dyn Iterator<Item = usize>> = match only {
-            Some(o) => Box::new(o[chain].iter().map(|&i| i as usize)),
+            Some(o) => Box::new(o[chain].as_ref().iter().map(|&i| i as usize)),
             None => Box::new(0..rules.len()),
         };
         for index in list {
             let rule = &rules[index];
             let at = Some((chain, Some(index)));
+            state.visits += 1;
+            if state.visits > MAX_VISITS {
+                return Walk::Final(Decision {
+                    outcome: Outcome::Undecided(format!(
+                        "the walk visits more than {MAX_VISITS} rules for one packet (jumps \
+                         that multiply the work?)"
+                    )),
+                    rule: origin_text(&rule.origin),
+                    at,
+                });
+            }
             match rule_matches(rule, p) {
                 Tri::No => continue,
                 Tri::Unknown(what) => {
@@ -847,7 +1215,7 @@ impl Ruleset {
                     }
                     return Walk::Final(Decision {
                         outcome: Outcome::Undecided(what),
-                        rule: rule.origin.clone(),
+                        rule: origin_text(&rule.origin),
                         at,
                     });
                 }
@@ -862,7 +1230,7 @@ impl Ruleset {
             }
             let decided = |outcome| {
                 // A set lookup names the element that holds: which of a thousand decides.
-                let mut text = rule.origin.clone();
+                let mut text = origin_text(&rule.origin);
                 for m in rule.matches.iter().filter(|m| !m.negate) {
                     if let Cond::Concat(c) = &m.cond {
                         if let Some(e) = c.holding(p) {
@@ -882,11 +1250,11 @@ impl Ruleset {
                 Action::Continue => {}
                 Action::Return => return Walk::Fallthrough,
                 Action::Jump(target) => {
-                    if let Walk::Final(d) = self.walk(*target, p, depth + 1, only) {
+                    if let Walk::Final(d) = self.walk(*target, p, depth + 1, only, state) {
                         return Walk::Final(d);
                     }
                 }
-                Action::Goto(target) => return self.walk(*target, p, depth + 1, only),
+                Action::Goto(target) => return self.walk(*target, p, depth + 1, only, state),
                 Action::Unknown(what) => return decided(Outcome::Undecided(what.clone())),
                 Action::DportMap(_) => {
                     return decided(Outcome::Undecided("nested verdict map".into()));
@@ -905,10 +1273,12 @@ impl Ruleset {
                 out.push(u32::from(*hi) + 1);
             }
         }
+        let mut seen = std::collections::HashSet::new();
         for r in self.chains.iter().flat_map(|c| &c.rules) {
             for m in &r.matches {
                 match &m.cond {
-                    Cond::Dport(l) => add(out, l),
+                    // A set shared by many rules cuts once.
+                    Cond::Dport(l) if seen.insert(l.id()) => add(out, l),
                     Cond::Concat(c) => {
                         if let Some(d) = c.fields.iter().position(|f| *f == Field::Dport) {
                             for e in &c.elems {
@@ -931,26 +1301,91 @@ impl Ruleset {
     /// conditions answer the same for all of it): those whose source or family test excludes it
     /// are left out.
     pub fn relevant(&self, src: &Span) -> Vec<Vec<u32>> {
-        let probe = num_addr(src.family, src.lo);
-        let excluded = |r: &Rule| {
-            r.matches.iter().any(|m| match &m.cond {
-                Cond::Family(f) => (*f == src.family) == m.negate,
-                Cond::Saddr(spans) => spans.iter().any(|s| s.contains(&probe)) == m.negate,
-                Cond::Concat(c) if !m.negate && c.fields[0] == Field::Saddr => {
-                    c.family.is_some_and(|f| f != src.family)
-                        || !c.elems.iter().any(|e| (e[0].0..=e[0].1).contains(&src.lo))
-                }
-                _ => false,
-            })
-        };
         self.chains
             .iter()
             .map(|c| {
                 (0..c.rules.len() as u32)
-                    .filter(|&i| !excluded(&c.rules[i as usize]))
+                    .filter(|&i| !excluded(&c.rules[i as usize], src))
                     .collect()
             })
             .collect()
+    }
+
+    /// [`Ruleset::relevant`] for every row of source pieces at once: `pieces` sorted, cut at
+    /// every source boundary, with their signatures ([`Ruleset::source_signatures`]); the
+    /// answer per signature. A rule that tests its source against a set is a candidate only
+    /// where a sweep over the pieces finds that set active, so 10,000 rules for 10,000
+    /// different sources cost about 10,000 candidates in all, not 10,000 per row.
+    pub fn relevant_rows(
+        &self,
+        family: Family,
+        pieces: &[Span],
+        sigs: &[u128],
+    ) -> std::collections::HashMap<u128, Vec<Vec<u32>>> {
+        // Rules gated by a source set (per distinct set), and the others.
+        let mut set_of: std::collections::HashMap<usize, usize> = Default::default();
+        let mut gated: Vec<(Addrs, Vec<(u32, u32)>)> = Vec::new();
+        let mut always: Vec<(u32, u32)> = Vec::new();
+        for (c, chain) in self.chains.iter().enumerate() {
+            for (i, r) in chain.rules.iter().enumerate() {
+                let gate = r.matches.iter().find_map(|m| match &m.cond {
+                    Cond::Saddr(a) if !m.negate => Some(a),
+                    _ => None,
+                });
+                let at = (c as u32, i as u32);
+                match gate {
+                    Some(a) => {
+                        let k = *set_of.entry(a.id()).or_insert_with(|| {
+                            gated.push((a.clone(), Vec::new()));
+                            gated.len() - 1
+                        });
+                        gated[k].1.push(at);
+                    }
+                    None => always.push(at),
+                }
+            }
+        }
+        let mut events: Vec<(u128, bool, usize)> = Vec::new();
+        for (k, (a, _)) in gated.iter().enumerate() {
+            for s in a.merged().iter().filter(|s| s.family == family) {
+                events.push((s.lo, true, k));
+                if s.hi < family.max() {
+                    events.push((s.hi + 1, false, k));
+                }
+            }
+        }
+        events.sort_unstable();
+        let mut active: std::collections::BTreeSet<usize> = Default::default();
+        let mut next = 0;
+        let mut out: std::collections::HashMap<u128, Vec<Vec<u32>>> = Default::default();
+        for (p, sig) in pieces.iter().zip(sigs) {
+            while next < events.len() && events[next].0 <= p.lo {
+                let (_, start, k) = events[next];
+                if start {
+                    active.insert(k);
+                } else {
+                    active.remove(&k);
+                }
+                next += 1;
+            }
+            if out.contains_key(sig) {
+                continue;
+            }
+            let mut lists: Vec<Vec<u32>> = vec![Vec::new(); self.chains.len()];
+            let candidates = always
+                .iter()
+                .chain(active.iter().flat_map(|&k| gated[k].1.iter()));
+            for &(c, i) in candidates {
+                if !excluded(&self.chains[c as usize].rules[i as usize], p) {
+                    lists[c as usize].push(i);
+                }
+            }
+            for l in &mut lists {
+                l.sort_unstable();
+            }
+            out.insert(*sig, lists);
+        }
+        out
     }
 
     /// The port boundaries of the rules that can match a source piece (one whose address
@@ -970,10 +1405,11 @@ impl Ruleset {
             .enumerate()
             .flat_map(|(c, list)| list.iter().map(move |&i| &self.chains[c].rules[i as usize]));
         let (s, d) = (src.lo, addr_num(dst));
+        let mut seen = std::collections::HashSet::new();
         for r in rules {
             for m in &r.matches {
                 match &m.cond {
-                    Cond::Dport(l) => add(out, l),
+                    Cond::Dport(l) if seen.insert(l.id()) => add(out, l),
                     Cond::Concat(c) => c.dports_for(s, d, out),
                     _ => {}
                 }
@@ -983,6 +1419,26 @@ impl Ruleset {
                 add(out, &l);
             }
         }
+    }
+
+    /// The rules of `only` (per chain, as [`Ruleset::relevant`] gives them) that test the
+    /// destination port (not negated): (chain, rule, ports). A piece of ports outside a rule's
+    /// ports cannot match it, whatever its other conditions.
+    pub fn dport_gates(&self, only: &[Vec<u32>]) -> Vec<(u32, u32, Ports)> {
+        let mut out = Vec::new();
+        for (c, list) in only.iter().enumerate() {
+            for &i in list {
+                let rule = &self.chains[c].rules[i as usize];
+                let gate = rule.matches.iter().find_map(|m| match &m.cond {
+                    Cond::Dport(p) if !m.negate => Some(p.clone()),
+                    _ => None,
+                });
+                if let Some(p) = gate {
+                    out.push((c as u32, i, p));
+                }
+            }
+        }
+        out
     }
 
     /// Whether any rule tests the port's parity (then each piece is evaluated for an even and an
@@ -995,8 +1451,79 @@ impl Ruleset {
             .any(|m| matches!(m.cond, Cond::DportParity(_)))
     }
 
+    /// For each source piece of `family` (sorted, cut at every source boundary of
+    /// [`Ruleset::addr_cuts`]), a signature of the source conditions that hold for it: every
+    /// source set, and every source interval of a concatenated set's element, that contains
+    /// the piece. Pieces with one signature are treated alike by every rule (the grid evaluates
+    /// one of them): a 20,000-address blocklist makes 40,000 pieces and two signatures.
+    ///
+    /// A signature is the XOR of a 128-bit number per condition (Zobrist hashing), kept while
+    /// sweeping the pieces in order; two different sets of conditions share one with a
+    /// probability of about 2^-128 per pair.
+    pub fn source_signatures(&self, family: Family, pieces: &[Span]) -> Vec<u128> {
+        let mut next: u64 = 0;
+        let mut number = || {
+            // splitmix64, twice: a fixed sequence, so a run is reproducible.
+            let mut one = || {
+                next = next.wrapping_add(0x9E37_79B9_7F4A_7C15);
+                let mut z = next;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+                z ^ (z >> 31)
+            };
+            (u128::from(one()) << 64) | u128::from(one())
+        };
+        let mut events: Vec<(u128, u128)> = Vec::new();
+        let interval = |events: &mut Vec<(u128, u128)>, lo: u128, hi: u128, id: u128| {
+            events.push((lo, id));
+            if hi < family.max() {
+                events.push((hi + 1, id));
+            }
+        };
+        let mut seen = std::collections::HashSet::new();
+        for r in self.chains.iter().flat_map(|c| &c.rules) {
+            for m in &r.matches {
+                match &m.cond {
+                    Cond::Saddr(a) if seen.insert(a.id()) => {
+                        let id = number();
+                        for s in a.merged().iter().filter(|s| s.family == family) {
+                            interval(&mut events, s.lo, s.hi, id);
+                        }
+                    }
+                    Cond::Concat(c) if c.family == Some(family) => {
+                        for (i, _) in c
+                            .fields
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, f)| **f == Field::Saddr)
+                        {
+                            for e in &c.elems {
+                                interval(&mut events, e[i].0, e[i].1, number());
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        events.sort_unstable();
+        let mut sig = 0u128;
+        let mut j = 0;
+        pieces
+            .iter()
+            .map(|p| {
+                while j < events.len() && events[j].0 <= p.lo {
+                    sig ^= events[j].1;
+                    j += 1;
+                }
+                sig
+            })
+            .collect()
+    }
+
     /// Every address boundary of `family` the rules mention, for sources or destinations.
     pub fn addr_cuts(&self, family: Family, source: bool, out: &mut Vec<u128>) {
+        let mut seen = std::collections::HashSet::new();
         for r in self.chains.iter().flat_map(|c| &c.rules) {
             for m in &r.matches {
                 if let Cond::Concat(c) = &m.cond {
@@ -1015,7 +1542,8 @@ impl Ruleset {
                     continue;
                 }
                 let spans = match (&m.cond, source) {
-                    (Cond::Saddr(s), true) | (Cond::Daddr(s), false) => s,
+                    // A set shared by many rules cuts once.
+                    (Cond::Saddr(s), true) | (Cond::Daddr(s), false) if seen.insert(s.id()) => s,
                     _ => continue,
                 };
                 for s in spans.iter().filter(|s| s.family == family) {

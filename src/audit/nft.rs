@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::{
-    Action, AuditError, Base, Chain, Concat, Cond, Family, Field, Format, Hook, Match, Rule,
-    Ruleset, Span,
+    Action, Addrs, AuditError, Base, Chain, Concat, Cond, Family, Field, Format, Hook, Match,
+    Ports, Rule, Ruleset, Span,
 };
 
 type Key = (String, String, String); // family, table, name
@@ -70,6 +70,7 @@ pub fn read(file: &str, doc: &Value) -> Result<Ruleset, AuditError> {
             sets.insert(key, s.clone());
         }
     }
+    let read = ReadSets::default();
     for (n, item) in items.iter().enumerate() {
         let Some(r) = item.get("rule") else { continue };
         let key = (text(r, "family"), text(r, "table"), text(r, "chain"));
@@ -84,6 +85,7 @@ pub fn read(file: &str, doc: &Value) -> Result<Ruleset, AuditError> {
             table: &key.1,
             sets: &sets,
             index: &index,
+            read: &read,
         };
         let exprs = r
             .get("expr")
@@ -132,6 +134,15 @@ struct Ctx<'a> {
     table: &'a str,
     sets: &'a HashMap<Key, Value>,
     index: &'a HashMap<Key, usize>,
+    read: &'a ReadSets,
+}
+
+/// Named sets already read as addresses or as ports: each is read once and shared by every
+/// rule that looks it up (10,000 rules on one 10,000-element set hold it once).
+#[derive(Default)]
+struct ReadSets {
+    addrs: std::cell::RefCell<HashMap<Key, Option<Addrs>>>,
+    ports: std::cell::RefCell<HashMap<Key, Option<Ports>>>,
 }
 
 /// Statements that decide nothing: evaluation goes on.
@@ -264,7 +275,7 @@ impl Ctx<'_> {
             let Some(a) = self.verdict(vk, vv) else {
                 return Action::Unknown(format!("verdict map value `{vk}`"));
             };
-            for r in ports {
+            for &r in ports.iter() {
                 out.push((r, a.clone()));
             }
         }
@@ -331,22 +342,56 @@ impl Ctx<'_> {
         }
     }
 
-    fn ports(&self, right: &Value) -> Option<Vec<(u16, u16)>> {
-        let mut out = Vec::new();
-        for el in self.elements(right)? {
-            let el = el.get("elem").and_then(|e| e.get("val")).unwrap_or(&el);
-            out.push(port_span(el)?);
-        }
-        Some(out)
+    /// The key of a named set (`@name`), None for any other right-hand side.
+    fn set_key(&self, right: &Value) -> Option<Key> {
+        let name = right.as_str()?.strip_prefix('@')?;
+        Some((
+            self.family.to_string(),
+            self.table.to_string(),
+            name.to_string(),
+        ))
     }
 
-    fn addrs(&self, right: &Value) -> Option<Vec<Span>> {
-        let mut out = Vec::new();
-        for el in self.elements(right)? {
-            let el = el.get("elem").and_then(|e| e.get("val")).unwrap_or(&el);
-            out.push(addr_span(el)?);
+    fn ports(&self, right: &Value) -> Option<Ports> {
+        let read = || -> Option<Ports> {
+            let mut out = Vec::new();
+            for el in self.elements(right)? {
+                let el = el.get("elem").and_then(|e| e.get("val")).unwrap_or(&el);
+                out.push(port_span(el)?);
+            }
+            Some(Ports::new(out))
+        };
+        match self.set_key(right) {
+            Some(k) => self
+                .read
+                .ports
+                .borrow_mut()
+                .entry(k)
+                .or_insert_with(read)
+                .clone(),
+            None => read(),
         }
-        Some(out)
+    }
+
+    fn addrs(&self, right: &Value) -> Option<Addrs> {
+        let read = || -> Option<Addrs> {
+            let mut out = Vec::new();
+            for el in self.elements(right)? {
+                let el = el.get("elem").and_then(|e| e.get("val")).unwrap_or(&el);
+                out.push(addr_span(el)?);
+            }
+            Some(Addrs::new(out))
+        };
+        match self.set_key(right) {
+            Some(k) => self
+                .read
+                .addrs
+                .borrow_mut()
+                .entry(k)
+                .or_insert_with(read)
+                .clone(),
+            None => read(),
+        }
     }
 
     /// `ip daddr . tcp dport @set` (or an anonymous set): the fields of the concatenation and
@@ -485,9 +530,9 @@ impl Ctx<'_> {
                     };
                     out.push(Match::is(Cond::Family(fam)));
                     let c = if field == "saddr" {
-                        Cond::Saddr(spans)
+                        Cond::saddr(spans)
                     } else {
-                        Cond::Daddr(spans)
+                        Cond::daddr(spans)
                     };
                     out.push(Match::not(c, negate));
                 }
@@ -505,12 +550,14 @@ impl Ctx<'_> {
                 }
                 (p, "dport" | "sport") if l4(p).is_some() => {
                     let list = if ordered {
-                        port_value(right).map(|n| match op {
-                            "<" if n > 0 => vec![(0, n - 1)],
-                            "<=" => vec![(0, n)],
-                            ">" if n < u16::MAX => vec![(n + 1, u16::MAX)],
-                            ">=" => vec![(n, u16::MAX)],
-                            _ => vec![],
+                        port_value(right).map(|n| {
+                            Ports::new(match op {
+                                "<" if n > 0 => vec![(0, n - 1)],
+                                "<=" => vec![(0, n)],
+                                ">" if n < u16::MAX => vec![(n + 1, u16::MAX)],
+                                ">=" => vec![(n, u16::MAX)],
+                                _ => vec![],
+                            })
                         })
                     } else {
                         self.ports(right)
@@ -520,9 +567,9 @@ impl Ctx<'_> {
                     };
                     out.push(Match::is(Cond::Proto(l4(p).unwrap_or_default())));
                     let c = if field == "dport" {
-                        Cond::Dport(list)
+                        Cond::dport(list)
                     } else {
-                        Cond::Sport(list)
+                        Cond::sport(list)
                     };
                     out.push(Match::not(c, negate));
                 }

@@ -220,11 +220,14 @@ pub enum Command {
             `nft -j list ruleset`, `nft list ruleset` text (or an nftables.conf), `iptables-save`, \
             `ip6tables-save`, the Windows Firewall JSON export, `aws ec2 describe-security-groups`, \
             firewalld's `firewall-cmd --list-all-zones` text and its XML files (a copy of \
-            /etc/firewalld) (see docs/audit.md for each export line).\n\n\
+            /etc/firewalld), and with --network an appliance's configuration (Cisco ASA, PAN-OS \
+            XML or set, FortiOS, Juniper SRX), whose zones the deployment's [firewalls.NAME] maps \
+            (see docs/audit.md for each export line).\n\n\
             Exit 0 when the ruleset admits exactly the plan, 1 otherwise (also when a rule cannot \
             be evaluated: \"cannot decide\"), 2 when the export cannot be read.",
         after_help = "Examples:\n  nft -j list ruleset > app1.json; scc-ports audit acme.toml --node APP1 --ruleset app1.json\n  \
-            iptables-save > fw.rules; scc-ports audit acme.toml --network --ruleset fw.rules --format json"
+            iptables-save > fw.rules; scc-ports audit acme.toml --network --ruleset fw.rules --format json\n  \
+            scc-ports audit acme.toml --network --firewall EDGE --ruleset edge-asa.cfg"
     )]
     Audit(AuditArgs),
 
@@ -336,9 +339,16 @@ pub struct AuditArgs {
     #[arg(long)]
     pub network: bool,
 
-    /// The exported ruleset (nft -j, iptables-save, Windows JSON, AWS JSON)
+    /// The exported ruleset (nft -j or nft text, iptables-save, Windows JSON, AWS JSON, firewalld
+    /// text or its XML directory, or an appliance's configuration: Cisco ASA, PAN-OS, FortiOS,
+    /// Juniper SRX)
     #[arg(long, value_name = "RULES")]
     pub ruleset: PathBuf,
+
+    /// With --network and an appliance's configuration: which of the deployment's
+    /// [firewalls.NAME] it is (needed when the file declares several)
+    #[arg(long, value_name = "NAME")]
+    pub firewall: Option<String>,
 
     /// Output format
     #[arg(long, value_enum, default_value_t = AuditFormat::Table)]

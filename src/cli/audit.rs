@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use anyhow::Result;
 
 use super::args::{AuditArgs, AuditFormat};
-use super::{EXIT_NO, emit, json, load_deployment, read_file, terminal_width, unknown};
+use super::{
+    EXIT_NO, RULESET_HINT, emit, json, load_deployment, read_text, terminal_width, unknown,
+};
 use crate::audit::compare::{self, Report, Scope};
 use crate::catalog::Catalog;
 use crate::firewall::Mode;
@@ -52,7 +54,7 @@ pub(super) fn load_ruleset(path: &std::path::Path) -> Result<crate::audit::Rules
     if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
         return load_firewalld_dir(path);
     }
-    let source = read_file(path)?;
+    let source = read_text(path, RULESET_HINT)?;
     Ok(crate::audit::read(
         &path.display().to_string(),
         &source.text,
@@ -96,7 +98,7 @@ fn load_firewalld_dir(path: &std::path::Path) -> Result<crate::audit::Ruleset> {
                 "is it the right directory?",
             ));
         }
-        let source = read_file(file)?;
+        let source = read_text(file, RULESET_HINT)?;
         total += source.text.len() as u64;
         if total > super::MAX_INPUT_BYTES {
             return Err(super::not_an_input(
@@ -172,6 +174,7 @@ fn start(
     file: Option<&std::path::Path>,
     node: Option<&str>,
     ruleset: &std::path::Path,
+    firewall: Option<&str>,
 ) -> Result<Start> {
     let dep = load_deployment(file, catalog)?;
     let plan = crate::plan::resolve(&dep, catalog);
@@ -180,13 +183,107 @@ fn start(
     let network = matches!(scope, Scope::Network);
     crate::audit::fits_scope(&ruleset.display().to_string(), &rules, network)?;
     let all = crate::flows::flows(&dep, catalog, &plan);
-    let flows = crate::firewall::select(&all, &mode);
+    let mut flows = crate::firewall::select(&all, &mode);
+    let mut rules = rules;
+    if let (Some(_), false) = (
+        firewall,
+        network && crate::audit::appliance::is_appliance(rules.format),
+    ) {
+        return Err(super::not_an_input(
+            ruleset,
+            format!(
+                "--firewall names an appliance, but {} is a {} export audited with {}",
+                ruleset.display(),
+                rules.format.as_str(),
+                if network { "--network" } else { "--node" }
+            ),
+            "give --firewall only with --network and an appliance's configuration",
+        ));
+    }
+    if network && crate::audit::appliance::is_appliance(rules.format) {
+        (rules, flows) = appliance_scope(&dep, firewall, ruleset, &rules, flows)?;
+    }
     Ok(Start {
         rules,
         flows,
         mode,
         scope,
     })
+}
+
+/// An appliance's configuration audited as the firewall between zones: the deployment's
+/// `[firewalls.NAME]` says which of its zones the appliance separates and by which names; its
+/// rules are bound to those zones' addresses, and the flows are those that cross it, from the
+/// zones they cross from.
+fn appliance_scope(
+    dep: &crate::deployment::Deployment,
+    name: Option<&str>,
+    path: &std::path::Path,
+    rules: &crate::audit::Ruleset,
+    flows: Vec<crate::flows::Flow>,
+) -> Result<(crate::audit::Ruleset, Vec<crate::flows::Flow>)> {
+    use crate::audit::appliance::bind::{bind, crossing, zones_of};
+    let known: Vec<&str> = dep.firewalls.iter().map(|f| f.name.as_str()).collect();
+    let fw = match (name, dep.firewalls.as_slice()) {
+        (Some(n), list) => list
+            .iter()
+            .find(|f| f.name == n)
+            .ok_or_else(|| unknown("E033", "firewall", n, &known))?,
+        (None, [one]) => one,
+        (None, []) => {
+            return Err(super::not_an_input(
+                path,
+                format!(
+                    "{} is a {} configuration, but the deployment declares no [firewalls.NAME]: \
+                     which of its zones the appliance separates, and by which names, is not known",
+                    path.display(),
+                    rules.format.as_str()
+                ),
+                "declare the firewall in the deployment file (docs/deployment.md, [firewalls])",
+            ));
+        }
+        (None, _) => {
+            return Err(super::not_an_input(
+                path,
+                format!(
+                    "the deployment declares several firewalls ({}): which one is {}?",
+                    known.join(", "),
+                    path.display()
+                ),
+                "say which with --firewall NAME",
+            ));
+        }
+    };
+    let zones = zones_of(dep, fw);
+    let bound = bind(rules, &fw.name, &zones).map_err(|u| {
+        let missing: Vec<String> = u
+            .zones
+            .iter()
+            .map(|(zone, name)| {
+                if zone == name {
+                    format!("zone `{zone}`")
+                } else {
+                    format!("zone `{zone}` (as `{}`)", crate::audit::clip(name))
+                }
+            })
+            .collect();
+        let used: Vec<String> = u.known.iter().map(|n| crate::audit::clip(n)).collect();
+        super::not_an_input(
+            path,
+            format!(
+                "firewall {}: {} never named in this {} configuration (it names: {})",
+                fw.name,
+                missing.join(", "),
+                rules.format.as_str(),
+                if used.is_empty() { "nothing".to_string() } else { used.join(", ") }
+            ),
+            &format!(
+                "give the appliance's name of each zone in [firewalls.{}.names] (docs/deployment.md)",
+                fw.name
+            ),
+        )
+    })?;
+    Ok((bound, crossing(dep, fw, flows)))
 }
 
 pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
@@ -200,6 +297,7 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
         args.file.as_deref(),
         args.node.as_deref(),
         &args.ruleset,
+        args.firewall.as_deref(),
     )?;
     let report = compare::audit(&rules, &flows, &scope);
     let text = match args.format {
@@ -398,7 +496,13 @@ pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<E
         flows,
         mode,
         scope,
-    } = start(catalog, args.file.as_deref(), args.node.as_deref(), path)?;
+    } = start(
+        catalog,
+        args.file.as_deref(),
+        args.node.as_deref(),
+        path,
+        None,
+    )?;
     let (changes, after) = crate::audit::diff::diff(&rules, &flows, &scope);
     let header = vec![
         format!(
@@ -409,7 +513,20 @@ pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<E
                 _ => "the network firewall".to_string(),
             }
         ),
-        format!("{} changes", changes.len()),
+        {
+            // Notes are what is not written: counted apart from the changes.
+            let notes = changes
+                .iter()
+                .filter(|c| matches!(c, crate::audit::diff::Change::Note(_)))
+                .count();
+            match notes {
+                0 => format!("{} changes", changes.len()),
+                n => format!(
+                    "{} changes; {n} not made or not written (see the notes)",
+                    changes.len() - n
+                ),
+            }
+        },
     ];
     let text = crate::audit::diff::render(&args.target, &rules, &flows, &changes, &after, &header)?;
     match &args.output {

@@ -137,7 +137,7 @@ fn not_an_input(path: &Path, what: String, hint: &str) -> anyhow::Error {
 
 /// Reads a regular file of at most [`MAX_INPUT_BYTES`]: `/dev/zero`, a FIFO or a huge file is
 /// refused before it is read, and a file that grows while read is cut off at the cap.
-fn read_bounded(path: &Path) -> Result<Vec<u8>> {
+fn read_bounded(path: &Path, hint: &str) -> Result<Vec<u8>> {
     use std::io::Read;
     // Asked before opening: opening a FIFO would wait for a writer.
     let before =
@@ -162,7 +162,7 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>> {
         return Err(not_an_input(
             path,
             format!("{} is not a regular file ({kind})", path.display()),
-            "give the path of a TOML text file",
+            hint,
         ));
     };
     let too_large = |size: String| {
@@ -190,7 +190,18 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>> {
 }
 
 fn read_file(path: &Path) -> Result<Source> {
-    let bytes = read_bounded(path)?;
+    read_text(path, TOML_HINT)
+}
+
+const TOML_HINT: &str = "a TOML text file";
+
+/// A ruleset export is not TOML: what its errors advise instead.
+const RULESET_HINT: &str = "a ruleset export (the text or JSON file docs/audit.md names)";
+
+/// Reads a UTF-8 text file without NUL bytes; `expected` names the kind of file asked for (the
+/// hints say it).
+fn read_text(path: &Path, expected: &str) -> Result<Source> {
+    let bytes = read_bounded(path, &format!("give the path of {expected}"))?;
     let text = String::from_utf8(bytes).map_err(|e| {
         let at = e.utf8_error().valid_up_to();
         let source = Source::new(
@@ -211,7 +222,7 @@ fn read_file(path: &Path) -> Result<Source> {
                 "the file contains NUL bytes: is it a binary file?",
             )
             .at(&source, &(at..at))
-            .hint("give a TOML text file"),
+            .hint(format!("give {expected}")),
         ])
         .into());
     }

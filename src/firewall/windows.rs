@@ -31,15 +31,23 @@ fn is_quote(c: char) -> bool {
 /// A PowerShell string expression for user text: `'text'` with quotes doubled, or, when the text
 /// holds non-ASCII characters, `('text' + [char]0x2013 + 'more')` so the file stays ASCII.
 pub(crate) fn ps_string(text: &str) -> String {
-    let text = one_line(text);
-    if text.is_ascii() {
+    ps_exact(&one_line(text))
+}
+
+/// A PowerShell string expression whose value is exactly `text`, whatever it holds: printable
+/// ASCII in single quotes (quotes doubled), every other character (control characters
+/// included) as a `[char]` of its UTF-16 units, so that a name from an export is carried as it
+/// is, never rewritten.
+pub(crate) fn ps_exact(text: &str) -> String {
+    let plain = |c: char| (' '..='~').contains(&c);
+    if text.chars().all(plain) {
         return format!("'{}'", text.replace('\'', "''"));
     }
     // Starts with a string literal so `+` concatenates strings even when a [char] comes first.
     let mut parts: Vec<String> = Vec::new();
     let mut literal = String::new();
     for c in text.chars() {
-        if c.is_ascii() {
+        if plain(c) {
             if is_quote(c) {
                 literal.push('\'');
             }

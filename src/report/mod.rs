@@ -1733,7 +1733,23 @@ instances = ["B", "A"]
                 .collect();
             all.push(file(zone, &format!("{zone}.json"), mine));
         }
-        assert!(build(&dep, &catalog, &plan, &all, nft()).passed);
+        // The agents' PCs too (their rows stand on the zone's first address when none was probed).
+        let pcs = workstation_rows(&dep, &plan, &all);
+        for f in &mut all {
+            f.results
+                .extend(pcs.iter().filter(|r| r.zone == f.zone).map(|r| ProbeLine {
+                    transport: r.transport,
+                    ..line(
+                        &r.address.to_string(),
+                        r.port,
+                        &r.component,
+                        &r.port_id,
+                        "verified",
+                    )
+                }));
+        }
+        let r = build(&dep, &catalog, &plan, &all, nft());
+        assert!(r.passed, "{}", crate::report::text::verdict(&r));
         all.push(dc(Some(vec!["10.1.0.7"]), None));
         let r = build(&dep, &catalog, &plan, &all, nft());
         assert_eq!(r.summary.verified, r.summary.planned);

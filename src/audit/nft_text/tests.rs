@@ -37,12 +37,14 @@ fn shape(rs: &Ruleset) -> Vec<Shape> {
     // The kernel sorts set elements: the order in a hand-written file does not matter.
     let cond = |c: &Cond| match c.clone() {
         Cond::Unknown(_) => "unknown".to_string(),
-        Cond::Dport(mut l) | Cond::Sport(mut l) => {
+        Cond::Dport(l) | Cond::Sport(l) => {
+            let mut l = l.to_vec();
             l.sort();
             format!("ports {l:?}")
         }
-        Cond::Saddr(mut l) | Cond::Daddr(mut l) => {
+        Cond::Saddr(l) | Cond::Daddr(l) => {
             // and merges overlapping intervals (`auto-merge`)
+            let mut l = l.to_vec();
             l.sort();
             let mut merged: Vec<crate::audit::Span> = Vec::new();
             for x in l {
@@ -131,6 +133,7 @@ fn outcomes(rs: &Ruleset) -> Vec<(Outcome, Place)> {
                             sport: None,
                             dport: port,
                             hook,
+                            sides: Default::default(),
                         });
                         let o = match d.outcome {
                             Outcome::Undecided(_) => Outcome::Undecided(String::new()),
