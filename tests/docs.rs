@@ -118,6 +118,13 @@ const EXCEPTIONS: &[(&str, &str, Instead)] = &[
         Instead::Skip("needs a running firewalld (tests/audit_firewalld.rs exports one's rules)"),
     ),
     (
+        "docs/audit.md",
+        "scc-ports audit acme.toml --network --ruleset edge-asa.cfg [--firewall EDGE]",
+        Instead::Skip(
+            "a synopsis ([--firewall EDGE] optional) over an appliance's configuration (tests/appliance.rs audits real ones)",
+        ),
+    ),
+    (
         "docs/firewall.md",
         "sh app1-firewalld.sh",
         Instead::Skip("needs a running firewalld: as root on APP1"),
