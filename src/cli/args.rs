@@ -217,10 +217,12 @@ pub enum Command {
             every planned flow of the node (--node) or of the firewall between zones (--network): \
             admitted, blocked or partial (with the blocked ports), naming the deciding rule; and \
             every opening beyond the plan (`extra`). The format is detected from the content: \
-            `nft -j list ruleset`, `iptables-save`, `ip6tables-save`, the Windows Firewall JSON \
-            export, `aws ec2 describe-security-groups`, and with --network an appliance's \
-            configuration (Cisco ASA, PAN-OS XML or set, FortiOS, Juniper SRX), whose zones the \
-            deployment's [firewalls.NAME] maps (see docs/audit.md).\n\n\
+            `nft -j list ruleset`, `nft list ruleset` text (or an nftables.conf), `iptables-save`, \
+            `ip6tables-save`, the Windows Firewall JSON export, `aws ec2 describe-security-groups`, \
+            firewalld's `firewall-cmd --list-all-zones` text and its XML files (a copy of \
+            /etc/firewalld), and with --network an appliance's configuration (Cisco ASA, PAN-OS \
+            XML or set, FortiOS, Juniper SRX), whose zones the deployment's [firewalls.NAME] maps \
+            (see docs/audit.md for each export line).\n\n\
             Exit 0 when the ruleset admits exactly the plan, 1 otherwise (also when a rule cannot \
             be evaluated: \"cannot decide\"), 2 when the export cannot be read.",
         after_help = "Examples:\n  nft -j list ruleset > app1.json; scc-ports audit acme.toml --node APP1 --ruleset app1.json\n  \
@@ -303,8 +305,9 @@ pub struct FirewallArgs {
     #[arg(short, long, value_name = "FILE")]
     pub output: Option<PathBuf>,
 
-    /// Instead of a whole ruleset: the changes that bring this exported ruleset (nft -j list
-    /// ruleset, iptables-save) to the plan (nftables and iptables targets)
+    /// Instead of a whole ruleset: the changes that bring this exported ruleset to the plan
+    /// (--target nftables: nft -j list ruleset or nft -a list ruleset; iptables: iptables-save;
+    /// windows: the Windows Firewall JSON export of docs/audit.md)
     #[arg(long, value_name = "RULES", conflicts_with = "workstations")]
     pub diff: Option<PathBuf>,
 }
@@ -336,8 +339,9 @@ pub struct AuditArgs {
     #[arg(long)]
     pub network: bool,
 
-    /// The exported ruleset (nft -j, iptables-save, Windows JSON, AWS JSON, or an appliance's
-    /// configuration: Cisco ASA, PAN-OS, FortiOS, Juniper SRX)
+    /// The exported ruleset (nft -j or nft text, iptables-save, Windows JSON, AWS JSON, firewalld
+    /// text or its XML directory, or an appliance's configuration: Cisco ASA, PAN-OS, FortiOS,
+    /// Juniper SRX)
     #[arg(long, value_name = "RULES")]
     pub ruleset: PathBuf,
 
@@ -420,7 +424,7 @@ pub struct ProbeArgs {
     pub secret_file: Option<PathBuf>,
 
     /// The longest wait for an answer before round trips are measured (adapts down after);
-    /// 10ms to 60s. The whole run ends within (2 x waves + 2) x timeout + 10 s
+    /// 10ms to 60s. The whole run ends within (2 x waves of 512 probes + 2) x 4 attempts x timeout + 10 s
     #[arg(long, default_value = "500ms", value_name = "DURATION")]
     pub timeout: humantime::Duration,
 

@@ -258,7 +258,7 @@ fn check_timeout(t: Duration) -> Result<Duration> {
         )
         .hint(
             "it is the wait for each answer: 500ms (the default) suits a LAN, 2s a slow WAN; \
-             the whole run ends within (2 x waves of 512 probes + 2) x timeout + 10 s",
+             the whole run ends within (2 x waves of 512 probes + 2) x 4 attempts x timeout + 10 s",
         ),
     ])
     .into())

@@ -371,6 +371,16 @@ if [ "$FIREWALLD_DIR" = /etc/firewalld ] && firewall-cmd --state >/dev/null 2>&1
     DEFAULT_ZONE=$(firewall-cmd --get-default-zone)
 else
     ONLINE=0
+    # A new offline copy starts from this host's settings (or firewalld's default zone):
+    # without a firewalld.conf, firewall-offline-cmd prints ERROR on every call.
+    if [ "$FIREWALLD_DIR" != /etc/firewalld ] && [ ! -e "$FIREWALLD_DIR/firewalld.conf" ]; then
+        mkdir -p "$FIREWALLD_DIR"
+        if [ -f /etc/firewalld/firewalld.conf ]; then
+            cp /etc/firewalld/firewalld.conf "$FIREWALLD_DIR/firewalld.conf"
+        else
+            echo DefaultZone=public >"$FIREWALLD_DIR/firewalld.conf"
+        fi
+    fi
     DEFAULT_ZONE=$(firewall-offline-cmd --system-config "$FIREWALLD_DIR" --get-default-zone)
 fi
 ZONE="${{ZONE:-$DEFAULT_ZONE}}"

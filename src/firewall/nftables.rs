@@ -595,6 +595,14 @@ fn port_match(transport: Transport, ports: PortRange) -> String {
     }
 }
 
+/// Whether the plan admits SSH (tcp 22) to this host, so the header need not warn it is dropped.
+fn ssh_admitted(request: &Request) -> bool {
+    request
+        .flows
+        .iter()
+        .any(|f| f.transport == Transport::Tcp && f.ports.contains(22))
+}
+
 /// The header lines (without the comment marker) of a generated file: system, scope, policy, and
 /// the command that writes the file again.
 pub(super) fn header(request: &Request, target: &str) -> Vec<String> {
@@ -632,6 +640,11 @@ pub(super) fn header(request: &Request, target: &str) -> Vec<String> {
             Mode::Network => [
                 "WARNING: every other forwarded connection is dropped; add the site's other",
                 "forwarded traffic before loading (traffic to the firewall itself is not touched).",
+            ],
+            // SSH modelled as a site service ([services.ssh]) is admitted like any flow.
+            _ if ssh_admitted(request) => [
+                "WARNING: only the flows below are admitted inbound (SSH among them, from its",
+                "planned sources); other services (RDP and the rest) are dropped unless added.",
             ],
             _ => [
                 "WARNING: only Contact Center flows are admitted inbound; remote administration",

@@ -212,7 +212,7 @@ impl Generator for Windows {
             o,
             r#"#
 # Run in an elevated PowerShell (Windows PowerShell 5.1 or PowerShell 7, NetSecurity module):
-#   powershell -ExecutionPolicy Bypass -File .\scc-firewall.ps1
+#   powershell -ExecutionPolicy Bypass -File .\THIS-SCRIPT.ps1   (the name it was saved under)
 # Re-runnable: it first removes every rule of its group, then adds the rules below; to undo,
 # run the first command alone. Rules are inbound allow rules for all profiles.
 #Requires -RunAsAdministrator

@@ -208,6 +208,35 @@ pub fn colour(status: Option<Status>) -> &'static str {
     }
 }
 
+/// The line pattern of a status (SVG `stroke-dasharray`), so that statuses differ without their
+/// hue: in greyscale and for colour-vision deficiencies (filtered and closed are both reds).
+/// Instance lines are grey "5 4", thinner.
+pub fn dashes(status: Option<Status>) -> Option<&'static str> {
+    match status {
+        None | Some(Status::Verified) | Some(Status::Untested) => None,
+        Some(Status::Filtered) => Some("2 3"),
+        Some(Status::Closed) => Some("10 4"),
+        Some(Status::Open) => Some("10 3 2 3"),
+        Some(Status::Error) => Some("2 3 2 3 8 3"),
+        Some(Status::Inconclusive) => Some("1 6"),
+    }
+}
+
+/// A legend's sample of a status's line (colour and pattern), inline SVG; `None`: the dashed
+/// grey of a unit's instance lines.
+pub fn swatch(status: Option<Status>) -> String {
+    let dash = match status {
+        None => Some("5 4"),
+        Some(st) => dashes(Some(st)),
+    };
+    format!(
+        "<svg width=\"36\" height=\"8\" aria-hidden=\"true\"><path d=\"M0 4 h36\" stroke=\"{}\" stroke-width=\"2\"{}/></svg>",
+        colour(status),
+        dash.map(|p| format!(" stroke-dasharray=\"{p}\""))
+            .unwrap_or_default()
+    )
+}
+
 /// Text safe in HTML and SVG content and attribute values: [`crate::safe::Sink::Markup`] (one
 /// line).
 pub fn esc(text: &str) -> String {
@@ -247,6 +276,14 @@ pub fn svg(g: &Graph) -> String {
             );
         }
     }
+    // The gaps of the units column (above, between and below its boxes): a zone-to-node curve
+    // crosses the column through the nearest one, never under a box.
+    let unit_gaps: Vec<f64> = {
+        let ys: Vec<f64> = g.units.iter().map(|v| pos[v.id.as_str()].1).collect();
+        let mut gaps: Vec<f64> = ys.iter().map(|y| y - GAP_Y / 2.0).collect();
+        gaps.extend(ys.last().map(|y| y + BOX_H + GAP_Y / 2.0));
+        gaps
+    };
     let width = COL_X[2] + BOX_W + 20.0;
     let mut s = String::new();
     let _ = writeln!(
@@ -275,10 +312,37 @@ pub fn svg(g: &Graph) -> String {
         };
         let (sx, sy, tx, ty) = (x1 + BOX_W, y1 + BOX_H / 2.0, x2, y2 + BOX_H / 2.0);
         let mid = (sx + tx) / 2.0;
+        let crosses_units = sx < COL_X[1] && tx > COL_X[1] + BOX_W;
+        let d = match unit_gaps
+            .iter()
+            .min_by(|a, b| {
+                let m = (sy + ty) / 2.0;
+                (*a - m).abs().total_cmp(&(*b - m).abs())
+            })
+            .filter(|_| crosses_units)
+        {
+            // Into the gap, straight across the column, out to the node.
+            Some(&gy) => {
+                let (ax, bx) = (COL_X[1], COL_X[1] + BOX_W);
+                let (m1, m2) = ((sx + ax) / 2.0, (bx + tx) / 2.0);
+                format!(
+                    "M{sx} {sy} C{m1} {sy} {m1} {gy} {ax} {gy} L{bx} {gy} C{m2} {gy} {m2} {ty} {tx} {ty}"
+                )
+            }
+            // A zone's workstations reached from another zone: both boxes in one column, so
+            // the curve leaves and enters on their left sides, out in the margin.
+            None if x2 <= x1 => {
+                let m = x1 - COL_X[0] * 0.8;
+                format!("M{x1} {sy} C{m} {sy} {m} {ty} {x2} {ty}")
+            }
+            None => format!("M{sx} {sy} C{mid} {sy} {mid} {ty} {tx} {ty}"),
+        };
         let dash = if e.kind == EdgeKind::Instance {
-            " stroke-dasharray=\"5 4\""
+            " stroke-dasharray=\"5 4\" stroke-width=\"1\"".to_string()
         } else {
-            ""
+            dashes(e.status)
+                .map(|p| format!(" stroke-dasharray=\"{p}\""))
+                .unwrap_or_default()
         };
         let class = match (e.kind, e.status) {
             (EdgeKind::Instance, _) => "instance".to_string(),
@@ -287,7 +351,7 @@ pub fn svg(g: &Graph) -> String {
         };
         let _ = writeln!(
             s,
-            "<path class=\"edge {class}\" d=\"M{sx} {sy} C{mid} {sy} {mid} {ty} {tx} {ty}\" stroke=\"{}\"{dash}><title>{} → {}: {}</title></path>",
+            "<path class=\"edge {class}\" d=\"{d}\" stroke=\"{}\"{dash}><title>{} → {}: {}</title></path>",
             colour(if e.kind == EdgeKind::Instance {
                 None
             } else {
@@ -523,5 +587,144 @@ mod tests {
         assert_eq!(mermaid_text("a\"]-->x#"), "a#quot;]--#gt;x#35;");
         assert_eq!(dot_text("a\"\\b\n"), "a\\\"\\\\b ");
         assert_eq!(cut("abcdef", 4), "abc…");
+    }
+
+    /// Points along an SVG path of M, C and L commands (what `svg` writes).
+    fn points(d: &str) -> Vec<(f64, f64)> {
+        let spaced: String = d
+            .chars()
+            .flat_map(|c| {
+                if c.is_ascii_alphabetic() {
+                    vec![' ', c, ' ']
+                } else {
+                    vec![c]
+                }
+            })
+            .collect();
+        let mut out = Vec::new();
+        let mut at = (0.0, 0.0);
+        let tokens: Vec<&str> = spaced.split_whitespace().collect();
+        let mut i = 0;
+        while i < tokens.len() {
+            let n = |k: usize| -> f64 { tokens[i + k].parse().unwrap() };
+            match tokens[i] {
+                "M" => {
+                    at = (n(1), n(2));
+                    i += 3;
+                }
+                "L" => {
+                    let to = (n(1), n(2));
+                    for k in 0..=20 {
+                        let t = f64::from(k) / 20.0;
+                        out.push((at.0 + (to.0 - at.0) * t, at.1 + (to.1 - at.1) * t));
+                    }
+                    at = to;
+                    i += 3;
+                }
+                "C" => {
+                    let p = [at, (n(1), n(2)), (n(3), n(4)), (n(5), n(6))];
+                    for k in 0..=40 {
+                        let t = f64::from(k) / 40.0;
+                        let u = 1.0 - t;
+                        let w = [u * u * u, 3.0 * u * u * t, 3.0 * u * t * t, t * t * t];
+                        out.push((
+                            (0..4).map(|j| w[j] * p[j].0).sum(),
+                            (0..4).map(|j| w[j] * p[j].1).sum(),
+                        ));
+                    }
+                    at = p[3];
+                    i += 7;
+                }
+                other => panic!("unexpected {other} in {d}"),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn no_curve_passes_under_a_box() {
+        let catalog = crate::catalog::Catalog::embedded();
+        for t in [
+            crate::deployment::Template::Redundant,
+            crate::deployment::Template::Large,
+        ] {
+            let dep = t.load(&catalog).unwrap();
+            let plan = crate::plan::resolve(&dep, &catalog);
+            // The report's picture too: its workstation flows join two zones.
+            let mut rows = super::super::planned(&dep, &plan);
+            // A workstation row (from the first zone to the PCs of the last), as results add.
+            let mut pc = rows[0].clone();
+            pc.unit = None;
+            pc.workstations = Some(dep.zones.last().unwrap().name.clone());
+            rows.push(pc);
+            for svg in [
+                svg(&build(&dep, &plan, None)),
+                svg(&build(&dep, &plan, Some(&rows))),
+            ] {
+                let boxes: Vec<(f64, f64)> = svg
+                    .split("<rect x=\"")
+                    .skip(1)
+                    .map(|r| {
+                        let x: f64 = r.split('"').next().unwrap().parse().unwrap();
+                        let y: f64 = r
+                            .split("y=\"")
+                            .nth(1)
+                            .unwrap()
+                            .split('"')
+                            .next()
+                            .unwrap()
+                            .parse()
+                            .unwrap();
+                        (x, y)
+                    })
+                    .collect();
+                let mut crossing = 0;
+                for path in svg.split("<path class=\"edge").skip(1) {
+                    let d = path
+                        .split("d=\"")
+                        .nth(1)
+                        .unwrap()
+                        .split('"')
+                        .next()
+                        .unwrap();
+                    let pts = points(d);
+                    crossing +=
+                        usize::from(pts.iter().any(|p| p.0 > COL_X[1] && p.0 < COL_X[1] + BOX_W));
+                    for &(x, y) in &pts {
+                        for &(bx, by) in &boxes {
+                            assert!(
+                                !(x > bx + 1.0
+                                    && x < bx + BOX_W - 1.0
+                                    && y > by + 1.0
+                                    && y < by + BOX_H - 1.0),
+                                "{t:?}: the curve {d} passes under the box at ({bx}, {by})"
+                            );
+                        }
+                    }
+                }
+                assert!(
+                    crossing > 0,
+                    "{t:?}: some zone-to-node curve crosses the units column"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn statuses_differ_without_their_hue() {
+        let failing = [
+            Status::Filtered,
+            Status::Closed,
+            Status::Open,
+            Status::Error,
+            Status::Inconclusive,
+        ];
+        for (i, a) in failing.iter().enumerate() {
+            assert!(dashes(Some(*a)).is_some(), "{a:?} has a pattern");
+            for b in &failing[i + 1..] {
+                assert_ne!(dashes(Some(*a)), dashes(Some(*b)), "{a:?} and {b:?}");
+            }
+            assert_ne!(dashes(Some(*a)), Some("5 4"), "instance lines are 5 4");
+        }
     }
 }

@@ -27,7 +27,7 @@ td.num { text-align: right; }
 .failure h3 { font-size: 15px; margin: 0 0 6px; }
 pre { background: #f9fafb; border: 1px solid #e5e7eb; padding: 8px; overflow-x: auto; white-space: pre-wrap; word-break: break-all; font-size: 12px; }
 .legend span { display: inline-block; margin-right: 14px; }
-.legend i { display: inline-block; width: 22px; height: 4px; vertical-align: middle; margin-right: 4px; }
+.legend svg { vertical-align: middle; margin-right: 4px; }
 .picture { overflow-x: auto; }
 .muted { color: #6b7280; }
 @media print {
@@ -94,21 +94,12 @@ pub fn render(report: &Report, picture: &Graph) -> String {
 
     h.push_str("<h2 id=\"picture\">Zones, units, nodes and flows</h2>\n<p class=\"legend\">");
     for st in Status::ALL {
-        let _ = write!(
-            h,
-            "<span><i style=\"background:{}\"></i>{}</span>",
-            colour(Some(st)),
-            st.as_str()
-        );
+        let _ = write!(h, "<span>{}{}</span>", graph::swatch(Some(st)), st.as_str());
     }
+    let _ = writeln!(h, "<span>{}unit instance</span></p>", graph::swatch(None));
     let _ = writeln!(
         h,
-        "<span><i style=\"background:{}\"></i>unit instance (dashed)</span></p>",
-        colour(None)
-    );
-    let _ = writeln!(
-        h,
-        "<p class=\"muted\">Each curve is every planned port of a zone to a unit's virtual IP or a node's address, coloured by its worst status; hover for counts.</p>\n<div class=\"picture\">\n{}</div>",
+        "<p class=\"muted\">Each curve is every planned port of a zone to a unit's virtual IP or a node's address, coloured and patterned by its worst status; hover for counts.</p>\n<div class=\"picture\">\n{}</div>",
         graph::svg(picture)
     );
 
