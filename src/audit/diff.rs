@@ -560,6 +560,35 @@ fn nets_of(nets: &[ipnet::IpNet], fam: Family) -> Vec<String> {
         .collect()
 }
 
+/// How many commands a rendered `--diff` holds: the lines that change the firewall (comments, the
+/// shell and PowerShell preludes and a command's continuation lines are not counted), so that
+/// the header's count is the script's own.
+pub fn commands_in(text: &str) -> usize {
+    const STARTS: &[&str] = &[
+        // nft -f
+        "add ",
+        "insert ",
+        "delete ",
+        "replace ",
+        "flush ",
+        "create ",
+        "destroy ",
+        // the iptables script
+        "iptables ",
+        "ip6tables ",
+        "ipset ",
+        // PowerShell (the definition of Disable-RuleNamedExactly starts with `function`)
+        "Disable-RuleNamedExactly ",
+        "New-NetFirewallRule ",
+        "Set-NetFirewallRule ",
+        "Remove-NetFirewallRule ",
+        "Disable-NetFirewallRule ",
+    ];
+    text.lines()
+        .filter(|l| STARTS.iter().any(|s| l.starts_with(s)))
+        .count()
+}
+
 /// Writes the changes in the target's syntax: an `nft -f` file, or an iptables shell script.
 pub fn render(
     target: &str,
@@ -1008,5 +1037,30 @@ fn add_iptables(out: &mut String, table: &str, chain: &str, format: Format, f: &
                 );
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::commands_in;
+
+    /// Issue 21: the iptables header said `# 4 changes` above 7 commands. The count is the
+    /// script's commands, not its comments, preludes or continuation lines.
+    #[test]
+    fn the_header_counts_the_commands_written() {
+        let sh = "#!/bin/sh\nset -e\n# 7 commands for 4 changes\n# line 3: -A INPUT -j ACCEPT\n\
+                  iptables -t filter -D INPUT 3\nipset add x 10.0.0.1\n\
+                  iptables -t filter -I INPUT -s 10.0.0.0/24 -j ACCEPT\n\
+                  iptables -t filter -I INPUT -s 10.0.1.0/24 -j ACCEPT\n\
+                  ip6tables -t filter -I INPUT -s fd00::/64 -j ACCEPT\n\
+                  iptables -t filter -P INPUT DROP\niptables -t filter -D INPUT 9\n";
+        assert_eq!(commands_in(sh), 7);
+        let nft = "# 3 commands\n\ndelete rule inet filter input handle 4\n\
+                   add element inet t s { 10.0.0.1 . 22 }\ninsert rule inet filter input accept\n";
+        assert_eq!(commands_in(nft), 3);
+        let ps = "$ErrorActionPreference = 'Stop'\nfunction Disable-RuleNamedExactly([string]$Name) {\n\
+                  \x20   $rule | Disable-NetFirewallRule\n}\nDisable-RuleNamedExactly '*'\n\
+                  New-NetFirewallRule -Group $group `\n    -LocalPort '21012' | Out-Null\n";
+        assert_eq!(commands_in(ps), 2);
     }
 }

@@ -529,6 +529,15 @@ pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<E
         },
     ];
     let text = crate::audit::diff::render(&args.target, &rules, &flows, &changes, &after, &header)?;
+    // The header counts what the script does: one change can take several commands (an element
+    // per address, a rule per source), so the count is taken from the text as written.
+    let commands = crate::audit::diff::commands_in(&text);
+    let counted = format!(
+        "# {commands} command{} for {}\n",
+        if commands == 1 { "" } else { "s" },
+        header[1]
+    );
+    let text = text.replacen(&format!("# {}\n", header[1]), &counted, 1);
     match &args.output {
         Some(p) => super::write_atomically(p, &text)?,
         None => {
