@@ -18,12 +18,12 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use common::burst::{self, Outcome};
+use common::cli;
 use common::netns::{self, Netns};
 use scc_ports::catalog::{Catalog, Transport};
 use scc_ports::diag::Source;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const BIN: &str = env!("CARGO_BIN_EXE_scc-ports");
 
 /// Every example and the nodes whose host policy is covered (one holding units, one without).
 const EXAMPLES: [(&str, &[&str]); 5] = [
@@ -74,20 +74,6 @@ fn cases() -> Vec<(String, String, Vec<String>)> {
     out
 }
 
-/// `scc-ports ARGS` from the crate root: (exit code, stdout, stderr).
-fn scc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .current_dir(ROOT)
-        .args(args)
-        .output()
-        .expect("run scc-ports");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// Writes the policy of `file` and `scope` into `dir` (which must not exist yet).
 fn write_policy(file: &str, scope: &[String], dir: &Path) {
     let mut args = vec![
@@ -99,7 +85,7 @@ fn write_policy(file: &str, scope: &[String], dir: &Path) {
         dir.to_str().unwrap(),
     ];
     args.extend(scope.iter().map(String::as_str));
-    let (code, out, err) = scc(&args);
+    let (code, out, err) = cli(&args);
     assert_eq!(code, 0, "scc-ports {args:?}: {err}");
     assert_eq!(out, "", "a directory target prints nothing");
 }
@@ -141,7 +127,7 @@ fn golden_every_example_and_scope() {
 fn golden_network_sheet_markdown() {
     for (example, _) in EXAMPLES {
         let file = format!("examples/{example}.toml");
-        let (code, out, err) = scc(&["firewall", &file, "--target", "markdown", "--network"]);
+        let (code, out, err) = cli(&["firewall", &file, "--target", "markdown", "--network"]);
         assert_eq!(code, 0, "{err}");
         insta::assert_snapshot!(format!("sheet_markdown__{example}"), out);
     }
@@ -391,7 +377,7 @@ fn bad_input_writes_nothing() {
         let file = tmp.path().join(format!("{}.toml", what.replace(' ', "-")));
         std::fs::write(&file, good.replacen(find, replace, 1)).unwrap();
         for dir in [tmp.path().join("new"), existing.clone()] {
-            let (code, out, err) = scc(&[
+            let (code, out, err) = cli(&[
                 "firewall",
                 file.to_str().unwrap(),
                 "--target",
@@ -414,7 +400,7 @@ fn bad_input_writes_nothing() {
         assert_eq!(listing(&existing), before, "{what}: DIR changed");
     }
     // No -o; no firewall to render; a DIR holding something else: refused, nothing written.
-    let (code, _, err) = scc(&[
+    let (code, _, err) = cli(&[
         "firewall",
         "examples/redundant.toml",
         "--target",
@@ -428,7 +414,7 @@ fn bad_input_writes_nothing() {
     let end = good.find("# Site services").unwrap();
     std::fs::write(&no_fw, format!("{}{}", &good[..cut], &good[end..])).unwrap();
     let dir = tmp.path().join("none");
-    let (code, _, err) = scc(&[
+    let (code, _, err) = cli(&[
         "firewall",
         no_fw.to_str().unwrap(),
         "--target",
@@ -446,7 +432,7 @@ fn bad_input_writes_nothing() {
     let foreign = tmp.path().join("foreign");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
-    let (code, _, err) = scc(&[
+    let (code, _, err) = cli(&[
         "firewall",
         "examples/redundant.toml",
         "--target",
@@ -881,7 +867,7 @@ fn ours(target: &str, network: bool) -> String {
     };
     let mut args = vec!["firewall", LAB, "--target", target];
     args.extend_from_slice(scope);
-    let (code, out, err) = scc(&args);
+    let (code, out, err) = cli(&args);
     assert_eq!(code, 0, "{err}");
     out
 }
