@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use common::burst::{self, Outcome};
+use common::burst::{self, Outcome, Probe};
 use common::cli;
 use common::netns::{self, Netns};
 use scc_ports::catalog::{Catalog, Transport};
@@ -637,14 +637,6 @@ fn lab(clients: &[Ipv4Addr]) -> Lab {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Probe {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    transport: Transport,
-    port: u16,
-}
-
 /// How a ruleset is loaded.
 #[derive(Clone, Copy, Debug)]
 enum Loader {
@@ -780,16 +772,7 @@ fn responder(
     probes: &[Probe],
     stop: std::sync::Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<std::io::Result<()>> {
-    let tcp: BTreeSet<u16> = probes
-        .iter()
-        .filter(|p| p.transport == Transport::Tcp)
-        .map(|p| p.port)
-        .collect();
-    let udp: BTreeSet<(Ipv4Addr, u16)> = probes
-        .iter()
-        .filter(|p| p.transport == Transport::Udp)
-        .map(|p| (p.dst, p.port))
-        .collect();
+    let (tcp, udp) = burst::listen_sets(probes);
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = ns.spawn(move || {
         let (listeners, sockets) = match burst::bind(&tcp, &udp) {

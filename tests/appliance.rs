@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::burst;
+use common::burst::{self, Probe};
 use common::netns::{self, Netns};
 use scc_ports::audit::appliance::Sides;
 use scc_ports::audit::{Hook, Outcome, Packet, Ruleset};
@@ -381,14 +381,6 @@ fn junos_set_of(text: &str) -> String {
         .collect()
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Probe {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    transport: Transport,
-    port: u16,
-}
-
 fn packet(p: &Probe, sides: (&str, &str)) -> Packet {
     Packet {
         src: IpAddr::V4(p.src),
@@ -435,16 +427,7 @@ fn topology(srcs: &BTreeSet<Ipv4Addr>, dsts: &BTreeSet<Ipv4Addr>) -> (Netns, Net
 
 /// Sends every probe at once and says which the kernel let through.
 fn kernel(client: &Netns, server: &Netns, probes: &[Probe]) -> Vec<bool> {
-    let tcp: BTreeSet<u16> = probes
-        .iter()
-        .filter(|p| p.transport == Transport::Tcp)
-        .map(|p| p.port)
-        .collect();
-    let udp: BTreeSet<(Ipv4Addr, u16)> = probes
-        .iter()
-        .filter(|p| p.transport == Transport::Udp)
-        .map(|p| (p.dst, p.port))
-        .collect();
+    let (tcp, udp) = burst::listen_sets(probes);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
     let stop2 = stop.clone();

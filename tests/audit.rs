@@ -17,7 +17,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::burst;
+use common::burst::{self, Probe};
 use common::netns::{self, Netns};
 use common::{cli, required};
 use scc_ports::audit::{Hook, Outcome, Packet};
@@ -199,14 +199,6 @@ fn lab(network: bool) -> Lab {
         client,
         router: Some(router),
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Probe {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    transport: Transport,
-    port: u16,
 }
 
 /// TCP listeners (accept and close) on every probed TCP port and UDP echo sockets on every
@@ -459,16 +451,7 @@ fn run_case(c: &Case, rng: &mut Rng) -> CaseResult {
     }
     let probes: Vec<Probe> = chosen.into_iter().collect();
 
-    let tcp: BTreeSet<u16> = probes
-        .iter()
-        .filter(|p| p.transport == Transport::Tcp)
-        .map(|p| p.port)
-        .collect();
-    let udp: BTreeSet<(Ipv4Addr, u16)> = probes
-        .iter()
-        .filter(|p| p.transport == Transport::Udp)
-        .map(|p| (p.dst, p.port))
-        .collect();
+    let (tcp, udp) = burst::listen_sets(&probes);
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let handle = responder(&lab.server, tcp, udp, stop.clone());
     let reached = send_all(&lab.client, probes.clone());

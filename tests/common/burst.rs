@@ -19,6 +19,31 @@ pub struct Shot {
     pub port: u16,
 }
 
+/// A packet a kernel test sends through a lab's rules: from `src` to `dst:port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Probe {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub transport: Transport,
+    pub port: u16,
+}
+
+/// What the server side listens on to answer `probes` ([`bind`]): every TCP port (all
+/// addresses), every UDP (address, port).
+pub fn listen_sets(probes: &[Probe]) -> (BTreeSet<u16>, BTreeSet<(Ipv4Addr, u16)>) {
+    let tcp = probes
+        .iter()
+        .filter(|p| p.transport == Transport::Tcp)
+        .map(|p| p.port)
+        .collect();
+    let udp = probes
+        .iter()
+        .filter(|p| p.transport == Transport::Udp)
+        .map(|p| (p.dst, p.port))
+        .collect();
+    (tcp, udp)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The TCP handshake completed, or the UDP echo came back.
