@@ -682,23 +682,6 @@ fn load(ns: &Netns, loader: Loader, rules: &str) {
     );
 }
 
-/// The ports to probe in a flow's range: all of a small one, else the ends and the middle; and
-/// the ports just outside.
-fn sample(r: scc_ports::range::PortRange) -> Vec<u16> {
-    let mut v: Vec<u16> = if r.count() <= 40 {
-        r.ports().collect()
-    } else {
-        let mid = r.lo() + (r.hi() - r.lo()) / 2;
-        [r.lo(), r.lo() + 1, mid, mid + 1, r.hi() - 1, r.hi()]
-            .into_iter()
-            .filter(|p| r.contains(*p))
-            .collect()
-    };
-    v.extend(r.lo().checked_sub(1).filter(|p| *p > 0));
-    v.extend(r.hi().checked_add(1));
-    v
-}
-
 fn lab_flows(network: bool) -> Vec<scc_ports::flows::Flow> {
     let catalog = Catalog::embedded();
     let text = std::fs::read_to_string(Path::new(ROOT).join(LAB)).unwrap();
@@ -725,7 +708,7 @@ fn probes(network: bool) -> (Vec<Probe>, Vec<Probe>) {
     let mut ports: BTreeSet<(Transport, u16)> = BTreeSet::new();
     let mut agent_ports: BTreeSet<u16> = BTreeSet::new();
     for f in &flows {
-        for p in sample(f.ports) {
+        for p in burst::sample(f.ports, 40) {
             if f.workstations {
                 agent_ports.insert(p);
             } else {

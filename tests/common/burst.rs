@@ -44,6 +44,23 @@ pub fn listen_sets(probes: &[Probe]) -> (BTreeSet<u16>, BTreeSet<(Ipv4Addr, u16)
     (tcp, udp)
 }
 
+/// The ports to probe in a planned range: all of it when it holds at most `whole` ports, else
+/// both ends and the two in the middle; and the ports just before and after it.
+pub fn sample(r: scc_ports::range::PortRange, whole: u32) -> Vec<u16> {
+    let mut v: Vec<u16> = if r.count() <= whole {
+        r.ports().collect()
+    } else {
+        let mid = r.lo() + (r.hi() - r.lo()) / 2;
+        [r.lo(), r.lo() + 1, mid, mid + 1, r.hi() - 1, r.hi()]
+            .into_iter()
+            .filter(|p| r.contains(*p))
+            .collect()
+    };
+    v.extend(r.lo().checked_sub(1).filter(|p| *p > 0));
+    v.extend(r.hi().checked_add(1));
+    v
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The TCP handshake completed, or the UDP echo came back.
