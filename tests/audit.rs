@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::burst::{self, Probe};
 use common::netns::{self, Netns};
-use common::{cli, required};
+use common::{Rng, cli, required};
 use scc_ports::audit::{Hook, Outcome, Packet};
 use scc_ports::catalog::Transport;
 
@@ -47,24 +47,6 @@ const WINDOW: Duration = Duration::from_millis(700);
 const PROBES_PER_CASE: usize = 1400;
 
 static LOCK: Mutex<()> = Mutex::new(());
-
-/// A small deterministic generator (xorshift64*): the mutations and samples are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn seed() -> u64 {
     std::env::var("SCC_AUDIT_SEED")
