@@ -10,7 +10,7 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
@@ -682,29 +682,11 @@ fn load(ns: &Netns, loader: Loader, rules: &str) {
     );
 }
 
-fn lab_flows(network: bool) -> Vec<scc_ports::flows::Flow> {
-    let catalog = Catalog::embedded();
-    let text = std::fs::read_to_string(Path::new(ROOT).join(LAB)).unwrap();
-    let dep = scc_ports::deployment::parse(&Source::new(LAB, text.as_str()), &catalog)
-        .expect("lab loads");
-    let plan = scc_ports::plan::resolve(&dep, &catalog);
-    let all = scc_ports::flows::flows(&dep, &catalog, &plan);
-    let mode = if network {
-        scc_ports::firewall::Mode::Network
-    } else {
-        scc_ports::firewall::Mode::Node {
-            name: "APP1".into(),
-            addresses: SERVER.iter().map(|a| IpAddr::V4(*a)).collect(),
-        }
-    };
-    scc_ports::firewall::select(&all, &mode)
-}
-
 /// Every probe: each client address to each server address on every sampled port of every flow
 /// and a few ports no flow has; for `--network` also the server to the agent PC on the
 /// workstations' ports. (client → server probes, server → agent probes)
 fn probes(network: bool) -> (Vec<Probe>, Vec<Probe>) {
-    let flows = lab_flows(network);
+    let flows = common::lab_flows(LAB, &SERVER, network);
     let mut ports: BTreeSet<(Transport, u16)> = BTreeSet::new();
     let mut agent_ports: BTreeSet<u16> = BTreeSet::new();
     for f in &flows {

@@ -387,7 +387,7 @@ fn run_case(c: &Case, rng: &mut Rng) -> CaseResult {
     );
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("audit JSON");
     let ruleset = scc_ports::audit::read("export", &export).expect("export reads");
-    let flows = lab_flows(network);
+    let flows = common::lab_flows(LAB, &SERVER, network);
 
     // Ports worth probing: each flow's ends and neighbours, each rule boundary and the port
     // before it, a few fixed outsiders and random ports.
@@ -596,25 +596,6 @@ fn same_diff_from_text(c: &Case, ns: &Netns, dir: &Path, from_json: &str) {
     );
 }
 
-fn lab_flows(network: bool) -> Vec<scc_ports::flows::Flow> {
-    let catalog = scc_ports::catalog::Catalog::embedded();
-    let text = std::fs::read_to_string(Path::new(ROOT).join(LAB)).unwrap();
-    let dep =
-        scc_ports::deployment::parse(&scc_ports::diag::Source::new(LAB, text.as_str()), &catalog)
-            .expect("lab loads");
-    let plan = scc_ports::plan::resolve(&dep, &catalog);
-    let all = scc_ports::flows::flows(&dep, &catalog, &plan);
-    let mode = if network {
-        scc_ports::firewall::Mode::Network
-    } else {
-        scc_ports::firewall::Mode::Node {
-            name: "APP1".into(),
-            addresses: SERVER.iter().map(|a| IpAddr::V4(*a)).collect(),
-        }
-    };
-    scc_ports::firewall::select(&all, &mode)
-}
-
 fn scope_args(network: bool) -> &'static [&'static str] {
     if network {
         &["--network"]
@@ -767,7 +748,7 @@ fn ipt_rules(text: &str, network: bool) -> Vec<IptRule> {
 /// rule), 2 a shadowing drop, 3 a range widened by one port (a set element's, a multiport
 /// item's, a `--dport`'s). `network`: the rules are the router's (`firewall --network`).
 fn mutate(base: &str, kind: Kind, which: usize, network: bool, rng: &mut Rng) -> (String, String) {
-    let flows = lab_flows(network);
+    let flows = common::lab_flows(LAB, &SERVER, network);
     let chain = ipt_chain(network);
     // A widening must open something: not a port that a flow to the same address already has
     // (then the ruleset could still be exact, or the set's intervals would overlap).

@@ -47,6 +47,32 @@ pub fn cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The flows the lab deployment `lab` (a path from the crate root) plans through the firewall of
+/// APP1 (whose addresses are `app1`), or with `network` through the network firewalls.
+pub fn lab_flows(
+    lab: &str,
+    app1: &[std::net::Ipv4Addr],
+    network: bool,
+) -> Vec<scc_ports::flows::Flow> {
+    let catalog = scc_ports::catalog::Catalog::embedded();
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(lab))
+        .unwrap();
+    let dep =
+        scc_ports::deployment::parse(&scc_ports::diag::Source::new(lab, text.as_str()), &catalog)
+            .expect("lab loads");
+    let plan = scc_ports::plan::resolve(&dep, &catalog);
+    let all = scc_ports::flows::flows(&dep, &catalog, &plan);
+    let mode = if network {
+        scc_ports::firewall::Mode::Network
+    } else {
+        scc_ports::firewall::Mode::Node {
+            name: "APP1".into(),
+            addresses: app1.iter().map(|a| std::net::IpAddr::V4(*a)).collect(),
+        }
+    };
+    scc_ports::firewall::select(&all, &mode)
+}
+
 /// Aerleon's `aclgen`: `SCC_PORTS_ACLGEN` (CI's venv, .ci/before.d/30-aerleon.sh) or the PATH's.
 pub fn aclgen() -> std::path::PathBuf {
     std::env::var_os("SCC_PORTS_ACLGEN")
