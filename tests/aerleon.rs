@@ -761,15 +761,7 @@ fn responder(
 }
 
 fn fire(ns: &Netns, probes: &[Probe]) -> Vec<bool> {
-    let shots: Vec<burst::Shot> = probes
-        .iter()
-        .map(|p| burst::Shot {
-            src: Some(p.src),
-            dst: p.dst,
-            transport: p.transport,
-            port: p.port,
-        })
-        .collect();
+    let shots: Vec<burst::Shot> = probes.iter().map(Probe::shot).collect();
     ns.run(move || burst::fire(&shots, WINDOW, Duration::from_millis(150)))
         .expect("probes sent")
         .into_iter()

@@ -425,15 +425,7 @@ fn kernel(client: &Netns, server: &Netns, probes: &[Probe]) -> Vec<bool> {
     });
     rx.recv_timeout(Duration::from_secs(10))
         .expect("responder started");
-    let shots: Vec<burst::Shot> = probes
-        .iter()
-        .map(|p| burst::Shot {
-            src: Some(p.src),
-            dst: p.dst,
-            transport: p.transport,
-            port: p.port,
-        })
-        .collect();
+    let shots: Vec<burst::Shot> = probes.iter().map(Probe::shot).collect();
     let out = client
         .run(move || {
             burst::fire(

@@ -217,15 +217,7 @@ fn responder(
 /// Sends every probe at once from the client namespace (each from its own source address) and
 /// returns which were answered within [`WINDOW`]: TCP handshake completed, UDP echo received.
 fn send_all(ns: &Netns, probes: Vec<Probe>) -> Vec<bool> {
-    let shots: Vec<burst::Shot> = probes
-        .iter()
-        .map(|p| burst::Shot {
-            src: Some(p.src),
-            dst: p.dst,
-            transport: p.transport,
-            port: p.port,
-        })
-        .collect();
+    let shots: Vec<burst::Shot> = probes.iter().map(Probe::shot).collect();
     ns.run(move || burst::fire(&shots, WINDOW, Duration::from_millis(150)))
         .expect("probes sent")
         .into_iter()

@@ -28,6 +28,18 @@ pub struct Probe {
     pub port: u16,
 }
 
+impl Probe {
+    /// The probe as [`fire`] sends it: from its own source address.
+    pub fn shot(&self) -> Shot {
+        Shot {
+            src: Some(self.src),
+            dst: self.dst,
+            transport: self.transport,
+            port: self.port,
+        }
+    }
+}
+
 /// What the server side listens on to answer `probes` ([`bind`]): every TCP port (all
 /// addresses), every UDP (address, port).
 pub fn listen_sets(probes: &[Probe]) -> (BTreeSet<u16>, BTreeSet<(Ipv4Addr, u16)>) {
