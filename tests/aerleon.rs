@@ -10,20 +10,20 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::Ipv4Addr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
 use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
-use common::burst::{self, Outcome};
+use common::burst::{self, Outcome, Probe};
+use common::cli;
 use common::netns::{self, Netns};
 use scc_ports::catalog::{Catalog, Transport};
 use scc_ports::diag::Source;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
-const BIN: &str = env!("CARGO_BIN_EXE_scc-ports");
 
 /// Every example and the nodes whose host policy is covered (one holding units, one without).
 const EXAMPLES: [(&str, &[&str]); 5] = [
@@ -74,20 +74,6 @@ fn cases() -> Vec<(String, String, Vec<String>)> {
     out
 }
 
-/// `scc-ports ARGS` from the crate root: (exit code, stdout, stderr).
-fn scc(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .current_dir(ROOT)
-        .args(args)
-        .output()
-        .expect("run scc-ports");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
 /// Writes the policy of `file` and `scope` into `dir` (which must not exist yet).
 fn write_policy(file: &str, scope: &[String], dir: &Path) {
     let mut args = vec![
@@ -99,7 +85,7 @@ fn write_policy(file: &str, scope: &[String], dir: &Path) {
         dir.to_str().unwrap(),
     ];
     args.extend(scope.iter().map(String::as_str));
-    let (code, out, err) = scc(&args);
+    let (code, out, err) = cli(&args);
     assert_eq!(code, 0, "scc-ports {args:?}: {err}");
     assert_eq!(out, "", "a directory target prints nothing");
 }
@@ -141,7 +127,7 @@ fn golden_every_example_and_scope() {
 fn golden_network_sheet_markdown() {
     for (example, _) in EXAMPLES {
         let file = format!("examples/{example}.toml");
-        let (code, out, err) = scc(&["firewall", &file, "--target", "markdown", "--network"]);
+        let (code, out, err) = cli(&["firewall", &file, "--target", "markdown", "--network"]);
         assert_eq!(code, 0, "{err}");
         insta::assert_snapshot!(format!("sheet_markdown__{example}"), out);
     }
@@ -391,7 +377,7 @@ fn bad_input_writes_nothing() {
         let file = tmp.path().join(format!("{}.toml", what.replace(' ', "-")));
         std::fs::write(&file, good.replacen(find, replace, 1)).unwrap();
         for dir in [tmp.path().join("new"), existing.clone()] {
-            let (code, out, err) = scc(&[
+            let (code, out, err) = cli(&[
                 "firewall",
                 file.to_str().unwrap(),
                 "--target",
@@ -414,7 +400,7 @@ fn bad_input_writes_nothing() {
         assert_eq!(listing(&existing), before, "{what}: DIR changed");
     }
     // No -o; no firewall to render; a DIR holding something else: refused, nothing written.
-    let (code, _, err) = scc(&[
+    let (code, _, err) = cli(&[
         "firewall",
         "examples/redundant.toml",
         "--target",
@@ -428,7 +414,7 @@ fn bad_input_writes_nothing() {
     let end = good.find("# Site services").unwrap();
     std::fs::write(&no_fw, format!("{}{}", &good[..cut], &good[end..])).unwrap();
     let dir = tmp.path().join("none");
-    let (code, _, err) = scc(&[
+    let (code, _, err) = cli(&[
         "firewall",
         no_fw.to_str().unwrap(),
         "--target",
@@ -446,7 +432,7 @@ fn bad_input_writes_nothing() {
     let foreign = tmp.path().join("foreign");
     std::fs::create_dir(&foreign).unwrap();
     std::fs::write(foreign.join("notes.txt"), "mine").unwrap();
-    let (code, _, err) = scc(&[
+    let (code, _, err) = cli(&[
         "firewall",
         "examples/redundant.toml",
         "--target",
@@ -651,14 +637,6 @@ fn lab(clients: &[Ipv4Addr]) -> Lab {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Probe {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    transport: Transport,
-    port: u16,
-}
-
 /// How a ruleset is loaded.
 #[derive(Clone, Copy, Debug)]
 enum Loader {
@@ -704,50 +682,15 @@ fn load(ns: &Netns, loader: Loader, rules: &str) {
     );
 }
 
-/// The ports to probe in a flow's range: all of a small one, else the ends and the middle; and
-/// the ports just outside.
-fn sample(r: scc_ports::range::PortRange) -> Vec<u16> {
-    let mut v: Vec<u16> = if r.count() <= 40 {
-        r.ports().collect()
-    } else {
-        let mid = r.lo() + (r.hi() - r.lo()) / 2;
-        [r.lo(), r.lo() + 1, mid, mid + 1, r.hi() - 1, r.hi()]
-            .into_iter()
-            .filter(|p| r.contains(*p))
-            .collect()
-    };
-    v.extend(r.lo().checked_sub(1).filter(|p| *p > 0));
-    v.extend(r.hi().checked_add(1));
-    v
-}
-
-fn lab_flows(network: bool) -> Vec<scc_ports::flows::Flow> {
-    let catalog = Catalog::embedded();
-    let text = std::fs::read_to_string(Path::new(ROOT).join(LAB)).unwrap();
-    let dep = scc_ports::deployment::parse(&Source::new(LAB, text.as_str()), &catalog)
-        .expect("lab loads");
-    let plan = scc_ports::plan::resolve(&dep, &catalog);
-    let all = scc_ports::flows::flows(&dep, &catalog, &plan);
-    let mode = if network {
-        scc_ports::firewall::Mode::Network
-    } else {
-        scc_ports::firewall::Mode::Node {
-            name: "APP1".into(),
-            addresses: SERVER.iter().map(|a| IpAddr::V4(*a)).collect(),
-        }
-    };
-    scc_ports::firewall::select(&all, &mode)
-}
-
 /// Every probe: each client address to each server address on every sampled port of every flow
 /// and a few ports no flow has; for `--network` also the server to the agent PC on the
 /// workstations' ports. (client → server probes, server → agent probes)
 fn probes(network: bool) -> (Vec<Probe>, Vec<Probe>) {
-    let flows = lab_flows(network);
+    let flows = common::lab_flows(LAB, &SERVER, network);
     let mut ports: BTreeSet<(Transport, u16)> = BTreeSet::new();
     let mut agent_ports: BTreeSet<u16> = BTreeSet::new();
     for f in &flows {
-        for p in sample(f.ports) {
+        for p in burst::sample(f.ports, 40) {
             if f.workstations {
                 agent_ports.insert(p);
             } else {
@@ -794,16 +737,7 @@ fn responder(
     probes: &[Probe],
     stop: std::sync::Arc<AtomicBool>,
 ) -> std::thread::JoinHandle<std::io::Result<()>> {
-    let tcp: BTreeSet<u16> = probes
-        .iter()
-        .filter(|p| p.transport == Transport::Tcp)
-        .map(|p| p.port)
-        .collect();
-    let udp: BTreeSet<(Ipv4Addr, u16)> = probes
-        .iter()
-        .filter(|p| p.transport == Transport::Udp)
-        .map(|p| (p.dst, p.port))
-        .collect();
+    let (tcp, udp) = burst::listen_sets(probes);
     let (tx, rx) = std::sync::mpsc::channel();
     let handle = ns.spawn(move || {
         let (listeners, sockets) = match burst::bind(&tcp, &udp) {
@@ -827,15 +761,7 @@ fn responder(
 }
 
 fn fire(ns: &Netns, probes: &[Probe]) -> Vec<bool> {
-    let shots: Vec<burst::Shot> = probes
-        .iter()
-        .map(|p| burst::Shot {
-            src: Some(p.src),
-            dst: p.dst,
-            transport: p.transport,
-            port: p.port,
-        })
-        .collect();
+    let shots: Vec<burst::Shot> = probes.iter().map(Probe::shot).collect();
     ns.run(move || burst::fire(&shots, WINDOW, Duration::from_millis(150)))
         .expect("probes sent")
         .into_iter()
@@ -881,7 +807,7 @@ fn ours(target: &str, network: bool) -> String {
     };
     let mut args = vec!["firewall", LAB, "--target", target];
     args.extend_from_slice(scope);
-    let (code, out, err) = scc(&args);
+    let (code, out, err) = cli(&args);
     assert_eq!(code, 0, "{err}");
     out
 }

@@ -14,26 +14,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::burst;
+use common::Rng;
+use common::burst::{self, Probe};
 use common::netns::{self, Netns};
 use scc_ports::audit::appliance::Sides;
 use scc_ports::audit::{Hook, Outcome, Packet, Ruleset};
 use scc_ports::catalog::Transport;
-
-/// A small deterministic generator (xorshift64*): policies and samples are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 fn seed() -> u64 {
     std::env::var("SCC_APPLIANCE_SEED")
@@ -96,7 +82,7 @@ struct Policy {
 }
 
 fn random_net(rng: &mut Rng, second: u8) -> ipnet::Ipv4Net {
-    let len = [16u8, 20, 22, 24, 26, 28, 30, 32][rng.below(8) as usize];
+    let len = [16u8, 20, 22, 24, 26, 28, 30, 32][rng.below(8)];
     let addr = Ipv4Addr::new(10, second, rng.below(4) as u8, rng.below(256) as u8);
     ipnet::Ipv4Net::new(addr, len).expect("prefix").trunc()
 }
@@ -138,7 +124,7 @@ fn policy(rng: &mut Rng) -> Policy {
         let mut line = format!("SVC_{i} =");
         for _ in 0..1 + rng.below(3) {
             let lo = 2000 + rng.below(200) as u16;
-            let hi = lo + [0, 1, 5, 40][rng.below(4) as usize];
+            let hi = lo + [0, 1, 5, 40][rng.below(4)];
             for p in [lo.saturating_sub(1), lo, hi, hi + 1, (lo + hi) / 2] {
                 ports.insert(p);
             }
@@ -162,7 +148,7 @@ fn policy(rng: &mut Rng) -> Policy {
         if rng.below(4) != 0 {
             body.push_str(&format!("  destination-address:: DST_{}\n", rng.below(4)));
         }
-        let proto = ["tcp", "udp", "tcp udp"][rng.below(3) as usize];
+        let proto = ["tcp", "udp", "tcp udp"][rng.below(3)];
         body.push_str(&format!("  protocol:: {proto}\n"));
         body.push_str(&format!("  destination-port:: SVC_{}\n", rng.below(4)));
         let action = if rng.below(3) == 0 { "deny" } else { "accept" };
@@ -381,14 +367,6 @@ fn junos_set_of(text: &str) -> String {
         .collect()
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Probe {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    transport: Transport,
-    port: u16,
-}
-
 fn packet(p: &Probe, sides: (&str, &str)) -> Packet {
     Packet {
         src: IpAddr::V4(p.src),
@@ -435,16 +413,7 @@ fn topology(srcs: &BTreeSet<Ipv4Addr>, dsts: &BTreeSet<Ipv4Addr>) -> (Netns, Net
 
 /// Sends every probe at once and says which the kernel let through.
 fn kernel(client: &Netns, server: &Netns, probes: &[Probe]) -> Vec<bool> {
-    let tcp: BTreeSet<u16> = probes
-        .iter()
-        .filter(|p| p.transport == Transport::Tcp)
-        .map(|p| p.port)
-        .collect();
-    let udp: BTreeSet<(Ipv4Addr, u16)> = probes
-        .iter()
-        .filter(|p| p.transport == Transport::Udp)
-        .map(|p| (p.dst, p.port))
-        .collect();
+    let (tcp, udp) = burst::listen_sets(probes);
     let stop = Arc::new(AtomicBool::new(false));
     let (tx, rx) = std::sync::mpsc::channel();
     let stop2 = stop.clone();
@@ -456,15 +425,7 @@ fn kernel(client: &Netns, server: &Netns, probes: &[Probe]) -> Vec<bool> {
     });
     rx.recv_timeout(Duration::from_secs(10))
         .expect("responder started");
-    let shots: Vec<burst::Shot> = probes
-        .iter()
-        .map(|p| burst::Shot {
-            src: Some(p.src),
-            dst: p.dst,
-            transport: p.transport,
-            port: p.port,
-        })
-        .collect();
+    let shots: Vec<burst::Shot> = probes.iter().map(Probe::shot).collect();
     let out = client
         .run(move || {
             burst::fire(
@@ -540,14 +501,14 @@ fn every_vendor_rendering_agrees_with_the_kernel_packet_by_packet() {
         let mut seen = BTreeSet::new();
         while probes.len() < PROBES && seen.len() < srcs.len() * dsts.len() * ports.len() * 2 {
             let pr = Probe {
-                src: srcs[rng.below(srcs.len() as u64) as usize],
-                dst: dsts[rng.below(dsts.len() as u64) as usize],
+                src: srcs[rng.below(srcs.len())],
+                dst: dsts[rng.below(dsts.len())],
                 transport: if rng.below(2) == 0 {
                     Transport::Tcp
                 } else {
                     Transport::Udp
                 },
-                port: ports[rng.below(ports.len() as u64) as usize],
+                port: ports[rng.below(ports.len())],
             };
             if seen.insert((pr.src, pr.dst, pr.transport == Transport::Tcp, pr.port)) {
                 probes.push(pr);

@@ -17,9 +17,9 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use common::burst;
+use common::burst::{self, Probe};
 use common::netns::{self, Netns};
-use common::{cli, required};
+use common::{Rng, cli, required};
 use scc_ports::audit::{Hook, Outcome, Packet};
 use scc_ports::catalog::Transport;
 
@@ -47,24 +47,6 @@ const WINDOW: Duration = Duration::from_millis(700);
 const PROBES_PER_CASE: usize = 1400;
 
 static LOCK: Mutex<()> = Mutex::new(());
-
-/// A small deterministic generator (xorshift64*): the mutations and samples are reproducible.
-struct Rng(u64);
-
-impl Rng {
-    fn new(seed: u64) -> Rng {
-        Rng(seed.max(1))
-    }
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 fn seed() -> u64 {
     std::env::var("SCC_AUDIT_SEED")
@@ -201,14 +183,6 @@ fn lab(network: bool) -> Lab {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Probe {
-    src: Ipv4Addr,
-    dst: Ipv4Addr,
-    transport: Transport,
-    port: u16,
-}
-
 /// TCP listeners (accept and close) on every probed TCP port and UDP echo sockets on every
 /// probed (address, port), served on one thread inside the server namespace until `stop`.
 fn responder(
@@ -243,15 +217,7 @@ fn responder(
 /// Sends every probe at once from the client namespace (each from its own source address) and
 /// returns which were answered within [`WINDOW`]: TCP handshake completed, UDP echo received.
 fn send_all(ns: &Netns, probes: Vec<Probe>) -> Vec<bool> {
-    let shots: Vec<burst::Shot> = probes
-        .iter()
-        .map(|p| burst::Shot {
-            src: Some(p.src),
-            dst: p.dst,
-            transport: p.transport,
-            port: p.port,
-        })
-        .collect();
+    let shots: Vec<burst::Shot> = probes.iter().map(Probe::shot).collect();
     ns.run(move || burst::fire(&shots, WINDOW, Duration::from_millis(150)))
         .expect("probes sent")
         .into_iter()
@@ -413,7 +379,7 @@ fn run_case(c: &Case, rng: &mut Rng) -> CaseResult {
     );
     let report: serde_json::Value = serde_json::from_str(&stdout).expect("audit JSON");
     let ruleset = scc_ports::audit::read("export", &export).expect("export reads");
-    let flows = lab_flows(network);
+    let flows = common::lab_flows(LAB, &SERVER, network);
 
     // Ports worth probing: each flow's ends and neighbours, each rule boundary and the port
     // before it, a few fixed outsiders and random ports.
@@ -459,16 +425,7 @@ fn run_case(c: &Case, rng: &mut Rng) -> CaseResult {
     }
     let probes: Vec<Probe> = chosen.into_iter().collect();
 
-    let tcp: BTreeSet<u16> = probes
-        .iter()
-        .filter(|p| p.transport == Transport::Tcp)
-        .map(|p| p.port)
-        .collect();
-    let udp: BTreeSet<(Ipv4Addr, u16)> = probes
-        .iter()
-        .filter(|p| p.transport == Transport::Udp)
-        .map(|p| (p.dst, p.port))
-        .collect();
+    let (tcp, udp) = burst::listen_sets(&probes);
     let stop = std::sync::Arc::new(AtomicBool::new(false));
     let handle = responder(&lab.server, tcp, udp, stop.clone());
     let reached = send_all(&lab.client, probes.clone());
@@ -631,25 +588,6 @@ fn same_diff_from_text(c: &Case, ns: &Netns, dir: &Path, from_json: &str) {
     );
 }
 
-fn lab_flows(network: bool) -> Vec<scc_ports::flows::Flow> {
-    let catalog = scc_ports::catalog::Catalog::embedded();
-    let text = std::fs::read_to_string(Path::new(ROOT).join(LAB)).unwrap();
-    let dep =
-        scc_ports::deployment::parse(&scc_ports::diag::Source::new(LAB, text.as_str()), &catalog)
-            .expect("lab loads");
-    let plan = scc_ports::plan::resolve(&dep, &catalog);
-    let all = scc_ports::flows::flows(&dep, &catalog, &plan);
-    let mode = if network {
-        scc_ports::firewall::Mode::Network
-    } else {
-        scc_ports::firewall::Mode::Node {
-            name: "APP1".into(),
-            addresses: SERVER.iter().map(|a| IpAddr::V4(*a)).collect(),
-        }
-    };
-    scc_ports::firewall::select(&all, &mode)
-}
-
 fn scope_args(network: bool) -> &'static [&'static str] {
     if network {
         &["--network"]
@@ -802,7 +740,7 @@ fn ipt_rules(text: &str, network: bool) -> Vec<IptRule> {
 /// rule), 2 a shadowing drop, 3 a range widened by one port (a set element's, a multiport
 /// item's, a `--dport`'s). `network`: the rules are the router's (`firewall --network`).
 fn mutate(base: &str, kind: Kind, which: usize, network: bool, rng: &mut Rng) -> (String, String) {
-    let flows = lab_flows(network);
+    let flows = common::lab_flows(LAB, &SERVER, network);
     let chain = ipt_chain(network);
     // A widening must open something: not a port that a flow to the same address already has
     // (then the ruleset could still be exact, or the set's intervals would overlap).

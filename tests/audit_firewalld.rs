@@ -10,7 +10,7 @@
 
 mod common;
 
-use common::{cli, required};
+use common::{Rng, cli, required};
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -350,19 +350,7 @@ fn generated_configuration_audits_exact() {
 // ---------------------------------------------------------------------------------------------
 // 2. The text export and the XML files agree.
 
-/// A small deterministic generator (xorshift64*).
-struct Rng(u64);
-
 impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 >> 12;
-        self.0 ^= self.0 << 25;
-        self.0 ^= self.0 >> 27;
-        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
     fn pick<T: Copy>(&mut self, list: &[T]) -> T {
         list[self.below(list.len())]
     }

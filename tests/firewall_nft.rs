@@ -686,23 +686,6 @@ fn probe_all(ns: &str, probes: &[Probe]) -> std::io::Result<Vec<Outcome>> {
     burst::fire(&shots, PROBE_WINDOW, Duration::from_millis(300))
 }
 
-/// The ports to probe in a flow's range: all of a small range, else both ends and a few inside;
-/// and the port before and after it.
-fn sample(r: PortRange) -> Vec<u16> {
-    let mut v: Vec<u16> = if r.count() <= 64 {
-        r.ports().collect()
-    } else {
-        let mid = r.lo() + (r.hi() - r.lo()) / 2;
-        [r.lo(), r.lo() + 1, mid, mid + 1, r.hi() - 1, r.hi()]
-            .into_iter()
-            .filter(|p| r.contains(*p))
-            .collect()
-    };
-    v.extend(r.lo().checked_sub(1).filter(|p| *p > 0));
-    v.extend(r.hi().checked_add(1));
-    v
-}
-
 /// The truth the rules must implement: the plan's flows, not the generated text.
 fn planned(flows: &[Flow], src: Ipv4Addr, p: &Probe) -> bool {
     flows.iter().any(|f| {
@@ -788,7 +771,7 @@ fn kernel_lab(target: &str, network: bool, tamper: Option<(&str, &str)>) -> Opti
     let mut agent_ports: BTreeSet<u16> = BTreeSet::new();
     let agent = Ipv4Addr::new(10, 77, 2, 10);
     for f in &flows {
-        for p in sample(f.ports) {
+        for p in burst::sample(f.ports, 64) {
             if f.workstations {
                 agent_ports.insert(p);
             } else {

@@ -116,17 +116,19 @@ impl Mask {
         even: false,
         odd: false,
     };
+    const EVEN: Mask = Mask {
+        even: true,
+        odd: false,
+    };
+    const ODD: Mask = Mask {
+        even: false,
+        odd: true,
+    };
     fn of(parity: Option<Parity>) -> Mask {
         match parity {
             None => Mask::ALL,
-            Some(Parity::Even) => Mask {
-                even: true,
-                odd: false,
-            },
-            Some(Parity::Odd) => Mask {
-                even: false,
-                odd: true,
-            },
+            Some(Parity::Even) => Mask::EVEN,
+            Some(Parity::Odd) => Mask::ODD,
         }
     }
     fn any(self) -> bool {
@@ -707,22 +709,7 @@ fn flow_row(a: &mut Auditor, f: &Flow, dst: IpAddr, address: String) -> FlowRow 
             let (even, odd) = g.cell(r, pi);
             let m = want.within(lo, hi);
             let mut bad = Mask::NONE;
-            for (d, part) in [
-                (
-                    even,
-                    Mask {
-                        even: true,
-                        odd: false,
-                    },
-                ),
-                (
-                    odd,
-                    Mask {
-                        even: false,
-                        odd: true,
-                    },
-                ),
-            ] {
+            for (d, part) in [(even, Mask::EVEN), (odd, Mask::ODD)] {
                 if !(m.even && part.even || m.odd && part.odd) {
                     continue;
                 }
@@ -926,22 +913,7 @@ fn openings(
                 covered = covered.or(Mask::of(range.parity()));
             }
         }
-        for (d, part) in [
-            (
-                even,
-                Mask {
-                    even: true,
-                    odd: false,
-                },
-            ),
-            (
-                odd,
-                Mask {
-                    even: false,
-                    odd: true,
-                },
-            ),
-        ] {
+        for (d, part) in [(even, Mask::EVEN), (odd, Mask::ODD)] {
             let open = match d.outcome {
                 Outcome::Accept => true,
                 Outcome::Drop => false,

@@ -271,6 +271,37 @@ pub struct Row {
     pub workstations: Option<String>,
 }
 
+impl Row {
+    /// Port `port` of binding `b` at `address`, planned from zone `zone` as `role`, not probed
+    /// yet (no unit, not toward agent PCs).
+    fn untested(
+        zone: &str,
+        b: &crate::plan::Binding,
+        node: String,
+        address: IpAddr,
+        port: u16,
+        role: Role,
+    ) -> Row {
+        Row {
+            zone: zone.to_string(),
+            node,
+            unit: None,
+            address,
+            transport: b.transport,
+            port,
+            component: b.component.clone(),
+            port_id: b.port_id.clone(),
+            status: Status::Untested,
+            detail: None,
+            rtt_ms: None,
+            source: None,
+            range: b.ports,
+            role,
+            workstations: None,
+        }
+    }
+}
+
 /// Consecutive ports of one planned range with one status: a line of the readable matrix.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Group {
@@ -553,21 +584,8 @@ pub fn planned(dep: &Deployment, plan: &Plan) -> Vec<Row> {
             };
             for port in b.ports.ports() {
                 out.push(Row {
-                    zone: zone.name.clone(),
-                    node: node.clone(),
                     unit: b.unit.clone(),
-                    address,
-                    transport: b.transport,
-                    port,
-                    component: b.component.clone(),
-                    port_id: b.port_id.clone(),
-                    status: Status::Untested,
-                    detail: None,
-                    rtt_ms: None,
-                    source: None,
-                    range: b.ports,
-                    role,
-                    workstations: None,
+                    ..Row::untested(&zone.name, b, node.clone(), address, port, role)
                 });
             }
         }
@@ -609,21 +627,8 @@ pub fn workstation_rows(dep: &Deployment, plan: &Plan, files: &[ProbeFile]) -> V
             for address in samples {
                 for port in b.ports.ports() {
                     out.push(Row {
-                        zone: zone.name.clone(),
-                        node: format!("PCs of {wz}"),
-                        unit: None,
-                        address,
-                        transport: b.transport,
-                        port,
-                        component: b.component.clone(),
-                        port_id: b.port_id.clone(),
-                        status: Status::Untested,
-                        detail: None,
-                        rtt_ms: None,
-                        source: None,
-                        range: b.ports,
-                        role,
                         workstations: Some(wz.clone()),
+                        ..Row::untested(&zone.name, b, format!("PCs of {wz}"), address, port, role)
                     });
                 }
             }

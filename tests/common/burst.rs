@@ -19,6 +19,60 @@ pub struct Shot {
     pub port: u16,
 }
 
+/// A packet a kernel test sends through a lab's rules: from `src` to `dst:port`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Probe {
+    pub src: Ipv4Addr,
+    pub dst: Ipv4Addr,
+    pub transport: Transport,
+    pub port: u16,
+}
+
+impl Probe {
+    /// The probe as [`fire`] sends it: from its own source address.
+    pub fn shot(&self) -> Shot {
+        Shot {
+            src: Some(self.src),
+            dst: self.dst,
+            transport: self.transport,
+            port: self.port,
+        }
+    }
+}
+
+/// What the server side listens on to answer `probes` ([`bind`]): every TCP port (all
+/// addresses), every UDP (address, port).
+pub fn listen_sets(probes: &[Probe]) -> (BTreeSet<u16>, BTreeSet<(Ipv4Addr, u16)>) {
+    let tcp = probes
+        .iter()
+        .filter(|p| p.transport == Transport::Tcp)
+        .map(|p| p.port)
+        .collect();
+    let udp = probes
+        .iter()
+        .filter(|p| p.transport == Transport::Udp)
+        .map(|p| (p.dst, p.port))
+        .collect();
+    (tcp, udp)
+}
+
+/// The ports to probe in a planned range: all of it when it holds at most `whole` ports, else
+/// both ends and the two in the middle; and the ports just before and after it.
+pub fn sample(r: scc_ports::range::PortRange, whole: u32) -> Vec<u16> {
+    let mut v: Vec<u16> = if r.count() <= whole {
+        r.ports().collect()
+    } else {
+        let mid = r.lo() + (r.hi() - r.lo()) / 2;
+        [r.lo(), r.lo() + 1, mid, mid + 1, r.hi() - 1, r.hi()]
+            .into_iter()
+            .filter(|p| r.contains(*p))
+            .collect()
+    };
+    v.extend(r.lo().checked_sub(1).filter(|p| *p > 0));
+    v.extend(r.hi().checked_add(1));
+    v
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     /// The TCP handshake completed, or the UDP echo came back.

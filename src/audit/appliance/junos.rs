@@ -291,52 +291,31 @@ fn build(file: &str, stmts: &[Stmt], format: Format) -> Result<Ruleset, AuditErr
                     let sp = span_of(&format!("{a}-{b}")).ok_or_else(|| {
                         fail(s.line, format!("not a range: `{} to {}`", clip(a), clip(b)))
                     })?;
-                    g.defs
-                        .entry(name.to_string())
-                        .or_insert((s.line, Vec::new()))
-                        .1
-                        .push(Ok(Addrs {
-                            spans: vec![sp],
-                            unknown: None,
-                        }));
+                    g.members(name, s.line).push(Ok(Addrs {
+                        spans: vec![sp],
+                        unknown: None,
+                    }));
                 }
                 ["address", name, "dns-name", ..] | ["address", name, "wildcard-address", ..] => {
-                    g.defs
-                        .entry(name.to_string())
-                        .or_insert((s.line, Vec::new()))
-                        .1
-                        .push(Ok(Addrs {
-                            spans: Vec::new(),
-                            unknown: Some(format!(
-                                "address {} is a DNS name or wildcard",
-                                clip(name)
-                            )),
-                        }));
+                    g.members(name, s.line).push(Ok(Addrs {
+                        spans: Vec::new(),
+                        unknown: Some(format!("address {} is a DNS name or wildcard", clip(name))),
+                    }));
                 }
                 ["address", name, "description", ..] => {
-                    g.defs
-                        .entry(name.to_string())
-                        .or_insert((s.line, Vec::new()));
+                    g.members(name, s.line);
                 }
                 ["address", name, value, ..] => {
                     let sp = span_of(value).ok_or_else(|| {
                         fail(s.line, format!("not an address: `{}`", clip(value)))
                     })?;
-                    g.defs
-                        .entry(name.to_string())
-                        .or_insert((s.line, Vec::new()))
-                        .1
-                        .push(Ok(Addrs {
-                            spans: vec![sp],
-                            unknown: None,
-                        }));
+                    g.members(name, s.line).push(Ok(Addrs {
+                        spans: vec![sp],
+                        unknown: None,
+                    }));
                 }
                 ["address-set", name, "address" | "address-set", member, ..] => {
-                    g.defs
-                        .entry(name.to_string())
-                        .or_insert((s.line, Vec::new()))
-                        .1
-                        .push(Err(member.to_string()));
+                    g.members(name, s.line).push(Err(member.to_string()));
                 }
                 _ => {}
             }
@@ -403,11 +382,7 @@ fn build(file: &str, stmts: &[Stmt], format: Format) -> Result<Ruleset, AuditErr
                 member,
                 ..,
             ] => {
-                apps.defs
-                    .entry(name.to_string())
-                    .or_insert((s.line, Vec::new()))
-                    .1
-                    .push(Err(member.to_string()));
+                apps.members(name, s.line).push(Err(member.to_string()));
             }
             ["security", "policies", "default-policy", action, ..] => {
                 default_permit = Some((*action == "permit-all", s.line));

@@ -350,6 +350,15 @@ impl<V: Clone> Default for Groups<V> {
 }
 
 impl<V: Clone> Groups<V> {
+    /// The members of group `name`, defined at `line` unless it already was.
+    pub fn members(&mut self, name: &str, line: usize) -> &mut Vec<Result<V, String>> {
+        &mut self
+            .defs
+            .entry(name.to_string())
+            .or_insert((line, Vec::new()))
+            .1
+    }
+
     /// Every value of the group, nested groups flattened.
     pub fn resolve(
         &self,

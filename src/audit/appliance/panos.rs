@@ -354,12 +354,8 @@ pub fn read_set(file: &str, text: &str) -> Result<Ruleset, AuditError> {
                     })],
                     _ => continue,
                 };
-                let e = c
-                    .addrs
-                    .defs
-                    .entry(name.to_string())
-                    .or_insert((l, Vec::new()));
-                e.1.extend(m);
+                let e = c.addrs.members(name, l);
+                e.extend(m);
             }
             Some("service") => {
                 let (Some(name), Some("protocol"), Some(p)) = (one(k + 1), one(k + 2), one(k + 3))
@@ -372,12 +368,8 @@ pub fn read_set(file: &str, text: &str) -> Result<Ruleset, AuditError> {
                     "sctp" => 132,
                     _ => continue,
                 };
-                let e = c
-                    .svcs
-                    .defs
-                    .entry(name.to_string())
-                    .or_insert((l, Vec::new()));
-                let mut svc = match e.1.iter_mut().rev().find_map(|m| match m {
+                let e = c.svcs.members(name, l);
+                let mut svc = match e.iter_mut().rev().find_map(|m| match m {
                     Ok(s) if s.proto.as_deref() == Some(&[num][..]) => Some(s.clone()),
                     _ => None,
                 }) {
@@ -399,19 +391,15 @@ pub fn read_set(file: &str, text: &str) -> Result<Ruleset, AuditError> {
                     }
                     _ => {}
                 }
-                e.1.retain(|m| !matches!(m, Ok(s) if s.proto.as_deref() == Some(&[num][..])));
-                e.1.push(Ok(svc));
+                e.retain(|m| !matches!(m, Ok(s) if s.proto.as_deref() == Some(&[num][..])));
+                e.push(Ok(svc));
             }
             Some("service-group") => {
                 let (Some(name), Some("members")) = (one(k + 1), one(k + 2)) else {
                     continue;
                 };
-                let e = c
-                    .svcs
-                    .defs
-                    .entry(name.to_string())
-                    .or_insert((l, Vec::new()));
-                e.1.extend(values(k + 3).into_iter().map(Err));
+                let e = c.svcs.members(name, l);
+                e.extend(values(k + 3).into_iter().map(Err));
             }
             Some(base @ ("rulebase" | "pre-rulebase" | "post-rulebase")) => {
                 let kind = one(k + 1);
