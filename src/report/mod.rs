@@ -1316,6 +1316,20 @@ instances = ["B", "A"]
         }
     }
 
+    /// A planned row as the prober reports it verified (its own transport, not `line`'s guess).
+    fn verified(r: &Row) -> ProbeLine {
+        ProbeLine {
+            transport: r.transport,
+            ..line(
+                &r.address.to_string(),
+                r.port,
+                &r.component,
+                &r.port_id,
+                "verified",
+            )
+        }
+    }
+
     /// A result file probed from inside its zone (x.x.x.50 of the zone's network).
     fn file(zone: &str, name: &str, results: Vec<ProbeLine>) -> ProbeFile {
         let net = match zone {
@@ -1671,15 +1685,7 @@ instances = ["B", "A"]
         let every_dc_port: Vec<ProbeLine> = planned(&dep, &plan)
             .iter()
             .filter(|r| r.zone == "dc")
-            .map(|r| {
-                line(
-                    &r.address.to_string(),
-                    r.port,
-                    &r.component,
-                    &r.port_id,
-                    "verified",
-                )
-            })
+            .map(verified)
             .collect();
         let dc = |sources: Option<Vec<&str>>, expected: Option<&str>| ProbeFile {
             sources: sources.map(|v| v.iter().map(|a| a.parse().unwrap()).collect()),
@@ -1726,15 +1732,7 @@ instances = ["B", "A"]
             let mine: Vec<ProbeLine> = planned(&dep, &plan)
                 .iter()
                 .filter(|r| r.zone == zone)
-                .map(|r| {
-                    line(
-                        &r.address.to_string(),
-                        r.port,
-                        &r.component,
-                        &r.port_id,
-                        "verified",
-                    )
-                })
+                .map(verified)
                 .collect();
             all.push(file(zone, &format!("{zone}.json"), mine));
         }
@@ -1742,16 +1740,7 @@ instances = ["B", "A"]
         let pcs = workstation_rows(&dep, &plan, &all);
         for f in &mut all {
             f.results
-                .extend(pcs.iter().filter(|r| r.zone == f.zone).map(|r| ProbeLine {
-                    transport: r.transport,
-                    ..line(
-                        &r.address.to_string(),
-                        r.port,
-                        &r.component,
-                        &r.port_id,
-                        "verified",
-                    )
-                }));
+                .extend(pcs.iter().filter(|r| r.zone == f.zone).map(verified));
         }
         let r = build(&dep, &catalog, &plan, &all, nft());
         assert!(r.passed, "{}", crate::report::text::verdict(&r));
