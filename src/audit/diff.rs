@@ -1,7 +1,8 @@
 //! `firewall --diff`: the changes that bring an exported nftables, iptables or Windows Firewall
 //! ruleset to the plan. Found by auditing, changing the model (remove what opens too much, insert
-//! accepts where a planned flow is blocked, drop policies that accept too much) and auditing
-//! again, until the model admits exactly the plan; then written in the target's own syntax.
+//! accepts where a planned flow is blocked, drop policies that accept too much; for Windows,
+//! narrow an over-broad rule first) and auditing again, until the model admits exactly the plan;
+//! then written in the target's own syntax, with the number of commands written.
 
 use std::fmt::Write as _;
 
@@ -32,8 +33,35 @@ pub enum Change {
         set: String,
         elem: String,
     },
-    /// What the diff cannot fix (a construct it cannot evaluate).
+    /// Narrow a Windows allow rule (`rule` of `chain`, indices into the export) to the planned
+    /// part it carries: the fields of `to` that are set are replaced.
+    Narrow {
+        chain: usize,
+        rule: usize,
+        spec: String,
+        origin: String,
+        to: Narrowing,
+    },
+    /// What the diff cannot fix (a construct it cannot evaluate, a rule it may not change).
     Note(String),
+}
+
+/// The new values of a narrowed Windows rule's fields (None: unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Narrowing {
+    pub protocol: Option<Transport>,
+    /// Merged port intervals.
+    pub ports: Option<Vec<(u16, u16)>>,
+    /// Merged address intervals (`-RemoteAddress`, `-LocalAddress`).
+    pub remote: Option<Vec<Span>>,
+    pub local: Option<Vec<Span>>,
+}
+
+/// A rendered diff: the text, and the number of commands in it (the header says it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: String,
+    pub commands: usize,
 }
 
 /// Why no diff is written.
@@ -153,6 +181,37 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
         adds.dedup();
         elements.sort_unstable();
         elements.dedup();
+        // Windows: an over-broad local allow is narrowed to the planned part it carries; a rule
+        // of another store (a GPO's) is not changed, and a note says where to change it.
+        let mut narrows: Vec<(usize, usize, Narrowing, Rule)> = Vec::new();
+        if block_wins {
+            removes.retain(|&(c, r)| {
+                let Some(orig) = origin_index[c][r] else {
+                    return true;
+                };
+                let narrow = super::diff_windows::narrowing(&work, c, r, &report, flows, scope);
+                match super::windows::spec(&rs.chains[c].rules[orig]) {
+                    Some(spec) if spec.store != super::windows::Store::Local => {
+                        notes.push(super::diff_windows::elsewhere_note(
+                            &work,
+                            c,
+                            r,
+                            &spec,
+                            narrow.as_ref().map(|n| &n.0),
+                            &report,
+                        ));
+                        false
+                    }
+                    _ => match narrow {
+                        Some((to, rule)) => {
+                            narrows.push((c, r, to, rule));
+                            false
+                        }
+                        None => true,
+                    },
+                }
+            });
+        }
         // What cannot be written is not changed in the model: a note says why.
         let mut refuse = |change: Change| -> bool {
             match unwritable(rs, &change) {
@@ -187,8 +246,27 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
                 elem: String::new(),
             })
         });
-        let progress =
-            !removes.is_empty() || !policies.is_empty() || !adds.is_empty() || !elements.is_empty();
+        let progress = !removes.is_empty()
+            || !policies.is_empty()
+            || !adds.is_empty()
+            || !elements.is_empty()
+            || !narrows.is_empty();
+        // Narrowings first: the indices are those of this round's model. A rule narrowed again
+        // keeps one change, the last (each sets the fields anew).
+        for (c, r, to, rule) in narrows {
+            let Some(orig) = origin_index[c][r] else {
+                continue;
+            };
+            changes.retain(|x| !matches!(x, Change::Narrow { chain, rule, .. } if (*chain, *rule) == (c, orig)));
+            changes.push(Change::Narrow {
+                chain: c,
+                rule: orig,
+                spec: rs.chains[c].rules[orig].spec.clone(),
+                origin: rs.chains[c].rules[orig].origin.clone(),
+                to,
+            });
+            work.chains[c].rules[r] = rule;
+        }
         // Element changes first: the indices are those of this round's model.
         for (c, r, m, b, add) in elements {
             let Cond::Concat(cc) = &mut work.chains[c].rules[r].matches[m].cond else {
@@ -493,7 +571,7 @@ fn unwritable(rs: &Ruleset, change: &Change) -> Option<String> {
             origin,
             ..
         } => match rs.format {
-            Format::WindowsJson if spec.is_empty() => Some(format!(
+            Format::WindowsJson if super::windows::spec_name(spec).is_empty() => Some(format!(
                 "the export gives no rule Name for `{}`",
                 super::clip(origin)
             )),
@@ -519,7 +597,7 @@ fn unwritable(rs: &Ruleset, change: &Change) -> Option<String> {
                 super::clip(set)
             )
         }),
-        Change::Note(_) => None,
+        Change::Narrow { .. } | Change::Note(_) => None,
     }
 }
 
@@ -560,10 +638,10 @@ fn nets_of(nets: &[ipnet::IpNet], fam: Family) -> Vec<String> {
         .collect()
 }
 
-/// How many commands a rendered `--diff` holds: the lines that change the firewall (comments, the
-/// shell and PowerShell preludes and a command's continuation lines are not counted), so that
-/// the header's count is the script's own.
-pub fn commands_in(text: &str) -> usize {
+/// How many commands the body of a rendered `--diff` holds: the lines that change the firewall
+/// (comments, the shell and PowerShell preludes and a command's continuation lines are not
+/// counted), so that the header's count is the script's own.
+fn commands_in(text: &str) -> usize {
     const STARTS: &[&str] = &[
         // nft -f
         "add ",
@@ -577,8 +655,9 @@ pub fn commands_in(text: &str) -> usize {
         "iptables ",
         "ip6tables ",
         "ipset ",
-        // PowerShell (the definition of Disable-RuleNamedExactly starts with `function`)
-        "Disable-RuleNamedExactly ",
+        // PowerShell (the definition of Get-RuleNamedExactly starts with `function`)
+        "Get-RuleNamedExactly ",
+        "Get-NetFirewallRule ",
         "New-NetFirewallRule ",
         "Set-NetFirewallRule ",
         "Remove-NetFirewallRule ",
@@ -589,7 +668,27 @@ pub fn commands_in(text: &str) -> usize {
         .count()
 }
 
-/// Writes the changes in the target's syntax: an `nft -f` file, or an iptables shell script.
+/// The header's count line: the commands written, the changes, and those not made.
+fn count_line(changes: &[Change], commands: usize) -> String {
+    // Notes are what is not written: counted apart from the changes.
+    let notes = changes
+        .iter()
+        .filter(|c| matches!(c, Change::Note(_)))
+        .count();
+    format!(
+        "{commands} command{} for {} change{}{}",
+        if commands == 1 { "" } else { "s" },
+        changes.len() - notes,
+        if changes.len() - notes == 1 { "" } else { "s" },
+        match notes {
+            0 => String::new(),
+            n => format!("; {n} not made or not written (see the notes)"),
+        }
+    )
+}
+
+/// Writes the changes in the target's syntax: an `nft -f` file, an iptables shell script or a
+/// PowerShell script; `header` lines first, then the count of the commands it holds.
 pub fn render(
     target: &str,
     rs: &Ruleset,
@@ -597,7 +696,7 @@ pub fn render(
     changes: &[Change],
     after: &Report,
     header: &[String],
-) -> Result<String, DiffError> {
+) -> Result<Rendered, DiffError> {
     let nft = match (target, rs.format) {
         ("windows", Format::WindowsJson) => {
             return Ok(render_windows(rs, flows, changes, after, header));
@@ -645,16 +744,19 @@ pub fn render(
         }
         (t, _) => return Err(DiffError::Target(t.to_string())),
     };
-    let mut out = String::new();
+    let mut head = String::new();
     if !nft {
-        out.push_str("#!/bin/sh\nset -e\n");
+        head.push_str("#!/bin/sh\nset -e\n");
     }
     for line in header {
-        let _ = writeln!(out, "# {}", super::clean(line));
+        let _ = writeln!(head, "# {}", super::clean(line));
     }
-    let _ = writeln!(out, "# {}", summary_line(after));
+    let out = body(rs, flows, changes, nft);
+    let commands = commands_in(&out);
+    let _ = writeln!(head, "# {}", count_line(changes, commands));
+    let _ = writeln!(head, "# {}", summary_line(after));
     let _ = writeln!(
-        out,
+        head,
         "# Apply it to the ruleset exactly as exported: {} refer to that export.",
         if nft {
             "rule handles"
@@ -663,8 +765,20 @@ pub fn render(
         }
     );
     if changes.is_empty() {
-        out.push_str("# Nothing to change: the ruleset admits exactly the plan.\n");
-        return Ok(out);
+        head.push_str("# Nothing to change: the ruleset admits exactly the plan.\n");
+    }
+    head.push_str(&out);
+    Ok(Rendered {
+        text: head,
+        commands,
+    })
+}
+
+/// The nft or iptables commands of the changes, and the notes.
+fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change], nft: bool) -> String {
+    let mut out = String::new();
+    if changes.is_empty() {
+        return out;
     }
     // Removals first (iptables positions in descending order, so that each stays valid), then
     // policies, then the inserted accepts.
@@ -808,7 +922,7 @@ pub fn render(
         }
     }
     notes(&mut out, changes, super::clean);
-    Ok(out)
+    out
 }
 
 /// The notes: what the diff cannot change, each as a `#` comment made safe by `clean`.
@@ -818,11 +932,14 @@ fn notes(out: &mut String, changes: &[Change], clean: fn(&str) -> String) {
         let Change::Note(n) = c else { continue };
         if first {
             out.push_str(
-                "\n# Notes: what the diff cannot change (constructs it cannot evaluate)\n",
+                "\n# Notes: what the diff does not change (constructs it cannot evaluate, rules it may not change)\n",
             );
             first = false;
         }
-        let _ = writeln!(out, "# {}", clean(n));
+        // A note's first line, then its continuation lines, each made safe on its own.
+        for (i, line) in n.lines().enumerate() {
+            let _ = writeln!(out, "#{} {}", if i == 0 { "" } else { "  " }, clean(line));
+        }
     }
 }
 
@@ -842,33 +959,28 @@ fn summary_line(after: &Report) -> String {
     )
 }
 
-/// Disables the one rule whose `Name` is exactly the argument. `Disable-NetFirewallRule -Name`
-/// takes wildcards (a rule named `*` or `[a-z]*` would disable every rule), so the rule is
-/// selected by case-sensitive equality instead, and anything but one match stops the script.
-const DISABLE_EXACTLY: &str = "
-function Disable-RuleNamedExactly([string]$Name) {
-    $rule = @(Get-NetFirewallRule | Where-Object { $_.Name -ceq $Name })
-    if ($rule.Count -ne 1) { throw \"not one rule named exactly '$Name' (found $($rule.Count))\" }
-    $rule | Disable-NetFirewallRule
-}
-";
-
-/// The changes as a PowerShell script: the rules that open more than the plan, and the block
-/// rules that block planned flows, disabled by their exact `Name` ([`DISABLE_EXACTLY`];
-/// `Enable-NetFirewallRule` undoes it); then the planned flows' allow rules, as `firewall --target windows` writes them, in its
-/// group (so that a later run of the generated script replaces them).
+/// The changes as a PowerShell script (`diff_windows`): over-broad rules narrowed or disabled
+/// by their exact `Name`, the block rules that block planned flows disabled, the planned flows no
+/// rule admits added as `firewall --target windows` writes them, in its group.
 fn render_windows(
     rs: &Ruleset,
     flows: &[Flow],
     changes: &[Change],
     after: &Report,
     header: &[String],
-) -> String {
-    use crate::firewall::windows::{GROUP, allow_rule, comment, ps_exact, ps_string, rule_name};
+) -> Rendered {
+    use crate::firewall::windows::comment;
+    let mut body = String::new();
+    if !changes.is_empty() {
+        body = super::diff_windows::body(rs, flows, changes);
+        notes(&mut body, changes, comment);
+    }
+    let commands = commands_in(&body);
     let mut out = String::new();
     for line in header {
         let _ = writeln!(out, "# {}", comment(line));
     }
+    let _ = writeln!(out, "# {}", count_line(changes, commands));
     let _ = writeln!(out, "# {}", summary_line(after));
     out.push_str(
         "# Run it in an elevated PowerShell on the computer whose rules were exported: rule\n",
@@ -876,61 +988,12 @@ fn render_windows(
     out.push_str("# Names refer to that export.\n");
     if changes.is_empty() {
         out.push_str("# Nothing to change: the rules admit exactly the plan.\n");
-        return out;
     }
-    out.push_str("#Requires -RunAsAdministrator\n$ErrorActionPreference = 'Stop'\n");
-    let _ = writeln!(out, "$group = {}", ps_string(GROUP));
-    let mut defined = false;
-    for (block, title) in [
-        (false, "Disable: allow rules that open more than the plan"),
-        (true, "Disable: block rules that block planned flows"),
-    ] {
-        let mut first = true;
-        for c in changes {
-            let Change::Remove {
-                chain, rule, spec, ..
-            } = c
-            else {
-                continue;
-            };
-            let r = &rs.chains[*chain].rules[*rule];
-            if (r.action == Action::Drop) != block {
-                continue;
-            }
-            if !defined {
-                out.push_str(DISABLE_EXACTLY);
-                defined = true;
-            }
-            if first {
-                let _ = writeln!(out, "\n# {title}");
-                first = false;
-            }
-            let _ = writeln!(out, "# {}", comment(&r.origin));
-            if spec.is_empty() {
-                out.push_str("# (not written: the export gives no rule Name)\n");
-            } else {
-                let _ = writeln!(out, "Disable-RuleNamedExactly {}", ps_exact(spec));
-            }
-        }
+    out.push_str(&body);
+    Rendered {
+        text: out,
+        commands,
     }
-    let mut adds: Vec<usize> = changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Add { flow, .. } => Some(*flow),
-            _ => None,
-        })
-        .collect();
-    adds.sort_unstable();
-    adds.dedup();
-    let adds: Vec<&Flow> = adds.into_iter().map(|f| &flows[f]).collect();
-    if !adds.is_empty() {
-        let _ = writeln!(out, "\n# Add: planned flows the rules block");
-    }
-    for f in adds {
-        allow_rule(&mut out, &rule_name(f), &[f]);
-    }
-    notes(&mut out, changes, comment);
-    out
 }
 
 fn nft_ports(f: &Flow) -> String {
@@ -1058,8 +1121,8 @@ mod tests {
         let nft = "# 3 commands\n\ndelete rule inet filter input handle 4\n\
                    add element inet t s { 10.0.0.1 . 22 }\ninsert rule inet filter input accept\n";
         assert_eq!(commands_in(nft), 3);
-        let ps = "$ErrorActionPreference = 'Stop'\nfunction Disable-RuleNamedExactly([string]$Name) {\n\
-                  \x20   $rule | Disable-NetFirewallRule\n}\nDisable-RuleNamedExactly '*'\n\
+        let ps = "$ErrorActionPreference = 'Stop'\nfunction Get-RuleNamedExactly([string]$Name) {\n\
+                  \x20   $rule\n}\nGet-RuleNamedExactly '*' | Disable-NetFirewallRule\n\
                   New-NetFirewallRule -Group $group `\n    -LocalPort '21012' | Out-Null\n";
         assert_eq!(commands_in(ps), 2);
     }

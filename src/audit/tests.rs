@@ -684,7 +684,9 @@ fn diff_of_a_set_based_ruleset_is_set_elements() {
     ] {
         assert!(changes.contains(&c), "{c:?} not in {changes:?}");
     }
-    let text = diff::render("nftables", &rs, &[f], &changes, &after, &[]).unwrap();
+    let text = diff::render("nftables", &rs, &[f], &changes, &after, &[])
+        .unwrap()
+        .text;
     let del = text
         .find("delete element inet a s { 10.0.0.1 . 8000-8041 }")
         .unwrap();
