@@ -99,6 +99,13 @@ fn golden_diff_of_the_newcomer_export_and_the_result_audited() {
     // The Group Policy rule stays: not exactly the plan, and the notes say which GPO to change.
     assert_eq!(code, 1, "{err}\n{script}");
     insta::assert_snapshot!("windows_newcomer_diff", script);
+    // Windows PowerShell 5.1 reads a file without a byte order mark in the ANSI code page: the
+    // script is ASCII, and no statement leaves a string open (pwsh parses it in
+    // tests/firewall_other.rs where it is installed).
+    assert!(script.is_ascii());
+    for line in script.lines().filter(|l| !l.starts_with('#')) {
+        assert_eq!(line.matches('\'').count() % 2, 0, "{line}");
+    }
     let header = script.lines().nth(1).unwrap();
     let n = commands(&script);
     assert!(
