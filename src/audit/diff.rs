@@ -202,6 +202,8 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
                         ));
                         false
                     }
+                    // A rule without a Name cannot be selected: the removal's note says so.
+                    Some(spec) if spec.name.is_empty() => true,
                     _ => match narrow {
                         Some((to, rule)) => {
                             narrows.push((c, r, to, rule));
