@@ -374,7 +374,7 @@ fn aws_is_a_union_of_allows() {
     assert_eq!(verdict(&rs, "10.3.0.1", 95), Outcome::Drop);
 }
 
-fn flow(
+pub(super) fn flow(
     sources: &[&str],
     dst: &str,
     t: Transport,

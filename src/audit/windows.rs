@@ -394,3 +394,152 @@ pub fn for_plan(mut rs: Ruleset, flows: &[Flow]) -> Ruleset {
 pub fn spec_name(spec: &str) -> String {
     serde_json::from_str::<Spec>(spec).map_or_else(|_| spec.to_string(), |s| s.name)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{flow, pkt};
+    use super::*;
+    use crate::audit::Outcome;
+    use crate::range::{Parity, PortRange};
+
+    fn rules(json: &str) -> Ruleset {
+        read("w.json", &serde_json::from_str(json).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn profiles_and_stores_as_the_line_or_convert_to_json_writes_them() {
+        assert_eq!(profiles(&Value::from(3)), Some("Domain/Private".into()));
+        assert_eq!(profiles(&Value::from(7)), None);
+        assert_eq!(profiles(&Value::from("Domain, Private, Public")), None);
+        assert_eq!(profiles(&Value::from("Any")), None);
+        assert_eq!(profiles(&Value::from("Public")), Some("Public".into()));
+        assert_eq!(store(&Value::Null), Store::Local);
+        assert_eq!(store(&Value::from("Local")), Store::Local);
+        assert_eq!(store(&Value::from(2)), Store::GroupPolicy);
+        assert_eq!(store(&Value::from("GroupPolicy")), Store::GroupPolicy);
+        assert_eq!(
+            store(&Value::from("Dynamic")),
+            Store::Other("Dynamic".into())
+        );
+    }
+
+    #[test]
+    fn a_rule_says_what_it_is_bound_to_and_where_it_comes_from() {
+        let rs = rules(
+            r#"[{"Name": "n1", "DisplayName": "RDP", "Action": "Allow", "Profile": "Domain",
+                 "Program": "%SystemRoot%\\system32\\svchost.exe", "Service": "TermService",
+                 "Protocol": "TCP", "LocalPort": "3389"},
+                {"Name": "n2", "DisplayName": "base", "Action": "Block", "Profile": 0,
+                 "PolicyStoreSourceType": "GroupPolicy", "PolicyStoreSource": "corp\\Base",
+                 "Protocol": "TCP", "LocalPort": "445"}]"#,
+        );
+        let origins: Vec<&str> = rs.chains[0]
+            .rules
+            .iter()
+            .map(|r| r.origin.as_str())
+            .collect();
+        assert_eq!(
+            origins,
+            [
+                r#"block rule "base" (GPO "corp\Base")"#,
+                r#"allow rule "RDP" (program %SystemRoot%\system32\svchost.exe, service TermService, profile Domain)"#,
+            ]
+        );
+        let gpo = spec(&rs.chains[0].rules[0]).unwrap();
+        assert_eq!(
+            (gpo.store, gpo.name.as_str(), gpo.bound),
+            (Store::GroupPolicy, "n2", false)
+        );
+        assert!(spec(&rs.chains[0].rules[1]).unwrap().bound);
+        // Profile- and program-bound rules decide (nothing is "cannot decide").
+        let d = rs.evaluate(&pkt("10.9.0.1", "10.0.0.1", Transport::Tcp, 3389));
+        assert_eq!(d.outcome, Outcome::Accept);
+    }
+
+    /// A program-bound allow over every port opens the program's ports, never a port the plan
+    /// gives to a component on that address and transport (nor the odd ports of an even range).
+    #[test]
+    fn a_program_bound_rule_decides_nothing_on_a_planned_port() {
+        let rs = rules(
+            r#"[{"Name": "p", "DisplayName": "svc", "Action": "Allow", "Program": "System",
+                 "Protocol": "TCP", "LocalPort": "1-65535"}]"#,
+        );
+        let planned = [
+            flow(
+                &["10.9.0.0/16"],
+                "10.0.0.1/32",
+                Transport::Tcp,
+                PortRange::new(21012, 21012, None).unwrap(),
+            ),
+            flow(
+                &["10.9.0.0/16"],
+                "10.0.0.1/32",
+                Transport::Tcp,
+                PortRange::new(5004, 5008, Some(Parity::Even)).unwrap(),
+            ),
+            flow(
+                &["10.9.0.0/16"],
+                "10.0.0.1/32",
+                Transport::Udp,
+                PortRange::new(9000, 9000, None).unwrap(),
+            ),
+        ];
+        let rs = for_plan(rs, &planned);
+        let at = |dst: &str, port: u16| {
+            rs.evaluate(&pkt("10.9.0.1", dst, Transport::Tcp, port))
+                .outcome
+        };
+        assert_eq!(at("10.0.0.1", 21012), Outcome::Drop);
+        assert_eq!(at("10.0.0.1", 5006), Outcome::Drop);
+        assert_eq!(at("10.0.0.1", 5005), Outcome::Accept);
+        assert_eq!(at("10.0.0.1", 3389), Outcome::Accept);
+        assert_eq!(at("10.0.0.2", 21012), Outcome::Accept);
+        // The UDP flow's port is not taken from a TCP rule.
+        assert_eq!(at("10.0.0.1", 9000), Outcome::Accept);
+        // An unbound rule is left as it is.
+        let plain = rules(
+            r#"[{"Name": "q", "DisplayName": "all", "Action": "Allow", "Protocol": "TCP", "LocalPort": "Any"}]"#,
+        );
+        assert_eq!(for_plan(plain.clone(), &planned), plain);
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 200, ..Default::default() })]
+
+        /// Whatever the export says of programs, services, profiles and stores, the reader, the
+        /// reading against the plan, the diff and its script never panic, and the script names
+        /// no rule by a pattern.
+        #[test]
+        fn bound_and_stored_rules_never_panic(
+            program in proptest::prelude::prop_oneof!["Any", "System", "\\PC{0,12}"],
+            service in proptest::prelude::prop_oneof!["Any", "\\PC{0,12}"],
+            profile in proptest::prelude::prop_oneof!["Any", "Domain", "Domain, Public", "\\PC{0,8}"],
+            kind in proptest::prelude::prop_oneof!["Local", "GroupPolicy", "Dynamic", "\\PC{0,8}"],
+            source in "\\PC{0,16}",
+            name in "\\PC{0,12}",
+            port in 1u16..=65535,
+            action in proptest::prelude::prop_oneof!["Allow", "Block"],
+        ) {
+            let doc = serde_json::json!([{
+                "Name": name, "DisplayName": name, "Action": action, "Profile": profile,
+                "Program": program, "Service": service, "PolicyStoreSourceType": kind,
+                "PolicyStoreSource": source, "Protocol": "TCP", "LocalPort": port.to_string(),
+                "RemoteAddress": "Any"
+            }]);
+            let Ok(rs) = read("p.json", &doc) else { return Ok(()) };
+            let planned = [flow(
+                &["10.9.0.0/16"],
+                "10.0.0.1/32",
+                Transport::Tcp,
+                PortRange::new(21012, 21013, None).unwrap(),
+            )];
+            let rs = for_plan(rs, &planned);
+            let scope = crate::audit::compare::Scope::Node(vec!["10.0.0.1".parse().unwrap()]);
+            let (changes, after) = crate::audit::diff::diff(&rs, &planned, &scope);
+            let out = crate::audit::diff::render("windows", &rs, &planned, &changes, &after, &[])
+                .unwrap();
+            proptest::prop_assert!(out.text.is_ascii());
+            proptest::prop_assert!(!out.text.contains("FirewallRule -Name"));
+        }
+    }
+}
