@@ -640,34 +640,28 @@ fn nets_of(nets: &[ipnet::IpNet], fam: Family) -> Vec<String> {
         .collect()
 }
 
-/// How many commands the body of a rendered `--diff` holds: the lines that change the firewall
-/// (comments, the shell and PowerShell preludes and a command's continuation lines are not
-/// counted), so that the header's count is the script's own.
-fn commands_in(text: &str) -> usize {
-    const STARTS: &[&str] = &[
-        // nft -f
-        "add ",
-        "insert ",
-        "delete ",
-        "replace ",
-        "flush ",
-        "create ",
-        "destroy ",
-        // the iptables script
-        "iptables ",
-        "ip6tables ",
-        "ipset ",
-        // PowerShell (the definition of Get-RuleNamedExactly starts with `function`)
-        "Get-RuleNamedExactly ",
-        "Get-NetFirewallRule ",
-        "New-NetFirewallRule ",
-        "Set-NetFirewallRule ",
-        "Remove-NetFirewallRule ",
-        "Disable-NetFirewallRule ",
-    ];
-    text.lines()
-        .filter(|l| STARTS.iter().any(|s| l.starts_with(s)))
-        .count()
+/// A script being written: its text, and the number of commands it holds, counted as each is
+/// written (the header says it; comments, preludes and continuation lines are not commands).
+#[derive(Default)]
+pub(super) struct Script {
+    pub text: String,
+    pub commands: usize,
+}
+
+impl Script {
+    /// Writes one command (with its continuation lines, if any) and counts it.
+    pub fn command(&mut self, line: std::fmt::Arguments) {
+        let _ = writeln!(self.text, "{line}");
+        self.commands += 1;
+    }
+}
+
+impl std::fmt::Write for Script {
+    /// Text that is not a command: comments, preludes.
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.text.push_str(s);
+        Ok(())
+    }
 }
 
 /// The header's count line: the commands written, the changes, and those not made.
@@ -753,8 +747,10 @@ pub fn render(
     for line in header {
         let _ = writeln!(head, "# {}", super::clean(line));
     }
-    let out = body(rs, flows, changes, nft);
-    let commands = commands_in(&out);
+    let Script {
+        text: out,
+        commands,
+    } = body(rs, flows, changes, nft);
     let _ = writeln!(head, "# {}", count_line(changes, commands));
     let _ = writeln!(head, "# {}", summary_line(after));
     let _ = writeln!(
@@ -777,8 +773,8 @@ pub fn render(
 }
 
 /// The nft or iptables commands of the changes, and the notes.
-fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change], nft: bool) -> String {
-    let mut out = String::new();
+fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change], nft: bool) -> Script {
+    let mut out = Script::default();
     if changes.is_empty() {
         return out;
     }
@@ -793,7 +789,8 @@ fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change], nft: bool) -> String {
         _ => (0, std::cmp::Reverse(0)),
     });
     if !removes.is_empty() {
-        out.push_str("\n# Remove: rules that open more than the plan\n");
+        out.text
+            .push_str("\n# Remove: rules that open more than the plan\n");
     }
     for c in removes {
         let Change::Remove {
@@ -814,9 +811,10 @@ fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change], nft: bool) -> String {
         }
         if nft {
             if spec.chars().all(|c| c.is_ascii_digit()) && !spec.is_empty() {
-                let _ = writeln!(out, "delete rule {name} handle {spec}");
+                out.command(format_args!("delete rule {name} handle {spec}"));
             } else {
-                out.push_str("# (not written: the export gives no rule handle)\n");
+                out.text
+                    .push_str("# (not written: the export gives no rule handle)\n");
             }
         } else {
             let tool = if rs.format == Format::Ip6tablesSave {
@@ -824,13 +822,12 @@ fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change], nft: bool) -> String {
             } else {
                 "iptables"
             };
-            let _ = writeln!(
-                out,
+            out.command(format_args!(
                 "{tool} -t {} -D {} {}",
                 words[0],
                 words.get(1).unwrap_or(&""),
                 rule + 1
-            );
+            ));
         }
     }
     let mut first = true;
@@ -844,7 +841,7 @@ fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change], nft: bool) -> String {
                 continue;
             }
             if first {
-                out.push_str(
+                out.text.push_str(
                     "\n# Set elements: the planned flows' elements added to the set that the blocking chain looks up, those opening more than the plan deleted\n",
                 );
                 first = false;
@@ -854,7 +851,7 @@ fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change], nft: bool) -> String {
                 continue;
             }
             let verb = if *add { "add" } else { "delete" };
-            let _ = writeln!(out, "{verb} element {set} {{ {elem} }}");
+            out.command(format_args!("{verb} element {set} {{ {elem} }}"));
         }
     }
     for c in changes {
@@ -878,18 +875,16 @@ fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change], nft: bool) -> String {
                     Some(super::Hook::Ingress) => "ingress",
                     None => "input",
                 };
-                let _ = writeln!(
-                    out,
+                out.command(format_args!(
                     "chain {} {{ type filter hook {hook} priority {}; policy drop; }}",
                     ch.name, b.priority
-                );
+                ));
             } else {
-                let _ = writeln!(
-                    out,
+                out.command(format_args!(
                     "iptables -t {} -P {} DROP",
                     words[0],
                     words.get(1).unwrap_or(&"")
-                );
+                ));
             }
         }
     }
@@ -901,7 +896,7 @@ fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change], nft: bool) -> String {
         })
         .collect();
     if !adds.is_empty() {
-        out.push_str("\n# Add: planned flows the ruleset blocks (inserted at the top of the chain that blocks them)\n");
+        out.text.push_str("\n# Add: planned flows the ruleset blocks (inserted at the top of the chain that blocks them)\n");
     }
     for (chain, flow) in adds {
         let ch = &rs.chains[chain];
@@ -923,7 +918,7 @@ fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change], nft: bool) -> String {
             );
         }
     }
-    notes(&mut out, changes, super::clean);
+    notes(&mut out.text, changes, super::clean);
     out
 }
 
@@ -972,12 +967,15 @@ fn render_windows(
     header: &[String],
 ) -> Rendered {
     use crate::firewall::windows::comment;
-    let mut body = String::new();
+    let mut body = Script::default();
     if !changes.is_empty() {
         body = super::diff_windows::body(rs, flows, changes);
-        notes(&mut body, changes, comment);
+        notes(&mut body.text, changes, comment);
     }
-    let commands = commands_in(&body);
+    let Script {
+        text: body,
+        commands,
+    } = body;
     let mut out = String::new();
     for line in header {
         let _ = writeln!(out, "# {}", comment(line));
@@ -1018,7 +1016,7 @@ fn nft_ports(f: &Flow) -> String {
     }
 }
 
-fn add_nft(out: &mut String, chain: &str, family: &str, f: &Flow) {
+fn add_nft(out: &mut Script, chain: &str, family: &str, f: &Flow) {
     for (fam, kw) in [(Family::V4, "ip"), (Family::V6, "ip6")] {
         let (s, d) = (nets_of(&f.sources, fam), nets_of(&f.destination, fam));
         if s.is_empty() || d.is_empty() {
@@ -1045,19 +1043,18 @@ fn add_nft(out: &mut String, chain: &str, family: &str, f: &Flow) {
                 format!("{{ {} }}", v.join(", "))
             }
         };
-        let _ = writeln!(
-            out,
+        out.command(format_args!(
             "insert rule {chain} {kw} saddr {} {kw} daddr {} {} dport {} accept comment \"{}\"",
             set(&s),
             set(&d),
             f.transport.as_str(),
             nft_ports(f),
             comment_label(f)
-        );
+        ));
     }
 }
 
-fn add_iptables(out: &mut String, table: &str, chain: &str, format: Format, f: &Flow) {
+fn add_iptables(out: &mut Script, table: &str, chain: &str, format: Format, f: &Flow) {
     let fam = if format == Format::Ip6tablesSave {
         Family::V6
     } else {
@@ -1095,11 +1092,10 @@ fn add_iptables(out: &mut String, table: &str, chain: &str, format: Format, f: &
     for src in &s {
         for dst in &d {
             for g in &groups {
-                let _ = writeln!(
-                    out,
+                out.command(format_args!(
                     "{tool} -t {table} -I {chain} -s {src} -d {dst} -p {proto} {g} -m comment --comment \"{}\" -j ACCEPT",
                     comment_label(f)
-                );
+                ));
             }
         }
     }
@@ -1107,25 +1103,43 @@ fn add_iptables(out: &mut String, table: &str, chain: &str, format: Format, f: &
 
 #[cfg(test)]
 mod tests {
-    use super::commands_in;
+    use super::*;
 
-    /// Issue 21: the iptables header said `# 4 changes` above 7 commands. The count is the
-    /// script's commands, not its comments, preludes or continuation lines.
+    /// Issue 21: the iptables header said `# 4 changes` above 7 commands; issue 20: the Windows
+    /// header was patched after rendering. The count is of the commands written, one change
+    /// taking one or several (a rule per source and destination), and no comment counts.
     #[test]
     fn the_header_counts_the_commands_written() {
-        let sh = "#!/bin/sh\nset -e\n# 7 commands for 4 changes\n# line 3: -A INPUT -j ACCEPT\n\
-                  iptables -t filter -D INPUT 3\nipset add x 10.0.0.1\n\
-                  iptables -t filter -I INPUT -s 10.0.0.0/24 -j ACCEPT\n\
-                  iptables -t filter -I INPUT -s 10.0.1.0/24 -j ACCEPT\n\
-                  ip6tables -t filter -I INPUT -s fd00::/64 -j ACCEPT\n\
-                  iptables -t filter -P INPUT DROP\niptables -t filter -D INPUT 9\n";
-        assert_eq!(commands_in(sh), 7);
-        let nft = "# 3 commands\n\ndelete rule inet filter input handle 4\n\
-                   add element inet t s { 10.0.0.1 . 22 }\ninsert rule inet filter input accept\n";
-        assert_eq!(commands_in(nft), 3);
-        let ps = "$ErrorActionPreference = 'Stop'\nfunction Get-RuleNamedExactly([string]$Name) {\n\
-                  \x20   $rule\n}\nGet-RuleNamedExactly '*' | Disable-NetFirewallRule\n\
-                  New-NetFirewallRule -Group $group `\n    -LocalPort '21012' | Out-Null\n";
-        assert_eq!(commands_in(ps), 2);
+        let rs = super::super::read(
+            "t.rules",
+            "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n",
+        )
+        .unwrap();
+        let mut f = crate::audit::tests::flow(
+            &["10.1.0.0/24", "10.2.0.0/24"],
+            "10.0.0.1/32",
+            Transport::Tcp,
+            crate::range::PortRange::new(21012, 21012, None).unwrap(),
+        );
+        f.destination.push("10.0.0.2/32".parse().unwrap());
+        let scope = Scope::Node(vec![
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+        ]);
+        let (changes, after) = diff(&rs, std::slice::from_ref(&f), &scope);
+        let out = render("iptables", &rs, &[f], &changes, &after, &[]).unwrap();
+        let written = out
+            .text
+            .lines()
+            .filter(|l| l.starts_with("iptables "))
+            .count();
+        // The accept rule removed, the policy set, one rule per source x destination.
+        assert_eq!((out.commands, written), (6, 6), "{}", out.text);
+        assert!(
+            out.text
+                .contains(&format!("# 6 commands for {} changes\n", changes.len())),
+            "{}",
+            out.text
+        );
     }
 }

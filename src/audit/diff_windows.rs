@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::compare::{self, Report, Scope};
-use super::diff::{Change, Narrowing};
+use super::diff::{Change, Narrowing, Script};
 use super::windows::{Spec, Store};
 use super::{Action, Chain, Cond, Family, Match, Rule, Ruleset, Span};
 use crate::catalog::Transport;
@@ -384,16 +384,17 @@ function Get-RuleNamedExactly([string]$Name) {
 
 /// The body of the script (after its header): the prelude, the narrowed and disabled rules, the
 /// added flows, the notes.
-pub(super) fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change]) -> String {
+pub(super) fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change]) -> Script {
     use crate::firewall::windows::{GROUP, allow_rule, comment, ps_exact, ps_string, rule_name};
-    let mut out = String::new();
-    out.push_str("#Requires -RunAsAdministrator\n$ErrorActionPreference = 'Stop'\n");
+    let mut out = Script::default();
+    out.text
+        .push_str("#Requires -RunAsAdministrator\n$ErrorActionPreference = 'Stop'\n");
     let _ = writeln!(out, "$group = {}", ps_string(GROUP));
     let edits = changes
         .iter()
         .any(|c| matches!(c, Change::Remove { .. } | Change::Narrow { .. }));
     if edits {
-        out.push_str(GET_EXACTLY);
+        out.text.push_str(GET_EXACTLY);
     }
     let name_of = |spec: &str| super::windows::spec_name(spec);
     // In the export's order (the rounds found them in another).
@@ -411,18 +412,17 @@ pub(super) fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change]) -> String {
             continue;
         };
         if first {
-            out.push_str(
+            out.text.push_str(
                 "\n# Narrow: allow rules that open more than the plan, cut to the planned part they carry\n",
             );
             first = false;
         }
         let _ = writeln!(out, "# {}", comment(origin));
-        let _ = writeln!(
-            out,
+        out.command(format_args!(
             "Get-RuleNamedExactly {} | Set-NetFirewallRule {}",
             ps_exact(&name_of(spec)),
             parameters(to)
-        );
+        ));
     }
     for (block, title) in [
         (
@@ -448,11 +448,10 @@ pub(super) fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change]) -> String {
                 first = false;
             }
             let _ = writeln!(out, "# {}", comment(&r.origin));
-            let _ = writeln!(
-                out,
+            out.command(format_args!(
                 "Get-RuleNamedExactly {} | Disable-NetFirewallRule",
                 ps_exact(&name_of(spec))
-            );
+            ));
         }
     }
     let mut adds: Vec<usize> = changes
@@ -469,15 +468,17 @@ pub(super) fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change]) -> String {
             .iter()
             .map(|&f| ps_string(&added_name(&flows[f], rule_name)))
             .collect();
-        out.push_str("\n# Add: planned flows the rules block. A rule an earlier run of this script added (same\n# name, in the group) is replaced, so the script can run again.\n");
+        out.text.push_str("\n# Add: planned flows the rules block. A rule an earlier run of this script added (same\n# name, in the group) is replaced, so the script can run again.\n");
         let _ = writeln!(out, "$added = @(\n    {}\n)", names.join(",\n    "));
-        out.push_str(
-            "Get-NetFirewallRule -Group $group -ErrorAction SilentlyContinue | Where-Object { $added -ccontains $_.DisplayName } | Remove-NetFirewallRule\n",
-        );
+        out.command(format_args!(
+            "Get-NetFirewallRule -Group $group -ErrorAction SilentlyContinue | Where-Object {{ $added -ccontains $_.DisplayName }} | Remove-NetFirewallRule"
+        ));
     }
     for f in adds {
         let f = &flows[f];
-        allow_rule(&mut out, &added_name(f, rule_name), &[f]);
+        // One `New-NetFirewallRule` (after its comment lines, before its continuation lines).
+        allow_rule(&mut out.text, &added_name(f, rule_name), &[f]);
+        out.commands += 1;
     }
     out
 }
