@@ -69,7 +69,10 @@ fn apply_panos(config: &str, fix: &str) -> String {
                 let name = pan_rule(cmd).expect("delete names a rule");
                 let before = lines.len();
                 lines.retain(|l| !l.starts_with("set ") || pan_rule(l).as_deref() != Some(&name));
-                assert!(lines.len() < before, "delete of a rule that is not there: {cmd}");
+                assert!(
+                    lines.len() < before,
+                    "delete of a rule that is not there: {cmd}"
+                );
             }
             "move" => {
                 let name = pan_rule(cmd).expect("move names a rule");
@@ -96,7 +99,9 @@ fn apply_panos(config: &str, fix: &str) -> String {
 
 fn acl_of(line: &str) -> Option<&str> {
     let mut w = line.split_whitespace();
-    (w.next() == Some("access-list")).then(|| w.next()).flatten()
+    (w.next() == Some("access-list"))
+        .then(|| w.next())
+        .flatten()
 }
 
 fn apply_asa(config: &str, fix: &str) -> String {
@@ -142,7 +147,10 @@ fn apply_asa(config: &str, fix: &str) -> String {
                     "`{cmd}`: ACL {acl} has {} lines",
                     of_acl.len()
                 );
-                lines.insert(of_acl[k - 1], format!("access-list {acl} {}", rest.join(" ")));
+                lines.insert(
+                    of_acl[k - 1],
+                    format!("access-list {acl} {}", rest.join(" ")),
+                );
             }
             ["access-list", acl, ..] => {
                 let at = lines
@@ -342,8 +350,8 @@ struct Tally {
     exact: usize,
 }
 
-/// Diffs `config` (written to `path`), applies the commands, audits the result; returns the
-/// number of commands.
+/// Diffs the configuration at `path` (whose text is `config`), applies the commands, audits the
+/// result (exactly the plan); returns the number of commands, the applied text and the diff.
 fn diff_apply_audit(
     file: &str,
     firewall: &str,
@@ -351,8 +359,7 @@ fn diff_apply_audit(
     path: &Path,
     config: &str,
     what: &str,
-) -> (usize, String) {
-    std::fs::write(path, config).unwrap();
+) -> (usize, String, String) {
     let (code, fix, err) = common::cli(&[
         "firewall",
         file,
@@ -373,7 +380,11 @@ fn diff_apply_audit(
         Vendor::Asa => apply_asa(config, &fix),
         Vendor::Panos => apply_panos(config, &fix),
     };
-    let after = path.with_extension("applied");
+    let after = std::env::temp_dir().join(format!(
+        "scc-appliance-diff-{}-{}.applied",
+        std::process::id(),
+        what.replace(' ', "-")
+    ));
     std::fs::write(&after, &applied).unwrap();
     let (code, out, err) = common::cli(&[
         "audit",
@@ -384,6 +395,7 @@ fn diff_apply_audit(
         "--ruleset",
         after.to_str().unwrap(),
     ]);
+    let _ = std::fs::remove_file(&after);
     assert_eq!(
         code, 0,
         "{what}: after the diff the audit is not exact: {err}\n{out}\nthe diff:\n{fix}"
@@ -397,7 +409,7 @@ fn diff_apply_audit(
         fix.contains(&format!("{commands} command")),
         "{what}: the header does not count {commands} commands:\n{fix}"
     );
-    (commands, applied)
+    (commands, applied, fix)
 }
 
 #[cfg_attr(not(scc_aerleon), ignore = "needs Aerleon's aclgen")]
@@ -435,10 +447,9 @@ fn mutated_aerleon_renderings_are_brought_back_to_exactly_the_plan() {
                 }
                 let config = match vendor {
                     Vendor::Asa => {
-                        let acls = std::fs::read_to_string(common::aerleon_file(
-                            &out, &fw.name, "asa",
-                        ))
-                        .unwrap();
+                        let acls =
+                            std::fs::read_to_string(common::aerleon_file(&out, &fw.name, "asa"))
+                                .unwrap();
                         let names: Vec<&str> = fw.zones.iter().map(|z| z.name.as_str()).collect();
                         common::asa_framed(&acls, &names)
                     }
@@ -450,7 +461,8 @@ fn mutated_aerleon_renderings_are_brought_back_to_exactly_the_plan() {
                 t.configs += 1;
                 let path = tmp.join(format!("{ex}-{}-{platform}.cfg", fw.name));
                 // Unchanged: nothing to do.
-                let (n, _) = diff_apply_audit(
+                std::fs::write(&path, &config).unwrap();
+                let (n, _, _) = diff_apply_audit(
                     &file,
                     &fw.name,
                     vendor,
@@ -458,7 +470,11 @@ fn mutated_aerleon_renderings_are_brought_back_to_exactly_the_plan() {
                     &config,
                     &format!("{ex} {} {platform} as rendered", fw.name),
                 );
-                assert_eq!(n, 0, "{ex} {} {platform}: the rendering needs no change", fw.name);
+                assert_eq!(
+                    n, 0,
+                    "{ex} {} {platform}: the rendering needs no change",
+                    fw.name
+                );
                 for (what, mutated, unrelated) in mutations(vendor, &config) {
                     let label = format!("{ex} {} {platform} {what}", fw.name);
                     let (code, _, _) = common::cli(&[
@@ -474,9 +490,12 @@ fn mutated_aerleon_renderings_are_brought_back_to_exactly_the_plan() {
                         },
                     ]);
                     if unrelated.is_none() || what == "all" {
-                        assert_eq!(code, 1, "{label}: the mutation changes nothing the audit sees");
+                        assert_eq!(
+                            code, 1,
+                            "{label}: the mutation changes nothing the audit sees"
+                        );
                     }
-                    let (n, applied) =
+                    let (n, applied, _) =
                         diff_apply_audit(&file, &fw.name, vendor, &path, &mutated, &label);
                     if let Some(u) = unrelated {
                         assert!(
@@ -496,6 +515,121 @@ fn mutated_aerleon_renderings_are_brought_back_to_exactly_the_plan() {
         "{} configurations, {} mutated configurations, {} commands, {} exact after the diff",
         t.configs, t.mutations, t.commands, t.exact
     );
-    assert!(t.configs >= 6, "ASA and PAN-OS of every example's firewalls");
+    assert!(
+        t.configs >= 6,
+        "ASA and PAN-OS of every example's firewalls"
+    );
     assert_eq!(t.exact, t.mutations);
+}
+
+/// Hand-written configurations in each vendor's own style for the all-in-one example: the ASA
+/// with network objects, nested object-groups and port groups (a media group wider than the plan,
+/// a port group of every port for the admins, RDP from any, SSH to a jump host outside the plan,
+/// an ACL with `any4`); PAN-OS `set` with nested address groups, a service group, a rule name
+/// with a space, a rule to any destination. The diffs are goldens, and applied they leave exactly
+/// the plan with the jump host's rules in place.
+#[test]
+fn golden_diffs_of_hand_written_configurations() {
+    for (name, vendor) in [("asa.cfg", Vendor::Asa), ("panos.set", Vendor::Panos)] {
+        let path = format!("tests/appliance_diff/{name}");
+        let config =
+            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(&path)).unwrap();
+        let (_, applied, fix) = diff_apply_audit(
+            "examples/all-in-one.toml",
+            "EDGE",
+            vendor,
+            Path::new(&path),
+            &config,
+            name,
+        );
+        for l in config.lines().filter(|l| l.contains("jump")) {
+            assert!(applied.contains(l), "{name}: `{l}` is gone");
+        }
+        insta::assert_snapshot!(name.replace('.', "_"), fix);
+    }
+}
+
+/// Names and entries that a command cannot carry (control characters) are not written: a note
+/// says so (escaped), the exit status is 1, and nothing raw reaches the output.
+#[test]
+fn hostile_names_are_refused_not_written_raw() {
+    let tmp = std::env::temp_dir().join(format!("scc-appliance-hostile-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let asa = "interface G0\n nameif servers\n!\ninterface G1\n nameif clients\n!\n\
+               interface G2\n nameif admins\n!\ninterface G3\n nameif trunk\n!\n\
+               access-list IN\u{1b}[31m extended permit tcp any host 10.1.0.100 eq 3389\n\
+               access-group IN\u{1b}[31m in interface clients\n\
+               access-list X extended deny ip any any\n\
+               access-group X in interface servers\naccess-group X in interface admins\n\
+               access-group X in interface trunk\n";
+    let panos = "set rulebase security rules \"ev\u{1b}]0;il\" from [ clients servers admins trunk ]\n\
+                 set rulebase security rules \"ev\u{1b}]0;il\" to any\n\
+                 set rulebase security rules \"ev\u{1b}]0;il\" source any\n\
+                 set rulebase security rules \"ev\u{1b}]0;il\" destination any\n\
+                 set rulebase security rules \"ev\u{1b}]0;il\" service service-https\n\
+                 set rulebase security rules \"ev\u{1b}]0;il\" application any\n\
+                 set rulebase security rules \"ev\u{1b}]0;il\" action allow\n";
+    for (name, text) in [("hostile.cfg", asa), ("hostile.set", panos)] {
+        let path = tmp.join(name);
+        std::fs::write(&path, text).unwrap();
+        let (code, fix, err) = common::cli(&[
+            "firewall",
+            "examples/all-in-one.toml",
+            "--network",
+            "--target",
+            "aerleon",
+            "--diff",
+            path.to_str().unwrap(),
+        ]);
+        assert_eq!(code, 1, "{name}: {err}\n{fix}");
+        assert!(
+            !fix.contains('\u{1b}'),
+            "{name}: raw escape in the output:\n{fix}"
+        );
+        assert!(fix.contains("not written"), "{name}: no note:\n{fix}");
+        assert!(
+            fix.contains("\\u{1b}"),
+            "{name}: the note does not show the name:\n{fix}"
+        );
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+/// The invocation's errors: another target, `--node`, a vendor without `--diff`.
+#[test]
+fn appliance_diff_invocation_errors_exit_2_with_a_hint() {
+    let asa = "tests/appliance_diff/asa.cfg";
+    let (code, _, err) = common::cli(&[
+        "firewall",
+        "examples/all-in-one.toml",
+        "--network",
+        "--target",
+        "nftables",
+        "--diff",
+        asa,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--target aerleon"), "{err}");
+    let (code, _, err) = common::cli(&[
+        "firewall",
+        "examples/all-in-one.toml",
+        "--node",
+        "SCC1",
+        "--target",
+        "aerleon",
+        "--diff",
+        asa,
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("--network"), "{err}");
+    let (code, _, err) = common::cli(&[
+        "firewall",
+        "examples/all-in-one.toml",
+        "--network",
+        "--target",
+        "aerleon",
+        "--diff",
+        "tests/appliance/srx.set",
+    ]);
+    assert_eq!(code, 2, "{err}");
 }

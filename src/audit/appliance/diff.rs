@@ -9,9 +9,7 @@ use std::fmt::Write as _;
 
 use super::bind::{BoundZone, bind};
 use crate::audit::compare::{self, Report, Scope};
-use crate::audit::{
-    Action, AuditError, Chain, Cond, Format, Match, Outcome, Rule, Ruleset, Span,
-};
+use crate::audit::{Action, AuditError, Chain, Cond, Format, Match, Outcome, Rule, Ruleset, Span};
 use crate::flows::Flow;
 
 /// The greatest number of audit-and-change rounds (a permit added to an inbound ACL may meet a
@@ -372,8 +370,12 @@ impl Work<'_> {
         if one(0) != Some("set") {
             return None;
         }
-        let i = (1..w.len()).find(|&i| one(i) == Some("security") && one(i + 1) == Some("rules"))?;
-        if !matches!(one(i - 1), Some("rulebase" | "pre-rulebase" | "post-rulebase")) {
+        let i =
+            (1..w.len()).find(|&i| one(i) == Some("security") && one(i + 1) == Some("rules"))?;
+        if !matches!(
+            one(i - 1),
+            Some("rulebase" | "pre-rulebase" | "post-rulebase")
+        ) {
             return None;
         }
         let prefix = (0..i).filter_map(|k| one(k).map(str::to_string)).collect();
@@ -384,8 +386,7 @@ impl Work<'_> {
         match self.vendor {
             Vendor::Asa => {
                 let w = self.words(n);
-                w.first().is_some_and(|x| x == "access-list")
-                    && w.iter().any(|x| x == "extended")
+                w.first().is_some_and(|x| x == "access-list") && w.iter().any(|x| x == "extended")
             }
             Vendor::PanosSet => self.pan_rule(n).is_some(),
         }
@@ -551,12 +552,7 @@ impl Work<'_> {
         nets(&intersect(&spans(&f.sources), &zone))
     }
 
-    fn apply_asa(
-        &mut self,
-        r: &Round,
-        raw: &Ruleset,
-        plan_dst: &[Span],
-    ) {
+    fn apply_asa(&mut self, r: &Round, raw: &Ruleset, plan_dst: &[Span]) {
         // Bottom-up, so that the working lines of this round stay valid; each command's ACL line
         // number is counted in the text as the commands before it leave it.
         // Each spot's ACL, named before any line moves.
@@ -607,7 +603,8 @@ impl Work<'_> {
                         }
                         let label = label(f);
                         let s = self.asa_addr(&src, &format!("SCC_{label}_SRC"), &mut groups);
-                        let d = self.asa_addr(&f.destination, &format!("SCC_{label}_DST"), &mut groups);
+                        let d =
+                            self.asa_addr(&f.destination, &format!("SCC_{label}_DST"), &mut groups);
                         let p = self.asa_ports(
                             f.transport.as_str(),
                             &flow_ports(f),
@@ -619,13 +616,13 @@ impl Work<'_> {
                             format!("extended permit {} {s} {d}{p}", f.transport.as_str()),
                         ));
                     }
-                    Insert::Deny(n, origin) => {
+                    Insert::Deny(_, origin) => {
                         let e = entry_of(&by_origin(raw, origin));
                         let dst = match &e.dst {
                             Some(d) => intersect(d, plan_dst),
                             None => plan_dst.to_vec(),
                         };
-                        let base = format!("SCC_NARROW_{}", n + 1);
+                        let base = "SCC_NARROW".to_string();
                         let s = match &e.src {
                             Some(s) => self.asa_addr(&nets(s), &format!("{base}_SRC"), &mut groups),
                             None => "any".into(),
@@ -647,10 +644,11 @@ impl Work<'_> {
                                     _ => String::new(),
                                 };
                                 entries.push((
-                                    Some(format!(
-                                        "scc-ports: the plan's destinations out of line {}",
-                                        n + 1
-                                    )),
+                                    Some(
+                                        "scc-ports: the plan's destinations taken out of the \
+                                         entry after these"
+                                            .to_string(),
+                                    ),
                                     format!("extended deny {pr} {s} {d}{p}"),
                                 ));
                             }
@@ -781,12 +779,7 @@ impl Work<'_> {
         }
     }
 
-    fn apply_panos(
-        &mut self,
-        r: &Round,
-        raw: &Ruleset,
-        plan_dst: &[Span],
-    ) {
+    fn apply_panos(&mut self, r: &Round, raw: &Ruleset, plan_dst: &[Span]) {
         let default_prefix: Vec<String> = (0..self.lines.len())
             .rev()
             .find_map(|n| self.pan_rule(n))
@@ -805,7 +798,10 @@ impl Work<'_> {
                 },
                 Spot::End(_) => (default_prefix.clone(), None),
             };
-            let Some(prefix_text) = prefix.iter().map(|w| pan_word(w)).collect::<Option<Vec<_>>>()
+            let Some(prefix_text) = prefix
+                .iter()
+                .map(|w| pan_word(w))
+                .collect::<Option<Vec<_>>>()
             else {
                 self.note("not written: the rulebase's path cannot be quoted".into());
                 continue;
@@ -828,11 +824,8 @@ impl Work<'_> {
                             .filter(|z| !intersect(&z.spans, &dst).is_empty())
                             .map(|z| z.name.clone())
                             .collect();
-                        let svc = self.pan_service(
-                            f.transport.as_str(),
-                            &flow_ports(f),
-                            &mut services,
-                        );
+                        let svc =
+                            self.pan_service(f.transport.as_str(), &flow_ports(f), &mut services);
                         let name = self.fresh(&format!("scc-{}", label(f)), 63);
                         let texts = |v: &[ipnet::IpNet]| -> Vec<String> {
                             v.iter().map(crate::flows::net_text).collect()
@@ -885,7 +878,11 @@ impl Work<'_> {
                             }
                         }
                         svcs.dedup();
-                        let name = self.fresh(&format!("scc-narrow-line-{}", n + 1), 63);
+                        let of = self
+                            .pan_rule(*n)
+                            .map(|(_, x)| label_text(&x))
+                            .unwrap_or_default();
+                        let name = self.fresh(&format!("scc-narrow-{of}"), 63);
                         (
                             name,
                             vec![
@@ -902,8 +899,8 @@ impl Work<'_> {
                                 (
                                     "description",
                                     vec![format!(
-                                        "\"scc-ports: the plan's destinations out of line {}\"",
-                                        n + 1
+                                        "\"scc-ports: the plan's destinations taken out of rule \
+                                         {of}\""
                                     )],
                                 ),
                             ],
@@ -952,7 +949,10 @@ impl Work<'_> {
             if let Some((prefix, name)) = self.pan_rule(n) {
                 let p: Vec<String> = prefix.iter().filter_map(|w| pan_word(w)).collect();
                 let del = p.join(" ").replacen("set", "delete", 1);
-                deletes.push(format!("{del} security rules {}", pan_word(&name).unwrap_or_default()));
+                deletes.push(format!(
+                    "{del} security rules {}",
+                    pan_word(&name).unwrap_or_default()
+                ));
             }
         }
         // The text as the commands leave it: new rules, each moved before its rule, then the
@@ -965,7 +965,9 @@ impl Work<'_> {
         self.lines.extend(services.iter().cloned());
         for (lines, before) in new_rules {
             let at = before
-                .and_then(|b| (0..self.lines.len()).find(|&i| self.pan_rule(i).is_some_and(|(_, x)| x == b)))
+                .and_then(|b| {
+                    (0..self.lines.len()).find(|&i| self.pan_rule(i).is_some_and(|(_, x)| x == b))
+                })
                 .unwrap_or(self.lines.len());
             for (i, l) in lines.into_iter().enumerate() {
                 self.lines.insert(at + i, l);
@@ -981,9 +983,15 @@ impl Work<'_> {
         });
         for (title, list) in [
             ("Services of the planned ports", services),
-            ("Rules: planned flows the rulebase blocks, and denies that narrow rules opening more than the plan", sets),
+            (
+                "Rules: planned flows the rulebase blocks, and denies that narrow rules opening more than the plan",
+                sets,
+            ),
             ("Each new rule before the rule it must precede", moves),
-            ("Delete: rules whose destinations are all planned and that open more than the plan (their planned part is added above)", deletes),
+            (
+                "Delete: rules whose destinations are all planned and that open more than the plan (their planned part is added above)",
+                deletes,
+            ),
         ] {
             if !list.is_empty() {
                 self.out.push(format!("# {title}"));
@@ -999,7 +1007,13 @@ impl Work<'_> {
         }
         let list: Vec<String> = ports
             .iter()
-            .map(|&(a, b)| if a == b { a.to_string() } else { format!("{a}-{b}") })
+            .map(|&(a, b)| {
+                if a == b {
+                    a.to_string()
+                } else {
+                    format!("{a}-{b}")
+                }
+            })
             .collect();
         let joined = list.join(",");
         let want = format!("protocol {proto} port {joined}");
@@ -1045,10 +1059,14 @@ fn pan_word(s: &str) -> Option<String> {
     .then(|| format!("\"{s}\""))
 }
 
-/// A flow's label as a name part: letters, digits, `.`, `-`, `_`.
+/// A flow's label as a name part.
 fn label(f: &Flow) -> String {
-    f.label()
-        .chars()
+    label_text(&f.label())
+}
+
+/// Text as a name part: letters, digits, `.`, `-`, `_`, at most 40 characters.
+fn label_text(s: &str) -> String {
+    s.chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') {
                 c
