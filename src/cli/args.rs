@@ -131,7 +131,8 @@ pub enum Command {
         after_help = "Examples:\n  scc-ports firewall acme.toml --target nftables --node APP1 -o app1.nft\n  \
             scc-ports firewall acme.toml --target windows --workstations > cdt.ps1\n  \
             scc-ports firewall acme.toml --target csv --network > request.csv\n  \
-            scc-ports firewall acme.toml --target aerleon --network -o policy"
+            scc-ports firewall acme.toml --target aerleon --network -o policy\n  \
+            scc-ports firewall acme.toml --target aerleon --network --firewall EDGE --diff edge-asa.cfg"
     )]
     Firewall(FirewallArgs),
 

@@ -95,13 +95,16 @@ fn origin_line(origin: &str) -> Option<usize> {
     n.parse::<usize>().ok()?.checked_sub(1)
 }
 
+/// A protocol list (None: any) and destination port intervals (None: any).
+type Service = (Option<Vec<u8>>, Option<Vec<(u16, u16)>>);
+
 /// What one rule of the export admits or drops, from the reader's model (every rule of one
 /// entry: one per service).
 struct Entry {
     /// The entry's own sources, destinations (None: any), and per rule its protocol and ports.
     src: Option<Vec<Span>>,
     dst: Option<Vec<Span>>,
-    services: Vec<(Option<Vec<u8>>, Option<Vec<(u16, u16)>>)>,
+    services: Vec<Service>,
     /// The sides it tests (PAN-OS from / to zones).
     from: Option<Vec<String>>,
     to: Option<Vec<String>>,
@@ -580,7 +583,9 @@ impl Work<'_> {
                 } else {
                     w[2..].to_vec()
                 };
-                cmds.push(format!("! line {}: beyond the plan", at + 1));
+                cmds.push(
+                    "! opens more than the plan (its planned part is inserted in its place)".into(),
+                );
                 cmds.push(format!("no access-list {} {}", w[1], rest.join(" ")));
                 self.lines.remove(at);
                 continue;
