@@ -206,6 +206,7 @@ pub fn diff(
         out: Vec::new(),
         notes: Vec::new(),
         names: BTreeSet::new(),
+        made: BTreeMap::new(),
         zones,
         flows,
     };
@@ -335,6 +336,8 @@ struct Work<'a> {
     notes: Vec<String>,
     /// Names created (object-groups, services, rules).
     names: BTreeSet<String>,
+    /// The object-groups made, by kind and members.
+    made: BTreeMap<String, String>,
     zones: &'a [BoundZone],
     flows: &'a [Flow],
 }
@@ -597,7 +600,15 @@ impl Work<'_> {
                 ));
                 continue;
             }
-            let mut entries: Vec<(Option<String>, String)> = Vec::new();
+            // (what each is for, the entry): one entry for two flows of the same ports.
+            let mut entries: Vec<(Vec<String>, String)> = Vec::new();
+            let mut push = |label: String, text: String| {
+                match entries.iter_mut().find(|(_, t)| *t == text) {
+                    Some((labels, _)) if !labels.contains(&label) => labels.push(label),
+                    Some(_) => {}
+                    None => entries.push((vec![label], text)),
+                }
+            };
             for i in &r.insert[spot] {
                 match i {
                     Insert::Permit(fi) => {
@@ -616,10 +627,10 @@ impl Work<'_> {
                             &format!("SCC_{label}_PORTS"),
                             &mut groups,
                         );
-                        entries.push((
-                            Some(format!("scc-ports: {}", remark_text(&f.label()))),
+                        push(
+                            remark_text(&f.label()),
                             format!("extended permit {} {s} {d}{p}", f.transport.as_str()),
-                        ));
+                        );
                     }
                     Insert::Deny(_, origin) => {
                         let e = entry_of(&by_origin(raw, origin));
@@ -648,14 +659,11 @@ impl Work<'_> {
                                     ),
                                     _ => String::new(),
                                 };
-                                entries.push((
-                                    Some(
-                                        "scc-ports: the plan's destinations taken out of the \
-                                         entry after these"
-                                            .to_string(),
-                                    ),
+                                push(
+                                    "the plan's destinations taken out of the entry after these"
+                                        .to_string(),
                                     format!("extended deny {pr} {s} {d}{p}"),
-                                ));
+                                );
                             }
                         }
                     }
@@ -665,8 +673,8 @@ impl Work<'_> {
                 Spot::Line(n) => (self.acl_index(&acl, *n), false),
                 Spot::End(_) => (0, true),
             };
-            let mut last_remark: Option<String> = None;
-            for (remark, entry) in entries {
+            let mut last_remark = String::new();
+            for (labels, entry) in entries {
                 let mut put = |work: &mut Self, text: String| {
                     let at = if append {
                         work.acl_end(&acl)
@@ -681,9 +689,13 @@ impl Work<'_> {
                     work.lines.insert(at, format!("access-list {acl} {text}"));
                     k += 1;
                 };
-                if remark.is_some() && remark != last_remark {
-                    let r = remark.clone().unwrap_or_default();
-                    put(self, format!("remark {r}"));
+                // An ASA remark holds at most 100 characters.
+                let remark: String = format!("scc-ports: {}", labels.join(", "))
+                    .chars()
+                    .take(100)
+                    .collect();
+                if remark != last_remark {
+                    put(self, format!("remark {remark}"));
                     last_remark = remark;
                 }
                 put(self, entry);
@@ -729,6 +741,31 @@ impl Work<'_> {
             .map_or(self.lines.len(), |i| i + 1)
     }
 
+    /// An object-group of these members (`kind`: `network`, or `service {} tcp` with `{}` for
+    /// the name): one this diff already made with the same members, or a new one.
+    fn group(
+        &mut self,
+        base: &str,
+        kind: &str,
+        members: Vec<String>,
+        groups: &mut Vec<String>,
+    ) -> String {
+        let key = format!("{kind}\n{}", members.join("\n"));
+        if let Some(name) = self.made.get(&key) {
+            return name.clone();
+        }
+        let name = self.fresh(base, 64);
+        let head = if kind.contains("{}") {
+            kind.replace("{}", &name)
+        } else {
+            format!("{kind} {name}")
+        };
+        groups.push(format!("object-group {head}"));
+        groups.extend(members);
+        self.made.insert(key, name.clone());
+        name
+    }
+
     /// Addresses as an ACE writes them; more than one network becomes an object-group.
     fn asa_addr(&mut self, list: &[ipnet::IpNet], base: &str, groups: &mut Vec<String>) -> String {
         let one = |n: &ipnet::IpNet| -> String {
@@ -744,11 +781,11 @@ impl Work<'_> {
         match list {
             [n] => one(n),
             _ => {
-                let name = self.fresh(base, 64);
-                groups.push(format!("object-group network {name}"));
-                for n in list {
-                    groups.push(format!(" network-object {}", one(n)));
-                }
+                let members: Vec<String> = list
+                    .iter()
+                    .map(|n| format!(" network-object {}", one(n)))
+                    .collect();
+                let name = self.group(base, "network", members, groups);
                 format!("object-group {name}")
             }
         }
@@ -774,11 +811,11 @@ impl Work<'_> {
             [(0, 65535)] => String::new(),
             [p] => format!(" {}", one(*p)),
             _ => {
-                let name = self.fresh(base, 64);
-                groups.push(format!("object-group service {name} {proto}"));
-                for p in list {
-                    groups.push(format!(" port-object {}", one(*p)));
-                }
+                let members: Vec<String> = list
+                    .iter()
+                    .map(|p| format!(" port-object {}", one(*p)))
+                    .collect();
+                let name = self.group(base, &format!("service {{}} {proto}"), members, groups);
                 format!(" object-group {name}")
             }
         }
@@ -795,9 +832,17 @@ impl Work<'_> {
         let mut deletes: Vec<String> = Vec::new();
         // Text changes, applied after the commands are written: (rule lines, before rule).
         let mut new_rules: Vec<(Vec<String>, Option<String>)> = Vec::new();
+        let mut pending: Vec<Pending> = Vec::new();
         for (spot, list) in &r.insert {
             let (prefix, before) = match spot {
                 Spot::Line(n) => match self.pan_rule(*n) {
+                    Some((_, name)) if pan_word(&name).is_none() => {
+                        self.note(format!(
+                            "not written: the rule name `{}` cannot be quoted in a set command",
+                            crate::audit::clip(&name)
+                        ));
+                        continue;
+                    }
                     Some((p, name)) => (p, Some(name)),
                     None => continue,
                 },
@@ -813,7 +858,7 @@ impl Work<'_> {
             };
             let prefix_text = prefix_text.join(" ");
             for i in list {
-                let (name, attrs) = match i {
+                let (name, attrs, desc) = match i {
                     Insert::Permit(fi) => {
                         let f = &self.flows[*fi];
                         let from: Vec<String> = self
@@ -831,7 +876,7 @@ impl Work<'_> {
                             .collect();
                         let svc =
                             self.pan_service(f.transport.as_str(), &flow_ports(f), &mut services);
-                        let name = self.fresh(&format!("scc-{}", label(f)), 63);
+                        let name = format!("scc-{}", label(f));
                         let texts = |v: &[ipnet::IpNet]| -> Vec<String> {
                             v.iter().map(crate::flows::net_text).collect()
                         };
@@ -845,11 +890,8 @@ impl Work<'_> {
                                 ("service", vec![svc]),
                                 ("application", vec!["any".into()]),
                                 ("action", vec!["allow".into()]),
-                                (
-                                    "description",
-                                    vec![format!("\"scc-ports: {}\"", remark_text(&f.label()))],
-                                ),
                             ],
+                            remark_text(&f.label()),
                         )
                     }
                     Insert::Deny(n, origin) => {
@@ -887,7 +929,7 @@ impl Work<'_> {
                             .pan_rule(*n)
                             .map(|(_, x)| label_text(&x))
                             .unwrap_or_default();
-                        let name = self.fresh(&format!("scc-narrow-{of}"), 63);
+                        let name = format!("scc-narrow-{of}");
                         (
                             name,
                             vec![
@@ -901,54 +943,69 @@ impl Work<'_> {
                                 ("service", svcs),
                                 ("application", vec!["any".into()]),
                                 ("action", vec!["deny".into()]),
-                                (
-                                    "description",
-                                    vec![format!(
-                                        "\"scc-ports: the plan's destinations taken out of rule \
-                                         {of}\""
-                                    )],
-                                ),
                             ],
+                            format!("the plan's destinations taken out of rule {of}"),
                         )
                     }
                 };
-                let mut lines = Vec::new();
-                let mut ok = true;
-                for (attr, values) in attrs {
-                    let vals: Option<Vec<String>> = values
-                        .iter()
-                        .map(|v| {
-                            if v.starts_with('"') {
-                                Some(v.clone())
-                            } else {
-                                pan_word(v)
-                            }
-                        })
-                        .collect();
-                    let Some(vals) = vals else {
-                        ok = false;
-                        break;
-                    };
-                    let v = match vals.as_slice() {
-                        [one] => one.clone(),
-                        many => format!("[ {} ]", many.join(" ")),
-                    };
-                    lines.push(format!("{prefix_text} security rules {name} {attr} {v}"));
-                }
-                if !ok {
-                    self.note(format!(
-                        "not written: rule {name}: a zone name cannot be quoted in a set command"
-                    ));
+                // The same rule for two flows (two port ids on one port) is written once.
+                let key = format!("{attrs:?} {before:?} {prefix_text}");
+                if let Some(p) = pending.iter_mut().find(|p| p.key == key) {
+                    if !p.descs.contains(&desc) {
+                        p.descs.push(desc);
+                    }
                     continue;
                 }
-                sets.extend(lines.iter().cloned());
-                if let Some(b) = &before {
-                    let b = pan_word(b).unwrap_or_default();
-                    let mv = prefix_text.replacen("set", "move", 1);
-                    moves.push(format!("{mv} security rules {name} before {b}"));
-                }
-                new_rules.push((lines, before.clone()));
+                pending.push(Pending {
+                    key,
+                    base: name,
+                    attrs,
+                    descs: vec![desc],
+                    before: before.clone(),
+                    prefix: prefix_text.clone(),
+                });
             }
+        }
+        for p in pending {
+            let name = self.fresh(&p.base, 63);
+            let mut desc = format!("scc-ports: {}", p.descs.join(", "));
+            desc.truncate(200);
+            let mut lines = Vec::new();
+            let mut ok = true;
+            for (attr, values) in p.attrs {
+                let Some(vals) = values
+                    .iter()
+                    .map(|v| pan_word(v))
+                    .collect::<Option<Vec<String>>>()
+                else {
+                    ok = false;
+                    break;
+                };
+                let v = match vals.as_slice() {
+                    [one] => one.clone(),
+                    many => format!("[ {} ]", many.join(" ")),
+                };
+                lines.push(format!("{} security rules {name} {attr} {v}", p.prefix));
+            }
+            if !ok {
+                self.note(format!(
+                    "not written: rule {name}: a zone name cannot be quoted in a set command"
+                ));
+                continue;
+            }
+            lines.push(format!(
+                "{} security rules {name} description \"{desc}\"",
+                p.prefix
+            ));
+            sets.extend(lines.iter().cloned());
+            if let Some(b) = &p.before {
+                let mv = p.prefix.replacen("set", "move", 1);
+                moves.push(format!(
+                    "{mv} security rules {name} before {}",
+                    pan_word(b).unwrap_or_default()
+                ));
+            }
+            new_rules.push((lines, p.before));
         }
         for &n in &r.remove {
             if let Some((prefix, name)) = self.pan_rule(n) {
@@ -1037,6 +1094,16 @@ impl Work<'_> {
         out.push(format!("set service {name} {want}"));
         name
     }
+}
+
+/// A PAN-OS rule to be written: its attributes, what it is for, where it goes.
+struct Pending {
+    key: String,
+    base: String,
+    attrs: Vec<(&'static str, Vec<String>)>,
+    descs: Vec<String>,
+    before: Option<String>,
+    prefix: String,
 }
 
 fn is_acl_line(l: &str, acl: &str) -> bool {
