@@ -633,3 +633,132 @@ fn appliance_diff_invocation_errors_exit_2_with_a_hint() {
     ]);
     assert_eq!(code, 2, "{err}");
 }
+
+/// The all-in-one example's firewall EDGE: its zones as the appliance names them, and the
+/// planned flows that cross it (what `firewall --network --diff` computes).
+fn edge() -> (
+    Vec<scc_ports::audit::appliance::bind::BoundZone>,
+    Vec<scc_ports::flows::Flow>,
+) {
+    use scc_ports::audit::appliance::bind::{crossing, zones_of};
+    let file = "examples/all-in-one.toml";
+    let catalog = scc_ports::catalog::Catalog::embedded();
+    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
+    let dep =
+        scc_ports::deployment::parse(&scc_ports::diag::Source::new(file, text.as_str()), &catalog)
+            .expect("example loads");
+    let plan = scc_ports::plan::resolve(&dep, &catalog);
+    let all = scc_ports::flows::flows(&dep, &catalog, &plan);
+    let flows = scc_ports::firewall::select(&all, &scc_ports::firewall::Mode::Network);
+    let fw = &dep.firewalls[0];
+    (zones_of(&dep, fw), crossing(&dep, fw, flows))
+}
+
+/// Whether `text` admits exactly the plan of EDGE (None: it cannot be read or bound).
+fn exact(
+    text: &str,
+    zones: &[scc_ports::audit::appliance::bind::BoundZone],
+    flows: &[scc_ports::flows::Flow],
+) -> Option<bool> {
+    let rs = scc_ports::audit::read("applied", text).ok()?;
+    let bound = scc_ports::audit::appliance::bind::bind(&rs, "EDGE", zones).ok()?;
+    let report =
+        scc_ports::audit::compare::audit(&bound, flows, &scc_ports::audit::compare::Scope::Network);
+    Some(report.summary.exact)
+}
+
+mod prop {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Words a mutation puts into a line: addresses, ports, actions, groups of the goldens.
+    const WORDS: &[&str] = &[
+        "any",
+        "any4",
+        "host 10.1.0.100",
+        "host 10.1.0.11",
+        "10.20.0.0 255.255.0.0",
+        "eq 22",
+        "eq 5060",
+        "range 1 65535",
+        "range 8000 8400",
+        "permit",
+        "deny",
+        "udp",
+        "tcp",
+        "ip",
+        "object-group MEDIA",
+        "object UNIT-ALL",
+        "[ any ]",
+        "allow",
+        "agents",
+        "10.1.0.0/24",
+        "\"a b\"",
+        "inactive",
+        "\u{1b}[2J",
+    ];
+
+    /// A configuration mutated: lines deleted, duplicated, or a word replaced.
+    fn mutate(text: &str, ops: &[(u8, usize, usize, usize)]) -> String {
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        for &(op, at, word, with) in ops {
+            if lines.is_empty() {
+                break;
+            }
+            let i = at % lines.len();
+            match op % 3 {
+                0 => {
+                    lines.remove(i);
+                }
+                1 => {
+                    let l = lines[i].clone();
+                    lines.insert((at / 7) % lines.len(), l);
+                }
+                _ => {
+                    let mut w: Vec<String> = lines[i].split(' ').map(str::to_string).collect();
+                    let k = word % w.len();
+                    w[k] = WORDS[with % WORDS.len()].to_string();
+                    lines[i] = w.join(" ");
+                }
+            }
+        }
+        lines.join("\n") + "\n"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+        /// Whatever the configuration, the diff does not panic; when it says the result is
+        /// exactly the plan, the commands carried out on the text make it so, and no escape
+        /// character of the input reaches the output.
+        #[test]
+        fn a_diff_that_says_exact_is_exact_when_applied(
+            asa in any::<bool>(),
+            ops in proptest::collection::vec((any::<u8>(), any::<usize>(), any::<usize>(), any::<usize>()), 1..6),
+        ) {
+            let (name, vendor) = if asa {
+                ("asa.cfg", Vendor::Asa)
+            } else {
+                ("panos.set", Vendor::Panos)
+            };
+            let base = std::fs::read_to_string(
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/appliance_diff").join(name),
+            )
+            .unwrap();
+            let text = mutate(&base, &ops);
+            let (zones, flows) = edge();
+            let Ok(fix) = scc_ports::audit::appliance::diff::diff(
+                "mutated", &text, "EDGE", &zones, &flows, &[],
+            ) else {
+                return Ok(());
+            };
+            prop_assert!(!fix.text.contains('\u{1b}'), "{}", fix.text);
+            let applied = match vendor {
+                Vendor::Asa => apply_asa(&text, &fix.text),
+                Vendor::Panos => apply_panos(&text, &fix.text),
+            };
+            if fix.after.summary.exact {
+                prop_assert_eq!(exact(&applied, &zones, &flows), Some(true), "{}\n---\n{}", text, fix.text);
+            }
+        }
+    }
+}

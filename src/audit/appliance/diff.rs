@@ -428,12 +428,21 @@ impl Work<'_> {
         match self.vendor {
             Vendor::Asa => {
                 let line = self.lines.get(n)?;
-                (!line.chars().all(|c| c.is_ascii_graphic() || c == ' ')).then(|| {
-                    format!(
+                let same = |l: &String| l.split_whitespace().eq(line.split_whitespace());
+                if !line.chars().all(|c| c.is_ascii_graphic() || c == ' ') {
+                    Some(format!(
                         "line {}: the entry holds characters an ASA command cannot carry",
                         n + 1
-                    )
-                })
+                    ))
+                } else if self.lines.iter().filter(|l| same(l)).count() > 1 {
+                    Some(format!(
+                        "line {}: the entry appears twice (an ASA holds one of each): remove \
+                         it by its exact text",
+                        n + 1
+                    ))
+                } else {
+                    None
+                }
             }
             Vendor::PanosSet => match self.pan_rule(n) {
                 Some((_, name)) if pan_word(&name).is_some() => None,
@@ -573,26 +582,35 @@ impl Work<'_> {
         for &n in &r.remove {
             spots.push((n, None));
         }
-        // At one line: the removal (None) first, then the insertion before it.
-        spots.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.is_some().cmp(&b.1.is_some())));
+        // At one line: the insertion before it first, then the removal (an ACL never goes
+        // empty on the way: the ASA would drop its access-group with its last entry).
+        spots.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.is_some().cmp(&a.1.is_some())));
         let mut groups: Vec<String> = Vec::new();
         let mut cmds: Vec<String> = Vec::new();
+        // (line, how many lines were inserted before it)
+        let mut inserted: (usize, usize) = (usize::MAX, 0);
         for (at, spot) in spots {
             let Some((spot, acl)) = spot else {
+                let at = if inserted.0 == at {
+                    at + inserted.1
+                } else {
+                    at
+                };
                 let line = self.lines[at].clone();
                 let w: Vec<&str> = line.split_whitespace().collect();
-                let rest: Vec<&str> = if w.get(2) == Some(&"line") {
-                    w[4..].to_vec()
-                } else {
-                    w[2..].to_vec()
-                };
+                let skip = if w.get(2) == Some(&"line") { 4 } else { 2 };
+                let rest = w.get(skip..).unwrap_or_default().join(" ");
                 cmds.push(
-                    "! opens more than the plan (its planned part is inserted in its place)".into(),
+                    "! opens more than the plan (its planned part is inserted before it)".into(),
                 );
-                cmds.push(format!("no access-list {} {}", w[1], rest.join(" ")));
+                cmds.push(format!(
+                    "no access-list {} {rest}",
+                    w.get(1).copied().unwrap_or_default()
+                ));
                 self.lines.remove(at);
                 continue;
             };
+            let before = self.lines.len();
             if !asa_word(&acl) {
                 self.note(format!(
                     "not written: the ACL name `{}` cannot be written in a command",
@@ -602,13 +620,12 @@ impl Work<'_> {
             }
             // (what each is for, the entry): one entry for two flows of the same ports.
             let mut entries: Vec<(Vec<String>, String)> = Vec::new();
-            let mut push = |label: String, text: String| {
-                match entries.iter_mut().find(|(_, t)| *t == text) {
+            let mut push =
+                |label: String, text: String| match entries.iter_mut().find(|(_, t)| *t == text) {
                     Some((labels, _)) if !labels.contains(&label) => labels.push(label),
                     Some(_) => {}
                     None => entries.push((vec![label], text)),
-                }
-            };
+                };
             for i in &r.insert[spot] {
                 match i {
                     Insert::Permit(fi) => {
@@ -676,6 +693,8 @@ impl Work<'_> {
             let mut last_remark = String::new();
             for (labels, entry) in entries {
                 let mut put = |work: &mut Self, text: String| {
+                    // Past the ACL's last line (its last entry is being replaced): appended.
+                    let append = append || k >= work.acl_index(&acl, work.lines.len());
                     let at = if append {
                         work.acl_end(&acl)
                     } else {
@@ -700,6 +719,12 @@ impl Work<'_> {
                 }
                 put(self, entry);
             }
+            let count = self.lines.len() - before;
+            inserted = if inserted.0 == at {
+                (at, inserted.1 + count)
+            } else {
+                (at, count)
+            };
         }
         if !groups.is_empty() {
             let at = self
