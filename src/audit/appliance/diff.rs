@@ -1199,3 +1199,54 @@ fn proto_text(p: u8) -> String {
         n => n.to_string(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pan_words_are_bare_quoted_or_refused() {
+        assert_eq!(pan_word("agents-web").as_deref(), Some("agents-web"));
+        assert_eq!(pan_word("carriers in").as_deref(), Some("\"carriers in\""));
+        assert_eq!(pan_word("a\"b"), None);
+        assert_eq!(pan_word("ev\u{1b}]0;il"), None);
+        assert_eq!(pan_word("rtl\u{202e}"), None);
+        assert_eq!(pan_word(""), None);
+    }
+
+    #[test]
+    fn asa_words_are_printable_ascii_without_spaces() {
+        assert!(asa_word("outside_access_in"));
+        assert!(!asa_word("IN\u{1b}[31m"));
+        assert!(!asa_word("a b"));
+        assert!(!asa_word(""));
+    }
+
+    #[test]
+    fn commands_are_counted_without_comments_or_group_members() {
+        let text = "! header\nobject-group network G\n network-object host 10.0.0.1\n\
+                    no access-list A extended permit ip any any\n# a note\n\
+                    move rulebase security rules x before y\n";
+        assert_eq!(commands_in(text), 3);
+    }
+
+    #[test]
+    fn origins_give_their_line_and_intervals_intersect() {
+        assert_eq!(
+            origin_line("line 12: access-list A extended deny ip any any"),
+            Some(11)
+        );
+        assert_eq!(
+            origin_line("access-list A (access-group in interface x): implicit deny"),
+            None
+        );
+        let net = |s: &str| Span::net(&s.parse().unwrap());
+        let cut = intersect(
+            &[net("10.0.0.0/8")],
+            &[net("10.1.0.0/16"), net("192.0.2.0/24")],
+        );
+        assert_eq!(cut, vec![net("10.1.0.0/16")]);
+        assert!(covered(&[net("10.1.2.0/24")], &[net("10.1.0.0/16")]));
+        assert!(!covered(&[net("10.0.0.0/8")], &[net("10.1.0.0/16")]));
+    }
+}
