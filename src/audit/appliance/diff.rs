@@ -632,6 +632,11 @@ impl Work<'_> {
                         let f = &self.flows[*fi];
                         let src = self.asa_sources(&acl, f);
                         if src.is_empty() {
+                            self.note(format!(
+                                "not written: flow {}: none of its sources enters by the \
+                                 interface of ACL {acl}",
+                                f.label()
+                            ));
                             continue;
                         }
                         let label = label(f);
