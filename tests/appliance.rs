@@ -211,93 +211,6 @@ fn as_config(platform: &str, text: &str) -> String {
     }
 }
 
-/// PAN-OS XML as the `set` commands that make the same configuration (written here from the
-/// XML tree, so that the set reader is checked against the kernel too).
-fn panos_set_of(xml: &str) -> String {
-    let doc = roxmltree::Document::parse(xml).expect("aclgen's XML");
-    let q = |s: &str| {
-        if s.contains(' ') {
-            format!("\"{s}\"")
-        } else {
-            s.to_string()
-        }
-    };
-    let members = |n: roxmltree::Node, tag: &str| -> Vec<String> {
-        n.children()
-            .filter(|c| c.has_tag_name(tag))
-            .flat_map(|c| c.children().filter(|m| m.has_tag_name("member")))
-            .filter_map(|m| m.text().map(|t| q(t.trim())))
-            .collect()
-    };
-    let mut out = String::new();
-    for e in doc.descendants().filter(|n| n.has_tag_name("entry")) {
-        let (Some(parent), Some(name)) = (e.parent_element(), e.attribute("name")) else {
-            continue;
-        };
-        let name = q(name);
-        match parent.tag_name().name() {
-            "address" => {
-                for k in e
-                    .children()
-                    .filter(|k| k.has_tag_name("ip-netmask") || k.has_tag_name("ip-range"))
-                {
-                    out.push_str(&format!(
-                        "set address {name} {} {}\n",
-                        k.tag_name().name(),
-                        k.text().unwrap_or("").trim()
-                    ));
-                }
-            }
-            "address-group" => {
-                out.push_str(&format!(
-                    "set address-group {name} static [ {} ]\n",
-                    members(e, "static").join(" ")
-                ));
-            }
-            "service" => {
-                for p in e
-                    .descendants()
-                    .filter(|p| p.has_tag_name("tcp") || p.has_tag_name("udp"))
-                {
-                    let port = p
-                        .children()
-                        .find(|c| c.has_tag_name("port"))
-                        .and_then(|c| c.text())
-                        .unwrap_or("");
-                    out.push_str(&format!(
-                        "set service {name} protocol {} port {port}\n",
-                        p.tag_name().name()
-                    ));
-                }
-            }
-            "rules" => {
-                let r = format!("set rulebase security rules {name}");
-                for tag in [
-                    "from",
-                    "to",
-                    "source",
-                    "destination",
-                    "service",
-                    "application",
-                ] {
-                    out.push_str(&format!("{r} {tag} [ {} ]\n", members(e, tag).join(" ")));
-                }
-                for tag in ["action", "negate-source", "negate-destination", "disabled"] {
-                    if let Some(v) = e
-                        .children()
-                        .find(|c| c.has_tag_name(tag))
-                        .and_then(|c| c.text())
-                    {
-                        out.push_str(&format!("{r} {tag} {}\n", v.trim()));
-                    }
-                }
-            }
-            _ => {}
-        }
-    }
-    out
-}
-
 /// Junos hierarchical text as `display set` lines (comments dropped, lists one line per value).
 fn junos_set_of(text: &str) -> String {
     let mut out = String::new();
@@ -482,7 +395,7 @@ fn every_vendor_rendering_agrees_with_the_kernel_packet_by_packet() {
         // The set formats of the same configurations, written from Aerleon's XML and tree.
         let mut set_rulesets: Vec<(&str, usize, Ruleset)> = Vec::new();
         let derived = [
-            ("panos-set", panos_set_of(&texts[2].1), 1),
+            ("panos-set", common::panos_set_of(&texts[2].1), 1),
             ("srx-display-set", junos_set_of(&texts[3].1), 2),
         ];
         for (name, text, like) in &derived {
@@ -1167,32 +1080,7 @@ fn aerleon_renderings_of_our_network_policy_audit_exact() {
         "two-offices",
     ] {
         let file = format!("examples/{ex}.toml");
-        let dir = tmp.join(ex);
-        let (code, _, err) = common::cli(&[
-            "firewall",
-            &file,
-            "--target",
-            "aerleon",
-            "--network",
-            "-o",
-            dir.to_str().unwrap(),
-        ]);
-        assert_eq!(code, 0, "{ex}: {err}");
-        let out = dir.join("out");
-        let o = Command::new(common::aclgen())
-            .arg(format!("--base_directory={}", dir.display()))
-            .arg(format!(
-                "--definitions_directory={}",
-                dir.join("def").display()
-            ))
-            .arg(format!("--output_directory={}", out.display()))
-            .output()
-            .expect("aclgen");
-        assert!(
-            o.status.success(),
-            "{ex}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let out = common::aerleon_network(&file, &tmp.join(ex));
         let catalog = scc_ports::catalog::Catalog::embedded();
         let text =
             std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(&file)).unwrap();
@@ -1211,36 +1099,13 @@ fn aerleon_renderings_of_our_network_policy_audit_exact() {
                 if !fw.platforms.iter().any(|p| p == platform) {
                     continue;
                 }
-                let Some(path) = std::fs::read_dir(&out)
-                    .unwrap()
-                    .flatten()
-                    .map(|e| e.path())
-                    .find(|p| {
-                        p.extension().is_some_and(|x| x == ext)
-                            && p.file_stem()
-                                .is_some_and(|s| s.to_string_lossy().eq_ignore_ascii_case(&fw.name))
-                    })
-                else {
-                    panic!("{ex}: no .{ext} for firewall {}", fw.name);
-                };
+                let path = common::aerleon_file(&out, &fw.name, ext);
                 let mut config = std::fs::read_to_string(&path).unwrap();
                 if ext == "asa" {
-                    let mut head = String::new();
-                    let mut tail = String::new();
-                    for (i, z) in fw.zones.iter().enumerate() {
-                        head.push_str(&format!(
-                            "interface Port-channel1.{i}\n nameif {}\n security-level 0\n!\n",
-                            z.name
-                        ));
-                        let acl = format!("{}_access_in", z.name);
-                        if !config.contains(&format!("access-list {acl} ")) {
-                            tail.push_str(&format!("access-list {acl} extended deny ip any any\n"));
-                        }
-                        tail.push_str(&format!("access-group {acl} in interface {}\n", z.name));
-                    }
-                    config = format!("{head}{config}\n{tail}");
+                    let names: Vec<&str> = fw.zones.iter().map(|z| z.name.as_str()).collect();
+                    config = common::asa_framed(&config, &names);
                 }
-                let audited_path = dir.join(format!("{}.{ext}", fw.name));
+                let audited_path = tmp.join(ex).join(format!("{}.{ext}", fw.name));
                 std::fs::write(&audited_path, &config).unwrap();
                 let (code, out_text, err) = common::cli(&[
                     "audit",

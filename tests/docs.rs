@@ -125,6 +125,20 @@ const EXCEPTIONS: &[(&str, &str, Instead)] = &[
         ),
     ),
     (
+        "README.md",
+        "scc-ports firewall acme.toml --target aerleon --network --firewall EDGE --diff edge-asa.cfg",
+        Instead::Skip(
+            "needs an appliance's configuration (tests/appliance_diff.rs diffs real ones)",
+        ),
+    ),
+    (
+        "docs/audit.md",
+        "scc-ports firewall acme.toml --network [--firewall EDGE] --target aerleon --diff edge-",
+        Instead::Skip(
+            "a synopsis ([--firewall EDGE] optional) over an appliance's configuration (tests/appliance_diff.rs diffs real ones)",
+        ),
+    ),
+    (
         "docs/firewall.md",
         "sh app1-firewalld.sh",
         Instead::Skip("needs a running firewalld: as root on APP1"),
@@ -294,6 +308,11 @@ impl Runner {
         let d = dir.path();
         copy_dir(&root.join("examples"), &d.join("examples"));
         copy_dir(&root.join("ansible"), &d.join("ansible"));
+        // The hand-written appliance configurations docs/audit.md diffs.
+        copy_dir(
+            &root.join("tests/appliance_diff"),
+            &d.join("tests/appliance_diff"),
+        );
         // The reader's starter file (README: `init --template redundant > acme.toml`); the
         // report's pages use the report goldens' system and its result files.
         let acme = if doc == "docs/report.md" {

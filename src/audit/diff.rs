@@ -941,7 +941,7 @@ fn notes(out: &mut String, changes: &[Change], clean: fn(&str) -> String) {
 }
 
 /// The after-audit line every diff starts with.
-fn summary_line(after: &Report) -> String {
+pub(crate) fn summary_line(after: &Report) -> String {
     let s = &after.summary;
     format!(
         "After these changes the audit finds: {} of {} flows admitted, {} extra openings{}.",

@@ -131,7 +131,8 @@ pub enum Command {
         after_help = "Examples:\n  scc-ports firewall acme.toml --target nftables --node APP1 -o app1.nft\n  \
             scc-ports firewall acme.toml --target windows --workstations > cdt.ps1\n  \
             scc-ports firewall acme.toml --target csv --network > request.csv\n  \
-            scc-ports firewall acme.toml --target aerleon --network -o policy"
+            scc-ports firewall acme.toml --target aerleon --network -o policy\n  \
+            scc-ports firewall acme.toml --target aerleon --network --firewall EDGE --diff edge-asa.cfg"
     )]
     Firewall(FirewallArgs),
 
@@ -307,9 +308,16 @@ pub struct FirewallArgs {
 
     /// Instead of a whole ruleset: the changes that bring this exported ruleset to the plan
     /// (--target nftables: nft -j list ruleset or nft -a list ruleset; iptables: iptables-save;
-    /// windows: the Windows Firewall JSON export of docs/audit.md)
+    /// windows: the Windows Firewall JSON export of docs/audit.md; aerleon with --network: a
+    /// Cisco ASA running-config or a PAN-OS set export)
     #[arg(long, value_name = "RULES", conflicts_with = "workstations")]
     pub diff: Option<PathBuf>,
+
+    /// With --network --diff and an appliance's configuration (Cisco ASA running-config, PAN-OS
+    /// set export; --target aerleon): which [firewalls.NAME] it is (needed when the file declares
+    /// several)
+    #[arg(long, value_name = "NAME", requires = "diff")]
+    pub firewall: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

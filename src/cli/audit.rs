@@ -163,6 +163,7 @@ fn load_firewalld_dir(path: &std::path::Path) -> Result<crate::audit::Ruleset> {
 /// What `audit` and `firewall --diff` start from: the export, read and fit for the scope, and
 /// the scope's planned flows.
 struct Start {
+    dep: crate::deployment::Deployment,
     rules: crate::audit::Ruleset,
     flows: Vec<crate::flows::Flow>,
     mode: Mode,
@@ -205,6 +206,7 @@ fn start(
         (rules, flows) = appliance_scope(&dep, firewall, ruleset, &rules, flows)?;
     }
     Ok(Start {
+        dep,
         rules,
         flows,
         mode,
@@ -224,37 +226,7 @@ fn appliance_scope(
     flows: Vec<crate::flows::Flow>,
 ) -> Result<(crate::audit::Ruleset, Vec<crate::flows::Flow>)> {
     use crate::audit::appliance::bind::{bind, crossing, zones_of};
-    let known: Vec<&str> = dep.firewalls.iter().map(|f| f.name.as_str()).collect();
-    let fw = match (name, dep.firewalls.as_slice()) {
-        (Some(n), list) => list
-            .iter()
-            .find(|f| f.name == n)
-            .ok_or_else(|| unknown("E033", "firewall", n, &known))?,
-        (None, [one]) => one,
-        (None, []) => {
-            return Err(super::not_an_input(
-                path,
-                format!(
-                    "{} is a {} configuration, but the deployment declares no [firewalls.NAME]: \
-                     which of its zones the appliance separates, and by which names, is not known",
-                    path.display(),
-                    rules.format.as_str()
-                ),
-                "declare the firewall in the deployment file (docs/deployment.md, [firewalls])",
-            ));
-        }
-        (None, _) => {
-            return Err(super::not_an_input(
-                path,
-                format!(
-                    "the deployment declares several firewalls ({}): which one is {}?",
-                    known.join(", "),
-                    path.display()
-                ),
-                "say which with --firewall NAME",
-            ));
-        }
-    };
+    let fw = pick_firewall(dep, name, path, rules)?;
     let zones = zones_of(dep, fw);
     let bound = bind(rules, &fw.name, &zones).map_err(|u| {
         let missing: Vec<String> = u
@@ -285,6 +257,47 @@ fn appliance_scope(
         )
     })?;
     Ok((bound, crossing(dep, fw, flows)))
+}
+
+/// The `[firewalls.NAME]` an appliance's configuration is: the one `--firewall` names, or the
+/// deployment's only one.
+fn pick_firewall<'a>(
+    dep: &'a crate::deployment::Deployment,
+    name: Option<&str>,
+    path: &std::path::Path,
+    rules: &crate::audit::Ruleset,
+) -> Result<&'a crate::deployment::Firewall> {
+    let known: Vec<&str> = dep.firewalls.iter().map(|f| f.name.as_str()).collect();
+    Ok(match (name, dep.firewalls.as_slice()) {
+        (Some(n), list) => list
+            .iter()
+            .find(|f| f.name == n)
+            .ok_or_else(|| unknown("E033", "firewall", n, &known))?,
+        (None, [one]) => one,
+        (None, []) => {
+            return Err(super::not_an_input(
+                path,
+                format!(
+                    "{} is a {} configuration, but the deployment declares no [firewalls.NAME]: \
+                     which of its zones the appliance separates, and by which names, is not known",
+                    path.display(),
+                    rules.format.as_str()
+                ),
+                "declare the firewall in the deployment file (docs/deployment.md, [firewalls])",
+            ));
+        }
+        (None, _) => {
+            return Err(super::not_an_input(
+                path,
+                format!(
+                    "the deployment declares several firewalls ({}): which one is {}?",
+                    known.join(", "),
+                    path.display()
+                ),
+                "say which with --firewall NAME",
+            ));
+        }
+    })
 }
 
 pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
@@ -493,6 +506,7 @@ fn table(r: &Report) -> String {
 pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<ExitCode> {
     let path = args.diff.as_deref().expect("called with --diff");
     let Start {
+        dep,
         rules,
         flows,
         mode,
@@ -502,8 +516,22 @@ pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<E
         args.file.as_deref(),
         args.node.as_deref(),
         path,
-        None,
+        args.firewall.as_deref(),
     )?;
+    if crate::audit::appliance::is_appliance(rules.format) {
+        if !matches!(scope, Scope::Network) {
+            return Err(super::not_an_input(
+                path,
+                format!(
+                    "{} is a {} configuration: a firewall between zones, not a host's",
+                    path.display(),
+                    rules.format.as_str()
+                ),
+                "give --network (and --firewall NAME when the file declares several)",
+            ));
+        }
+        return appliance_diff(&dep, &rules, &flows, args, path);
+    }
     let (changes, after) = crate::audit::diff::diff(&rules, &flows, &scope);
     let header = vec![format!(
         "scc-ports firewall --diff: the changes that bring {} to the plan of {}",
@@ -525,6 +553,58 @@ pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<E
     // The answer is "no" when the changes cannot bring the ruleset to exactly the plan (the
     // notes say what is left).
     Ok(if after.summary.exact {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(EXIT_NO)
+    })
+}
+
+/// `firewall --network --diff` of an appliance's configuration: the commands, in the vendor's
+/// syntax, that bring it to the plan's flows that cross it.
+fn appliance_diff(
+    dep: &crate::deployment::Deployment,
+    rules: &crate::audit::Ruleset,
+    flows: &[crate::flows::Flow],
+    args: &super::args::FirewallArgs,
+    path: &std::path::Path,
+) -> Result<ExitCode> {
+    if args.target != "aerleon" {
+        return Err(super::not_an_input(
+            path,
+            format!(
+                "{} is a {} configuration: its changes are written in the appliance's own \
+                 commands, not for --target {}",
+                path.display(),
+                rules.format.as_str(),
+                args.target
+            ),
+            "give --target aerleon (the target that writes the appliances' rules) with --network \
+             (docs/audit.md, firewall --diff)",
+        ));
+    }
+    let fw = pick_firewall(dep, args.firewall.as_deref(), path, rules)?;
+    let zones = crate::audit::appliance::bind::zones_of(dep, fw);
+    let source = read_text(path, RULESET_HINT)?;
+    let header = vec![format!(
+        "scc-ports firewall --diff: the changes that bring {} to the plan of firewall {}",
+        path.display(),
+        fw.name
+    )];
+    let fix = crate::audit::appliance::diff::diff(
+        &path.display().to_string(),
+        &source.text,
+        &fw.name,
+        &zones,
+        flows,
+        &header,
+    )?;
+    match &args.output {
+        Some(p) => super::write_atomically(p, &fix.text)?,
+        None => {
+            emit(&fix.text)?;
+        }
+    }
+    Ok(if fix.after.summary.exact {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(EXIT_NO)

@@ -80,3 +80,155 @@ pub fn aclgen() -> std::path::PathBuf {
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|| "aclgen".into())
 }
+
+/// PAN-OS XML as the `set` commands that make the same configuration (written here from the
+/// XML tree, so that the set reader is checked against the kernel too).
+pub fn panos_set_of(xml: &str) -> String {
+    let doc = roxmltree::Document::parse(xml).expect("aclgen's XML");
+    let q = |s: &str| {
+        if s.contains(' ') {
+            format!("\"{s}\"")
+        } else {
+            s.to_string()
+        }
+    };
+    let members = |n: roxmltree::Node, tag: &str| -> Vec<String> {
+        n.children()
+            .filter(|c| c.has_tag_name(tag))
+            .flat_map(|c| c.children().filter(|m| m.has_tag_name("member")))
+            .filter_map(|m| m.text().map(|t| q(t.trim())))
+            .collect()
+    };
+    let mut out = String::new();
+    for e in doc.descendants().filter(|n| n.has_tag_name("entry")) {
+        let (Some(parent), Some(name)) = (e.parent_element(), e.attribute("name")) else {
+            continue;
+        };
+        let name = q(name);
+        match parent.tag_name().name() {
+            "address" => {
+                for k in e
+                    .children()
+                    .filter(|k| k.has_tag_name("ip-netmask") || k.has_tag_name("ip-range"))
+                {
+                    out.push_str(&format!(
+                        "set address {name} {} {}\n",
+                        k.tag_name().name(),
+                        k.text().unwrap_or("").trim()
+                    ));
+                }
+            }
+            "address-group" => {
+                out.push_str(&format!(
+                    "set address-group {name} static [ {} ]\n",
+                    members(e, "static").join(" ")
+                ));
+            }
+            "service" => {
+                for p in e
+                    .descendants()
+                    .filter(|p| p.has_tag_name("tcp") || p.has_tag_name("udp"))
+                {
+                    let port = p
+                        .children()
+                        .find(|c| c.has_tag_name("port"))
+                        .and_then(|c| c.text())
+                        .unwrap_or("");
+                    out.push_str(&format!(
+                        "set service {name} protocol {} port {port}\n",
+                        p.tag_name().name()
+                    ));
+                }
+            }
+            "rules" => {
+                let r = format!("set rulebase security rules {name}");
+                for tag in [
+                    "from",
+                    "to",
+                    "source",
+                    "destination",
+                    "service",
+                    "application",
+                ] {
+                    out.push_str(&format!("{r} {tag} [ {} ]\n", members(e, tag).join(" ")));
+                }
+                for tag in ["action", "negate-source", "negate-destination", "disabled"] {
+                    if let Some(v) = e
+                        .children()
+                        .find(|c| c.has_tag_name(tag))
+                        .and_then(|c| c.text())
+                    {
+                        out.push_str(&format!("{r} {tag} {}\n", v.trim()));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// `firewall --target aerleon --network` of the deployment `file` (a path from the crate root)
+/// into `dir`, rendered by `aclgen`: the directory of the vendor files.
+pub fn aerleon_network(file: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let (code, _, err) = cli(&[
+        "firewall",
+        file,
+        "--target",
+        "aerleon",
+        "--network",
+        "-o",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(code, 0, "{file}: {err}");
+    let out = dir.join("out");
+    let o = std::process::Command::new(aclgen())
+        .arg(format!("--base_directory={}", dir.display()))
+        .arg(format!(
+            "--definitions_directory={}",
+            dir.join("def").display()
+        ))
+        .arg(format!("--output_directory={}", out.display()))
+        .output()
+        .expect("aclgen");
+    assert!(
+        o.status.success(),
+        "{file}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    out
+}
+
+/// Aerleon's ASA ACLs as a running-config holds them: each zone's interface with its `nameif`
+/// (the zone's appliance name), the `access-group` bindings (docs/firewall.md), and an ACL that
+/// denies for a zone that sends nothing through the firewall.
+pub fn asa_framed(acls: &str, nameifs: &[&str]) -> String {
+    let mut head = String::new();
+    let mut tail = String::new();
+    for (i, z) in nameifs.iter().enumerate() {
+        head.push_str(&format!(
+            "interface Port-channel1.{i}\n nameif {z}\n security-level 0\n!\n"
+        ));
+        let acl = format!("{z}_access_in");
+        if !acls.contains(&format!("access-list {acl} ")) {
+            tail.push_str(&format!("access-list {acl} extended deny ip any any\n"));
+        }
+        tail.push_str(&format!("access-group {acl} in interface {z}\n"));
+    }
+    format!("{head}{acls}\n{tail}")
+}
+
+/// The file `aclgen` wrote into `out` for firewall `name` with extension `ext` (`asa`, `xml`,
+/// `srx`, `fgacl`).
+pub fn aerleon_file(out: &std::path::Path, name: &str, ext: &str) -> std::path::PathBuf {
+    std::fs::read_dir(out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == ext)
+                && p.file_stem()
+                    .is_some_and(|s| s.to_string_lossy().eq_ignore_ascii_case(name))
+        })
+        .unwrap_or_else(|| panic!("no .{ext} for firewall {name} in {}", out.display()))
+}

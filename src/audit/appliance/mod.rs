@@ -5,6 +5,7 @@
 
 pub mod asa;
 pub mod bind;
+pub mod diff;
 pub mod fortios;
 pub mod junos;
 pub mod panos;

@@ -266,7 +266,7 @@ pub fn read_xml(file: &str, text: &str) -> Result<Ruleset, AuditError> {
 // set format
 
 /// The words of a `set` line: quoted words kept whole, `[ a b ]` as one list word.
-fn words(line: &str) -> Vec<Vec<String>> {
+pub(super) fn words(line: &str) -> Vec<Vec<String>> {
     let mut out: Vec<Vec<String>> = Vec::new();
     let mut list: Option<Vec<String>> = None;
     let mut chars = line.chars().peekable();
