@@ -198,9 +198,25 @@ fn every_example_is_valid_and_broken_files_are_not() {
     excluded["nodes"]["APP1"]["windows_excluded_ports"] =
         json!({"tcp": ["50000-50059", "1433"], "udp": [" 5000 - 5099 "]});
     docs.push(("windows_excluded_ports".to_string(), excluded));
+    let mut interfaces = base.clone();
+    interfaces["nodes"]["APP1"]["interfaces"] =
+        json!({"ens192": "datacenter", "ens224": "admins", "bond0.100": "datacenter"});
+    docs.push(("interfaces".to_string(), interfaces));
     let valid = docs.len();
     type Edit = fn(&mut Value);
-    let broken: [(&str, Edit); 13] = [
+    let broken: [(&str, Edit); 17] = [
+        ("interfaces as a list", |d| {
+            d["nodes"]["APP1"]["interfaces"] = json!(["ens192"])
+        }),
+        ("interface name of 16 bytes", |d| {
+            d["nodes"]["APP1"]["interfaces"] = json!({"enp0s31f6abcdefg": "datacenter"})
+        }),
+        ("interface name with a space", |d| {
+            d["nodes"]["APP1"]["interfaces"] = json!({"ens 192": "datacenter"})
+        }),
+        ("interface lo", |d| {
+            d["nodes"]["APP1"]["interfaces"] = json!({"lo": "datacenter"})
+        }),
         ("windows_excluded_ports as a list", |d| {
             d["nodes"]["APP1"]["windows_excluded_ports"] = json!(["50000-50059"])
         }),

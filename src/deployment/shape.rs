@@ -58,6 +58,7 @@ const NODE: &[Field] = &[
     opt("windows_excluded_ports", Shape::Table(EXCLUDED)),
     opt("scc", Shape::Bool),
     opt("trunk", Shape::Table(TRUNK)),
+    opt("interfaces", Shape::MapOf(&Shape::Text)),
 ];
 /// A trunk peer's SIP port per transport and its media range (`[nodes.NAME.trunk]`).
 const TRUNK: &[Field] = &[

@@ -12,8 +12,8 @@ use super::raw::{
     RawDeployment, RawExcluded, RawFirewall, RawNode, RawService, RawTrunk, RawUnit, in_file_order,
 };
 use super::{
-    Deployment, ExcludedRange, Firewall, FirewallZone, Node, Service, ServiceTarget, Setting,
-    SipTransport, TrunkPeer, Unit, Zone,
+    Deployment, ExcludedRange, Firewall, FirewallZone, Interface, Node, Service, ServiceTarget,
+    Setting, SipTransport, TrunkPeer, Unit, Zone,
 };
 use crate::catalog::{Catalog, Placement, PortDefault, Role, Transport, VariableKind};
 use crate::diag::{Diagnostic, Diagnostics, Source, did_you_mean, from_toml};
@@ -397,6 +397,7 @@ fn node(
         None => Some(None),
         Some(t) => t.map(Some),
     };
+    let interfaces = interfaces(cx, key, &raw.interfaces, zones, zone_names);
     let hac = raw.hac.unwrap_or(!plain?);
     Some(Node {
         name: key.get_ref().clone(),
@@ -411,8 +412,75 @@ fn node(
         scc: hac,
         plain_declared: plain?,
         trunk: trunk?,
+        interfaces: interfaces?,
     })
     .filter(|_| ok_name)
+}
+
+/// `[nodes.NAME.interfaces]`: each key a name Linux takes for an interface (not `lo`, which is
+/// implicit), each value a zone of the file. One zone may be behind several interfaces.
+fn interfaces(
+    cx: &mut Ctx,
+    key: &Spanned<String>,
+    raw: &std::collections::BTreeMap<Spanned<String>, Spanned<String>>,
+    zones: &HashMap<&str, usize>,
+    zone_names: &[&str],
+) -> Option<Vec<Interface>> {
+    let mut out = Vec::new();
+    let mut ok = true;
+    let mut entries: Vec<(&Spanned<String>, &Spanned<String>)> = raw.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    for (name, zone) in entries {
+        let text = name.get_ref();
+        if text == "lo" {
+            ok = false;
+            cx.err(
+                "E034",
+                name.span(),
+                format!("node {}: `lo` is the loopback interface", key.get_ref()),
+                "remove it: loopback is implicit, and no zone's traffic arrives on it".to_string(),
+            );
+        } else if let Some(why) = super::interface_name_refused(text) {
+            ok = false;
+            cx.err(
+                "E034",
+                name.span(),
+                format!(
+                    "node {}: `{}` is not an interface name Linux accepts: {why}",
+                    key.get_ref(),
+                    text.escape_debug()
+                ),
+                "write the name as `ip link` shows it (1-15 bytes, no `/`, `:` or whitespace)"
+                    .to_string(),
+            );
+        }
+        match zones.get(zone.get_ref().as_str()) {
+            Some(&z) => out.push(Interface {
+                name: text.clone(),
+                zone: z,
+                location: cx.source.locate(&name.span()),
+            }),
+            None => {
+                ok = false;
+                cx.err(
+                    "E034",
+                    zone.span(),
+                    format!(
+                        "node {}: interface {} is behind unknown zone `{}`",
+                        key.get_ref(),
+                        text.escape_debug(),
+                        zone.get_ref()
+                    ),
+                    if zone_names.is_empty() {
+                        "define it under [zones.NAME] with cidrs and roles".to_string()
+                    } else {
+                        did_you_mean(zone.get_ref(), zone_names.iter().copied())
+                    },
+                );
+            }
+        }
+    }
+    ok.then_some(out)
 }
 
 /// Whether a node is declared a plain host (`scc = false`, or a trunk peer), which rules out HAC
@@ -1202,6 +1270,102 @@ fn port_value(cx: &mut Ctx, raw: &Spanned<toml::Value>, code: &'static str) -> O
                 hint.to_string(),
             );
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[zones.dmz]
+cidrs = ["10.50.0.0/24"]
+roles = ["trunk"]
+
+[zones.datacenter]
+cidrs = ["10.1.0.0/24"]
+roles = ["servers"]
+
+[nodes.APP1]
+address = "10.1.0.11"
+zone = "datacenter"
+
+[nodes.SBC1]
+address = "10.50.0.10"
+zone = "dmz"
+scc = false
+
+[nodes.SBC1.interfaces]
+"#;
+
+    fn parse_with(interfaces: &str) -> Result<Deployment, Diagnostics> {
+        let text = format!("{BASE}{interfaces}");
+        parse(&Source::new("t.toml", text), &Catalog::embedded())
+    }
+
+    #[test]
+    fn interfaces_in_file_order_with_their_zones() {
+        let dep =
+            parse_with("ens224 = \"datacenter\"\nens192 = \"dmz\"\n\"bond0.100\" = \"dmz\"\n")
+                .unwrap();
+        let sbc = dep.node("SBC1").unwrap();
+        let got: Vec<(&str, &str)> = sbc
+            .interfaces
+            .iter()
+            .map(|i| (i.name.as_str(), dep.zones[i.zone].name.as_str()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ens224", "datacenter"),
+                ("ens192", "dmz"),
+                ("bond0.100", "dmz")
+            ]
+        );
+        let line = BASE.lines().count() + 2; // `ens192`, the second line after BASE
+        assert_eq!(sbc.interfaces[1].location.line, line);
+        assert!(dep.node("APP1").unwrap().interfaces.is_empty());
+    }
+
+    #[test]
+    fn interface_errors_are_located_with_hints() {
+        let err = parse_with(
+            "ens192 = \"dmzz\"\n\"\" = \"dmz\"\nenp0s31f6abcdefg = \"dmz\"\n\"a/b\" = \"dmz\"\n\
+             \"eth 0\" = \"dmz\"\n\"eth0:1\" = \"dmz\"\n\"..\" = \"dmz\"\nlo = \"dmz\"\n\
+             ens224 = \"dc\"\nens256 = \"datacenter\"\n",
+        )
+        .unwrap_err();
+        assert!(err.0.iter().all(|d| d.code == "E034"), "{err}");
+        insta::assert_snapshot!(err.to_string());
+    }
+
+    #[test]
+    fn linux_interface_names() {
+        use crate::deployment::interface_name_refused as refused;
+        for ok in [
+            "ens192",
+            "eth0",
+            "bond0.100",
+            "wg-site_b",
+            "123456789012345",
+            "é",
+        ] {
+            assert_eq!(refused(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "1234567890123456",
+            ".",
+            "..",
+            "a/b",
+            "a:b",
+            "a b",
+            "a\tb",
+            "a\u{a0}",
+            "a\0",
+        ] {
+            assert!(refused(bad).is_some(), "{bad:?}");
         }
     }
 }
