@@ -185,6 +185,13 @@ fn start(
     let all = crate::flows::flows(&dep, catalog, &plan);
     let mut flows = crate::firewall::select(&all, &mode);
     let mut rules = rules;
+    // A node that names its interfaces: its input interface tests become tests of the zones
+    // behind them (docs/audit.md, Interfaces).
+    if let Mode::Node { name, .. } = &mode {
+        if let Some(n) = dep.node(name) {
+            rules = crate::audit::interfaces::bind(&rules, &dep, n);
+        }
+    }
     if let (Some(_), false) = (
         firewall,
         network && crate::audit::appliance::is_appliance(rules.format),

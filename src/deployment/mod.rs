@@ -98,14 +98,14 @@ pub struct Node {
     pub interfaces: Vec<Interface>,
 }
 
-/// A node's network interface and the zone whose traffic arrives on it: `audit --node` decides
+/// A node's network interface and the zones whose traffic arrives on it: `audit --node` decides
 /// the rules that match an input interface with it (docs/audit.md, Interfaces).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Interface {
     /// The name as Linux has it (`ens192`): 1-15 bytes, no `/`, `:` or whitespace.
     pub name: String,
-    /// Index into [`Deployment::zones`].
-    pub zone: usize,
+    /// Indexes into [`Deployment::zones`], in file order, each once, at least one.
+    pub zones: Vec<usize>,
     pub location: Location,
 }
 

@@ -418,26 +418,29 @@ fn node(
 }
 
 /// `[nodes.NAME.interfaces]`: each key a name Linux takes for an interface (not `lo`, which is
-/// implicit), each value a zone of the file. One zone may be behind several interfaces.
+/// implicit), each value a zone of the file or a list of them. One zone may be behind several
+/// interfaces.
 fn interfaces(
     cx: &mut Ctx,
     key: &Spanned<String>,
-    raw: &std::collections::BTreeMap<Spanned<String>, Spanned<String>>,
+    raw: &std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>,
     zones: &HashMap<&str, usize>,
     zone_names: &[&str],
 ) -> Option<Vec<Interface>> {
+    let node = key.get_ref();
     let mut out = Vec::new();
     let mut ok = true;
-    let mut entries: Vec<(&Spanned<String>, &Spanned<String>)> = raw.iter().collect();
+    let mut entries: Vec<(&Spanned<String>, &Spanned<toml::Value>)> = raw.iter().collect();
     entries.sort_by_key(|(k, _)| k.span().start);
-    for (name, zone) in entries {
+    for (name, value) in entries {
         let text = name.get_ref();
+        let shown = text.escape_debug().to_string();
         if text == "lo" {
             ok = false;
             cx.err(
                 "E034",
                 name.span(),
-                format!("node {}: `lo` is the loopback interface", key.get_ref()),
+                format!("node {node}: `lo` is the loopback interface"),
                 "remove it: loopback is implicit, and no zone's traffic arrives on it".to_string(),
             );
         } else if let Some(why) = super::interface_name_refused(text) {
@@ -445,40 +448,74 @@ fn interfaces(
             cx.err(
                 "E034",
                 name.span(),
-                format!(
-                    "node {}: `{}` is not an interface name Linux accepts: {why}",
-                    key.get_ref(),
-                    text.escape_debug()
-                ),
+                format!("node {node}: `{shown}` is not an interface name Linux accepts: {why}"),
                 "write the name as `ip link` shows it (1-15 bytes, no `/`, `:` or whitespace)"
                     .to_string(),
             );
         }
-        match zones.get(zone.get_ref().as_str()) {
-            Some(&z) => out.push(Interface {
-                name: text.clone(),
-                zone: z,
-                location: cx.source.locate(&name.span()),
-            }),
-            None => {
-                ok = false;
-                cx.err(
-                    "E034",
-                    zone.span(),
-                    format!(
-                        "node {}: interface {} is behind unknown zone `{}`",
-                        key.get_ref(),
-                        text.escape_debug(),
-                        zone.get_ref()
-                    ),
-                    if zone_names.is_empty() {
-                        "define it under [zones.NAME] with cidrs and roles".to_string()
-                    } else {
-                        did_you_mean(zone.get_ref(), zone_names.iter().copied())
-                    },
-                );
+        // The shape check let through a string or a list of strings; an item's span is found
+        // in the value's text (toml's plain values carry none).
+        let words: Vec<&str> = match value.get_ref() {
+            toml::Value::String(one) => vec![one.as_str()],
+            toml::Value::Array(list) => list.iter().filter_map(toml::Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let written = cx.source.text.get(value.span()).unwrap_or("").to_string();
+        let mut from = 0;
+        let mut span_of = |word: &str| {
+            let quoted = format!("\"{word}\"");
+            match written[from..].find(&quoted) {
+                Some(at) => {
+                    let start = value.span().start + from + at;
+                    from += at + quoted.len();
+                    start..start + quoted.len()
+                }
+                None => value.span(),
+            }
+        };
+        if words.is_empty() {
+            ok = false;
+            cx.err(
+                "E034",
+                value.span(),
+                format!("node {node}: interface {shown} names no zone"),
+                "name the zone whose traffic arrives on it, or a list of zones".to_string(),
+            );
+        }
+        let mut list: Vec<usize> = Vec::new();
+        for word in words {
+            let span = span_of(word);
+            match zones.get(word) {
+                Some(z) if list.contains(z) => {
+                    ok = false;
+                    cx.err(
+                        "E034",
+                        span,
+                        format!("node {node}: zone `{word}` is listed twice for interface {shown}"),
+                        "list each zone once".to_string(),
+                    );
+                }
+                Some(&z) => list.push(z),
+                None => {
+                    ok = false;
+                    cx.err(
+                        "E034",
+                        span,
+                        format!("node {node}: interface {shown} is behind unknown zone `{word}`"),
+                        if zone_names.is_empty() {
+                            "define it under [zones.NAME] with cidrs and roles".to_string()
+                        } else {
+                            did_you_mean(word, zone_names.iter().copied())
+                        },
+                    );
+                }
             }
         }
+        out.push(Interface {
+            name: text.clone(),
+            zones: list,
+            location: cx.source.locate(&name.span()),
+        });
     }
     ok.then_some(out)
 }
@@ -1306,21 +1343,29 @@ scc = false
 
     #[test]
     fn interfaces_in_file_order_with_their_zones() {
-        let dep =
-            parse_with("ens224 = \"datacenter\"\nens192 = \"dmz\"\n\"bond0.100\" = \"dmz\"\n")
-                .unwrap();
+        let dep = parse_with(
+            "ens224 = [\"datacenter\", \"dmz\"]\nens192 = \"dmz\"\n\"bond0.100\" = \"dmz\"\n",
+        )
+        .unwrap();
         let sbc = dep.node("SBC1").unwrap();
-        let got: Vec<(&str, &str)> = sbc
+        let got: Vec<(&str, String)> = sbc
             .interfaces
             .iter()
-            .map(|i| (i.name.as_str(), dep.zones[i.zone].name.as_str()))
+            .map(|i| {
+                let z: Vec<&str> = i
+                    .zones
+                    .iter()
+                    .map(|&z| dep.zones[z].name.as_str())
+                    .collect();
+                (i.name.as_str(), z.join(","))
+            })
             .collect();
         assert_eq!(
             got,
             [
-                ("ens224", "datacenter"),
-                ("ens192", "dmz"),
-                ("bond0.100", "dmz")
+                ("ens224", "datacenter,dmz".to_string()),
+                ("ens192", "dmz".to_string()),
+                ("bond0.100", "dmz".to_string())
             ]
         );
         let line = BASE.lines().count() + 2; // `ens192`, the second line after BASE
@@ -1333,10 +1378,17 @@ scc = false
         let err = parse_with(
             "ens192 = \"dmzz\"\n\"\" = \"dmz\"\nenp0s31f6abcdefg = \"dmz\"\n\"a/b\" = \"dmz\"\n\
              \"eth 0\" = \"dmz\"\n\"eth0:1\" = \"dmz\"\n\"..\" = \"dmz\"\nlo = \"dmz\"\n\
-             ens224 = \"dc\"\nens256 = \"datacenter\"\n",
+             ens224 = \"dc\"\nens256 = \"datacenter\"\n\
+             ens257 = [\"dmz\", \"datacentre\", \"dmz\"]\nens258 = []\n",
         )
         .unwrap_err();
         assert!(err.0.iter().all(|d| d.code == "E034"), "{err}");
+        insta::assert_snapshot!(err.to_string());
+    }
+
+    #[test]
+    fn interface_zones_are_a_string_or_a_list_of_strings() {
+        let err = parse_with("ens192 = 5\nens224 = [\"dmz\", 7]\n").unwrap_err();
         insta::assert_snapshot!(err.to_string());
     }
 
