@@ -174,3 +174,138 @@ pub fn bind(rs: &Ruleset, dep: &Deployment, node: &Node) -> Ruleset {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::audit::{Outcome, read};
+    use crate::catalog::{Catalog, Transport};
+    use crate::diag::Source;
+
+    const DEP: &str = r#"
+[zones.dmz]
+cidrs = ["10.50.0.0/24"]
+roles = ["trunk"]
+[zones.datacenter]
+cidrs = ["10.1.0.0/16"]
+roles = ["servers"]
+[zones.admins]
+cidrs = ["10.1.9.0/24"]
+roles = ["admins"]
+[zones.agents]
+cidrs = ["10.20.0.0/16"]
+roles = ["clients"]
+[zones.carrier]
+cidrs = ["10.60.0.0/24"]
+roles = ["trunk"]
+[nodes.SBC1]
+address = "10.50.0.10"
+zone = "dmz"
+scc = false
+[nodes.SBC1.interfaces]
+ens192 = "dmz"
+ens224 = ["datacenter", "admins"]
+ens256 = "carrier"
+ens257 = "carrier"
+"#;
+
+    /// The verdict for TCP to `port` from `src`, as the audit decides it (no interface said).
+    fn audit(rules: &str, src: &str, port: u16) -> Outcome {
+        let dep = crate::deployment::parse(&Source::new("d.toml", DEP), &Catalog::embedded())
+            .unwrap_or_else(|e| panic!("{e}"));
+        let text = format!(
+            "*filter\n:INPUT DROP [0:0]\n:FORWARD DROP [0:0]\n:OUTPUT ACCEPT [0:0]\n{rules}\nCOMMIT\n"
+        );
+        let rs = read("t.rules", &text).unwrap_or_else(|e| panic!("{e}"));
+        let bound = bind(&rs, &dep, dep.node("SBC1").unwrap());
+        bound
+            .evaluate(&crate::audit::tests::pkt(
+                src,
+                "10.50.0.10",
+                Transport::Tcp,
+                port,
+            ))
+            .outcome
+    }
+
+    fn undecided(o: Outcome) -> String {
+        match o {
+            Outcome::Undecided(why) => why,
+            other => panic!("decided: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_zone_arrives_on_its_interfaces() {
+        let r = "-A INPUT -i ens192 -p tcp --dport 5060 -j ACCEPT\n\
+                 -A INPUT ! -i ens192 -p tcp --dport 22 -j ACCEPT";
+        assert_eq!(audit(r, "10.50.0.7", 5060), Outcome::Accept);
+        assert_eq!(audit(r, "10.1.0.7", 5060), Outcome::Drop);
+        // The most specific zone: admins inside the datacenter's /16, both behind ens224.
+        assert_eq!(audit(r, "10.1.9.7", 22), Outcome::Accept);
+        assert_eq!(audit(r, "10.50.0.7", 22), Outcome::Drop);
+        // Both of the carrier's interfaces are named by a prefix: decided.
+        let p = "-A INPUT -i ens25+ -p tcp --dport 5060 -j ACCEPT";
+        assert_eq!(audit(p, "10.60.0.1", 5060), Outcome::Accept);
+        assert_eq!(audit(p, "10.50.0.1", 5060), Outcome::Drop);
+        // `lo` never holds for a zone's traffic, and does not make a test undecided.
+        let lo = "-A INPUT -i lo -j ACCEPT";
+        assert_eq!(audit(lo, "8.8.8.8", 1), Outcome::Drop);
+    }
+
+    #[test]
+    fn what_stays_undecided_says_why() {
+        let r = "-A INPUT -i ens256 -p tcp --dport 5060 -j ACCEPT";
+        // The carrier arrives on ens256 and ens257: the rule names only one.
+        let why = undecided(audit(r, "10.60.0.1", 5060));
+        assert!(
+            why.contains("zone carrier arrives on ens256 and ens257"),
+            "{why}"
+        );
+        // The agents are behind no named interface.
+        let why = undecided(audit(r, "10.20.0.1", 5060));
+        assert!(
+            why.starts_with("input interface ens256 (zone agents is behind none"),
+            "{why}"
+        );
+        // An address in no zone.
+        let why = undecided(audit(r, "8.8.8.8", 5060));
+        assert!(why.contains("in no zone of the deployment"), "{why}");
+        // The datacenter is decided: it never arrives on ens256.
+        assert_eq!(audit(r, "10.1.0.1", 5060), Outcome::Drop);
+        // An interface the node does not name, even for a zone whose interfaces are known.
+        let why = undecided(audit(
+            "-A INPUT -i docker0 -p tcp --dport 80 -j ACCEPT",
+            "10.1.0.1",
+            80,
+        ));
+        assert!(
+            why.starts_with("input interface docker0 (docker0 is not one of SBC1's"),
+            "{why}"
+        );
+        // A rule that cannot match the port decides nothing either way.
+        assert_eq!(audit(r, "8.8.8.8", 80), Outcome::Drop);
+    }
+
+    #[test]
+    fn a_node_without_interfaces_keeps_its_tests() {
+        let dep = crate::deployment::parse(
+            &Source::new(
+                "d.toml",
+                DEP.replace("[nodes.SBC1.interfaces]", "[nodes.SBC1.x]")
+                    .split("[nodes.SBC1.x]")
+                    .next()
+                    .unwrap()
+                    .to_string(),
+            ),
+            &Catalog::embedded(),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let rs = read(
+            "t.rules",
+            "*filter\n:INPUT DROP [0:0]\n-A INPUT -i ens192 -j ACCEPT\nCOMMIT\n",
+        )
+        .unwrap();
+        assert_eq!(bind(&rs, &dep, dep.node("SBC1").unwrap()), rs);
+    }
+}
