@@ -1000,11 +1000,11 @@ fn test(cond: &Cond, p: &Packet) -> Tri {
             } else {
                 p.sides.input
             };
-            if let Some(s) = side {
-                yes(names.iter().any(|n| n.matches(s.as_str())))
-            } else if output && p.hook == Hook::Input {
+            if output && p.hook == Hook::Input {
                 // No output interface exists yet for traffic to the host itself.
                 Tri::No
+            } else if let Some(s) = side {
+                yes(names.iter().any(|n| n.matches(s.as_str())))
             } else if names.iter().all(IfName::is_lo) {
                 // Traffic from a zone never arrives on (or is forwarded to) loopback.
                 Tri::No
