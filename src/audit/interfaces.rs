@@ -3,7 +3,7 @@
 //! interfaces it names), so that the format-blind evaluator and the comparison with the plan need
 //! no notion of interfaces, as [`super::appliance::bind`] does with an appliance's zones.
 //!
-//! Traffic from a zone arrives on the interface(s) whose zone it is. For a source in a zone
+//! Traffic from a zone arrives on the interface(s) whose zones include it. For a source in a zone
 //! behind named interfaces, a rule's interface test holds when it names all of them, fails when
 //! it names none, and cannot be decided when it names some (the zone arrives both ways). A
 //! source in a zone behind no named interface, or in no zone, cannot be decided; nor can a test
@@ -24,14 +24,14 @@ struct Piece {
 }
 
 /// The node's interfaces with the address pieces they receive, ready to bind tests.
-pub struct Arrivals<'a> {
+struct Arrivals<'a> {
     dep: &'a Deployment,
     node: &'a Node,
     pieces: Vec<Piece>,
 }
 
 impl<'a> Arrivals<'a> {
-    pub fn new(dep: &'a Deployment, node: &'a Node) -> Arrivals<'a> {
+    fn new(dep: &'a Deployment, node: &'a Node) -> Arrivals<'a> {
         let zones: Vec<Vec<Span>> = (0..dep.zones.len()).map(|z| zone_spans(dep, z)).collect();
         let mut pieces = Vec::new();
         for family in [Family::V4, Family::V6] {
@@ -68,7 +68,7 @@ impl<'a> Arrivals<'a> {
     }
 
     /// The condition an input interface test of `names` becomes.
-    pub fn bind(&self, all: &[IfName]) -> Cond {
+    fn bind(&self, all: &[IfName]) -> Cond {
         let node = &self.node.name;
         let what = ifnames_text(all);
         // No source of a zone arrives on loopback: `lo` adds nothing, and a test of `lo` alone
