@@ -1805,3 +1805,433 @@ fn a_set_name_that_cannot_be_written_is_worked_around_or_reported() {
         "{err}\n{diff}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// Input interfaces: the server namespace has one veth per interface, renamed as the rules name
+// them (`ens192`, …), each to a client namespace holding the addresses of the zones behind it.
+// Random rulesets match on those interfaces; every packet is sent in through its interface.
+
+/// The server's interfaces: (name, the zones behind it in the deployment or None when the node
+/// does not name it, the client addresses sent in through it).
+const IFACES: [(&str, Option<&str>, &[Ipv4Addr]); 5] = [
+    (
+        "ens192",
+        Some("[\"agents\", \"ivr\"]"),
+        &[Ipv4Addr::new(10, 88, 2, 10), Ipv4Addr::new(10, 88, 6, 10)],
+    ),
+    (
+        "ens224",
+        Some("[\"datacenter\", \"admins\"]"),
+        // 10.88.5.20: in no zone
+        &[
+            Ipv4Addr::new(10, 88, 1, 50),
+            Ipv4Addr::new(10, 88, 3, 10),
+            Ipv4Addr::new(10, 88, 5, 20),
+        ],
+    ),
+    // The carrier behind two interfaces.
+    (
+        "ens256",
+        Some("\"carrier\""),
+        &[Ipv4Addr::new(10, 88, 4, 10)],
+    ),
+    (
+        "ens257",
+        Some("\"carrier\""),
+        &[Ipv4Addr::new(10, 88, 4, 20)],
+    ),
+    // An interface the node does not name.
+    ("eth9", None, &[Ipv4Addr::new(10, 88, 5, 10)]),
+];
+
+/// The lab deployment with APP1's interfaces named.
+fn iface_deployment() -> String {
+    let mut text = std::fs::read_to_string(Path::new(ROOT).join(LAB)).unwrap();
+    text.push_str("\n[nodes.APP1.interfaces]\n");
+    for (name, zones, _) in IFACES {
+        if let Some(z) = zones {
+            text.push_str(&format!("{name} = {z}\n"));
+        }
+    }
+    text
+}
+
+/// The server with its addresses on `lo` and one renamed veth per interface, and one client
+/// namespace per interface.
+fn iface_lab() -> (Netns, Vec<Netns>) {
+    let server = Netns::new().expect("server namespace");
+    for a in &SERVER {
+        server
+            .ip(&["addr", "add", &format!("{a}/32"), "dev", "lo"])
+            .expect("server address");
+    }
+    let mut clients = Vec::new();
+    for (k, (name, _, addrs)) in IFACES.iter().enumerate() {
+        let client = Netns::new().expect("client namespace");
+        let (vs, vc) = netns::link_named(
+            &server,
+            &format!("192.168.{}.1/24", 100 + k),
+            &client,
+            &format!("192.168.{}.2/24", 100 + k),
+        )
+        .expect("veth");
+        for args in [
+            vec!["link", "set", "dev", &vs, "down"],
+            vec!["link", "set", "dev", &vs, "name", name],
+            vec!["link", "set", "dev", name, "up"],
+        ] {
+            server.ip(&args).expect("rename the server's end");
+        }
+        for a in addrs.iter() {
+            let host = format!("{a}/32");
+            client
+                .ip(&["addr", "add", &host, "dev", &vc])
+                .expect("client address");
+            server
+                .ip(&["route", "add", &host, "dev", name])
+                .expect("route back to the client");
+        }
+        for a in &SERVER {
+            client
+                .ip(&["route", "add", &format!("{a}/32"), "dev", &vc])
+                .expect("client route to the server");
+        }
+        clients.push(client);
+    }
+    (server, clients)
+}
+
+/// A random ruleset whose rules match input interfaces (named, negated, sets, prefixes, one the
+/// node does not name), sources, protocols and ports (from `ports`).
+fn iface_rules(kind: Kind, ports: &[u16], rng: &mut Rng) -> String {
+    let pick = |rng: &mut Rng, list: &[&'static str]| list[rng.below(list.len())];
+    let policy_accept = rng.below(3) == 0;
+    let mut lines = Vec::new();
+    for _ in 0..6 + rng.below(8) {
+        let lo = ports[rng.below(ports.len())];
+        let hi = if rng.below(3) == 0 {
+            lo.saturating_add(rng.below(50) as u16)
+        } else {
+            lo
+        };
+        let tcp = rng.below(2) == 0;
+        let accept = if policy_accept {
+            rng.below(4) == 0
+        } else {
+            rng.below(4) != 0
+        };
+        let src = pick(
+            rng,
+            &[
+                "",
+                "",
+                "",
+                "10.88.2.0/24",
+                "10.88.4.0/23",
+                "10.88.0.0/16",
+                "10.88.5.0/24",
+            ],
+        );
+        match kind {
+            Kind::Nft => {
+                let iface = pick(
+                    rng,
+                    &[
+                        "iifname \"ens192\"",
+                        "iifname \"ens224\"",
+                        "iifname != \"ens224\"",
+                        "iifname { \"ens192\", \"ens256\" }",
+                        "iifname \"ens2*\"",
+                        "iifname \"ens25*\"",
+                        "iif \"ens256\"",
+                        "iifname \"ens257\"",
+                        "iifname \"eth9\"",
+                        "iifname \"lo\"",
+                        "",
+                    ],
+                );
+                let src = if src.is_empty() {
+                    String::new()
+                } else {
+                    format!("ip saddr {src} ")
+                };
+                let port = if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}-{hi}")
+                };
+                lines.push(format!(
+                    "    {iface} {src}{} dport {port} {}",
+                    if tcp { "tcp" } else { "udp" },
+                    if accept { "accept" } else { "drop" }
+                ));
+            }
+            Kind::Iptables => {
+                let iface = pick(
+                    rng,
+                    &[
+                        "-i ens192",
+                        "-i ens224",
+                        "! -i ens224",
+                        "-i ens2+",
+                        "-i ens25+",
+                        "-i ens256",
+                        "-i ens257",
+                        "-i eth9",
+                        "-i lo",
+                        "",
+                    ],
+                );
+                let src = if src.is_empty() {
+                    String::new()
+                } else {
+                    format!("-s {src} ")
+                };
+                let proto = if tcp { "tcp" } else { "udp" };
+                let port = if lo == hi {
+                    lo.to_string()
+                } else {
+                    format!("{lo}:{hi}")
+                };
+                lines.push(format!(
+                    "-A INPUT {iface} {src}-p {proto} -m {proto} --dport {port} -j {}",
+                    if accept { "ACCEPT" } else { "DROP" }
+                ));
+            }
+        }
+    }
+    match kind {
+        Kind::Nft => format!(
+            "table inet filter {{\n  chain input {{\n    type filter hook input priority 0; policy {};\n    ct state established,related accept\n{}\n  }}\n}}\n",
+            if policy_accept { "accept" } else { "drop" },
+            lines.join("\n")
+        ),
+        Kind::Iptables => format!(
+            "*filter\n:INPUT {} [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\n-A INPUT -m conntrack --ctstate RELATED,ESTABLISHED -j ACCEPT\n{}\nCOMMIT\n",
+            if policy_accept { "ACCEPT" } else { "DROP" },
+            lines.join("\n")
+        ),
+    }
+}
+
+/// Counts of one interface case: packets, disagreements, and the packets the audit (bound to the
+/// deployment's interfaces) could not decide.
+struct IfaceResult {
+    probes: usize,
+    undecided: usize,
+    disagreements: Vec<String>,
+}
+
+fn run_iface_case(name: &str, kind: Kind, rules: &str, dep: &Path, rng: &mut Rng) -> IfaceResult {
+    let (server, clients) = iface_lab();
+    match kind {
+        Kind::Nft => exec_in(&server, &["nft", "-f", "-"], Some(rules)),
+        Kind::Iptables => exec_in(&server, &["iptables-restore"], Some(rules)),
+    };
+    let export = match kind {
+        Kind::Nft => exec_in(&server, &["nft", "-j", "list", "ruleset"], None),
+        Kind::Iptables => exec_in(&server, &["iptables-save"], None),
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("export");
+    std::fs::write(&file, &export).unwrap();
+    let (exit, stdout, stderr) = cli(&[
+        "audit",
+        dep.to_str().unwrap(),
+        "--node",
+        "APP1",
+        "--ruleset",
+        file.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
+    assert!(
+        exit == 0 || exit == 1,
+        "{name}: audit exit {exit}: {stderr}"
+    );
+    let report: serde_json::Value = serde_json::from_str(&stdout).expect("audit JSON");
+    let ruleset = scc_ports::audit::read("export", &export).expect("export reads");
+    // nftables: the text export (`nft list ruleset`) too, read by the text reader.
+    let text_rules = (kind == Kind::Nft).then(|| {
+        let text = exec_in(&server, &["nft", "list", "ruleset"], None);
+        scc_ports::audit::read("export.nft", &text).expect("text export reads")
+    });
+    // What the audit decides: the ruleset bound to the deployment's interfaces.
+    let catalog = scc_ports::catalog::Catalog::embedded();
+    let text = std::fs::read_to_string(dep).unwrap();
+    let deployment = scc_ports::deployment::parse(
+        &scc_ports::diag::Source::new("dep", text.as_str()),
+        &catalog,
+    )
+    .expect("deployment loads");
+    let node = deployment.node("APP1").unwrap();
+    let bound = scc_ports::audit::interfaces::bind(&ruleset, &deployment, node);
+    let flows = common::lab_flows(LAB, &SERVER, false);
+
+    let mut ports: BTreeSet<u16> = [22, 80].into_iter().collect();
+    let mut cuts = Vec::new();
+    ruleset.port_cuts(&mut cuts);
+    for c in cuts {
+        for p in [c.saturating_sub(1), c] {
+            if (1..=65535).contains(&p) {
+                ports.insert(p as u16);
+            }
+        }
+    }
+    for f in &flows {
+        ports.extend([f.ports.lo(), f.ports.hi()]);
+    }
+    // Per interface, a seeded sample of its clients' probes.
+    let mut per_iface: Vec<Vec<Probe>> = Vec::new();
+    for (_, _, addrs) in IFACES {
+        let mut all = Vec::new();
+        for &src in addrs {
+            for &dst in &SERVER {
+                for &port in &ports {
+                    for transport in [Transport::Tcp, Transport::Udp] {
+                        all.push(Probe {
+                            src,
+                            dst,
+                            transport,
+                            port,
+                        });
+                    }
+                }
+            }
+        }
+        let want = (PROBES_PER_CASE / IFACES.len()).min(all.len());
+        let mut chosen: BTreeSet<Probe> = BTreeSet::new();
+        while chosen.len() < want {
+            chosen.insert(all[rng.below(all.len())]);
+        }
+        per_iface.push(chosen.into_iter().collect());
+    }
+    let everything: Vec<Probe> = per_iface.iter().flatten().copied().collect();
+    let (tcp, udp) = burst::listen_sets(&everything);
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let handle = responder(&server, tcp, udp, stop.clone());
+    let reached: Vec<Vec<bool>> = std::thread::scope(|s| {
+        let running: Vec<_> = clients
+            .iter()
+            .zip(&per_iface)
+            .map(|(ns, probes)| s.spawn(|| send_all(ns, probes.clone())))
+            .collect();
+        running.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    stop.store(true, Ordering::SeqCst);
+    let _ = handle.join();
+
+    let mut result = IfaceResult {
+        probes: everything.len(),
+        undecided: 0,
+        disagreements: Vec::new(),
+    };
+    for (k, (iface, _, _)) in IFACES.iter().enumerate() {
+        for (p, &kernel) in per_iface[k].iter().zip(&reached[k]) {
+            let packet = |sides| Packet {
+                src: IpAddr::V4(p.src),
+                dst: IpAddr::V4(p.dst),
+                transport: p.transport,
+                sport: None,
+                dport: p.port,
+                hook: Hook::Input,
+                sides,
+            };
+            let verdict = |d: &scc_ports::audit::Decision| match d.outcome {
+                Outcome::Accept => Some(true),
+                Outcome::Drop => Some(false),
+                Outcome::Undecided(_) => None,
+            };
+            // The evaluator, told where the packet enters.
+            let d = ruleset.evaluate(&packet(scc_ports::audit::appliance::Sides::of(iface, "")));
+            let eval = verdict(&d);
+            let text_eval = text_rules.as_ref().map(|rs| {
+                verdict(&rs.evaluate(&packet(scc_ports::audit::appliance::Sides::of(iface, ""))))
+            });
+            // The audit, which knows only the deployment's interfaces.
+            let b = bound.evaluate(&packet(Default::default()));
+            let audit = verdict(&b);
+            let report = report_admits(&report, &flows, p);
+            let wrong = eval != Some(kernel)
+                || text_eval.is_some_and(|t| t != Some(kernel))
+                || audit.is_some_and(|a| a != kernel)
+                || (audit.is_some() && report != kernel);
+            if audit.is_none() {
+                result.undecided += 1;
+            }
+            if wrong {
+                result.disagreements.push(format!(
+                    "{name}: {} -> {} {}/{} in {iface}: kernel {}, evaluator {eval:?} ({}), \
+                     text export {text_eval:?}, audit {audit:?} ({}), report {report}",
+                    p.src,
+                    p.dst,
+                    p.transport.as_str(),
+                    p.port,
+                    if kernel { "reached" } else { "blocked" },
+                    d.rule,
+                    b.rule
+                ));
+            }
+        }
+    }
+    result
+}
+
+#[cfg_attr(
+    not(all(scc_netns, scc_iptables)),
+    ignore = "needs root, iproute2, nftables and iptables (network namespaces)"
+)]
+#[test]
+fn kernel_agrees_with_the_audit_on_input_interfaces() {
+    let what = "audit input interface differential test";
+    if !kernel_ready(what) {
+        return;
+    }
+    let _serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    burst::raise_fd_limit();
+    let started = Instant::now();
+    let mut rng = Rng::new(seed());
+    let dir = tempfile::tempdir().unwrap();
+    let dep = dir.path().join("lab-interfaces.toml");
+    std::fs::write(&dep, iface_deployment()).unwrap();
+    let mut ports: Vec<u16> = common::lab_flows(LAB, &SERVER, false)
+        .iter()
+        .flat_map(|f| [f.ports.lo(), f.ports.hi()])
+        .collect();
+    ports.extend([22, 80, 443, 5060, 30000]);
+    let (mut total, mut undecided, mut wrong) = (0, 0, Vec::new());
+    for round in 0..4 {
+        for kind in [Kind::Nft, Kind::Iptables] {
+            let rules = iface_rules(kind, &ports, &mut rng);
+            let name = format!("{kind:?} interfaces {round}");
+            let r = run_iface_case(&name, kind, &rules, &dep, &mut rng);
+            eprintln!(
+                "{name}: {} probes, {} undecided by the audit, {} disagreements",
+                r.probes,
+                r.undecided,
+                r.disagreements.len()
+            );
+            if !r.disagreements.is_empty() {
+                eprintln!("{rules}");
+            }
+            total += r.probes;
+            undecided += r.undecided;
+            wrong.extend(r.disagreements);
+        }
+    }
+    eprintln!(
+        "{what}: {total} packets ({undecided} undecided by the audit), {} disagreements, \
+         {:.1} s (seed {})",
+        wrong.len(),
+        started.elapsed().as_secs_f64(),
+        seed()
+    );
+    assert!(
+        wrong.is_empty(),
+        "{} disagreements:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+    assert!(total >= 8_000, "only {total} packets");
+    assert!(undecided < total / 2, "{undecided} of {total} undecided");
+}

@@ -388,7 +388,12 @@ impl Rng {
             } else {
                 Hook::Forward
             },
-            sides: Default::default(),
+            // Where it enters: the interfaces the last of [`mutations`] binds to zones, or
+            // another (the default zone's).
+            sides: audit::appliance::Sides::of(
+                self.pick(&["eth0", "ens192", "ens224", "ens256", "ens2240"]),
+                "",
+            ),
         }
     }
 }
@@ -510,6 +515,12 @@ fn spots() -> Vec<Vec<Spot>> {
             (ext, app, Tcp, 8443, "cannot decide"),
             ("10.88.6.7", app, Tcp, 4000, "cannot decide"),
         ],
+        // Without its input interface, a packet from no source zone goes to a zone by interface
+        // or to the default zone: which is not known; a source zone still decides.
+        vec![
+            (ext, app, Tcp, 9300, "cannot decide"),
+            ("10.88.2.130", app, Tcp, 9300, "accept"),
+        ],
     ]
 }
 
@@ -619,6 +630,17 @@ fn mutations() -> Vec<(&'static str, Vec<Vec<&'static str>>)> {
                     "--add-rich-rule=rule family=\"ipv4\" source ipset=\"pp\" accept",
                     "--add-rich-rule=rule family=\"ipv4\" source address=\"10.88.6.0/24\" port port=\"4000\" protocol=\"tcp\" accept limit value=\"5/m\"",
                 ],
+            ],
+        ),
+        (
+            "zones by input interface: two interfaces into one zone, one into another",
+            vec![
+                vec!["--zone=internal", "--add-interface=ens224"],
+                vec!["--zone=internal", "--add-port=9300-9310/tcp"],
+                vec!["--zone=dmz", "--add-interface=ens192"],
+                vec!["--zone=dmz", "--add-interface=ens256"],
+                vec!["--zone=dmz", "--add-port=9400/udp"],
+                vec!["--zone=dmz", "--add-port=9300/tcp"],
             ],
         ),
     ]

@@ -73,6 +73,7 @@ fn same_shape(schema: &Value, at: &Value, fields: &[Field], path: &str) {
                     .collect();
                 assert_eq!(kinds, [&json!("integer"), &json!("string")], "{here}");
             }
+            Shape::TextOrTexts => text_or_texts(p, &here),
             Shape::ListOf(_) => assert_eq!(p["type"], "array", "{here}"),
             Shape::Table(inner) => same_shape(schema, p, inner, &here),
             Shape::MapOf(Shape::Table(inner)) => {
@@ -92,9 +93,23 @@ fn same_shape(schema: &Value, at: &Value, fields: &[Field], path: &str) {
                 let v = resolve(schema, &p["additionalProperties"]);
                 assert_eq!(v["type"], "string", "{here}");
             }
+            Shape::MapOf(Shape::TextOrTexts) => {
+                text_or_texts(resolve(schema, &p["additionalProperties"]), &here)
+            }
             Shape::MapOf(other) => panic!("{here}: no schema rule for {other:?}"),
         }
     }
+}
+
+/// A string or a list of strings, in the schema: `oneOf` the two.
+fn text_or_texts(v: &Value, here: &str) {
+    let kinds: Vec<&Value> = v["oneOf"]
+        .as_array()
+        .expect("oneOf")
+        .iter()
+        .map(|o| &o["type"])
+        .collect();
+    assert_eq!(kinds, [&json!("string"), &json!("array")], "{here}");
 }
 
 #[test]
@@ -198,9 +213,28 @@ fn every_example_is_valid_and_broken_files_are_not() {
     excluded["nodes"]["APP1"]["windows_excluded_ports"] =
         json!({"tcp": ["50000-50059", "1433"], "udp": [" 5000 - 5099 "]});
     docs.push(("windows_excluded_ports".to_string(), excluded));
+    let mut interfaces = base.clone();
+    interfaces["nodes"]["APP1"]["interfaces"] =
+        json!({"ens192": "datacenter", "ens224": ["admins", "agents"], "bond0.100": "datacenter"});
+    docs.push(("interfaces".to_string(), interfaces));
     let valid = docs.len();
     type Edit = fn(&mut Value);
-    let broken: [(&str, Edit); 13] = [
+    let broken: [(&str, Edit); 18] = [
+        ("interfaces as a list", |d| {
+            d["nodes"]["APP1"]["interfaces"] = json!(["ens192"])
+        }),
+        ("interface name of 16 bytes", |d| {
+            d["nodes"]["APP1"]["interfaces"] = json!({"enp0s31f6abcdefg": "datacenter"})
+        }),
+        ("interface name with a space", |d| {
+            d["nodes"]["APP1"]["interfaces"] = json!({"ens 192": "datacenter"})
+        }),
+        ("interface lo", |d| {
+            d["nodes"]["APP1"]["interfaces"] = json!({"lo": "datacenter"})
+        }),
+        ("interface with no zone", |d| {
+            d["nodes"]["APP1"]["interfaces"] = json!({"ens192": []})
+        }),
         ("windows_excluded_ports as a list", |d| {
             d["nodes"]["APP1"]["windows_excluded_ports"] = json!(["50000-50059"])
         }),

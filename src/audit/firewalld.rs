@@ -651,21 +651,38 @@ pub(super) fn build(file: &str, config: Config, format: Format) -> Result<Rulese
     // firewalld 2 orders source dispatch by the zones' ingress priority; stable otherwise.
     dispatch.sort_by_key(|(p, _)| *p);
     let mut dispatch: Vec<Rule> = dispatch.into_iter().map(|(_, r)| r).collect();
-    let with_ifaces: Vec<&Zone> = zones.iter().filter(|z| !z.interfaces.is_empty()).collect();
-    let only_default = with_ifaces.iter().all(|z| z.name == default);
+    // Then by input interface: a zone's interfaces (a final `+` is a prefix, as firewalld
+    // writes `eth+`); the default zone takes the rest, so its own interfaces need no rule.
+    for (i, z) in zones.iter().enumerate() {
+        if z.interfaces.is_empty() || z.name == default {
+            continue;
+        }
+        let names: Vec<super::IfName> = z
+            .interfaces
+            .iter()
+            .map(|n| match n.text.strip_suffix('+') {
+                Some(prefix) => super::IfName {
+                    name: prefix.to_string(),
+                    prefix: true,
+                },
+                None => super::IfName::exact(&n.text),
+            })
+            .collect();
+        let words: Vec<&str> = z.interfaces.iter().map(|n| n.text.as_str()).collect();
+        dispatch.push(Rule {
+            matches: vec![Match::is(Cond::Iif(names))],
+            action: Action::Goto(zone_index(i)),
+            origin: super::clean(&format!(
+                "zone {} ({}): interfaces {}",
+                z.name,
+                z.at,
+                words.join(" ")
+            )),
+            spec: String::new(),
+        });
+    }
     dispatch.push(Rule {
-        matches: if only_default {
-            Vec::new()
-        } else {
-            vec![Match::is(Cond::Unknown(format!(
-                "the zone of the input interface ({} have interfaces)",
-                with_ifaces
-                    .iter()
-                    .map(|z| z.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )))]
-        },
+        matches: Vec::new(),
         action: Action::Goto(zone_index(default_at)),
         origin: format!("default zone {default}"),
         spec: String::new(),

@@ -436,10 +436,18 @@ fn parse_rule(
             }
             "-i" | "--in-interface" | "-o" | "--out-interface" => {
                 let v = value(i)?;
+                // A final `+` makes the name a prefix (`eth+`; `+` alone: any interface).
+                let name = match v.text.strip_suffix('+') {
+                    Some(prefix) => super::IfName {
+                        name: prefix.to_string(),
+                        prefix: true,
+                    },
+                    None => super::IfName::exact(&v.text),
+                };
                 let c = if word == "-i" || word == "--in-interface" {
-                    Cond::Iif(v.text.clone())
+                    Cond::Iif(vec![name])
                 } else {
-                    Cond::Oif(v.text.clone())
+                    Cond::Oif(vec![name])
                 };
                 matches.push(Match::not(c, neg));
                 i += 2;

@@ -9,6 +9,7 @@ pub mod diff;
 mod diff_windows;
 mod firewalld;
 mod firewalld_xml;
+pub mod interfaces;
 mod iptables;
 mod nft;
 mod nft_text;
@@ -569,9 +570,17 @@ pub enum Cond {
     Family(Family),
     Saddr(Addrs),
     Daddr(Addrs),
-    /// The input interface by name (`lo` is the only name the audit can answer for).
-    Iif(String),
-    Oif(String),
+    /// The input interface is one of these (as the packet's [`Packet::sides`] says; `lo` only
+    /// when it does not say).
+    Iif(Vec<IfName>),
+    Oif(Vec<IfName>),
+    /// An input interface test bound to the zones behind a node's interfaces
+    /// ([`interfaces::bind`]): holds for sources in `yes`, cannot be decided for those in one of
+    /// `unknown` (why), fails for every other source.
+    IifZones {
+        yes: Addrs,
+        unknown: Vec<(Addrs, String)>,
+    },
     /// Layer-4 protocol numbers (6 TCP, 17 UDP).
     Proto(Vec<u8>),
     Sport(Ports),
@@ -609,6 +618,62 @@ impl Cond {
     }
     pub fn dport(list: impl Into<Ports>) -> Cond {
         Cond::Dport(list.into())
+    }
+}
+
+/// An interface name as a rule writes it: exact, or a prefix (iptables' `eth+`, nft's `eth*`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IfName {
+    pub name: String,
+    pub prefix: bool,
+}
+
+impl IfName {
+    pub fn exact(name: &str) -> IfName {
+        IfName {
+            name: name.to_string(),
+            prefix: false,
+        }
+    }
+
+    /// Whether the interface `iface` is this one (or starts with this prefix).
+    pub fn matches(&self, iface: &str) -> bool {
+        if self.prefix {
+            iface.starts_with(&self.name)
+        } else {
+            iface == self.name
+        }
+    }
+
+    /// Loopback: exactly `lo`.
+    pub fn is_lo(&self) -> bool {
+        !self.prefix && self.name == "lo"
+    }
+}
+
+impl fmt::Display for IfName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}{}",
+            clip(&self.name),
+            if self.prefix { "*" } else { "" }
+        )
+    }
+}
+
+/// Interface names as a message lists them: `ens192`, `{ens192, eth*}`.
+pub fn ifnames_text(names: &[IfName]) -> String {
+    match names {
+        [one] => one.to_string(),
+        _ => format!(
+            "{{{}}}",
+            names
+                .iter()
+                .map(IfName::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
     }
 }
 
@@ -881,7 +946,8 @@ pub struct Packet {
     pub dport: u16,
     /// Input (to the host) or Forward (through it).
     pub hook: Hook,
-    /// Where it enters and leaves an appliance, by the appliance's names (unknown for hosts).
+    /// Where it enters and leaves: an appliance's names (zone, `nameif`, interface), or a
+    /// host's interfaces (`ens192`); unknown when not said.
     pub sides: appliance::Sides,
 }
 
@@ -929,19 +995,40 @@ fn test(cond: &Cond, p: &Packet) -> Tri {
         Cond::Family(f) => yes(Family::of(&p.src) == *f),
         Cond::Saddr(s) => yes(s.contains(&p.src)),
         Cond::Daddr(s) => yes(s.contains(&p.dst)),
-        Cond::Iif(name) | Cond::Oif(name) => {
+        Cond::Iif(names) | Cond::Oif(names) => {
             let output = matches!(cond, Cond::Oif(_));
-            if name == "lo" {
-                // Traffic from a zone never arrives on (or is forwarded to) loopback.
-                Tri::No
-            } else if output && p.hook == Hook::Input {
+            let side = if output {
+                p.sides.output
+            } else {
+                p.sides.input
+            };
+            if output && p.hook == Hook::Input {
                 // No output interface exists yet for traffic to the host itself.
+                Tri::No
+            } else if let Some(s) = side {
+                yes(names.iter().any(|n| n.matches(s.as_str())))
+            } else if names.iter().all(IfName::is_lo) {
+                // Traffic from a zone never arrives on (or is forwarded to) loopback.
                 Tri::No
             } else {
                 Tri::Unknown(format!(
-                    "{} interface `{name}` (which interface a zone's traffic uses is not known)",
-                    if output { "output" } else { "input" }
+                    "{} interface {} (which zone's traffic uses it is not known: a node names its \
+                     interfaces in [nodes.NAME.interfaces])",
+                    if output { "output" } else { "input" },
+                    ifnames_text(names)
                 ))
+            }
+        }
+        Cond::IifZones {
+            yes: holds,
+            unknown,
+        } => {
+            if holds.contains(&p.src) {
+                Tri::Yes
+            } else if let Some((_, why)) = unknown.iter().find(|(a, _)| a.contains(&p.src)) {
+                Tri::Unknown(why.clone())
+            } else {
+                Tri::No
             }
         }
         Cond::Proto(list) => yes(list.contains(&proto_number(p.transport))),
@@ -1025,6 +1112,9 @@ fn excluded(r: &Rule, src: &Span) -> bool {
     r.matches.iter().any(|m| match &m.cond {
         Cond::Family(f) => (*f == src.family) == m.negate,
         Cond::Saddr(spans) => spans.contains(&probe) == m.negate,
+        Cond::IifZones { yes, unknown } if !m.negate => {
+            !yes.contains(&probe) && unknown.iter().all(|(a, _)| !a.contains(&probe))
+        }
         Cond::Concat(c) if !m.negate && c.fields[0] == Field::Saddr => {
             c.family.is_some_and(|f| f != src.family)
                 || !c.elems.iter().any(|e| (e[0].0..=e[0].1).contains(&src.lo))
@@ -1492,6 +1582,17 @@ impl Ruleset {
                             interval(&mut events, s.lo, s.hi, id);
                         }
                     }
+                    Cond::IifZones { yes, unknown } => {
+                        for a in std::iter::once(yes).chain(unknown.iter().map(|(a, _)| a)) {
+                            if !seen.insert(a.id()) {
+                                continue;
+                            }
+                            let id = number();
+                            for s in a.merged().iter().filter(|s| s.family == family) {
+                                interval(&mut events, s.lo, s.hi, id);
+                            }
+                        }
+                    }
                     Cond::Concat(c) if c.family == Some(family) => {
                         for (i, _) in c
                             .fields
@@ -1543,15 +1644,20 @@ impl Ruleset {
                     }
                     continue;
                 }
-                let spans = match (&m.cond, source) {
+                let sets: Vec<&Addrs> = match (&m.cond, source) {
                     // A set shared by many rules cuts once.
-                    (Cond::Saddr(s), true) | (Cond::Daddr(s), false) if seen.insert(s.id()) => s,
+                    (Cond::Saddr(s), true) | (Cond::Daddr(s), false) => vec![s],
+                    (Cond::IifZones { yes, unknown }, true) => std::iter::once(yes)
+                        .chain(unknown.iter().map(|(a, _)| a))
+                        .collect(),
                     _ => continue,
                 };
-                for s in spans.iter().filter(|s| s.family == family) {
-                    out.push(s.lo);
-                    if s.hi < family.max() {
-                        out.push(s.hi + 1);
+                for spans in sets.into_iter().filter(|a| seen.insert(a.id())) {
+                    for s in spans.iter().filter(|s| s.family == family) {
+                        out.push(s.lo);
+                        if s.hi < family.max() {
+                            out.push(s.hi + 1);
+                        }
                     }
                 }
             }

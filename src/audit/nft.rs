@@ -6,8 +6,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::{
-    Action, Addrs, AuditError, Base, Chain, Concat, Cond, Family, Field, Format, Hook, Match,
-    Ports, Rule, Ruleset, Span,
+    Action, Addrs, AuditError, Base, Chain, Concat, Cond, Family, Field, Format, Hook, IfName,
+    Match, Ports, Rule, Ruleset, Span,
 };
 
 type Key = (String, String, String); // family, table, name
@@ -624,19 +624,20 @@ impl Ctx<'_> {
                     }
                 }
                 "iif" | "iifname" | "oif" | "oifname" => {
-                    let names: Vec<String> = self
+                    // Names only (`iif 2`, an index, is not one); a set is any of its names.
+                    let names: Option<Vec<IfName>> = self
                         .elements(right)
                         .unwrap_or_default()
                         .iter()
-                        .filter_map(|v| v.as_str().map(str::to_string))
+                        .map(|v| v.as_str().map(if_name))
                         .collect();
-                    let [name] = names.as_slice() else {
+                    let Some(names) = names.filter(|n| !n.is_empty()) else {
                         return unknown(out);
                     };
                     let c = if key.starts_with('i') {
-                        Cond::Iif(name.clone())
+                        Cond::Iif(names)
                     } else {
-                        Cond::Oif(name.clone())
+                        Cond::Oif(names)
                     };
                     out.push(Match::not(c, negate));
                 }
@@ -687,6 +688,24 @@ impl Ctx<'_> {
 }
 
 /// A protocol name as nft and iptables write it.
+/// An interface name as nft writes it: a final `*` makes it a prefix (`eth*`), `\*` is a literal
+/// star.
+pub fn if_name(s: &str) -> IfName {
+    if let Some(literal) = s.strip_suffix("\\*") {
+        IfName {
+            name: format!("{literal}*"),
+            prefix: false,
+        }
+    } else if let Some(prefix) = s.strip_suffix('*') {
+        IfName {
+            name: prefix.to_string(),
+            prefix: true,
+        }
+    } else {
+        IfName::exact(s)
+    }
+}
+
 pub fn proto_name(s: &str) -> Option<u8> {
     Some(match s {
         "tcp" => 6,

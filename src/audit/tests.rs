@@ -819,3 +819,193 @@ fn relevant_rows_answer_as_the_scan_per_piece() {
     }
     assert!(rows.len() > 100, "{}", rows.len());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Input interfaces: each reader's syntax into one condition, the packet's interface deciding it.
+
+/// The conditions on the input interface, rule by rule, of every chain.
+fn iifs(rs: &Ruleset) -> Vec<(Vec<IfName>, bool)> {
+    rs.chains
+        .iter()
+        .flat_map(|c| &c.rules)
+        .flat_map(|r| &r.matches)
+        .filter_map(|m| match &m.cond {
+            Cond::Iif(n) => Some((n.clone(), m.negate)),
+            _ => None,
+        })
+        .collect()
+}
+
+fn exact(n: &str) -> IfName {
+    IfName::exact(n)
+}
+
+fn prefix(n: &str) -> IfName {
+    IfName {
+        name: n.into(),
+        prefix: true,
+    }
+}
+
+/// The verdict of TCP to `port` entering on `iface` (None: not said).
+fn entering(rs: &Ruleset, iface: Option<&str>, src: &str, port: u16) -> Outcome {
+    let mut p = pkt(src, "10.0.0.1", Transport::Tcp, port);
+    if let Some(i) = iface {
+        p.sides = appliance::Sides::of(i, "");
+    }
+    rs.evaluate(&p).outcome
+}
+
+#[test]
+fn iptables_in_interface_exact_negated_and_prefix() {
+    let rs = ipt(&format!(
+        "{HEAD}-A INPUT -i lo -j ACCEPT\n-A INPUT -i ens192 -p tcp -m tcp --dport 1 -j ACCEPT\n\
+         -A INPUT ! -i ens224 -p tcp -m tcp --dport 2 -j ACCEPT\n-A INPUT --in-interface ens2+ -p tcp -m tcp --dport 3 -j ACCEPT\n\
+         -A INPUT -i + -p tcp -m tcp --dport 4 -j ACCEPT\nCOMMIT\n"
+    ));
+    assert_eq!(
+        iifs(&rs),
+        [
+            (vec![exact("lo")], false),
+            (vec![exact("ens192")], false),
+            (vec![exact("ens224")], true),
+            (vec![prefix("ens2")], false),
+            (vec![prefix("")], false),
+        ]
+    );
+    let v = |i, port| entering(&rs, Some(i), "10.9.9.9", port);
+    assert_eq!(v("ens192", 1), Outcome::Accept);
+    assert_eq!(v("ens224", 1), Outcome::Drop);
+    assert_eq!(v("ens192", 2), Outcome::Accept);
+    assert_eq!(v("ens224", 2), Outcome::Drop);
+    assert_eq!(v("ens224", 3), Outcome::Accept);
+    assert_eq!(v("eth0", 3), Outcome::Drop);
+    assert_eq!(v("eth0", 4), Outcome::Accept);
+    // Not said: `lo` never holds, any other name cannot be decided.
+    assert_eq!(entering(&rs, None, "10.9.9.9", 9), Outcome::Drop);
+    let Outcome::Undecided(why) = entering(&rs, None, "10.9.9.9", 1) else {
+        panic!("decided")
+    };
+    assert!(why.starts_with("input interface ens192 ("), "{why}");
+}
+
+#[test]
+fn nft_iifname_iif_sets_prefixes_and_negation() {
+    let m = |key: &str, op: &str, right: serde_json::Value| serde_json::json!({"match": {"op": op, "left": {"meta": {"key": key}}, "right": right}});
+    let rs = nft(serde_json::json!({"nftables": [
+        chain("f", "input", 0, "drop"),
+        rule("f", "input", serde_json::json!([m("iifname", "==", serde_json::json!("ens192")), dport(serde_json::json!(1)), {"accept": null}])),
+        rule("f", "input", serde_json::json!([m("iif", "==", serde_json::json!("ens224")), dport(serde_json::json!(2)), {"accept": null}])),
+        rule("f", "input", serde_json::json!([m("iifname", "==", serde_json::json!({"set": ["ens192", "eth*"]})), dport(serde_json::json!(3)), {"accept": null}])),
+        rule("f", "input", serde_json::json!([m("iifname", "!=", serde_json::json!("ens224")), dport(serde_json::json!(4)), {"accept": null}])),
+        rule("f", "input", serde_json::json!([m("iifname", "==", serde_json::json!("a\\*")), dport(serde_json::json!(5)), {"accept": null}])),
+        // An interface index is not a name.
+        rule("f", "input", serde_json::json!([m("iif", "==", serde_json::json!(2)), dport(serde_json::json!(6)), {"accept": null}])),
+    ]}));
+    assert_eq!(
+        iifs(&rs),
+        [
+            (vec![exact("ens192")], false),
+            (vec![exact("ens224")], false),
+            (vec![exact("ens192"), prefix("eth")], false),
+            (vec![exact("ens224")], true),
+            (vec![exact("a*")], false),
+        ]
+    );
+    let v = |i, port| entering(&rs, Some(i), "10.9.9.9", port);
+    assert_eq!(v("ens192", 1), Outcome::Accept);
+    assert_eq!(v("ens224", 1), Outcome::Drop);
+    assert_eq!(v("ens224", 2), Outcome::Accept);
+    assert_eq!(v("eth7", 3), Outcome::Accept);
+    assert_eq!(v("ens224", 3), Outcome::Drop);
+    assert_eq!(v("ens192", 4), Outcome::Accept);
+    assert_eq!(v("ens224", 4), Outcome::Drop);
+    assert_eq!(v("a*", 5), Outcome::Accept);
+    assert_eq!(v("ab", 5), Outcome::Drop);
+    assert!(matches!(v("ens192", 6), Outcome::Undecided(_)));
+}
+
+#[test]
+fn nft_text_iifname_reads_as_the_json() {
+    let rs = read(
+        "t.nft",
+        "table inet f {\n  chain input {\n    type filter hook input priority 0; policy drop;\n\
+         iif \"lo\" accept\n    iifname \"ens192\" tcp dport 1 accept\n\
+         iifname { \"ens192\", \"ens25*\" } tcp dport 2 accept\n    iifname != \"ens224\" tcp dport 3 accept\n  }\n}\n",
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        iifs(&rs),
+        [
+            (vec![exact("lo")], false),
+            (vec![exact("ens192")], false),
+            (vec![exact("ens192"), prefix("ens25")], false),
+            (vec![exact("ens224")], true),
+        ]
+    );
+    assert_eq!(
+        entering(&rs, Some("ens256"), "10.9.9.9", 2),
+        Outcome::Accept
+    );
+    assert_eq!(entering(&rs, Some("ens224"), "10.9.9.9", 3), Outcome::Drop);
+}
+
+#[test]
+fn firewalld_zones_by_interface_after_sources_before_the_default() {
+    let text = "default-zone: public\n\
+public (active)\n  target: default\n  icmp-block-inversion: no\n  interfaces: eth0\n  sources: \n  services: ssh\n  ports: \n  rich rules: \n\
+dmz (active)\n  target: default\n  icmp-block-inversion: no\n  interfaces: ens192 ens25+\n  sources: \n  services: \n  ports: 5060/tcp\n  rich rules: \n\
+trusted\n  target: ACCEPT\n  icmp-block-inversion: no\n  interfaces: \n  sources: 10.9.0.0/16\n  services: \n  ports: \n  rich rules: \n\
+ssh\n  ports: 22/tcp\n  protocols: \n  destination: \n  includes: \n";
+    let rs = read("fw.txt", text).unwrap_or_else(|e| panic!("{e}"));
+    // The default zone's own interfaces need no rule: it takes the rest. (The dispatch of
+    // forwarded traffic is the same.)
+    let dmz = (vec![exact("ens192"), prefix("ens25")], false);
+    assert_eq!(iifs(&rs), [dmz.clone(), dmz]);
+    let v = |i, src, port| entering(&rs, Some(i), src, port);
+    assert_eq!(v("ens192", "10.5.0.1", 5060), Outcome::Accept); // dmz
+    assert_eq!(v("ens257", "10.5.0.1", 5060), Outcome::Accept); // dmz by prefix
+    assert_eq!(v("ens192", "10.5.0.1", 22), Outcome::Drop);
+    assert_eq!(v("eth0", "10.5.0.1", 22), Outcome::Accept); // public
+    assert_eq!(v("eth0", "10.5.0.1", 5060), Outcome::Drop);
+    assert_eq!(v("ens192", "10.9.0.1", 7), Outcome::Accept); // trusted by source first
+    assert!(matches!(
+        entering(&rs, None, "10.5.0.1", 22),
+        Outcome::Undecided(_)
+    ));
+    // The XML files say the same.
+    let files: Vec<ConfigFile> = [
+        ("firewalld.conf", "DefaultZone=public\n"),
+        (
+            "zones/public.xml",
+            "<zone><interface name=\"eth0\"/><service name=\"ssh\"/></zone>",
+        ),
+        (
+            "zones/dmz.xml",
+            "<zone><interface name=\"ens192\"/><interface name=\"ens25+\"/><port port=\"5060\" protocol=\"tcp\"/></zone>",
+        ),
+        ("services/ssh.xml", "<service><port port=\"22\" protocol=\"tcp\"/></service>"),
+    ]
+    .iter()
+    .map(|(rel, text)| ConfigFile {
+        system: false,
+        rel: rel.to_string(),
+        display: rel.to_string(),
+        text: text.to_string(),
+    })
+    .collect();
+    let xml = read_firewalld_dir("etc", &files).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(iifs(&xml), iifs(&rs));
+    for (i, port) in [
+        ("ens192", 5060),
+        ("ens257", 5060),
+        ("ens192", 22),
+        ("eth0", 22),
+    ] {
+        assert_eq!(
+            entering(&xml, Some(i), "10.5.0.1", port),
+            entering(&rs, Some(i), "10.5.0.1", port),
+            "{i} {port}"
+        );
+    }
+}

@@ -187,6 +187,13 @@ fn start(
     let mut flows = crate::firewall::select(&all, &mode);
     // Windows rules bound to a program or service are read against the planned ports.
     let mut rules = crate::audit::windows::for_plan(rules, &flows);
+    // A node that names its interfaces: its input interface tests become tests of the zones
+    // behind them (docs/audit.md, Interfaces).
+    if let Mode::Node { name, .. } = &mode {
+        if let Some(n) = dep.node(name) {
+            rules = crate::audit::interfaces::bind(&rules, &dep, n);
+        }
+    }
     if let (Some(_), false) = (
         firewall,
         network && crate::audit::appliance::is_appliance(rules.format),

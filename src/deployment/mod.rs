@@ -93,6 +93,46 @@ pub struct Node {
     pub plain_declared: bool,
     /// `[nodes.NAME.trunk]`: the node is a SIP trunk peer.
     pub trunk: Option<TrunkPeer>,
+    /// `[nodes.NAME.interfaces]`: the node's network interfaces and the zone behind each, in
+    /// file order (empty: not said). Loopback (`lo`) is implicit and never listed.
+    pub interfaces: Vec<Interface>,
+}
+
+/// A node's network interface and the zones whose traffic arrives on it: `audit --node` decides
+/// the rules that match an input interface with it (docs/audit.md, Interfaces).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Interface {
+    /// The name as Linux has it (`ens192`): 1-15 bytes, no `/`, `:` or whitespace.
+    pub name: String,
+    /// Indexes into [`Deployment::zones`], in file order, each once, at least one.
+    pub zones: Vec<usize>,
+    pub location: Location,
+}
+
+/// Why Linux refuses an interface name (`dev_valid_name`: `ip link` and the kernel say the same),
+/// or None when it takes it.
+pub fn interface_name_refused(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name.len() > 15 {
+        Some("it is longer than 15 bytes (IFNAMSIZ is 16, with the final NUL)")
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` are not interface names")
+    } else if name.contains('/') {
+        Some("it contains `/`")
+    } else if name.contains(':') {
+        Some("it contains `:` (an alias label, not an interface)")
+    } else if name.bytes().any(|b| b == 0) {
+        Some("it contains a NUL")
+    } else if name
+        .bytes()
+        .any(|b| matches!(b, b' ' | b'\t'..=b'\r' | 0xa0))
+    {
+        // The kernel's isspace(): ASCII whitespace and Latin-1's no-break space byte.
+        Some("it contains whitespace")
+    } else {
+        None
+    }
 }
 
 /// The SIP transports a trunk peer speaks: TLS runs over TCP.

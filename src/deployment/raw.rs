@@ -43,6 +43,10 @@ pub struct RawNode {
     pub scc: Option<Spanned<bool>>,
     /// `[nodes.NAME.trunk]`: the node is a SIP trunk peer (an SBC or a carrier's peer).
     pub trunk: Option<Spanned<RawTrunk>>,
+    /// `[nodes.NAME.interfaces]`: interface name = the zone behind it, or a list of zones
+    /// (checked in validation).
+    #[serde(default)]
+    pub interfaces: BTreeMap<Key, Spanned<toml::Value>>,
 }
 
 /// A trunk peer's side of the trunk: its SIP port per transport it speaks, and its media range.

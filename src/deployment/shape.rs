@@ -17,6 +17,8 @@ pub enum Shape {
     Bool,
     /// A service's `ports`: `"3389"`, `"5985-5986"` or `3389`.
     TextOrWhole,
+    /// A node interface's zones: `"dmz"` or `["datacenter", "admins"]`.
+    TextOrTexts,
     ListOf(&'static Shape),
     Table(&'static [Field]),
     /// A table of user-chosen names (`[nodes.NAME]`), each value of one shape.
@@ -58,6 +60,7 @@ const NODE: &[Field] = &[
     opt("windows_excluded_ports", Shape::Table(EXCLUDED)),
     opt("scc", Shape::Bool),
     opt("trunk", Shape::Table(TRUNK)),
+    opt("interfaces", Shape::MapOf(&Shape::TextOrTexts)),
 ];
 /// A trunk peer's SIP port per transport and its media range (`[nodes.NAME.trunk]`).
 const TRUNK: &[Field] = &[
@@ -106,6 +109,7 @@ impl Shape {
             Shape::Whole => "a whole number".into(),
             Shape::Bool => "true or false".into(),
             Shape::TextOrWhole => "a string or a whole number".into(),
+            Shape::TextOrTexts => "a string or a list of strings".into(),
             Shape::ListOf(Shape::Text) => "a list of strings".into(),
             Shape::ListOf(inner) => format!("a list of {}", inner.words()),
             Shape::Table(_) | Shape::MapOf(_) => "a table".into(),
@@ -119,6 +123,7 @@ impl Shape {
                 | (Shape::Whole, DeValue::Integer(_))
                 | (Shape::Bool, DeValue::Boolean(_))
                 | (Shape::TextOrWhole, DeValue::String(_) | DeValue::Integer(_))
+                | (Shape::TextOrTexts, DeValue::String(_) | DeValue::Array(_))
                 | (Shape::ListOf(_), DeValue::Array(_))
                 | (Shape::Table(_) | Shape::MapOf(_), DeValue::Table(_))
         )
@@ -278,6 +283,9 @@ fn check_value(
                     );
                 }
             }
+        }
+        (Shape::TextOrTexts, DeValue::Array(_)) => {
+            check_value(source, path, value, &TEXTS, out);
         }
         (Shape::Table(fields), DeValue::Table(t)) => {
             check_table(source, path, value.span(), t, fields, out);

@@ -12,8 +12,8 @@ use super::raw::{
     RawDeployment, RawExcluded, RawFirewall, RawNode, RawService, RawTrunk, RawUnit, in_file_order,
 };
 use super::{
-    Deployment, ExcludedRange, Firewall, FirewallZone, Node, Service, ServiceTarget, Setting,
-    SipTransport, TrunkPeer, Unit, Zone,
+    Deployment, ExcludedRange, Firewall, FirewallZone, Interface, Node, Service, ServiceTarget,
+    Setting, SipTransport, TrunkPeer, Unit, Zone,
 };
 use crate::catalog::{Catalog, Placement, PortDefault, Role, Transport, VariableKind};
 use crate::diag::{Diagnostic, Diagnostics, Source, did_you_mean, from_toml};
@@ -397,6 +397,7 @@ fn node(
         None => Some(None),
         Some(t) => t.map(Some),
     };
+    let interfaces = interfaces(cx, key, &raw.interfaces, zones, zone_names);
     let hac = raw.hac.unwrap_or(!plain?);
     Some(Node {
         name: key.get_ref().clone(),
@@ -411,8 +412,112 @@ fn node(
         scc: hac,
         plain_declared: plain?,
         trunk: trunk?,
+        interfaces: interfaces?,
     })
     .filter(|_| ok_name)
+}
+
+/// `[nodes.NAME.interfaces]`: each key a name Linux takes for an interface (not `lo`, which is
+/// implicit), each value a zone of the file or a list of them. One zone may be behind several
+/// interfaces.
+fn interfaces(
+    cx: &mut Ctx,
+    key: &Spanned<String>,
+    raw: &std::collections::BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    zones: &HashMap<&str, usize>,
+    zone_names: &[&str],
+) -> Option<Vec<Interface>> {
+    let node = key.get_ref();
+    let mut out = Vec::new();
+    let mut ok = true;
+    let mut entries: Vec<(&Spanned<String>, &Spanned<toml::Value>)> = raw.iter().collect();
+    entries.sort_by_key(|(k, _)| k.span().start);
+    for (name, value) in entries {
+        let text = name.get_ref();
+        let shown = text.escape_debug().to_string();
+        if text == "lo" {
+            ok = false;
+            cx.err(
+                "E034",
+                name.span(),
+                format!("node {node}: `lo` is the loopback interface"),
+                "remove it: loopback is implicit, and no zone's traffic arrives on it".to_string(),
+            );
+        } else if let Some(why) = super::interface_name_refused(text) {
+            ok = false;
+            cx.err(
+                "E034",
+                name.span(),
+                format!("node {node}: `{shown}` is not an interface name Linux accepts: {why}"),
+                "write the name as `ip link` shows it (1-15 bytes, no `/`, `:` or whitespace)"
+                    .to_string(),
+            );
+        }
+        // The shape check let through a string or a list of strings; an item's span is found
+        // in the value's text (toml's plain values carry none).
+        let words: Vec<&str> = match value.get_ref() {
+            toml::Value::String(one) => vec![one.as_str()],
+            toml::Value::Array(list) => list.iter().filter_map(toml::Value::as_str).collect(),
+            _ => Vec::new(),
+        };
+        let written = cx.source.text.get(value.span()).unwrap_or("").to_string();
+        let mut from = 0;
+        let mut span_of = |word: &str| {
+            let quoted = format!("\"{word}\"");
+            match written[from..].find(&quoted) {
+                Some(at) => {
+                    let start = value.span().start + from + at;
+                    from += at + quoted.len();
+                    start..start + quoted.len()
+                }
+                None => value.span(),
+            }
+        };
+        if words.is_empty() {
+            ok = false;
+            cx.err(
+                "E034",
+                value.span(),
+                format!("node {node}: interface {shown} names no zone"),
+                "name the zone whose traffic arrives on it, or a list of zones".to_string(),
+            );
+        }
+        let mut list: Vec<usize> = Vec::new();
+        for word in words {
+            let span = span_of(word);
+            match zones.get(word) {
+                Some(z) if list.contains(z) => {
+                    ok = false;
+                    cx.err(
+                        "E034",
+                        span,
+                        format!("node {node}: zone `{word}` is listed twice for interface {shown}"),
+                        "list each zone once".to_string(),
+                    );
+                }
+                Some(&z) => list.push(z),
+                None => {
+                    ok = false;
+                    cx.err(
+                        "E034",
+                        span,
+                        format!("node {node}: interface {shown} is behind unknown zone `{word}`"),
+                        if zone_names.is_empty() {
+                            "define it under [zones.NAME] with cidrs and roles".to_string()
+                        } else {
+                            did_you_mean(word, zone_names.iter().copied())
+                        },
+                    );
+                }
+            }
+        }
+        out.push(Interface {
+            name: text.clone(),
+            zones: list,
+            location: cx.source.locate(&name.span()),
+        });
+    }
+    ok.then_some(out)
 }
 
 /// Whether a node is declared a plain host (`scc = false`, or a trunk peer), which rules out HAC
@@ -1202,6 +1307,117 @@ fn port_value(cx: &mut Ctx, raw: &Spanned<toml::Value>, code: &'static str) -> O
                 hint.to_string(),
             );
             None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[zones.dmz]
+cidrs = ["10.50.0.0/24"]
+roles = ["trunk"]
+
+[zones.datacenter]
+cidrs = ["10.1.0.0/24"]
+roles = ["servers"]
+
+[nodes.APP1]
+address = "10.1.0.11"
+zone = "datacenter"
+
+[nodes.SBC1]
+address = "10.50.0.10"
+zone = "dmz"
+scc = false
+
+[nodes.SBC1.interfaces]
+"#;
+
+    fn parse_with(interfaces: &str) -> Result<Deployment, Diagnostics> {
+        let text = format!("{BASE}{interfaces}");
+        parse(&Source::new("t.toml", text), &Catalog::embedded())
+    }
+
+    #[test]
+    fn interfaces_in_file_order_with_their_zones() {
+        let dep = parse_with(
+            "ens224 = [\"datacenter\", \"dmz\"]\nens192 = \"dmz\"\n\"bond0.100\" = \"dmz\"\n",
+        )
+        .unwrap();
+        let sbc = dep.node("SBC1").unwrap();
+        let got: Vec<(&str, String)> = sbc
+            .interfaces
+            .iter()
+            .map(|i| {
+                let z: Vec<&str> = i
+                    .zones
+                    .iter()
+                    .map(|&z| dep.zones[z].name.as_str())
+                    .collect();
+                (i.name.as_str(), z.join(","))
+            })
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("ens224", "datacenter,dmz".to_string()),
+                ("ens192", "dmz".to_string()),
+                ("bond0.100", "dmz".to_string())
+            ]
+        );
+        let line = BASE.lines().count() + 2; // `ens192`, the second line after BASE
+        assert_eq!(sbc.interfaces[1].location.line, line);
+        assert!(dep.node("APP1").unwrap().interfaces.is_empty());
+    }
+
+    #[test]
+    fn interface_errors_are_located_with_hints() {
+        let err = parse_with(
+            "ens192 = \"dmzz\"\n\"\" = \"dmz\"\nenp0s31f6abcdefg = \"dmz\"\n\"a/b\" = \"dmz\"\n\
+             \"eth 0\" = \"dmz\"\n\"eth0:1\" = \"dmz\"\n\"..\" = \"dmz\"\nlo = \"dmz\"\n\
+             ens224 = \"dc\"\nens256 = \"datacenter\"\n\
+             ens257 = [\"dmz\", \"datacentre\", \"dmz\"]\nens258 = []\n",
+        )
+        .unwrap_err();
+        assert!(err.0.iter().all(|d| d.code == "E034"), "{err}");
+        insta::assert_snapshot!(err.to_string());
+    }
+
+    #[test]
+    fn interface_zones_are_a_string_or_a_list_of_strings() {
+        let err = parse_with("ens192 = 5\nens224 = [\"dmz\", 7]\n").unwrap_err();
+        insta::assert_snapshot!(err.to_string());
+    }
+
+    #[test]
+    fn linux_interface_names() {
+        use crate::deployment::interface_name_refused as refused;
+        for ok in [
+            "ens192",
+            "eth0",
+            "bond0.100",
+            "wg-site_b",
+            "123456789012345",
+            "é",
+        ] {
+            assert_eq!(refused(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            "1234567890123456",
+            ".",
+            "..",
+            "a/b",
+            "a:b",
+            "a b",
+            "a\tb",
+            "a\u{a0}",
+            "a\0",
+        ] {
+            assert!(refused(bad).is_some(), "{bad:?}");
         }
     }
 }

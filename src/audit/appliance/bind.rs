@@ -123,36 +123,36 @@ pub fn bind(rs: &Ruleset, firewall: &str, zones: &[BoundZone]) -> Result<Ruleset
 /// address belongs to the most specific zone that holds it: a zone of `0.0.0.0/0` (the internet)
 /// is every address but those of the zones inside it.
 pub fn zones_of(dep: &Deployment, firewall: &Firewall) -> Vec<BoundZone> {
-    let all: Vec<ipnet::IpNet> = dep
-        .zones
-        .iter()
-        .flat_map(|z| z.cidrs.iter().copied())
-        .collect();
     firewall
         .zones
         .iter()
-        .map(|z| {
-            let own = &dep.zones[z.zone].cidrs;
-            let mut spans: Vec<Span> = own.iter().map(Span::net).collect();
-            for inner in &all {
-                if own
-                    .iter()
-                    .any(|o| o.contains(inner) && o.prefix_len() < inner.prefix_len())
-                {
-                    spans = minus(&spans, &Span::net(inner));
-                }
-            }
-            BoundZone {
-                zone: dep.zones[z.zone].name.clone(),
-                name: z.name.clone(),
-                spans,
-            }
+        .map(|z| BoundZone {
+            zone: dep.zones[z.zone].name.clone(),
+            name: z.name.clone(),
+            spans: zone_spans(dep, z.zone),
         })
         .collect()
 }
 
 /// The intervals with `cut` taken out.
-fn minus(spans: &[Span], cut: &Span) -> Vec<Span> {
+/// The addresses of zone `zone` (an index into [`Deployment::zones`]): its networks but those
+/// of the zones inside them (an address belongs to the most specific zone that holds it).
+pub fn zone_spans(dep: &Deployment, zone: usize) -> Vec<Span> {
+    let own = &dep.zones[zone].cidrs;
+    let mut spans: Vec<Span> = own.iter().map(Span::net).collect();
+    for inner in dep.zones.iter().flat_map(|z| &z.cidrs) {
+        if own
+            .iter()
+            .any(|o| o.contains(inner) && o.prefix_len() < inner.prefix_len())
+        {
+            spans = minus(&spans, &Span::net(inner));
+        }
+    }
+    spans
+}
+
+/// `spans` without the addresses of `cut`.
+pub fn minus(spans: &[Span], cut: &Span) -> Vec<Span> {
     let mut out = Vec::with_capacity(spans.len() + 1);
     for s in spans {
         if s.family != cut.family || cut.hi < s.lo || cut.lo > s.hi {
