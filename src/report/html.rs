@@ -25,8 +25,6 @@ td.num { text-align: right; }
 .failure.open, .failure.inconclusive { border-color: #fdba74; border-left-color: #ea580c; }
 .failure.untested { border-color: #d1d5db; border-left-color: #9ca3af; }
 .failure h3 { font-size: 15px; margin: 0 0 6px; }
-.audit { border: 1px solid #fca5a5; border-left: 6px solid #dc2626; border-radius: 6px; padding: 8px 12px; margin: 10px 0; }
-.audit h3 { font-size: 15px; margin: 0 0 6px; }
 pre { background: #f9fafb; border: 1px solid #e5e7eb; padding: 8px; overflow-x: auto; white-space: pre-wrap; word-break: break-all; font-size: 12px; }
 .legend span { display: inline-block; margin-right: 14px; }
 .legend svg { vertical-align: middle; margin-right: 4px; }
@@ -37,7 +35,7 @@ pre { background: #f9fafb; border: 1px solid #e5e7eb; padding: 8px; overflow-x: 
   .picture svg { max-width: 100%; height: auto; }
   pre { white-space: pre-wrap; font-size: 9px; }
   h2 { break-after: avoid; }
-  tr, .failure, .audit { break-inside: avoid; }
+  tr, .failure { break-inside: avoid; }
   a { color: inherit; text-decoration: none; }
 }
 ";

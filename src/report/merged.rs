@@ -470,8 +470,10 @@ pub fn junit(r: &Report) -> String {
 // --- HTML ---
 
 fn audit_html(a: &Audits) -> String {
+    // A section of its own: its blocks are not the probe failures' siblings (`#failures ~
+    // .failure` counts those).
     let mut h = format!(
-        "<h2 id=\"audits\">Audited firewalls ({})</h2>\n<p class=\"verdict {}\" id=\"audit-verdict\">{}</p>\n",
+        "<section id=\"audit\">\n<h2 id=\"audits\">Audited firewalls ({})</h2>\n<p class=\"verdict {}\" id=\"audit-verdict\">{}</p>\n",
         a.audits.len(),
         if a.passed { "passed" } else { "failed" },
         esc(&a.verdict())
@@ -494,7 +496,7 @@ fn audit_html(a: &Audits) -> String {
     for au in a.audits.iter().filter(|a| !a.exact) {
         let _ = writeln!(
             h,
-            "<div class=\"audit\"><h3>{}: {}</h3>",
+            "<div class=\"failure audit\"><h3>{}: {}</h3>",
             esc(&au.firewall),
             esc(&au.verdict())
         );
@@ -560,12 +562,13 @@ fn audit_html(a: &Audits) -> String {
         }
         h.push_str("</table>\n");
     }
+    h.push_str("</section>\n");
     h
 }
 
 fn drift_html(d: &Drift) -> String {
     let mut h = format!(
-        "<h2 id=\"drift\">Since {}</h2>\n<p class=\"verdict {}\" id=\"drift-verdict\">{}</p>\n",
+        "<section id=\"since\">\n<h2 id=\"drift\">Since {}</h2>\n<p class=\"verdict {}\" id=\"drift-verdict\">{}</p>\n",
         esc(&d.old),
         if d.worse { "failed" } else { "passed" },
         esc(&d.verdict())
@@ -598,6 +601,7 @@ fn drift_html(d: &Drift) -> String {
         }
         h.push_str("</ul>\n");
     }
+    h.push_str("</section>\n");
     h
 }
 
