@@ -781,6 +781,8 @@ fn diff_target(format: &str) -> Option<&'static str> {
         "nftables-json" | "nftables-text" => Some("nftables"),
         "iptables-save" | "ip6tables-save" => Some("iptables"),
         "windows-json" => Some("windows"),
+        // An appliance's changes are written for its own configuration (`--target aerleon`).
+        "cisco-asa" | "panos-set" => Some("aerleon"),
         _ => None,
     }
 }
@@ -798,11 +800,19 @@ fn fix(
     let word = |t: &str| clean(Sink::ShellWord, t).into_owned();
     let scope = match (subject.kind.as_str(), &subject.name) {
         ("node", Some(n)) => format!("--node {}", word(n)),
+        ("network", Some(n)) if diff_target(format) == Some("aerleon") => {
+            format!("--network --firewall {}", word(n))
+        }
         ("network", _) => "--network".to_string(),
         _ => "--node NODE".to_string(),
     };
-    let Some(target) = diff_target(format).filter(|t| *t != "windows" || subject.kind != "network")
-    else {
+    // Windows Firewall is a host's; an appliance's configuration is a network firewall's.
+    let fits = |t: &&str| match *t {
+        "windows" => subject.kind != "network",
+        "aerleon" => subject.kind == "network",
+        _ => true,
+    };
+    let Some(target) = diff_target(format).filter(fits) else {
         let how = match format {
             "firewalld" | "firewalld-xml" => {
                 "a firewalld zone's services are shared by other hosts: change the zone by hand (`scc-ports firewall DEPLOYMENT --target firewalld` writes the planned one)"
