@@ -129,8 +129,18 @@ fn probes(old: &[PortState], new: &[PortState], d: &mut Drift) {
         .map(|p| (port_key(p), p.status.as_str()))
         .collect();
     // Ports that changed, grouped: one change per (zone, address, flow, before, now).
-    let mut groups: BTreeMap<(&str, &str, &str, &str, &str, &str, &str, &str), Vec<u16>> =
-        BTreeMap::new();
+    // (kind, zone, address, node, transport, component, port id, the failing status)
+    type Group<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+    );
+    let mut groups: BTreeMap<Group, Vec<u16>> = BTreeMap::new();
     for p in new {
         let Some(&was) = before.get(&port_key(p)) else {
             continue;
