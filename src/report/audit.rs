@@ -859,13 +859,29 @@ fn fix(
     )
 }
 
-/// The audit section: the audits that count (in the order given), the rejected ones, the counts.
+/// The audit section: the audits that count (in the order given; a second audit of one firewall
+/// does not), the rejected ones, the counts.
 pub fn section(read: Vec<Read>) -> Audits {
     let mut audits = Vec::new();
     let mut rejected = Vec::new();
     for r in read {
         match r {
-            Read::Counts(a) => audits.push(a),
+            // One audit per firewall: two would answer for it twice, and drift could not tell
+            // which to compare.
+            Read::Counts(a) => match audits
+                .iter()
+                .find(|b: &&Audit| b.subject.kind != "unknown" && b.firewall == a.firewall)
+            {
+                Some(first) => rejected.push(RejectedAudit {
+                    reason: format!(
+                        "the report already has an audit of the {} ({}): give one audit per firewall",
+                        a.firewall, first.file
+                    ),
+                    file: a.file,
+                    firewall: a.firewall,
+                }),
+                None => audits.push(a),
+            },
             Read::Rejected(_, why) => rejected.push(why),
         }
     }
