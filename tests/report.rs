@@ -1,6 +1,8 @@
 //! `report`, `diagram` and `inventory` through the binary: goldens of every format over fixed
 //! probe results (tests/report/: one filtered, one closed, one open, a zone with no result), the
-//! exit code, the errors for bad result files, and hostile names escaped in every output.
+//! exit code, the errors for bad result files, and hostile names escaped in every output; and
+//! `report --audit` / `--compare` over audits that `scc-ports audit` makes in the test (goldens,
+//! exit codes, audits that do not count, hostile audit text, drift both ways).
 
 mod common;
 
