@@ -584,6 +584,51 @@ mod tests {
         assert_eq!(back.newly_fixed.len(), 1);
     }
 
+    fn holds(p: &Ports, port: u16) -> bool {
+        p.runs.iter().any(|&(lo, hi)| lo <= port && port <= hi)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn minus_and_union_are_the_set_operations(
+            a in proptest::collection::vec((1u16..=65535, 0u16..300), 0..6),
+            b in proptest::collection::vec((1u16..=65535, 0u16..300), 0..6),
+            probes in proptest::collection::vec(1u16..=65535, 0..64),
+        ) {
+            let set = |v: &[(u16, u16)]| Ports::normal(
+                v.iter().map(|&(lo, n)| (lo, lo.saturating_add(n))).collect(),
+            );
+            let (pa, pb) = (set(&a), set(&b));
+            let (minus, union) = (pa.minus(&pb), pa.union(&pb));
+            // Back through the text, as the report writes it.
+            let minus_back = Ports::of(&minus.text());
+            let edges = a.iter().chain(&b).flat_map(|&(lo, n)| {
+                let hi = lo.saturating_add(n);
+                [lo, hi, lo.saturating_sub(1), hi.saturating_add(1)]
+            });
+            for port in probes.into_iter().chain(edges).filter(|&p| p > 0) {
+                proptest::prop_assert_eq!(holds(&minus, port), holds(&pa, port) && !holds(&pb, port));
+                proptest::prop_assert_eq!(holds(&minus_back, port), holds(&minus, port));
+                proptest::prop_assert_eq!(holds(&union, port), holds(&pa, port) || holds(&pb, port));
+            }
+        }
+
+        #[test]
+        fn no_text_panics_the_drift(
+            texts in proptest::collection::vec("\\PC{0,20}", 0..8),
+        ) {
+            let o: Vec<Opening> = texts
+                .chunks(2)
+                .map(|c| opening(&[c[0].as_str()], &[c.last().unwrap().as_str()], &c[0]))
+                .collect();
+            let _ = uncovered("fw", &o, &o[..o.len() / 2], true);
+            for t in &texts {
+                let _ = Span::of(t).covers(&Span::of(t));
+                let _ = Ports::of(t).minus(&Ports::of(t)).text();
+            }
+        }
+    }
+
     #[test]
     fn addresses_cover_and_overlap_by_range() {
         let net = Span::of("10.88.2.0/24");
