@@ -223,10 +223,22 @@ fn audits(old: &[Audit], new: &[Audit], d: &mut Drift) {
             continue;
         };
         flows(o, a, d);
-        d.newly_open
-            .extend(uncovered(&a.firewall, &a.openings, &o.openings, true));
-        d.closed
-            .extend(uncovered(&a.firewall, &o.openings, &a.openings, false));
+        let mut notes = Vec::new();
+        d.newly_open.extend(uncovered(
+            &a.firewall,
+            &a.openings,
+            &o.openings,
+            true,
+            &mut notes,
+        ));
+        d.closed.extend(uncovered(
+            &a.firewall,
+            &o.openings,
+            &a.openings,
+            false,
+            &mut notes,
+        ));
+        d.notes.extend(notes);
     }
     for o in old {
         if !new.iter().any(|a| a.firewall == o.firewall) {
@@ -245,23 +257,35 @@ fn flows(old: &Audit, new: &Audit, d: &mut Drift) {
     fn key(f: &super::audit::AuditFlow) -> (&str, &str, &str, &str, &str) {
         (&f.zone, &f.transport, &f.ports, &f.component, &f.port_id)
     }
-    // The earlier rows by flow, each with its destination read once.
+    // The earlier rows by flow, each with its destination read once; and by flow and exact
+    // destination, for a flow of more than [`MAX_SCAN`] rows (no quadratic scan of a huge file).
     let mut by_flow: BTreeMap<_, Vec<(Span, &super::audit::AuditFlow)>> = BTreeMap::new();
+    let mut by_address: BTreeMap<_, Vec<&super::audit::AuditFlow>> = BTreeMap::new();
     for o in &old.flows {
         by_flow
             .entry(key(o))
             .or_default()
             .push((Span::of(&o.address), o));
+        by_address
+            .entry((key(o), o.address.as_str()))
+            .or_default()
+            .push(o);
     }
     for f in &new.flows {
-        let span = Span::of(&f.address);
-        let before: Vec<&super::audit::AuditFlow> = by_flow
-            .get(&key(f))
-            .into_iter()
-            .flatten()
-            .filter(|(s, _)| s.overlaps(&span))
-            .map(|(_, o)| *o)
-            .collect();
+        let group = by_flow.get(&key(f)).map_or(&[][..], Vec::as_slice);
+        let before: Vec<&super::audit::AuditFlow> = if group.len() > MAX_SCAN {
+            by_address
+                .get(&(key(f), f.address.as_str()))
+                .cloned()
+                .unwrap_or_default()
+        } else {
+            let span = Span::of(&f.address);
+            group
+                .iter()
+                .filter(|(s, _)| s.overlaps(&span))
+                .map(|(_, o)| *o)
+                .collect()
+        };
         if before.is_empty() {
             continue;
         }
@@ -287,7 +311,29 @@ fn flows(old: &Audit, new: &Audit, d: &mut Drift) {
 /// The parts of the openings `these` that none of `others` (of the same transport, covering the
 /// source and the destination) opened: each opening with its ports not covered, as one change.
 /// `open` says which way: newly open (these are now's) or closed (these are the earlier ones).
-fn uncovered(firewall: &str, these: &[Opening], others: &[Opening], open: bool) -> Vec<Change> {
+fn uncovered(
+    firewall: &str,
+    these: &[Opening],
+    others: &[Opening],
+    open: bool,
+    notes: &mut Vec<String>,
+) -> Vec<Change> {
+    // Coverage costs (source, destination) pairs × the other openings' spans: past the budget
+    // (a huge or hostile file), rows are compared by their sources and destinations as written.
+    let pairs = these.iter().fold(0usize, |n, o| {
+        n.saturating_add(o.sources.len().saturating_mul(o.addresses.len()))
+    });
+    let spans = others.iter().fold(0usize, |n, c| {
+        n.saturating_add(1 + c.sources.len() + c.addresses.len())
+    });
+    if pairs.saturating_mul(spans) > MAX_WORK {
+        notes.push(format!(
+            "{firewall}: {} openings {} compared row by row (same sources and destinations), too many to compare by coverage",
+            these.len(),
+            if open { "now" } else { "before" }
+        ));
+        return by_rows(firewall, these, others, open);
+    }
     // The other openings read once: (transport, sources, addresses, ports).
     let others: Vec<(&str, Vec<Span>, Vec<Span>, Ports)> = others
         .iter()
@@ -338,15 +384,57 @@ fn uncovered(firewall: &str, these: &[Opening], others: &[Opening], open: bool) 
             rule: o.rule.clone(),
         }
         .line();
-        let by = format!("open by {}", o.rule);
-        out.push(Change {
-            place: firewall.to_string(),
-            what,
-            before: if open { "closed".into() } else { by.clone() },
-            now: if open { by } else { "closed".into() },
-        });
+        out.push(change(firewall, o, what, open));
     }
     out
+}
+
+/// Most earlier rows of one flow scanned for overlapping destinations; a flow with more is
+/// matched by exact destination.
+const MAX_SCAN: usize = 256;
+
+/// Most (pair, span) tests of one coverage comparison.
+const MAX_WORK: usize = 20_000_000;
+
+fn change(firewall: &str, o: &Opening, what: String, open: bool) -> Change {
+    let by = format!("open by {}", o.rule);
+    Change {
+        place: firewall.to_string(),
+        what,
+        before: if open { "closed".into() } else { by.clone() },
+        now: if open { by } else { "closed".into() },
+    }
+}
+
+/// [`uncovered`] in linear time: an opening's ports that no other opening with the same
+/// transport, sources and destinations (as written) opened.
+fn by_rows(firewall: &str, these: &[Opening], others: &[Opening], open: bool) -> Vec<Change> {
+    type Row<'a> = (&'a str, &'a [String], &'a [String]);
+    let mut opened: std::collections::HashMap<Row, Ports> = std::collections::HashMap::new();
+    for c in others {
+        let e = opened
+            .entry((&c.transport, &c.sources, &c.addresses))
+            .or_default();
+        *e = e.union(&Ports::of(&c.ports));
+    }
+    these
+        .iter()
+        .filter_map(|o| {
+            let mut left = Ports::of(&o.ports);
+            if let Some(p) = opened.get(&(o.transport.as_str(), &o.sources[..], &o.addresses[..])) {
+                left = left.minus(p);
+            }
+            if left.is_empty() {
+                return None;
+            }
+            let what = Opening {
+                ports: left.text(),
+                ..o.clone()
+            }
+            .line();
+            Some(change(firewall, o, what, open))
+        })
+        .collect()
 }
 
 /// An address, network or `a-b` range as numbers (IPv6 apart), or a text the audit wrote that
@@ -535,14 +623,40 @@ mod tests {
             opening(&["10.88.5.0/24"], &["10.88.1.11"], "1025-2000"),
             opening(&["10.88.5.0/24", "192.0.2.0/24"], &["10.88.1.11"], "22"),
         ];
-        let changes = uncovered("fw", &new, &old, true);
+        let changes = uncovered("fw", &new, &old, true, &mut Vec::new());
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].what, "from 192.0.2.0/24 to 10.88.1.11 tcp/22");
         // The other way: the wider earlier opening is closed (no opening now covers its
         // sources: narrower ones do not count as covering it).
-        let closed = uncovered("fw", &old, &new, false);
+        let closed = uncovered("fw", &old, &new, false, &mut Vec::new());
         assert_eq!(closed[0].now, "closed");
         assert_eq!(closed[0].what, "from 10.0.0.0/8 to 10.88.1.11 tcp/1-65535");
+    }
+
+    #[test]
+    fn too_many_pairs_are_compared_row_by_row() {
+        let many: Vec<String> = (0..5_000)
+            .map(|i| format!("10.{}.{}.1", i / 256, i % 256))
+            .collect();
+        let wide = Opening {
+            sources: many.clone(),
+            addresses: many,
+            ..opening(&[], &[], "1-100")
+        };
+        let narrower = Opening {
+            ports: "1-50".into(),
+            ..wide.clone()
+        };
+        let mut notes = Vec::new();
+        let changes = uncovered("fw", &[wide], &[narrower], true, &mut notes);
+        assert_eq!(notes.len(), 1, "{notes:?}");
+        assert!(notes[0].contains("compared row by row"), "{notes:?}");
+        assert_eq!(changes.len(), 1);
+        assert!(
+            changes[0].what.ends_with(" tcp/51-100"),
+            "{}",
+            &changes[0].what[changes[0].what.len() - 20..]
+        );
     }
 
     #[test]
@@ -621,7 +735,8 @@ mod tests {
                 .chunks(2)
                 .map(|c| opening(&[c[0].as_str()], &[c.last().unwrap().as_str()], &c[0]))
                 .collect();
-            let _ = uncovered("fw", &o, &o[..o.len() / 2], true);
+            let _ = uncovered("fw", &o, &o[..o.len() / 2], true, &mut Vec::new());
+            let _ = by_rows("fw", &o, &o[..o.len() / 2], false);
             for t in &texts {
                 let _ = Span::of(t).covers(&Span::of(t));
                 let _ = Ports::of(t).minus(&Ports::of(t)).text();
