@@ -517,13 +517,14 @@ fn table(r: &Report) -> String {
     }
     let s = &r.summary;
     out.push_str(&format!(
-        "\n{} flows: {} admitted, {} partial, {} blocked, {} undecided; {} extra openings{} ({}){}\n",
+        "\n{} flows: {} admitted, {} partial, {} blocked, {} undecided; {} extra opening{}{} ({}){}\n",
         s.flows,
         s.admitted,
         s.partial,
         s.blocked,
         s.undecided,
         s.extra,
+        if s.extra == 1 { "" } else { "s" },
         match s.undecided_openings {
             0 => String::new(),
             n => format!(", {n} of them undecided"),

@@ -43,7 +43,7 @@ pub fn names(rs: &Ruleset) -> BTreeSet<String> {
 }
 
 /// The ruleset with every side condition replaced by the addresses of the zones mapped to it,
-/// and, first in each base chain, a rule that sets aside what does not cross the firewall.
+/// and, first in each base chain, rules that set aside what does not cross the firewall.
 pub fn bind(rs: &Ruleset, firewall: &str, zones: &[BoundZone]) -> Result<Ruleset, Unmapped> {
     let known = names(rs);
     let missing: Vec<(String, String)> = zones
@@ -75,10 +75,8 @@ pub fn bind(rs: &Ruleset, firewall: &str, zones: &[BoundZone]) -> Result<Ruleset
                 origin: why,
                 spec: String::new(),
             };
-            rules.push(outside(
-                vec![Match::not(saddr(all.clone()), true)],
-                format!("not through firewall {firewall}: the source is in none of its zones"),
-            ));
+            // A source in none of its zones is left to the rules: a permit from `any` opens to
+            // it too (an opening the audit lists), and a zone's rules do not match it.
             rules.push(outside(
                 vec![Match::not(daddr(all.clone()), true)],
                 format!("not through firewall {firewall}: the destination is in none of its zones"),
