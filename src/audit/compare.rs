@@ -1246,24 +1246,27 @@ pub fn group(pieces: &[ExtraRow]) -> Vec<Opening> {
     out
 }
 
+/// Port pieces with their parities, as one set of ports.
+type PortSet = Vec<(u16, u16, Mask)>;
+
 /// What of `srcs` × `dsts` × `ports` the pieces do not cover, merged into a few parts.
 fn holes(ps: &[&Piece], srcs: &[Span], dsts: &[Span], ports: &[(u16, u16, Mask)]) -> Vec<Except> {
     // (destination, missing ports) -> sources
-    let mut missing: BTreeMap<(Span, String), (Vec<(u16, u16, Mask)>, Vec<Span>)> = BTreeMap::new();
+    let mut missing: BTreeMap<(Span, String), (PortSet, Vec<Span>)> = BTreeMap::new();
     for d in elementary(dsts, ps.iter().map(|p| p.dst)) {
         let on: Vec<&&Piece> = ps
             .iter()
             .filter(|p| p.dst.family == d.family && p.dst.lo <= d.lo && d.hi <= p.dst.hi)
             .collect();
         // The ports of each source interval, then the intervals of each port set.
-        let mut per_src: BTreeMap<Span, Vec<(u16, u16, Mask)>> = BTreeMap::new();
+        let mut per_src: BTreeMap<Span, PortSet> = BTreeMap::new();
         for p in &on {
             per_src
                 .entry(p.src)
                 .or_default()
                 .push((p.lo, p.hi, mask_of(p.parity)));
         }
-        let mut by_ports: BTreeMap<String, (Vec<(u16, u16, Mask)>, Vec<Span>)> = BTreeMap::new();
+        let mut by_ports: BTreeMap<String, (PortSet, Vec<Span>)> = BTreeMap::new();
         for (s, list) in per_src {
             let set = canon(list);
             by_ports
@@ -1272,12 +1275,12 @@ fn holes(ps: &[&Piece], srcs: &[Span], dsts: &[Span], ports: &[(u16, u16, Mask)]
                 .1
                 .push(s);
         }
-        let by_ports: Vec<(Vec<(u16, u16, Mask)>, super::Addrs)> = by_ports
+        let by_ports: Vec<(PortSet, super::Addrs)> = by_ports
             .into_values()
             .map(|(set, spans)| (set, super::Addrs::new(spans)))
             .collect();
         for e in elementary(srcs, on.iter().map(|p| p.src)) {
-            let covered: Vec<(u16, u16, Mask)> = by_ports
+            let covered: PortSet = by_ports
                 .iter()
                 .filter(|(_, a)| a.covers(&e))
                 .flat_map(|(set, _)| set.iter().copied())

@@ -100,9 +100,7 @@ pub fn bind(rs: &Ruleset, firewall: &str, zones: &[BoundZone]) -> Result<Ruleset
             if matches!(r.action, Action::Unknown(_)) && !r.matches.iter().any(enters) {
                 rules.push(outside(
                     vec![Match::not(saddr(all.clone()), true)],
-                    format!(
-                        "not through firewall {firewall}: the source is in none of its zones"
-                    ),
+                    format!("not through firewall {firewall}: the source is in none of its zones"),
                 ));
             }
             // A same-side test becomes one rule per zone: from it and to it.
