@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use common::burst::{self, Probe};
 use common::netns::{self, Netns};
+use common::windows::apply_windows_diff;
 use common::{Rng, cli, required};
 use scc_ports::audit::{Hook, Outcome, Packet};
 use scc_ports::catalog::Transport;
@@ -1337,153 +1338,6 @@ fn golden_diff_for_both_targets() {
     assert_eq!(code, 2, "{err}");
 }
 
-/// The PowerShell that `firewall --target windows --diff` writes, carried out on the JSON export
-/// it was made from: `Disable-NetFirewallRule -Name 'X'` sets rule X's `Enabled` to false, and
-/// each `New-NetFirewallRule … ` call (its backtick-continued lines) becomes a rule object of
-/// the export's shape. Only the forms the diff writes are understood; anything else fails.
-fn apply_windows_diff(export: &serde_json::Value, script: &str) -> serde_json::Value {
-    fn unquote(s: &str) -> String {
-        let s = s.trim().trim_end_matches(',');
-        assert!(
-            s.len() >= 2 && s.starts_with('\'') && s.ends_with('\''),
-            "a plain quoted string: {s}"
-        );
-        s[1..s.len() - 1].replace("''", "'")
-    }
-    /// A string expression `'a''b'` or `('a' + [char]0x0009 + 'b')` as PowerShell evaluates it.
-    fn ps_value(s: &str) -> String {
-        let s = s.trim();
-        let Some(inner) = s.strip_prefix('(').and_then(|s| s.strip_suffix(')')) else {
-            return unquote(s);
-        };
-        let mut units: Vec<u16> = Vec::new();
-        for part in inner.split(" + ") {
-            match part.strip_prefix("[char]0x") {
-                Some(hex) => units.push(u16::from_str_radix(hex, 16).expect("a [char]")),
-                None => units.extend(unquote(part).encode_utf16()),
-            }
-        }
-        String::from_utf16(&units).expect("UTF-16")
-    }
-    let mut rules = export.as_array().expect("a list of rules").clone();
-    let mut call = String::new();
-    for line in script.lines() {
-        assert!(
-            !line.contains("Disable-NetFirewallRule -Name"),
-            "-Name takes wildcards: {line}"
-        );
-        if let Some(name) = line.strip_prefix("Disable-RuleNamedExactly ") {
-            // The script's function: exactly one rule of exactly this Name (case-sensitive).
-            let name = ps_value(name);
-            let mut found = rules.iter_mut().filter(|r| r["Name"] == name.as_str());
-            let rule = found
-                .next()
-                .unwrap_or_else(|| panic!("no rule named {name:?}"));
-            rule["Enabled"] = false.into();
-            assert!(found.next().is_none(), "two rules named {name:?}");
-            continue;
-        }
-        if line.starts_with("New-NetFirewallRule") || !call.is_empty() {
-            call.push_str(line.trim_end_matches('`'));
-            call.push(' ');
-            if line.ends_with('`') {
-                continue;
-            }
-            let args = call.trim().trim_end_matches("| Out-Null").to_string();
-            call.clear();
-            // Parameters `-Key value[, value…]`: values are words, quoted strings ('' inside is
-            // a quote) or a parenthesised `('…' + [char]0x2013 + '…')` (kept as it is).
-            let mut rule = serde_json::json!({"RemotePort": "Any"});
-            let chars: Vec<char> = args.chars().collect();
-            let mut i = 0;
-            let mut key = String::new();
-            let mut values: Vec<String> = Vec::new();
-            let mut params: Vec<(String, Vec<String>)> = Vec::new();
-            while i < chars.len() {
-                match chars[i] {
-                    ' ' | ',' => i += 1,
-                    '-' if chars.get(i + 1).is_some_and(|c| c.is_ascii_alphabetic()) => {
-                        if !key.is_empty() {
-                            params.push((std::mem::take(&mut key), std::mem::take(&mut values)));
-                        }
-                        let start = i + 1;
-                        while i < chars.len() && chars[i] != ' ' {
-                            i += 1;
-                        }
-                        key = chars[start..i].iter().collect();
-                    }
-                    '\'' => {
-                        let mut v = String::new();
-                        i += 1;
-                        loop {
-                            match (chars.get(i), chars.get(i + 1)) {
-                                (Some('\''), Some('\'')) => {
-                                    v.push('\'');
-                                    i += 2;
-                                }
-                                (Some('\''), _) => {
-                                    i += 1;
-                                    break;
-                                }
-                                (Some(c), _) => {
-                                    v.push(*c);
-                                    i += 1;
-                                }
-                                (None, _) => panic!("an unterminated string in {args}"),
-                            }
-                        }
-                        values.push(v);
-                    }
-                    '(' => {
-                        let start = i;
-                        let mut depth = 0;
-                        let mut quoted = false;
-                        while i < chars.len() {
-                            match chars[i] {
-                                '\'' => quoted = !quoted,
-                                '(' if !quoted => depth += 1,
-                                ')' if !quoted => {
-                                    depth -= 1;
-                                    if depth == 0 {
-                                        i += 1;
-                                        break;
-                                    }
-                                }
-                                _ => {}
-                            }
-                            i += 1;
-                        }
-                        values.push(chars[start..i].iter().collect());
-                    }
-                    _ => {
-                        let start = i;
-                        while i < chars.len() && !matches!(chars[i], ' ' | ',') {
-                            i += 1;
-                        }
-                        values.push(chars[start..i].iter().collect());
-                    }
-                }
-            }
-            if !key.is_empty() {
-                params.push((key, values));
-            }
-            for (key, values) in params {
-                match key.as_str() {
-                    "LocalPort" | "RemoteAddress" | "LocalAddress" => {
-                        rule[key.as_str()] = values.into();
-                    }
-                    "Group" | "Description" => {}
-                    _ => rule[key.as_str()] = values[0].clone().into(),
-                }
-            }
-            rule["Name"] = format!("added-{}", rules.len()).into();
-            rules.push(rule);
-        }
-    }
-    assert!(call.is_empty(), "an unfinished New-NetFirewallRule");
-    serde_json::Value::Array(rules)
-}
-
 /// `firewall --target windows --diff`: the script, carried out on the export, gives rules that
 /// the audit finds exact (the Remote Desktop rule restricted to the Domain profile, which the
 /// audit cannot decide, taken out of the export first).
@@ -1509,7 +1363,7 @@ fn windows_diff_applied_to_the_export_admits_exactly_the_plan() {
     assert_eq!(code, 0, "{err}\n{script}");
     assert!(script.contains("(exactly the plan)"), "{script}");
     assert!(
-        script.contains("Disable-RuleNamedExactly '{6A2B1C9E-0005}'"),
+        script.contains("Get-RuleNamedExactly '{6A2B1C9E-0005}' | Disable-NetFirewallRule"),
         "the block rule"
     );
     // The header names the export's (temporary) path.

@@ -765,7 +765,30 @@ fn windows_parses_with_pwsh() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    for (example, mode, script) in outputs("windows") {
+    // The generated scripts, and the `--diff` scripts for Windows exports (exit 1 when a Group
+    // Policy rule stays: the script is written all the same).
+    let mut scripts = outputs("windows");
+    for (deployment, node, export) in [
+        ("tests/audit/lab.toml", "APP1", "tests/audit/windows.json"),
+        (
+            "examples/large.toml",
+            "APP_A1",
+            "tests/audit/windows-newcomer.json",
+        ),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_scc-ports"))
+            .current_dir(root())
+            .args([
+                "firewall", deployment, "--target", "windows", "--node", node,
+            ])
+            .args(["--diff", export])
+            .output()
+            .unwrap();
+        assert!(out.status.code().is_some_and(|c| c <= 1), "{export}");
+        let script = String::from_utf8(out.stdout).unwrap();
+        scripts.push((node.to_string(), "diff".to_string(), script));
+    }
+    for (example, mode, script) in scripts {
         let path = dir.path().join(format!("{example}-{mode}.ps1"));
         std::fs::write(&path, script).unwrap();
         let check = format!(

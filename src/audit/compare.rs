@@ -612,7 +612,7 @@ fn sweep(
 
 /// A set of ports in one form whatever pieces made it (so equal sets have equal texts): every
 /// run of two or more consecutive ports as a range, and the ports left (each without a
-/// neighbour) chained by parity (`5-9 odd`) or alone.
+/// neighbour) chained by parity when three or more (`5-9 odd`), else alone.
 fn canon(list: Vec<(u16, u16, Mask)>) -> Vec<(u16, u16, Mask)> {
     // A block: (first, last, step) with step 1 (a run) or 2 (a chain of one parity).
     let mut runs: Vec<(u16, u16, u16)> = Vec::new();
@@ -661,14 +661,12 @@ fn canon(list: Vec<(u16, u16, Mask)>) -> Vec<(u16, u16, Mask)> {
         }
         out.push(r);
     }
+    // A chain of two ports reads better as the two ports (`21012, 21014`).
     out.into_iter()
-        .map(|(a, b, step)| {
-            let m = if step == 1 || a == b {
-                Mask::ALL
-            } else {
-                Mask::ALL.within(a, a)
-            };
-            (a, b, m)
+        .flat_map(|(a, b, step)| match (step, b - a) {
+            (1, _) | (_, 0) => vec![(a, b, Mask::ALL)],
+            (_, 2) => vec![(a, a, Mask::ALL), (b, b, Mask::ALL)],
+            _ => vec![(a, b, Mask::ALL.within(a, a))],
         })
         .collect()
 }

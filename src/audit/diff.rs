@@ -1,7 +1,8 @@
 //! `firewall --diff`: the changes that bring an exported nftables, iptables or Windows Firewall
 //! ruleset to the plan. Found by auditing, changing the model (remove what opens too much, insert
-//! accepts where a planned flow is blocked, drop policies that accept too much) and auditing
-//! again, until the model admits exactly the plan; then written in the target's own syntax.
+//! accepts where a planned flow is blocked, drop policies that accept too much; for Windows,
+//! narrow an over-broad rule first) and auditing again, until the model admits exactly the plan;
+//! then written in the target's own syntax, with the number of commands written.
 
 use std::fmt::Write as _;
 
@@ -32,8 +33,35 @@ pub enum Change {
         set: String,
         elem: String,
     },
-    /// What the diff cannot fix (a construct it cannot evaluate).
+    /// Narrow a Windows allow rule (`rule` of `chain`, indices into the export) to the planned
+    /// part it carries: the fields of `to` that are set are replaced.
+    Narrow {
+        chain: usize,
+        rule: usize,
+        spec: String,
+        origin: String,
+        to: Narrowing,
+    },
+    /// What the diff cannot fix (a construct it cannot evaluate, a rule it may not change).
     Note(String),
+}
+
+/// The new values of a narrowed Windows rule's fields (None: unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Narrowing {
+    pub protocol: Option<Transport>,
+    /// Merged port intervals.
+    pub ports: Option<Vec<(u16, u16)>>,
+    /// Merged address intervals (`-RemoteAddress`, `-LocalAddress`).
+    pub remote: Option<Vec<Span>>,
+    pub local: Option<Vec<Span>>,
+}
+
+/// A rendered diff: the text, and the number of commands in it (the header says it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    pub text: String,
+    pub commands: usize,
 }
 
 /// Why no diff is written.
@@ -153,6 +181,39 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
         adds.dedup();
         elements.sort_unstable();
         elements.dedup();
+        // Windows: an over-broad local allow is narrowed to the planned part it carries; a rule
+        // of another store (a GPO's) is not changed, and a note says where to change it.
+        let mut narrows: Vec<(usize, usize, Narrowing, Rule)> = Vec::new();
+        if block_wins {
+            removes.retain(|&(c, r)| {
+                let Some(orig) = origin_index[c][r] else {
+                    return true;
+                };
+                let narrow = super::diff_windows::narrowing(&work, c, r, &report, flows, scope);
+                match super::windows::spec(&rs.chains[c].rules[orig]) {
+                    Some(spec) if spec.store != super::windows::Store::Local => {
+                        notes.push(super::diff_windows::elsewhere_note(
+                            &work,
+                            c,
+                            r,
+                            &spec,
+                            narrow.as_ref().map(|n| &n.0),
+                            &report,
+                        ));
+                        false
+                    }
+                    // A rule without a Name cannot be selected: the removal's note says so.
+                    Some(spec) if spec.name.is_empty() => true,
+                    _ => match narrow {
+                        Some((to, rule)) => {
+                            narrows.push((c, r, to, rule));
+                            false
+                        }
+                        None => true,
+                    },
+                }
+            });
+        }
         // What cannot be written is not changed in the model: a note says why.
         let mut refuse = |change: Change| -> bool {
             match unwritable(rs, &change) {
@@ -187,8 +248,27 @@ pub fn diff(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> (Vec<Change>, Report
                 elem: String::new(),
             })
         });
-        let progress =
-            !removes.is_empty() || !policies.is_empty() || !adds.is_empty() || !elements.is_empty();
+        let progress = !removes.is_empty()
+            || !policies.is_empty()
+            || !adds.is_empty()
+            || !elements.is_empty()
+            || !narrows.is_empty();
+        // Narrowings first: the indices are those of this round's model. A rule narrowed again
+        // keeps one change, the last (each sets the fields anew).
+        for (c, r, to, rule) in narrows {
+            let Some(orig) = origin_index[c][r] else {
+                continue;
+            };
+            changes.retain(|x| !matches!(x, Change::Narrow { chain, rule, .. } if (*chain, *rule) == (c, orig)));
+            changes.push(Change::Narrow {
+                chain: c,
+                rule: orig,
+                spec: rs.chains[c].rules[orig].spec.clone(),
+                origin: rs.chains[c].rules[orig].origin.clone(),
+                to,
+            });
+            work.chains[c].rules[r] = rule;
+        }
         // Element changes first: the indices are those of this round's model.
         for (c, r, m, b, add) in elements {
             let Cond::Concat(cc) = &mut work.chains[c].rules[r].matches[m].cond else {
@@ -493,7 +573,7 @@ fn unwritable(rs: &Ruleset, change: &Change) -> Option<String> {
             origin,
             ..
         } => match rs.format {
-            Format::WindowsJson if spec.is_empty() => Some(format!(
+            Format::WindowsJson if super::windows::spec_name(spec).is_empty() => Some(format!(
                 "the export gives no rule Name for `{}`",
                 super::clip(origin)
             )),
@@ -519,7 +599,7 @@ fn unwritable(rs: &Ruleset, change: &Change) -> Option<String> {
                 super::clip(set)
             )
         }),
-        Change::Note(_) => None,
+        Change::Narrow { .. } | Change::Note(_) => None,
     }
 }
 
@@ -560,36 +640,51 @@ fn nets_of(nets: &[ipnet::IpNet], fam: Family) -> Vec<String> {
         .collect()
 }
 
-/// How many commands a rendered `--diff` holds: the lines that change the firewall (comments, the
-/// shell and PowerShell preludes and a command's continuation lines are not counted), so that
-/// the header's count is the script's own.
-pub fn commands_in(text: &str) -> usize {
-    const STARTS: &[&str] = &[
-        // nft -f
-        "add ",
-        "insert ",
-        "delete ",
-        "replace ",
-        "flush ",
-        "create ",
-        "destroy ",
-        // the iptables script
-        "iptables ",
-        "ip6tables ",
-        "ipset ",
-        // PowerShell (the definition of Disable-RuleNamedExactly starts with `function`)
-        "Disable-RuleNamedExactly ",
-        "New-NetFirewallRule ",
-        "Set-NetFirewallRule ",
-        "Remove-NetFirewallRule ",
-        "Disable-NetFirewallRule ",
-    ];
-    text.lines()
-        .filter(|l| STARTS.iter().any(|s| l.starts_with(s)))
-        .count()
+/// A script being written: its text, and the number of commands it holds, counted as each is
+/// written (the header says it; comments, preludes and continuation lines are not commands).
+#[derive(Default)]
+pub(super) struct Script {
+    pub text: String,
+    pub commands: usize,
 }
 
-/// Writes the changes in the target's syntax: an `nft -f` file, or an iptables shell script.
+impl Script {
+    /// Writes one command (with its continuation lines, if any) and counts it.
+    pub fn command(&mut self, line: std::fmt::Arguments) {
+        let _ = writeln!(self.text, "{line}");
+        self.commands += 1;
+    }
+}
+
+impl std::fmt::Write for Script {
+    /// Text that is not a command: comments, preludes.
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        self.text.push_str(s);
+        Ok(())
+    }
+}
+
+/// The header's count line: the commands written, the changes, and those not made.
+fn count_line(changes: &[Change], commands: usize) -> String {
+    // Notes are what is not written: counted apart from the changes.
+    let notes = changes
+        .iter()
+        .filter(|c| matches!(c, Change::Note(_)))
+        .count();
+    format!(
+        "{commands} command{} for {} change{}{}",
+        if commands == 1 { "" } else { "s" },
+        changes.len() - notes,
+        if changes.len() - notes == 1 { "" } else { "s" },
+        match notes {
+            0 => String::new(),
+            n => format!("; {n} not made or not written (see the notes)"),
+        }
+    )
+}
+
+/// Writes the changes in the target's syntax: an `nft -f` file, an iptables shell script or a
+/// PowerShell script; `header` lines first, then the count of the commands it holds.
 pub fn render(
     target: &str,
     rs: &Ruleset,
@@ -597,7 +692,7 @@ pub fn render(
     changes: &[Change],
     after: &Report,
     header: &[String],
-) -> Result<String, DiffError> {
+) -> Result<Rendered, DiffError> {
     let nft = match (target, rs.format) {
         ("windows", Format::WindowsJson) => {
             return Ok(render_windows(rs, flows, changes, after, header));
@@ -645,16 +740,21 @@ pub fn render(
         }
         (t, _) => return Err(DiffError::Target(t.to_string())),
     };
-    let mut out = String::new();
+    let mut head = String::new();
     if !nft {
-        out.push_str("#!/bin/sh\nset -e\n");
+        head.push_str("#!/bin/sh\nset -e\n");
     }
     for line in header {
-        let _ = writeln!(out, "# {}", super::clean(line));
+        let _ = writeln!(head, "# {}", super::clean(line));
     }
-    let _ = writeln!(out, "# {}", summary_line(after));
+    let Script {
+        text: out,
+        commands,
+    } = body(rs, flows, changes, nft);
+    let _ = writeln!(head, "# {}", count_line(changes, commands));
+    let _ = writeln!(head, "# {}", summary_line(after));
     let _ = writeln!(
-        out,
+        head,
         "# Apply it to the ruleset exactly as exported: {} refer to that export.",
         if nft {
             "rule handles"
@@ -663,8 +763,20 @@ pub fn render(
         }
     );
     if changes.is_empty() {
-        out.push_str("# Nothing to change: the ruleset admits exactly the plan.\n");
-        return Ok(out);
+        head.push_str("# Nothing to change: the ruleset admits exactly the plan.\n");
+    }
+    head.push_str(&out);
+    Ok(Rendered {
+        text: head,
+        commands,
+    })
+}
+
+/// The nft or iptables commands of the changes, and the notes.
+fn body(rs: &Ruleset, flows: &[Flow], changes: &[Change], nft: bool) -> Script {
+    let mut out = Script::default();
+    if changes.is_empty() {
+        return out;
     }
     // Removals first (iptables positions in descending order, so that each stays valid), then
     // policies, then the inserted accepts.
@@ -677,7 +789,8 @@ pub fn render(
         _ => (0, std::cmp::Reverse(0)),
     });
     if !removes.is_empty() {
-        out.push_str("\n# Remove: rules that open more than the plan\n");
+        out.text
+            .push_str("\n# Remove: rules that open more than the plan\n");
     }
     for c in removes {
         let Change::Remove {
@@ -698,9 +811,10 @@ pub fn render(
         }
         if nft {
             if spec.chars().all(|c| c.is_ascii_digit()) && !spec.is_empty() {
-                let _ = writeln!(out, "delete rule {name} handle {spec}");
+                out.command(format_args!("delete rule {name} handle {spec}"));
             } else {
-                out.push_str("# (not written: the export gives no rule handle)\n");
+                out.text
+                    .push_str("# (not written: the export gives no rule handle)\n");
             }
         } else {
             let tool = if rs.format == Format::Ip6tablesSave {
@@ -708,13 +822,12 @@ pub fn render(
             } else {
                 "iptables"
             };
-            let _ = writeln!(
-                out,
+            out.command(format_args!(
                 "{tool} -t {} -D {} {}",
                 words[0],
                 words.get(1).unwrap_or(&""),
                 rule + 1
-            );
+            ));
         }
     }
     let mut first = true;
@@ -728,7 +841,7 @@ pub fn render(
                 continue;
             }
             if first {
-                out.push_str(
+                out.text.push_str(
                     "\n# Set elements: the planned flows' elements added to the set that the blocking chain looks up, those opening more than the plan deleted\n",
                 );
                 first = false;
@@ -738,7 +851,7 @@ pub fn render(
                 continue;
             }
             let verb = if *add { "add" } else { "delete" };
-            let _ = writeln!(out, "{verb} element {set} {{ {elem} }}");
+            out.command(format_args!("{verb} element {set} {{ {elem} }}"));
         }
     }
     for c in changes {
@@ -762,18 +875,16 @@ pub fn render(
                     Some(super::Hook::Ingress) => "ingress",
                     None => "input",
                 };
-                let _ = writeln!(
-                    out,
+                out.command(format_args!(
                     "chain {} {{ type filter hook {hook} priority {}; policy drop; }}",
                     ch.name, b.priority
-                );
+                ));
             } else {
-                let _ = writeln!(
-                    out,
+                out.command(format_args!(
                     "iptables -t {} -P {} DROP",
                     words[0],
                     words.get(1).unwrap_or(&"")
-                );
+                ));
             }
         }
     }
@@ -785,7 +896,7 @@ pub fn render(
         })
         .collect();
     if !adds.is_empty() {
-        out.push_str("\n# Add: planned flows the ruleset blocks (inserted at the top of the chain that blocks them)\n");
+        out.text.push_str("\n# Add: planned flows the ruleset blocks (inserted at the top of the chain that blocks them)\n");
     }
     for (chain, flow) in adds {
         let ch = &rs.chains[chain];
@@ -807,8 +918,8 @@ pub fn render(
             );
         }
     }
-    notes(&mut out, changes, super::clean);
-    Ok(out)
+    notes(&mut out.text, changes, super::clean);
+    out
 }
 
 /// The notes: what the diff cannot change, each as a `#` comment made safe by `clean`.
@@ -818,11 +929,14 @@ fn notes(out: &mut String, changes: &[Change], clean: fn(&str) -> String) {
         let Change::Note(n) = c else { continue };
         if first {
             out.push_str(
-                "\n# Notes: what the diff cannot change (constructs it cannot evaluate)\n",
+                "\n# Notes: what the diff does not change (constructs it cannot evaluate, rules it may not change)\n",
             );
             first = false;
         }
-        let _ = writeln!(out, "# {}", clean(n));
+        // A note's first line, then its continuation lines, each made safe on its own.
+        for (i, line) in n.lines().enumerate() {
+            let _ = writeln!(out, "#{} {}", if i == 0 { "" } else { "  " }, clean(line));
+        }
     }
 }
 
@@ -842,33 +956,31 @@ fn summary_line(after: &Report) -> String {
     )
 }
 
-/// Disables the one rule whose `Name` is exactly the argument. `Disable-NetFirewallRule -Name`
-/// takes wildcards (a rule named `*` or `[a-z]*` would disable every rule), so the rule is
-/// selected by case-sensitive equality instead, and anything but one match stops the script.
-const DISABLE_EXACTLY: &str = "
-function Disable-RuleNamedExactly([string]$Name) {
-    $rule = @(Get-NetFirewallRule | Where-Object { $_.Name -ceq $Name })
-    if ($rule.Count -ne 1) { throw \"not one rule named exactly '$Name' (found $($rule.Count))\" }
-    $rule | Disable-NetFirewallRule
-}
-";
-
-/// The changes as a PowerShell script: the rules that open more than the plan, and the block
-/// rules that block planned flows, disabled by their exact `Name` ([`DISABLE_EXACTLY`];
-/// `Enable-NetFirewallRule` undoes it); then the planned flows' allow rules, as `firewall --target windows` writes them, in its
-/// group (so that a later run of the generated script replaces them).
+/// The changes as a PowerShell script (`diff_windows`): over-broad rules narrowed or disabled
+/// by their exact `Name`, the block rules that block planned flows disabled, the planned flows no
+/// rule admits added as `firewall --target windows` writes them, in its group.
 fn render_windows(
     rs: &Ruleset,
     flows: &[Flow],
     changes: &[Change],
     after: &Report,
     header: &[String],
-) -> String {
-    use crate::firewall::windows::{GROUP, allow_rule, comment, ps_exact, ps_string, rule_name};
+) -> Rendered {
+    use crate::firewall::windows::comment;
+    let mut body = Script::default();
+    if !changes.is_empty() {
+        body = super::diff_windows::body(rs, flows, changes);
+        notes(&mut body.text, changes, comment);
+    }
+    let Script {
+        text: body,
+        commands,
+    } = body;
     let mut out = String::new();
     for line in header {
         let _ = writeln!(out, "# {}", comment(line));
     }
+    let _ = writeln!(out, "# {}", count_line(changes, commands));
     let _ = writeln!(out, "# {}", summary_line(after));
     out.push_str(
         "# Run it in an elevated PowerShell on the computer whose rules were exported: rule\n",
@@ -876,61 +988,12 @@ fn render_windows(
     out.push_str("# Names refer to that export.\n");
     if changes.is_empty() {
         out.push_str("# Nothing to change: the rules admit exactly the plan.\n");
-        return out;
     }
-    out.push_str("#Requires -RunAsAdministrator\n$ErrorActionPreference = 'Stop'\n");
-    let _ = writeln!(out, "$group = {}", ps_string(GROUP));
-    let mut defined = false;
-    for (block, title) in [
-        (false, "Disable: allow rules that open more than the plan"),
-        (true, "Disable: block rules that block planned flows"),
-    ] {
-        let mut first = true;
-        for c in changes {
-            let Change::Remove {
-                chain, rule, spec, ..
-            } = c
-            else {
-                continue;
-            };
-            let r = &rs.chains[*chain].rules[*rule];
-            if (r.action == Action::Drop) != block {
-                continue;
-            }
-            if !defined {
-                out.push_str(DISABLE_EXACTLY);
-                defined = true;
-            }
-            if first {
-                let _ = writeln!(out, "\n# {title}");
-                first = false;
-            }
-            let _ = writeln!(out, "# {}", comment(&r.origin));
-            if spec.is_empty() {
-                out.push_str("# (not written: the export gives no rule Name)\n");
-            } else {
-                let _ = writeln!(out, "Disable-RuleNamedExactly {}", ps_exact(spec));
-            }
-        }
+    out.push_str(&body);
+    Rendered {
+        text: out,
+        commands,
     }
-    let mut adds: Vec<usize> = changes
-        .iter()
-        .filter_map(|c| match c {
-            Change::Add { flow, .. } => Some(*flow),
-            _ => None,
-        })
-        .collect();
-    adds.sort_unstable();
-    adds.dedup();
-    let adds: Vec<&Flow> = adds.into_iter().map(|f| &flows[f]).collect();
-    if !adds.is_empty() {
-        let _ = writeln!(out, "\n# Add: planned flows the rules block");
-    }
-    for f in adds {
-        allow_rule(&mut out, &rule_name(f), &[f]);
-    }
-    notes(&mut out, changes, comment);
-    out
 }
 
 fn nft_ports(f: &Flow) -> String {
@@ -953,7 +1016,7 @@ fn nft_ports(f: &Flow) -> String {
     }
 }
 
-fn add_nft(out: &mut String, chain: &str, family: &str, f: &Flow) {
+fn add_nft(out: &mut Script, chain: &str, family: &str, f: &Flow) {
     for (fam, kw) in [(Family::V4, "ip"), (Family::V6, "ip6")] {
         let (s, d) = (nets_of(&f.sources, fam), nets_of(&f.destination, fam));
         if s.is_empty() || d.is_empty() {
@@ -980,19 +1043,18 @@ fn add_nft(out: &mut String, chain: &str, family: &str, f: &Flow) {
                 format!("{{ {} }}", v.join(", "))
             }
         };
-        let _ = writeln!(
-            out,
+        out.command(format_args!(
             "insert rule {chain} {kw} saddr {} {kw} daddr {} {} dport {} accept comment \"{}\"",
             set(&s),
             set(&d),
             f.transport.as_str(),
             nft_ports(f),
             comment_label(f)
-        );
+        ));
     }
 }
 
-fn add_iptables(out: &mut String, table: &str, chain: &str, format: Format, f: &Flow) {
+fn add_iptables(out: &mut Script, table: &str, chain: &str, format: Format, f: &Flow) {
     let fam = if format == Format::Ip6tablesSave {
         Family::V6
     } else {
@@ -1030,11 +1092,10 @@ fn add_iptables(out: &mut String, table: &str, chain: &str, format: Format, f: &
     for src in &s {
         for dst in &d {
             for g in &groups {
-                let _ = writeln!(
-                    out,
+                out.command(format_args!(
                     "{tool} -t {table} -I {chain} -s {src} -d {dst} -p {proto} {g} -m comment --comment \"{}\" -j ACCEPT",
                     comment_label(f)
-                );
+                ));
             }
         }
     }
@@ -1042,25 +1103,43 @@ fn add_iptables(out: &mut String, table: &str, chain: &str, format: Format, f: &
 
 #[cfg(test)]
 mod tests {
-    use super::commands_in;
+    use super::*;
 
-    /// Issue 21: the iptables header said `# 4 changes` above 7 commands. The count is the
-    /// script's commands, not its comments, preludes or continuation lines.
+    /// Issue 21: the iptables header said `# 4 changes` above 7 commands; issue 20: the Windows
+    /// header was patched after rendering. The count is of the commands written, one change
+    /// taking one or several (a rule per source and destination), and no comment counts.
     #[test]
     fn the_header_counts_the_commands_written() {
-        let sh = "#!/bin/sh\nset -e\n# 7 commands for 4 changes\n# line 3: -A INPUT -j ACCEPT\n\
-                  iptables -t filter -D INPUT 3\nipset add x 10.0.0.1\n\
-                  iptables -t filter -I INPUT -s 10.0.0.0/24 -j ACCEPT\n\
-                  iptables -t filter -I INPUT -s 10.0.1.0/24 -j ACCEPT\n\
-                  ip6tables -t filter -I INPUT -s fd00::/64 -j ACCEPT\n\
-                  iptables -t filter -P INPUT DROP\niptables -t filter -D INPUT 9\n";
-        assert_eq!(commands_in(sh), 7);
-        let nft = "# 3 commands\n\ndelete rule inet filter input handle 4\n\
-                   add element inet t s { 10.0.0.1 . 22 }\ninsert rule inet filter input accept\n";
-        assert_eq!(commands_in(nft), 3);
-        let ps = "$ErrorActionPreference = 'Stop'\nfunction Disable-RuleNamedExactly([string]$Name) {\n\
-                  \x20   $rule | Disable-NetFirewallRule\n}\nDisable-RuleNamedExactly '*'\n\
-                  New-NetFirewallRule -Group $group `\n    -LocalPort '21012' | Out-Null\n";
-        assert_eq!(commands_in(ps), 2);
+        let rs = super::super::read(
+            "t.rules",
+            "*filter\n:INPUT ACCEPT [0:0]\n-A INPUT -p tcp -m tcp --dport 22 -j ACCEPT\nCOMMIT\n",
+        )
+        .unwrap();
+        let mut f = crate::audit::tests::flow(
+            &["10.1.0.0/24", "10.2.0.0/24"],
+            "10.0.0.1/32",
+            Transport::Tcp,
+            crate::range::PortRange::new(21012, 21012, None).unwrap(),
+        );
+        f.destination.push("10.0.0.2/32".parse().unwrap());
+        let scope = Scope::Node(vec![
+            "10.0.0.1".parse().unwrap(),
+            "10.0.0.2".parse().unwrap(),
+        ]);
+        let (changes, after) = diff(&rs, std::slice::from_ref(&f), &scope);
+        let out = render("iptables", &rs, &[f], &changes, &after, &[]).unwrap();
+        let written = out
+            .text
+            .lines()
+            .filter(|l| l.starts_with("iptables "))
+            .count();
+        // The accept rule removed, the policy set, one rule per source x destination.
+        assert_eq!((out.commands, written), (6, 6), "{}", out.text);
+        assert!(
+            out.text
+                .contains(&format!("# 6 commands for {} changes\n", changes.len())),
+            "{}",
+            out.text
+        );
     }
 }

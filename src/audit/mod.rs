@@ -6,11 +6,13 @@ pub mod appliance;
 mod cloud;
 pub mod compare;
 pub mod diff;
+mod diff_windows;
 mod firewalld;
 mod firewalld_xml;
 mod iptables;
 mod nft;
 mod nft_text;
+pub mod windows;
 
 use std::fmt;
 use std::net::IpAddr;
@@ -124,8 +126,8 @@ const READERS: &[Reader] = &[
         read: |f, i| cloud::read_aws(f, json_of(i)),
     },
     Reader {
-        mine: |i| i.json.as_ref().is_some_and(cloud::looks_windows),
-        read: |f, i| cloud::read_windows(f, json_of(i)),
+        mine: |i| i.json.as_ref().is_some_and(windows::looks_windows),
+        read: |f, i| windows::read(f, json_of(i)),
     },
     Reader {
         mine: |i| i.json.is_none() && appliance::asa::looks_asa(i.text),

@@ -374,7 +374,7 @@ fn aws_is_a_union_of_allows() {
     assert_eq!(verdict(&rs, "10.3.0.1", 95), Outcome::Drop);
 }
 
-fn flow(
+pub(super) fn flow(
     sources: &[&str],
     dst: &str,
     t: Transport,
@@ -684,7 +684,9 @@ fn diff_of_a_set_based_ruleset_is_set_elements() {
     ] {
         assert!(changes.contains(&c), "{c:?} not in {changes:?}");
     }
-    let text = diff::render("nftables", &rs, &[f], &changes, &after, &[]).unwrap();
+    let text = diff::render("nftables", &rs, &[f], &changes, &after, &[])
+        .unwrap()
+        .text;
     let del = text
         .find("delete element inet a s { 10.0.0.1 . 8000-8041 }")
         .unwrap();

@@ -186,7 +186,8 @@ fn start(
     crate::audit::fits_scope(&ruleset.display().to_string(), &rules, network)?;
     let all = crate::flows::flows(&dep, catalog, &plan);
     let mut flows = crate::firewall::select(&all, &mode);
-    let mut rules = rules;
+    // Windows rules bound to a program or service are read against the planned ports.
+    let mut rules = crate::audit::windows::for_plan(rules, &flows);
     if let (Some(_), false) = (
         firewall,
         network && crate::audit::appliance::is_appliance(rules.format),
@@ -556,40 +557,17 @@ pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<E
         None,
     )?;
     let (changes, after) = crate::audit::diff::diff(&rules, &flows, &scope);
-    let header = vec![
-        format!(
-            "scc-ports firewall --diff: the changes that bring {} to the plan of {}",
-            path.display(),
-            match &mode {
-                Mode::Node { name, .. } => format!("node {name}"),
-                _ => "the network firewall".to_string(),
-            }
-        ),
-        {
-            // Notes are what is not written: counted apart from the changes.
-            let notes = changes
-                .iter()
-                .filter(|c| matches!(c, crate::audit::diff::Change::Note(_)))
-                .count();
-            match notes {
-                0 => format!("{} changes", changes.len()),
-                n => format!(
-                    "{} changes; {n} not made or not written (see the notes)",
-                    changes.len() - n
-                ),
-            }
-        },
-    ];
-    let text = crate::audit::diff::render(&args.target, &rules, &flows, &changes, &after, &header)?;
-    // The header counts what the script does: one change can take several commands (an element
-    // per address, a rule per source), so the count is taken from the text as written.
-    let commands = crate::audit::diff::commands_in(&text);
-    let counted = format!(
-        "# {commands} command{} for {}\n",
-        if commands == 1 { "" } else { "s" },
-        header[1]
-    );
-    let text = text.replacen(&format!("# {}\n", header[1]), &counted, 1);
+    let header = vec![format!(
+        "scc-ports firewall --diff: the changes that bring {} to the plan of {}",
+        path.display(),
+        match &mode {
+            Mode::Node { name, .. } => format!("node {name}"),
+            _ => "the network firewall".to_string(),
+        }
+    )];
+    // The header counts the commands the script holds (render writes it).
+    let text =
+        crate::audit::diff::render(&args.target, &rules, &flows, &changes, &after, &header)?.text;
     match &args.output {
         Some(p) => super::write_atomically(p, &text)?,
         None => {

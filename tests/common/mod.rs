@@ -3,6 +3,7 @@
 
 pub mod burst;
 pub mod netns;
+pub mod windows;
 
 /// A small deterministic generator (xorshift64*): the kernel tests' policies, mutations and
 /// samples are reproducible from their seed.
