@@ -250,13 +250,32 @@ fn report_admits(report: &serde_json::Value, flows: &[scc_ports::flows::Flow], p
                 _ => true,
             }
     };
+    // An opening holds the packet when its sources, addresses and ports do and none of its
+    // exceptions does (ranges are CIDRs, `first-last`, or addresses; ports `a-b, c`).
+    let in_addrs = |list: &serde_json::Value, a: IpAddr| -> bool {
+        list.as_array().unwrap().iter().any(|t| {
+            let t = t.as_str().unwrap();
+            match t.split_once('-') {
+                Some((x, y)) => {
+                    let (x, y): (IpAddr, IpAddr) = (x.parse().unwrap(), y.parse().unwrap());
+                    x <= a && a <= y
+                }
+                None => match t.parse::<ipnet::IpNet>() {
+                    Ok(n) => n.contains(&a),
+                    Err(_) => t.parse::<IpAddr>().unwrap() == a,
+                },
+            }
+        })
+    };
+    let in_list = |text: &str, port: u16| text.split(", ").any(|one| in_ports(one, port));
+    let holds = |e: &serde_json::Value| {
+        in_addrs(&e["sources"], ip)
+            && in_addrs(&e["addresses"], IpAddr::V4(p.dst))
+            && in_list(e["ports"].as_str().unwrap(), p.port)
+    };
     for e in report["extra"].as_array().unwrap() {
-        let net: ipnet::IpNet = e["source"].as_str().unwrap().parse().unwrap();
-        if net.contains(&ip)
-            && e["address"] == p.dst.to_string()
-            && e["transport"] == p.transport.as_str()
-            && in_ports(e["ports"].as_str().unwrap(), p.port)
-        {
+        let except = e["except"].as_array().map_or(&[][..], |v| v.as_slice());
+        if e["transport"] == p.transport.as_str() && holds(e) && !except.iter().any(holds) {
             return true;
         }
     }

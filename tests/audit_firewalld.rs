@@ -278,7 +278,10 @@ fn generated_configuration_audits_exact() {
         // opened by the zone's service.
         let extra = report["extra"].as_array().unwrap();
         assert!(!extra.is_empty(), "{what}: the zone's ssh is open");
+        // One row: the rule opens it to every address of the node.
+        assert_eq!(extra.len(), 1, "{what}: {extra:?}");
         for e in extra {
+            assert!(e.get("except").is_none(), "{what}: {e}");
             assert_eq!(
                 (e["transport"].as_str(), e["ports"].as_str()),
                 (Some("tcp"), Some("22")),
@@ -291,7 +294,8 @@ fn generated_configuration_audits_exact() {
         }
         let sources: BTreeSet<&str> = extra
             .iter()
-            .map(|e| e["source"].as_str().unwrap())
+            .flat_map(|e| e["sources"].as_array().unwrap())
+            .map(|s| s.as_str().unwrap())
             .collect();
         assert_eq!(sources, BTreeSet::from(["0.0.0.0/0"]), "{what}");
         assert_eq!(code, 1, "{what}");

@@ -52,6 +52,9 @@ pub struct FlowRow {
     pub blocked_by: Vec<Decision>,
 }
 
+/// One piece of an opening beyond the plan: one source CIDR, one destination, one port range
+/// (what `firewall --diff` finds set elements and rules by). The report shows them grouped by
+/// rule ([`Opening`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, PartialOrd, Ord)]
 pub struct ExtraRow {
     pub source: String,
@@ -62,6 +65,66 @@ pub struct ExtraRow {
     /// The decision that opens it (for `firewall --diff`).
     #[serde(skip)]
     pub decided_by: Decision,
+    /// The same piece as numbers (what the grouping merges).
+    #[serde(skip)]
+    pub piece: Piece,
+}
+
+/// A piece as intervals: the source and destination addresses, the ports, and which of their
+/// parities (bit 1 even, bit 2 odd).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Piece {
+    pub src: Span,
+    pub dst: Span,
+    pub lo: u16,
+    pub hi: u16,
+    pub parity: u8,
+}
+
+/// What one rule opens beyond the plan over one transport: every source, destination and port
+/// of its pieces, merged into ranges. Where the rule does not open all of sources × addresses ×
+/// ports (a planned flow, or another rule, decides part of it), `except` says which part.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Opening {
+    pub rule: String,
+    pub transport: &'static str,
+    /// Merged port ranges: `1025-21001, 30000-30010` (a range of one parity says so: `8000-8040
+    /// even`).
+    pub ports: String,
+    /// Merged address ranges, each a CIDR when it is exactly one, else `first-last`.
+    pub sources: Vec<String>,
+    pub addresses: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub except: Vec<Except>,
+    /// The decision that opens it (`cannot decide` when undecided).
+    #[serde(skip)]
+    pub decided_by: Decision,
+}
+
+/// A part of an opening's sources × addresses × ports that its rule does not open beyond the
+/// plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Except {
+    pub sources: Vec<String>,
+    pub addresses: Vec<String>,
+    pub ports: String,
+}
+
+impl Opening {
+    /// Whether the opening is "cannot decide" rather than a rule that accepts.
+    pub fn undecided(&self) -> bool {
+        matches!(self.decided_by.outcome, Outcome::Undecided(_))
+    }
+}
+
+/// Which node or network firewall a report is about (set by the command line).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Subject {
+    /// `node` or `network`.
+    pub kind: &'static str,
+    /// The node, or the network firewall (`[firewalls.NAME]`; none for a host-style ruleset
+    /// audited with `--network`).
+    pub name: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -72,7 +135,10 @@ pub struct Summary {
     pub partial: usize,
     pub blocked: usize,
     pub undecided: usize,
+    /// Openings beyond the plan: one per deciding rule and transport.
     pub extra: usize,
+    /// Of those, the ones decided by `cannot decide: …` (the table says "N of them undecided").
+    pub undecided_openings: usize,
     /// True when the ruleset admits exactly the plan (the exit code is 0).
     pub exact: bool,
 }
@@ -81,8 +147,20 @@ pub struct Summary {
 pub struct Report {
     /// [`crate::FORMAT_VERSION`].
     pub format_version: u32,
+    /// Which firewall: set by the command line (none from [`audit`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Subject>,
+    /// The ruleset's path as given (set by the command line).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ruleset: Option<String>,
     pub summary: Summary,
     pub flows: Vec<FlowRow>,
+    /// The openings beyond the plan, one per deciding rule and transport (the JSON's `extra`).
+    #[serde(rename = "extra")]
+    pub openings: Vec<Opening>,
+    /// The same openings in pieces (one source CIDR, destination and port range each), for
+    /// `firewall --diff`.
+    #[serde(skip)]
     pub extra: Vec<ExtraRow>,
 }
 
@@ -480,34 +558,140 @@ fn ports_text(lo: u16, hi: u16, mask: Mask) -> String {
 /// The union of port pieces that may overlap (pieces of different sources): a sweep over their
 /// ends, counting the even and the odd parts that cover each stretch.
 fn union(list: Vec<(u16, u16, Mask)>) -> Vec<(u16, u16, Mask)> {
-    let mut events: Vec<(u32, i32, i32)> = Vec::with_capacity(list.len() * 2);
-    for (lo, hi, m) in list {
-        let (e, o) = (i32::from(m.even), i32::from(m.odd));
-        events.push((u32::from(lo), e, o));
-        events.push((u32::from(hi) + 1, -e, -o));
+    sweep(list, Vec::new(), |a, _| a)
+}
+
+/// The ports of `a` that are not in `b`.
+fn port_minus(a: &[(u16, u16, Mask)], b: &[(u16, u16, Mask)]) -> Vec<(u16, u16, Mask)> {
+    canon(sweep(a.to_vec(), b.to_vec(), |a, b| a.minus(b)))
+}
+
+/// Two lists of port pieces that may overlap, swept together: per stretch between their ends,
+/// the parts of each that cover it, combined by `f`.
+fn sweep(
+    a: Vec<(u16, u16, Mask)>,
+    b: Vec<(u16, u16, Mask)>,
+    f: impl Fn(Mask, Mask) -> Mask,
+) -> Vec<(u16, u16, Mask)> {
+    // (port, even, odd) counts, for a then b.
+    let mut events: Vec<(u32, [i32; 4])> = Vec::with_capacity((a.len() + b.len()) * 2);
+    for (k, list) in [a, b].into_iter().enumerate() {
+        for (lo, hi, m) in list {
+            let mut up = [0; 4];
+            up[2 * k] = i32::from(m.even);
+            up[2 * k + 1] = i32::from(m.odd);
+            events.push((u32::from(lo), up));
+            events.push((u32::from(hi) + 1, up.map(|x| -x)));
+        }
     }
     events.sort_unstable();
     let mut out = Vec::new();
-    let (mut ce, mut co) = (0, 0);
+    let mut count = [0; 4];
     let mut i = 0;
     while i < events.len() {
         let at = events[i].0;
         while i < events.len() && events[i].0 == at {
-            ce += events[i].1;
-            co += events[i].2;
+            for (c, d) in count.iter_mut().zip(events[i].1) {
+                *c += d;
+            }
             i += 1;
         }
-        if let Some(&(next, _, _)) = events.get(i) {
-            let m = Mask {
-                even: ce > 0,
-                odd: co > 0,
+        if let Some(&(next, _)) = events.get(i) {
+            let part = |k: usize| Mask {
+                even: count[2 * k] > 0,
+                odd: count[2 * k + 1] > 0,
             };
+            let m = f(part(0), part(1));
             if m.any() && next > at {
                 out.push((at as u16, (next - 1) as u16, m));
             }
         }
     }
     out
+}
+
+/// A set of ports in one form whatever pieces made it (so equal sets have equal texts): every
+/// run of two or more consecutive ports as a range, and the ports left (each without a
+/// neighbour) chained by parity when three or more (`5-9 odd`), else alone.
+fn canon(list: Vec<(u16, u16, Mask)>) -> Vec<(u16, u16, Mask)> {
+    // A block: (first, last, step) with step 1 (a run) or 2 (a chain of one parity).
+    let mut runs: Vec<(u16, u16, u16)> = Vec::new();
+    for (lo, hi, m) in union(list) {
+        let Some((a, b, m)) = trim(lo, hi, m) else {
+            continue;
+        };
+        let mut next = (a, b, if m == Mask::ALL { 1 } else { 2 });
+        // Consecutive with the block before: the ports that touch join a run.
+        if let Some(last) = runs.last_mut() {
+            if u32::from(last.1) + 1 == u32::from(next.0) {
+                let (l_step, n_step) = (last.2, next.2);
+                let mut joint = (last.1, next.0);
+                if l_step == 1 {
+                    joint.0 = last.0;
+                    runs.pop();
+                } else if last.0 == last.1 {
+                    runs.pop();
+                } else {
+                    last.1 -= 2;
+                }
+                if n_step == 1 || next.0 == next.1 {
+                    joint.1 = next.1;
+                    next = (0, 0, 0);
+                } else {
+                    next.0 += 2;
+                }
+                runs.push((joint.0, joint.1, 1));
+            }
+        }
+        if next.2 != 0 {
+            runs.push(next);
+        }
+    }
+    // A single port and a chain are one chain when two apart (nothing between them).
+    let mut out: Vec<(u16, u16, u16)> = Vec::new();
+    for r in runs {
+        let single = |x: &(u16, u16, u16)| x.0 == x.1;
+        if let Some(last) = out.last_mut() {
+            let chain = |x: &(u16, u16, u16)| x.2 == 2 || single(x);
+            if chain(last) && chain(&r) && u32::from(last.1) + 2 == u32::from(r.0) {
+                last.1 = r.1;
+                last.2 = 2;
+                continue;
+            }
+        }
+        out.push(r);
+    }
+    // A chain of two ports reads better as the two ports (`21012, 21014`).
+    out.into_iter()
+        .flat_map(|(a, b, step)| match (step, b - a) {
+            (1, _) | (_, 0) => vec![(a, b, Mask::ALL)],
+            (_, 2) => vec![(a, a, Mask::ALL), (b, b, Mask::ALL)],
+            _ => vec![(a, b, Mask::ALL.within(a, a))],
+        })
+        .collect()
+}
+
+/// A piece with its ends on ports of its parity (one port: whole); None when it holds none.
+fn trim(lo: u16, hi: u16, m: Mask) -> Option<(u16, u16, Mask)> {
+    if m == Mask::ALL {
+        return Some((lo, hi, m));
+    }
+    let fits = |p: u16| m.within(p, p).any();
+    let a = if fits(lo) { lo } else { lo.checked_add(1)? };
+    let b = if fits(hi) { hi } else { hi.checked_sub(1)? };
+    match a.cmp(&b) {
+        std::cmp::Ordering::Greater => None,
+        std::cmp::Ordering::Equal => Some((a, a, Mask::ALL)),
+        std::cmp::Ordering::Less => Some((a, b, m)),
+    }
+}
+
+/// Ports as one text: `1025-21001, 30000-30010`.
+fn ports_list_text(list: &[(u16, u16, Mask)]) -> String {
+    list.iter()
+        .map(|&(lo, hi, m)| ports_text(lo, hi, m))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Adjacent pieces with the same mask joined: (lo, hi, mask).
@@ -566,8 +750,8 @@ fn undecided_text(d: &Decision) -> String {
 
 /// The destinations a flow's rows are about: the pieces of a destination network that every rule
 /// treats alike (cut at each boundary the rules draw inside it; a host is one piece), each as its
-/// first address (what is evaluated) and as the report names it.
-fn destinations(cuts: &DestCuts, net: &ipnet::IpNet) -> Vec<(IpAddr, String)> {
+/// first address (what is evaluated), as the report names it, and as an interval.
+fn destinations(cuts: &DestCuts, net: &ipnet::IpNet) -> Vec<(IpAddr, String, Span)> {
     let s = Span::net(net);
     let cuts = match s.family {
         Family::V4 => &cuts.0,
@@ -584,7 +768,7 @@ fn destinations(cuts: &DestCuts, net: &ipnet::IpNet) -> Vec<(IpAddr, String)> {
                 lo,
                 hi,
             };
-            (num_addr(s.family, lo), super::span_text(&piece))
+            (num_addr(s.family, lo), super::span_text(&piece), piece)
         })
         .collect()
 }
@@ -631,7 +815,7 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
     let mut rows = Vec::new();
     for (i, f) in flows.iter().enumerate() {
         for dnet in &f.destination {
-            for (dst, text) in destinations(&dcuts, dnet) {
+            for (dst, text, _) in destinations(&dcuts, dnet) {
                 let mut row = flow_row(&mut a, f, dst, text);
                 row.flow = i;
                 rows.push(row);
@@ -639,10 +823,16 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
         }
     }
     // Extra: what is accepted beyond the plan, on the scope's destinations.
-    let dsts: Vec<(IpAddr, String)> = match scope {
-        Scope::Node(addresses) => addresses.iter().map(|a| (*a, a.to_string())).collect(),
+    let dsts: Vec<(IpAddr, String, Span)> = match scope {
+        Scope::Node(addresses) => addresses
+            .iter()
+            .map(|a| {
+                let s = Span::net(&ipnet::IpNet::from(*a));
+                (*a, a.to_string(), s)
+            })
+            .collect(),
         Scope::Network => {
-            let mut v: Vec<(IpAddr, String)> = flows
+            let mut v: Vec<(IpAddr, String, Span)> = flows
                 .iter()
                 .flat_map(|f| f.destination.iter())
                 .flat_map(|n| destinations(&dcuts, n))
@@ -653,11 +843,12 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
         }
     };
     let mut extra = Vec::new();
-    for (dst, text) in dsts {
+    for (dst, text, span) in dsts {
         for t in [Transport::Tcp, Transport::Udp] {
-            extra.extend(extra_rows(&mut a, dst, &text, t));
+            extra.extend(extra_rows(&mut a, dst, span, &text, t));
         }
     }
+    let openings = group(&extra);
     let count = |s: &str| rows.iter().filter(|r: &&FlowRow| r.status == s).count();
     let summary = Summary {
         format: rs.format.as_str(),
@@ -666,13 +857,17 @@ pub fn audit(rs: &Ruleset, flows: &[Flow], scope: &Scope) -> Report {
         partial: count("partial"),
         blocked: count("blocked"),
         undecided: count("undecided"),
-        extra: extra.len(),
-        exact: rows.iter().all(|r| r.status == "admitted") && extra.is_empty(),
+        extra: openings.len(),
+        undecided_openings: openings.iter().filter(|o| o.undecided()).count(),
+        exact: rows.iter().all(|r| r.status == "admitted") && openings.is_empty(),
     };
     Report {
         format_version: crate::FORMAT_VERSION,
+        subject: None,
+        ruleset: None,
         summary,
         flows: rows,
+        openings,
         extra,
     }
 }
@@ -808,7 +1003,13 @@ fn join_spans(mut v: Vec<Span>) -> Vec<Span> {
 /// Port pieces with their parity bits (1 even, 2 odd): one opening's ports.
 type PortsKey = Vec<(u16, u16, u8)>;
 
-fn extra_rows(a: &mut Auditor, dst: IpAddr, address: &str, t: Transport) -> Vec<ExtraRow> {
+fn extra_rows(
+    a: &mut Auditor,
+    dst: IpAddr,
+    dst_span: Span,
+    address: &str,
+    t: Transport,
+) -> Vec<ExtraRow> {
     let family = Family::of(&dst);
     let covering: Vec<(Vec<Span>, PortRange)> = a
         .flows
@@ -873,6 +1074,13 @@ fn extra_rows(a: &mut Auditor, dst: IpAddr, address: &str, t: Transport) -> Vec<
                         ports: ports_text(lo, hi, m),
                         rule: rule.clone(),
                         decided_by: decider[&rule].clone(),
+                        piece: Piece {
+                            src: Span::net(&net),
+                            dst: dst_span,
+                            lo,
+                            hi,
+                            parity: bits,
+                        },
                     });
                 }
             }
@@ -943,6 +1151,174 @@ fn openings(
         .collect()
 }
 
+fn mask_of(parity: u8) -> Mask {
+    Mask {
+        even: parity & 1 != 0,
+        odd: parity & 2 != 0,
+    }
+}
+
+/// Address intervals merged where they overlap or touch.
+fn merged(spans: impl Iterator<Item = Span>) -> Vec<Span> {
+    super::Addrs::new(spans.collect()).merged().to_vec()
+}
+
+/// Destinations merged, except that single addresses stay themselves (a node's addresses, each
+/// its own, are not written as the CIDR two neighbours happen to make).
+fn merged_dsts(spans: impl Iterator<Item = Span>) -> Vec<Span> {
+    let (hosts, ranges): (Vec<Span>, Vec<Span>) = spans.partition(|s| s.lo == s.hi);
+    let ranges = merged(ranges.into_iter());
+    let inside = super::Addrs::new(ranges.clone());
+    let mut out: Vec<Span> = hosts.into_iter().filter(|h| !inside.covers(h)).collect();
+    out.extend(ranges);
+    out.sort_unstable();
+    out.dedup();
+    out
+}
+
+fn span_texts(spans: &[Span]) -> Vec<String> {
+    spans.iter().map(super::span_text).collect()
+}
+
+/// `within` (merged intervals) cut at every boundary of `spans`: each piece is wholly inside or
+/// wholly outside each of `spans`.
+fn elementary(within: &[Span], spans: impl Iterator<Item = Span>) -> Vec<Span> {
+    let mut cuts: Vec<(Family, u128)> = Vec::new();
+    for s in spans {
+        cuts.push((s.family, s.lo));
+        if s.hi < s.family.max() {
+            cuts.push((s.family, s.hi + 1));
+        }
+    }
+    cuts.sort_unstable();
+    cuts.dedup();
+    let mut out = Vec::new();
+    for w in within {
+        let from = cuts.partition_point(|&c| c <= (w.family, w.lo));
+        let to = cuts.partition_point(|&c| c <= (w.family, w.hi));
+        let inner: Vec<u128> = cuts[from..to].iter().map(|c| c.1).collect();
+        out.extend(pieces(w.lo, w.hi, &inner).into_iter().map(|(lo, hi)| Span {
+            family: w.family,
+            lo,
+            hi,
+        }));
+    }
+    out
+}
+
+/// The openings in pieces grouped into one opening per deciding rule and transport, losing
+/// nothing and adding nothing: its sources × addresses × ports, minus its `except`, are exactly
+/// its pieces. Ordered as the rules are in the ruleset.
+pub fn group(pieces: &[ExtraRow]) -> Vec<Opening> {
+    let mut by: BTreeMap<(&str, &'static str), Vec<&ExtraRow>> = BTreeMap::new();
+    for p in pieces {
+        by.entry((p.rule.as_str(), p.transport))
+            .or_default()
+            .push(p);
+    }
+    let mut out: Vec<Opening> = by
+        .into_iter()
+        .map(|((rule, transport), list)| {
+            let ps: Vec<&Piece> = list.iter().map(|e| &e.piece).collect();
+            let ports = canon(ps.iter().map(|p| (p.lo, p.hi, mask_of(p.parity))).collect());
+            let srcs = merged(ps.iter().map(|p| p.src));
+            let dsts = merged_dsts(ps.iter().map(|p| p.dst));
+            Opening {
+                rule: rule.to_string(),
+                transport,
+                ports: ports_list_text(&ports),
+                sources: span_texts(&srcs),
+                addresses: span_texts(&dsts),
+                except: holes(&ps, &srcs, &dsts, &ports),
+                decided_by: list[0].decided_by.clone(),
+            }
+        })
+        .collect();
+    // The ruleset's order (a chain's policy after its rules), then undecided ones.
+    let at = |o: &Opening| {
+        o.decided_by.at.map_or((usize::MAX, usize::MAX), |(c, r)| {
+            (c, r.unwrap_or(usize::MAX))
+        })
+    };
+    out.sort_by(|x, y| (at(x), &x.rule, x.transport).cmp(&(at(y), &y.rule, y.transport)));
+    out
+}
+
+/// Port pieces with their parities, as one set of ports.
+type PortSet = Vec<(u16, u16, Mask)>;
+
+/// What of `srcs` × `dsts` × `ports` the pieces do not cover, merged into a few parts.
+fn holes(ps: &[&Piece], srcs: &[Span], dsts: &[Span], ports: &[(u16, u16, Mask)]) -> Vec<Except> {
+    // (destination, missing ports) -> sources
+    let mut missing: BTreeMap<(Span, String), (PortSet, Vec<Span>)> = BTreeMap::new();
+    for d in elementary(dsts, ps.iter().map(|p| p.dst)) {
+        let on: Vec<&&Piece> = ps
+            .iter()
+            .filter(|p| p.dst.family == d.family && p.dst.lo <= d.lo && d.hi <= p.dst.hi)
+            .collect();
+        // The ports of each source interval, then the intervals of each port set.
+        let mut per_src: BTreeMap<Span, PortSet> = BTreeMap::new();
+        for p in &on {
+            per_src
+                .entry(p.src)
+                .or_default()
+                .push((p.lo, p.hi, mask_of(p.parity)));
+        }
+        let mut by_ports: BTreeMap<String, (PortSet, Vec<Span>)> = BTreeMap::new();
+        for (s, list) in per_src {
+            let set = canon(list);
+            by_ports
+                .entry(ports_list_text(&set))
+                .or_insert_with(|| (set, Vec::new()))
+                .1
+                .push(s);
+        }
+        let by_ports: Vec<(PortSet, super::Addrs)> = by_ports
+            .into_values()
+            .map(|(set, spans)| (set, super::Addrs::new(spans)))
+            .collect();
+        for e in elementary(srcs, on.iter().map(|p| p.src)) {
+            let covered: PortSet = by_ports
+                .iter()
+                .filter(|(_, a)| a.covers(&e))
+                .flat_map(|(set, _)| set.iter().copied())
+                .collect();
+            let hole = port_minus(ports, &canon(covered));
+            if !hole.is_empty() {
+                missing
+                    .entry((d, ports_list_text(&hole)))
+                    .or_insert_with(|| (hole, Vec::new()))
+                    .1
+                    .push(e);
+            }
+        }
+    }
+    // (sources, missing ports) -> destinations
+    let mut parts: BTreeMap<(Vec<Span>, String), Vec<Span>> = BTreeMap::new();
+    for ((d, text), (_, srcs)) in missing {
+        parts
+            .entry((merged(srcs.into_iter()), text))
+            .or_default()
+            .push(d);
+    }
+    let mut out: Vec<(Vec<Span>, Except)> = parts
+        .into_iter()
+        .map(|((srcs, ports), dsts)| {
+            let dsts = merged_dsts(dsts.into_iter());
+            (
+                dsts.clone(),
+                Except {
+                    sources: span_texts(&srcs),
+                    addresses: span_texts(&dsts),
+                    ports,
+                },
+            )
+        })
+        .collect();
+    out.sort_by(|x, y| x.0.cmp(&y.0));
+    out.into_iter().map(|(_, e)| e).collect()
+}
+
 fn addr_key(cidr: &str) -> (u8, u128, String) {
     match cidr.parse::<ipnet::IpNet>() {
         Ok(n) => (
@@ -957,6 +1333,174 @@ fn addr_key(cidr: &str) -> (u8, u128, String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Whether an address text of a report (an address, a CIDR, `first-last`) holds `a`.
+    fn holds_addr(texts: &[String], a: IpAddr) -> bool {
+        texts.iter().any(|t| match t.split_once('-') {
+            Some((x, y)) => {
+                let (x, y): (IpAddr, IpAddr) = (x.parse().unwrap(), y.parse().unwrap());
+                Family::of(&x) == Family::of(&a)
+                    && (addr_num(&x)..=addr_num(&y)).contains(&addr_num(&a))
+            }
+            None => match t.parse::<ipnet::IpNet>() {
+                Ok(n) => n.contains(&a),
+                Err(_) => t.parse::<IpAddr>().unwrap() == a,
+            },
+        })
+    }
+
+    /// Whether a ports text (`1025-21001, 30000-30010`, `8000-8040 even`) holds `port`.
+    fn holds_port(text: &str, port: u16) -> bool {
+        !text.is_empty()
+            && text.split(", ").any(|one| {
+                let (range, parity) = match one.split_once(' ') {
+                    Some((r, p)) => (r, Some(p)),
+                    None => (one, None),
+                };
+                let (lo, hi) = match range.split_once('-') {
+                    Some((a, b)) => (a.parse::<u16>().unwrap(), b.parse::<u16>().unwrap()),
+                    None => (range.parse().unwrap(), range.parse().unwrap()),
+                };
+                (lo..=hi).contains(&port)
+                    && match parity {
+                        Some("even") => port % 2 == 0,
+                        Some("odd") => port % 2 == 1,
+                        None => true,
+                        Some(p) => panic!("parity {p}"),
+                    }
+            })
+    }
+
+    /// Whether an opening, as written, holds the packet: in its ranges and in none of its
+    /// exceptions.
+    fn opening_holds(o: &Opening, src: IpAddr, dst: IpAddr, port: u16) -> bool {
+        holds_addr(&o.sources, src)
+            && holds_addr(&o.addresses, dst)
+            && holds_port(&o.ports, port)
+            && !o.except.iter().any(|e| {
+                holds_addr(&e.sources, src)
+                    && holds_addr(&e.addresses, dst)
+                    && holds_port(&e.ports, port)
+            })
+    }
+
+    fn v4(n: u128) -> IpAddr {
+        num_addr(Family::V4, n)
+    }
+
+    const SRC0: u128 = 10 << 24;
+    const DST0: u128 = (10 << 24) + (1 << 16);
+
+    /// Random pieces over a small space (32 sources, 8 destinations, ports 1-24, 3 rules, both
+    /// transports), sources and destinations any interval, ports of either or both parities.
+    fn piece_strategy() -> impl proptest::strategy::Strategy<Value = ExtraRow> {
+        use proptest::prelude::*;
+        (
+            (0u128..32, 0u128..8),
+            (0u128..8, 0u128..3),
+            (1u16..=24, 0u16..6, 1u8..=3),
+            (0usize..3, any::<bool>()),
+        )
+            .prop_filter("a piece holds a port", |(_, _, (lo, len, parity), _)| {
+                trim(*lo, (*lo + *len).min(24), mask_of(*parity)).is_some()
+            })
+            .prop_map(|((s, sl), (d, dl), (lo, len, parity), (rule, udp))| {
+                let src = Span {
+                    family: Family::V4,
+                    lo: SRC0 + s,
+                    hi: SRC0 + (s + sl).min(31),
+                };
+                let dst = Span {
+                    family: Family::V4,
+                    lo: DST0 + d,
+                    hi: DST0 + (d + dl).min(7),
+                };
+                let hi = (lo + len).min(24);
+                ExtraRow {
+                    source: super::super::span_text(&src),
+                    address: super::super::span_text(&dst),
+                    transport: if udp { "udp" } else { "tcp" },
+                    ports: ports_text(lo, hi, mask_of(parity)),
+                    rule: format!("rule {rule}"),
+                    decided_by: Decision {
+                        outcome: Outcome::Accept,
+                        rule: format!("rule {rule}"),
+                        at: Some((0, Some(rule))),
+                    },
+                    piece: Piece {
+                        src,
+                        dst,
+                        lo,
+                        hi,
+                        parity,
+                    },
+                }
+            })
+    }
+
+    fn piece_holds(p: &Piece, src: u128, dst: u128, port: u16) -> bool {
+        p.src.lo <= src
+            && src <= p.src.hi
+            && p.dst.lo <= dst
+            && dst <= p.dst.hi
+            && p.lo <= port
+            && port <= p.hi
+            && mask_of(p.parity).within(port, port).any()
+    }
+
+    proptest::proptest! {
+        /// Grouping loses nothing and adds nothing: a packet is in some piece exactly when it is
+        /// in the one opening of that piece's rule and transport, as the opening is written.
+        #[test]
+        fn grouping_covers_exactly_the_pieces(
+            pieces in proptest::collection::vec(piece_strategy(), 1..24)
+        ) {
+            let openings = group(&pieces);
+            let keys: std::collections::BTreeSet<(&str, &str)> =
+                pieces.iter().map(|p| (p.rule.as_str(), p.transport)).collect();
+            proptest::prop_assert_eq!(openings.len(), keys.len(), "one opening per rule and transport");
+            for o in &openings {
+                let mine: Vec<&Piece> = pieces
+                    .iter()
+                    .filter(|p| p.rule == o.rule && p.transport == o.transport)
+                    .map(|p| &p.piece)
+                    .collect();
+                for s in SRC0..SRC0 + 32 {
+                    for d in DST0..DST0 + 8 {
+                        for port in 1..=25u16 {
+                            let want = mine.iter().any(|p| piece_holds(p, s, d, port));
+                            let got = opening_holds(o, v4(s), v4(d), port);
+                            proptest::prop_assert_eq!(
+                                want, got, "{} {} {} in {:?}", v4(s), v4(d), port, o
+                            );
+                        }
+                    }
+                }
+            }
+        }
+
+        /// One port set written one way, whatever pieces made it.
+        #[test]
+        fn equal_port_sets_have_equal_texts(
+            list in proptest::collection::vec((1u16..=30, 0u16..5, 1u8..=3), 1..8)
+        ) {
+            let pieces: Vec<(u16, u16, Mask)> = list
+                .iter()
+                .map(|&(lo, len, p)| (lo, (lo + len).min(30), mask_of(p)))
+                .collect();
+            let text = ports_list_text(&canon(pieces.clone()));
+            // The same set as single ports.
+            let singles: Vec<(u16, u16, Mask)> = (1..=30u16)
+                .filter(|&p| pieces.iter().any(|&(lo, hi, m)| lo <= p && p <= hi && m.within(p, p).any()))
+                .map(|p| (p, p, Mask::ALL))
+                .collect();
+            proptest::prop_assert_eq!(&text, &ports_list_text(&canon(singles)));
+            for p in 1..=31u16 {
+                let want = pieces.iter().any(|&(lo, hi, m)| lo <= p && p <= hi && m.within(p, p).any());
+                proptest::prop_assert_eq!(want, holds_port(&text, p), "{} in {}", p, text);
+            }
+        }
+    }
 
     fn auditor(rs: &Ruleset) -> Auditor<'_> {
         Auditor {

@@ -8,7 +8,7 @@ use super::args::{AuditArgs, AuditFormat};
 use super::{
     EXIT_NO, RULESET_HINT, emit, json, load_deployment, read_text, terminal_width, unknown,
 };
-use crate::audit::compare::{self, Report, Scope};
+use crate::audit::compare::{self, Opening, Report, Scope, Subject};
 use crate::catalog::Catalog;
 use crate::firewall::Mode;
 use crate::render::{Column, Format, Grid};
@@ -168,6 +168,8 @@ struct Start {
     flows: Vec<crate::flows::Flow>,
     mode: Mode,
     scope: Scope,
+    /// The network firewall the appliance is (`[firewalls.NAME]`).
+    firewall: Option<String>,
 }
 
 fn start(
@@ -209,8 +211,11 @@ fn start(
             "give --firewall only with --network and an appliance's configuration",
         ));
     }
+    let mut name = None;
     if network && crate::audit::appliance::is_appliance(rules.format) {
-        (rules, flows) = appliance_scope(&dep, firewall, ruleset, &rules, flows)?;
+        let fw;
+        (rules, flows, fw) = appliance_scope(&dep, firewall, ruleset, &rules, flows)?;
+        name = Some(fw);
     }
     Ok(Start {
         dep,
@@ -218,20 +223,21 @@ fn start(
         flows,
         mode,
         scope,
+        firewall: name,
     })
 }
 
 /// An appliance's configuration audited as the firewall between zones: the deployment's
 /// `[firewalls.NAME]` says which of its zones the appliance separates and by which names; its
 /// rules are bound to those zones' addresses, and the flows are those that cross it, from the
-/// zones they cross from.
+/// zones they cross from; and the firewall's name.
 fn appliance_scope(
     dep: &crate::deployment::Deployment,
     name: Option<&str>,
     path: &std::path::Path,
     rules: &crate::audit::Ruleset,
     flows: Vec<crate::flows::Flow>,
-) -> Result<(crate::audit::Ruleset, Vec<crate::flows::Flow>)> {
+) -> Result<(crate::audit::Ruleset, Vec<crate::flows::Flow>, String)> {
     use crate::audit::appliance::bind::{bind, crossing, zones_of};
     let fw = pick_firewall(dep, name, path, rules)?;
     let zones = zones_of(dep, fw);
@@ -263,7 +269,7 @@ fn appliance_scope(
             ),
         )
     })?;
-    Ok((bound, crossing(dep, fw, flows)))
+    Ok((bound, crossing(dep, fw, flows), fw.name.clone()))
 }
 
 /// The `[firewalls.NAME]` an appliance's configuration is: the one `--firewall` names, or the
@@ -312,7 +318,8 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
         rules,
         flows,
         scope,
-        ..
+        mode,
+        firewall,
     } = start(
         catalog,
         args.file.as_deref(),
@@ -320,7 +327,18 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
         &args.ruleset,
         args.firewall.as_deref(),
     )?;
-    let report = compare::audit(&rules, &flows, &scope);
+    let mut report = compare::audit(&rules, &flows, &scope);
+    report.subject = Some(match mode {
+        Mode::Node { name, .. } => Subject {
+            kind: "node",
+            name: Some(name),
+        },
+        _ => Subject {
+            kind: "network",
+            name: firewall,
+        },
+    });
+    report.ruleset = Some(args.ruleset.display().to_string());
     let text = match args.format {
         AuditFormat::Json => json(&report)?,
         AuditFormat::Table => table(&report),
@@ -359,18 +377,40 @@ fn short_rule(rule: &str, room: usize) -> String {
 
 /// A detail line wrapped to `width` columns: the first line indented 4, the others 6.
 fn wrap_detail(detail: &str, width: usize, out: &mut String) {
+    wrap_indented(detail, width, (4, 6), out);
+}
+
+/// A line wrapped to `width` columns, the first line and the others indented as given.
+fn wrap_indented(text: &str, width: usize, (first, rest): (usize, usize), out: &mut String) {
     // The export's text is hostile: nothing of it reaches the terminal raw.
-    let detail = crate::safe::clean(crate::safe::Sink::Terminal, detail);
+    let text = crate::safe::clean(crate::safe::Sink::Terminal, text);
     let lines = crate::render::table::wrap_hanging(
-        &detail,
-        width.saturating_sub(4),
-        width.saturating_sub(6),
+        &text,
+        width.saturating_sub(first),
+        width.saturating_sub(rest),
     );
     for (i, line) in lines.iter().enumerate() {
-        out.push_str(if i == 0 { "    " } else { "      " });
+        out.push_str(&" ".repeat(if i == 0 { first } else { rest }));
         out.push_str(line);
         out.push('\n');
     }
+}
+
+/// What an opening's sources × addresses × ports hold that its rule does not open beyond the
+/// plan: `21012 to 10.88.1.11; 8088 to 10.88.1.100 from 10.88.1.0/25` (the sources said when
+/// they are not all of the opening's).
+fn except_text(o: &Opening) -> String {
+    o.except
+        .iter()
+        .map(|e| {
+            let mut t = format!("{} to {}", e.ports, e.addresses.join(", "));
+            if e.sources != o.sources {
+                t.push_str(&format!(" from {}", e.sources.join(", ")));
+            }
+            t
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }
 
 /// A grid without wrapping columns (one line per row), each row followed by its detail line.
@@ -390,8 +430,9 @@ fn with_details(grid: &Grid, details: &[String], width: usize) -> String {
     out
 }
 
-/// Every flow and every extra opening as one row (`kind` says which), for CSV and Markdown:
-/// `from` is the flow's zones or the opening's source network.
+/// Every flow and every opening beyond the plan (one per rule) as one row (`kind` says which),
+/// for CSV and Markdown: `from` is the flow's zones or the opening's source ranges; `except`
+/// what of an opening's sources × addresses × ports its rule does not open beyond the plan.
 fn rows(r: &Report) -> Grid {
     let mut g = Grid::new(
         [
@@ -404,6 +445,7 @@ fn rows(r: &Report) -> Grid {
             "flow",
             "blocked",
             "rule",
+            "except",
         ]
         .into_iter()
         .map(Column::new)
@@ -420,19 +462,21 @@ fn rows(r: &Report) -> Grid {
             format!("{}.{}", f.component, f.port_id),
             f.blocked.join(" "),
             f.rule.clone(),
+            String::new(),
         ]);
     }
-    for e in &r.extra {
+    for o in &r.openings {
         g.push(vec![
             "extra".into(),
             "extra".into(),
-            e.source.clone(),
-            e.address.clone(),
-            e.transport.to_string(),
-            e.ports.clone(),
+            o.sources.join(", "),
+            o.addresses.join(", "),
+            o.transport.to_string(),
+            o.ports.clone(),
             String::new(),
             String::new(),
-            e.rule.clone(),
+            o.rule.clone(),
+            except_text(o),
         ]);
     }
     g
@@ -469,36 +513,43 @@ fn table(r: &Report) -> String {
         ]);
     }
     let mut out = with_details(&flows, &details, width);
-    if !r.extra.is_empty() {
-        out.push_str("\nOpen beyond the plan:\n");
-        let mut extra = Grid::new(vec![
-            Column::new("SOURCE"),
-            Column::new("TO"),
-            Column::new("PORTS"),
-        ]);
-        let mut details = Vec::new();
-        for e in &r.extra {
-            extra.push(vec![
-                e.source.clone(),
-                e.address.clone(),
-                format!("{}/{}", e.transport, e.ports),
-            ]);
-            details.push(format!(
-                "by {}",
-                short_rule(&e.rule, width.saturating_sub(7))
-            ));
+    if !r.openings.is_empty() {
+        // One entry per rule: what it opens, what of that the plan (or another rule) has, and
+        // the rule.
+        out.push_str("\nOpen beyond the plan, by rule:\n");
+        for o in &r.openings {
+            let line = format!(
+                "{}/{} from {} to {}",
+                o.transport,
+                o.ports,
+                o.sources.join(", "),
+                o.addresses.join(", ")
+            );
+            wrap_indented(&line, width, (0, 2), &mut out);
+            if !o.except.is_empty() {
+                wrap_detail(&format!("except {}", except_text(o)), width, &mut out);
+            }
+            wrap_detail(
+                &format!("by {}", short_rule(&o.rule, width.saturating_sub(7))),
+                width,
+                &mut out,
+            );
         }
-        out.push_str(&with_details(&extra, &details, width));
     }
     let s = &r.summary;
     out.push_str(&format!(
-        "\n{} flows: {} admitted, {} partial, {} blocked, {} undecided; {} extra openings ({}){}\n",
+        "\n{} flows: {} admitted, {} partial, {} blocked, {} undecided; {} extra opening{}{} ({}){}\n",
         s.flows,
         s.admitted,
         s.partial,
         s.blocked,
         s.undecided,
         s.extra,
+        if s.extra == 1 { "" } else { "s" },
+        match s.undecided_openings {
+            0 => String::new(),
+            n => format!(", {n} of them undecided"),
+        },
         s.format,
         if s.exact {
             ": the ruleset admits exactly the plan"
@@ -518,6 +569,7 @@ pub fn diff_cmd(catalog: &Catalog, args: &super::args::FirewallArgs) -> Result<E
         flows,
         mode,
         scope,
+        ..
     } = start(
         catalog,
         args.file.as_deref(),

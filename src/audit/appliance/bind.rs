@@ -43,7 +43,7 @@ pub fn names(rs: &Ruleset) -> BTreeSet<String> {
 }
 
 /// The ruleset with every side condition replaced by the addresses of the zones mapped to it,
-/// and, first in each base chain, a rule that sets aside what does not cross the firewall.
+/// and, first in each base chain, rules that set aside what does not cross the firewall.
 pub fn bind(rs: &Ruleset, firewall: &str, zones: &[BoundZone]) -> Result<Ruleset, Unmapped> {
     let known = names(rs);
     let missing: Vec<(String, String)> = zones
@@ -65,20 +65,18 @@ pub fn bind(rs: &Ruleset, firewall: &str, zones: &[BoundZone]) -> Result<Ruleset
             .collect()
     };
     let all: Vec<Span> = zones.iter().flat_map(|z| z.spans.iter().copied()).collect();
+    let outside = |m: Vec<Match>, why: String| Rule {
+        matches: m,
+        action: Action::Drop,
+        origin: why,
+        spec: String::new(),
+    };
     let mut out = rs.clone();
     for chain in &mut out.chains {
         let mut rules = Vec::with_capacity(chain.rules.len() + zones.len() + 2);
         if chain.base.is_some() {
-            let outside = |m: Vec<Match>, why: String| Rule {
-                matches: m,
-                action: Action::Drop,
-                origin: why,
-                spec: String::new(),
-            };
-            rules.push(outside(
-                vec![Match::not(saddr(all.clone()), true)],
-                format!("not through firewall {firewall}: the source is in none of its zones"),
-            ));
+            // A source in none of its zones is left to the rules: a permit from `any` opens to
+            // it too (an opening the audit lists), and a zone's rules do not match it.
             rules.push(outside(
                 vec![Match::not(daddr(all.clone()), true)],
                 format!("not through firewall {firewall}: the destination is in none of its zones"),
@@ -94,6 +92,17 @@ pub fn bind(rs: &Ruleset, firewall: &str, zones: &[BoundZone]) -> Result<Ruleset
             }
         }
         for r in &chain.rules {
+            // What the appliance does with traffic entering where no rule says (an ASA
+            // interface without an access-group) is not known; for a source in none of its
+            // zones that is where it would enter, so such a source stays outside it, as a
+            // packet that the deployment does not route through it.
+            let enters = |m: &Match| matches!(m.cond, Cond::Side { output: false, .. });
+            if matches!(r.action, Action::Unknown(_)) && !r.matches.iter().any(enters) {
+                rules.push(outside(
+                    vec![Match::not(saddr(all.clone()), true)],
+                    format!("not through firewall {firewall}: the source is in none of its zones"),
+                ));
+            }
             // A same-side test becomes one rule per zone: from it and to it.
             if r.matches.iter().any(|m| m.cond == Cond::SameSide) {
                 for z in zones {
