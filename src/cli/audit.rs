@@ -320,6 +320,7 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
         scope,
         mode,
         firewall,
+        ..
     } = start(
         catalog,
         args.file.as_deref(),
