@@ -24,6 +24,10 @@
 //!   picture, JUnit): forbidden characters become a space, then `& < > " '` become entities.
 //! - [`Sink::Markdown`]: Markdown text outside tables: forbidden characters become a space, then
 //!   every character that could start markup (`` \ ` * _ [ ] < > # | ~ ``) gets a backslash.
+//! - [`Sink::ShellWord`]: one word of a POSIX shell command line that a reader copies and runs (a
+//!   path in a suggested command): forbidden characters become a space, then a word of anything
+//!   but letters, digits and `_./:@%+=,-` (or an empty word) is single-quoted, each `'` written
+//!   `'\''`, so no text can end the word, expand or redirect.
 //!
 //! Every sink makes one line: a line break from a file cannot start a line of its own (forge a
 //! verdict) anywhere. A text whose line breaks are structure (a rule of several lines) goes
@@ -52,6 +56,8 @@ pub enum Sink {
     Markup,
     /// Markdown text outside tables (escaped: the result is markup).
     Markdown,
+    /// One word of a POSIX shell command line (quoted when it needs to be: the result is code).
+    ShellWord,
 }
 
 /// Characters of user text kept in a [`Sink::Comment`]; longer text is cut, ending in `...`.
@@ -156,6 +162,15 @@ pub fn clean(sink: Sink, text: &str) -> Cow<'_, str> {
             }
             Cow::Owned(out)
         }
+        Sink::ShellWord => {
+            let one = spaces(text);
+            let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@%+=,-".contains(c);
+            if !one.is_empty() && one.chars().all(plain) {
+                one
+            } else {
+                Cow::Owned(format!("'{}'", one.replace('\'', r"'\''")))
+            }
+        }
         Sink::RuleComment => Cow::Owned(
             text.chars()
                 .map(|c| {
@@ -208,7 +223,7 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
-    const SINKS: [Sink; 7] = [
+    const SINKS: [Sink; 8] = [
         Sink::CsvCell,
         Sink::Terminal,
         Sink::Json,
@@ -216,6 +231,7 @@ mod tests {
         Sink::RuleComment,
         Sink::Markup,
         Sink::Markdown,
+        Sink::ShellWord,
     ];
 
     /// The sinks whose output is text again (the escaping ones make markup, which cleaning
@@ -353,6 +369,20 @@ mod tests {
         }
 
         #[test]
+        fn a_shell_word_is_the_terminal_text(text in hostile()) {
+            let out = clean(Sink::ShellWord, &text);
+            // Read back as sh reads it: plain, or one single-quoted string with '\'' for a quote.
+            let back = match out.strip_prefix('\'').and_then(|o| o.strip_suffix('\'')) {
+                Some(inner) => inner.replace(r"'\''", "'"),
+                None => {
+                    prop_assert!(!out.contains(['\'', '"', '$', '`', ' ', ';', '|', '&', '<', '>', '*', '?', '\\']), "{out:?}");
+                    out.to_string()
+                }
+            };
+            prop_assert_eq!(back, clean(Sink::Terminal, &text));
+        }
+
+        #[test]
         fn terminal_keeps_plain_text(text in "[a-zA-Z0-9 .,:;_()=+-]{0,80}") {
             prop_assert_eq!(clean(Sink::Terminal, &text), text.as_str());
         }
@@ -389,5 +419,35 @@ mod tests {
         );
         assert_eq!(clean(Sink::Markdown, "a|b*c-d\n#"), "a\\|b\\*c-d \\#");
         assert_eq!(lines(Sink::Markup, "a<\nb\u{202e}"), "a&lt;\nb ");
+        assert_eq!(clean(Sink::ShellWord, "examples/a.toml"), "examples/a.toml");
+        assert_eq!(
+            clean(Sink::ShellWord, "my file's.toml"),
+            r"'my file'\''s.toml'"
+        );
+        assert_eq!(clean(Sink::ShellWord, ""), "''");
+        assert_eq!(clean(Sink::ShellWord, "a>b;$(x)\n"), "'a>b;$(x) '");
+    }
+
+    /// What sh makes of a quoted word is the text (forbidden characters aside).
+    #[test]
+    fn sh_reads_a_shell_word_back() {
+        for text in [
+            "plain",
+            "",
+            "it's",
+            "a b",
+            "$(touch x)`y`",
+            "'\\'",
+            "--x",
+            "é😀",
+        ] {
+            let word = clean(Sink::ShellWord, text);
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(format!("printf %s {word}"))
+                .output()
+                .expect("sh runs");
+            assert_eq!(String::from_utf8_lossy(&out.stdout), text, "{word}");
+        }
     }
 }

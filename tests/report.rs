@@ -621,3 +621,574 @@ fn a_newer_result_format_is_refused() {
         "{err}"
     );
 }
+
+// --- report --audit and --compare (issues 18 and 20): the audits are made by `scc-ports audit`
+// itself, on the fixtures of tests/audit/ and tests/appliance/, never written by hand ---
+
+/// Runs `scc-ports audit ARGS --format json` in `dir`, expecting exit `code`, and writes its
+/// output to `dir/out`.
+fn audit_to(dir: &Path, args: &[&str], out: &str, code: i32) {
+    let mut all = vec!["audit"];
+    all.extend(args);
+    all.extend(["--format", "json"]);
+    let (c, json, err) = run(dir, &all);
+    assert_eq!(c, code, "audit {args:?}: {err}");
+    std::fs::write(dir.join(out), json).unwrap();
+}
+
+fn copy(from: &Path, dir: &Path, to: &str) {
+    std::fs::copy(from, dir.join(to)).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+}
+
+/// The fleet, in a fresh directory: the audit lab with its network firewall EDGE (fleet.toml),
+/// a probe result from the agents (agents.json: two ports filtered), and two audits: APP1's
+/// host firewall (tests/audit/admin.rules, an iptables-save with a blocked port and openings
+/// beyond the plan) and EDGE, a Cisco ASA (tests/appliance/asa.cfg).
+fn fleet() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    copy(&fixtures().join("fleet.toml"), d, "fleet.toml");
+    copy(&fixtures().join("fleet-agents.json"), d, "agents.json");
+    copy(&root.join("tests/audit/admin.rules"), d, "APP1.rules");
+    copy(&root.join("tests/appliance/asa.cfg"), d, "EDGE.cfg");
+    audit_to(
+        d,
+        &["fleet.toml", "--node", "APP1", "--ruleset", "APP1.rules"],
+        "APP1.json",
+        1,
+    );
+    audit_to(
+        d,
+        &[
+            "fleet.toml",
+            "--network",
+            "--firewall",
+            "EDGE",
+            "--ruleset",
+            "EDGE.cfg",
+        ],
+        "EDGE.json",
+        1,
+    );
+    dir
+}
+
+const FLEET: [&str; 6] = [
+    "fleet.toml",
+    "agents.json",
+    "--audit",
+    "APP1.json",
+    "--audit",
+    "EDGE.json",
+];
+
+#[test]
+fn the_fleet_report_matches_its_golden_in_every_format() {
+    let dir = fleet();
+    for format in ["table", "json", "junit", "markdown", "html"] {
+        let mut args = vec!["report"];
+        args.extend(FLEET);
+        args.extend(["--format", format]);
+        let (code, out, err) = run(dir.path(), &args);
+        assert_eq!(code, 1, "{format}: {err}");
+        // Both firewalls, each with what it does not admit and what it opens beyond the plan.
+        for needle in [
+            "host firewall of node APP1",
+            "network firewall EDGE",
+            "media-routing-server.prompt-area",
+            "10.88.5.0/24",
+            "scc-ports firewall fleet.toml --target iptables --node APP1 --diff",
+        ] {
+            assert!(out.contains(needle), "{format}: {needle}");
+        }
+        if format == "json" {
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(v["passed"], false);
+            // The probe part is the probe report's: every planned port of every zone.
+            assert_eq!(
+                v["rows"].as_array().unwrap().len(),
+                v["summary"]["planned"].as_u64().unwrap() as usize
+            );
+            let a = &v["audit"];
+            assert_eq!(
+                (a["firewalls"].as_u64(), a["exact"].as_u64()),
+                (Some(2), Some(0))
+            );
+            insta::assert_json_snapshot!("report_audit_json", a);
+        } else {
+            insta::assert_snapshot!(format!("report_audit_{format}"), out);
+        }
+    }
+}
+
+#[test]
+fn an_audit_alone_makes_a_report_and_an_exact_one_exits_zero() {
+    let dir = fleet();
+    let d = dir.path();
+    let (code, out, err) = run(
+        d,
+        &[
+            "firewall",
+            "fleet.toml",
+            "--target",
+            "iptables",
+            "--node",
+            "APP1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    std::fs::write(d.join("good.rules"), out).unwrap();
+    audit_to(
+        d,
+        &["fleet.toml", "--node", "APP1", "--ruleset", "good.rules"],
+        "good.json",
+        0,
+    );
+    for format in ["table", "json", "junit", "markdown", "html"] {
+        let (code, out, err) = run(
+            d,
+            &[
+                "report",
+                "fleet.toml",
+                "--audit",
+                "good.json",
+                "--format",
+                format,
+            ],
+        );
+        assert_eq!(code, 0, "{format}: {err}\n{out}");
+        // No probe result: no port stands untested for want of one (the JSON's counts are 0,
+        // the page's style names the class), and no matrix.
+        assert!(
+            matches!(format, "json" | "html") || !out.contains("untested"),
+            "{format}: no probe, no untested port"
+        );
+        assert!(!out.contains("id=\"matrix\""), "{format}");
+        if format == "table" {
+            assert_eq!(
+                out.lines().take(2).collect::<Vec<_>>(),
+                [
+                    "System audit lab: PASSED",
+                    "  audits: PASSED: the audited firewall admits exactly the plan"
+                ]
+            );
+        }
+        if format == "json" {
+            let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+            assert_eq!(v["passed"], true);
+            assert_eq!(v["rows"], serde_json::json!([]));
+            assert_eq!(v["audit"]["audits"][0]["subject"]["name"], "APP1");
+            assert_eq!(v["audit"]["audits"][0]["fix"], serde_json::Value::Null);
+        }
+    }
+    // The appliance's audit alone: not exact, exit 1.
+    let (code, out, _) = run(d, &["report", "fleet.toml", "--audit", "EDGE.json"]);
+    assert_eq!(code, 1);
+    assert!(out.starts_with("System audit lab: FAILED\n  audits: FAILED: 1 of 1 audited firewalls not exact: 3 flows not admitted"), "{out}");
+}
+
+#[test]
+fn unreadable_audit_files_are_located_errors_exit_2() {
+    let dir = fleet();
+    let d = dir.path();
+    let cases: [(&str, String, &str); 5] = [
+        (
+            "broken.json",
+            "{\n  \"summary\": {},\n  \"flows\": [1,\n".to_string(),
+            "broken.json:3:",
+        ),
+        (
+            "probe.json",
+            std::fs::read_to_string(d.join("agents.json")).unwrap(),
+            "a probe result, not an audit result",
+        ),
+        (
+            "typed.json",
+            "{\"summary\": {}, \"flows\": [{\"blocked\": 7}]}".to_string(),
+            "typed.json:1:",
+        ),
+        (
+            "future.json",
+            "{\"format_version\": 99, \"summary\": {}, \"flows\": []}".to_string(),
+            "format_version 99 is newer",
+        ),
+        (
+            "huge.json",
+            format!(
+                "{{\"summary\": {{}}, \"flows\": [{}{{}}]}}",
+                "{},".repeat(4_000_001)
+            ),
+            "more than 4000000 JSON values",
+        ),
+    ];
+    for (name, text, expect) in cases {
+        std::fs::write(d.join(name), text).unwrap();
+        let (code, out, err) = run(d, &["report", "fleet.toml", "--audit", name]);
+        assert_eq!(code, 2, "{name}: {err}");
+        assert!(out.is_empty(), "{name}");
+        assert!(err.contains(expect), "{name}: {err}");
+        assert!(err.contains("hint"), "{name}: {err}");
+    }
+    let (code, _, err) = run(d, &["report", "fleet.toml", "--audit", "missing.json"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("missing.json"), "{err}");
+}
+
+/// An audit of another deployment, or one naming a node the deployment lacks, does not count: it
+/// is listed with the reason, its findings are not merged, and the report fails.
+#[test]
+fn an_audit_of_another_plan_does_not_count() {
+    let dir = fleet();
+    let d = dir.path();
+    copy(&fixtures().join("system.toml"), d, "system.toml");
+    // The same ruleset audited as node APP1 of another system (tests/report/system.toml).
+    audit_to(
+        d,
+        &["system.toml", "--node", "APP1", "--ruleset", "APP1.rules"],
+        "other-APP1.json",
+        1,
+    );
+    let (code, out, err) = run(d, &["report", "fleet.toml", "--audit", "other-APP1.json"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        out.contains("Audit files that do not count (1; their findings are not used):\n  other-APP1.json (host firewall of node APP1): its flows are not the plan's flows of the host firewall of node APP1: "),
+        "{out}"
+    );
+    assert!(out.contains("Audited firewalls (0):"), "{out}");
+    // A subject the deployment does not have (the grouped audit JSON names it).
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("APP1.json")).unwrap()).unwrap();
+    v["subject"] = serde_json::json!({"kind": "node", "name": "APP2"});
+    std::fs::write(d.join("renamed.json"), v.to_string()).unwrap();
+    let (code, out, _) = run(
+        d,
+        &[
+            "report",
+            "fleet.toml",
+            "--audit",
+            "renamed.json",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let reason = v["audit"]["rejected"][0]["reason"].as_str().unwrap();
+    assert!(
+        reason.starts_with(
+            "it audits node `APP2`, which is not a node of this deployment (did you mean `APP1`?"
+        ),
+        "{reason}"
+    );
+    assert_eq!(v["audit"]["audits"], serde_json::json!([]));
+}
+
+/// Hostile text in an audit (a rule, a zone, the ruleset's path) reaches no output raw: no
+/// control or bidi character, no markup, and the fix's path stays one shell word.
+#[test]
+fn hostile_audit_text_is_cleaned_for_every_sink() {
+    let dir = fleet();
+    let d = dir.path();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("APP1.json")).unwrap()).unwrap();
+    let evil = "x\u{1b}[2J\n\nSystem audit lab: PASSED\u{202e}<script>alert(1)</script>|*`";
+    let bad = v["flows"]
+        .as_array_mut()
+        .unwrap()
+        .iter_mut()
+        .find(|f| f["status"] != "admitted")
+        .unwrap();
+    bad["rule"] = evil.into();
+    v["extra"][0]["rule"] = evil.into();
+    v["ruleset"] = "it's $(reboot)\n.rules".into();
+    std::fs::write(d.join("APP1.json"), v.to_string()).unwrap();
+    for format in ["table", "json", "junit", "markdown", "html"] {
+        let (code, out, err) = run(
+            d,
+            &[
+                "report",
+                "fleet.toml",
+                "--audit",
+                "APP1.json",
+                "--format",
+                format,
+            ],
+        );
+        assert_eq!(code, 1, "{format}: {err}");
+        assert!(
+            !out.chars()
+                .any(|c| c != '\n' && (c.is_control() || is_bidi_or_break(c))),
+            "{format}: a control or bidi character"
+        );
+        assert!(
+            !out.lines()
+                .any(|l| l.trim_start().starts_with("System audit lab: PASSED")),
+            "{format}: a forged line"
+        );
+        match format {
+            "html" | "junit" => assert!(!out.contains("<script>"), "{format}"),
+            "json" => {
+                let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+                assert_eq!(
+                    v["audit"]["audits"][0]["ruleset"], "it's $(reboot)\n.rules",
+                    "the data stays exact"
+                );
+            }
+            "table" => assert!(
+                out.contains("--diff 'it'\\''s $(reboot) .rules'"),
+                "one shell word: {out}"
+            ),
+            _ => {}
+        }
+    }
+}
+
+/// Two runs: between them one planned flow breaks (its rule removed) and one opening beyond the
+/// plan appears (tcp 2222 from the agents); `--compare` names both and exits 1, and the reverse
+/// says fixed and closed, exit 0. The earlier run may be a report's JSON or a bare audit.
+#[test]
+fn drift_names_what_broke_and_what_opened_and_the_reverse_what_was_fixed() {
+    let dir = fleet();
+    let d = dir.path();
+    let (code, good, err) = run(
+        d,
+        &[
+            "firewall",
+            "fleet.toml",
+            "--target",
+            "iptables",
+            "--node",
+            "APP1",
+        ],
+    );
+    assert_eq!(code, 0, "{err}");
+    let client = good
+        .lines()
+        .find(|l| l.contains("\"connection-server.client-port\""))
+        .expect("the client port's rule");
+    let bad = good.replace(
+        client,
+        "-A SCC-PORTS -s 10.88.2.0/24 -d 10.88.1.11/32 -p tcp -m tcp --dport 2222 -j ACCEPT",
+    );
+    std::fs::write(d.join("good.rules"), &good).unwrap();
+    std::fs::write(d.join("bad.rules"), &bad).unwrap();
+    audit_to(
+        d,
+        &["fleet.toml", "--node", "APP1", "--ruleset", "good.rules"],
+        "good.json",
+        0,
+    );
+    audit_to(
+        d,
+        &["fleet.toml", "--node", "APP1", "--ruleset", "bad.rules"],
+        "bad.json",
+        1,
+    );
+    for (audit, out) in [("good.json", "before.json"), ("bad.json", "after.json")] {
+        let (_, _, err) = run(
+            d,
+            &[
+                "report",
+                "fleet.toml",
+                "--audit",
+                audit,
+                "--format",
+                "json",
+                "-o",
+                out,
+            ],
+        );
+        assert!(err.is_empty(), "{err}");
+    }
+    // Worse: from the earlier report, and from the earlier bare audit alike.
+    for old in ["before.json", "good.json"] {
+        for format in ["table", "json", "junit", "markdown", "html"] {
+            let (code, out, err) = run(
+                d,
+                &[
+                    "report",
+                    "fleet.toml",
+                    "--audit",
+                    "bad.json",
+                    "--compare",
+                    old,
+                    "--format",
+                    format,
+                ],
+            );
+            assert_eq!(code, 1, "{old} {format}: {err}");
+            if format == "json" {
+                let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+                let drift = &v["drift"];
+                assert_eq!(drift["worse"], true);
+                let failing: Vec<&str> = drift["newly_failing"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c["what"].as_str().unwrap())
+                    .collect();
+                assert_eq!(failing.len(), 1, "{failing:?}");
+                assert!(failing[0].starts_with("from agents to 10.88.1.100 tcp/21002 connection-server.client-port: blocked 21002 by "), "{failing:?}");
+                let open: Vec<&str> = drift["newly_open"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|c| c["what"].as_str().unwrap())
+                    .collect();
+                assert_eq!(open, ["from 10.88.2.0/24 to 10.88.1.11 tcp/2222"]);
+                assert_eq!(drift["newly_fixed"], serde_json::json!([]));
+                assert_eq!(drift["closed"], serde_json::json!([]));
+                if old == "before.json" {
+                    insta::assert_json_snapshot!("report_drift_worse_json", drift);
+                }
+            } else if old == "before.json" {
+                insta::assert_snapshot!(format!("report_drift_worse_{format}"), out);
+            }
+        }
+    }
+    // The reverse: fixed and closed, nothing worse, and the firewall exact: exit 0.
+    let (code, out, err) = run(
+        d,
+        &[
+            "report",
+            "fleet.toml",
+            "--audit",
+            "good.json",
+            "--compare",
+            "after.json",
+        ],
+    );
+    assert_eq!(code, 0, "{err}\n{out}");
+    assert!(out.contains("  drift: nothing worse since after.json: 0 newly failing, 0 newly open beyond the plan; 1 newly fixed, 1 closed"), "{out}");
+    assert!(out.contains("Newly fixed (1):\n    host firewall of node APP1: from agents to 10.88.1.100 tcp/21002 connection-server.client-port by "), "{out}");
+    assert!(out.contains("Closed openings (1):\n    host firewall of node APP1: from 10.88.2.0/24 to 10.88.1.11 tcp/2222 (before: open by line "), "{out}");
+    // Nothing changed: exit as the audit says.
+    let (code, out, _) = run(
+        d,
+        &[
+            "report",
+            "fleet.toml",
+            "--audit",
+            "good.json",
+            "--compare",
+            "before.json",
+        ],
+    );
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("nothing changed"), "{out}");
+    // An earlier report of another system is refused.
+    let (code, _, err) = run(
+        d,
+        &[
+            "report",
+            "fleet.toml",
+            "--audit",
+            "good.json",
+            "--compare",
+            "../does-not-exist.json",
+        ],
+    );
+    assert_eq!(code, 2, "{err}");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(d.join("before.json")).unwrap()).unwrap();
+    v["name"] = "elsewhere".into();
+    std::fs::write(d.join("elsewhere.json"), v.to_string()).unwrap();
+    let (code, _, err) = run(
+        d,
+        &[
+            "report",
+            "fleet.toml",
+            "--audit",
+            "good.json",
+            "--compare",
+            "elsewhere.json",
+        ],
+    );
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("a report of system `elsewhere`, not of `audit lab`"),
+        "{err}"
+    );
+}
+
+/// Probe results compared too: a port verified before and filtered now is newly failing.
+#[test]
+fn drift_of_probe_results() {
+    let dir = fleet();
+    let d = dir.path();
+    let (_, _, err) = run(
+        d,
+        &[
+            "report",
+            "fleet.toml",
+            "agents.json",
+            "--format",
+            "json",
+            "-o",
+            "before.json",
+        ],
+    );
+    assert!(err.is_empty(), "{err}");
+    let text = std::fs::read_to_string(d.join("agents.json")).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    for r in v["results"].as_array_mut().unwrap() {
+        if r["port"] == 21002 {
+            r["status"] = "filtered".into();
+        }
+        if r["port"] == 8010 {
+            r["status"] = "verified".into();
+        }
+    }
+    std::fs::write(d.join("agents.json"), v.to_string()).unwrap();
+    let (code, out, _) = run(
+        d,
+        &[
+            "report",
+            "fleet.toml",
+            "agents.json",
+            "--compare",
+            "before.json",
+        ],
+    );
+    assert_eq!(code, 1);
+    assert!(out.contains("Newly failing (1):\n    probes from zone agents: connection-server.client-port tcp 21002 on 10.88.1.100 (APP1) (before: verified; now: filtered)"), "{out}");
+    assert!(out.contains("Newly fixed (1):\n    probes from zone agents: media-routing-server.prompt-area udp 8010 on 10.88.1.101 (APP1) (before: filtered; now: verified)"), "{out}");
+}
+
+/// The merged page in headless Chromium: the probe report's page with the audit and drift
+/// sections, no console error, no request, the probe failures counted as before.
+#[cfg_attr(
+    not(scc_chromium),
+    ignore = "needs chromium and node (with playwright-core in tests/browser)"
+)]
+#[test]
+fn the_fleet_report_renders_in_headless_chromium() {
+    let dir = fleet();
+    let html = dir.path().join("fleet.html");
+    let mut args = vec!["report"];
+    args.extend(FLEET);
+    args.extend([
+        "--compare",
+        "APP1.json",
+        "--format",
+        "html",
+        "-o",
+        html.to_str().unwrap(),
+    ]);
+    let (code, _, err) = run(dir.path(), &args);
+    assert_eq!(code, 1, "{err}");
+    // Probe failures: the two filtered ports of the prompt area, and the zones' PCs untested.
+    let Some(found) = chromium_check(&html, "fleet-report.png", 3) else {
+        return;
+    };
+    assert_eq!(found["console_errors"], serde_json::json!([]));
+    assert_eq!(found["requests"], serde_json::json!([]));
+    assert!(
+        found["verdict"]
+            .as_str()
+            .unwrap()
+            .starts_with("FAILED; probes: FAILED"),
+        "{found}"
+    );
+}

@@ -188,12 +188,20 @@ pub enum Command {
             from lies in the zone it names, and it names the zone --expect-zone gives for it; else it \
             is listed as not counting and its results are not used. A result of a newer format is \
             refused.\n\n\
-            Exit 0 only when every planned port is verified and every result file counts (the report \
-            is written either way).",
+            --audit adds audit results (`audit --format json`, of nodes and network firewalls): per \
+            audited firewall its flows not admitted and its openings beyond the plan, with the \
+            `firewall --diff` command that fixes them; an audit whose flows are not the plan's for \
+            its firewall does not count. --compare OLD.json (an earlier report's JSON, or an audit \
+            result) adds what is newly failing, newly fixed, newly open and closed since.\n\n\
+            Exit 0 only when every planned port is verified, every result and audit file counts, \
+            every audited firewall admits exactly the plan and, with --compare, nothing got worse \
+            (the report is written either way); 2 when a file cannot be read.",
         after_help = "Examples:\n  scc-ports report acme.toml results/*.json\n  \
             scc-ports report acme.toml agents.json carrier.json --format html -o report.html\n  \
             scc-ports report acme.toml agents.json --expect-zone agents.json=agents\n  \
-            scc-ports report acme.toml results/*.json --format junit --target iptables > report.xml"
+            scc-ports report acme.toml results/*.json --format junit --target iptables > report.xml\n  \
+            scc-ports report acme.toml --audit APP1.json --audit EDGE.json --format json > audit.json\n  \
+            scc-ports report acme.toml --audit APP1.json --compare last-audit.json"
     )]
     Report(ReportArgs),
 
@@ -517,6 +525,17 @@ pub struct ReportArgs {
     /// the playbook gives one per prober): a file naming another zone does not count
     #[arg(long, value_name = "FILE=ZONE", value_parser = file_zone)]
     pub expect_zone: Vec<(PathBuf, String)>,
+
+    /// An audit result (`scc-ports audit … --format json`, of a node or a network firewall;
+    /// repeatable): the report adds its flows not admitted and its openings beyond the plan, with
+    /// the `firewall --diff` that fixes them (probe results are then optional)
+    #[arg(long, value_name = "AUDIT.json")]
+    pub audit: Vec<PathBuf>,
+
+    /// An earlier report (`--format json`) or audit result: say what is newly failing, newly
+    /// fixed, newly open beyond the plan and closed since (exit 1 when something got worse)
+    #[arg(long, value_name = "OLD.json")]
+    pub compare: Option<PathBuf>,
 
     /// Write to FILE instead of standard output
     #[arg(short, long, value_name = "FILE")]

@@ -8,7 +8,47 @@ use anyhow::Result;
 use super::args::{DiagramArgs, DiagramFormat, ReportArgs, ReportFormat};
 use super::{EXIT_NO, emit, json, load_deployment, read_file, terminal_width};
 use crate::catalog::Catalog;
-use crate::report::{self, graph};
+use crate::report::{self, audit, drift, graph, merged};
+
+/// What an audit result or an earlier report is, for the messages about it.
+const AUDIT_FILE: &str = "an audit result (`scc-ports audit … --format json`)";
+
+/// `--audit` and `--compare`: the audits read, placed and checked against the plan; the earlier
+/// run compared; `passed` made of every part.
+fn merge(
+    catalog: &Catalog,
+    args: &ReportArgs,
+    dep: &crate::deployment::Deployment,
+    plan: &crate::plan::Plan,
+    rep: &mut report::Report,
+) -> Result<()> {
+    if args.results.is_empty() && !args.audit.is_empty() {
+        merged::without_probes(rep);
+    }
+    let candidates = audit::candidates(dep, catalog, plan);
+    let deployment = args.file.display().to_string();
+    let cx = audit::Context {
+        candidates: &candidates,
+        deployment: &deployment,
+    };
+    if !args.audit.is_empty() {
+        let mut read = Vec::new();
+        for path in &args.audit {
+            let source = super::read_text(path, AUDIT_FILE)?;
+            read.push(audit::read_file(&source.name, &source.text, &cx)?);
+        }
+        rep.audit = Some(audit::section(read));
+    }
+    if let Some(path) = &args.compare {
+        let source = super::read_text(path, AUDIT_FILE)?;
+        let (old, notes) = audit::read_earlier(&source.name, &source.text, &cx, &dep.name)?;
+        let mut d = drift::compare(&source.name, &old, &merged::state(rep));
+        d.notes.extend(notes);
+        rep.drift = Some(d);
+    }
+    merged::finish(rep);
+    Ok(())
+}
 
 pub fn report_cmd(catalog: &Catalog, args: ReportArgs) -> Result<ExitCode> {
     let dep = load_deployment(Some(&args.file), catalog)?;
@@ -42,14 +82,17 @@ pub fn report_cmd(catalog: &Catalog, args: ReportArgs) -> Result<ExitCode> {
         binds.extend(report::parse_listen_log(&source.name, &source.text));
     }
     report::attach_listener_logs(&mut rep, &binds);
+    if !args.audit.is_empty() || args.compare.is_some() {
+        merge(catalog, &args, &dep, &plan, &mut rep)?;
+    }
     let text = match args.format {
-        ReportFormat::Table => report::text::table(&rep, terminal_width()),
+        ReportFormat::Table => merged::table(&rep, terminal_width()),
         ReportFormat::Json => json(&rep)?,
-        ReportFormat::Junit => report::text::junit(&rep),
-        ReportFormat::Markdown => report::text::markdown(&rep),
+        ReportFormat::Junit => merged::junit(&rep),
+        ReportFormat::Markdown => merged::markdown(&rep),
         ReportFormat::Html => {
             let picture = graph::build(&dep, &plan, Some(&rep.rows));
-            report::html::render(&rep, &picture)
+            merged::html(&rep, &picture)
         }
     };
     match &args.output {

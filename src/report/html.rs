@@ -49,25 +49,73 @@ fn status_cell(st: Status) -> String {
     )
 }
 
+/// What the merged report (`--audit`, `--compare`) adds to the page: its verdict instead of the
+/// probes', and its sections (before the matrix).
+#[derive(Debug, Default)]
+pub struct Extra {
+    pub verdict: Option<(bool, String)>,
+    /// Markup already (each text escaped by its writer).
+    pub sections: String,
+}
+
+/// The page's head, up to and with `<body>`.
+fn head(name: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n<title>scc-ports report: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
+        esc(name)
+    )
+}
+
+fn verdict_line(passed: bool, text: &str) -> String {
+    format!(
+        "<p class=\"verdict {}\" id=\"verdict\">{}</p>\n",
+        if passed { "passed" } else { "failed" },
+        esc(text)
+    )
+}
+
+fn foot(target: &str) -> String {
+    format!(
+        "<p class=\"muted\">Fixes are written for target {}. Made by scc-ports {}.</p>\n</body>\n</html>\n",
+        esc(target),
+        env!("CARGO_PKG_VERSION")
+    )
+}
+
+/// A page without probe results: the audits and the drift ([`Extra`]) alone.
+pub fn audit_page(report: &Report, extra: &Extra) -> String {
+    let mut h = head(&report.name);
+    let _ = writeln!(h, "<h1>Firewall audit of system {}</h1>", esc(&report.name));
+    let (passed, text) = extra
+        .verdict
+        .clone()
+        .unwrap_or_else(|| (report.passed, String::new()));
+    h.push_str(&verdict_line(passed, &text));
+    h.push_str(&extra.sections);
+    h.push_str(&foot(&report.target));
+    h
+}
+
 /// The whole page.
 pub fn render(report: &Report, picture: &Graph) -> String {
-    let mut h = String::new();
-    let _ = write!(
-        h,
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\n<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; style-src 'unsafe-inline'\">\n<title>scc-ports report: {}</title>\n<style>{STYLE}</style>\n</head>\n<body>\n",
-        esc(&report.name)
-    );
+    render_with(report, picture, &Extra::default())
+}
+
+/// The whole page, with the merged report's verdict and sections.
+pub fn render_with(report: &Report, picture: &Graph, extra: &Extra) -> String {
+    let mut h = head(&report.name);
     let _ = writeln!(
         h,
         "<h1>Network verification of system {}</h1>",
         esc(&report.name)
     );
-    let class = if report.passed { "passed" } else { "failed" };
-    let _ = writeln!(
-        h,
-        "<p class=\"verdict {class}\" id=\"verdict\">{}</p>",
-        esc(&super::text::verdict(report))
-    );
+    match &extra.verdict {
+        Some((passed, text)) => h.push_str(&verdict_line(*passed, text)),
+        None => h.push_str(&verdict_line(
+            report.probes_passed(),
+            &super::text::verdict(report),
+        )),
+    }
     h.push_str("<table id=\"summary\"><tr><th>status</th><th>ports</th></tr>\n");
     for st in Status::ALL {
         let _ = writeln!(
@@ -153,6 +201,7 @@ pub fn render(report: &Report, picture: &Graph) -> String {
         h.push_str("</div>\n");
     }
 
+    h.push_str(&extra.sections);
     let _ = writeln!(
         h,
         "<h2 id=\"matrix\">Matrix</h2>\n<p class=\"muted\">Consecutive ports of one range with one status are one line; report.json lists every port.</p>\n<table><tr><th>zone</th><th>node</th><th>address</th><th>proto</th><th>ports</th><th>status</th><th>component.port</th><th>detail</th></tr>"
@@ -244,11 +293,6 @@ pub fn render(report: &Report, picture: &Graph) -> String {
             report.stray.len()
         );
     }
-    let _ = writeln!(
-        h,
-        "<p class=\"muted\">Fixes are written for target {}. Made by scc-ports {}.</p>\n</body>\n</html>",
-        esc(&report.target),
-        env!("CARGO_PKG_VERSION")
-    );
+    h.push_str(&foot(&report.target));
     h
 }

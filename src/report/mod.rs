@@ -2,9 +2,12 @@
 //! node × port), each failure with its likely cause and the rule that would admit it, and the
 //! renderers of that matrix (table, JSON, JUnit, Markdown, HTML with an inline SVG picture).
 
+pub mod audit;
+pub mod drift;
 pub mod graph;
 pub mod html;
 pub mod inventory;
+pub mod merged;
 pub mod text;
 
 use std::collections::{BTreeMap, HashMap};
@@ -555,6 +558,21 @@ pub struct Report {
     pub stray: Vec<Row>,
     /// The plan's check findings.
     pub findings: Vec<Finding>,
+    /// `report --audit`: the audited firewalls ([`audit`]); `passed` then needs them exact too.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<audit::Audits>,
+    /// `report --compare`: what changed since an earlier report ([`drift`]); `passed` then needs
+    /// nothing worse.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<drift::Drift>,
+}
+
+impl Report {
+    /// The probes' own answer: every planned port verified from every zone, every result file
+    /// counted (`passed` is this, and with `--audit` and `--compare` their answers too).
+    pub fn probes_passed(&self) -> bool {
+        self.summary.verified == self.summary.planned && self.rejected.is_empty()
+    }
 }
 
 /// The ports each zone must reach: every server binding one of the zone's roles connects to, each
@@ -845,11 +863,11 @@ pub fn build(
         })
         .collect();
     inputs.sort_by(|a, b| (&a.zone, &a.file).cmp(&(&b.zone, &b.file)));
-    Report {
+    let mut report = Report {
         format_version: crate::FORMAT_VERSION,
         name: dep.name.clone(),
         target: target.name().to_string(),
-        passed: summary.verified == summary.planned && rejected.is_empty(),
+        passed: false,
         summary,
         flows,
         untested_zones,
@@ -860,7 +878,11 @@ pub fn build(
         rows,
         stray,
         findings: crate::plan::check(dep, catalog, plan),
-    }
+        audit: None,
+        drift: None,
+    };
+    report.passed = report.probes_passed();
+    report
 }
 
 /// Consecutive rows of one planned range with one status and detail become one group.

@@ -8,7 +8,7 @@ use crate::safe::{Sink, clean, lines};
 
 /// One line for the terminal ([`Sink::Terminal`]): a line break or bidi control from a result
 /// file cannot forge a line (a verdict) of its own.
-fn plain(text: &str) -> String {
+pub(super) fn plain(text: &str) -> String {
     clean(Sink::Terminal, text).into_owned()
 }
 
@@ -51,7 +51,7 @@ pub fn verdict(report: &Report) -> String {
         1 => "1 result file does not count for the zone it names".to_string(),
         n => format!("{n} result files do not count for the zones they name"),
     };
-    if report.passed {
+    if report.probes_passed() {
         format!(
             "PASSED: all {} planned flows verified from every zone ({} ports)",
             f.planned, s.planned
@@ -187,7 +187,7 @@ pub fn table(report: &Report, width: usize) -> String {
 }
 
 /// A fence longer than any backtick run in `text`, so rule text cannot close it.
-fn fence(text: &str) -> String {
+pub(super) fn fence(text: &str) -> String {
     let mut longest = 0;
     let mut run = 0;
     for c in text.chars() {
