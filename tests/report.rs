@@ -882,6 +882,28 @@ fn an_audit_of_another_plan_does_not_count() {
         "{reason}"
     );
     assert_eq!(v["audit"]["audits"], serde_json::json!([]));
+    // Two audits of one firewall: the second does not count.
+    std::fs::copy(d.join("APP1.json"), d.join("APP1-again.json")).unwrap();
+    let (code, out, _) = run(
+        d,
+        &[
+            "report",
+            "fleet.toml",
+            "--audit",
+            "APP1.json",
+            "--audit",
+            "APP1-again.json",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(code, 1);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["audit"]["firewalls"], 1);
+    assert_eq!(
+        v["audit"]["rejected"][0]["reason"],
+        "the report already has an audit of the host firewall of node APP1 (APP1.json): give one audit per firewall"
+    );
 }
 
 /// Hostile text in an audit (a rule, a zone, the ruleset's path) reaches no output raw: no
@@ -1190,5 +1212,31 @@ fn the_fleet_report_renders_in_headless_chromium() {
             .unwrap()
             .starts_with("FAILED; probes: FAILED"),
         "{found}"
+    );
+    // The audits alone (what the fleet playbook writes): its own page, with the plan's picture.
+    let html = dir.path().join("audits.html");
+    let (code, _, err) = run(
+        dir.path(),
+        &[
+            "report",
+            "fleet.toml",
+            "--audit",
+            "APP1.json",
+            "--audit",
+            "EDGE.json",
+            "--format",
+            "html",
+            "-o",
+            html.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(code, 1, "{err}");
+    let found = chromium_check(&html, "fleet-audits.png", 0).expect("checked above");
+    assert_eq!(found["console_errors"], serde_json::json!([]));
+    assert_eq!(found["requests"], serde_json::json!([]));
+    assert_eq!(found["svg"], 1);
+    assert_eq!(
+        found["verdict"],
+        "FAILED; audits: FAILED: 2 of 2 audited firewalls not exact: 5 flows not admitted, 42 openings beyond the plan"
     );
 }

@@ -91,7 +91,9 @@ pub fn report_cmd(catalog: &Catalog, args: ReportArgs) -> Result<ExitCode> {
         ReportFormat::Junit => merged::junit(&rep),
         ReportFormat::Markdown => merged::markdown(&rep),
         ReportFormat::Html => {
-            let picture = graph::build(&dep, &plan, Some(&rep.rows));
+            // Without probe results the picture is the plan's alone.
+            let rows = merged::probed(&rep).then_some(rep.rows.as_slice());
+            let picture = graph::build(&dep, &plan, rows);
             merged::html(&rep, &picture)
         }
     };

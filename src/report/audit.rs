@@ -859,13 +859,29 @@ fn fix(
     )
 }
 
-/// The audit section: the audits that count (in the order given), the rejected ones, the counts.
+/// The audit section: the audits that count (in the order given; a second audit of one firewall
+/// does not), the rejected ones, the counts.
 pub fn section(read: Vec<Read>) -> Audits {
     let mut audits = Vec::new();
     let mut rejected = Vec::new();
     for r in read {
         match r {
-            Read::Counts(a) => audits.push(a),
+            // One audit per firewall: two would answer for it twice, and drift could not tell
+            // which to compare.
+            Read::Counts(a) => match audits
+                .iter()
+                .find(|b: &&Audit| b.subject.kind != "unknown" && b.firewall == a.firewall)
+            {
+                Some(first) => rejected.push(RejectedAudit {
+                    reason: format!(
+                        "the report already has an audit of the {} ({}): give one audit per firewall",
+                        a.firewall, first.file
+                    ),
+                    file: a.file,
+                    firewall: a.firewall,
+                }),
+                None => audits.push(a),
+            },
             Read::Rejected(_, why) => rejected.push(why),
         }
     }
@@ -1001,4 +1017,102 @@ pub fn read_earlier(
         hint: "give an earlier `scc-ports report … --format json` or `scc-ports audit … --format json`"
             .to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn cx() -> Context<'static> {
+        Context {
+            candidates: &[],
+            deployment: "d.toml",
+        }
+    }
+
+    fn audit_of(text: &str) -> Audit {
+        match read("a.json", text, &cx()).expect("readable") {
+            Read::Counts(a) | Read::Rejected(a, _) => a,
+        }
+    }
+
+    #[test]
+    fn todays_rows_and_the_grouped_ones_read_alike() {
+        let today = r#"{"summary": {"format": "iptables-save", "exact": false},
+            "flows": [{"zone": "agents", "address": "10.0.0.1", "transport": "tcp",
+                       "ports": "21002", "component": "c", "port_id": "p", "status": "admitted",
+                       "blocked": [], "rule": "line 3: x"}],
+            "extra": [{"source": "10.88.5.0/24", "address": "10.88.1.11", "transport": "tcp",
+                       "ports": "1025-21001", "rule": "line 19: y"}]}"#;
+        let grouped = r#"{"format_version": 1, "subject": {"kind": "node", "name": "APP1"},
+            "ruleset": "app1.rules", "summary": {"format": "iptables-save", "undecided_openings": 0},
+            "flows": [{"zone": "agents", "address": "10.0.0.1", "transport": "tcp",
+                       "ports": "21002", "component": "c", "port_id": "p", "status": "admitted",
+                       "blocked": [], "rule": "line 3: x", "new_field": 1}],
+            "extra": [{"rule": "line 19: y", "transport": "tcp", "ports": "1025-21001",
+                       "sources": ["10.88.5.0/24"], "addresses": ["10.88.1.11"]}]}"#;
+        let (a, b) = (audit_of(today), audit_of(grouped));
+        assert_eq!(a.openings, b.openings);
+        assert_eq!(a.flows, b.flows);
+        assert!(!a.exact && !b.exact);
+        assert_eq!(b.ruleset.as_deref(), Some("app1.rules"));
+        assert_eq!(b.subject.from, "audit");
+    }
+
+    #[test]
+    fn a_summary_cannot_make_rows_exact() {
+        let a = audit_of(
+            r#"{"summary": {"exact": true}, "flows": [{"status": "blocked"}], "extra": []}"#,
+        );
+        assert!(!a.exact);
+        let b = audit_of(r#"{"summary": {"exact": false}, "flows": [], "extra": []}"#);
+        assert!(!b.exact, "a summary that says not exact is believed");
+    }
+
+    #[test]
+    fn fixes_are_one_shell_word_per_path() {
+        let node = Subject::node("APP 1", "audit");
+        let (cmd, note) = fix(
+            "my dir/acme.toml",
+            &node,
+            "nftables-json",
+            Some("it's.json"),
+        );
+        assert_eq!(
+            cmd.unwrap(),
+            r"scc-ports firewall 'my dir/acme.toml' --target nftables --node 'APP 1' --diff 'it'\''s.json'"
+        );
+        assert_eq!(note, None);
+        let edge = Subject::network(Some("EDGE"), "audit");
+        let (cmd, _) = fix("a.toml", &edge, "cisco-asa", Some("edge.cfg"));
+        assert_eq!(
+            cmd.unwrap(),
+            "scc-ports firewall a.toml --target aerleon --network --firewall EDGE --diff edge.cfg"
+        );
+        let (cmd, note) = fix("a.toml", &node, "firewalld", None);
+        assert!(cmd.is_none() && note.unwrap().contains("firewalld"));
+    }
+
+    proptest! {
+        #[test]
+        fn no_text_panics_the_reader(text in "\\PC{0,300}") {
+            let _ = read("x.json", &text, &cx());
+            let _ = read_earlier("x.json", &text, &cx(), "s");
+        }
+
+        #[test]
+        fn no_json_shape_panics_the_reader(
+            flows in prop::collection::vec(("\\PC{0,12}", "\\PC{0,12}"), 0..6),
+            exact in any::<Option<bool>>(),
+        ) {
+            let rows: Vec<serde_json::Value> = flows
+                .iter()
+                .map(|(s, z)| serde_json::json!({"status": s, "zone": z, "blocked": [z]}))
+                .collect();
+            let doc = serde_json::json!({"summary": {"exact": exact}, "flows": rows,
+                "extra": [{"sources": [], "address": "x"}], "subject": {"kind": "node"}});
+            let _ = read("x.json", &doc.to_string(), &cx());
+        }
+    }
 }

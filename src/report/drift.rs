@@ -129,8 +129,18 @@ fn probes(old: &[PortState], new: &[PortState], d: &mut Drift) {
         .map(|p| (port_key(p), p.status.as_str()))
         .collect();
     // Ports that changed, grouped: one change per (zone, address, flow, before, now).
-    let mut groups: BTreeMap<(&str, &str, &str, &str, &str, &str, &str, &str), Vec<u16>> =
-        BTreeMap::new();
+    // (kind, zone, address, node, transport, component, port id, the failing status)
+    type Group<'a> = (
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+        &'a str,
+    );
+    let mut groups: BTreeMap<Group, Vec<u16>> = BTreeMap::new();
     for p in new {
         let Some(&was) = before.get(&port_key(p)) else {
             continue;
@@ -470,5 +480,96 @@ impl Ports {
             .collect();
         parts.extend(self.text.clone());
         parts.join(", ")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn opening(sources: &[&str], addresses: &[&str], ports: &str) -> Opening {
+        Opening {
+            transport: "tcp".into(),
+            ports: ports.into(),
+            sources: sources.iter().map(|s| s.to_string()).collect(),
+            addresses: addresses.iter().map(|s| s.to_string()).collect(),
+            rule: "line 9: -A INPUT -j ACCEPT".into(),
+        }
+    }
+
+    #[test]
+    fn port_sets_subtract_ranges_and_parity() {
+        let p = Ports::of("1-100").minus(&Ports::of("10-20, 50"));
+        assert_eq!(p.text(), "1-9, 21-49, 51-100");
+        let even = Ports::of("5004-5010 even").minus(&Ports::of("5006"));
+        assert_eq!(even.text(), "5004, 5008, 5010");
+        assert!(Ports::of("22").minus(&Ports::of("1-65535")).is_empty());
+        assert_eq!(Ports::of("any").minus(&Ports::of("any")), Ports::default());
+    }
+
+    #[test]
+    fn an_opening_inside_an_earlier_wider_one_is_not_new() {
+        let old = [opening(&["10.0.0.0/8"], &["10.88.1.11"], "1-65535")];
+        let new = [
+            opening(&["10.88.5.0/24"], &["10.88.1.11"], "1025-2000"),
+            opening(&["10.88.5.0/24", "192.0.2.0/24"], &["10.88.1.11"], "22"),
+        ];
+        let changes = uncovered("fw", &new, &old, true);
+        assert_eq!(changes.len(), 1);
+        assert_eq!(changes[0].what, "from 192.0.2.0/24 to 10.88.1.11 tcp/22");
+        // The other way: the wider earlier opening is closed (no opening now covers its
+        // sources: narrower ones do not count as covering it).
+        let closed = uncovered("fw", &old, &new, false);
+        assert_eq!(closed[0].now, "closed");
+        assert_eq!(closed[0].what, "from 10.0.0.0/8 to 10.88.1.11 tcp/1-65535");
+    }
+
+    #[test]
+    fn a_port_verified_before_and_filtered_now_is_newly_failing() {
+        let port = |port: u16, status: &str| PortState {
+            zone: "agents".into(),
+            node: "APP1".into(),
+            address: "10.0.0.1".into(),
+            transport: "udp".into(),
+            port,
+            component: "mrs".into(),
+            port_id: "area".into(),
+            status: status.into(),
+        };
+        let old = State {
+            ports: Some((8000..8004).map(|p| port(p, "verified")).collect()),
+            audits: None,
+        };
+        let new = State {
+            ports: Some(
+                (8000..8004)
+                    .map(|p| port(p, if p >= 8002 { "filtered" } else { "verified" }))
+                    .collect(),
+            ),
+            audits: Some(Vec::new()),
+        };
+        let d = compare("old.json", &old, &new);
+        assert!(d.worse);
+        assert_eq!(
+            d.newly_failing[0].line(),
+            "probes from zone agents: mrs.area udp 8002-8003 on 10.0.0.1 (APP1) (before: verified; now: filtered)"
+        );
+        assert_eq!(
+            d.notes,
+            ["this run has audits, the earlier one none: audits not compared"]
+        );
+        let back = compare("new.json", &new, &old);
+        assert!(!back.worse);
+        assert_eq!(back.newly_fixed.len(), 1);
+    }
+
+    #[test]
+    fn addresses_cover_and_overlap_by_range() {
+        let net = Span::of("10.88.2.0/24");
+        assert!(net.covers(&Span::of("10.88.2.5-10.88.2.9")));
+        assert!(net.overlaps(&Span::of("10.88.2.128/25")));
+        assert!(!net.covers(&Span::of("10.88.0.0/16")));
+        assert!(!Span::of("::/0").covers(&Span::of("10.0.0.1")));
+        assert!(Span::of("Any").covers(&Span::of("Any")));
     }
 }

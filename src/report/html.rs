@@ -82,8 +82,9 @@ fn foot(target: &str) -> String {
     )
 }
 
-/// A page without probe results: the audits and the drift ([`Extra`]) alone.
-pub fn audit_page(report: &Report, extra: &Extra) -> String {
+/// A page without probe results: the audits and the drift ([`Extra`]), then the picture of the
+/// plan (`picture` made without rows: every curve the plan's, grey).
+pub fn audit_page(report: &Report, picture: &Graph, extra: &Extra) -> String {
     let mut h = head(&report.name);
     let _ = writeln!(h, "<h1>Firewall audit of system {}</h1>", esc(&report.name));
     let (passed, text) = extra
@@ -92,6 +93,11 @@ pub fn audit_page(report: &Report, extra: &Extra) -> String {
         .unwrap_or_else(|| (report.passed, String::new()));
     h.push_str(&verdict_line(passed, &text));
     h.push_str(&extra.sections);
+    let _ = writeln!(
+        h,
+        "<h2 id=\"picture\">The plan: zones, units, nodes and flows</h2>\n<p class=\"muted\">Each curve is every planned port of a zone to a unit's virtual IP or a node's address; hover for counts.</p>\n<div class=\"picture\">\n{}</div>",
+        graph::svg(picture)
+    );
     h.push_str(&foot(&report.target));
     h
 }

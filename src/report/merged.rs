@@ -7,9 +7,9 @@ use std::fmt::Write as _;
 
 use super::audit::{Audit, Audits};
 use super::drift::{Change, Drift, PortState, State};
-use super::graph::{Graph, esc};
+use super::graph::{Graph, colour, esc};
 use super::text::{fence, plain};
-use super::{Report, text};
+use super::{Report, Status, text};
 use crate::safe::{Sink, clean};
 
 /// True when the report holds probe results (a report made from audits alone has no rows).
@@ -482,13 +482,17 @@ fn audit_html(a: &Audits) -> String {
     for au in &a.audits {
         let _ = writeln!(
             h,
-            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"st {}\">{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"num\">{}</td><td class=\"st\" style=\"color:{}\">{}</td></tr>",
             esc(&au.firewall),
             esc(&source(au)),
             au.counts.flows,
             au.counts.not_admitted,
             au.counts.openings,
-            if au.exact { "verified" } else { "filtered" },
+            colour(Some(if au.exact {
+                Status::Verified
+            } else {
+                Status::Filtered
+            })),
             if au.exact { "exact" } else { "not exact" }
         );
     }
@@ -516,7 +520,8 @@ fn audit_html(a: &Audits) -> String {
             for f in bad {
                 let _ = writeln!(
                     h,
-                    "<tr><td class=\"st filtered\">{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
+                    "<tr><td class=\"st\" style=\"color:{}\">{}</td><td>{}</td><td>{}</td><td>{}/{}</td><td>{}</td><td>{}</td></tr>",
+                    colour(Some(Status::Filtered)),
                     esc(&f.status),
                     esc(&f.zone),
                     esc(&f.address),
@@ -606,7 +611,8 @@ fn drift_html(d: &Drift) -> String {
 }
 
 /// The page: the probe report's (its verdict the merged one, the audit and drift sections
-/// before its matrix), or without probe results a page of the audits and the drift alone.
+/// before its matrix), or without probe results a page of the audits and the drift, with the
+/// picture of the plan (`picture` drawn without rows).
 pub fn html(r: &Report, picture: &Graph) -> String {
     if !merged(r) {
         return super::html::render(r, picture);
@@ -629,6 +635,6 @@ pub fn html(r: &Report, picture: &Graph) -> String {
     if probed(r) {
         super::html::render_with(r, picture, &extra)
     } else {
-        super::html::audit_page(r, &extra)
+        super::html::audit_page(r, picture, &extra)
     }
 }
