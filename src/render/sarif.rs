@@ -3,8 +3,8 @@
 //!
 //! The rule ids are the codes `check` prints (C1xx findings, E0xx/C0xx input errors, described by
 //! docs/checks.md's tables, which are read here so the two never disagree) and the audit finding
-//! kinds [`AUDIT_RULES`] (`SCC-A001`…). The audit log is made from the audit's JSON document
-//! (read into tolerant mirror structs), so a saved `audit --format json` gives the same log.
+//! kinds [`AUDIT_RULES`] (`SCC-A001`…). The audit log is made from the document `audit --format
+//! json` prints, read into tolerant mirror structs (today's rows and the grouped ones alike).
 
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -639,6 +639,37 @@ mod tests {
             let log = audit(&json!({"extra": [{"rule": rule, "ports": "1"}]}), "r", Some(&text));
             proptest::prop_assert_eq!(log["runs"][0]["results"].as_array().unwrap().len(), 1);
         }
+    }
+
+    #[test]
+    fn grouped_openings_and_the_subject_are_read() {
+        let doc = json!({
+            "subject": {"kind": "node", "name": "APP1"},
+            "ruleset": "app1.save",
+            "flows": [],
+            "extra": [{"rule": "line 19: -A INPUT -s 10.88.5.0/24 -p tcp -m tcp ! --dport 1:1024 -j ACCEPT",
+                       "transport": "tcp", "ports": "1025-21001",
+                       "sources": ["10.88.5.0/24"], "addresses": ["10.88.1.11", "10.88.1.100"]}]
+        });
+        let log = audit(&doc, "ignored-path", None);
+        let run = &log["runs"][0];
+        assert_eq!(run["automationDetails"]["id"], "scc-ports/audit/node-APP1/");
+        let r = &run["results"][0];
+        assert_eq!(r["ruleId"], "SCC-A004");
+        assert_eq!(
+            r["message"]["text"],
+            "tcp 1025-21001 to 10.88.1.11, 10.88.1.100 from 10.88.5.0/24 is open beyond the plan, \
+             by line 19: -A INPUT -s 10.88.5.0/24 -p tcp -m tcp ! --dport 1:1024 -j ACCEPT"
+        );
+        let at = &r["locations"][0]["physicalLocation"];
+        assert_eq!(at["artifactLocation"]["uri"], "app1.save");
+        assert_eq!(at["region"]["startLine"], 19);
+        // The same opening of another node is another alert; of the same node, the same one.
+        let mut other = doc.clone();
+        other["subject"]["name"] = "APP2".into();
+        let fp = |l: &Value| l["runs"][0]["results"][0]["partialFingerprints"].clone();
+        assert_ne!(fp(&audit(&other, "x", None)), fp(&log));
+        assert_eq!(fp(&audit(&doc, "moved/elsewhere", None)), fp(&log));
     }
 
     #[test]
