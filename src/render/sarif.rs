@@ -335,6 +335,16 @@ struct ExtraRow {
     transport: String,
     ports: String,
     rule: String,
+    /// The part of sources × addresses × ports the rule does not open beyond the plan.
+    except: Vec<Except>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Except {
+    sources: Vec<String>,
+    addresses: Vec<String>,
+    ports: String,
 }
 
 impl ExtraRow {
@@ -534,12 +544,29 @@ pub fn audit(report: &Value, ruleset: &str, text: Option<&str>) -> Value {
         let undecided = e.rule.starts_with("cannot decide");
         let id = if undecided { "SCC-A005" } else { "SCC-A004" };
         let (sources, addresses) = (e.sources().join(", "), e.addresses().join(", "));
+        let except: Vec<String> = e
+            .except
+            .iter()
+            .map(|x| {
+                format!(
+                    "{} to {} from {}",
+                    x.ports,
+                    x.addresses.join(", "),
+                    x.sources.join(", ")
+                )
+            })
+            .collect();
         let m = format!(
-            "{} {} to {} from {} {} beyond the plan, by {}",
+            "{} {} to {} from {}{} {} beyond the plan, by {}",
             e.transport,
             e.ports,
             addresses,
             sources,
+            if except.is_empty() {
+                String::new()
+            } else {
+                format!(" (except {})", except.join("; "))
+            },
             if undecided { "may be open" } else { "is open" },
             e.rule
         );
@@ -651,6 +678,17 @@ mod tests {
                        "transport": "tcp", "ports": "1025-21001",
                        "sources": ["10.88.5.0/24"], "addresses": ["10.88.1.11", "10.88.1.100"]}]
         });
+        let mut excepted = doc.clone();
+        excepted["extra"][0]["except"] =
+            json!([{"sources": ["10.88.5.0/24"], "addresses": ["10.88.1.100"], "ports": "8080"}]);
+        let text = audit(&excepted, "x", None)["runs"][0]["results"][0]["message"]["text"].clone();
+        assert!(
+            text.as_str().unwrap().starts_with(
+                "tcp 1025-21001 to 10.88.1.11, 10.88.1.100 from 10.88.5.0/24 (except 8080 to \
+                 10.88.1.100 from 10.88.5.0/24) is open beyond the plan"
+            ),
+            "{text}"
+        );
         let log = audit(&doc, "ignored-path", None);
         let run = &log["runs"][0];
         assert_eq!(run["automationDetails"]["id"], "scc-ports/audit/node-APP1/");
