@@ -472,9 +472,20 @@ fn find_line(text: &str, name: &str) -> Option<usize> {
         .map(|i| i + 1)
 }
 
-fn ruleset_location(rule: &str, ruleset: &str, text: Option<&str>) -> Value {
+/// `found` remembers each rule name's line: an export is searched once per rule, not once per
+/// result (a rule opens many ports; an nft export can be megabytes on one line).
+fn ruleset_location(
+    rule: &str,
+    ruleset: &str,
+    text: Option<&str>,
+    found: &mut std::collections::HashMap<String, Option<usize>>,
+) -> Value {
     let at = rule_at(rule);
-    let line = at.line.or_else(|| find_line(text?, &at.name));
+    let line = at.line.or_else(|| {
+        *found
+            .entry(at.name.clone())
+            .or_insert_with(|| find_line(text?, &at.name))
+    });
     let file = at.file.as_deref().unwrap_or(ruleset);
     // Code scanning shows a result only at a line: where the export does not say, the first
     // (a `nft -j` export is one line), and the logical location names the rule.
@@ -501,6 +512,7 @@ pub fn audit(report: &Value, ruleset: &str, text: Option<&str>) -> Value {
         None => ruleset.to_string(),
     };
     let mut results = Vec::new();
+    let mut found = std::collections::HashMap::new();
     let mut push = |id: &str, message: String, key: Vec<&str>, rule: &str| {
         let rule_def = AUDIT_RULES.iter().find(|r| r.0 == id).expect("known id");
         let mut parts = vec![id, who.as_str()];
@@ -510,7 +522,7 @@ pub fn audit(report: &Value, ruleset: &str, text: Option<&str>) -> Value {
             "ruleIndex": rule_index(&rules, id),
             "level": rule_def.2,
             "message": {"text": message},
-            "locations": [ruleset_location(rule, ruleset, text)],
+            "locations": [ruleset_location(rule, ruleset, text, &mut found)],
             "partialFingerprints": fingerprint(&parts),
         }));
     };
