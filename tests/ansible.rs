@@ -1377,3 +1377,85 @@ fn the_windows_audit_task_runs_the_documented_export_line() {
         "ansible/tasks/windows/audit_collect.yml runs another export than docs/audit.md"
     );
 }
+
+/// ansible/audit.yml with `scc_ruleset: firewalld`: the host's firewalld configuration (this
+/// machine's /etc/firewalld and /usr/lib/firewalld, which the namespace host shares) is packed on
+/// the host, unpacked on the controller in the root layout `audit --ruleset DIR` reads, and
+/// audited from its XML files.
+#[cfg_attr(
+    not(all(scc_ansible, scc_netns, scc_sshd, scc_firewalld)),
+    ignore = "needs ansible-playbook, sshd, firewalld and root (network namespaces)"
+)]
+#[test]
+fn audit_playbook_collects_a_firewalld_configuration() {
+    if !netns::available("audit_playbook_firewalld") {
+        return;
+    }
+    for tool in ["ansible-playbook", "/usr/sbin/sshd", "ssh", "ssh-keygen"] {
+        if !have(tool) {
+            assert!(!required(), "{tool} is missing");
+            eprintln!("skipped: {tool} is not installed");
+            return;
+        }
+    }
+    if !Path::new("/usr/lib/firewalld/zones").is_dir() {
+        assert!(!required(), "firewalld's /usr/lib/firewalld is missing");
+        eprintln!("skipped: firewalld is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let r = Netns::new().unwrap();
+    let (name, address, gateway) = FLEET[0];
+    let ns = Netns::new().unwrap();
+    netns::link_named(&r, &format!("{gateway}/24"), &ns, &format!("{address}/24")).unwrap();
+    let children = ssh_hosts(&r, &[(name, address, &ns)], dir);
+    std::fs::write(
+        dir.join("inventory.yml"),
+        format!(
+            "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {}\n    ansible_python_interpreter: /usr/bin/python3\n  children:\n    scc_nodes:\n      hosts:\n        {name}:\n          ansible_host: {address}\n          scc_node: {name}\n          scc_ruleset: firewalld\n",
+            dir.join("id").display()
+        ),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let out = ansible_over_ssh(&r, dir, "ansible/audit.yml")
+        .arg("-e")
+        .arg(format!(
+            "scc_deployment={}",
+            root().join("tests/ansible/fleet.toml").display()
+        ))
+        .arg("-e")
+        .arg(format!("scc_results={}", results.display()))
+        .arg("-e")
+        .arg(format!("scc_binary={}", env!("CARGO_BIN_EXE_scc-ports")))
+        .output()
+        .unwrap();
+    close_masters(&r, dir);
+    let log = String::from_utf8_lossy(&out.stdout);
+    let unpacked = results.join("rulesets/N1-firewalld");
+    assert!(
+        unpacked.join("usr/lib/firewalld/zones").is_dir(),
+        "not unpacked:\n{log}"
+    );
+    let audit: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(results.join("audits/node-N1.json"))
+            .unwrap_or_else(|e| panic!("no audit ({e}):\n{log}")),
+    )
+    .unwrap();
+    assert_eq!(audit["summary"]["format"], "firewalld-xml", "{log}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("audit-report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        report["audit"]["audits"][0]["firewall"],
+        "host firewall of node N1"
+    );
+    // The play's answer is the audit's: failed exactly when the configuration is not the plan.
+    assert_eq!(
+        out.status.success(),
+        audit["summary"]["exact"] == true,
+        "{log}"
+    );
+    drop(children);
+}
