@@ -1128,9 +1128,10 @@ fn fleet_audits(report: &serde_json::Value) -> Vec<(String, bool, Vec<String>, V
         .collect()
 }
 
-/// ansible/audit.yml over real SSH: three servers, each a namespace with its own sshd and its own
-/// live ruleset in the kernel (N1 the generated nftables rules, N2 the same less HAC's admin port,
-/// N3 the generated iptables rules plus tcp 2222 open to anyone), audited from a router namespace.
+/// ansible/audit.yml over real SSH: three servers and a router, each a namespace with its own
+/// sshd and its own live ruleset in the kernel (N1 the generated nftables rules, N2 the same less
+/// HAC's admin port, N3 the generated iptables rules plus tcp 2222 open to anyone, the router the
+/// generated `--network` rules), audited from a controller namespace.
 /// The playbook detects each host's kind, fetches the rulesets, audits them and writes one merged
 /// report that names exactly N2's missing rule and N3's extra opening; then N2 is fixed and N1
 /// opens tcp 2223, and the second run's `--compare` against the first names exactly those.
@@ -1191,16 +1192,24 @@ fn audit_playbook_over_ssh_names_the_missing_rule_the_extra_opening_and_the_drif
     n3.exec(&["iptables-restore"], Some(&extra));
     assert!(n3.exec(&["iptables-save"], None).contains("--dport 2222"));
 
-    let children = ssh_hosts(
-        &r,
-        &hosts
-            .iter()
-            .map(|(n, a, ns)| (*n, *a, ns))
-            .collect::<Vec<_>>(),
-        dir,
-    );
+    // A router between zones (scc_network_firewalls) with the generated --network rules: exact.
+    let router = Netns::new().unwrap();
+    netns::link_named(&r, "10.72.9.1/24", &router, "10.72.9.2/24").unwrap();
+    let network = Command::new(env!("CARGO_BIN_EXE_scc-ports"))
+        .arg("firewall")
+        .arg(&deployment)
+        .args(["--target", "nftables", "--network"])
+        .output()
+        .unwrap();
+    router
+        .nft(&String::from_utf8(network.stdout).unwrap())
+        .unwrap();
+
+    let mut ssh: Vec<(&str, &str, &Netns)> = hosts.iter().map(|(n, a, ns)| (*n, *a, ns)).collect();
+    ssh.push(("R", "10.72.9.2", &router));
+    let children = ssh_hosts(&r, &ssh, dir);
     let inventory = format!(
-        "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {}\n    ansible_python_interpreter: /usr/bin/python3\n  children:\n    scc_nodes:\n      hosts:\n{}",
+        "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {}\n    ansible_python_interpreter: /usr/bin/python3\n  children:\n    scc_nodes:\n      hosts:\n{}    scc_network_firewalls:\n      hosts:\n        R:\n          ansible_host: 10.72.9.2\n",
         dir.join("id").display(),
         FLEET
             .iter()
@@ -1240,11 +1249,17 @@ fn audit_playbook_over_ssh_names_the_missing_rule_the_extra_opening_and_the_drif
     let first = dir.join("first");
     let (code, log, report) = run(&first, &[]);
     assert_ne!(code, Some(0), "the playbook must fail:\n{log}");
-    for f in ["N1.json", "N2.json", "N3.rules"] {
+    for f in ["N1.json", "N2.json", "N3.rules", "R.json"] {
         assert!(first.join("rulesets").join(f).is_file(), "{f}:\n{log}");
     }
+    let mut audits = fleet_audits(&report);
+    let router_audit = audits.pop().unwrap();
+    assert!(
+        router_audit.0.contains("network-R") && router_audit.1,
+        "the router's audit: {router_audit:?}"
+    );
     assert_eq!(
-        fleet_audits(&report),
+        audits,
         [
             ("host firewall of node N1".to_string(), true, vec![], vec![]),
             (
