@@ -518,8 +518,8 @@ pub enum Read {
     Rejected(Audit, RejectedAudit),
 }
 
-/// Reads one audit file (`name` is for messages and the subject's fallback).
-pub fn read(name: &str, text: &str, cx: &Context) -> Result<Read, AuditFileError> {
+/// Reads one audit text, its size already bounded ([`read_file`]).
+fn read(name: &str, text: &str, cx: &Context) -> Result<Read, AuditFileError> {
     let raw: Raw = serde_json::from_str(text).map_err(|e| AuditFileError::Json {
         file: name.to_string(),
         line: e.line(),

@@ -242,16 +242,25 @@ fn audits(old: &[Audit], new: &[Audit], d: &mut Drift) {
 /// it: admitted by all of them before and not now is newly failing; not admitted by one of them
 /// before and admitted now is newly fixed.
 fn flows(old: &Audit, new: &Audit, d: &mut Drift) {
+    fn key(f: &super::audit::AuditFlow) -> (&str, &str, &str, &str, &str) {
+        (&f.zone, &f.transport, &f.ports, &f.component, &f.port_id)
+    }
+    // The earlier rows by flow, each with its destination read once.
+    let mut by_flow: BTreeMap<_, Vec<(Span, &super::audit::AuditFlow)>> = BTreeMap::new();
+    for o in &old.flows {
+        by_flow
+            .entry(key(o))
+            .or_default()
+            .push((Span::of(&o.address), o));
+    }
     for f in &new.flows {
         let span = Span::of(&f.address);
-        let before: Vec<&super::audit::AuditFlow> = old
-            .flows
-            .iter()
-            .filter(|o| {
-                (&o.zone, &o.transport, &o.ports, &o.component, &o.port_id)
-                    == (&f.zone, &f.transport, &f.ports, &f.component, &f.port_id)
-                    && Span::of(&o.address).overlaps(&span)
-            })
+        let before: Vec<&super::audit::AuditFlow> = by_flow
+            .get(&key(f))
+            .into_iter()
+            .flatten()
+            .filter(|(s, _)| s.overlaps(&span))
+            .map(|(_, o)| *o)
             .collect();
         if before.is_empty() {
             continue;
@@ -279,6 +288,18 @@ fn flows(old: &Audit, new: &Audit, d: &mut Drift) {
 /// source and the destination) opened: each opening with its ports not covered, as one change.
 /// `open` says which way: newly open (these are now's) or closed (these are the earlier ones).
 fn uncovered(firewall: &str, these: &[Opening], others: &[Opening], open: bool) -> Vec<Change> {
+    // The other openings read once: (transport, sources, addresses, ports).
+    let others: Vec<(&str, Vec<Span>, Vec<Span>, Ports)> = others
+        .iter()
+        .map(|c| {
+            (
+                c.transport.as_str(),
+                c.sources.iter().map(|x| Span::of(x)).collect(),
+                c.addresses.iter().map(|x| Span::of(x)).collect(),
+                Ports::of(&c.ports),
+            )
+        })
+        .collect();
     let mut out = Vec::new();
     for o in these {
         let mut sources = Vec::new();
@@ -288,12 +309,12 @@ fn uncovered(firewall: &str, these: &[Opening], others: &[Opening], open: bool) 
             for a in &o.addresses {
                 let (ss, aa) = (Span::of(s), Span::of(a));
                 let mut ports = Ports::of(&o.ports);
-                for c in others.iter().filter(|c| {
-                    c.transport == o.transport
-                        && c.sources.iter().any(|x| Span::of(x).covers(&ss))
-                        && c.addresses.iter().any(|x| Span::of(x).covers(&aa))
+                for (_, _, _, p) in others.iter().filter(|(t, srcs, dsts, _)| {
+                    *t == o.transport
+                        && srcs.iter().any(|x| x.covers(&ss))
+                        && dsts.iter().any(|x| x.covers(&aa))
                 }) {
-                    ports = ports.minus(&Ports::of(&c.ports));
+                    ports = ports.minus(p);
                 }
                 if !ports.is_empty() {
                     if !sources.contains(s) {
@@ -561,6 +582,51 @@ mod tests {
         let back = compare("new.json", &new, &old);
         assert!(!back.worse);
         assert_eq!(back.newly_fixed.len(), 1);
+    }
+
+    fn holds(p: &Ports, port: u16) -> bool {
+        p.runs.iter().any(|&(lo, hi)| lo <= port && port <= hi)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn minus_and_union_are_the_set_operations(
+            a in proptest::collection::vec((1u16..=65535, 0u16..300), 0..6),
+            b in proptest::collection::vec((1u16..=65535, 0u16..300), 0..6),
+            probes in proptest::collection::vec(1u16..=65535, 0..64),
+        ) {
+            let set = |v: &[(u16, u16)]| Ports::normal(
+                v.iter().map(|&(lo, n)| (lo, lo.saturating_add(n))).collect(),
+            );
+            let (pa, pb) = (set(&a), set(&b));
+            let (minus, union) = (pa.minus(&pb), pa.union(&pb));
+            // Back through the text, as the report writes it.
+            let minus_back = Ports::of(&minus.text());
+            let edges = a.iter().chain(&b).flat_map(|&(lo, n)| {
+                let hi = lo.saturating_add(n);
+                [lo, hi, lo.saturating_sub(1), hi.saturating_add(1)]
+            });
+            for port in probes.into_iter().chain(edges).filter(|&p| p > 0) {
+                proptest::prop_assert_eq!(holds(&minus, port), holds(&pa, port) && !holds(&pb, port));
+                proptest::prop_assert_eq!(holds(&minus_back, port), holds(&minus, port));
+                proptest::prop_assert_eq!(holds(&union, port), holds(&pa, port) || holds(&pb, port));
+            }
+        }
+
+        #[test]
+        fn no_text_panics_the_drift(
+            texts in proptest::collection::vec("\\PC{0,20}", 0..8),
+        ) {
+            let o: Vec<Opening> = texts
+                .chunks(2)
+                .map(|c| opening(&[c[0].as_str()], &[c.last().unwrap().as_str()], &c[0]))
+                .collect();
+            let _ = uncovered("fw", &o, &o[..o.len() / 2], true);
+            for t in &texts {
+                let _ = Span::of(t).covers(&Span::of(t));
+                let _ = Ports::of(t).minus(&Ports::of(t)).text();
+            }
+        }
     }
 
     #[test]

@@ -74,10 +74,21 @@ fn verdict_line(passed: bool, text: &str) -> String {
     )
 }
 
-fn foot(target: &str) -> String {
+/// The page's end: what the fixes are written for (the probe fixes for `target`; an audit's fix
+/// for its export's own format), and the version.
+fn foot(target: Option<&str>, audits: bool) -> String {
+    let fixes = match (target, audits) {
+        (Some(t), false) => format!("Fixes are written for target {}. ", esc(t)),
+        (Some(t), true) => format!(
+            "Probe fixes are written for target {}; an audited firewall's fix for its own export's format. ",
+            esc(t)
+        ),
+        (None, _) => {
+            "Each audited firewall's fix is written for its own export's format. ".to_string()
+        }
+    };
     format!(
-        "<p class=\"muted\">Fixes are written for target {}. Made by scc-ports {}.</p>\n</body>\n</html>\n",
-        esc(target),
+        "<p class=\"muted\">{fixes}Made by scc-ports {}.</p>\n</body>\n</html>\n",
         env!("CARGO_PKG_VERSION")
     )
 }
@@ -98,7 +109,7 @@ pub fn audit_page(report: &Report, picture: &Graph, extra: &Extra) -> String {
         "<h2 id=\"picture\">The plan: zones, units, nodes and flows</h2>\n<p class=\"muted\">Each curve is every planned port of a zone to a unit's virtual IP or a node's address; hover for counts.</p>\n<div class=\"picture\">\n{}</div>",
         graph::svg(picture)
     );
-    h.push_str(&foot(&report.target));
+    h.push_str(&foot(None, report.audit.is_some()));
     h
 }
 
@@ -299,6 +310,6 @@ pub fn render_with(report: &Report, picture: &Graph, extra: &Extra) -> String {
             report.stray.len()
         );
     }
-    h.push_str(&foot(&report.target));
+    h.push_str(&foot(Some(&report.target), report.audit.is_some()));
     h
 }
