@@ -237,6 +237,40 @@ fn sshd(ns: &Netns, address: &str, dir: &Path, name: &str) -> std::process::Chil
         .expect("start sshd")
 }
 
+/// SSH for the hosts (name, address, namespace): one key for root (`dir/id`), one host key, an
+/// sshd per host on its own address, each answering from `controller` (bounded wait).
+fn ssh_hosts(controller: &Netns, hosts: &[(&str, &str, &Netns)], dir: &Path) -> Children {
+    std::fs::create_dir_all("/run/sshd").unwrap();
+    for key in ["id", "hostkey"] {
+        sh(Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+            .arg(dir.join(key)));
+    }
+    std::fs::copy(dir.join("id.pub"), dir.join("authorized_keys")).unwrap();
+    let mut children = Children(Vec::new());
+    for (name, address, ns) in hosts {
+        children.0.push(sshd(ns, address, dir, name));
+    }
+    for (name, address, _) in hosts {
+        let addr: std::net::SocketAddr = format!("{address}:22").parse().unwrap();
+        let up = controller.run(move || {
+            (0..100).any(|_| {
+                let ok = std::net::TcpStream::connect_timeout(
+                    &addr,
+                    std::time::Duration::from_millis(100),
+                )
+                .is_ok();
+                if !ok {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                }
+                ok
+            })
+        });
+        assert!(up, "sshd of {name} did not start");
+    }
+    children
+}
+
 /// The end-to-end test: real SSH hosts in network namespaces (two servers, three client
 /// zones, the dc zone probed from a server), a router with the generated `--network` rules minus
 /// one, and one port held by another process. The report names exactly those two failures with
@@ -363,35 +397,14 @@ fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
     }
     r.nft(&(kept.join("\n") + "\n")).unwrap();
 
-    // SSH: one key for root, one host key, an sshd per host on its own address.
-    std::fs::create_dir_all("/run/sshd").unwrap();
-    for key in ["id", "hostkey"] {
-        sh(Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-            .arg(dir.join(key)));
-    }
-    std::fs::copy(dir.join("id.pub"), dir.join("authorized_keys")).unwrap();
-    let mut children = Children(Vec::new());
-    for (name, address, _, ns) in &hosts {
-        children.0.push(sshd(ns, address, dir, name));
-    }
-    for (name, address, _, _) in &hosts {
-        let addr: std::net::SocketAddr = format!("{address}:22").parse().unwrap();
-        let up = r.run(move || {
-            (0..100).any(|_| {
-                let ok = std::net::TcpStream::connect_timeout(
-                    &addr,
-                    std::time::Duration::from_millis(100),
-                )
-                .is_ok();
-                if !ok {
-                    std::thread::sleep(std::time::Duration::from_millis(50));
-                }
-                ok
-            })
-        });
-        assert!(up, "sshd of {name} did not start");
-    }
+    let children = ssh_hosts(
+        &r,
+        &hosts
+            .iter()
+            .map(|(n, a, _, ns)| (*n, *a, ns))
+            .collect::<Vec<_>>(),
+        dir,
+    );
 
     // The stranger: holds S2's HAC port inside S2 before the listeners start.
     let (stop_tx, stop_rx) = std::sync::mpsc::channel::<()>();
@@ -569,13 +582,8 @@ fn ssh_playbook(
     results: &Path,
     extra: &[&str],
 ) -> Command {
-    let cp = dir.join("cp");
-    std::fs::create_dir_all(&cp).unwrap();
-    let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", ns.name(), "ansible-playbook", "-i"])
-        .arg(dir.join("inventory.yml"))
-        .arg(root().join("ansible/verify.yml"))
-        .arg("-e")
+    let mut cmd = ansible_over_ssh(ns, dir, "ansible/verify.yml");
+    cmd.arg("-e")
         .arg(format!("scc_deployment={}", deployment.display()))
         .arg("-e")
         .arg(format!("scc_secret_file={}", dir.join("secret").display()))
@@ -586,6 +594,18 @@ fn ssh_playbook(
     for e in extra {
         cmd.arg("-e").arg(e);
     }
+    cmd
+}
+
+/// `ansible-playbook -i dir/inventory.yml PLAYBOOK` (a path from the crate root) run inside `ns`
+/// over SSH, its state in `dir` and SSH control sockets in `dir/cp`.
+fn ansible_over_ssh(ns: &Netns, dir: &Path, playbook: &str) -> Command {
+    let cp = dir.join("cp");
+    std::fs::create_dir_all(&cp).unwrap();
+    let mut cmd = Command::new("ip");
+    cmd.args(["netns", "exec", ns.name(), "ansible-playbook", "-i"])
+        .arg(dir.join("inventory.yml"))
+        .arg(root().join(playbook));
     cmd.env("ANSIBLE_NOCOLOR", "1")
         .env("ANSIBLE_HOST_KEY_CHECKING", "False")
         .env("ANSIBLE_PIPELINING", "True")
@@ -1039,4 +1059,420 @@ fn an_interrupted_playbook_leaves_no_secret_and_no_listener() {
         left = running_from(&parent);
     }
     assert!(left.is_empty(), "listeners outlived --duration: {left:?}");
+}
+
+/// A server of the fleet audit test: its name (the deployment's node), address and router side.
+const FLEET: [(&str, &str, &str); 3] = [
+    ("N1", "10.72.1.11", "10.72.1.1"),
+    ("N2", "10.72.2.11", "10.72.2.1"),
+    ("N3", "10.72.3.11", "10.72.3.1"),
+];
+
+/// The generated ruleset of a fleet node for `target`.
+fn fleet_rules(node: &str, target: &str) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_scc-ports"))
+        .args(["firewall"])
+        .arg(root().join("tests/ansible/fleet.toml"))
+        .args(["--target", target, "--node", node])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Per audited firewall of a merged report: (firewall, exact, flows not admitted as
+/// `component.port_id status`, the ports of its openings beyond the plan).
+fn fleet_audits(report: &serde_json::Value) -> Vec<(String, bool, Vec<String>, Vec<String>)> {
+    report["audit"]["audits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| {
+            let flows = a["flows"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|f| f["status"] != "admitted")
+                .map(|f| {
+                    format!(
+                        "{}.{} {}",
+                        f["component"].as_str().unwrap(),
+                        f["port_id"].as_str().unwrap(),
+                        f["status"].as_str().unwrap()
+                    )
+                })
+                .collect();
+            let mut ports: Vec<String> = a["extra"]
+                .as_array()
+                .or(a["openings"].as_array())
+                .map(|rows| {
+                    rows.iter()
+                        .map(|e| {
+                            format!(
+                                "{}/{}",
+                                e["transport"].as_str().unwrap(),
+                                e["ports"].as_str().unwrap()
+                            )
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            ports.dedup();
+            (
+                a["firewall"].as_str().unwrap().to_string(),
+                a["exact"].as_bool().unwrap(),
+                flows,
+                ports,
+            )
+        })
+        .collect()
+}
+
+/// ansible/audit.yml over real SSH: three servers and a router, each a namespace with its own
+/// sshd and its own live ruleset in the kernel (N1 the generated nftables rules, N2 the same less
+/// HAC's admin port, N3 the generated iptables rules plus tcp 2222 open to anyone, the router the
+/// generated `--network` rules), audited from a controller namespace.
+/// The playbook detects each host's kind, fetches the rulesets, audits them and writes one merged
+/// report that names exactly N2's missing rule and N3's extra opening; then N2 is fixed and N1
+/// opens tcp 2223, and the second run's `--compare` against the first names exactly those.
+#[cfg_attr(
+    not(all(scc_ansible, scc_netns, scc_sshd)),
+    ignore = "needs ansible-playbook, sshd and root (network namespaces)"
+)]
+#[test]
+fn audit_playbook_over_ssh_names_the_missing_rule_the_extra_opening_and_the_drift() {
+    if !netns::available("audit_playbook_over_ssh") {
+        return;
+    }
+    for tool in [
+        "ansible-playbook",
+        "/usr/sbin/sshd",
+        "ssh",
+        "ssh-keygen",
+        "iptables-restore",
+    ] {
+        if !have(tool) {
+            assert!(
+                !required(),
+                "{tool} is missing, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires this test"
+            );
+            eprintln!("skipped: {tool} is not installed");
+            return;
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let deployment = root().join("tests/ansible/fleet.toml");
+    let r = Netns::new().unwrap();
+    let hosts: Vec<(&str, &str, Netns)> = FLEET
+        .iter()
+        .map(|&(name, address, gateway)| {
+            let ns = Netns::new().unwrap();
+            netns::link_named(&r, &format!("{gateway}/24"), &ns, &format!("{address}/24")).unwrap();
+            ns.ip(&["route", "add", "default", "via", gateway]).unwrap();
+            (name, address, ns)
+        })
+        .collect();
+    let (n1, n2, n3) = (&hosts[0].2, &hosts[1].2, &hosts[2].2);
+    n1.nft(&fleet_rules("N1", "nftables")).unwrap();
+    // N2: HAC's admin port is missing (its set element removed).
+    let full = fleet_rules("N2", "nftables");
+    let missing: String = full
+        .lines()
+        .filter(|l| !l.contains("comment \"hac.admin-port\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(missing.lines().count() + 1, full.lines().count());
+    n2.nft(&missing).unwrap();
+    // N3: iptables, with a port nobody planned.
+    let extra = fleet_rules("N3", "iptables").replace(
+        "\nCOMMIT",
+        "\n-A SCC-PORTS -p tcp -m tcp --dport 2222 -j ACCEPT\nCOMMIT",
+    );
+    n3.exec(&["iptables-restore"], Some(&extra));
+    assert!(n3.exec(&["iptables-save"], None).contains("--dport 2222"));
+
+    // A router between zones (scc_network_firewalls) with the generated --network rules: exact.
+    let router = Netns::new().unwrap();
+    netns::link_named(&r, "10.72.9.1/24", &router, "10.72.9.2/24").unwrap();
+    let network = Command::new(env!("CARGO_BIN_EXE_scc-ports"))
+        .arg("firewall")
+        .arg(&deployment)
+        .args(["--target", "nftables", "--network"])
+        .output()
+        .unwrap();
+    router
+        .nft(&String::from_utf8(network.stdout).unwrap())
+        .unwrap();
+
+    let mut ssh: Vec<(&str, &str, &Netns)> = hosts.iter().map(|(n, a, ns)| (*n, *a, ns)).collect();
+    ssh.push(("R", "10.72.9.2", &router));
+    let children = ssh_hosts(&r, &ssh, dir);
+    let inventory = format!(
+        "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {}\n    ansible_python_interpreter: /usr/bin/python3\n  children:\n    scc_nodes:\n      hosts:\n{}    scc_network_firewalls:\n      hosts:\n        R:\n          ansible_host: 10.72.9.2\n",
+        dir.join("id").display(),
+        FLEET
+            .iter()
+            .map(|(n, a, _)| format!(
+                "        {n}:\n          ansible_host: {a}\n          scc_node: {n}\n"
+            ))
+            .collect::<String>()
+    );
+    std::fs::write(dir.join("inventory.yml"), inventory).unwrap();
+    let run = |results: &Path, extra: &[String]| {
+        let mut cmd = ansible_over_ssh(&r, dir, "ansible/audit.yml");
+        cmd.arg("-e")
+            .arg(format!("scc_deployment={}", deployment.display()))
+            .arg("-e")
+            .arg(format!("scc_results={}", results.display()))
+            .arg("-e")
+            .arg(format!("scc_binary={}", env!("CARGO_BIN_EXE_scc-ports")));
+        for e in extra {
+            cmd.arg("-e").arg(e);
+        }
+        let started = Instant::now();
+        let out = cmd.output().expect("run ansible-playbook");
+        eprintln!(
+            "audit playbook run (3 SSH hosts): {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
+        let log = String::from_utf8_lossy(&out.stdout).into_owned();
+        let report: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(results.join("audit-report.json"))
+                .unwrap_or_else(|e| panic!("no report ({e}):\n{log}")),
+        )
+        .unwrap();
+        (out.status.code(), log, report)
+    };
+
+    // First run: each host's kind detected, the two faults named, nothing else.
+    let first = dir.join("first");
+    let (code, log, report) = run(&first, &[]);
+    assert_ne!(code, Some(0), "the playbook must fail:\n{log}");
+    for f in ["N1.json", "N2.json", "N3.rules", "R.json"] {
+        assert!(first.join("rulesets").join(f).is_file(), "{f}:\n{log}");
+    }
+    let mut audits = fleet_audits(&report);
+    let router_audit = audits.pop().unwrap();
+    assert!(
+        router_audit.0.contains("network-R") && router_audit.1,
+        "the router's audit: {router_audit:?}"
+    );
+    assert_eq!(
+        audits,
+        [
+            ("host firewall of node N1".to_string(), true, vec![], vec![]),
+            (
+                "host firewall of node N2".to_string(),
+                false,
+                vec!["hac.admin-port blocked".to_string()],
+                vec![]
+            ),
+            (
+                "host firewall of node N3".to_string(),
+                false,
+                vec![],
+                vec!["tcp/2222".to_string()]
+            ),
+        ],
+        "{log}"
+    );
+    let html = std::fs::read_to_string(first.join("audit-report.html")).unwrap();
+    assert!(html.contains("N2") && html.contains("2222"));
+    let junit = std::fs::read_to_string(first.join("audit-report.xml")).unwrap();
+    assert!(junit.contains("<failure"), "{junit}");
+    // The SARIF of N3 points at the line of the fetched export that opens 2222.
+    let sarif: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(first.join("audits/node-N3.sarif")).unwrap())
+            .unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert!(!results.is_empty() && results.iter().all(|r| r["ruleId"] == "SCC-A004"));
+    let line = results[0]["locations"][0]["physicalLocation"]["region"]["startLine"]
+        .as_u64()
+        .unwrap() as usize;
+    let export = std::fs::read_to_string(first.join("rulesets/N3.rules")).unwrap();
+    assert!(
+        export
+            .lines()
+            .nth(line - 1)
+            .unwrap()
+            .contains("--dport 2222"),
+        "line {line} of\n{export}"
+    );
+
+    // The change: N2 fixed, N1 opens tcp 2223; the second run compares with the first.
+    n2.nft(&full).unwrap();
+    n1.exec(
+        &[
+            "nft",
+            "add",
+            "rule",
+            "inet",
+            "scc_ports",
+            "input",
+            "tcp",
+            "dport",
+            "2223",
+            "accept",
+        ],
+        None,
+    );
+    let second = dir.join("second");
+    let (code, log, report) = run(
+        &second,
+        &[format!(
+            "scc_compare={}",
+            first.join("audit-report.json").display()
+        )],
+    );
+    close_masters(&r, dir);
+    assert_ne!(code, Some(0), "N1 and N3 are still not the plan:\n{log}");
+    let drift = &report["drift"];
+    let lines = |key: &str| -> Vec<String> {
+        drift[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("no drift.{key}: {drift:#}"))
+            .iter()
+            .map(|c| {
+                format!(
+                    "{}: {}",
+                    c["place"].as_str().unwrap(),
+                    c["what"].as_str().unwrap()
+                )
+            })
+            .collect()
+    };
+    let (fixed, open) = (lines("newly_fixed"), lines("newly_open"));
+    assert!(
+        fixed.len() == 1
+            && fixed[0].starts_with("host firewall of node N2")
+            && fixed[0].contains("hac.admin-port"),
+        "{drift:#}"
+    );
+    assert!(
+        !open.is_empty()
+            && open
+                .iter()
+                .all(|o| o.starts_with("host firewall of node N1") && o.contains("2223")),
+        "{drift:#}"
+    );
+    assert!(
+        lines("newly_failing").is_empty() && lines("closed").is_empty(),
+        "{drift:#}"
+    );
+    assert_eq!(drift["worse"], true);
+    // Nothing of the run is left on the hosts (the temporary exports are removed).
+    let leftovers: Vec<PathBuf> = std::fs::read_dir(std::env::temp_dir())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("scc-ports-ruleset."))
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    drop(children);
+}
+
+/// The playbook's Windows export is docs/audit.md's line (written, not run: no Windows host in
+/// the tests), so the two cannot drift apart.
+#[test]
+fn the_windows_audit_task_runs_the_documented_export_line() {
+    let doc = std::fs::read_to_string(root().join("docs/audit.md")).unwrap();
+    let line = doc
+        .lines()
+        .find(|l| l.starts_with("Get-NetFirewallRule "))
+        .expect("the export line");
+    let export = line.split(" | Out-File").next().unwrap();
+    let task =
+        std::fs::read_to_string(root().join("ansible/tasks/windows/audit_collect.yml")).unwrap();
+    assert!(
+        task.contains(&format!("$rules = {export}")),
+        "ansible/tasks/windows/audit_collect.yml runs another export than docs/audit.md"
+    );
+}
+
+/// ansible/audit.yml with `scc_ruleset: firewalld`: the host's firewalld configuration (this
+/// machine's /etc/firewalld and /usr/lib/firewalld, which the namespace host shares) is packed on
+/// the host, unpacked on the controller in the root layout `audit --ruleset DIR` reads, and
+/// audited from its XML files. A second host that cannot be reached fails the play by name.
+#[cfg_attr(
+    not(all(scc_ansible, scc_netns, scc_sshd, scc_firewalld)),
+    ignore = "needs ansible-playbook, sshd, firewalld and root (network namespaces)"
+)]
+#[test]
+fn audit_playbook_collects_a_firewalld_configuration() {
+    if !netns::available("audit_playbook_firewalld") {
+        return;
+    }
+    for tool in ["ansible-playbook", "/usr/sbin/sshd", "ssh", "ssh-keygen"] {
+        if !have(tool) {
+            assert!(!required(), "{tool} is missing");
+            eprintln!("skipped: {tool} is not installed");
+            return;
+        }
+    }
+    if !Path::new("/usr/lib/firewalld/zones").is_dir() {
+        assert!(!required(), "firewalld's /usr/lib/firewalld is missing");
+        eprintln!("skipped: firewalld is not installed");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path();
+    let r = Netns::new().unwrap();
+    let (name, address, gateway) = FLEET[0];
+    let ns = Netns::new().unwrap();
+    netns::link_named(&r, &format!("{gateway}/24"), &ns, &format!("{address}/24")).unwrap();
+    let children = ssh_hosts(&r, &[(name, address, &ns)], dir);
+    std::fs::write(
+        dir.join("inventory.yml"),
+        format!(
+            "all:\n  vars:\n    ansible_user: root\n    ansible_ssh_private_key_file: {}\n    ansible_python_interpreter: /usr/bin/python3\n  children:\n    scc_nodes:\n      hosts:\n        {name}:\n          ansible_host: {address}\n          scc_node: {name}\n          scc_ruleset: firewalld\n        N2:\n          ansible_host: 10.72.1.99\n          scc_node: N2\n",
+            dir.join("id").display()
+        ),
+    )
+    .unwrap();
+    let results = dir.join("results");
+    let out = ansible_over_ssh(&r, dir, "ansible/audit.yml")
+        .arg("-e")
+        .arg(format!(
+            "scc_deployment={}",
+            root().join("tests/ansible/fleet.toml").display()
+        ))
+        .arg("-e")
+        .arg(format!("scc_results={}", results.display()))
+        .arg("-e")
+        .arg(format!("scc_binary={}", env!("CARGO_BIN_EXE_scc-ports")))
+        .output()
+        .unwrap();
+    close_masters(&r, dir);
+    let log = String::from_utf8_lossy(&out.stdout);
+    let unpacked = results.join("rulesets/N1-firewalld");
+    assert!(
+        unpacked.join("usr/lib/firewalld/zones").is_dir(),
+        "not unpacked:\n{log}"
+    );
+    let audit: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(results.join("audits/node-N1.json"))
+            .unwrap_or_else(|e| panic!("no audit ({e}):\n{log}")),
+    )
+    .unwrap();
+    assert_eq!(audit["summary"]["format"], "firewalld-xml", "{log}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(results.join("audit-report.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        report["audit"]["audits"][0]["firewall"],
+        "host firewall of node N1"
+    );
+    // N2 (no host at its address) could not be collected: the report cannot name it, the play's
+    // failure does.
+    assert_eq!(report["audit"]["audits"].as_array().unwrap().len(), 1);
+    assert!(!out.status.success());
+    assert!(
+        log.contains("not audited (the ruleset could not be collected): N2"),
+        "{log}"
+    );
+    drop(children);
 }

@@ -12,8 +12,6 @@ use std::process::Command;
 use scc_ports::deployment::shape::{DEPLOYMENT, Field, Shape};
 use serde_json::{Value, json};
 
-use common::required;
-
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -119,28 +117,9 @@ fn schema_has_the_parsers_keys_and_kinds() {
     same_shape(&s, &s, DEPLOYMENT, "");
 }
 
-/// A Python with `jsonschema`, or None after saying why (a panic when CI requires the tools).
-fn python() -> Option<PathBuf> {
-    for p in ["python3", "/usr/bin/python3"] {
-        let ok = Command::new(p)
-            .args(["-c", "import jsonschema; jsonschema.Draft202012Validator"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if ok {
-            return Some(PathBuf::from(p));
-        }
-    }
-    let why = "no python3 with the `jsonschema` module (Debian: python3-jsonschema)";
-    if required() {
-        panic!("schema validation test: {why}, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires it");
-    }
-    eprintln!("skipping schema validation: {why}");
-    None
-}
-
 /// Validates each document; returns one line per document: "valid" or the first error.
 fn validate(docs: &[(String, Value)]) -> Vec<String> {
-    let Some(py) = python() else {
+    let Some(py) = common::python_jsonschema("schema validation test") else {
         return Vec::new();
     };
     let dir = tempfile::tempdir().expect("temp dir");

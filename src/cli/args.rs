@@ -339,6 +339,9 @@ pub enum AuditFormat {
     Csv,
     /// The same rows as a Markdown table (tickets, wikis)
     Markdown,
+    /// SARIF 2.1.0 for GitHub code scanning: flows not admitted and openings beyond the
+    /// plan at the ruleset's rule (docs/audit.md)
+    Sarif,
 }
 
 #[derive(Debug, Args)]
@@ -465,6 +468,9 @@ pub enum CheckFormat {
     Table,
     /// {"summary": {...}, "findings": [...]}
     Json,
+    /// SARIF 2.1.0 for GitHub code scanning, at the deployment file's lines; a file that
+    /// cannot be used gives its E0xx errors as results (and exit 2) (docs/checks.md)
+    Sarif,
 }
 
 #[derive(Debug, Args)]

@@ -345,6 +345,7 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
         AuditFormat::Table => table(&report),
         AuditFormat::Csv => rows(&report).render(Format::Csv, usize::MAX),
         AuditFormat::Markdown => rows(&report).render(Format::Markdown, usize::MAX),
+        AuditFormat::Sarif => sarif(&report, &args.ruleset)?,
     };
     emit(&text)?;
     Ok(if report.summary.exact {
@@ -352,6 +353,21 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_NO)
     })
+}
+
+/// The SARIF log of an audit, made from its JSON document (what a saved `--format json` holds);
+/// the export's text, when it is a file, lets the log point at an nft handle's line.
+fn sarif(report: &Report, ruleset: &std::path::Path) -> Result<String> {
+    let text = if ruleset.is_file() {
+        Some(read_text(ruleset, RULESET_HINT)?)
+    } else {
+        None
+    };
+    json(&crate::render::sarif::audit(
+        &serde_json::to_value(report)?,
+        &ruleset.display().to_string(),
+        text.as_ref().map(|s| &*s.text),
+    ))
 }
 
 /// The deciding rule as the table shows it: the rule itself (an engineer reads the rule, not a

@@ -504,7 +504,20 @@ fn plan_cmd(catalog: &Catalog, args: PlanArgs) -> Result<ExitCode> {
 }
 
 fn check_cmd(catalog: &Catalog, args: CheckArgs) -> Result<ExitCode> {
-    let dep = load_deployment(args.file.as_deref(), catalog)?;
+    let file = args.file.as_deref().map_or_else(
+        || Template::AllInOne.source().name.to_string(),
+        |p| p.display().to_string(),
+    );
+    let dep = match load_deployment(args.file.as_deref(), catalog) {
+        Ok(dep) => dep,
+        Err(e) => {
+            // Code scanning shows a file that cannot be used at its errors; the exit stays 2.
+            if let (CheckFormat::Sarif, Some(d)) = (args.format, e.downcast_ref::<Diagnostics>()) {
+                emit(&json(&render::sarif::diagnostics(&d.0, &file))?)?;
+            }
+            return Err(e);
+        }
+    };
     let plan = crate::plan::resolve(&dep, catalog);
     let findings = crate::plan::check(&dep, catalog, &plan);
     let text = match args.format {
@@ -520,6 +533,7 @@ fn check_cmd(catalog: &Catalog, args: CheckArgs) -> Result<ExitCode> {
                 "findings": findings
             }))?
         }
+        CheckFormat::Sarif => json(&render::sarif::check(&findings, &file))?,
         CheckFormat::Table => {
             let styled =
                 anstream::AutoStream::choice(&std::io::stdout()) != anstream::ColorChoice::Never;

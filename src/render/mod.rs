@@ -5,6 +5,7 @@ pub mod csv;
 pub mod flows;
 pub mod markdown;
 pub mod plan;
+pub mod sarif;
 pub mod table;
 
 /// The output formats of the listing commands.

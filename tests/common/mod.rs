@@ -34,6 +34,29 @@ pub fn required() -> bool {
     std::env::var("SCC_PORTS_REQUIRE_ROOT_TESTS").as_deref() == Ok("1")
 }
 
+/// A Python with the `jsonschema` module (drafts 4 and 2020-12), or None after saying why; a panic
+/// when CI requires the tools. `what` names the test for the message.
+pub fn python_jsonschema(what: &str) -> Option<std::path::PathBuf> {
+    for p in ["python3", "/usr/bin/python3"] {
+        let ok = std::process::Command::new(p)
+            .args([
+                "-c",
+                "import jsonschema; jsonschema.Draft202012Validator; jsonschema.Draft4Validator",
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if ok {
+            return Some(std::path::PathBuf::from(p));
+        }
+    }
+    let why = "no python3 with the `jsonschema` module (Debian: python3-jsonschema)";
+    if required() {
+        panic!("{what}: {why}, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires it");
+    }
+    eprintln!("skipping {what}: {why}");
+    None
+}
+
 /// Runs the built `scc-ports` from the crate's root: (exit code, stdout, stderr).
 pub fn cli(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scc-ports"))
