@@ -225,7 +225,9 @@ impl Subject {
         match (self.kind.as_str(), &self.name) {
             ("node", Some(n)) => format!("host firewall of node {n}"),
             ("network", Some(n)) => format!("network firewall {n}"),
-            ("network", None) => "network firewall".to_string(),
+            // Several routers may each be audited as `--network` without a name: the file tells
+            // them apart (and keeps a second router from reading as a duplicate).
+            ("network", None) => format!("network firewall of {file}"),
             _ => format!("firewall of {file}"),
         }
     }
