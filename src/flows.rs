@@ -36,6 +36,12 @@ impl<T> Shared<T> {
     pub fn same(&self, other: &Shared<T>) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
+
+    /// The identity of the list (equal for handles that are [`Shared::same`]): a map key for
+    /// "already seen this list" without hashing its contents.
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
 }
 
 impl<T> Deref for Shared<T> {
@@ -474,6 +480,49 @@ pub fn network_flows(flows: &[Flow]) -> Vec<Flow> {
         .collect()
 }
 
+/// The flows a firewall between zones admits ([`crate::firewall::Mode::Network`]): each flow
+/// once ([`network_flows`]), only those that cross a network firewall
+/// ([`Crossings::through_any`]: a file without `[firewalls]` is one firewall between every two
+/// zones), each from the zones it crosses from and their sources there
+/// ([`Crossings::sources_in`]). A flow inside one zone, and sources in no zone (a system address
+/// outside its zone, C104), cross none: no network firewall sees them.
+pub fn crossing_flows(dep: &Deployment, flows: &[Flow]) -> Vec<Flow> {
+    let crossings = Crossings::new(dep);
+    // The narrowed lists, shared by every flow with the same sources crossing from the same zones
+    // (as [`flows`] shares the originals): the generators group sources by list.
+    type Lists = (Shared<String>, Shared<IpNet>);
+    let mut narrowed: HashMap<(usize, Vec<usize>), Lists> = HashMap::new();
+    let mut out = Vec::new();
+    for mut f in network_flows(flows) {
+        let mut from: Vec<usize> = Vec::new();
+        for (z, _) in crossings.through_any(&f) {
+            if !from.contains(&z) {
+                from.push(z);
+            }
+        }
+        if from.is_empty() {
+            continue;
+        }
+        let (zones, nets) = narrowed
+            .entry((f.sources.id(), from.clone()))
+            .or_insert_with(|| {
+                let names: Vec<String> = from.iter().map(|&z| dep.zones[z].name.clone()).collect();
+                let nets: Vec<IpNet> = (from.iter())
+                    .flat_map(|&z| crossings.sources_in(&f, z))
+                    .collect();
+                (Shared::new(names), Shared::new(IpNet::aggregate(&nets)))
+            });
+        if zones[..] != f.source_zones[..] {
+            f.source_zones = zones.share();
+        }
+        if nets[..] != f.sources[..] {
+            f.sources = nets.share();
+        }
+        out.push(f);
+    }
+    out
+}
+
 // ---------------------------------------------------------------------------------------------
 // Which flows cross which network firewall (`[firewalls.NAME]`): answered here once; every target,
 // the network team's sheet, `audit --network` and `report` ask, none recomputes it.
@@ -670,5 +719,20 @@ mod tests {
         let mut open = dep.clone();
         open.firewalls.clear();
         assert_eq!(Crossings::new(&open).through_any(f), vec![(dmz, dc)]);
+        // What every --network target admits: the same flow from the dmz only, and no flow
+        // that stays inside one zone.
+        let all = super::flows(&dep, &catalog, &plan);
+        let crossing = crossing_flows(&dep, &all);
+        let g = (crossing.iter())
+            .find(|g| g.label() == "agent-server.port" && g.role == Role::Servers)
+            .unwrap();
+        assert_eq!(g.source_zones[..], ["dmz".to_string()]);
+        assert_eq!(g.sources[..], dep.zones[dmz].cidrs[..]);
+        assert!(crossing.iter().all(|g| !c.through_any(g).is_empty()));
+        assert!(crossing.iter().all(|g| {
+            let pairs = c.zone_pairs(g);
+            !pairs.is_empty() && pairs.iter().all(|(a, b)| a != b)
+        }));
+        assert!(crossing.len() < flows.len());
     }
 }

@@ -183,7 +183,7 @@ fn start(
     let network = matches!(scope, Scope::Network);
     crate::audit::fits_scope(&ruleset.display().to_string(), &rules, network)?;
     let all = crate::flows::flows(&dep, catalog, &plan);
-    let mut flows = crate::firewall::select(&all, &mode);
+    let mut flows = crate::firewall::select(&dep, &all, &mode);
     let mut rules = rules;
     if let (Some(_), false) = (
         firewall,
