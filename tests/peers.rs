@@ -390,6 +390,23 @@ fn every_rule_is_inside_the_flow_matrix() {
                     }
                 }
             }
+            // The SBC's trunk ports admit the VOICE unit's address (SIP Bridge, MRS) and no
+            // other server.
+            if label == "node_SBC1" {
+                let voice = dep.units.iter().find(|u| u.name == "VOICE").unwrap();
+                let peer: Vec<&Rule> = (rules.iter())
+                    .filter(|r| r.ports.iter().any(|&(lo, _)| lo == 5060 || lo == 16384))
+                    .collect();
+                assert!(!peer.is_empty(), "{target}: no trunk-peer rule");
+                for r in peer {
+                    assert_eq!(
+                        r.sources,
+                        [IpNet::from(voice.address)],
+                        "{target}: the SBC's trunk ports from {:?}",
+                        r.sources
+                    );
+                }
+            }
             // And a node's own rules never admit the SBC to anything but the trunk's ports.
             if node.is_some() {
                 let sbc = IpAddr::V4(SBC);
@@ -746,6 +763,12 @@ fn kernel_the_sbc_reaches_only_the_trunk_and_the_trunk_passes_both_ways() {
     let got_sbc = hac
         .run(move || burst::fire(&from_voice, window, resend))
         .unwrap();
+    // From HAC1's own address the same packets stay out: the SBC's trunk ports admit only the
+    // unit that runs SIP Bridge and MRS, not every server.
+    let from_node = shots(&to_sbc, Some(v4(hac1.address)));
+    let got_node = hac
+        .run(move || burst::fire(&from_node, window, resend))
+        .unwrap();
     stop.store(true, Ordering::SeqCst);
     r1.join().unwrap().unwrap().unwrap();
     r2.join().unwrap().unwrap().unwrap();
@@ -767,6 +790,12 @@ fn kernel_the_sbc_reaches_only_the_trunk_and_the_trunk_passes_both_ways() {
                 blocked += 1;
             }
         }
+    }
+    for (t, o) in to_sbc.iter().zip(&got_node) {
+        if *o == Outcome::Reached {
+            wrong.push(format!("HAC1 → SBC {}:{} {:?}: {o:?}", t.0, t.2, t.1));
+        }
+        blocked += 1;
     }
     assert!(
         wrong.is_empty(),
@@ -795,7 +824,7 @@ fn kernel_the_sbc_reaches_only_the_trunk_and_the_trunk_passes_both_ways() {
     assert!(blocked > passed, "{passed} passed, {blocked} blocked");
     eprintln!(
         "peers kernel test: {} packets, {passed} passed, {blocked} blocked, as the flows say",
-        to_hac.len() + to_sbc.len()
+        to_hac.len() + 2 * to_sbc.len()
     );
     drop((hac, sbc));
 }
@@ -909,10 +938,14 @@ fn probe_report_and_diagram_say_what_the_flows_say() {
     let flows = scc_ports::flows::flows(&dep, &catalog, &plan);
     let rows = scc_ports::report::planned(&dep, &plan);
     for zone in &dep.zones {
+        // The zone's networks are sources, or (a trunk peer's flows, from SIP Bridge's and
+        // MRS's unit addresses only) the zone holds the flow's source hosts.
         let covered = |f: &Flow| {
             zone.cidrs
                 .iter()
                 .all(|c| f.sources.iter().any(|s| s.contains(c)))
+                || (f.component == "trunk-peer"
+                    && (f.sources.iter()).any(|s| zone.cidrs.iter().any(|c| c.contains(s))))
         };
         let from_flows: BTreeSet<(IpAddr, Transport, u16)> = flows
             .iter()
