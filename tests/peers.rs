@@ -929,7 +929,8 @@ fn firewalld_admits_the_flows_and_opens_nothing_more() {
 /// For every zone and every flow to a server: the zone's networks are among the flow's sources
 /// exactly when the probe's plan (`probe --from ZONE`) tests that port, and the report's planned
 /// rows count the same ports; the diagram draws the DMZ only to the VOICE unit (SIP Bridge and
-/// MRS) and the servers' zone to the SBC.
+/// MRS) and to the offices' PCs (the trunk's media), the servers' zone to the SBC, and every
+/// zone that sends media to an office's PCs to that office.
 #[test]
 fn probe_report_and_diagram_say_what_the_flows_say() {
     let dep = example();
@@ -989,7 +990,30 @@ fn probe_report_and_diagram_say_what_the_flows_say() {
             .filter(|(a, b)| a == what || b == what)
             .collect()
     };
-    assert_eq!(of("dmz"), [&("dmz".to_string(), "VOICE".to_string())]);
+    // The DMZ reaches VOICE (SIP Bridge, MRS) and, with the catalog's trunk media toward
+    // Communication Desktop, the PCs of both offices; nothing else.
+    assert_eq!(
+        of("dmz"),
+        [
+            &("dmz".to_string(), "VOICE".to_string()),
+            &("dmz".to_string(), "office-north".to_string()),
+            &("dmz".to_string(), "office-south".to_string()),
+        ]
+    );
+    // Media toward the PCs: from the servers' zone, the trunk and the other office (CDT to
+    // CDT); a zone's own PCs are no edge (no loops).
+    for office in ["office-north", "office-south"] {
+        let into: Vec<&str> = (edges.iter())
+            .filter(|(_, b)| b == office)
+            .map(|(a, _)| a.as_str())
+            .collect();
+        let other = if office == "office-north" {
+            "office-south"
+        } else {
+            "office-north"
+        };
+        assert_eq!(into, ["datacenter", "dmz", other], "{office}");
+    }
     assert_eq!(
         of("SBC1"),
         [
