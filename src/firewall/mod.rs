@@ -4,8 +4,8 @@ mod aerleon;
 mod aws;
 mod csv;
 mod firewalld;
-mod iptables;
-mod nftables;
+pub(crate) mod iptables;
+pub(crate) mod nftables;
 pub(crate) mod text;
 pub(crate) mod windows;
 

@@ -1046,16 +1046,29 @@ fn hops(
             (Mode::Network, "windows") => crate::firewall::target("csv").unwrap_or(target),
             _ => target,
         };
+        // The fix runs on its own: shell commands that add the rule to the policy already
+        // loaded (nft, iptables), or the statements with what they need (PowerShell's `$group`).
+        let fix = match target.name() {
+            "nftables" => Some(crate::firewall::nftables::fix_commands(&flow, &mode)),
+            _ => None,
+        };
         let full = target.generate(&Request {
             deployment: dep,
             mode,
             policy: Policy::Accept,
             flows: vec![flow],
         });
+        let rule = match (fix, target.name()) {
+            (Some(fix), _) => fix,
+            (None, "iptables") => {
+                crate::firewall::iptables::fix_commands(&rule_lines(&full, &label))
+            }
+            (None, _) => rule_lines(&full, &label),
+        };
         out.push(Hop {
             firewall,
             target: target.name().to_string(),
-            rule: rule_lines(&full, &label),
+            rule,
             full,
         });
     };
@@ -1425,7 +1438,9 @@ instances = ["B", "A"]
             ]
         );
         assert!(
-            f.hops[0].rule.contains("10.1.0.0/24 . 5010"),
+            f.hops[0]
+                .rule
+                .contains("ip daddr { 10.1.0.0/24 } udp dport { 5010 } accept"),
             "{}",
             f.hops[0].rule
         );
@@ -1605,8 +1620,7 @@ instances = ["B", "A"]
             .unwrap();
         assert_eq!(
             f.hops[0].rule,
-            "add element inet scc_ports clients_tcp_v4 { 10.0.0.100 . 21002 comment \"connection-server.client-port\" }\n\
-             ip saddr 10.1.0.0/24 ip daddr . tcp dport @clients_tcp_v4 accept comment \"from:clients/tcp\"\n"
+            "nft 'add rule inet scc_ports input ip saddr { 10.1.0.0/24 } ip daddr { 10.0.0.100 } tcp dport { 21002 } accept comment \"connection-server.client-port\"'\n"
         );
     }
 
