@@ -1080,3 +1080,51 @@ mod props {
         }
     }
 }
+
+/// The report's fix for a trunk peer's port admits what the SBC's policy admits: the VOICE
+/// unit's address, not the servers' zone.
+#[test]
+fn the_reports_fix_toward_the_sbc_admits_only_the_voice_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("dc.json");
+    let result = serde_json::json!({
+        "format_version": 1,
+        "zone": "datacenter",
+        "sources": ["10.10.0.101"],
+        "summary": {"verified": 0, "open": 0, "closed": 0, "filtered": 1, "error": 0},
+        "results": [{
+            "address": SBC.to_string(), "transport": "udp", "port": 5060,
+            "component": "trunk-peer", "port_id": "sip-udp", "status": "filtered",
+            "rtt_ms": null, "detail": "no answer within 500 ms"
+        }],
+        "unexpected": [], "swept": false, "secrets_probably_differ": false, "hint": null,
+        "elapsed_ms": 500.0
+    });
+    std::fs::write(&probe, result.to_string()).unwrap();
+    for target in ["nftables", "iptables"] {
+        let (code, out, err) = cli(&[
+            "report",
+            EXAMPLE,
+            probe.to_str().unwrap(),
+            "--format",
+            "json",
+            "--target",
+            target,
+        ]);
+        assert_eq!(code, 1, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let f = (v["failures"].as_array().unwrap().iter())
+            .find(|f| f["component"] == "trunk-peer" && f["status"] == "filtered")
+            .unwrap_or_else(|| panic!("no failure toward the SBC: {out}"));
+        let rules: Vec<&str> = (f["hops"].as_array().unwrap().iter())
+            .map(|h| h["rule"].as_str().unwrap())
+            .collect();
+        assert!(!rules.is_empty(), "{f}");
+        for r in rules {
+            assert!(
+                r.contains("10.10.0.101") && !r.contains("10.10.0.0/24"),
+                "{target}: {r}"
+            );
+        }
+    }
+}

@@ -12,7 +12,7 @@ use crate::catalog::{Role, Transport};
 use crate::range::PortRange;
 
 pub use check::{Finding, Place, check};
-pub use resolve::{peer_purpose, resolve};
+pub use resolve::{peer_purpose, peer_senders, resolve};
 
 /// Where a binding listens.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]

@@ -72,15 +72,6 @@ fn bind<'c>(
 /// send on their unit's address, which HAC moves between the instance nodes, so the peer's
 /// trunk configuration names that address and never a node's own (docs/deployment.md).
 fn peer_bindings(plan: &mut Plan, deployment: &Deployment, host: &Host, peer: &TrunkPeer) {
-    let units_running = |package: &str| -> Vec<std::net::IpAddr> {
-        let mut out: Vec<std::net::IpAddr> = (deployment.units.iter())
-            .filter(|u| !u.instances.is_empty() && u.packages.iter().any(|p| p == package))
-            .map(|u| u.address)
-            .collect();
-        out.sort();
-        out.dedup();
-        out
-    };
     let mut push = |port_id: String, transport, ports, from_hosts: &[std::net::IpAddr]| {
         plan.bindings.push(Binding {
             host: host.clone(),
@@ -95,16 +86,33 @@ fn peer_bindings(plan: &mut Plan, deployment: &Deployment, host: &Host, peer: &T
             from_hosts: from_hosts.to_vec(),
         });
     };
-    let sip = units_running("sip-bridge");
+    let sip = peer_senders(deployment, "sip-udp");
     if !sip.is_empty() {
         for &(t, ports) in &peer.sip {
             push(format!("sip-{}", t.key()), t.transport(), ports, &sip);
         }
     }
-    let mrs = units_running("media-routing-server");
+    let mrs = peer_senders(deployment, "media");
     if let (Some(media), false) = (peer.media, mrs.is_empty()) {
         push("media".to_string(), Transport::Udp, media, &mrs);
     }
+}
+
+/// Who sends to a trunk peer's port (`sip-udp`, `sip-tcp`, `sip-tls`, `media`): the virtual IPs
+/// of the units with an instance that run SIP Bridge (SIP) or MRS (media), sorted, each once.
+pub fn peer_senders(deployment: &Deployment, port_id: &str) -> Vec<std::net::IpAddr> {
+    let package = if port_id == "media" {
+        "media-routing-server"
+    } else {
+        "sip-bridge"
+    };
+    let mut out: Vec<std::net::IpAddr> = (deployment.units.iter())
+        .filter(|u| !u.instances.is_empty() && u.packages.iter().any(|p| p == package))
+        .map(|u| u.address)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// What a trunk peer's port is for, in rule descriptions.

@@ -1023,10 +1023,22 @@ fn hops(
         .as_deref()
         .and_then(|wz| dep.zone(wz))
         .map(|z| z.cidrs.clone());
+    // A trunk peer's port admits only the units that send to it (SIP Bridge's, MRS's address),
+    // as the generated policy does; any other flow the probing zone's networks.
+    let sources = if g.component == crate::plan::PEER_COMPONENT {
+        let inside = |a: &IpAddr| zone.cidrs.iter().any(|c| c.contains(a));
+        let hosts: Vec<IpNet> = (crate::plan::peer_senders(dep, &g.port_id).into_iter())
+            .filter(inside)
+            .map(IpNet::from)
+            .collect();
+        IpNet::aggregate(&hosts)
+    } else {
+        IpNet::aggregate(&zone.cidrs)
+    };
     let flow_to = |node: &str| Flow {
         role: g.role,
         source_zones: vec![zone.name.clone()].into(),
-        sources: IpNet::aggregate(&zone.cidrs).into(),
+        sources: sources.clone().into(),
         node: node.to_string(),
         destination: ws_cidrs
             .clone()
