@@ -599,7 +599,7 @@ pub fn planned(dep: &Deployment, plan: &Plan) -> Vec<Row> {
 /// to it, on each sample PC a probe result names (`probe --to-workstation ADDR`); a client zone
 /// no result names gets its rows on the zone's first network address, all `untested`, so that
 /// its flows count as planned and untested.
-pub fn workstation_rows(dep: &Deployment, plan: &Plan, files: &[ProbeFile]) -> Vec<Row> {
+pub fn workstation_rows(dep: &Deployment, plan: &Plan, files: &[&ProbeFile]) -> Vec<Row> {
     let mut out = Vec::new();
     for zone in &dep.zones {
         for b in &plan.bindings {
@@ -741,7 +741,11 @@ pub fn build(
     target: &'static dyn crate::firewall::Generator,
 ) -> Report {
     let mut rows = planned(dep, plan);
-    rows.extend(workstation_rows(dep, plan, files));
+    // Sample PCs come only from files that count: a rejected file's addresses make no rows.
+    let counted: Vec<&ProbeFile> = (files.iter())
+        .filter(|f| zone_disagreement(dep, f).is_none())
+        .collect();
+    rows.extend(workstation_rows(dep, plan, &counted));
     type Key<'a> = (&'a str, IpAddr, Transport, u16, &'a str, &'a str);
     let index: HashMap<Key, usize> = rows
         .iter()
@@ -1401,6 +1405,42 @@ instances = ["B", "A"]
     }
 
     #[test]
+    fn a_rejected_file_makes_no_pc_rows() {
+        let (dep, catalog, plan) = system();
+        let pc = |status: &str| ProbeLine {
+            transport: Transport::Udp,
+            ..line("10.1.0.9", 5004, "communication-desktop", "rtp", status)
+        };
+        // Probed from an agent PC (10.1.0.50) but labelled dc: rejected.
+        let mut forged = file("dc", "forged.json", vec![pc("verified")]);
+        forged.sources = Some(vec!["10.1.0.50".parse().unwrap()]);
+        let r = build(&dep, &catalog, &plan, &[forged], nft());
+        assert_eq!(r.rejected.len(), 1);
+        let addresses: Vec<IpAddr> = (r.rows.iter())
+            .filter(|r| r.workstations.is_some())
+            .map(|r| r.address)
+            .collect();
+        assert!(!addresses.is_empty());
+        assert!(
+            !addresses.contains(&"10.1.0.9".parse().unwrap()),
+            "a PC named only by a rejected file got rows"
+        );
+        // The same result from inside dc counts: the PC gets its rows.
+        let r = build(
+            &dep,
+            &catalog,
+            &plan,
+            &[file("dc", "dc.json", vec![pc("verified")])],
+            nft(),
+        );
+        assert!(r.rejected.is_empty());
+        assert!(
+            (r.rows.iter())
+                .any(|r| r.address.to_string() == "10.1.0.9" && r.status == Status::Verified)
+        );
+    }
+
+    #[test]
     fn a_sample_pc_gets_every_zone_that_sends_to_it_and_counts_as_flows() {
         let (dep, catalog, plan) = system();
         let ws = |port: u16, status: &str| ProbeLine {
@@ -1763,7 +1803,7 @@ instances = ["B", "A"]
             all.push(file(zone, &format!("{zone}.json"), mine));
         }
         // The agents' PCs too (their rows stand on the zone's first address when none was probed).
-        let pcs = workstation_rows(&dep, &plan, &all);
+        let pcs = workstation_rows(&dep, &plan, &all.iter().collect::<Vec<_>>());
         for f in &mut all {
             f.results
                 .extend(pcs.iter().filter(|r| r.zone == f.zone).map(verified));
