@@ -909,20 +909,6 @@ pub fn group(rows: &[Row]) -> Vec<Group> {
     out
 }
 
-/// The zone a destination address lies in: the first whose networks hold it, else the zone of
-/// the (first) node named.
-fn zone_of(dep: &Deployment, address: IpAddr, node: &str) -> Option<String> {
-    if let Some(z) = dep
-        .zones
-        .iter()
-        .find(|z| z.cidrs.iter().any(|c| c.contains(&address)))
-    {
-        return Some(z.name.clone());
-    }
-    let first = node.split(',').next()?;
-    dep.node(first).map(|n| dep.zones[n.zone].name.clone())
-}
-
 fn diagnose(
     dep: &Deployment,
     catalog: &Catalog,
@@ -1105,21 +1091,26 @@ fn hops(
             flow_to(node),
         );
     }
-    if let Some(dest_zone) = zone_of(dep, g.address, &g.node) {
-        if dest_zone != zone.name {
-            run(
-                format!(
-                    "network firewall between zones {} and {dest_zone}",
-                    zone.name
-                ),
-                Mode::Network,
-                flow_to(
-                    g.workstations
-                        .as_deref()
-                        .unwrap_or(g.node.split(',').next().unwrap_or_default()),
-                ),
-            );
-        }
+    // Whether a network firewall stands between the zones: flows answers (DESIGN §9), as for
+    // every --network target: none inside one zone, none between zones no [firewalls] separates.
+    let flow = flow_to(
+        g.workstations
+            .as_deref()
+            .unwrap_or(g.node.split(',').next().unwrap_or_default()),
+    );
+    let crossing = crate::flows::Crossings::new(dep)
+        .through_any(&flow)
+        .first()
+        .copied();
+    if let Some((from, to)) = crossing {
+        run(
+            format!(
+                "network firewall between zones {} and {}",
+                dep.zones[from].name, dep.zones[to].name
+            ),
+            Mode::Network,
+            flow,
+        );
     }
     out
 }
@@ -1673,6 +1664,32 @@ instances = ["B", "A"]
         assert_eq!(
             f.hops[0].rule,
             "nft 'add rule inet scc_ports input ip saddr { 10.1.0.0/24 } ip daddr { 10.0.0.100 } tcp dport { 21002 } accept comment \"connection-server.client-port\"'\n"
+        );
+        // A declared firewall that does not separate agents from dc: no network hop (flows'
+        // Crossings decides, as for every --network target).
+        let mut walled = dep.clone();
+        let mut edge = walled.firewalls.first().cloned().unwrap_or_else(|| {
+            crate::deployment::parse(
+                &crate::diag::Source::new(
+                    "f.toml",
+                    format!("{SYSTEM}\n[firewalls.EDGE]\nzones = [\"dc\", \"trunk\"]\n"),
+                ),
+                &catalog,
+            )
+            .expect("valid")
+            .firewalls[0]
+                .clone()
+        });
+        edge.zones.retain(|z| walled.zones[z.zone].name != "agents");
+        walled.firewalls = vec![edge];
+        let r = build(&walled, &catalog, &plan, &files, nft());
+        let f = (r.failures.iter())
+            .find(|f| f.group.port_id == "client-port" && f.group.status == Status::Filtered)
+            .unwrap();
+        let names: Vec<&str> = f.hops.iter().map(|h| h.firewall.as_str()).collect();
+        assert_eq!(
+            names,
+            ["host firewall of node B", "host firewall of node A"]
         );
     }
 
