@@ -1119,10 +1119,8 @@ fn hops(
 /// continued (`\` or PowerShell's backtick) taken with its continuation, a Terraform `resource`
 /// block taken whole. Outputs whose rules do not name the flow on their own line (a firewalld
 /// script names it in a service file; a CSV row in two cells) are kept whole without comments.
+/// (nftables fixes are not cut from the policy: [`crate::firewall::nftables::fix_commands`].)
 pub fn rule_lines(text: &str, label: &str) -> String {
-    if let Some(s) = nft_set_element(text, label) {
-        return s;
-    }
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| {
@@ -1188,8 +1186,6 @@ pub fn rule_lines(text: &str, label: &str) -> String {
     s
 }
 
-/// An nftables policy names its flows on set elements (`10.1.0.100 . 21002 comment "a.b",`), not
-/// on rules: the fix is then the element, added to its set, and the rule that matches the set.
 /// A script's top-level variable assignments (`$group = '…'`): the name and the line.
 fn assignments<'a>(lines: &[&'a str]) -> Vec<(&'a str, &'a str)> {
     lines
@@ -1212,41 +1208,6 @@ fn uses_variable(text: &str, name: &str) -> bool {
             .next()
             .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'))
     })
-}
-
-fn nft_set_element(text: &str, label: &str) -> Option<String> {
-    let quoted = format!("comment \"{label}\"");
-    let mut table = None;
-    let mut set = None;
-    for line in text.lines() {
-        let t = line.trim();
-        if let Some(rest) = t.strip_prefix("table ") {
-            if let Some(name) = rest.strip_suffix(" {") {
-                table = Some(name.to_string());
-            }
-        } else if let Some(rest) = t.strip_prefix("set ") {
-            set = rest.strip_suffix(" {").map(str::to_string);
-        } else if t == "}" {
-            // The end of `elements = {` or of the set: either way no element follows in this set
-            // before the next `set` line.
-        } else if let (Some(table), Some(name)) = (&table, &set) {
-            if t.ends_with(',') && t.contains(&quoted) {
-                let element = t.trim_end_matches(',');
-                let mut out = format!("add element {table} {name} {{ {element} }}\n");
-                let reference = format!("@{name} ");
-                for rule in text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| l.contains(&reference))
-                {
-                    out.push_str(rule);
-                    out.push('\n');
-                }
-                return Some(out);
-            }
-        }
-    }
-    None
 }
 
 /// Status counts of a list of groups' rows, by status, for a small table.
