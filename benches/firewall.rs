@@ -82,7 +82,7 @@ fn generators(c: &mut Criterion) {
         let dep = deployment::parse(&source, &catalog).expect("generated systems are valid");
         let plan = scc_ports::plan::resolve(&dep, &catalog);
         let all = scc_ports::flows::flows(&dep, &catalog, &plan);
-        let network = select(&all, &Mode::Network);
+        let network = select(&dep, &all, &Mode::Network);
         for target in TARGETS {
             let request = Request {
                 deployment: &dep,
@@ -103,7 +103,7 @@ fn generators(c: &mut Criterion) {
         };
         let request = Request {
             deployment: &dep,
-            flows: select(&all, &mode),
+            flows: select(&dep, &all, &mode),
             mode,
             policy: Policy::Drop,
         };

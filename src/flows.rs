@@ -36,6 +36,12 @@ impl<T> Shared<T> {
     pub fn same(&self, other: &Shared<T>) -> bool {
         Arc::ptr_eq(&self.0, &other.0)
     }
+
+    /// The identity of the list (equal for handles that are [`Shared::same`]): a map key for
+    /// "already seen this list" without hashing its contents.
+    fn id(&self) -> usize {
+        Arc::as_ptr(&self.0) as usize
+    }
 }
 
 impl<T> Deref for Shared<T> {
@@ -157,9 +163,16 @@ impl Flow {
 
     /// The key of the flow's sources in [`Document::sources`]: the role's name, or
     /// `zones:A+B` for a site service from named zones.
+    ///
+    /// A trunk peer's flow comes only from some hosts of its role (SIP Bridge's or MRS's unit
+    /// addresses): `servers:10.10.0.101`.
     pub fn source_key(&self) -> String {
         match self.role {
             Role::Zones => format!("zones:{}", self.source_zones.join("+")),
+            r if self.component == crate::plan::PEER_COMPONENT => {
+                let hosts: Vec<String> = self.sources.iter().map(net_text).collect();
+                format!("{}:{}", r.as_str(), hosts.join("+"))
+            }
             r => r.as_str().to_string(),
         }
     }
@@ -221,19 +234,39 @@ pub fn zone_sources(dep: &Deployment, zones: &[String]) -> Vec<IpNet> {
     IpNet::aggregate(&nets)
 }
 
-/// Every distinct source of the flows, built once: the role's (or named zones') zone names and
-/// networks, shared by all its flows.
+/// The sources of a role narrowed to some of its hosts (a trunk peer's SIP Bridge and MRS unit
+/// addresses): the zones carrying the role that hold them, and the addresses themselves.
+pub fn host_sources(dep: &Deployment, role: Role, hosts: &[IpAddr]) -> (Vec<String>, Vec<IpNet>) {
+    let holds = |z: &crate::deployment::Zone, a: &IpAddr| z.cidrs.iter().any(|c| c.contains(a));
+    let mut names: Vec<String> = (dep.zones_with(role))
+        .filter(|z| hosts.iter().any(|a| holds(z, a)))
+        .map(|z| z.name.clone())
+        .collect();
+    if hosts
+        .iter()
+        .any(|a| !dep.zones_with(role).any(|z| holds(z, a)))
+    {
+        names.push("(system addresses)".to_string());
+    }
+    let nets: Vec<IpNet> = hosts.iter().map(|&a| IpNet::from(a)).collect();
+    (names, IpNet::aggregate(&nets))
+}
+
+/// Every distinct source of the flows, built once: the role's (or named zones', or some hosts')
+/// zone names and networks, shared by all its flows.
 #[derive(Default)]
 struct SourceTable {
     roles: HashMap<Role, usize>,
     zones: HashMap<Vec<String>, usize>,
+    hosts: HashMap<(Role, Vec<IpAddr>), usize>,
     lists: Vec<(Shared<String>, Shared<IpNet>)>,
 }
 
 impl SourceTable {
-    fn index(&mut self, dep: &Deployment, role: Role, zones: &[String]) -> usize {
+    fn index(&mut self, dep: &Deployment, role: Role, zones: &[String], hosts: &[IpAddr]) -> usize {
         let found = match role {
             Role::Zones => self.zones.get(zones),
+            r if !hosts.is_empty() => self.hosts.get(&(r, hosts.to_vec())),
             r => self.roles.get(&r),
         };
         if let Some(&i) = found {
@@ -241,12 +274,14 @@ impl SourceTable {
         }
         let (names, nets) = match role {
             Role::Zones => (zones.to_vec(), zone_sources(dep, zones)),
+            r if !hosts.is_empty() => host_sources(dep, r, hosts),
             r => sources(dep, r),
         };
         let i = self.lists.len();
         self.lists.push((Shared::new(names), Shared::new(nets)));
         match role {
             Role::Zones => self.zones.insert(zones.to_vec(), i),
+            r if !hosts.is_empty() => self.hosts.insert((r, hosts.to_vec()), i),
             r => self.roles.insert(r, i),
         };
         i
@@ -300,7 +335,12 @@ pub fn flows(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Flow> {
         };
         let zones_source = (!b.from_zones.is_empty()).then_some(Role::Zones);
         for role in b.from.iter().copied().chain(zones_source) {
-            let src = known.index(dep, role, &b.from_zones);
+            let hosts: &[IpAddr] = if role == Role::Zones {
+                &[]
+            } else {
+                &b.from_hosts
+            };
+            let src = known.index(dep, role, &b.from_zones, hosts);
             let (zones, nets) = &known.lists[src];
             if nets.is_empty() {
                 continue; // nobody carries the role: `check` reports it (C105)
@@ -472,6 +512,49 @@ pub fn network_flows(flows: &[Flow]) -> Vec<Flow> {
         })
         .cloned()
         .collect()
+}
+
+/// The flows a firewall between zones admits ([`crate::firewall::Mode::Network`]): each flow
+/// once ([`network_flows`]), only those that cross a network firewall
+/// ([`Crossings::through_any`]: a file without `[firewalls]` is one firewall between every two
+/// zones), each from the zones it crosses from and their sources there
+/// ([`Crossings::sources_in`]). A flow inside one zone, and sources in no zone (a system address
+/// outside its zone, C104), cross none: no network firewall sees them.
+pub fn crossing_flows(dep: &Deployment, flows: &[Flow]) -> Vec<Flow> {
+    let crossings = Crossings::new(dep);
+    // The narrowed lists, shared by every flow with the same sources crossing from the same zones
+    // (as [`flows`] shares the originals): the generators group sources by list.
+    type Lists = (Shared<String>, Shared<IpNet>);
+    let mut narrowed: HashMap<(usize, Vec<usize>), Lists> = HashMap::new();
+    let mut out = Vec::new();
+    for mut f in network_flows(flows) {
+        let mut from: Vec<usize> = Vec::new();
+        for (z, _) in crossings.through_any(&f) {
+            if !from.contains(&z) {
+                from.push(z);
+            }
+        }
+        if from.is_empty() {
+            continue;
+        }
+        let (zones, nets) = narrowed
+            .entry((f.sources.id(), from.clone()))
+            .or_insert_with(|| {
+                let names: Vec<String> = from.iter().map(|&z| dep.zones[z].name.clone()).collect();
+                let nets: Vec<IpNet> = (from.iter())
+                    .flat_map(|&z| crossings.sources_in(&f, z))
+                    .collect();
+                (Shared::new(names), Shared::new(IpNet::aggregate(&nets)))
+            });
+        if zones[..] != f.source_zones[..] {
+            f.source_zones = zones.share();
+        }
+        if nets[..] != f.sources[..] {
+            f.sources = nets.share();
+        }
+        out.push(f);
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -670,5 +753,20 @@ mod tests {
         let mut open = dep.clone();
         open.firewalls.clear();
         assert_eq!(Crossings::new(&open).through_any(f), vec![(dmz, dc)]);
+        // What every --network target admits: the same flow from the dmz only, and no flow
+        // that stays inside one zone.
+        let all = super::flows(&dep, &catalog, &plan);
+        let crossing = crossing_flows(&dep, &all);
+        let g = (crossing.iter())
+            .find(|g| g.label() == "agent-server.port" && g.role == Role::Servers)
+            .unwrap();
+        assert_eq!(g.source_zones[..], ["dmz".to_string()]);
+        assert_eq!(g.sources[..], dep.zones[dmz].cidrs[..]);
+        assert!(crossing.iter().all(|g| !c.through_any(g).is_empty()));
+        assert!(crossing.iter().all(|g| {
+            let pairs = c.zone_pairs(g);
+            !pairs.is_empty() && pairs.iter().all(|(a, b)| a != b)
+        }));
+        assert!(crossing.len() < flows.len());
     }
 }

@@ -1017,7 +1017,7 @@ mod no_panics {
                 Ok(dep) => {
                     let plan = scc_ports::plan::resolve(&dep, &catalog);
                     let all = scc_ports::flows::flows(&dep, &catalog, &plan);
-                    let flows = scc_ports::firewall::select(&all, &Mode::Network);
+                    let flows = scc_ports::firewall::select(&dep, &all, &Mode::Network);
                     let request = Request { deployment: &dep, mode: Mode::Network, policy: Policy::Drop, flows };
                     let files = scc_ports::firewall::target("aerleon").unwrap().files(&request).unwrap();
                     prop_assert_eq!(files.len(), dep.firewalls.len() + 2);

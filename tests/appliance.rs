@@ -966,7 +966,7 @@ fn lab_audited_through_an_asa_bound_to_its_zones() {
     let catalog = scc_ports::catalog::Catalog::embedded();
     let plan = scc_ports::plan::resolve(&dep, &catalog);
     let all = scc_ports::flows::flows(&dep, &catalog, &plan);
-    let network = scc_ports::firewall::select(&all, &scc_ports::firewall::Mode::Network);
+    let network = scc_ports::firewall::select(&dep, &all, &scc_ports::firewall::Mode::Network);
     let fw = &dep.firewalls[0];
     let flows = crossing(&dep, fw, network.clone());
     assert!(!flows.is_empty() && flows.len() <= network.len());

@@ -655,7 +655,7 @@ fn edge() -> (
             .expect("example loads");
     let plan = scc_ports::plan::resolve(&dep, &catalog);
     let all = scc_ports::flows::flows(&dep, &catalog, &plan);
-    let flows = scc_ports::firewall::select(&all, &scc_ports::firewall::Mode::Network);
+    let flows = scc_ports::firewall::select(&dep, &all, &scc_ports::firewall::Mode::Network);
     let fw = &dep.firewalls[0];
     (zones_of(&dep, fw), crossing(&dep, fw, flows))
 }

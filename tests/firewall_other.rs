@@ -999,7 +999,7 @@ fn aws_network_covers_every_instance() {
     for node in ["app1", "app2"] {
         assert!(
             text.contains(&format!(
-                "resource \"aws_vpc_security_group_ingress_rule\" \"{node}_agent_server_port_servers_tcp_21018_scc_redundant_servers_ipv4\""
+                "resource \"aws_vpc_security_group_ingress_rule\" \"{node}_agent_server_port_servers_tcp_21018_10_2_0_0_24\""
             )),
             "{node} lacks the CORE unit's agent server"
         );

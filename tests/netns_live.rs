@@ -986,8 +986,13 @@ const AGENT_PC: &str = "10.78.2.10";
 /// `probe --from datacenter --to-workstation AGENT_PC` in the server namespace: the prober runs
 /// where the media comes from.
 fn probe_workstation(lab: &Lab, file: &Path) -> Probe {
+    probe_workstation_with(lab, file, &[])
+}
+
+/// As [`probe_workstation`], with more arguments (`--unexpected`).
+fn probe_workstation_with(lab: &Lab, file: &Path, more: &[&str]) -> Probe {
     let secret = lab.secret();
-    let args = [
+    let mut args = vec![
         "probe",
         path(file),
         "--from",
@@ -1001,6 +1006,7 @@ fn probe_workstation(lab: &Lab, file: &Path) -> Probe {
         "--format",
         "json",
     ];
+    args.extend_from_slice(more);
     let (code, out, err) = scc(Some(&lab.server), &args, PROBE_WITHIN);
     let json: Value = serde_json::from_str(&out)
         .unwrap_or_else(|e| panic!("probe to the workstation: not JSON ({e}): {out}\n{err}"));
@@ -1096,6 +1102,47 @@ fn a_workstation_listener_verifies_every_media_port_from_the_mrs_unit() {
     )]);
     probe.assert_statuses(&planned, &one);
     assert_eq!(probe.code, 1, "{}", probe.stderr);
+
+    // --unexpected sweeps the PC's address, not the nodes': a service the PC's admins opened
+    // (RDP, 3389) is found there, and no node address is swept.
+    pc.exec(
+        &[
+            "nft",
+            "add",
+            "rule",
+            "inet",
+            "scc_ports",
+            "input",
+            "tcp",
+            "dport",
+            "3389",
+            "accept",
+        ],
+        None,
+    );
+    let _rdp = Holder::start(pc, format!("{AGENT_PC}:3389").parse().unwrap());
+    let swept = probe_workstation_with(&lab, &file, &["--unexpected"]);
+    assert_eq!(
+        swept.json["sweep"]["addresses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["address"].as_str().unwrap_or_default())
+            .collect::<Vec<_>>(),
+        [AGENT_PC],
+        "{}",
+        swept.json["sweep"]
+    );
+    let found: Vec<(String, u64)> = (swept.json["unexpected"].as_array().unwrap().iter())
+        .map(|u| {
+            (
+                u["address"].as_str().unwrap().to_owned(),
+                u["port"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(found, [(AGENT_PC.to_owned(), 3389)], "{}", swept.json);
+    assert_eq!(swept.code, 1, "{}", swept.stderr);
 
     let (status, lines) = listener.stop();
     assert!(status.success(), "{status:?}\n{}", listener.context());

@@ -390,6 +390,23 @@ fn every_rule_is_inside_the_flow_matrix() {
                     }
                 }
             }
+            // The SBC's trunk ports admit the VOICE unit's address (SIP Bridge, MRS) and no
+            // other server.
+            if label == "node_SBC1" {
+                let voice = dep.units.iter().find(|u| u.name == "VOICE").unwrap();
+                let peer: Vec<&Rule> = (rules.iter())
+                    .filter(|r| r.ports.iter().any(|&(lo, _)| lo == 5060 || lo == 16384))
+                    .collect();
+                assert!(!peer.is_empty(), "{target}: no trunk-peer rule");
+                for r in peer {
+                    assert_eq!(
+                        r.sources,
+                        [IpNet::from(voice.address)],
+                        "{target}: the SBC's trunk ports from {:?}",
+                        r.sources
+                    );
+                }
+            }
             // And a node's own rules never admit the SBC to anything but the trunk's ports.
             if node.is_some() {
                 let sbc = IpAddr::V4(SBC);
@@ -746,6 +763,12 @@ fn kernel_the_sbc_reaches_only_the_trunk_and_the_trunk_passes_both_ways() {
     let got_sbc = hac
         .run(move || burst::fire(&from_voice, window, resend))
         .unwrap();
+    // From HAC1's own address the same packets stay out: the SBC's trunk ports admit only the
+    // unit that runs SIP Bridge and MRS, not every server.
+    let from_node = shots(&to_sbc, Some(v4(hac1.address)));
+    let got_node = hac
+        .run(move || burst::fire(&from_node, window, resend))
+        .unwrap();
     stop.store(true, Ordering::SeqCst);
     r1.join().unwrap().unwrap().unwrap();
     r2.join().unwrap().unwrap().unwrap();
@@ -767,6 +790,12 @@ fn kernel_the_sbc_reaches_only_the_trunk_and_the_trunk_passes_both_ways() {
                 blocked += 1;
             }
         }
+    }
+    for (t, o) in to_sbc.iter().zip(&got_node) {
+        if *o == Outcome::Reached {
+            wrong.push(format!("HAC1 → SBC {}:{} {:?}: {o:?}", t.0, t.2, t.1));
+        }
+        blocked += 1;
     }
     assert!(
         wrong.is_empty(),
@@ -795,7 +824,7 @@ fn kernel_the_sbc_reaches_only_the_trunk_and_the_trunk_passes_both_ways() {
     assert!(blocked > passed, "{passed} passed, {blocked} blocked");
     eprintln!(
         "peers kernel test: {} packets, {passed} passed, {blocked} blocked, as the flows say",
-        to_hac.len() + to_sbc.len()
+        to_hac.len() + 2 * to_sbc.len()
     );
     drop((hac, sbc));
 }
@@ -900,7 +929,8 @@ fn firewalld_admits_the_flows_and_opens_nothing_more() {
 /// For every zone and every flow to a server: the zone's networks are among the flow's sources
 /// exactly when the probe's plan (`probe --from ZONE`) tests that port, and the report's planned
 /// rows count the same ports; the diagram draws the DMZ only to the VOICE unit (SIP Bridge and
-/// MRS) and the servers' zone to the SBC.
+/// MRS) and to the offices' PCs (the trunk's media), the servers' zone to the SBC, and every
+/// zone that sends media to an office's PCs to that office.
 #[test]
 fn probe_report_and_diagram_say_what_the_flows_say() {
     let dep = example();
@@ -909,10 +939,14 @@ fn probe_report_and_diagram_say_what_the_flows_say() {
     let flows = scc_ports::flows::flows(&dep, &catalog, &plan);
     let rows = scc_ports::report::planned(&dep, &plan);
     for zone in &dep.zones {
+        // The zone's networks are sources, or (a trunk peer's flows, from SIP Bridge's and
+        // MRS's unit addresses only) the zone holds the flow's source hosts.
         let covered = |f: &Flow| {
             zone.cidrs
                 .iter()
                 .all(|c| f.sources.iter().any(|s| s.contains(c)))
+                || (f.component == "trunk-peer"
+                    && (f.sources.iter()).any(|s| zone.cidrs.iter().any(|c| c.contains(s))))
         };
         let from_flows: BTreeSet<(IpAddr, Transport, u16)> = flows
             .iter()
@@ -956,7 +990,30 @@ fn probe_report_and_diagram_say_what_the_flows_say() {
             .filter(|(a, b)| a == what || b == what)
             .collect()
     };
-    assert_eq!(of("dmz"), [&("dmz".to_string(), "VOICE".to_string())]);
+    // The DMZ reaches VOICE (SIP Bridge, MRS) and, with the catalog's trunk media toward
+    // Communication Desktop, the PCs of both offices; nothing else.
+    assert_eq!(
+        of("dmz"),
+        [
+            &("dmz".to_string(), "VOICE".to_string()),
+            &("dmz".to_string(), "office-north".to_string()),
+            &("dmz".to_string(), "office-south".to_string()),
+        ]
+    );
+    // Media toward the PCs: from the servers' zone, the trunk and the other office (CDT to
+    // CDT); a zone's own PCs are no edge (no loops).
+    for office in ["office-north", "office-south"] {
+        let into: Vec<&str> = (edges.iter())
+            .filter(|(_, b)| b == office)
+            .map(|(a, _)| a.as_str())
+            .collect();
+        let other = if office == "office-north" {
+            "office-south"
+        } else {
+            "office-north"
+        };
+        assert_eq!(into, ["datacenter", "dmz", other], "{office}");
+    }
     assert_eq!(
         of("SBC1"),
         [
@@ -1020,6 +1077,54 @@ mod props {
                     }
                 }
             }
+        }
+    }
+}
+
+/// The report's fix for a trunk peer's port admits what the SBC's policy admits: the VOICE
+/// unit's address, not the servers' zone.
+#[test]
+fn the_reports_fix_toward_the_sbc_admits_only_the_voice_unit() {
+    let dir = tempfile::tempdir().unwrap();
+    let probe = dir.path().join("dc.json");
+    let result = serde_json::json!({
+        "format_version": 1,
+        "zone": "datacenter",
+        "sources": ["10.10.0.101"],
+        "summary": {"verified": 0, "open": 0, "closed": 0, "filtered": 1, "error": 0},
+        "results": [{
+            "address": SBC.to_string(), "transport": "udp", "port": 5060,
+            "component": "trunk-peer", "port_id": "sip-udp", "status": "filtered",
+            "rtt_ms": null, "detail": "no answer within 500 ms"
+        }],
+        "unexpected": [], "swept": false, "secrets_probably_differ": false, "hint": null,
+        "elapsed_ms": 500.0
+    });
+    std::fs::write(&probe, result.to_string()).unwrap();
+    for target in ["nftables", "iptables"] {
+        let (code, out, err) = cli(&[
+            "report",
+            EXAMPLE,
+            probe.to_str().unwrap(),
+            "--format",
+            "json",
+            "--target",
+            target,
+        ]);
+        assert_eq!(code, 1, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let f = (v["failures"].as_array().unwrap().iter())
+            .find(|f| f["component"] == "trunk-peer" && f["status"] == "filtered")
+            .unwrap_or_else(|| panic!("no failure toward the SBC: {out}"));
+        let rules: Vec<&str> = (f["hops"].as_array().unwrap().iter())
+            .map(|h| h["rule"].as_str().unwrap())
+            .collect();
+        assert!(!rules.is_empty(), "{f}");
+        for r in rules {
+            assert!(
+                r.contains("10.10.0.101") && !r.contains("10.10.0.0/24"),
+                "{target}: {r}"
+            );
         }
     }
 }

@@ -170,7 +170,8 @@ pub enum Command {
             --to-workstation ADDR (repeatable) probes instead the workstation ports of the agent PC \
             at ADDR (running `listen --workstations ZONE`) that ZONE sends to: run it where the \
             media comes from (for the servers' zone, the node holding the media unit's address, \
-            with --source that address when it is not the one routing picks).",
+            with --source that address when it is not the one routing picks); with --unexpected \
+            the PCs' own addresses are swept, not the nodes'.",
         after_help = "Examples:\n  scc-ports probe acme.toml --from agents --secret-file scc.secret\n  \
             scc-ports probe acme.toml --from datacenter --to-workstation 10.1.2.3 --source 10.0.0.101\n  \
             scc-ports probe acme.toml --from carrier --node APP1 --format junit > probe.xml\n  \
@@ -453,7 +454,8 @@ pub struct ProbeArgs {
     pub source: Option<std::net::IpAddr>,
 
     /// Also sweep every other TCP port (1-65535) of every node and unit address (with --node:
-    /// the node's and its units') and list what accepts; an address that cannot be swept fails
+    /// the node's and its units'; with --to-workstation: the PCs') and list what accepts; an
+    /// address that cannot be swept fails
     #[arg(long)]
     pub unexpected: bool,
 

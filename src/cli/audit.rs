@@ -186,7 +186,7 @@ fn start(
     let network = matches!(scope, Scope::Network);
     crate::audit::fits_scope(&ruleset.display().to_string(), &rules, network)?;
     let all = crate::flows::flows(&dep, catalog, &plan);
-    let mut flows = crate::firewall::select(&all, &mode);
+    let mut flows = crate::firewall::select(&dep, &all, &mode);
     // Windows rules bound to a program or service are read against the planned ports.
     let mut rules = crate::audit::windows::for_plan(rules, &flows);
     // A node that names its interfaces: its input interface tests become tests of the zones

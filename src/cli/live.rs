@@ -699,10 +699,19 @@ pub fn probe_cmd(catalog: &Catalog, args: ProbeArgs) -> Result<ExitCode> {
     } else {
         workstation_targets(&dep, &plan, zone, &args.to_workstation)?
     };
-    let swept = if args.unexpected {
-        sweep_addresses(&dep, args.node.as_deref())
-    } else {
-        Vec::new()
+    // Toward agent PCs the sweep is of the PCs themselves: what else they accept.
+    let swept = match (args.unexpected, args.to_workstation.is_empty()) {
+        (false, _) => Vec::new(),
+        (true, true) => sweep_addresses(&dep, args.node.as_deref()),
+        (true, false) => {
+            let mut pcs: Vec<IpAddr> = Vec::new();
+            for a in &args.to_workstation {
+                if !pcs.contains(a) {
+                    pcs.push(*a);
+                }
+            }
+            pcs
+        }
     };
     let addresses: Vec<IpAddr> = targets
         .iter()

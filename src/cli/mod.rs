@@ -615,7 +615,7 @@ fn firewall_cmd(catalog: &Catalog, args: FirewallArgs) -> Result<ExitCode> {
         None => Mode::Network,
     };
     let all = crate::flows::flows(&dep, catalog, &plan);
-    let flows = crate::firewall::select(&all, &mode);
+    let flows = crate::firewall::select(&dep, &all, &mode);
     let generator = crate::firewall::target(&args.target).expect("clap checked the target");
     let network = mode == Mode::Network;
     let request = Request {

@@ -20,6 +20,20 @@ pub const CHAIN: &str = "SCC-PORTS";
 /// The chain of a firewall between zones.
 pub const CHAIN_FORWARD: &str = "SCC-PORTS-FWD";
 
+/// The rules of a policy of ours (`-A SCC-PORTS …` lines of `iptables-restore` input) as
+/// commands that add them to the chain already loaded: `iptables -I SCC-PORTS …` (inserted first,
+/// so that no later rule of the chain decides before it). What the report's fix gives: each line
+/// runs on its own in a shell. Other lines (a comment for an IPv6 flow) are kept as they are.
+pub fn fix_commands(rules: &str) -> String {
+    rules
+        .lines()
+        .map(|l| match l.strip_prefix("-A ") {
+            Some(rest) => format!("iptables -I {rest}\n"),
+            None => format!("{l}\n"),
+        })
+        .collect()
+}
+
 /// `-m multiport` takes at most 15 ports per rule (a range `a:b` counts as two).
 const MULTIPORT_MAX: usize = 15;
 

@@ -4,8 +4,8 @@ mod aerleon;
 mod aws;
 mod csv;
 mod firewalld;
-mod iptables;
-mod nftables;
+pub(crate) mod iptables;
+pub(crate) mod nftables;
 pub(crate) mod text;
 pub(crate) mod windows;
 
@@ -129,8 +129,9 @@ pub fn target(name: &str) -> Option<&'static dyn Generator> {
     TARGETS.iter().copied().find(|t| t.name() == name)
 }
 
-/// The flows a firewall in `mode` admits.
-pub fn select(flows: &[Flow], mode: &Mode) -> Vec<Flow> {
+/// The flows a firewall in `mode` admits: a node's, the workstations', or for `--network` those
+/// that cross a network firewall, from the zones they cross from ([`crate::flows::crossing_flows`]).
+pub fn select(dep: &Deployment, flows: &[Flow], mode: &Mode) -> Vec<Flow> {
     match mode {
         Mode::Node { name, .. } => flows
             .iter()
@@ -138,7 +139,7 @@ pub fn select(flows: &[Flow], mode: &Mode) -> Vec<Flow> {
             .cloned()
             .collect(),
         Mode::Workstations => flows.iter().filter(|f| f.workstations).cloned().collect(),
-        Mode::Network => crate::flows::network_flows(flows),
+        Mode::Network => crate::flows::crossing_flows(dep, flows),
     }
 }
 

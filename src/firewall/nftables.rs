@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 
 use ipnet::IpNet;
 
-use super::text::{self, comment_text, segments, split_families};
+use super::text::{self, comment_text, segments, span, split_families};
 use super::{Generator, Mode, Policy, Request};
 use crate::catalog::{Role, Transport};
 use crate::flows::{Flow, net_text};
@@ -80,6 +80,52 @@ impl Generator for Nftables {
         out.push_str("\t}\n}\n");
         out
     }
+}
+
+/// The commands that admit one flow in a policy of ours already loaded (`table inet scc_ports`,
+/// chain `input`, or `forward` for `--network`): one `nft 'add rule …'` per address family, with
+/// anonymous sets of the flow's sources, destinations and port spans (an even/odd range is its
+/// ports). What the report's fix gives: each line runs on its own in a shell, whether or not the
+/// policy's named sets still hold the flow's source group. The comment is the flow's label, made
+/// safe ([`comment_text`]: no quote can close the shell's or nft's quoting).
+pub fn fix_commands(flow: &Flow, mode: &Mode) -> String {
+    let chain = if *mode == Mode::Network {
+        "forward"
+    } else {
+        "input"
+    };
+    let (s4, s6) = split_families(&flow.sources);
+    let (d4, d6) = split_families(&flow.destination);
+    let list = |items: Vec<String>| format!("{{ {} }}", items.join(", "));
+    let ports = list(segments(flow.ports).into_iter().map(span).collect());
+    let proto = flow.transport.as_str();
+    let label = comment_text(&flow.label(), 128);
+    let mut out = String::new();
+    let families: [(Family, Vec<String>, Vec<String>); 2] = [
+        (
+            Family::V4,
+            s4.iter().map(|n| net_text(&IpNet::V4(*n))).collect(),
+            d4.iter().map(|n| net_text(&IpNet::V4(*n))).collect(),
+        ),
+        (
+            Family::V6,
+            s6.iter().map(|n| net_text(&IpNet::V6(*n))).collect(),
+            d6.iter().map(|n| net_text(&IpNet::V6(*n))).collect(),
+        ),
+    ];
+    for (family, src, dst) in families {
+        if src.is_empty() || dst.is_empty() {
+            continue;
+        }
+        let key = family.keyword();
+        let _ = writeln!(
+            out,
+            "nft 'add rule inet {TABLE} {chain} {key} saddr {} {key} daddr {} {proto} dport {ports} accept comment \"{label}\"'",
+            list(src),
+            list(dst)
+        );
+    }
+    out
 }
 
 const LOAD_NOTE: &str = "\

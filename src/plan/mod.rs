@@ -12,7 +12,7 @@ use crate::catalog::{Role, Transport};
 use crate::range::PortRange;
 
 pub use check::{Finding, Place, check};
-pub use resolve::{peer_purpose, resolve};
+pub use resolve::{peer_purpose, peer_senders, resolve};
 
 /// Where a binding listens.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -109,6 +109,10 @@ pub struct Binding {
     pub from: Vec<Role>,
     /// Zones that connect by name (only site services name zones), in file order.
     pub from_zones: Vec<String>,
+    /// When not empty, only these addresses of the roles connect: a trunk peer's SIP ports are
+    /// reached from the SIP Bridge units' virtual IPs, its media range from the MRS units'
+    /// (docs/deployment.md, "Trunk peers"), not from every server.
+    pub from_hosts: Vec<IpAddr>,
 }
 
 /// The component name of every site-service binding: its flows and rules read `service.NAME`.
@@ -126,11 +130,16 @@ impl Binding {
 
     /// The role through which `zone` reaches this binding: the first of the binding's roles that
     /// the zone carries, else [`Role::Zones`] when a site service names the zone itself.
+    /// A binding reached only from some hosts is reached from the zones that hold one of them.
     pub fn reached_as(&self, zone: &crate::deployment::Zone) -> Option<Role> {
+        let holds = |z: &crate::deployment::Zone| {
+            self.from_hosts.is_empty()
+                || (self.from_hosts.iter()).any(|a| z.cidrs.iter().any(|c| c.contains(a)))
+        };
         self.from
             .iter()
             .copied()
-            .find(|r| zone.roles.contains(r))
+            .find(|r| zone.roles.contains(r) && holds(zone))
             .or_else(|| self.from_zones.contains(&zone.name).then_some(Role::Zones))
     }
 }
@@ -162,6 +171,9 @@ impl Serialize for Binding {
         st.serialize_field("from", &self.from)?;
         if !self.from_zones.is_empty() {
             st.serialize_field("from_zones", &self.from_zones)?;
+        }
+        if !self.from_hosts.is_empty() {
+            st.serialize_field("from_hosts", &self.from_hosts)?;
         }
         st.end()
     }

@@ -60,22 +60,19 @@ fn bind<'c>(
                 },
                 from: p.from.clone(),
                 from_zones: Vec::new(),
+                from_hosts: Vec::new(),
             });
         }
     }
 }
 
 /// A trunk peer's side of the trunk: its SIP ports for SIP Bridge and its media range for MRS,
-/// each only when some unit with an instance runs that package. Who connects is `servers`: SIP
-/// Bridge and MRS move with their units between the servers.
+/// each only when some unit with an instance runs that package. Who connects is `servers`, and
+/// of them only the virtual IPs of the units that run the package: SIP Bridge and MRS listen and
+/// send on their unit's address, which HAC moves between the instance nodes, so the peer's
+/// trunk configuration names that address and never a node's own (docs/deployment.md).
 fn peer_bindings(plan: &mut Plan, deployment: &Deployment, host: &Host, peer: &TrunkPeer) {
-    let runs = |package: &str| {
-        deployment
-            .units
-            .iter()
-            .any(|u| !u.instances.is_empty() && u.packages.iter().any(|p| p == package))
-    };
-    let mut push = |port_id: String, transport, ports| {
+    let mut push = |port_id: String, transport, ports, from_hosts: &[std::net::IpAddr]| {
         plan.bindings.push(Binding {
             host: host.clone(),
             unit: None,
@@ -86,16 +83,36 @@ fn peer_bindings(plan: &mut Plan, deployment: &Deployment, host: &Host, peer: &T
             origin: Origin::Peer,
             from: vec![Role::Servers],
             from_zones: Vec::new(),
+            from_hosts: from_hosts.to_vec(),
         });
     };
-    if runs("sip-bridge") {
+    let sip = peer_senders(deployment, "sip-udp");
+    if !sip.is_empty() {
         for &(t, ports) in &peer.sip {
-            push(format!("sip-{}", t.key()), t.transport(), ports);
+            push(format!("sip-{}", t.key()), t.transport(), ports, &sip);
         }
     }
-    if let (Some(media), true) = (peer.media, runs("media-routing-server")) {
-        push("media".to_string(), Transport::Udp, media);
+    let mrs = peer_senders(deployment, "media");
+    if let (Some(media), false) = (peer.media, mrs.is_empty()) {
+        push("media".to_string(), Transport::Udp, media, &mrs);
     }
+}
+
+/// Who sends to a trunk peer's port (`sip-udp`, `sip-tcp`, `sip-tls`, `media`): the virtual IPs
+/// of the units with an instance that run SIP Bridge (SIP) or MRS (media), sorted, each once.
+pub fn peer_senders(deployment: &Deployment, port_id: &str) -> Vec<std::net::IpAddr> {
+    let package = if port_id == "media" {
+        "media-routing-server"
+    } else {
+        "sip-bridge"
+    };
+    let mut out: Vec<std::net::IpAddr> = (deployment.units.iter())
+        .filter(|u| !u.instances.is_empty() && u.packages.iter().any(|p| p == package))
+        .map(|u| u.address)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// What a trunk peer's port is for, in rule descriptions.
@@ -198,6 +215,7 @@ pub fn resolve(deployment: &Deployment, catalog: &Catalog) -> Plan {
                     .iter()
                     .map(|&z| deployment.zones[z].name.clone())
                     .collect(),
+                from_hosts: Vec::new(),
             });
         }
     }
@@ -244,6 +262,7 @@ pub fn resolve(deployment: &Deployment, catalog: &Catalog) -> Plan {
                     origin: Origin::Default,
                     from: p.from.clone(),
                     from_zones: Vec::new(),
+                    from_hosts: Vec::new(),
                 });
             }
         }

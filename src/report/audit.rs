@@ -488,10 +488,10 @@ pub fn candidates(dep: &Deployment, catalog: &Catalog, plan: &Plan) -> Vec<Candi
         };
         out.push(Candidate {
             subject: Subject::node(&n.name, ""),
-            keys: keys(&crate::firewall::select(&all, &mode)),
+            keys: keys(&crate::firewall::select(dep, &all, &mode)),
         });
     }
-    let network = crate::firewall::select(&all, &Mode::Network);
+    let network = crate::firewall::select(dep, &all, &Mode::Network);
     out.push(Candidate {
         subject: Subject::network(None, ""),
         keys: keys(&network),

@@ -84,7 +84,13 @@ pub fn build(dep: &Deployment, plan: &Plan, rows: Option<&[Row]>) -> Graph {
     let rows = match rows {
         Some(r) => r,
         None => {
-            owned = super::planned(dep, plan);
+            // The plan's rows, and those toward the agents' PCs (media from the servers, the
+            // trunk and other PCs): a picture without them hides half of the media path.
+            owned = {
+                let mut rows = super::planned(dep, plan);
+                rows.extend(super::workstation_rows(dep, plan, &[]));
+                rows
+            };
             &owned[..]
         }
     };

@@ -617,7 +617,7 @@ pub fn planned(dep: &Deployment, plan: &Plan) -> Vec<Row> {
 /// to it, on each sample PC a probe result names (`probe --to-workstation ADDR`); a client zone
 /// no result names gets its rows on the zone's first network address, all `untested`, so that
 /// its flows count as planned and untested.
-pub fn workstation_rows(dep: &Deployment, plan: &Plan, files: &[ProbeFile]) -> Vec<Row> {
+pub fn workstation_rows(dep: &Deployment, plan: &Plan, files: &[&ProbeFile]) -> Vec<Row> {
     let mut out = Vec::new();
     for zone in &dep.zones {
         for b in &plan.bindings {
@@ -759,7 +759,11 @@ pub fn build(
     target: &'static dyn crate::firewall::Generator,
 ) -> Report {
     let mut rows = planned(dep, plan);
-    rows.extend(workstation_rows(dep, plan, files));
+    // Sample PCs come only from files that count: a rejected file's addresses make no rows.
+    let counted: Vec<&ProbeFile> = (files.iter())
+        .filter(|f| zone_disagreement(dep, f).is_none())
+        .collect();
+    rows.extend(workstation_rows(dep, plan, &counted));
     type Key<'a> = (&'a str, IpAddr, Transport, u16, &'a str, &'a str);
     let index: HashMap<Key, usize> = rows
         .iter()
@@ -927,20 +931,6 @@ pub fn group(rows: &[Row]) -> Vec<Group> {
     out
 }
 
-/// The zone a destination address lies in: the first whose networks hold it, else the zone of
-/// the (first) node named.
-fn zone_of(dep: &Deployment, address: IpAddr, node: &str) -> Option<String> {
-    if let Some(z) = dep
-        .zones
-        .iter()
-        .find(|z| z.cidrs.iter().any(|c| c.contains(&address)))
-    {
-        return Some(z.name.clone());
-    }
-    let first = node.split(',').next()?;
-    dep.node(first).map(|n| dep.zones[n.zone].name.clone())
-}
-
 fn diagnose(
     dep: &Deployment,
     catalog: &Catalog,
@@ -1045,10 +1035,22 @@ fn hops(
         .as_deref()
         .and_then(|wz| dep.zone(wz))
         .map(|z| z.cidrs.clone());
+    // A trunk peer's port admits only the units that send to it (SIP Bridge's, MRS's address),
+    // as the generated policy does; any other flow the probing zone's networks.
+    let sources = if g.component == crate::plan::PEER_COMPONENT {
+        let inside = |a: &IpAddr| zone.cidrs.iter().any(|c| c.contains(a));
+        let hosts: Vec<IpNet> = (crate::plan::peer_senders(dep, &g.port_id).into_iter())
+            .filter(inside)
+            .map(IpNet::from)
+            .collect();
+        IpNet::aggregate(&hosts)
+    } else {
+        IpNet::aggregate(&zone.cidrs)
+    };
     let flow_to = |node: &str| Flow {
         role: g.role,
         source_zones: vec![zone.name.clone()].into(),
-        sources: IpNet::aggregate(&zone.cidrs).into(),
+        sources: sources.clone().into(),
         node: node.to_string(),
         destination: ws_cidrs
             .clone()
@@ -1068,16 +1070,29 @@ fn hops(
             (Mode::Network, "windows") => crate::firewall::target("csv").unwrap_or(target),
             _ => target,
         };
+        // The fix runs on its own: shell commands that add the rule to the policy already
+        // loaded (nft, iptables), or the statements with what they need (PowerShell's `$group`).
+        let fix = match target.name() {
+            "nftables" => Some(crate::firewall::nftables::fix_commands(&flow, &mode)),
+            _ => None,
+        };
         let full = target.generate(&Request {
             deployment: dep,
             mode,
             policy: Policy::Accept,
             flows: vec![flow],
         });
+        let rule = match (fix, target.name()) {
+            (Some(fix), _) => fix,
+            (None, "iptables") => {
+                crate::firewall::iptables::fix_commands(&rule_lines(&full, &label))
+            }
+            (None, _) => rule_lines(&full, &label),
+        };
         out.push(Hop {
             firewall,
             target: target.name().to_string(),
-            rule: rule_lines(&full, &label),
+            rule,
             full,
         });
     };
@@ -1098,21 +1113,26 @@ fn hops(
             flow_to(node),
         );
     }
-    if let Some(dest_zone) = zone_of(dep, g.address, &g.node) {
-        if dest_zone != zone.name {
-            run(
-                format!(
-                    "network firewall between zones {} and {dest_zone}",
-                    zone.name
-                ),
-                Mode::Network,
-                flow_to(
-                    g.workstations
-                        .as_deref()
-                        .unwrap_or(g.node.split(',').next().unwrap_or_default()),
-                ),
-            );
-        }
+    // Whether a network firewall stands between the zones: flows answers (DESIGN §9), as for
+    // every --network target: none inside one zone, none between zones no [firewalls] separates.
+    let flow = flow_to(
+        g.workstations
+            .as_deref()
+            .unwrap_or(g.node.split(',').next().unwrap_or_default()),
+    );
+    let crossing = crate::flows::Crossings::new(dep)
+        .through_any(&flow)
+        .first()
+        .copied();
+    if let Some((from, to)) = crossing {
+        run(
+            format!(
+                "network firewall between zones {} and {}",
+                dep.zones[from].name, dep.zones[to].name
+            ),
+            Mode::Network,
+            flow,
+        );
     }
     out
 }
@@ -1121,10 +1141,8 @@ fn hops(
 /// continued (`\` or PowerShell's backtick) taken with its continuation, a Terraform `resource`
 /// block taken whole. Outputs whose rules do not name the flow on their own line (a firewalld
 /// script names it in a service file; a CSV row in two cells) are kept whole without comments.
+/// (nftables fixes are not cut from the policy: [`crate::firewall::nftables::fix_commands`].)
 pub fn rule_lines(text: &str, label: &str) -> String {
-    if let Some(s) = nft_set_element(text, label) {
-        return s;
-    }
     let lines: Vec<&str> = text
         .lines()
         .filter(|l| {
@@ -1190,8 +1208,6 @@ pub fn rule_lines(text: &str, label: &str) -> String {
     s
 }
 
-/// An nftables policy names its flows on set elements (`10.1.0.100 . 21002 comment "a.b",`), not
-/// on rules: the fix is then the element, added to its set, and the rule that matches the set.
 /// A script's top-level variable assignments (`$group = '…'`): the name and the line.
 fn assignments<'a>(lines: &[&'a str]) -> Vec<(&'a str, &'a str)> {
     lines
@@ -1214,41 +1230,6 @@ fn uses_variable(text: &str, name: &str) -> bool {
             .next()
             .is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'))
     })
-}
-
-fn nft_set_element(text: &str, label: &str) -> Option<String> {
-    let quoted = format!("comment \"{label}\"");
-    let mut table = None;
-    let mut set = None;
-    for line in text.lines() {
-        let t = line.trim();
-        if let Some(rest) = t.strip_prefix("table ") {
-            if let Some(name) = rest.strip_suffix(" {") {
-                table = Some(name.to_string());
-            }
-        } else if let Some(rest) = t.strip_prefix("set ") {
-            set = rest.strip_suffix(" {").map(str::to_string);
-        } else if t == "}" {
-            // The end of `elements = {` or of the set: either way no element follows in this set
-            // before the next `set` line.
-        } else if let (Some(table), Some(name)) = (&table, &set) {
-            if t.ends_with(',') && t.contains(&quoted) {
-                let element = t.trim_end_matches(',');
-                let mut out = format!("add element {table} {name} {{ {element} }}\n");
-                let reference = format!("@{name} ");
-                for rule in text
-                    .lines()
-                    .map(str::trim)
-                    .filter(|l| l.contains(&reference))
-                {
-                    out.push_str(rule);
-                    out.push('\n');
-                }
-                return Some(out);
-            }
-        }
-    }
-    None
 }
 
 /// Status counts of a list of groups' rows, by status, for a small table.
@@ -1398,6 +1379,42 @@ instances = ["B", "A"]
     }
 
     #[test]
+    fn a_rejected_file_makes_no_pc_rows() {
+        let (dep, catalog, plan) = system();
+        let pc = |status: &str| ProbeLine {
+            transport: Transport::Udp,
+            ..line("10.1.0.9", 5004, "communication-desktop", "rtp", status)
+        };
+        // Probed from an agent PC (10.1.0.50) but labelled dc: rejected.
+        let mut forged = file("dc", "forged.json", vec![pc("verified")]);
+        forged.sources = Some(vec!["10.1.0.50".parse().unwrap()]);
+        let r = build(&dep, &catalog, &plan, &[forged], nft());
+        assert_eq!(r.rejected.len(), 1);
+        let addresses: Vec<IpAddr> = (r.rows.iter())
+            .filter(|r| r.workstations.is_some())
+            .map(|r| r.address)
+            .collect();
+        assert!(!addresses.is_empty());
+        assert!(
+            !addresses.contains(&"10.1.0.9".parse().unwrap()),
+            "a PC named only by a rejected file got rows"
+        );
+        // The same result from inside dc counts: the PC gets its rows.
+        let r = build(
+            &dep,
+            &catalog,
+            &plan,
+            &[file("dc", "dc.json", vec![pc("verified")])],
+            nft(),
+        );
+        assert!(r.rejected.is_empty());
+        assert!(
+            (r.rows.iter())
+                .any(|r| r.address.to_string() == "10.1.0.9" && r.status == Status::Verified)
+        );
+    }
+
+    #[test]
     fn a_sample_pc_gets_every_zone_that_sends_to_it_and_counts_as_flows() {
         let (dep, catalog, plan) = system();
         let ws = |port: u16, status: &str| ProbeLine {
@@ -1447,7 +1464,9 @@ instances = ["B", "A"]
             ]
         );
         assert!(
-            f.hops[0].rule.contains("10.1.0.0/24 . 5010"),
+            f.hops[0]
+                .rule
+                .contains("ip daddr { 10.1.0.0/24 } udp dport { 5010 } accept"),
             "{}",
             f.hops[0].rule
         );
@@ -1627,8 +1646,33 @@ instances = ["B", "A"]
             .unwrap();
         assert_eq!(
             f.hops[0].rule,
-            "add element inet scc_ports clients_tcp_v4 { 10.0.0.100 . 21002 comment \"connection-server.client-port\" }\n\
-             ip saddr 10.1.0.0/24 ip daddr . tcp dport @clients_tcp_v4 accept comment \"from:clients/tcp\"\n"
+            "nft 'add rule inet scc_ports input ip saddr { 10.1.0.0/24 } ip daddr { 10.0.0.100 } tcp dport { 21002 } accept comment \"connection-server.client-port\"'\n"
+        );
+        // A declared firewall that does not separate agents from dc: no network hop (flows'
+        // Crossings decides, as for every --network target).
+        let mut walled = dep.clone();
+        let mut edge = walled.firewalls.first().cloned().unwrap_or_else(|| {
+            crate::deployment::parse(
+                &crate::diag::Source::new(
+                    "f.toml",
+                    format!("{SYSTEM}\n[firewalls.EDGE]\nzones = [\"dc\", \"trunk\"]\n"),
+                ),
+                &catalog,
+            )
+            .expect("valid")
+            .firewalls[0]
+                .clone()
+        });
+        edge.zones.retain(|z| walled.zones[z.zone].name != "agents");
+        walled.firewalls = vec![edge];
+        let r = build(&walled, &catalog, &plan, &files, nft());
+        let f = (r.failures.iter())
+            .find(|f| f.group.port_id == "client-port" && f.group.status == Status::Filtered)
+            .unwrap();
+        let names: Vec<&str> = f.hops.iter().map(|h| h.firewall.as_str()).collect();
+        assert_eq!(
+            names,
+            ["host firewall of node B", "host firewall of node A"]
         );
     }
 
@@ -1759,7 +1803,7 @@ instances = ["B", "A"]
             all.push(file(zone, &format!("{zone}.json"), mine));
         }
         // The agents' PCs too (their rows stand on the zone's first address when none was probed).
-        let pcs = workstation_rows(&dep, &plan, &all);
+        let pcs = workstation_rows(&dep, &plan, &all.iter().collect::<Vec<_>>());
         for f in &mut all {
             f.results
                 .extend(pcs.iter().filter(|r| r.zone == f.zone).map(verified));

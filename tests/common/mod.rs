@@ -94,7 +94,7 @@ pub fn lab_flows(
             addresses: app1.iter().map(|a| std::net::IpAddr::V4(*a)).collect(),
         }
     };
-    scc_ports::firewall::select(&all, &mode)
+    scc_ports::firewall::select(&dep, &all, &mode)
 }
 
 /// Aerleon's `aclgen`: `SCC_PORTS_ACLGEN` (CI's venv, .ci/before.d/30-aerleon.sh) or the PATH's.

@@ -184,7 +184,7 @@ pub fn minus(spans: &[Span], cut: &Span) -> Vec<Span> {
     out
 }
 
-/// The flows that cross `firewall`, each from the addresses of the zones it crosses from (a
+/// The flows that cross `firewall`, each from its sources in the zones it crosses from (a
 /// flow from several zones, one of them the destination's own, keeps only the others; a zone's
 /// addresses are those of [`zones_of`], so the internet's are not the other zones').
 pub fn crossing(dep: &Deployment, firewall: &Firewall, flows: Vec<Flow>) -> Vec<Flow> {
@@ -203,10 +203,24 @@ pub fn crossing(dep: &Deployment, firewall: &Firewall, flows: Vec<Flow>) -> Vec<
                 from.push(n.clone());
             }
         }
+        // The zone's addresses that are the flow's sources: all of them for a role's flow, only
+        // the hosts for a flow from some hosts (a trunk peer's, from SIP Bridge's unit address).
+        // CIDRs either nest or are apart: their intersection is the smaller one.
         let nets: Vec<ipnet::IpNet> = bound
             .iter()
             .filter(|b| from.contains(&b.zone))
             .flat_map(|b| b.spans.iter().flat_map(|s| s.cidrs()))
+            .flat_map(|z| {
+                (f.sources.iter()).filter_map(move |s| {
+                    if z.contains(s) {
+                        Some(*s)
+                    } else if s.contains(&z) {
+                        Some(z)
+                    } else {
+                        None
+                    }
+                })
+            })
             .collect();
         let nets = ipnet::IpNet::aggregate(&nets);
         let mut g = f.clone();
