@@ -138,7 +138,16 @@ impl Netns {
         let port = port.to_string();
         self.exec(
             &[
-                "nft", "add", "rule", "inet", "scc_ports", "input", "tcp", "dport", &port, "accept",
+                "nft",
+                "add",
+                "rule",
+                "inet",
+                "scc_ports",
+                "input",
+                "tcp",
+                "dport",
+                &port,
+                "accept",
             ],
             None,
         );
