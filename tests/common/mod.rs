@@ -57,6 +57,62 @@ pub fn python_jsonschema(what: &str) -> Option<std::path::PathBuf> {
     None
 }
 
+/// Each of `docs` checked against the JSON schema `schema` by Python's `jsonschema` with
+/// `validator` (its class for the schema's draft): "valid", or "invalid: MESSAGE at PATH" of the
+/// first error; None when the module is missing (skipped, see `python_jsonschema`).
+pub fn jsonschema_verdicts(
+    what: &str,
+    schema: &std::path::Path,
+    validator: &str,
+    docs: &[(String, serde_json::Value)],
+) -> Option<Vec<String>> {
+    let py = python_jsonschema(what)?;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("docs.json");
+    let list: Vec<&serde_json::Value> = docs.iter().map(|(_, d)| d).collect();
+    std::fs::write(&input, serde_json::to_string(&list).unwrap()).unwrap();
+    let script = r#"
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+v = getattr(jsonschema, sys.argv[3])(schema)
+for d in json.load(open(sys.argv[2])):
+    errors = sorted(v.iter_errors(d), key=lambda e: list(e.path))
+    print("valid" if not errors else "invalid: %s at %s" % (errors[0].message.replace("\n", " "), list(errors[0].path)))
+"#;
+    let out = std::process::Command::new(py)
+        .args(["-c", script])
+        .arg(schema)
+        .arg(&input)
+        .arg(validator)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// The schema checks' verdicts: the first `valid` documents pass, every one after (the broken
+/// ones, each named by its label) is refused.
+pub fn assert_first_valid(docs: &[(String, serde_json::Value)], verdicts: &[String], valid: usize) {
+    assert_eq!(verdicts.len(), docs.len());
+    for (i, ((what, _), verdict)) in docs.iter().zip(verdicts).enumerate() {
+        if i < valid {
+            assert_eq!(verdict, "valid", "{what}");
+        } else {
+            assert!(verdict.starts_with("invalid"), "{what} passed the schema");
+        }
+    }
+}
+
 /// Runs the built `scc-ports` from the crate's root: (exit code, stdout, stderr).
 pub fn cli(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scc-ports"))
