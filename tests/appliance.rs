@@ -1081,14 +1081,7 @@ fn aerleon_renderings_of_our_network_policy_audit_exact() {
     ] {
         let file = format!("examples/{ex}.toml");
         let out = common::aerleon_network(&file, &tmp.join(ex));
-        let catalog = scc_ports::catalog::Catalog::embedded();
-        let text =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(&file)).unwrap();
-        let dep = scc_ports::deployment::parse(
-            &scc_ports::diag::Source::new(file.as_str(), text.as_str()),
-            &catalog,
-        )
-        .expect("example loads");
+        let dep = common::load_deployment(&file);
         for fw in &dep.firewalls {
             for (ext, platform) in [
                 ("asa", "ciscoasa"),

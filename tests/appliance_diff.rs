@@ -432,14 +432,7 @@ fn mutated_aerleon_renderings_are_brought_back_to_exactly_the_plan() {
     ] {
         let file = format!("examples/{ex}.toml");
         let out = common::aerleon_network(&file, &tmp.join(ex));
-        let catalog = scc_ports::catalog::Catalog::embedded();
-        let text =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(&file)).unwrap();
-        let dep = scc_ports::deployment::parse(
-            &scc_ports::diag::Source::new(file.as_str(), text.as_str()),
-            &catalog,
-        )
-        .expect("example loads");
+        let dep = common::load_deployment(&file);
         for fw in &dep.firewalls {
             for (platform, vendor) in [("ciscoasa", Vendor::Asa), ("paloalto", Vendor::Panos)] {
                 if !fw.platforms.iter().any(|p| p == platform) {
@@ -649,10 +642,7 @@ fn edge() -> (
     use scc_ports::audit::appliance::bind::{crossing, zones_of};
     let file = "examples/all-in-one.toml";
     let catalog = scc_ports::catalog::Catalog::embedded();
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
-    let dep =
-        scc_ports::deployment::parse(&scc_ports::diag::Source::new(file, text.as_str()), &catalog)
-            .expect("example loads");
+    let dep = common::load_deployment(file);
     let plan = scc_ports::plan::resolve(&dep, &catalog);
     let all = scc_ports::flows::flows(&dep, &catalog, &plan);
     let flows = scc_ports::firewall::select(&dep, &all, &scc_ports::firewall::Mode::Network);

@@ -127,6 +127,15 @@ pub fn cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The deployment `file` (a path from the crate root), which must load.
+pub fn load_deployment(file: &str) -> scc_ports::deployment::Deployment {
+    let catalog = scc_ports::catalog::Catalog::embedded();
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+        .unwrap();
+    scc_ports::deployment::parse(&scc_ports::diag::Source::new(file, text.as_str()), &catalog)
+        .unwrap_or_else(|e| panic!("{file} loads: {e:?}"))
+}
+
 /// The flows the lab deployment `lab` (a path from the crate root) plans through the firewall of
 /// APP1 (whose addresses are `app1`), or with `network` through the network firewalls.
 pub fn lab_flows(
@@ -135,11 +144,7 @@ pub fn lab_flows(
     network: bool,
 ) -> Vec<scc_ports::flows::Flow> {
     let catalog = scc_ports::catalog::Catalog::embedded();
-    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(lab))
-        .unwrap();
-    let dep =
-        scc_ports::deployment::parse(&scc_ports::diag::Source::new(lab, text.as_str()), &catalog)
-            .expect("lab loads");
+    let dep = load_deployment(lab);
     let plan = scc_ports::plan::resolve(&dep, &catalog);
     let all = scc_ports::flows::flows(&dep, &catalog, &plan);
     let mode = if network {
