@@ -598,39 +598,20 @@ fn hostile_names_are_refused_not_written_raw() {
 #[test]
 fn appliance_diff_invocation_errors_exit_2_with_a_hint() {
     let asa = "tests/appliance_diff/asa.cfg";
-    let (code, _, err) = common::cli(&[
-        "firewall",
-        "examples/all-in-one.toml",
-        "--network",
-        "--target",
-        "nftables",
-        "--diff",
-        asa,
-    ]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--target aerleon"), "{err}");
-    let (code, _, err) = common::cli(&[
-        "firewall",
-        "examples/all-in-one.toml",
-        "--node",
-        "SCC1",
-        "--target",
-        "aerleon",
-        "--diff",
-        asa,
-    ]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--network"), "{err}");
-    let (code, _, err) = common::cli(&[
-        "firewall",
-        "examples/all-in-one.toml",
-        "--network",
-        "--target",
-        "aerleon",
-        "--diff",
-        "tests/appliance/srx.set",
-    ]);
-    assert_eq!(code, 2, "{err}");
+    // (scope, target, --diff file, what the error must say; "" for the exit alone)
+    let cases: [(&[&str], &str, &str, &str); 3] = [
+        (&["--network"], "nftables", asa, "--target aerleon"),
+        (&["--node", "SCC1"], "aerleon", asa, "--network"),
+        (&["--network"], "aerleon", "tests/appliance/srx.set", ""),
+    ];
+    for (scope, target, diff, hint) in cases {
+        let mut args = vec!["firewall", "examples/all-in-one.toml"];
+        args.extend(scope);
+        args.extend(["--target", target, "--diff", diff]);
+        let (code, _, err) = common::cli(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(hint), "{args:?}: {err}");
+    }
 }
 
 /// The all-in-one example's firewall EDGE: its zones as the appliance names them, and the
