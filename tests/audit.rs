@@ -1171,16 +1171,7 @@ fn golden_files(files: &[&str]) {
         let path = format!("tests/audit/{f}");
         let name = f.replace(['/', '.'], "_");
         for format in ["json", "table"] {
-            let (code, out, err) = cli(&[
-                "audit",
-                LAB,
-                "--node",
-                "APP1",
-                "--ruleset",
-                &path,
-                "--format",
-                format,
-            ]);
+            let (code, out, err) = cli(&common::audit_app1_args(LAB, &path, format));
             let bad = f.starts_with("bad/");
             assert_eq!(code, if bad { 2 } else { 1 }, "{f}: {err}");
             if bad {
@@ -1202,27 +1193,9 @@ fn golden_files(files: &[&str]) {
 fn golden_csv_and_markdown() {
     for (f, format) in [("admin.save", "csv"), ("windows.json", "markdown")] {
         let path = format!("tests/audit/{f}");
-        let (code, out, err) = cli(&[
-            "audit",
-            LAB,
-            "--node",
-            "APP1",
-            "--ruleset",
-            &path,
-            "--format",
-            format,
-        ]);
+        let (code, out, err) = cli(&common::audit_app1_args(LAB, &path, format));
         assert_eq!(code, 1, "{f}: {err}");
-        let (_, json, _) = cli(&[
-            "audit",
-            LAB,
-            "--node",
-            "APP1",
-            "--ruleset",
-            &path,
-            "--format",
-            "json",
-        ]);
+        let (_, json, _) = cli(&common::audit_app1_args(LAB, &path, "json"));
         let json: serde_json::Value = serde_json::from_str(&json).unwrap();
         let rows =
             json["flows"].as_array().unwrap().len() + json["extra"].as_array().unwrap().len();
@@ -1249,16 +1222,7 @@ fn golden_nft_text() {
     // The text of admin.nft as nft prints it: the same report as its JSON export, but for the
     // format's name and the rules' names (nft's text rather than words rebuilt from the JSON).
     let report = |f: &str| {
-        let (_, out, _) = cli(&[
-            "audit",
-            LAB,
-            "--node",
-            "APP1",
-            "--ruleset",
-            f,
-            "--format",
-            "json",
-        ]);
+        let (_, out, _) = cli(&common::audit_app1_args(LAB, f, "json"));
         let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
         fn strip(v: &mut serde_json::Value) {
             match v {

@@ -34,16 +34,7 @@ fn sarif(args: &[&str]) -> (i32, Value) {
 
 fn audit(ruleset: &str) -> (i32, Value) {
     let path = format!("tests/audit/{ruleset}");
-    sarif(&[
-        "audit",
-        LAB,
-        "--node",
-        "APP1",
-        "--ruleset",
-        &path,
-        "--format",
-        "sarif",
-    ])
+    sarif(&common::audit_app1_args(LAB, &path, "sarif"))
 }
 
 fn results(log: &Value) -> &Vec<Value> {

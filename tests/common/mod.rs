@@ -113,6 +113,20 @@ pub fn assert_first_valid(docs: &[(String, serde_json::Value)], verdicts: &[Stri
     }
 }
 
+/// `audit LAB --node APP1 --ruleset RULESET --format FORMAT`: the audit tests' one question.
+pub fn audit_app1_args<'a>(lab: &'a str, ruleset: &'a str, format: &'a str) -> [&'a str; 8] {
+    [
+        "audit",
+        lab,
+        "--node",
+        "APP1",
+        "--ruleset",
+        ruleset,
+        "--format",
+        format,
+    ]
+}
+
 /// Runs the built `scc-ports` from the crate's root: (exit code, stdout, stderr).
 pub fn cli(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scc-ports"))
