@@ -44,12 +44,7 @@ fn results(log: &Value) -> &Vec<Value> {
 /// Every log the two commands write for the examples, the lab's rulesets and a broken file.
 fn every_log() -> Vec<(String, Value)> {
     let mut logs = Vec::new();
-    let mut examples: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    examples.sort();
+    let examples = common::example_files();
     for p in &examples {
         let rel = p.strip_prefix(root()).unwrap().display().to_string();
         let (code, log) = sarif(&["check", &rel, "--format", "sarif"]);

@@ -129,12 +129,7 @@ fn toml_to_json(text: &str) -> Value {
 #[test]
 fn every_example_is_valid_and_broken_files_are_not() {
     let mut docs: Vec<(String, Value)> = Vec::new();
-    let mut examples: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    examples.sort();
+    let examples = common::example_files();
     assert!(examples.len() >= 4, "{examples:?}");
     for p in &examples {
         let text = std::fs::read_to_string(p).unwrap();

@@ -141,6 +141,18 @@ pub fn cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// Every example deployment (`examples/*.toml`), sorted.
+pub fn example_files() -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut examples: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    examples.sort();
+    examples
+}
+
 /// The deployment `file` (a path from the crate root), which must load.
 pub fn load_deployment(file: &str) -> scc_ports::deployment::Deployment {
     let catalog = scc_ports::catalog::Catalog::embedded();
