@@ -722,10 +722,8 @@ fn the_fleet_report_matches_its_golden_in_every_format() {
     }
 }
 
-#[test]
-fn an_audit_alone_makes_a_report_and_an_exact_one_exits_zero() {
-    let dir = fleet();
-    let d = dir.path();
+/// The fleet's planned iptables rules for APP1, as `firewall` prints them.
+fn app1_iptables(d: &Path) -> String {
     let (code, out, err) = run(
         d,
         &[
@@ -738,6 +736,14 @@ fn an_audit_alone_makes_a_report_and_an_exact_one_exits_zero() {
         ],
     );
     assert_eq!(code, 0, "{err}");
+    out
+}
+
+#[test]
+fn an_audit_alone_makes_a_report_and_an_exact_one_exits_zero() {
+    let dir = fleet();
+    let d = dir.path();
+    let out = app1_iptables(d);
     std::fs::write(d.join("good.rules"), out).unwrap();
     audit_to(
         d,
@@ -973,18 +979,7 @@ fn hostile_audit_text_is_cleaned_for_every_sink() {
 fn drift_names_what_broke_and_what_opened_and_the_reverse_what_was_fixed() {
     let dir = fleet();
     let d = dir.path();
-    let (code, good, err) = run(
-        d,
-        &[
-            "firewall",
-            "fleet.toml",
-            "--target",
-            "iptables",
-            "--node",
-            "APP1",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    let good = app1_iptables(d);
     let client = good
         .lines()
         .find(|l| l.contains("\"connection-server.client-port\""))
