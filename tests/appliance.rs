@@ -1072,16 +1072,7 @@ fn aerleon_renderings_of_our_network_policy_audit_exact() {
     let tmp = std::env::temp_dir().join(format!("scc-appliance-rt-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("temporary directory");
     let mut audited = 0;
-    for ex in [
-        "all-in-one",
-        "redundant",
-        "large",
-        "services",
-        "two-offices",
-    ] {
-        let file = format!("examples/{ex}.toml");
-        let out = common::aerleon_network(&file, &tmp.join(ex));
-        let dep = common::load_deployment(&file);
+    for (ex, file, out, dep) in common::aerleon_examples(&tmp) {
         for fw in &dep.firewalls {
             for (ext, platform) in [
                 ("asa", "ciscoasa"),

@@ -423,16 +423,7 @@ fn mutated_aerleon_renderings_are_brought_back_to_exactly_the_plan() {
         commands: 0,
         exact: 0,
     };
-    for ex in [
-        "all-in-one",
-        "redundant",
-        "large",
-        "services",
-        "two-offices",
-    ] {
-        let file = format!("examples/{ex}.toml");
-        let out = common::aerleon_network(&file, &tmp.join(ex));
-        let dep = common::load_deployment(&file);
+    for (ex, file, out, dep) in common::aerleon_examples(&tmp) {
         for fw in &dep.firewalls {
             for (platform, vendor) in [("ciscoasa", Vendor::Asa), ("paloalto", Vendor::Panos)] {
                 if !fw.platforms.iter().any(|p| p == platform) {

@@ -141,6 +141,34 @@ pub fn cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The examples with network firewalls, one by one: (name, file, the directory under `dir` where
+/// `aclgen` rendered its network policy, the deployment).
+pub fn aerleon_examples(
+    dir: &std::path::Path,
+) -> impl Iterator<
+    Item = (
+        &'static str,
+        String,
+        std::path::PathBuf,
+        scc_ports::deployment::Deployment,
+    ),
+> + '_ {
+    [
+        "all-in-one",
+        "redundant",
+        "large",
+        "services",
+        "two-offices",
+    ]
+    .into_iter()
+    .map(move |ex| {
+        let file = format!("examples/{ex}.toml");
+        let out = aerleon_network(&file, &dir.join(ex));
+        let dep = load_deployment(&file);
+        (ex, file, out, dep)
+    })
+}
+
 /// Every example deployment (`examples/*.toml`), sorted.
 pub fn example_files() -> Vec<std::path::PathBuf> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
