@@ -17,6 +17,25 @@ fn have(tool: &str) -> bool {
         .is_ok_and(|o| o.status.success())
 }
 
+/// What a playbook run over ssh into namespaces needs.
+const SSH_PLAY: [&str; 4] = ["ansible-playbook", "/usr/sbin/sshd", "ssh", "ssh-keygen"];
+
+/// Whether every tool is installed; a missing one skips the test, or fails it under
+/// SCC_PORTS_REQUIRE_ROOT_TESTS=1.
+fn tools_ready(tools: &[&str]) -> bool {
+    for tool in tools {
+        if !have(tool) {
+            assert!(
+                !required(),
+                "{tool} is missing, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires this test"
+            );
+            eprintln!("skipped: {tool} is not installed");
+            return false;
+        }
+    }
+    true
+}
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -50,12 +69,7 @@ fn inventory(work: &Path) -> String {
 #[cfg_attr(not(scc_ansible), ignore = "needs ansible-playbook (ansible-core)")]
 #[test]
 fn local_playbook_names_the_held_port_and_leaves_nothing_running() {
-    if !have("ansible-playbook") {
-        assert!(
-            !required(),
-            "ansible-playbook is missing, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires this test"
-        );
-        eprintln!("skipped: ansible-playbook is not installed");
+    if !tools_ready(&["ansible-playbook"]) {
         return;
     }
     let tmp = tempfile::tempdir().unwrap();
@@ -281,18 +295,8 @@ fn ssh_hosts(controller: &Netns, hosts: &[(&str, &str, &Netns)], dir: &Path) -> 
 )]
 #[test]
 fn namespace_playbook_over_ssh_names_the_missing_rule_and_the_held_port() {
-    if !netns::available("namespace_playbook_over_ssh") {
+    if !netns::available("namespace_playbook_over_ssh") || !tools_ready(&SSH_PLAY) {
         return;
-    }
-    for tool in ["ansible-playbook", "/usr/sbin/sshd", "ssh", "ssh-keygen"] {
-        if !have(tool) {
-            assert!(
-                !required(),
-                "{tool} is missing, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires this test"
-            );
-            eprintln!("skipped: {tool} is not installed");
-            return;
-        }
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -1152,24 +1156,11 @@ fn fleet_audits(report: &serde_json::Value) -> Vec<(String, bool, Vec<String>, V
 )]
 #[test]
 fn audit_playbook_over_ssh_names_the_missing_rule_the_extra_opening_and_the_drift() {
-    if !netns::available("audit_playbook_over_ssh") {
+    if !netns::available("audit_playbook_over_ssh")
+        || !tools_ready(&SSH_PLAY)
+        || !tools_ready(&["iptables-restore"])
+    {
         return;
-    }
-    for tool in [
-        "ansible-playbook",
-        "/usr/sbin/sshd",
-        "ssh",
-        "ssh-keygen",
-        "iptables-restore",
-    ] {
-        if !have(tool) {
-            assert!(
-                !required(),
-                "{tool} is missing, and SCC_PORTS_REQUIRE_ROOT_TESTS=1 requires this test"
-            );
-            eprintln!("skipped: {tool} is not installed");
-            return;
-        }
     }
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -1313,21 +1304,7 @@ fn audit_playbook_over_ssh_names_the_missing_rule_the_extra_opening_and_the_drif
 
     // The change: N2 fixed, N1 opens tcp 2223; the second run compares with the first.
     n2.nft(&full).unwrap();
-    n1.exec(
-        &[
-            "nft",
-            "add",
-            "rule",
-            "inet",
-            "scc_ports",
-            "input",
-            "tcp",
-            "dport",
-            "2223",
-            "accept",
-        ],
-        None,
-    );
+    n1.accept_tcp(2223);
     let second = dir.join("second");
     let (code, log, report) = run(
         &second,
@@ -1414,15 +1391,8 @@ fn the_windows_audit_task_runs_the_documented_export_line() {
 )]
 #[test]
 fn audit_playbook_collects_a_firewalld_configuration() {
-    if !netns::available("audit_playbook_firewalld") {
+    if !netns::available("audit_playbook_firewalld") || !tools_ready(&SSH_PLAY) {
         return;
-    }
-    for tool in ["ansible-playbook", "/usr/sbin/sshd", "ssh", "ssh-keygen"] {
-        if !have(tool) {
-            assert!(!required(), "{tool} is missing");
-            eprintln!("skipped: {tool} is not installed");
-            return;
-        }
     }
     if !Path::new("/usr/lib/firewalld/zones").is_dir() {
         assert!(!required(), "firewalld's /usr/lib/firewalld is missing");

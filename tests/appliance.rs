@@ -1072,23 +1072,7 @@ fn aerleon_renderings_of_our_network_policy_audit_exact() {
     let tmp = std::env::temp_dir().join(format!("scc-appliance-rt-{}", std::process::id()));
     std::fs::create_dir_all(&tmp).expect("temporary directory");
     let mut audited = 0;
-    for ex in [
-        "all-in-one",
-        "redundant",
-        "large",
-        "services",
-        "two-offices",
-    ] {
-        let file = format!("examples/{ex}.toml");
-        let out = common::aerleon_network(&file, &tmp.join(ex));
-        let catalog = scc_ports::catalog::Catalog::embedded();
-        let text =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(&file)).unwrap();
-        let dep = scc_ports::deployment::parse(
-            &scc_ports::diag::Source::new(file.as_str(), text.as_str()),
-            &catalog,
-        )
-        .expect("example loads");
+    for (ex, file, out, dep) in common::aerleon_examples(&tmp) {
         for fw in &dep.firewalls {
             for (ext, platform) in [
                 ("asa", "ciscoasa"),

@@ -423,23 +423,7 @@ fn mutated_aerleon_renderings_are_brought_back_to_exactly_the_plan() {
         commands: 0,
         exact: 0,
     };
-    for ex in [
-        "all-in-one",
-        "redundant",
-        "large",
-        "services",
-        "two-offices",
-    ] {
-        let file = format!("examples/{ex}.toml");
-        let out = common::aerleon_network(&file, &tmp.join(ex));
-        let catalog = scc_ports::catalog::Catalog::embedded();
-        let text =
-            std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(&file)).unwrap();
-        let dep = scc_ports::deployment::parse(
-            &scc_ports::diag::Source::new(file.as_str(), text.as_str()),
-            &catalog,
-        )
-        .expect("example loads");
+    for (ex, file, out, dep) in common::aerleon_examples(&tmp) {
         for fw in &dep.firewalls {
             for (platform, vendor) in [("ciscoasa", Vendor::Asa), ("paloalto", Vendor::Panos)] {
                 if !fw.platforms.iter().any(|p| p == platform) {
@@ -605,39 +589,20 @@ fn hostile_names_are_refused_not_written_raw() {
 #[test]
 fn appliance_diff_invocation_errors_exit_2_with_a_hint() {
     let asa = "tests/appliance_diff/asa.cfg";
-    let (code, _, err) = common::cli(&[
-        "firewall",
-        "examples/all-in-one.toml",
-        "--network",
-        "--target",
-        "nftables",
-        "--diff",
-        asa,
-    ]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--target aerleon"), "{err}");
-    let (code, _, err) = common::cli(&[
-        "firewall",
-        "examples/all-in-one.toml",
-        "--node",
-        "SCC1",
-        "--target",
-        "aerleon",
-        "--diff",
-        asa,
-    ]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("--network"), "{err}");
-    let (code, _, err) = common::cli(&[
-        "firewall",
-        "examples/all-in-one.toml",
-        "--network",
-        "--target",
-        "aerleon",
-        "--diff",
-        "tests/appliance/srx.set",
-    ]);
-    assert_eq!(code, 2, "{err}");
+    // (scope, target, --diff file, what the error must say; "" for the exit alone)
+    let cases: [(&[&str], &str, &str, &str); 3] = [
+        (&["--network"], "nftables", asa, "--target aerleon"),
+        (&["--node", "SCC1"], "aerleon", asa, "--network"),
+        (&["--network"], "aerleon", "tests/appliance/srx.set", ""),
+    ];
+    for (scope, target, diff, hint) in cases {
+        let mut args = vec!["firewall", "examples/all-in-one.toml"];
+        args.extend(scope);
+        args.extend(["--target", target, "--diff", diff]);
+        let (code, _, err) = common::cli(&args);
+        assert_eq!(code, 2, "{args:?}: {err}");
+        assert!(err.contains(hint), "{args:?}: {err}");
+    }
 }
 
 /// The all-in-one example's firewall EDGE: its zones as the appliance names them, and the
@@ -649,10 +614,7 @@ fn edge() -> (
     use scc_ports::audit::appliance::bind::{crossing, zones_of};
     let file = "examples/all-in-one.toml";
     let catalog = scc_ports::catalog::Catalog::embedded();
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join(file)).unwrap();
-    let dep =
-        scc_ports::deployment::parse(&scc_ports::diag::Source::new(file, text.as_str()), &catalog)
-            .expect("example loads");
+    let dep = common::load_deployment(file);
     let plan = scc_ports::plan::resolve(&dep, &catalog);
     let all = scc_ports::flows::flows(&dep, &catalog, &plan);
     let flows = scc_ports::firewall::select(&dep, &all, &scc_ports::firewall::Mode::Network);

@@ -66,6 +66,27 @@ fn tool(name: &str) -> bool {
 }
 
 /// Whether the kernel tests can run (prints why not; panics when they are required).
+/// What every kernel differential test starts with: the kernel and tools (or a skip), the lock
+/// that serializes the namespaces, enough file descriptors for the bursts, the clock and the
+/// seeded generator.
+fn differential_start(what: &str) -> Option<(std::sync::MutexGuard<'static, ()>, Instant, Rng)> {
+    if !kernel_ready(what) {
+        return None;
+    }
+    let serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    burst::raise_fd_limit();
+    Some((serial, Instant::now(), Rng::new(seed())))
+}
+
+fn assert_no_disagreements(wrong: &[String]) {
+    assert!(
+        wrong.is_empty(),
+        "{} disagreements:\n{}",
+        wrong.len(),
+        wrong.join("\n")
+    );
+}
+
 fn kernel_ready(what: &str) -> bool {
     if !netns::available(what) {
         return false;
@@ -1084,13 +1105,9 @@ fn cases(rng: &mut Rng) -> Vec<Case> {
 #[test]
 fn kernel_agrees_with_the_audit_packet_by_packet() {
     let what = "audit kernel differential test";
-    if !kernel_ready(what) {
+    let Some((_serial, started, mut rng)) = differential_start(what) else {
         return;
-    }
-    let _serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    burst::raise_fd_limit();
-    let started = Instant::now();
-    let mut rng = Rng::new(seed());
+    };
     let mut total = 0;
     let mut wrong = Vec::new();
     let mut exits = Vec::new();
@@ -1113,12 +1130,7 @@ fn kernel_agrees_with_the_audit_packet_by_packet() {
         started.elapsed().as_secs_f64(),
         seed()
     );
-    assert!(
-        wrong.is_empty(),
-        "{} disagreements:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
+    assert_no_disagreements(&wrong);
     for (name, exact, exit) in exits {
         assert_eq!(
             exit,
@@ -1159,16 +1171,7 @@ fn golden_files(files: &[&str]) {
         let path = format!("tests/audit/{f}");
         let name = f.replace(['/', '.'], "_");
         for format in ["json", "table"] {
-            let (code, out, err) = cli(&[
-                "audit",
-                LAB,
-                "--node",
-                "APP1",
-                "--ruleset",
-                &path,
-                "--format",
-                format,
-            ]);
+            let (code, out, err) = cli(&common::audit_app1_args(LAB, &path, format));
             let bad = f.starts_with("bad/");
             assert_eq!(code, if bad { 2 } else { 1 }, "{f}: {err}");
             if bad {
@@ -1190,27 +1193,9 @@ fn golden_files(files: &[&str]) {
 fn golden_csv_and_markdown() {
     for (f, format) in [("admin.save", "csv"), ("windows.json", "markdown")] {
         let path = format!("tests/audit/{f}");
-        let (code, out, err) = cli(&[
-            "audit",
-            LAB,
-            "--node",
-            "APP1",
-            "--ruleset",
-            &path,
-            "--format",
-            format,
-        ]);
+        let (code, out, err) = cli(&common::audit_app1_args(LAB, &path, format));
         assert_eq!(code, 1, "{f}: {err}");
-        let (_, json, _) = cli(&[
-            "audit",
-            LAB,
-            "--node",
-            "APP1",
-            "--ruleset",
-            &path,
-            "--format",
-            "json",
-        ]);
+        let (_, json, _) = cli(&common::audit_app1_args(LAB, &path, "json"));
         let json: serde_json::Value = serde_json::from_str(&json).unwrap();
         let rows =
             json["flows"].as_array().unwrap().len() + json["extra"].as_array().unwrap().len();
@@ -1237,16 +1222,7 @@ fn golden_nft_text() {
     // The text of admin.nft as nft prints it: the same report as its JSON export, but for the
     // format's name and the rules' names (nft's text rather than words rebuilt from the JSON).
     let report = |f: &str| {
-        let (_, out, _) = cli(&[
-            "audit",
-            LAB,
-            "--node",
-            "APP1",
-            "--ruleset",
-            f,
-            "--format",
-            "json",
-        ]);
+        let (_, out, _) = cli(&common::audit_app1_args(LAB, f, "json"));
         let mut v: serde_json::Value = serde_json::from_str(&out).unwrap();
         fn strip(v: &mut serde_json::Value) {
             match v {
@@ -2203,13 +2179,9 @@ fn run_iface_case(name: &str, kind: Kind, rules: &str, dep: &Path, rng: &mut Rng
 #[test]
 fn kernel_agrees_with_the_audit_on_input_interfaces() {
     let what = "audit input interface differential test";
-    if !kernel_ready(what) {
+    let Some((_serial, started, mut rng)) = differential_start(what) else {
         return;
-    }
-    let _serial = LOCK.lock().unwrap_or_else(|e| e.into_inner());
-    burst::raise_fd_limit();
-    let started = Instant::now();
-    let mut rng = Rng::new(seed());
+    };
     let dir = tempfile::tempdir().unwrap();
     let dep = dir.path().join("lab-interfaces.toml");
     std::fs::write(&dep, iface_deployment()).unwrap();
@@ -2245,12 +2217,7 @@ fn kernel_agrees_with_the_audit_on_input_interfaces() {
         started.elapsed().as_secs_f64(),
         seed()
     );
-    assert!(
-        wrong.is_empty(),
-        "{} disagreements:\n{}",
-        wrong.len(),
-        wrong.join("\n")
-    );
+    assert_no_disagreements(&wrong);
     assert!(total >= 8_000, "only {total} packets");
     assert!(undecided < total / 2, "{undecided} of {total} undecided");
 }

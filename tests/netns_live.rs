@@ -1105,21 +1105,7 @@ fn a_workstation_listener_verifies_every_media_port_from_the_mrs_unit() {
 
     // --unexpected sweeps the PC's address, not the nodes': a service the PC's admins opened
     // (RDP, 3389) is found there, and no node address is swept.
-    pc.exec(
-        &[
-            "nft",
-            "add",
-            "rule",
-            "inet",
-            "scc_ports",
-            "input",
-            "tcp",
-            "dport",
-            "3389",
-            "accept",
-        ],
-        None,
-    );
+    pc.accept_tcp(3389);
     let _rdp = Holder::start(pc, format!("{AGENT_PC}:3389").parse().unwrap());
     let swept = probe_workstation_with(&lab, &file, &["--unexpected"]);
     assert_eq!(

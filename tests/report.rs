@@ -288,6 +288,16 @@ fn hostile_names_are_escaped_in_every_output() {
 /// Opens `html` in headless Chromium (tests/browser/check.mjs), expecting `failures` failure
 /// blocks; what it found, or `None` when Chromium or node is missing (CI requires them).
 /// The screenshot is a test artifact: target/test-artifacts/SHOT.
+/// Runs `report ARGS --format html -o HTML` in `dir`; every page the browser checks comes from
+/// inputs that fail, so it must exit 1.
+fn failing_html_report(dir: &Path, args: &[&str], html: &Path) {
+    let mut all = vec!["report"];
+    all.extend(args);
+    all.extend(["--format", "html", "-o", html.to_str().unwrap()]);
+    let (code, _, err) = run(dir, &all);
+    assert_eq!(code, 1, "{err}");
+}
+
 fn chromium_check(html: &Path, shot: &str, failures: usize) -> Option<serde_json::Value> {
     let browser = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser");
     let required = required();
@@ -341,11 +351,7 @@ fn chromium_check(html: &Path, shot: &str, failures: usize) -> Option<serde_json
 fn html_report_renders_in_headless_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let html = dir.path().join("report.html");
-    let mut args = vec!["report"];
-    args.extend(RESULTS);
-    args.extend(["--format", "html", "-o", html.to_str().unwrap()]);
-    let (code, _, err) = run(&fixtures(), &args);
-    assert_eq!(code, 1, "{err}");
+    failing_html_report(&fixtures(), &RESULTS, &html);
     // Eight failure groups in the fixtures: closed, open, two filtered, and the agents' PCs
     // (RTP and RTCP) untested from dc and from agents; the carrier zone, untested as a whole, is
     // one line of its own.
@@ -461,17 +467,9 @@ fn a_result_file_cannot_forge_lines_or_reorder_text() {
 fn a_forged_detail_shows_as_text_in_headless_chromium() {
     let dir = forged_fixtures();
     let html = dir.path().join("report.html");
-    let mut args = vec!["report"];
-    args.extend(RESULTS);
-    args.extend([
-        "agent-pc.json",
-        "--format",
-        "html",
-        "-o",
-        html.to_str().unwrap(),
-    ]);
-    let (code, _, err) = run(dir.path(), &args);
-    assert_eq!(code, 1, "{err}");
+    let mut args = RESULTS.to_vec();
+    args.push("agent-pc.json");
+    failing_html_report(dir.path(), &args, &html);
     let Some(found) = chromium_check(&html, "report-forged.png", 8) else {
         return;
     };
@@ -724,10 +722,8 @@ fn the_fleet_report_matches_its_golden_in_every_format() {
     }
 }
 
-#[test]
-fn an_audit_alone_makes_a_report_and_an_exact_one_exits_zero() {
-    let dir = fleet();
-    let d = dir.path();
+/// The fleet's planned iptables rules for APP1, as `firewall` prints them.
+fn app1_iptables(d: &Path) -> String {
     let (code, out, err) = run(
         d,
         &[
@@ -740,6 +736,14 @@ fn an_audit_alone_makes_a_report_and_an_exact_one_exits_zero() {
         ],
     );
     assert_eq!(code, 0, "{err}");
+    out
+}
+
+#[test]
+fn an_audit_alone_makes_a_report_and_an_exact_one_exits_zero() {
+    let dir = fleet();
+    let d = dir.path();
+    let out = app1_iptables(d);
     std::fs::write(d.join("good.rules"), out).unwrap();
     audit_to(
         d,
@@ -975,18 +979,7 @@ fn hostile_audit_text_is_cleaned_for_every_sink() {
 fn drift_names_what_broke_and_what_opened_and_the_reverse_what_was_fixed() {
     let dir = fleet();
     let d = dir.path();
-    let (code, good, err) = run(
-        d,
-        &[
-            "firewall",
-            "fleet.toml",
-            "--target",
-            "iptables",
-            "--node",
-            "APP1",
-        ],
-    );
-    assert_eq!(code, 0, "{err}");
+    let good = app1_iptables(d);
     let client = good
         .lines()
         .find(|l| l.contains("\"connection-server.client-port\""))
@@ -1190,18 +1183,9 @@ fn drift_of_probe_results() {
 fn the_fleet_report_renders_in_headless_chromium() {
     let dir = fleet();
     let html = dir.path().join("fleet.html");
-    let mut args = vec!["report"];
-    args.extend(FLEET);
-    args.extend([
-        "--compare",
-        "APP1.json",
-        "--format",
-        "html",
-        "-o",
-        html.to_str().unwrap(),
-    ]);
-    let (code, _, err) = run(dir.path(), &args);
-    assert_eq!(code, 1, "{err}");
+    let mut args = FLEET.to_vec();
+    args.extend(["--compare", "APP1.json"]);
+    failing_html_report(dir.path(), &args, &html);
     // Probe failures: the two filtered ports of the prompt area, and the zones' PCs untested.
     let Some(found) = chromium_check(&html, "fleet-report.png", 3) else {
         return;
@@ -1217,22 +1201,11 @@ fn the_fleet_report_renders_in_headless_chromium() {
     );
     // The audits alone (what the fleet playbook writes): its own page, with the plan's picture.
     let html = dir.path().join("audits.html");
-    let (code, _, err) = run(
+    failing_html_report(
         dir.path(),
-        &[
-            "report",
-            "fleet.toml",
-            "--audit",
-            "APP1.json",
-            "--audit",
-            "EDGE.json",
-            "--format",
-            "html",
-            "-o",
-            html.to_str().unwrap(),
-        ],
+        &["fleet.toml", "--audit", "APP1.json", "--audit", "EDGE.json"],
+        &html,
     );
-    assert_eq!(code, 1, "{err}");
     let found = chromium_check(&html, "fleet-audits.png", 0).expect("checked above");
     assert_eq!(found["console_errors"], serde_json::json!([]));
     assert_eq!(found["requests"], serde_json::json!([]));

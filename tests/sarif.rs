@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use serde_json::Value;
 
@@ -35,16 +34,7 @@ fn sarif(args: &[&str]) -> (i32, Value) {
 
 fn audit(ruleset: &str) -> (i32, Value) {
     let path = format!("tests/audit/{ruleset}");
-    sarif(&[
-        "audit",
-        LAB,
-        "--node",
-        "APP1",
-        "--ruleset",
-        &path,
-        "--format",
-        "sarif",
-    ])
+    sarif(&common::audit_app1_args(LAB, &path, "sarif"))
 }
 
 fn results(log: &Value) -> &Vec<Value> {
@@ -54,12 +44,7 @@ fn results(log: &Value) -> &Vec<Value> {
 /// Every log the two commands write for the examples, the lab's rulesets and a broken file.
 fn every_log() -> Vec<(String, Value)> {
     let mut logs = Vec::new();
-    let mut examples: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    examples.sort();
+    let examples = common::example_files();
     for p in &examples {
         let rel = p.strip_prefix(root()).unwrap().display().to_string();
         let (code, log) = sarif(&["check", &rel, "--format", "sarif"]);
@@ -83,40 +68,6 @@ fn every_log() -> Vec<(String, Value)> {
 }
 
 /// Validates each log against the vendored schema; one line per log: "valid" or the first error.
-fn validate(logs: &[(String, Value)]) -> Option<Vec<String>> {
-    let py = common::python_jsonschema("SARIF schema validation")?;
-    let dir = tempfile::tempdir().unwrap();
-    let input = dir.path().join("logs.json");
-    let list: Vec<&Value> = logs.iter().map(|(_, l)| l).collect();
-    std::fs::write(&input, serde_json::to_string(&list).unwrap()).unwrap();
-    let script = r#"
-import json, sys, jsonschema
-schema = json.load(open(sys.argv[1]))
-v = jsonschema.Draft4Validator(schema)
-for d in json.load(open(sys.argv[2])):
-    errors = sorted(v.iter_errors(d), key=lambda e: list(e.path))
-    print("valid" if not errors else "invalid: %s at %s" % (errors[0].message.replace("\n", " "), list(errors[0].path)))
-"#;
-    let out = Command::new(py)
-        .args(["-c", script])
-        .arg(root().join("tests/sarif/sarif-schema-2.1.0.json"))
-        .arg(&input)
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    Some(
-        String::from_utf8(out.stdout)
-            .unwrap()
-            .lines()
-            .map(str::to_owned)
-            .collect(),
-    )
-}
-
 #[cfg_attr(
     not(scc_py_jsonschema),
     ignore = "needs the Python module jsonschema (python3-jsonschema)"
@@ -145,17 +96,13 @@ fn every_log_is_valid_sarif_2_1_0_and_a_broken_one_is_not() {
         .unwrap()
         .remove("message");
     logs.push(("result without message".into(), no_message));
-    let Some(verdicts) = validate(&logs) else {
+    let schema = root().join("tests/sarif/sarif-schema-2.1.0.json");
+    let Some(verdicts) =
+        common::jsonschema_verdicts("SARIF schema validation", &schema, "Draft4Validator", &logs)
+    else {
         return; // skipped, with the reason printed
     };
-    assert_eq!(verdicts.len(), logs.len());
-    for (i, ((what, _), verdict)) in logs.iter().zip(&verdicts).enumerate() {
-        if i < valid {
-            assert_eq!(verdict, "valid", "{what}");
-        } else {
-            assert!(verdict.starts_with("invalid"), "{what} passed the schema");
-        }
-    }
+    common::assert_first_valid(&logs, &verdicts, valid);
 }
 
 /// The logs' shape that code scanning needs: every result's rule listed at its index, a level,

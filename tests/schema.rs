@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Command;
 
 use scc_ports::deployment::shape::{DEPLOYMENT, Field, Shape};
 use serde_json::{Value, json};
@@ -118,40 +117,6 @@ fn schema_has_the_parsers_keys_and_kinds() {
 }
 
 /// Validates each document; returns one line per document: "valid" or the first error.
-fn validate(docs: &[(String, Value)]) -> Vec<String> {
-    let Some(py) = common::python_jsonschema("schema validation test") else {
-        return Vec::new();
-    };
-    let dir = tempfile::tempdir().expect("temp dir");
-    let list: Vec<Value> = docs.iter().map(|(_, d)| d.clone()).collect();
-    let input = dir.path().join("docs.json");
-    std::fs::write(&input, serde_json::to_string(&list).unwrap()).unwrap();
-    let script = r#"
-import json, sys, jsonschema
-schema = json.load(open(sys.argv[1]))
-v = jsonschema.Draft202012Validator(schema)
-for d in json.load(open(sys.argv[2])):
-    errors = sorted(v.iter_errors(d), key=lambda e: list(e.path))
-    print("valid" if not errors else "invalid: " + errors[0].message.replace("\n", " "))
-"#;
-    let out = Command::new(py)
-        .args(["-c", script])
-        .arg(root().join("docs/deployment.schema.json"))
-        .arg(&input)
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
 fn toml_to_json(text: &str) -> Value {
     let v: toml::Value = toml::from_str(text).expect("TOML");
     serde_json::to_value(v).expect("JSON")
@@ -164,12 +129,7 @@ fn toml_to_json(text: &str) -> Value {
 #[test]
 fn every_example_is_valid_and_broken_files_are_not() {
     let mut docs: Vec<(String, Value)> = Vec::new();
-    let mut examples: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
-        .collect();
-    examples.sort();
+    let examples = common::example_files();
     assert!(examples.len() >= 4, "{examples:?}");
     for p in &examples {
         let text = std::fs::read_to_string(p).unwrap();
@@ -260,18 +220,16 @@ fn every_example_is_valid_and_broken_files_are_not() {
         edit(&mut d);
         docs.push((what.to_string(), d));
     }
-    let results = validate(&docs);
-    if results.is_empty() {
+    let schema = root().join("docs/deployment.schema.json");
+    let Some(verdicts) = common::jsonschema_verdicts(
+        "schema validation test",
+        &schema,
+        "Draft202012Validator",
+        &docs,
+    ) else {
         return; // skipped, with the reason printed
-    }
-    assert_eq!(results.len(), docs.len());
-    for (i, ((what, _), result)) in docs.iter().zip(&results).enumerate() {
-        if i < valid {
-            assert_eq!(result, "valid", "{what}");
-        } else {
-            assert!(result.starts_with("invalid"), "{what} passed the schema");
-        }
-    }
+    };
+    common::assert_first_valid(&docs, &verdicts, valid);
 }
 
 /// README: the install step comes before the tour, and every file it names is in the repository

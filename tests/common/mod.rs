@@ -57,6 +57,76 @@ pub fn python_jsonschema(what: &str) -> Option<std::path::PathBuf> {
     None
 }
 
+/// Each of `docs` checked against the JSON schema `schema` by Python's `jsonschema` with
+/// `validator` (its class for the schema's draft): "valid", or "invalid: MESSAGE at PATH" of the
+/// first error; None when the module is missing (skipped, see `python_jsonschema`).
+pub fn jsonschema_verdicts(
+    what: &str,
+    schema: &std::path::Path,
+    validator: &str,
+    docs: &[(String, serde_json::Value)],
+) -> Option<Vec<String>> {
+    let py = python_jsonschema(what)?;
+    let dir = tempfile::tempdir().unwrap();
+    let input = dir.path().join("docs.json");
+    let list: Vec<&serde_json::Value> = docs.iter().map(|(_, d)| d).collect();
+    std::fs::write(&input, serde_json::to_string(&list).unwrap()).unwrap();
+    let script = r#"
+import json, sys, jsonschema
+schema = json.load(open(sys.argv[1]))
+v = getattr(jsonschema, sys.argv[3])(schema)
+for d in json.load(open(sys.argv[2])):
+    errors = sorted(v.iter_errors(d), key=lambda e: list(e.path))
+    print("valid" if not errors else "invalid: %s at %s" % (errors[0].message.replace("\n", " "), list(errors[0].path)))
+"#;
+    let out = std::process::Command::new(py)
+        .args(["-c", script])
+        .arg(schema)
+        .arg(&input)
+        .arg(validator)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Some(
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect(),
+    )
+}
+
+/// The schema checks' verdicts: the first `valid` documents pass, every one after (the broken
+/// ones, each named by its label) is refused.
+pub fn assert_first_valid(docs: &[(String, serde_json::Value)], verdicts: &[String], valid: usize) {
+    assert_eq!(verdicts.len(), docs.len());
+    for (i, ((what, _), verdict)) in docs.iter().zip(verdicts).enumerate() {
+        if i < valid {
+            assert_eq!(verdict, "valid", "{what}");
+        } else {
+            assert!(verdict.starts_with("invalid"), "{what} passed the schema");
+        }
+    }
+}
+
+/// `audit LAB --node APP1 --ruleset RULESET --format FORMAT`: the audit tests' one question.
+pub fn audit_app1_args<'a>(lab: &'a str, ruleset: &'a str, format: &'a str) -> [&'a str; 8] {
+    [
+        "audit",
+        lab,
+        "--node",
+        "APP1",
+        "--ruleset",
+        ruleset,
+        "--format",
+        format,
+    ]
+}
+
 /// Runs the built `scc-ports` from the crate's root: (exit code, stdout, stderr).
 pub fn cli(args: &[&str]) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_scc-ports"))
@@ -71,6 +141,55 @@ pub fn cli(args: &[&str]) -> (i32, String, String) {
     )
 }
 
+/// The examples with network firewalls, one by one: (name, file, the directory under `dir` where
+/// `aclgen` rendered its network policy, the deployment).
+pub fn aerleon_examples(
+    dir: &std::path::Path,
+) -> impl Iterator<
+    Item = (
+        &'static str,
+        String,
+        std::path::PathBuf,
+        scc_ports::deployment::Deployment,
+    ),
+> + '_ {
+    [
+        "all-in-one",
+        "redundant",
+        "large",
+        "services",
+        "two-offices",
+    ]
+    .into_iter()
+    .map(move |ex| {
+        let file = format!("examples/{ex}.toml");
+        let out = aerleon_network(&file, &dir.join(ex));
+        let dep = load_deployment(&file);
+        (ex, file, out, dep)
+    })
+}
+
+/// Every example deployment (`examples/*.toml`), sorted.
+pub fn example_files() -> Vec<std::path::PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut examples: Vec<std::path::PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    examples.sort();
+    examples
+}
+
+/// The deployment `file` (a path from the crate root), which must load.
+pub fn load_deployment(file: &str) -> scc_ports::deployment::Deployment {
+    let catalog = scc_ports::catalog::Catalog::embedded();
+    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file))
+        .unwrap();
+    scc_ports::deployment::parse(&scc_ports::diag::Source::new(file, text.as_str()), &catalog)
+        .unwrap_or_else(|e| panic!("{file} loads: {e:?}"))
+}
+
 /// The flows the lab deployment `lab` (a path from the crate root) plans through the firewall of
 /// APP1 (whose addresses are `app1`), or with `network` through the network firewalls.
 pub fn lab_flows(
@@ -79,11 +198,7 @@ pub fn lab_flows(
     network: bool,
 ) -> Vec<scc_ports::flows::Flow> {
     let catalog = scc_ports::catalog::Catalog::embedded();
-    let text = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(lab))
-        .unwrap();
-    let dep =
-        scc_ports::deployment::parse(&scc_ports::diag::Source::new(lab, text.as_str()), &catalog)
-            .expect("lab loads");
+    let dep = load_deployment(lab);
     let plan = scc_ports::plan::resolve(&dep, &catalog);
     let all = scc_ports::flows::flows(&dep, &catalog, &plan);
     let mode = if network {

@@ -132,6 +132,27 @@ impl Netns {
     }
 
     /// Loads an nftables ruleset (text for `nft -f -`) in this namespace.
+    /// Opens tcp PORT in the input chain of the rules scc-ports generated (`inet scc_ports`):
+    /// a service the plan does not know about, for the checks that must find it.
+    pub fn accept_tcp(&self, port: u16) {
+        let port = port.to_string();
+        self.exec(
+            &[
+                "nft",
+                "add",
+                "rule",
+                "inet",
+                "scc_ports",
+                "input",
+                "tcp",
+                "dport",
+                &port,
+                "accept",
+            ],
+            None,
+        );
+    }
+
     pub fn nft(&self, ruleset: &str) -> io::Result<()> {
         let mut child = Command::new("ip")
             .args(["netns", "exec", &self.name, "nft", "-f", "-"])
