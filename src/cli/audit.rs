@@ -355,8 +355,8 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
     })
 }
 
-/// The SARIF log of an audit, made from its JSON document (what a saved `--format json` holds);
-/// the export's text, when it is a file, lets the log point at an nft handle's line.
+/// The SARIF log of an audit; the export's text, when it is a file, lets the log point at an nft
+/// handle's line.
 fn sarif(report: &Report, ruleset: &std::path::Path) -> Result<String> {
     let text = if ruleset.is_file() {
         Some(read_text(ruleset, RULESET_HINT)?)
@@ -364,7 +364,7 @@ fn sarif(report: &Report, ruleset: &std::path::Path) -> Result<String> {
         None
     };
     json(&crate::render::sarif::audit(
-        &serde_json::to_value(report)?,
+        report,
         &ruleset.display().to_string(),
         text.as_ref().map(|s| &*s.text),
     ))

@@ -3,13 +3,13 @@
 //!
 //! The rule ids are the codes `check` prints (C1xx findings, E0xx/C0xx input errors, described by
 //! docs/checks.md's tables, which are read here so the two never disagree) and the audit finding
-//! kinds [`AUDIT_RULES`] (`SCC-A001`…). The audit log is made from the document `audit --format
-//! json` prints, read into tolerant mirror structs (today's rows and the grouped ones alike).
+//! kinds [`AUDIT_RULES`] (`SCC-A001`…). The audit log is made from the audit's own report (the
+//! rows `audit --format json` prints), not from its JSON read back.
 
-use serde::Deserialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+use crate::audit::compare::{Report, Subject};
 use crate::diag::{Diagnostic, Location, Severity};
 use crate::plan::check::{CHECKS, Finding};
 
@@ -292,75 +292,6 @@ pub fn diagnostics(diags: &[Diagnostic], file: &str) -> Value {
     log("scc-ports/check/", rules, results)
 }
 
-/// The audit JSON as read here: every field optional, unknown ones ignored, so that the log can
-/// be made from this version's document and from the grouped one (`sources`/`addresses`).
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct AuditDoc {
-    subject: Option<Subject>,
-    ruleset: Option<String>,
-    flows: Vec<FlowRow>,
-    extra: Vec<ExtraRow>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Subject {
-    kind: String,
-    name: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct FlowRow {
-    zone: String,
-    address: String,
-    transport: String,
-    ports: String,
-    component: String,
-    port_id: String,
-    status: String,
-    blocked: Vec<String>,
-    blocked_sources: Vec<String>,
-    rule: String,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct ExtraRow {
-    source: Option<String>,
-    address: Option<String>,
-    sources: Vec<String>,
-    addresses: Vec<String>,
-    transport: String,
-    ports: String,
-    rule: String,
-    /// The part of sources × addresses × ports the rule does not open beyond the plan.
-    except: Vec<Except>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(default)]
-struct Except {
-    sources: Vec<String>,
-    addresses: Vec<String>,
-    ports: String,
-}
-
-impl ExtraRow {
-    fn sources(&self) -> Vec<String> {
-        let mut v = self.sources.clone();
-        v.extend(self.source.clone());
-        v
-    }
-
-    fn addresses(&self) -> Vec<String> {
-        let mut v = self.addresses.clone();
-        v.extend(self.address.clone());
-        v
-    }
-}
-
 /// Where a rule is, as far as its text says: a line of the ruleset (or of one of its files), and
 /// the rule's name for a logical location.
 #[derive(Debug, PartialEq, Eq)]
@@ -497,18 +428,17 @@ fn ruleset_location(
 /// The log of `audit`: one result per flow not admitted and per opening beyond the plan, at the
 /// deciding rule in the ruleset. `ruleset` is the export's path as given, `text` its content
 /// (to find an nft handle's or a named rule's line).
-pub fn audit(report: &Value, ruleset: &str, text: Option<&str>) -> Value {
-    let doc: AuditDoc = serde_json::from_value(report.clone()).unwrap_or_default();
-    let ruleset = doc.ruleset.as_deref().unwrap_or(ruleset);
+pub fn audit(report: &Report, ruleset: &str, text: Option<&str>) -> Value {
+    let ruleset = report.ruleset.as_deref().unwrap_or(ruleset);
     let rules = audit_rules();
     // Who the ruleset is: a node's or a network firewall's name (stable across runs, unlike a
     // path that may be a temporary copy), else the ruleset's path.
-    let who = match &doc.subject {
+    let who = match &report.subject {
         Some(Subject {
             kind,
             name: Some(n),
         }) => format!("{kind} {n}"),
-        Some(Subject { kind, name: None }) => kind.clone(),
+        Some(Subject { kind, name: None }) => kind.to_string(),
         None => ruleset.to_string(),
     };
     let mut results = Vec::new();
@@ -526,8 +456,8 @@ pub fn audit(report: &Value, ruleset: &str, text: Option<&str>) -> Value {
             "partialFingerprints": fingerprint(&parts),
         }));
     };
-    for f in &doc.flows {
-        let id = match f.status.as_str() {
+    for f in &report.flows {
+        let id = match f.status {
             "blocked" => "SCC-A001",
             "partial" => "SCC-A002",
             "undecided" => "SCC-A003",
@@ -552,10 +482,10 @@ pub fn audit(report: &Value, ruleset: &str, text: Option<&str>) -> Value {
             &f.rule,
         );
     }
-    for e in &doc.extra {
-        let undecided = e.rule.starts_with("cannot decide");
+    for e in &report.openings {
+        let undecided = e.undecided();
         let id = if undecided { "SCC-A005" } else { "SCC-A004" };
-        let (sources, addresses) = (e.sources().join(", "), e.addresses().join(", "));
+        let (sources, addresses) = (e.sources.join(", "), e.addresses.join(", "));
         let except: Vec<String> = e
             .except
             .iter()
@@ -585,7 +515,7 @@ pub fn audit(report: &Value, ruleset: &str, text: Option<&str>) -> Value {
         push(
             id,
             m,
-            vec![&e.transport, &e.ports, &sources, &addresses],
+            vec![e.transport, &e.ports, &sources, &addresses],
             &e.rule,
         );
     }
@@ -596,6 +526,8 @@ pub fn audit(report: &Value, ruleset: &str, text: Option<&str>) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audit::compare::{Except, Opening, Summary};
+    use crate::audit::{Decision, Outcome};
 
     #[test]
     fn the_readers_rule_texts_give_their_lines() {
@@ -675,24 +607,72 @@ mod tests {
             if let Some(n) = find_line(&text, &at.name) {
                 proptest::prop_assert!(n >= 1 && n <= text.lines().count());
             }
-            let log = audit(&json!({"extra": [{"rule": rule, "ports": "1"}]}), "r", Some(&text));
+            let log = audit(&report(None, None, vec![opening(&rule, "1", &[], &[])]), "r", Some(&text));
             proptest::prop_assert_eq!(log["runs"][0]["results"].as_array().unwrap().len(), 1);
+        }
+    }
+
+    /// An opening of `rule` (an accept), as the audit groups them.
+    fn opening(rule: &str, ports: &str, sources: &[&str], addresses: &[&str]) -> Opening {
+        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect();
+        Opening {
+            rule: rule.into(),
+            transport: "tcp",
+            ports: ports.into(),
+            sources: list(sources),
+            addresses: list(addresses),
+            except: Vec::new(),
+            decided_by: Decision {
+                outcome: Outcome::Accept,
+                rule: rule.into(),
+                at: None,
+            },
+        }
+    }
+
+    fn report(node: Option<&str>, ruleset: Option<&str>, openings: Vec<Opening>) -> Report {
+        Report {
+            format_version: crate::FORMAT_VERSION,
+            subject: node.map(|n| Subject {
+                kind: "node",
+                name: Some(n.into()),
+            }),
+            ruleset: ruleset.map(Into::into),
+            summary: Summary {
+                format: "iptables-save",
+                flows: 0,
+                admitted: 0,
+                partial: 0,
+                blocked: 0,
+                undecided: 0,
+                extra: openings.len(),
+                undecided_openings: 0,
+                exact: openings.is_empty(),
+            },
+            flows: Vec::new(),
+            openings,
+            extra: Vec::new(),
         }
     }
 
     #[test]
     fn grouped_openings_and_the_subject_are_read() {
-        let doc = json!({
-            "subject": {"kind": "node", "name": "APP1"},
-            "ruleset": "app1.save",
-            "flows": [],
-            "extra": [{"rule": "line 19: -A INPUT -s 10.88.5.0/24 -p tcp -m tcp ! --dport 1:1024 -j ACCEPT",
-                       "transport": "tcp", "ports": "1025-21001",
-                       "sources": ["10.88.5.0/24"], "addresses": ["10.88.1.11", "10.88.1.100"]}]
-        });
+        let doc = report(
+            Some("APP1"),
+            Some("app1.save"),
+            vec![opening(
+                "line 19: -A INPUT -s 10.88.5.0/24 -p tcp -m tcp ! --dport 1:1024 -j ACCEPT",
+                "1025-21001",
+                &["10.88.5.0/24"],
+                &["10.88.1.11", "10.88.1.100"],
+            )],
+        );
         let mut excepted = doc.clone();
-        excepted["extra"][0]["except"] =
-            json!([{"sources": ["10.88.5.0/24"], "addresses": ["10.88.1.100"], "ports": "8080"}]);
+        excepted.openings[0].except = vec![Except {
+            sources: vec!["10.88.5.0/24".into()],
+            addresses: vec!["10.88.1.100".into()],
+            ports: "8080".into(),
+        }];
         let text = audit(&excepted, "x", None)["runs"][0]["results"][0]["message"]["text"].clone();
         assert!(
             text.as_str().unwrap().starts_with(
@@ -716,7 +696,7 @@ mod tests {
         assert_eq!(at["region"]["startLine"], 19);
         // The same opening of another node is another alert; of the same node, the same one.
         let mut other = doc.clone();
-        other["subject"]["name"] = "APP2".into();
+        other.subject.as_mut().unwrap().name = Some("APP2".into());
         let fp = |l: &Value| l["runs"][0]["results"][0]["partialFingerprints"].clone();
         assert_ne!(fp(&audit(&other, "x", None)), fp(&log));
         assert_eq!(fp(&audit(&doc, "moved/elsewhere", None)), fp(&log));
