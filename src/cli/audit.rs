@@ -48,17 +48,17 @@ pub(super) fn scope(
 /// Most files read from a firewalld configuration (a stock one has about 250).
 const MAX_CONFIG_FILES: usize = 10_000;
 
-/// Reads and parses a ruleset export, or a firewalld configuration directory; unreadable input
-/// is an error (exit 2).
-pub(super) fn load_ruleset(path: &std::path::Path) -> Result<crate::audit::Ruleset> {
+/// Reads and parses a ruleset export (with its text, which a SARIF log points into), or a
+/// firewalld configuration directory (no one text); unreadable input is an error (exit 2).
+pub(super) fn load_ruleset(
+    path: &std::path::Path,
+) -> Result<(crate::audit::Ruleset, Option<std::sync::Arc<str>>)> {
     if std::fs::metadata(path).is_ok_and(|m| m.is_dir()) {
-        return load_firewalld_dir(path);
+        return Ok((load_firewalld_dir(path)?, None));
     }
     let source = read_text(path, RULESET_HINT)?;
-    Ok(crate::audit::read(
-        &path.display().to_string(),
-        &source.text,
-    )?)
+    let rules = crate::audit::read(&path.display().to_string(), &source.text)?;
+    Ok((rules, Some(source.text)))
 }
 
 /// A firewalld configuration: a copy of `/etc/firewalld`, or a root holding `etc/firewalld` and
@@ -170,6 +170,8 @@ struct Start {
     scope: Scope,
     /// The network firewall the appliance is (`[firewalls.NAME]`).
     firewall: Option<String>,
+    /// The export's text (none for a firewalld directory).
+    text: Option<std::sync::Arc<str>>,
 }
 
 fn start(
@@ -182,7 +184,7 @@ fn start(
     let dep = load_deployment(file, catalog)?;
     let plan = crate::plan::resolve(&dep, catalog);
     let (mode, scope) = scope(&dep, &plan, node)?;
-    let rules = load_ruleset(ruleset)?;
+    let (rules, text) = load_ruleset(ruleset)?;
     let network = matches!(scope, Scope::Network);
     crate::audit::fits_scope(&ruleset.display().to_string(), &rules, network)?;
     let all = crate::flows::flows(&dep, catalog, &plan);
@@ -224,6 +226,7 @@ fn start(
         mode,
         scope,
         firewall: name,
+        text,
     })
 }
 
@@ -320,6 +323,7 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
         scope,
         mode,
         firewall,
+        text,
         ..
     } = start(
         catalog,
@@ -345,7 +349,11 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
         AuditFormat::Table => table(&report),
         AuditFormat::Csv => rows(&report).render(Format::Csv, usize::MAX),
         AuditFormat::Markdown => rows(&report).render(Format::Markdown, usize::MAX),
-        AuditFormat::Sarif => sarif(&report, &args.ruleset)?,
+        AuditFormat::Sarif => json(&crate::render::sarif::audit(
+            &report,
+            &args.ruleset.display().to_string(),
+            text.as_deref(),
+        ))?,
     };
     emit(&text)?;
     Ok(if report.summary.exact {
@@ -353,21 +361,6 @@ pub fn audit_cmd(catalog: &Catalog, args: AuditArgs) -> Result<ExitCode> {
     } else {
         ExitCode::from(EXIT_NO)
     })
-}
-
-/// The SARIF log of an audit; the export's text, when it is a file, lets the log point at an nft
-/// handle's line.
-fn sarif(report: &Report, ruleset: &std::path::Path) -> Result<String> {
-    let text = if ruleset.is_file() {
-        Some(read_text(ruleset, RULESET_HINT)?)
-    } else {
-        None
-    };
-    json(&crate::render::sarif::audit(
-        report,
-        &ruleset.display().to_string(),
-        text.as_ref().map(|s| &*s.text),
-    ))
 }
 
 /// The deciding rule as the table shows it: the rule itself (an engineer reads the rule, not a
